@@ -1,0 +1,52 @@
+# The two commands of the README, and the pieces they are made of.
+#   make demo   set up .venv, build, run the demo on built-in data
+#   make test   set up .venv with the test extra, build, C unit tests under ASan+UBSan, pytest
+PY      ?= python3
+VENV    ?= .venv
+VPY     := $(VENV)/bin/python
+CC      ?= gcc
+CFLAGS_SAN := -std=c11 -O1 -g -fopenmp -fsanitize=address,undefined -fno-sanitize-recover=all \
+              -fno-omit-frame-pointer -Wall -Wextra -Werror -Icsrc
+CORE_SRC := $(wildcard csrc/*.c)
+CTESTS   := $(patsubst csrc/tests/%.c,build/ctest/%,$(wildcard csrc/tests/test_*.c))
+
+.PHONY: demo test venv install install-test ctest pytest bench clean native
+
+$(VPY):
+	$(PY) -m venv $(VENV)
+	$(VPY) -m pip install -q --upgrade pip
+
+venv: $(VPY)
+
+install: $(VPY)
+	$(VPY) -m pip install -q -e .
+
+install-test: $(VPY)
+	$(VPY) -m pip install -q -e ".[test]"
+
+demo: install
+	$(VPY) -m monge demo
+
+build/ctest/%: csrc/tests/%.c $(CORE_SRC) $(wildcard csrc/*.h csrc/*.inc)
+	@mkdir -p build/ctest
+	$(CC) $(CFLAGS_SAN) $(CORE_SRC) $< -lm -o $@
+
+ctest: $(CTESTS)
+	@for t in $(CTESTS); do echo "== $$t (ASan+UBSan)"; \
+	  ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1 $$t || exit 1; done
+
+pytest: install-test
+	$(VPY) -m pytest -q tests
+
+test: install-test ctest
+	$(VPY) -m pytest -q tests
+
+bench: install-test
+	$(VPY) benchmarks/sinkhorn.py
+
+# opt-in: build the extension for this CPU only (-march=native, no runtime dispatch)
+native: $(VPY)
+	MONGE_NATIVE=1 $(VPY) -m pip install -q --no-build-isolation -e . --force-reinstall --no-deps
+
+clean:
+	rm -rf build *.egg-info python/*.egg-info python/monge/*.so

@@ -1,0 +1,61 @@
+#include "common.h"
+#include "internal.h"
+
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+
+const char *monge_status_str(int status)
+{
+    switch (status) {
+    case MONGE_OK: return "success";
+    case MONGE_EINVAL: return "invalid argument";
+    case MONGE_ENOMEM: return "out of memory";
+    case MONGE_ENOCONV: return "did not converge within the iteration limit";
+    case MONGE_EINTR: return "interrupted";
+    case MONGE_ENONFINITE: return "non-finite value in the iterates";
+    default: return "unknown status";
+    }
+}
+
+static int g_num_threads = 0; /* 0: not yet initialised */
+
+void monge_set_num_threads(int n)
+{
+#ifdef _OPENMP
+    g_num_threads = n > 0 ? n : omp_get_max_threads();
+#else
+    (void)n;
+    g_num_threads = 1;
+#endif
+}
+
+int monge_get_num_threads(void)
+{
+    if (g_num_threads <= 0) monge_set_num_threads(0);
+    return g_num_threads;
+}
+
+int monge_resolve_threads(int requested)
+{
+    return requested > 0 ? requested : monge_get_num_threads();
+}
+
+int monge_has_openmp(void)
+{
+#ifdef _OPENMP
+    return 1;
+#else
+    return 0;
+#endif
+}
+
+const char *monge_simd_level(void)
+{
+#if MONGE_HAVE_CLONES
+    __builtin_cpu_init();
+    if (__builtin_cpu_supports("avx512f")) return "avx512";
+    if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) return "avx2";
+#endif
+    return "generic";
+}

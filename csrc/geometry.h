@@ -1,0 +1,85 @@
+/* monge geometry layer: where a cost C_ij comes from.
+ *
+ * A geometry is either a dense n x m cost matrix (row-major) or two point clouds x (n x d) and
+ * y (m x d) with a ground cost evaluated on the fly in tiles, so that the online path needs
+ * O((n + m) d) memory whatever n and m:
+ *   sqeuclidean  c(x, y) = |x - y|_2^2            (no 1/2 factor, as POT and OTT-JAX)
+ *   euclidean    c(x, y) = |x - y|_2
+ *   pnorm        c(x, y) = |x - y|_p^p = sum_k |x_k - y_k|^p   (p >= 1)
+ *   cosine       c(x, y) = 1 - <x, y> / (|x| |y|)  (zero vectors are invalid)
+ *
+ * On top of a prepared geometry (monge_geom_work) sit the kernels every entropic solver needs,
+ * all parallel over rows with results independent of the thread count:
+ *   softmin:  out_i = eps * log sum_j exp((h_j - C_ij) / eps)          (the soft c-transform)
+ *   apply:    out_i = sum_j exp((u_i + h_j - C_ij) / eps) V_j:          (plan-vector products)
+ *   dense:    P_ij  = exp((u_i + h_j - C_ij) / eps)                      (materialised plan)
+ * `transpose` = 1 runs the same kernel on C^T (columns become rows).
+ */
+#ifndef MONGE_GEOMETRY_H
+#define MONGE_GEOMETRY_H
+
+#include "common.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef enum {
+    MONGE_COST_SQEUCLIDEAN = 0,
+    MONGE_COST_EUCLIDEAN = 1,
+    MONGE_COST_PNORM = 2,
+    MONGE_COST_COSINE = 3
+} monge_cost;
+
+typedef struct {
+    int64_t n, m;      /* number of rows (x side) and columns (y side), both >= 1 */
+    monge_dtype dtype; /* element type of C, or of x and y */
+    const void *C;     /* dense cost, n*m row-major; NULL selects the online (point cloud) path */
+    const void *x;     /* online: n*d row-major */
+    const void *y;     /* online: m*d row-major */
+    int64_t d;         /* online: dimension, >= 1 */
+    monge_cost cost;   /* online: ground cost */
+    double p;          /* online, pnorm: exponent p >= 1 */
+} monge_geometry;
+
+/* A geometry prepared for repeated kernel calls: transposed copies of the points, normalised
+ * copies for the cosine cost, and per-thread tile buffers.  Opaque; create with
+ * monge_geom_prepare, free with monge_geom_release. */
+typedef struct monge_geom_work monge_geom_work;
+
+/* Checks the geometry and allocates the work state for up to `nthreads` threads (<= 0: library
+ * default).  Returns MONGE_EINVAL for bad sizes/pointers/parameters, MONGE_ENOMEM. */
+int monge_geom_prepare(const monge_geometry *geom, int nthreads, monge_geom_work **work);
+void monge_geom_release(monge_geom_work *work);
+const monge_geometry *monge_geom_of(const monge_geom_work *work);
+
+/* out_i = eps * log sum_j exp((h_j - C_ij) / eps), i over rows (over columns when transpose).
+ * h may contain -inf (zero weight).  `hint` (may be NULL) is a guess of out (e.g. its previous
+ * value): each row is then one pass with the guess as shift, and rows whose shifted sum leaves a
+ * safe range are recomputed exactly with a max pass. */
+int monge_softmin(const monge_geom_work *w, int transpose, double eps, const double *h,
+                  const double *hint, double *out, int nthreads);
+
+/* With P_ij = exp((u_i + h_j - C_ij) / eps) (on C^T when transpose):
+ *   out[i*k + l] = sum_j P_ij V[j*k + l]   (when k > 0 and out, V non-NULL)
+ *   rowsum[i]    = sum_j P_ij               (when rowsum non-NULL)
+ *   rowcost[i]   = sum_j P_ij C_ij          (when rowcost non-NULL) */
+int monge_geom_apply(const monge_geom_work *w, int transpose, double eps, const double *u,
+                     const double *h, const double *V, int64_t k, double *out, double *rowsum,
+                     double *rowcost, int nthreads);
+
+/* P[i*m + j] = exp((u_i + h_j - C_ij) / eps), written in the geometry's dtype. */
+int monge_geom_dense_plan(const monge_geom_work *w, double eps, const double *u, const double *h,
+                          void *P, int nthreads);
+
+/* The cost matrix C[i*m + j], written in the geometry's dtype. */
+int monge_geom_cost_matrix(const monge_geom_work *w, void *C, int nthreads);
+
+/* An upper bound on max_ij C_ij (exact for a dense geometry; from the bounding box of both clouds
+ * online), used to start epsilon-scaling. */
+int monge_geom_max_cost(const monge_geom_work *w, double *out, int nthreads);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,8 @@
+/* monge: optimal transport in C.  One include for the whole public API. */
+#ifndef MONGE_H
+#define MONGE_H
+#include "common.h"
+#include "geometry.h"
+#include "problem.h"
+#include "sinkhorn.h"
+#endif

@@ -1,0 +1,460 @@
+/* monge entropic OT: the log-domain Sinkhorn loop (see sinkhorn.h for the mathematics). */
+#include "sinkhorn.h"
+#include "internal.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+void monge_sinkhorn_params_init(monge_sinkhorn_params *par)
+{
+    memset(par, 0, sizeof *par);
+    par->eps = 1e-2;
+    par->tol = 1e-6;
+    par->max_iter = 10000;
+    par->eps_scaling = 0;
+    par->eps_start = 0;
+    par->scaling_factor = 0.5;
+    par->stage_tol = 1e-2;
+    par->overrelax = 0;
+    par->warm_start = 0;
+    par->compute_cost = 1;
+    par->nthreads = 0;
+}
+
+static int check_params(const monge_sinkhorn_params *p)
+{
+    if (!(p->eps > 0) || !isfinite(p->eps)) return MONGE_EINVAL;
+    if (!(p->tol >= 0) || p->max_iter < 0) return MONGE_EINVAL;
+    if (p->eps_scaling && !(p->scaling_factor > 0 && p->scaling_factor < 1)) return MONGE_EINVAL;
+    if (!(p->overrelax == 0 || (p->overrelax > 0 && p->overrelax < 2))) return MONGE_EINVAL;
+    if (!(p->stage_tol >= 0)) return MONGE_EINVAL;
+    return MONGE_OK;
+}
+
+/* Work arrays of one solve, allocated once. */
+typedef struct {
+    int64_t n, m;
+    double *a, *b;       /* weights (uniform filled in) */
+    double *la, *lb;     /* log weights (-inf where zero) */
+    double *h, *hint, *out;
+    double *fsave;       /* f before the current half-step, restored on convergence */
+    double *fbest, *gbest; /* potentials at the lowest error of the stage */
+    double ma, mb;       /* masses */
+} sk_work;
+
+static void sk_free(sk_work *s)
+{
+    free(s->a);
+    free(s->b);
+    free(s->la);
+    free(s->lb);
+    free(s->h);
+    free(s->hint);
+    free(s->out);
+    free(s->fsave);
+    free(s->fbest);
+    free(s->gbest);
+}
+
+static int sk_alloc(sk_work *s, const monge_problem *pb)
+{
+    memset(s, 0, sizeof *s);
+    s->n = pb->geom->n;
+    s->m = pb->geom->m;
+    const int64_t nm = s->n > s->m ? s->n : s->m;
+    s->a = malloc(sizeof(double) * (size_t)s->n);
+    s->b = malloc(sizeof(double) * (size_t)s->m);
+    s->la = malloc(sizeof(double) * (size_t)s->n);
+    s->lb = malloc(sizeof(double) * (size_t)s->m);
+    s->h = malloc(sizeof(double) * (size_t)nm);
+    s->hint = malloc(sizeof(double) * (size_t)nm);
+    s->out = malloc(sizeof(double) * (size_t)nm);
+    s->fsave = malloc(sizeof(double) * (size_t)s->n);
+    s->fbest = malloc(sizeof(double) * (size_t)s->n);
+    s->gbest = malloc(sizeof(double) * (size_t)s->m);
+    if (!s->a || !s->b || !s->la || !s->lb || !s->h || !s->hint || !s->out || !s->fsave ||
+        !s->fbest || !s->gbest) {
+        sk_free(s);
+        return MONGE_ENOMEM;
+    }
+    s->ma = monge_problem_weights(pb, 0, s->a);
+    s->mb = monge_problem_weights(pb, 1, s->b);
+    for (int64_t i = 0; i < s->n; i++) s->la[i] = s->a[i] > 0 ? log(s->a[i]) : -INFINITY;
+    for (int64_t j = 0; j < s->m; j++) s->lb[j] = s->b[j] > 0 ? log(s->b[j]) : -INFINITY;
+    return MONGE_OK;
+}
+
+/* One half-step on side `tr` (0: update f from g; 1: update g from f).
+ * pot: the potential being updated (len), other: the fixed one (olen), w/lw: weights of the
+ * updated side and log-weights of the fixed side.  Returns through *err_before the L1 KKT
+ * violation of this side at the potentials on entry, and through *err_after the violation of
+ * this side after the (over-relaxed) update. */
+static int half_step(const monge_geom_work *gw, sk_work *s, int tr, double eps, double tau,
+                     double omega, double *pot, const double *other, int nth,
+                     double *err_before, double *err_after)
+{
+    const int64_t len = tr ? s->m : s->n, olen = tr ? s->n : s->m;
+    const double *w = tr ? s->b : s->a, *lo = tr ? s->la : s->lb;
+    const double lam = isinf(tau) ? 1.0 : tau / (tau + eps);
+    for (int64_t j = 0; j < olen; j++) s->h[j] = other[j] + eps * lo[j];
+    for (int64_t i = 0; i < len; i++) s->hint[i] = -pot[i] / lam;
+    int st = monge_softmin(gw, tr, eps, s->h, s->hint, s->out, nth);
+    if (st) return st;
+    double eb = 0, ea = 0;
+    int finite = 1;
+    for (int64_t i = 0; i < len; i++) {
+        const double old = pot[i];
+        const double ratio = exp((old + s->out[i]) / eps); /* (P 1)_i / w_i before the update */
+        const double sink = -lam * s->out[i];
+        const double upd = old + omega * (sink - old);
+        if (!isfinite(upd)) finite = 0;
+        pot[i] = upd;
+        if (w[i] > 0) {
+            const double tgt = isinf(tau) ? 1.0 : exp(-old / tau);
+            eb += w[i] * fabs(ratio - tgt);
+            const double ratio2 = ratio * exp((upd - old) / eps);
+            const double tgt2 = isinf(tau) ? 1.0 : exp(-upd / tau);
+            ea += w[i] * fabs(ratio2 - tgt2);
+        }
+    }
+    *err_before = eb;
+    *err_after = ea;
+    return finite ? MONGE_OK : MONGE_ENONFINITE;
+}
+
+/* Automatic over-relaxation, per stage.  Sinkhorn converges linearly near the solution with some
+ * rate theta; over-relaxed with omega its rate lambda obeys the SOR relation for 2-cyclic
+ * iterations, (lambda + omega - 1)^2 = lambda omega^2 theta, minimised by
+ * omega* = 2 / (1 + sqrt(1 - theta)) (Young; for Sinkhorn: Thibault et al. 2021).  Every WINDOW
+ * iterations we measure lambda (geometric mean of the error decrease, robust to the oscillations of
+ * over-relaxation), infer theta from the relation and move omega to omega*(theta).  A blow-up
+ * (error 100x above the best seen, or non-finite) restores the best potentials and halves
+ * omega - 1. */
+#define RELAX_WINDOW 20
+#define RELAX_MAX 1.99
+typedef struct {
+    double omega, best, win_start_err;
+    int64_t k, win_k;
+    int automatic;
+    int settling; /* the window after a change of omega holds its transient: not measured */
+} relax_state;
+
+static void relax_reset(relax_state *r, double fixed)
+{
+    memset(r, 0, sizeof *r);
+    r->automatic = fixed == 0;
+    r->omega = fixed > 0 ? fixed : 1.0;
+    r->best = INFINITY;
+    r->win_start_err = NAN;
+}
+
+/* Returns 1 when the caller should restore the best potentials. */
+static int relax_update(relax_state *r, double err)
+{
+    r->k++;
+    if (!(err <= 100.0 * r->best) && r->omega > 1.0 && r->k > 1) {
+        r->omega = 1.0 + 0.5 * (r->omega - 1.0);
+        r->win_k = 0;
+        r->win_start_err = NAN;
+        return 1;
+    }
+    if (err < r->best) r->best = err;
+    if (!r->automatic) return 0;
+    if (r->k < 10) return 0; /* let the initial transient pass */
+    if (isnan(r->win_start_err)) {
+        r->win_start_err = err;
+        r->win_k = 0;
+        return 0;
+    }
+    if (++r->win_k < RELAX_WINDOW) return 0;
+    const double lam = pow(err / r->win_start_err, 1.0 / RELAX_WINDOW);
+    r->win_start_err = err;
+    r->win_k = 0;
+    if (r->settling) {
+        r->settling = 0;
+        return 0;
+    }
+    const double w = r->omega;
+    double next;
+    if (!(lam < 1.0)) {
+        next = w > 1.0 ? 1.0 + 0.5 * (w - 1.0) : 1.0;
+    } else {
+        double theta = (lam + w - 1.0) * (lam + w - 1.0) / (lam * w * w);
+        if (theta > 0.99999) theta = 0.99999;
+        if (theta < 0.0) theta = 0.0;
+        const double om = 2.0 / (1.0 + sqrt(1.0 - theta));
+        next = om > RELAX_MAX ? RELAX_MAX : (om < 1.0 ? 1.0 : om);
+    }
+    if (fabs(next - w) > 1e-3) {
+        r->omega = next;
+        r->settling = 1;
+    }
+    return 0;
+}
+
+static int run(const monge_problem *pb, const monge_sinkhorn_params *par, double *f, double *g,
+               monge_sinkhorn_info *info)
+{
+    memset(info, 0, sizeof *info);
+    info->cost = info->mass = info->value = info->error = NAN;
+    int st = check_params(par);
+    if (st) return st;
+    if (!f || !g) return MONGE_EINVAL;
+    st = monge_problem_check(pb, 1e-6);
+    if (st) return st;
+    const int nth = monge_resolve_threads(par->nthreads);
+    monge_geom_work *gw = NULL;
+    st = monge_geom_prepare(pb->geom, nth, &gw);
+    if (st) return st;
+    sk_work s;
+    st = sk_alloc(&s, pb);
+    if (st) {
+        monge_geom_release(gw);
+        return st;
+    }
+    const int64_t n = s.n, m = s.m;
+    if (!par->warm_start) {
+        memset(f, 0, sizeof(double) * (size_t)n);
+        memset(g, 0, sizeof(double) * (size_t)m);
+    } else {
+        for (int64_t i = 0; i < n; i++)
+            if (!isfinite(f[i])) st = MONGE_EINVAL;
+        for (int64_t j = 0; j < m; j++)
+            if (!isfinite(g[j])) st = MONGE_EINVAL;
+        if (st) goto done;
+    }
+
+    /* the epsilon schedule */
+    double eps_cur = par->eps;
+    if (par->eps_scaling) {
+        double e0 = par->eps_start;
+        if (!(e0 > 0)) {
+            st = monge_geom_max_cost(gw, &e0, nth);
+            if (st) goto done;
+        }
+        eps_cur = e0 > par->eps ? e0 : par->eps;
+    }
+    int64_t iter = 0;
+    int converged = 0;
+    double err = INFINITY;
+    relax_state rs;
+    for (;;) {
+        const int last = eps_cur <= par->eps;
+        const double tol = last ? par->tol : (par->stage_tol > par->tol ? par->stage_tol : par->tol);
+        info->n_stages++;
+        relax_reset(&rs, par->overrelax);
+        int have_col = 0;
+        double col_err = INFINITY;
+        int stage_done = 0;
+        while (!stage_done) {
+            double row_err, row_after;
+            /* f half-step; the error of the current (f, g) falls out of it */
+            double f_om = rs.omega;
+            if (iter >= par->max_iter) {
+                /* measure without updating: one half pass with omega = 0 */
+                f_om = 0.0;
+            }
+            memcpy(s.fsave, f, sizeof(double) * (size_t)n);
+            st = half_step(gw, &s, 0, eps_cur, pb->tau_a, f_om, f, g, nth, &row_err, &row_after);
+            if (st) goto done;
+            if (have_col) {
+                err = row_err + col_err;
+                if (par->progress && par->progress(par->progress_ctx, iter, err)) {
+                    st = MONGE_EINTR;
+                    goto done;
+                }
+                if (err <= tol) {
+                    /* the measured state is (f before this half-step, g): return exactly it */
+                    memcpy(f, s.fsave, sizeof(double) * (size_t)n);
+                    stage_done = 1;
+                    if (last) converged = 1;
+                    break;
+                }
+                const double prev_best = rs.best;
+                if (relax_update(&rs, err)) {
+                    /* blow-up: back to the best state of this stage, with a smaller omega */
+                    memcpy(f, s.fbest, sizeof(double) * (size_t)n);
+                    memcpy(g, s.gbest, sizeof(double) * (size_t)m);
+                    have_col = 0;
+                    continue;
+                }
+                if (err < prev_best) {
+                    memcpy(s.fbest, s.fsave, sizeof(double) * (size_t)n);
+                    memcpy(s.gbest, g, sizeof(double) * (size_t)m);
+                }
+            }
+            if (iter >= par->max_iter) {
+                stage_done = 1;
+                break;
+            }
+            double gb, ga;
+            st = half_step(gw, &s, 1, eps_cur, pb->tau_b, rs.omega, g, f, nth, &gb, &ga);
+            if (st) goto done;
+            col_err = ga;
+            have_col = 1;
+            iter++;
+        }
+        if (last || iter >= par->max_iter) break;
+        eps_cur *= par->scaling_factor;
+        if (eps_cur < par->eps) eps_cur = par->eps;
+    }
+    info->n_iter = iter;
+    info->converged = converged;
+    info->overrelax = rs.omega;
+    info->error = err;
+    st = MONGE_OK;
+done:
+    if (st == MONGE_OK && par->compute_cost) {
+        const double eps = par->eps;
+        double *u = s.hint, *hh = s.h, *rsum = s.out;
+        double *rc = malloc(sizeof(double) * (size_t)n);
+        if (!rc) st = MONGE_ENOMEM;
+        else {
+            for (int64_t i = 0; i < n; i++) u[i] = f[i] + eps * s.la[i];
+            for (int64_t j = 0; j < m; j++) hh[j] = g[j] + eps * s.lb[j];
+            st = monge_geom_apply(gw, 0, eps, u, hh, NULL, 0, NULL, rsum, rc, nth);
+            double mass = 0, cost = 0;
+            for (int64_t i = 0; i < n; i++) {
+                if (s.a[i] > 0) {
+                    mass += rsum[i];
+                    cost += rc[i];
+                }
+            }
+            free(rc);
+            double dual = -eps * (mass - s.ma * s.mb);
+            for (int64_t i = 0; i < n; i++)
+                if (s.a[i] > 0)
+                    dual += s.a[i] * (isinf(pb->tau_a) ? f[i] : pb->tau_a * (1 - exp(-f[i] / pb->tau_a)));
+            for (int64_t j = 0; j < m; j++)
+                if (s.b[j] > 0)
+                    dual += s.b[j] * (isinf(pb->tau_b) ? g[j] : pb->tau_b * (1 - exp(-g[j] / pb->tau_b)));
+            info->mass = mass;
+            info->cost = cost;
+            info->value = dual;
+        }
+    }
+    if (st == MONGE_OK && !info->converged) st = MONGE_ENOCONV;
+    sk_free(&s);
+    monge_geom_release(gw);
+    return st;
+}
+
+int monge_sinkhorn(const monge_problem *pb, const monge_sinkhorn_params *par, double *f, double *g,
+                   monge_sinkhorn_info *info)
+{
+    monge_sinkhorn_params def;
+    monge_sinkhorn_info tmp;
+    if (!par) {
+        monge_sinkhorn_params_init(&def);
+        par = &def;
+    }
+    return run(pb, par, f, g, info ? info : &tmp);
+}
+
+int monge_sinkhorn_batch(int64_t B, const monge_problem *pbs, const monge_sinkhorn_params *par,
+                         double *f, double *g, monge_sinkhorn_info *info, int *status)
+{
+    if (B < 0 || (B > 0 && (!pbs || !f || !g || !info || !status))) return MONGE_EINVAL;
+    monge_sinkhorn_params p;
+    if (par) p = *par;
+    else monge_sinkhorn_params_init(&p);
+    const int nth = monge_resolve_threads(p.nthreads);
+    for (int64_t k = 0; k < B; k++)
+        if (!pbs[k].geom || pbs[k].geom->n != pbs[0].geom->n || pbs[k].geom->m != pbs[0].geom->m)
+            return MONGE_EINVAL;
+    const int64_t n = B ? pbs[0].geom->n : 0, m = B ? pbs[0].geom->m : 0;
+    int cancelled = 0;
+    if (B > 1 && nth > 1) {
+        monge_sinkhorn_params inner = p;
+        inner.nthreads = 1;
+        MONGE_PRAGMA(omp parallel for schedule(dynamic, 1) num_threads(nth))
+        for (int64_t k = 0; k < B; k++) {
+            int c;
+            MONGE_PRAGMA(omp atomic read)
+            c = cancelled;
+            if (c) {
+                status[k] = MONGE_EINTR;
+                memset(&info[k], 0, sizeof info[k]);
+                continue;
+            }
+            status[k] = run(&pbs[k], &inner, f + k * n, g + k * m, &info[k]);
+            if (status[k] == MONGE_EINTR) {
+                MONGE_PRAGMA(omp atomic write)
+                cancelled = 1;
+            }
+        }
+    } else {
+        for (int64_t k = 0; k < B; k++) {
+            if (cancelled) {
+                status[k] = MONGE_EINTR;
+                memset(&info[k], 0, sizeof info[k]);
+                continue;
+            }
+            status[k] = run(&pbs[k], &p, f + k * n, g + k * m, &info[k]);
+            if (status[k] == MONGE_EINTR) cancelled = 1;
+        }
+    }
+    for (int64_t k = 0; k < B; k++)
+        if (status[k] != MONGE_OK) return status[k];
+    return MONGE_OK;
+}
+
+static int prepare_uh(const monge_problem *pb, double eps, const double *f, const double *g,
+                      double **u, double **h)
+{
+    const int64_t n = pb->geom->n, m = pb->geom->m;
+    *u = malloc(sizeof(double) * (size_t)n);
+    *h = malloc(sizeof(double) * (size_t)m);
+    if (!*u || !*h) {
+        free(*u);
+        free(*h);
+        return MONGE_ENOMEM;
+    }
+    monge_problem_weights(pb, 0, *u);
+    monge_problem_weights(pb, 1, *h);
+    for (int64_t i = 0; i < n; i++) (*u)[i] = f[i] + eps * ((*u)[i] > 0 ? log((*u)[i]) : -INFINITY);
+    for (int64_t j = 0; j < m; j++) (*h)[j] = g[j] + eps * ((*h)[j] > 0 ? log((*h)[j]) : -INFINITY);
+    return MONGE_OK;
+}
+
+int monge_sinkhorn_plan(const monge_problem *pb, double eps, const double *f, const double *g,
+                        void *P, int nthreads)
+{
+    if (!pb || !f || !g || !P || !(eps > 0)) return MONGE_EINVAL;
+    int st = monge_problem_check(pb, INFINITY);
+    if (st) return st;
+    monge_geom_work *gw;
+    st = monge_geom_prepare(pb->geom, nthreads, &gw);
+    if (st) return st;
+    double *u, *h;
+    st = prepare_uh(pb, eps, f, g, &u, &h);
+    if (!st) st = monge_geom_dense_plan(gw, eps, u, h, P, nthreads);
+    if (u) {
+        free(u);
+        free(h);
+    }
+    monge_geom_release(gw);
+    return st;
+}
+
+int monge_sinkhorn_apply(const monge_problem *pb, double eps, const double *f, const double *g,
+                         int transpose, const double *V, int64_t k, double *out, int nthreads)
+{
+    if (!pb || !f || !g || !V || !out || k < 1 || !(eps > 0)) return MONGE_EINVAL;
+    int st = monge_problem_check(pb, INFINITY);
+    if (st) return st;
+    monge_geom_work *gw;
+    st = monge_geom_prepare(pb->geom, nthreads, &gw);
+    if (st) return st;
+    double *u = NULL, *h = NULL;
+    st = prepare_uh(pb, eps, f, g, &u, &h);
+    if (!st) {
+        if (transpose) st = monge_geom_apply(gw, 1, eps, h, u, V, k, out, NULL, NULL, nthreads);
+        else st = monge_geom_apply(gw, 0, eps, u, h, V, k, out, NULL, NULL, nthreads);
+        free(u);
+        free(h);
+    }
+    monge_geom_release(gw);
+    return st;
+}

@@ -1,0 +1,306 @@
+/* C unit tests of the geometry and Sinkhorn layers (run under AddressSanitizer + UBSan by
+ * `make test`).  Each CHECK prints what failed; the exit code is the number of failures. */
+#include "../monge.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static int failures = 0, checks = 0;
+#define CHECK(cond, ...)                                                                       \
+    do {                                                                                       \
+        checks++;                                                                              \
+        if (!(cond)) {                                                                         \
+            failures++;                                                                        \
+            printf("FAIL %s:%d: ", __FILE__, __LINE__);                                        \
+            printf(__VA_ARGS__);                                                               \
+            printf("\n");                                                                      \
+        }                                                                                      \
+    } while (0)
+
+static uint64_t rng = 88172645463325252ull;
+static double urand(void)
+{
+    rng ^= rng << 13;
+    rng ^= rng >> 7;
+    rng ^= rng << 17;
+    return (double)(rng >> 11) * 0x1.0p-53;
+}
+
+static void points(double *p, int64_t cnt, int64_t d, double shift)
+{
+    for (int64_t i = 0; i < cnt * d; i++) p[i] = urand() + shift;
+}
+
+static double sqdist(const double *x, const double *y, int64_t d)
+{
+    double s = 0;
+    for (int64_t k = 0; k < d; k++) s += (x[k] - y[k]) * (x[k] - y[k]);
+    return s;
+}
+
+/* marginal violation of a dense plan */
+static double marg_err(const double *P, const double *a, const double *b, int64_t n, int64_t m)
+{
+    double e = 0;
+    for (int64_t i = 0; i < n; i++) {
+        double s = 0;
+        for (int64_t j = 0; j < m; j++) s += P[i * m + j];
+        e += fabs(s - a[i]);
+    }
+    for (int64_t j = 0; j < m; j++) {
+        double s = 0;
+        for (int64_t i = 0; i < n; i++) s += P[i * m + j];
+        e += fabs(s - b[j]);
+    }
+    return e;
+}
+
+static void test_balanced(void)
+{
+    const int64_t n = 70, m = 53, d = 3;
+    double *x = malloc(sizeof(double) * n * d), *y = malloc(sizeof(double) * m * d);
+    double *C = malloc(sizeof(double) * n * m), *P = malloc(sizeof(double) * n * m);
+    double a[70], b[53], f[70], g[53], f2[70], g2[53];
+    points(x, n, d, 0);
+    points(y, m, d, 0.3);
+    double sa = 0, sb = 0;
+    for (int64_t i = 0; i < n; i++) sa += (a[i] = 0.5 + urand());
+    for (int64_t j = 0; j < m; j++) sb += (b[j] = 0.5 + urand());
+    for (int64_t i = 0; i < n; i++) a[i] /= sa;
+    for (int64_t j = 0; j < m; j++) b[j] /= sb;
+    a[3] = 0; /* a zero weight must be harmless */
+    sa = 0;
+    for (int64_t i = 0; i < n; i++) sa += a[i];
+    for (int64_t i = 0; i < n; i++) a[i] /= sa;
+    for (int64_t i = 0; i < n; i++)
+        for (int64_t j = 0; j < m; j++) C[i * m + j] = sqdist(x + i * d, y + j * d, d);
+
+    monge_geometry dense = {.n = n, .m = m, .dtype = MONGE_F64, .C = C};
+    monge_geometry online = {.n = n, .m = m, .dtype = MONGE_F64, .x = x, .y = y, .d = d,
+                             .cost = MONGE_COST_SQEUCLIDEAN};
+    monge_problem pd = {.geom = &dense, .a = a, .b = b, .tau_a = INFINITY, .tau_b = INFINITY};
+    monge_problem po = pd;
+    po.geom = &online;
+    monge_sinkhorn_params par;
+    monge_sinkhorn_params_init(&par);
+    par.eps = 0.01;
+    par.tol = 1e-10;
+    monge_sinkhorn_info info, info2;
+    int st = monge_sinkhorn(&pd, &par, f, g, &info);
+    CHECK(st == MONGE_OK && info.converged, "dense solve: status %d converged %d", st, info.converged);
+    CHECK(info.error <= 1e-10, "reported error %g", info.error);
+    st = monge_sinkhorn_plan(&pd, par.eps, f, g, P, 0);
+    CHECK(st == MONGE_OK, "plan status %d", st);
+    double e = marg_err(P, a, b, n, m);
+    CHECK(e <= 2e-10, "marginal error of the plan %g", e);
+    double cost = 0, kl = 0;
+    for (int64_t i = 0; i < n; i++)
+        for (int64_t j = 0; j < m; j++) {
+            double p = P[i * m + j];
+            cost += p * C[i * m + j];
+            if (p > 0) kl += p * log(p / (a[i] * b[j])) - p + a[i] * b[j];
+        }
+    CHECK(fabs(info.cost - cost) <= 1e-10, "cost %g vs %g", info.cost, cost);
+    CHECK(fabs(info.value - (cost + par.eps * kl)) <= 1e-9, "value %.12g vs primal %.12g",
+          info.value, cost + par.eps * kl);
+
+    /* online = dense */
+    st = monge_sinkhorn(&po, &par, f2, g2, &info2);
+    double df = 0;
+    for (int64_t i = 0; i < n; i++) df = fmax(df, fabs(f[i] - f2[i]));
+    CHECK(st == MONGE_OK && df < 1e-9 && info2.n_iter == info.n_iter,
+          "online vs dense: status %d, max|df| %g, iters %lld vs %lld", st, df,
+          (long long)info2.n_iter, (long long)info.n_iter);
+
+    /* P^T v without storing P equals the dense product, on both geometries */
+    double v[70], out[53], ref[53];
+    for (int64_t i = 0; i < n; i++) v[i] = urand();
+    for (int64_t j = 0; j < m; j++) {
+        ref[j] = 0;
+        for (int64_t i = 0; i < n; i++) ref[j] += P[i * m + j] * v[i];
+    }
+    for (int geo = 0; geo < 2; geo++) {
+        st = monge_sinkhorn_apply(geo ? &po : &pd, par.eps, f, g, 1, v, 1, out, 0);
+        double dd = 0;
+        for (int64_t j = 0; j < m; j++) dd = fmax(dd, fabs(out[j] - ref[j]));
+        CHECK(st == MONGE_OK && dd < 1e-14, "P^T v (geometry %d): %g", geo, dd);
+    }
+
+    /* thread count does not change a single bit */
+    par.nthreads = 1;
+    monge_sinkhorn(&po, &par, f2, g2, &info2);
+    double f1t[70];
+    memcpy(f1t, f2, sizeof f1t);
+    par.nthreads = 2;
+    monge_sinkhorn(&po, &par, f2, g2, &info2);
+    CHECK(memcmp(f1t, f2, sizeof f1t) == 0, "1 vs 2 threads differ");
+    par.nthreads = 0;
+
+    /* epsilon-scaling converges to the same potentials (up to the constant shift) */
+    par.eps_scaling = 1;
+    par.eps = 1e-3;
+    st = monge_sinkhorn(&pd, &par, f2, g2, &info2);
+    par.eps_scaling = 0;
+    double fs[70], gs[53];
+    int st2 = monge_sinkhorn(&pd, &par, fs, gs, &info);
+    double sh = f2[0] - fs[0], dmax = 0;
+    for (int64_t i = 0; i < n; i++)
+        if (a[i] > 0) dmax = fmax(dmax, fabs(f2[i] - fs[i] - sh));
+    CHECK(st == MONGE_OK && st2 == MONGE_OK && dmax < 1e-7,
+          "eps-scaling vs plain at eps=1e-3: %d %d, %g (iters %lld vs %lld)", st, st2, dmax,
+          (long long)info2.n_iter, (long long)info.n_iter);
+    free(x);
+    free(y);
+    free(C);
+    free(P);
+}
+
+static void test_float32_and_batch(void)
+{
+    enum { B = 5, n = 40, m = 31, d = 2 };
+    double x[B * n * d], y[B * m * d], f[B * n], g[B * m], f1[n], g1[m];
+    float xf[n * d], yf[m * d];
+    points(x, B * n, d, 0);
+    points(y, B * m, d, 0.2);
+    monge_geometry geo[B];
+    monge_problem pb[B];
+    for (int k = 0; k < B; k++) {
+        geo[k] = (monge_geometry){.n = n, .m = m, .dtype = MONGE_F64, .x = x + k * n * d,
+                                  .y = y + k * m * d, .d = d, .cost = MONGE_COST_EUCLIDEAN};
+        pb[k] = (monge_problem){.geom = &geo[k], .tau_a = INFINITY, .tau_b = INFINITY};
+    }
+    monge_sinkhorn_params par;
+    monge_sinkhorn_params_init(&par);
+    par.eps = 0.05;
+    par.tol = 1e-9;
+    monge_sinkhorn_info info[B], one;
+    int status[B];
+    int st = monge_sinkhorn_batch(B, pb, &par, f, g, info, status);
+    CHECK(st == MONGE_OK, "batch status %d", st);
+    for (int k = 0; k < B; k++) {
+        monge_sinkhorn(&pb[k], &par, f1, g1, &one);
+        CHECK(memcmp(f1, f + k * n, sizeof f1) == 0 && one.value == info[k].value,
+              "batch item %d differs from a single solve", k);
+    }
+    for (int i = 0; i < n * d; i++) xf[i] = (float)x[i];
+    for (int i = 0; i < m * d; i++) yf[i] = (float)y[i];
+    monge_geometry g32 = geo[0];
+    g32.dtype = MONGE_F32;
+    g32.x = xf;
+    g32.y = yf;
+    monge_problem p32 = pb[0];
+    p32.geom = &g32;
+    par.tol = 1e-5;
+    st = monge_sinkhorn(&p32, &par, f1, g1, &one);
+    CHECK(st == MONGE_OK, "float32 status %d", st);
+    CHECK(fabs(one.value - info[0].value) < 1e-5, "float32 value %.9g vs float64 %.9g", one.value,
+          info[0].value);
+}
+
+static void test_unbalanced(void)
+{
+    enum { n = 30, m = 45, d = 2 };
+    double x[n * d], y[m * d], f[n], g[m], a[n], b[m], P[n * m];
+    points(x, n, d, 0);
+    points(y, m, d, 0.5);
+    for (int i = 0; i < n; i++) a[i] = 2.0 / n; /* masses 2 and 1 */
+    for (int j = 0; j < m; j++) b[j] = 1.0 / m;
+    monge_geometry geo = {.n = n, .m = m, .dtype = MONGE_F64, .x = x, .y = y, .d = d,
+                          .cost = MONGE_COST_SQEUCLIDEAN};
+    monge_problem pb = {.geom = &geo, .a = a, .b = b, .tau_a = 0.5, .tau_b = 2.0};
+    monge_sinkhorn_params par;
+    monge_sinkhorn_params_init(&par);
+    par.eps = 0.05;
+    par.tol = 1e-11;
+    monge_sinkhorn_info info;
+    int st = monge_sinkhorn(&pb, &par, f, g, &info);
+    CHECK(st == MONGE_OK, "unbalanced status %d", st);
+    monge_sinkhorn_plan(&pb, par.eps, f, g, P, 0);
+    /* KKT: (P1)_i = a_i exp(-f_i / tau_a) */
+    double e = 0;
+    for (int i = 0; i < n; i++) {
+        double s = 0;
+        for (int j = 0; j < m; j++) s += P[i * m + j];
+        e += fabs(s - a[i] * exp(-f[i] / pb.tau_a));
+    }
+    for (int j = 0; j < m; j++) {
+        double s = 0;
+        for (int i = 0; i < n; i++) s += P[i * m + j];
+        e += fabs(s - b[j] * exp(-g[j] / pb.tau_b));
+    }
+    CHECK(e < 1e-10, "unbalanced KKT violation %g", e);
+    /* primal = dual at the optimum */
+    double primal = 0, ra[n] = {0}, cb[m] = {0}, mp = 0;
+    for (int i = 0; i < n; i++)
+        for (int j = 0; j < m; j++) {
+            double p = P[i * m + j], c = sqdist(x + i * d, y + j * d, d);
+            primal += p * c + par.eps * (p * log(p / (a[i] * b[j])) - p + a[i] * b[j]);
+            ra[i] += p;
+            cb[j] += p;
+            mp += p;
+        }
+    for (int i = 0; i < n; i++) primal += pb.tau_a * (ra[i] * log(ra[i] / a[i]) - ra[i] + a[i]);
+    for (int j = 0; j < m; j++) primal += pb.tau_b * (cb[j] * log(cb[j] / b[j]) - cb[j] + b[j]);
+    CHECK(fabs(primal - info.value) < 1e-9, "unbalanced primal %.12g vs dual %.12g", primal,
+          info.value);
+    CHECK(fabs(mp - info.mass) < 1e-12, "mass %g vs %g", mp, info.mass);
+}
+
+static int stop_after_3(void *ctx, int64_t it, double err)
+{
+    (void)err;
+    *(int64_t *)ctx = it;
+    return it >= 3;
+}
+
+static void test_errors(void)
+{
+    double C[6] = {0, 1, 2, 1, 0, 1}, a[2] = {0.5, 0.5}, b[3] = {0.2, 0.3, 0.4}, f[2], g[3];
+    monge_geometry geo = {.n = 2, .m = 3, .dtype = MONGE_F64, .C = C};
+    monge_problem pb = {.geom = &geo, .a = a, .b = b, .tau_a = INFINITY, .tau_b = INFINITY};
+    monge_sinkhorn_params par;
+    monge_sinkhorn_params_init(&par);
+    monge_sinkhorn_info info;
+    CHECK(monge_sinkhorn(&pb, &par, f, g, &info) == MONGE_EINVAL, "unequal masses accepted");
+    b[2] = 0.5;
+    par.eps = -1;
+    CHECK(monge_sinkhorn(&pb, &par, f, g, &info) == MONGE_EINVAL, "eps < 0 accepted");
+    par.eps = 1e-3;
+    a[0] = NAN;
+    CHECK(monge_sinkhorn(&pb, &par, f, g, &info) == MONGE_EINVAL, "NaN weight accepted");
+    a[0] = 0.5;
+    geo.n = 0;
+    CHECK(monge_sinkhorn(&pb, &par, f, g, &info) == MONGE_EINVAL, "empty problem accepted");
+    geo.n = 2;
+    par.max_iter = 2;
+    par.tol = 0;
+    CHECK(monge_sinkhorn(&pb, &par, f, g, &info) == MONGE_ENOCONV && !info.converged &&
+              info.n_iter == 2,
+          "iteration cap not reported: n_iter %lld", (long long)info.n_iter);
+    par.max_iter = 1000;
+    int64_t seen = -1;
+    par.progress = stop_after_3;
+    par.progress_ctx = &seen;
+    CHECK(monge_sinkhorn(&pb, &par, f, g, &info) == MONGE_EINTR && seen == 3,
+          "callback cancel: seen %lld", (long long)seen);
+    CHECK(strcmp(monge_status_str(MONGE_ENOCONV), "did not converge within the iteration limit") == 0,
+          "status text");
+    /* a zero vector is invalid for the cosine cost */
+    double x[4] = {0, 0, 1, 1}, y[2] = {1, 0};
+    monge_geometry cg = {.n = 2, .m = 1, .dtype = MONGE_F64, .x = x, .y = y, .d = 2,
+                         .cost = MONGE_COST_COSINE};
+    monge_geom_work *w = NULL;
+    CHECK(monge_geom_prepare(&cg, 1, &w) == MONGE_EINVAL && w == NULL, "zero cosine vector accepted");
+}
+
+int main(void)
+{
+    test_balanced();
+    test_float32_and_batch();
+    test_unbalanced();
+    test_errors();
+    printf("%d passed, %d failed\n", checks - failures, failures);
+    return failures != 0;
+}

@@ -1,0 +1,32 @@
+"""monge: optimal transport with a C core.
+
+NumPy arrays in, NumPy arrays out; `import monge` needs NumPy alone.  See README.md.
+"""
+from . import _core
+from .geometry import COSTS, cost_matrix
+from .sinkhorn import ConvergenceWarning, SinkhornResult, sinkhorn
+
+__version__ = _core.build_info()["version"]
+
+
+def set_num_threads(n):
+    """Default number of threads for every parallel kernel (results do not depend on it)."""
+    import numbers
+
+    if isinstance(n, bool) or not isinstance(n, numbers.Integral):
+        raise TypeError(f"n: expected an integer, got {type(n).__name__}")
+    _core.set_num_threads(int(n))
+
+
+def get_num_threads():
+    """Default number of threads (OMP_NUM_THREADS or the number of cores at import)."""
+    return _core.get_num_threads()
+
+
+def build_info():
+    """Version, whether OpenMP is compiled in, and the SIMD level the kernels dispatch to."""
+    return _core.build_info()
+
+
+__all__ = ["sinkhorn", "SinkhornResult", "ConvergenceWarning", "cost_matrix", "COSTS",
+           "set_num_threads", "get_num_threads", "build_info", "__version__"]

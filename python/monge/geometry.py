@@ -1,0 +1,69 @@
+"""Ground costs and cost matrices (mirrors csrc/geometry.c).
+
+Costs between points x (n, d) and y (m, d):
+    sqeuclidean  c(x, y) = |x - y|^2          (no 1/2: as POT and OTT-JAX; GeomLoss p=2 uses |x-y|^2/2)
+    euclidean    c(x, y) = |x - y|
+    pnorm        c(x, y) = sum_k |x_k - y_k|^p   (p >= 1)
+    cosine       c(x, y) = 1 - <x, y> / (|x| |y|)
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from . import _core
+from ._validate import choice, common_dtype, float_array
+
+COSTS = ("sqeuclidean", "euclidean", "pnorm", "cosine")
+
+
+def check_cost(cost, p, x=None, y=None):
+    """Validates a cost name and its exponent; for cosine, rejects zero vectors."""
+    choice("cost", cost, COSTS)
+    if cost == "pnorm":
+        if isinstance(p, bool) or not isinstance(p, (int, float, np.floating, np.integer)):
+            raise TypeError(f"p: expected a real number, got {type(p).__name__}")
+        if not (float(p) >= 1.0) or not np.isfinite(p):
+            raise ValueError(f"p: the pnorm exponent must be a finite number >= 1, got {p!r}")
+    if cost == "cosine":
+        for name, pts in (("x", x), ("y", y)):
+            if pts is not None and (np.linalg.norm(pts, axis=-1) == 0).any():
+                raise ValueError(f"{name}: the cosine cost is undefined for zero vectors")
+    return float(p)
+
+
+def points_pair(x, y, batched=None):
+    """x, y as validated arrays of a common dtype; returns (x, y, batched)."""
+    x = float_array("x", x, (2, 3))
+    y = float_array("y", y, (2, 3))
+    if x.ndim != y.ndim:
+        raise ValueError(f"x, y: both 2-D (n, d) or both 3-D (batch, n, d); got {x.shape} and {y.shape}")
+    if x.shape[-1] != y.shape[-1]:
+        raise ValueError(f"x, y: dimensions differ ({x.shape[-1]} vs {y.shape[-1]})")
+    if x.ndim == 3 and x.shape[0] != y.shape[0]:
+        raise ValueError(f"x, y: batch sizes differ ({x.shape[0]} vs {y.shape[0]})")
+    dt = common_dtype(x, y)
+    return x.astype(dt, copy=False), y.astype(dt, copy=False), x.ndim == 3
+
+
+def cost_matrix(x, y, cost="sqeuclidean", p=2.0):
+    """The dense cost matrix C[i, j] = c(x_i, y_j), shape (n, m), in the inputs' dtype."""
+    x, y, batched = points_pair(x, y)
+    if batched:
+        raise ValueError("x: cost_matrix takes single point clouds (n, d); loop over a batch")
+    p = check_cost(cost, p, x, y)
+    return _core.cost_matrix(x, y, cost=cost, p=p)
+
+
+def max_cost_bound(C=None, x=None, y=None, cost="sqeuclidean", p=2.0):
+    """An upper bound on max C_ij: exact for a matrix, from the bounding box for point clouds."""
+    if C is not None:
+        return float(np.max(C))
+    if cost == "cosine":
+        return 2.0
+    pts = np.concatenate([x.reshape(-1, x.shape[-1]), y.reshape(-1, y.shape[-1])]).astype(np.float64)
+    ext = pts.max(axis=0) - pts.min(axis=0)
+    if cost == "sqeuclidean":
+        return float((ext**2).sum())
+    if cost == "euclidean":
+        return float(np.sqrt((ext**2).sum()))
+    return float((ext**p).sum())

@@ -1,0 +1,281 @@
+"""Entropic optimal transport: log-domain Sinkhorn (mirrors csrc/sinkhorn.c).
+
+    OT_eps(a, b) = min_P  <P, C> + eps KL(P | a x b)
+                   [+ tau_a KL(P 1 | a) + tau_b KL(P^T 1 | b)   when unbalanced]
+
+solved through dual potentials f, g with  P_ij = a_i b_j exp((f_i + g_j - C_ij) / eps).
+At convergence (balanced, probability weights) OT_eps = <a, f> + <b, g>.
+"""
+from __future__ import annotations
+
+import math
+import warnings
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from . import _core
+from ._validate import float_array, integer, nonneg, positive, weights
+from .geometry import check_cost, max_cost_bound, points_pair
+
+
+class ConvergenceWarning(UserWarning):
+    """A solver stopped at its iteration limit before reaching its tolerance."""
+
+
+# On the online path a cost costs O(d) per entry per pass, the dense path reads 8 bytes per entry;
+# measured on 2 cores the crossover is around d = 16 (benchmarks/sinkhorn.py --crossover).
+_ONLINE_MAX_D = 16
+_DENSE_MAX_BYTES = 1 << 30
+
+
+@dataclass
+class SinkhornResult:
+    """Result of :func:`sinkhorn`.
+
+    f, g        dual potentials, shapes (n,), (m,) (or (B, n), (B, m) for a batch)
+    value       OT_eps at (f, g): the dual objective; <a, f> + <b, g> for balanced
+                probability weights at convergence
+    cost        the transport cost <P, C>
+    mass        total mass of the plan
+    error       L1 violation of the marginal (KKT) conditions at (f, g)
+    n_iter      iterations (each one f and one g update), all epsilon stages
+    converged   error <= tol at the target eps
+    eps         the regularisation the potentials belong to
+    """
+
+    f: np.ndarray
+    g: np.ndarray
+    value: float | np.ndarray
+    cost: float | np.ndarray
+    mass: float | np.ndarray
+    error: float | np.ndarray
+    n_iter: int | np.ndarray
+    converged: bool | np.ndarray
+    eps: float
+    _problem: dict = field(repr=False, default_factory=dict)
+
+    @property
+    def batched(self):
+        return self.f.ndim == 2
+
+    def _single(self, index):
+        pb = self._problem
+        if self.batched:
+            if index is None:
+                raise ValueError("index: required for a batched result")
+            k = integer("index", index)
+            if k >= self.f.shape[0]:
+                raise ValueError(f"index: {k} out of range for a batch of {self.f.shape[0]}")
+            sel = lambda v: None if v is None else v[k]  # noqa: E731
+            return dict(C=sel(pb["C"]), x=sel(pb["x"]), y=sel(pb["y"]), a=sel(pb["a"]),
+                        b=sel(pb["b"]), cost=pb["cost"], p=pb["p"]), self.f[k], self.g[k]
+        return dict(pb), self.f, self.g
+
+    def plan(self, index=None):
+        """The dense plan P (n, m), P_ij = a_i b_j exp((f_i + g_j - C_ij)/eps).
+
+        For a batch, `index` selects the problem.  Costs O(n m) memory: for big point clouds use
+        :meth:`apply` / :meth:`apply_transpose` instead."""
+        pb, f, g = self._single(index)
+        return _core.plan(pb["C"], pb["x"], pb["y"], pb["a"], pb["b"], f, g, self.eps,
+                          cost=pb["cost"], p=pb["p"])
+
+    def _apply(self, v, transpose, index):
+        pb, f, g = self._single(index)
+        n, m = f.shape[0], g.shape[0]
+        rows = n if transpose else m
+        v = np.asarray(v, dtype=np.float64)
+        if v.ndim not in (1, 2) or v.shape[0] != rows:
+            raise ValueError(f"v: expected shape ({rows},) or ({rows}, k), got {v.shape}")
+        if not np.isfinite(v).all():
+            raise ValueError("v: contains NaN or infinity")
+        out = _core.apply(pb["C"], pb["x"], pb["y"], pb["a"], pb["b"], f, g, self.eps,
+                          v.reshape(rows, -1), transpose=transpose, cost=pb["cost"], p=pb["p"])
+        return out[:, 0] if v.ndim == 1 else out
+
+    def apply(self, v, index=None):
+        """P @ v for v of shape (m,) or (m, k), without storing P."""
+        return self._apply(v, False, index)
+
+    def apply_transpose(self, u, index=None):
+        """P.T @ u for u of shape (n,) or (n, k), without storing P."""
+        return self._apply(u, True, index)
+
+    def marginals(self, index=None):
+        """(P 1, P^T 1), computed without storing P."""
+        pb, f, g = self._single(index)
+        return (self.apply(np.ones(g.shape[0]), index), self.apply_transpose(np.ones(f.shape[0]), index))
+
+
+def _tau(name, value):
+    if value is None:
+        return math.inf
+    return positive(name, value, allow_inf=True)
+
+
+def sinkhorn(x=None, y=None, a=None, b=None, *, C=None, eps, cost="sqeuclidean", p=2.0,
+             tau=None, tau_a=None, tau_b=None, tol=None, max_iter=10000, eps_scaling="auto",
+             scaling_factor=0.5, eps_start=None, stage_tol=1e-2, overrelax="auto", init=None,
+             online=None, callback=None, verbose=False, nthreads=None):
+    """Entropic optimal transport between two weighted point clouds or for a cost matrix.
+
+    Solves  OT_eps(a, b) = min_P <P, C> + eps KL(P | a x b)  over couplings P of a and b (or, when
+    `tau` is given, with the marginal constraints replaced by tau KL penalties: unbalanced OT), in
+    the log domain, stable down to eps = 1e-4 x max cost.
+
+    Parameters
+    ----------
+    x, y : arrays (n, d), (m, d), or (B, n, d), (B, m, d) for a batch of B problems
+        Point clouds; costs are computed on the fly (O(n + m) memory) unless `online=False`.
+    a, b : arrays (n,), (m,) (or (B, n), (B, m)), optional
+        Non-negative weights, uniform when omitted.  Balanced problems need equal masses.
+    C : array (n, m) or (B, n, m), optional
+        A dense cost matrix instead of x, y.
+    eps : float
+        Entropic regularisation (absolute, > 0).
+    cost : {'sqeuclidean', 'euclidean', 'pnorm', 'cosine'}
+        Ground cost for point clouds; sqeuclidean is |x - y|^2 (no 1/2).  `p` is the pnorm exponent.
+    tau, tau_a, tau_b : float, optional
+        KL marginal penalties for unbalanced OT (`tau` sets both; inf or None = hard constraint).
+    tol : float
+        Stop when the L1 marginal violation <= tol, tested every iteration.  Default 1e-6
+        (float64) or 1e-4 (float32).
+    max_iter : int
+        Iterations over all epsilon stages.  Reaching it sets converged=False and warns.
+    eps_scaling : bool or 'auto'
+        Anneal eps geometrically from `eps_start` (default: the max cost) by `scaling_factor`,
+        warm-starting each stage and running it to `stage_tol`.  'auto' turns it on when
+        eps < 0.01 x max cost.
+    overrelax : 'auto' or float in (0, 2)
+        Over-relaxation omega of the updates; 'auto' estimates the optimal omega from the observed
+        convergence rate (1.0 = plain Sinkhorn).
+    init : (f, g), optional
+        Warm start from potentials.
+    online : bool, optional
+        For point clouds: compute costs on the fly (True) or build the dense matrix once (False).
+        Default: online when d <= 16 or the matrix would exceed 1 GiB.
+    callback : callable(iteration, error) -> bool, optional
+        Called every iteration; returning True stops the solve (the result is returned with
+        converged=False).
+    verbose : bool
+        Print the error every 100 iterations.
+    nthreads : int, optional
+        Threads for this call (default: monge.get_num_threads()).
+
+    Returns
+    -------
+    SinkhornResult
+        Potentials, value, transport cost, mass, error, iterations, convergence flag, and the plan
+        on demand (`.plan()`, `.apply(v)`, `.apply_transpose(u)`).
+    """
+    eps = positive("eps", eps)
+    if C is not None:
+        if x is not None or y is not None:
+            raise ValueError("C: give either a cost matrix C or point clouds x, y, not both")
+        C = float_array("C", C, (2, 3))
+        batched = C.ndim == 3
+        B = C.shape[0] if batched else 1
+        n, m = C.shape[-2], C.shape[-1]
+        geom = dict(C=C if batched else C[None], x=None, y=None)
+        p = 2.0
+        dtype = C.dtype
+    else:
+        if x is None or y is None:
+            raise ValueError("x, y: give both point clouds (or a cost matrix C)")
+        x, y, batched = points_pair(x, y)
+        p = check_cost(cost, p, x, y)
+        B = x.shape[0] if batched else 1
+        n, m, d = x.shape[-2], y.shape[-2], x.shape[-1]
+        dtype = x.dtype
+        if online is None:
+            online = d <= _ONLINE_MAX_D or n * m * x.itemsize > _DENSE_MAX_BYTES
+        xb, yb = (x, y) if batched else (x[None], y[None])
+        if online:
+            geom = dict(C=None, x=xb, y=yb)
+        else:
+            Cs = np.stack([_core.cost_matrix(xb[k], yb[k], cost=cost, p=p) for k in range(B)])
+            geom = dict(C=Cs, x=None, y=None)
+    A = weights("a", a, n, B)
+    Bw = weights("b", b, m, B)
+    if tau is not None and (tau_a is not None or tau_b is not None):
+        raise ValueError("tau: give tau, or tau_a and tau_b, not both")
+    ta = _tau("tau", tau) if tau is not None else _tau("tau_a", tau_a)
+    tb = _tau("tau", tau) if tau is not None else _tau("tau_b", tau_b)
+    if math.isinf(ta) and math.isinf(tb):
+        ma = A.sum(axis=1) if A is not None else np.ones(B)
+        mb = Bw.sum(axis=1) if Bw is not None else np.ones(B)
+        bad = np.abs(ma - mb) > 1e-6 * np.maximum(ma, mb)
+        if bad.any():
+            k = int(np.argmax(bad))
+            raise ValueError(
+                f"a, b: total masses differ ({ma[k]:.10g} vs {mb[k]:.10g}); balanced OT needs equal "
+                "masses: normalise the weights, or pass tau for unbalanced OT")
+    if tol is None:
+        tol = 1e-4 if dtype == np.float32 else 1e-6
+    tol = nonneg("tol", tol)
+    max_iter = integer("max_iter", max_iter, 0)
+    if eps_scaling == "auto":
+        scale = eps < 0.01 * max_cost_bound(geom["C"], geom["x"], geom["y"], cost, p)
+    elif isinstance(eps_scaling, (bool, np.bool_)):
+        scale = bool(eps_scaling)
+    else:
+        raise TypeError(f"eps_scaling: expected True, False or 'auto', got {eps_scaling!r}")
+    scaling_factor = positive("scaling_factor", scaling_factor)
+    if scale and not scaling_factor < 1:
+        raise ValueError(f"scaling_factor: must be in (0, 1), got {scaling_factor}")
+    eps_start = 0.0 if eps_start is None else positive("eps_start", eps_start)
+    stage_tol = nonneg("stage_tol", stage_tol)
+    if isinstance(overrelax, str):
+        if overrelax != "auto":
+            raise ValueError(f"overrelax: expected 'auto' or a number in (0, 2), got {overrelax!r}")
+        omega = 0.0
+    else:
+        omega = positive("overrelax", overrelax)
+        if not omega < 2:
+            raise ValueError(f"overrelax: must be in (0, 2), got {overrelax}")
+    f0 = g0 = None
+    if init is not None:
+        try:
+            f0, g0 = init
+        except (TypeError, ValueError):
+            raise TypeError("init: expected a pair of potentials (f, g)") from None
+        f0 = float_array("init f", f0, (1, 2), dtype=np.float64).reshape(B, -1)
+        g0 = float_array("init g", g0, (1, 2), dtype=np.float64).reshape(B, -1)
+        if f0.shape != (B, n) or g0.shape != (B, m):
+            raise ValueError(f"init: potentials must have shapes ({n},) and ({m},)"
+                             + (f" per problem of the batch of {B}" if batched else ""))
+    nthreads = 0 if nthreads is None else integer("nthreads", nthreads, 1)
+    if callback is not None and not callable(callback):
+        raise TypeError("callback: must be callable")
+    cb = callback
+    if verbose:
+        def cb(it, err, _user=callback):
+            if it % 100 == 0:
+                print(f"sinkhorn: iteration {it:6d}  marginal error {err:.3e}")
+            return bool(_user(it, err)) if _user is not None else False
+
+    out = _core.sinkhorn(geom["C"], geom["x"], geom["y"], A, Bw, cost=cost, p=p, eps=eps,
+                         tau_a=ta, tau_b=tb, tol=tol, max_iter=max_iter, eps_scaling=scale,
+                         eps_start=eps_start, scaling_factor=scaling_factor, stage_tol=stage_tol,
+                         overrelax=omega, f0=f0, g0=g0, compute_cost=True, nthreads=nthreads,
+                         callback=cb)
+    conv = out["converged"]
+    if not conv.all() and not out["stopped"]:
+        k = int(np.argmin(conv))
+        which = f" (problem {k} of the batch)" if batched else ""
+        warnings.warn(
+            f"sinkhorn did not converge{which}: marginal error {out['error'][k]:.3g} > tol {tol:.3g} "
+            f"after {out['n_iter'][k]} iterations; raise max_iter, use eps_scaling=True or a larger eps",
+            ConvergenceWarning, stacklevel=2)
+    problem = dict(C=geom["C"], x=geom["x"], y=geom["y"], a=A, b=Bw, cost=cost, p=p)
+    if not batched:
+        problem = dict(C=None if geom["C"] is None else geom["C"][0],
+                       x=None if geom["x"] is None else geom["x"][0],
+                       y=None if geom["y"] is None else geom["y"][0],
+                       a=None if A is None else A[0], b=None if Bw is None else Bw[0], cost=cost, p=p)
+        return SinkhornResult(out["f"][0], out["g"][0], float(out["value"][0]), float(out["cost"][0]),
+                              float(out["mass"][0]), float(out["error"][0]), int(out["n_iter"][0]),
+                              bool(conv[0]), eps, problem)
+    return SinkhornResult(out["f"], out["g"], out["value"], out["cost"], out["mass"], out["error"],
+                          out["n_iter"], conv, eps, problem)
