@@ -299,6 +299,16 @@ static int run(const monge_problem *pb, const monge_sinkhorn_params *par, double
         eps_cur *= par->scaling_factor;
         if (eps_cur < par->eps) eps_cur = par->eps;
     }
+    if (isinf(pb->tau_a) && isinf(pb->tau_b)) {
+        /* balanced potentials are defined up to (f + c, g - c): return the gauge <a,f> = <b,g>,
+           so that results do not depend on the path (schedule, geometry, warm start) */
+        double sa = 0, sb = 0;
+        for (int64_t i = 0; i < n; i++) sa += s.a[i] * f[i];
+        for (int64_t j = 0; j < m; j++) sb += s.b[j] * g[j];
+        const double c = (sa - sb) / (s.ma + s.mb);
+        for (int64_t i = 0; i < n; i++) f[i] -= c;
+        for (int64_t j = 0; j < m; j++) g[j] += c;
+    }
     info->n_iter = iter;
     info->converged = converged;
     info->overrelax = rs.omega;

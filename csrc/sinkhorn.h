@@ -63,7 +63,8 @@ typedef struct {
 } monge_sinkhorn_info;
 
 /* Solves one problem.  f (n) and g (m) receive the potentials (and hold the warm start when
- * par->warm_start).  Returns MONGE_OK, MONGE_ENOCONV (potentials and info still valid),
+ * par->warm_start).  Balanced potentials, defined up to (f + c, g - c), are returned in the gauge
+ * <a, f> = <b, g>.  Returns MONGE_OK, MONGE_ENOCONV (potentials and info still valid),
  * MONGE_EINTR, MONGE_ENONFINITE, MONGE_EINVAL or MONGE_ENOMEM. */
 int monge_sinkhorn(const monge_problem *pb, const monge_sinkhorn_params *par, double *f,
                    double *g, monge_sinkhorn_info *info);

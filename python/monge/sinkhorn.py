@@ -146,7 +146,7 @@ def sinkhorn(x=None, y=None, a=None, b=None, *, C=None, eps, cost="sqeuclidean",
     eps_scaling : bool or 'auto'
         Anneal eps geometrically from `eps_start` (default: the max cost) by `scaling_factor`,
         warm-starting each stage and running it to `stage_tol`.  'auto' turns it on when
-        eps < 0.01 x max cost.
+        eps < 0.01 x max cost and no `init` is given.
     overrelax : 'auto' or float in (0, 2)
         Over-relaxation omega of the updates; 'auto' estimates the optimal omega from the observed
         convergence rate (1.0 = plain Sinkhorn).
@@ -216,7 +216,8 @@ def sinkhorn(x=None, y=None, a=None, b=None, *, C=None, eps, cost="sqeuclidean",
     tol = nonneg("tol", tol)
     max_iter = integer("max_iter", max_iter, 0)
     if eps_scaling == "auto":
-        scale = eps < 0.01 * max_cost_bound(geom["C"], geom["x"], geom["y"], cost, p)
+        # a warm start is already near the solution: annealing from a large eps would discard it
+        scale = init is None and eps < 0.01 * max_cost_bound(geom["C"], geom["x"], geom["y"], cost, p)
     elif isinstance(eps_scaling, (bool, np.bool_)):
         scale = bool(eps_scaling)
     else:

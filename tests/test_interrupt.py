@@ -1,0 +1,42 @@
+"""Ctrl-C during a long solve raises KeyboardInterrupt promptly and leaves the process usable."""
+import signal
+import subprocess
+import sys
+import time
+
+CHILD = r"""
+import sys, time, numpy as np, monge
+rng = np.random.default_rng(0)
+x, y = rng.random((3000, 2)), rng.random((3000, 2))
+print("ready", flush=True)
+t0 = time.perf_counter()
+try:
+    monge.sinkhorn(x, y, eps=1e-4, tol=0.0, max_iter=10**7, eps_scaling=False)
+    print("finished", flush=True)
+except KeyboardInterrupt:
+    print("interrupted", flush=True)
+    sys.stdin.readline()  # wait for the parent's timestamp handshake
+r = monge.sinkhorn(x[:100], y[:100], eps=0.1)
+print("usable", r.converged, flush=True)
+"""
+
+
+def test_sigint_interrupts_a_long_solve():
+    p = subprocess.Popen([sys.executable, "-c", CHILD], stdin=subprocess.PIPE,
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        assert p.stdout.readline().strip() == "ready"
+        time.sleep(1.0)  # well inside the solve
+        t0 = time.perf_counter()
+        p.send_signal(signal.SIGINT)
+        line = p.stdout.readline().strip()
+        latency = time.perf_counter() - t0
+        assert line == "interrupted", p.stderr.read()
+        assert latency < 0.5, f"KeyboardInterrupt took {latency:.2f} s"
+        p.stdin.write("\n")
+        p.stdin.flush()
+        assert p.stdout.readline().split() == ["usable", "True"]
+        assert p.wait(timeout=60) == 0
+    finally:
+        if p.poll() is None:
+            p.kill()

@@ -1,0 +1,321 @@
+"""Entropic OT: monge.sinkhorn against POT, closed forms and its own invariants."""
+import warnings
+
+import numpy as np
+import ot
+import pytest
+from scipy.linalg import sqrtm
+from scipy.spatial.distance import cdist
+
+import monge
+from conftest import canonical
+
+
+def problem(rng, n=60, m=45, d=2, weights=True):
+    x = rng.random((n, d))
+    y = rng.random((m, d)) + 0.25
+    if weights:
+        a = rng.random(n) + 0.1
+        b = rng.random(m) + 0.1
+        return x, y, a / a.sum(), b / b.sum()
+    return x, y, np.full(n, 1 / n), np.full(m, 1 / m)
+
+
+def pot_log(a, b, C, eps):
+    """POT's log-domain Sinkhorn, run to machine precision; potentials in monge's convention."""
+    P, log = ot.sinkhorn(a, b, C, eps, method="sinkhorn_log", stopThr=1e-15, numItermax=200000,
+                         log=True)
+    f = eps * (log["log_u"] - np.log(a))
+    g = eps * (log["log_v"] - np.log(b))
+    return P, f, g
+
+
+@pytest.mark.parametrize("eps", [0.5, 0.05, 0.01])
+@pytest.mark.parametrize("online", [True, False])
+def test_matches_pot_sinkhorn_log(rng, eps, online):
+    x, y, a, b = problem(rng)
+    C = ot.dist(x, y)  # squared Euclidean, as monge's sqeuclidean
+    Pp, fp, gp = pot_log(a, b, C, eps)
+    r = monge.sinkhorn(x, y, a, b, eps=eps, tol=1e-13, online=online)
+    assert r.converged and r.error <= 1e-13
+    f, g = canonical(r.f, r.g, a, b)
+    fp, gp = canonical(fp, gp, a, b)
+    np.testing.assert_allclose(f, fp, atol=1e-8, rtol=0)
+    np.testing.assert_allclose(g, gp, atol=1e-8, rtol=0)
+    np.testing.assert_allclose(r.plan(), Pp, atol=1e-10, rtol=1e-8)
+    assert abs(r.cost - np.sum(Pp * C)) <= 1e-8 * abs(r.cost)
+    # OT_eps = <a,f> + <b,g> = <P,C> + eps KL(P | a x b)
+    kl = np.sum(Pp * np.log(Pp / np.outer(a, b))) - Pp.sum() + 1.0
+    assert abs(r.value - (np.sum(Pp * C) + eps * kl)) <= 1e-8
+    assert abs(r.value - (a @ r.f + b @ r.g)) <= 1e-10
+
+
+def test_dense_cost_matrix_input_matches_points(rng):
+    x, y, a, b = problem(rng)
+    C = cdist(x, y, "sqeuclidean")
+    r1 = monge.sinkhorn(a=a, b=b, C=C, eps=0.02, tol=1e-12)
+    r2 = monge.sinkhorn(x, y, a, b, eps=0.02, tol=1e-12)
+    np.testing.assert_allclose(r1.f, r2.f, atol=1e-10)
+    np.testing.assert_allclose(r1.plan(), r2.plan(), atol=1e-12)
+
+
+@pytest.mark.parametrize("tau_a,tau_b", [(0.3, 0.3), (0.1, 2.0), (np.inf, 0.5)])
+def test_unbalanced_matches_pot(rng, tau_a, tau_b):
+    x, y, a, b = problem(rng)
+    a = 1.5 * a  # different masses
+    C = ot.dist(x, y)
+    eps = 0.05
+    Pp = ot.sinkhorn_unbalanced(a, b, C, eps, (tau_a, tau_b), method="sinkhorn", reg_type="kl",
+                                stopThr=1e-15, numItermax=100000)
+    r = monge.sinkhorn(x, y, a, b, eps=eps, tau_a=tau_a, tau_b=tau_b, tol=1e-12)
+    assert r.converged
+    np.testing.assert_allclose(r.plan(), Pp, atol=1e-11, rtol=1e-7)
+    # the dual value equals the primal objective at the optimum
+    P = Pp
+    kl = lambda p, q: np.sum(p * np.log(p / q)) - p.sum() + q.sum()  # noqa: E731
+    primal = np.sum(P * C) + eps * kl(P, np.outer(a, b))
+    if np.isfinite(tau_a):
+        primal += tau_a * kl(P.sum(1), a)
+    if np.isfinite(tau_b):
+        primal += tau_b * kl(P.sum(0), b)
+    assert abs(r.value - primal) <= 1e-8 * max(1, abs(primal))
+    assert abs(r.mass - P.sum()) <= 1e-10
+
+
+@pytest.mark.parametrize("cost,metric,p", [
+    ("sqeuclidean", "sqeuclidean", 2.0), ("euclidean", "euclidean", 2.0),
+    ("pnorm", "cityblock", 1.0), ("pnorm", "minkowski", 3.0), ("cosine", "cosine", 2.0)])
+def test_costs(rng, cost, metric, p):
+    x = rng.standard_normal((33, 4))
+    y = rng.standard_normal((21, 4))
+    ref = cdist(x, y, metric, p=p) if metric == "minkowski" else cdist(x, y, metric)
+    if metric == "minkowski":
+        ref = ref ** p
+    np.testing.assert_allclose(monge.cost_matrix(x, y, cost=cost, p=p), ref, atol=1e-12)
+    # the online solver on these costs equals the dense solver on the matrix
+    r1 = monge.sinkhorn(x, y, eps=0.1, cost=cost, p=p, tol=1e-12, online=True)
+    r2 = monge.sinkhorn(C=ref, eps=0.1, tol=1e-12)
+    np.testing.assert_allclose(r1.f, r2.f, atol=1e-9)
+    np.testing.assert_allclose(r1.value, r2.value, atol=1e-11)
+
+
+def gaussian_entropic_ot(ma, A, mb, B, eps):
+    """Closed-form OT_eps between N(ma, A) and N(mb, B) for |x-y|^2 and eps KL(P | mu x nu)
+    (Janati, Muzellec, Peyre, Cuturi 2020, with sigma^2 = eps / 2)."""
+    d = len(ma)
+    s2 = eps / 2
+    As = np.real(sqrtm(A))
+    D = np.real(sqrtm(4 * As @ B @ As + s2**2 * np.eye(d)))
+    return (np.sum((ma - mb) ** 2) + np.trace(A) + np.trace(B) - np.trace(D)
+            + d * s2 * (1 - np.log(2 * s2)) + s2 * np.log(np.linalg.det(D + s2 * np.eye(d))))
+
+
+@pytest.mark.parametrize("eps", [1.0, 0.1, 0.02])
+def test_gaussian_closed_form_1d(eps):
+    def grid(mu, s, n=1500):
+        t = np.linspace(mu - 9 * s, mu + 9 * s, n)
+        w = np.exp(-0.5 * ((t - mu) / s) ** 2)
+        return t[:, None], w / w.sum()
+
+    x, a = grid(0.0, 1.0)
+    y, b = grid(1.5, 0.6)
+    r = monge.sinkhorn(x, y, a, b, eps=eps, tol=1e-12)
+    ref = gaussian_entropic_ot(np.zeros(1), np.eye(1), np.array([1.5]), np.array([[0.36]]), eps)
+    assert abs(r.value - ref) <= 1e-9 * abs(ref)
+
+
+@pytest.mark.parametrize("eps", [0.5, 0.1])
+def test_gaussian_closed_form_2d(eps):
+    def grid(mean, cov, k=40, w=7.0):
+        s = np.sqrt(np.diag(cov))
+        g0 = np.linspace(mean[0] - w * s[0], mean[0] + w * s[0], k)
+        g1 = np.linspace(mean[1] - w * s[1], mean[1] + w * s[1], k)
+        pts = np.stack(np.meshgrid(g0, g1, indexing="ij"), -1).reshape(-1, 2)
+        z = pts - mean
+        dens = np.exp(-0.5 * np.einsum("ni,ij,nj->n", z, np.linalg.inv(cov), z))
+        return pts, dens / dens.sum()
+
+    A = np.array([[1.0, 0.4], [0.4, 0.6]])
+    B = np.array([[0.5, -0.2], [-0.2, 0.9]])
+    ma, mb = np.array([0.0, 0.0]), np.array([1.0, -0.5])
+    x, a = grid(ma, A)
+    y, b = grid(mb, B)
+    # the discretisation's own covariances are what the formula must be fed
+    mxa, mxb = a @ x, b @ y
+    Ad = (x - mxa).T @ ((x - mxa) * a[:, None])
+    Bd = (y - mxb).T @ ((y - mxb) * b[:, None])
+    r = monge.sinkhorn(x, y, a, b, eps=eps, tol=1e-11)
+    ref = gaussian_entropic_ot(mxa, Ad, mxb, Bd, eps)
+    assert abs(r.value - ref) <= 1e-5 * abs(ref)
+
+
+def test_float32_near_float64(rng):
+    x, y, a, b = problem(rng, 300, 250, 3)
+    r64 = monge.sinkhorn(x, y, a, b, eps=0.05, tol=1e-9)
+    r32 = monge.sinkhorn(x.astype(np.float32), y.astype(np.float32), a, b, eps=0.05, tol=1e-5)
+    assert r32.converged and r32.error <= 1e-5
+    assert r32.plan().dtype == np.float32
+    assert abs(r32.value - r64.value) <= 1e-5 * abs(r64.value)
+    f32, _ = canonical(r32.f, r32.g, a, b)
+    f64, _ = canonical(r64.f, r64.g, a, b)
+    np.testing.assert_allclose(f32, f64, atol=5e-5)
+
+
+@pytest.mark.parametrize("online", [True, False])
+def test_batch_equals_loop(rng, online):
+    B = 5
+    xs = rng.random((B, 40, 3))
+    ys = rng.random((B, 30, 3)) + 0.2
+    a = rng.random((B, 40)) + 0.1
+    a /= a.sum(1, keepdims=True)
+    rb = monge.sinkhorn(xs, ys, a, None, eps=0.03, online=online, tol=1e-10)
+    assert rb.f.shape == (B, 40) and rb.converged.all()
+    for k in range(B):
+        r = monge.sinkhorn(xs[k], ys[k], a[k], None, eps=0.03, online=online, tol=1e-10)
+        np.testing.assert_array_equal(rb.f[k], r.f)
+        np.testing.assert_array_equal(rb.g[k], r.g)
+        assert rb.value[k] == r.value and rb.n_iter[k] == r.n_iter
+        np.testing.assert_array_equal(rb.plan(k), r.plan())
+    Cs = np.stack([cdist(xs[k], ys[k], "sqeuclidean") for k in range(B)])
+    rc = monge.sinkhorn(C=Cs, a=a, eps=0.03, tol=1e-10)
+    np.testing.assert_allclose(rc.value, rb.value, atol=1e-12)
+
+
+def test_threads_do_not_change_results(rng):
+    x, y, a, b = problem(rng, 700, 650, 2)
+    old = monge.get_num_threads()
+    try:
+        out = []
+        for t in (1, 2):
+            monge.set_num_threads(t)
+            r = monge.sinkhorn(x, y, a, b, eps=0.01, tol=1e-9)
+            rd = monge.sinkhorn(C=cdist(x, y, "sqeuclidean"), a=a, b=b, eps=0.01, tol=1e-9)
+            out.append((r.f, r.g, r.value, rd.f, rd.g, r.apply_transpose(np.arange(700.0))))
+        for u, v in zip(*out):
+            np.testing.assert_array_equal(u, v)
+    finally:
+        monge.set_num_threads(old)
+
+
+def test_small_eps_is_stable(rng):
+    """eps = 1e-4 x max cost: no overflow or NaN, converged, exact marginals."""
+    x, y, a, b = problem(rng, 200, 180, 2)
+    C = cdist(x, y, "sqeuclidean")
+    eps = 1e-4 * C.max()
+    r = monge.sinkhorn(x, y, a, b, eps=eps, tol=1e-6, max_iter=100000)
+    assert r.converged and np.isfinite(r.f).all() and np.isfinite(r.g).all()
+    P = r.plan()
+    assert np.isfinite(P).all()
+    err = np.abs(P.sum(1) - a).sum() + np.abs(P.sum(0) - b).sum()
+    assert err <= 1.01e-6
+    # close to exact OT at this eps
+    exact = ot.emd2(a, b, C, numItermax=10**7)
+    assert r.cost >= exact - 1e-9 and r.cost - exact <= 1e-3 * exact
+    r32 = monge.sinkhorn(x.astype(np.float32), y.astype(np.float32), a, b, eps=eps, tol=1e-3,
+                         max_iter=100000)
+    assert np.isfinite(r32.f).all() and r32.converged
+
+
+@pytest.mark.parametrize("eps_scaling", [True, False])
+@pytest.mark.parametrize("overrelax", ["auto", 1.0, 1.5])
+def test_acceleration_options_reach_the_same_solution(rng, eps_scaling, overrelax):
+    x, y, a, b = problem(rng, 150, 120, 2)
+    ref = monge.sinkhorn(x, y, a, b, eps=0.005, tol=1e-12, eps_scaling=False, overrelax=1.0,
+                         max_iter=100000)
+    r = monge.sinkhorn(x, y, a, b, eps=0.005, tol=1e-12, eps_scaling=eps_scaling,
+                       overrelax=overrelax, max_iter=100000)
+    assert r.converged
+    f, g = canonical(r.f, r.g, a, b)
+    fr, gr = canonical(ref.f, ref.g, a, b)
+    np.testing.assert_allclose(f, fr, atol=1e-8)
+    np.testing.assert_allclose(r.value, ref.value, rtol=1e-10)
+
+
+def test_overrelaxation_reduces_iterations(rng):
+    x, y, a, b = problem(rng, 400, 400, 2)
+    plain = monge.sinkhorn(x, y, a, b, eps=0.005, overrelax=1.0, eps_scaling=True, max_iter=50000)
+    auto = monge.sinkhorn(x, y, a, b, eps=0.005, eps_scaling=True)
+    assert auto.converged and plain.converged
+    assert auto.n_iter * 3 < plain.n_iter
+
+
+def test_warm_start(rng):
+    x, y, a, b = problem(rng)
+    r = monge.sinkhorn(x, y, a, b, eps=0.01, tol=1e-10)
+    r2 = monge.sinkhorn(x, y, a, b, eps=0.01, tol=1e-10, init=(r.f, r.g))
+    assert r2.n_iter <= 1 and r2.converged
+    np.testing.assert_allclose(r2.f, r.f, atol=1e-12)
+
+
+def test_apply_and_marginals_without_the_plan(rng):
+    x, y, a, b = problem(rng)
+    r = monge.sinkhorn(x, y, a, b, eps=0.05, tol=1e-12)
+    P = r.plan()
+    v = rng.standard_normal(45)
+    V = rng.standard_normal((45, 3))
+    u = rng.standard_normal(60)
+    np.testing.assert_allclose(r.apply(v), P @ v, atol=1e-14)
+    np.testing.assert_allclose(r.apply(V), P @ V, atol=1e-14)
+    np.testing.assert_allclose(r.apply_transpose(u), P.T @ u, atol=1e-14)
+    ra, rb = r.marginals()
+    assert np.abs(ra - a).sum() + np.abs(rb - b).sum() <= 1e-12
+    rd = monge.sinkhorn(C=cdist(x, y, "sqeuclidean"), a=a, b=b, eps=0.05, tol=1e-12)
+    np.testing.assert_allclose(rd.apply_transpose(u), P.T @ u, atol=1e-13)
+    np.testing.assert_allclose(rd.apply_transpose(np.stack([u, 2 * u], 1)),
+                               P.T @ np.stack([u, 2 * u], 1), atol=1e-13)
+
+
+def test_zero_weights_and_duplicates(rng):
+    x, y, a, b = problem(rng)
+    a[[0, 5]] = 0
+    a /= a.sum()
+    y[3] = y[4]  # duplicate points
+    r = monge.sinkhorn(x, y, a, b, eps=0.02, tol=1e-11)
+    P = r.plan()
+    assert r.converged and np.all(P[[0, 5]] == 0)
+    assert np.abs(P.sum(0) - b).sum() <= 1e-10
+
+
+def test_nonconvergence_is_reported(rng):
+    x, y, a, b = problem(rng)
+    with pytest.warns(monge.ConvergenceWarning, match="did not converge"):
+        r = monge.sinkhorn(x, y, a, b, eps=0.001, max_iter=3, eps_scaling=False)
+    assert not r.converged and r.n_iter == 3 and r.error > 1e-6
+
+
+def test_callback_sees_every_iteration_and_can_stop(rng):
+    x, y, a, b = problem(rng)
+    seen = []
+    r = monge.sinkhorn(x, y, a, b, eps=0.001, callback=lambda it, err: seen.append(it) or it >= 7)
+    assert seen == list(range(1, 8)) and not r.converged
+    with pytest.raises(ZeroDivisionError):
+        monge.sinkhorn(x, y, a, b, eps=0.001, callback=lambda it, err: 1 / 0)
+
+
+def test_noncontiguous_and_fortran_inputs(rng):
+    x, y, a, b = problem(rng, 50, 40, 3)
+    ref = monge.sinkhorn(x, y, a, b, eps=0.05)
+    xf = np.asfortranarray(x)
+    big = np.zeros((80, 6))
+    big[::2, ::2] = y
+    ys = big[::2, ::2]
+    assert not ys.flags.c_contiguous and not xf.flags.c_contiguous
+    r = monge.sinkhorn(xf, ys, a[::1], b, eps=0.05)
+    np.testing.assert_array_equal(r.f, ref.f)
+    C = np.asfortranarray(cdist(x, y, "sqeuclidean"))
+    r2 = monge.sinkhorn(C=C, a=a, b=b, eps=0.05)
+    np.testing.assert_allclose(r2.f, ref.f, atol=1e-12)
+
+
+def test_integer_inputs_are_promoted():
+    x = np.array([[0, 0], [1, 0], [0, 1]])
+    y = np.array([[1, 1], [2, 0]])
+    r = monge.sinkhorn(x, y, eps=0.5)
+    assert r.f.dtype == np.float64 and r.converged
+
+
+def test_no_warning_when_converged(rng):
+    x, y, a, b = problem(rng)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        monge.sinkhorn(x, y, a, b, eps=0.05)
