@@ -23,6 +23,7 @@ struct monge_geom_work {
     int nthreads;
     const void *xa, *ya;         /* points as rows (normalised copies for the cosine cost) */
     void *owned_xa, *owned_ya;   /* the normalised copies, when made */
+    double *xnorm, *ynorm;       /* cosine: norms of the original points */
     void *xt, *yt;               /* points transposed: d x n, d x m */
     void *hbuf;                  /* max(n, m) elements of T: h converted for the kernels */
     void *tiles;                 /* per thread: two tiles of MONGE_TILE elements of T */
@@ -75,6 +76,8 @@ void monge_geom_release(monge_geom_work *w)
     if (!w) return;
     free(w->owned_xa);
     free(w->owned_ya);
+    free(w->xnorm);
+    free(w->ynorm);
     free(w->xt);
     free(w->yt);
     free(w->hbuf);
@@ -91,8 +94,9 @@ int monge_geom_prepare(const monge_geometry *g, int nthreads, monge_geom_work **
     if (g->dtype != MONGE_F64 && g->dtype != MONGE_F32) return MONGE_EINVAL;
     if (!g->C) {
         if (!g->x || !g->y || g->d < 1) return MONGE_EINVAL;
-        if (g->cost < MONGE_COST_SQEUCLIDEAN || g->cost > MONGE_COST_COSINE) return MONGE_EINVAL;
+        if (g->cost < MONGE_COST_SQEUCLIDEAN || g->cost > MONGE_COST_ELASTIC) return MONGE_EINVAL;
         if (g->cost == MONGE_COST_PNORM && !(g->p >= 1.0 && isfinite(g->p))) return MONGE_EINVAL;
+        if (g->cost == MONGE_COST_ELASTIC && !(g->lam >= 0.0 && isfinite(g->lam))) return MONGE_EINVAL;
     }
     /* sizes whose products would overflow size_t are refused up front */
     if ((double)g->n * (double)g->m > 9e18 || (double)(g->n + g->m) * (double)(g->d + 1) > 9e18)
@@ -204,4 +208,33 @@ int monge_geom_max_cost(const monge_geom_work *w, double *out, int nthreads)
     if (isnan(v)) return MONGE_ENOMEM;
     *out = v;
     return MONGE_OK;
+}
+
+int monge_geom_grad(const monge_geom_work *w, int transpose, double eps, const double *u,
+                    const double *h, double *out, int nthreads)
+{
+    if (!w || !u || !h || !out || !(eps > 0) || w->g.C) return MONGE_EINVAL;
+    const int nth = clamp_threads(w, nthreads);
+    load_h(w, h, transpose ? w->g.n : w->g.m);
+    if (w->g.dtype == MONGE_F32) grad_rows_f32(w, transpose, eps, u, (const float *)w->hbuf, out, nth);
+    else grad_rows_f64(w, transpose, eps, u, (const double *)w->hbuf, out, nth);
+    return MONGE_OK;
+}
+
+int monge_geom_paired(const monge_geom_work *w, double *cost, double *grad, int nthreads)
+{
+    if (!w || !cost || w->g.C || w->g.n != w->g.m) return MONGE_EINVAL;
+    const int nth = clamp_threads(w, nthreads);
+    if (w->g.dtype == MONGE_F32) paired_f32(w, cost, grad, nth);
+    else paired_f64(w, cost, grad, nth);
+    return MONGE_OK;
+}
+
+int monge_geom_cost_stats(const monge_geom_work *w, double *mean, double *std, int nthreads)
+{
+    if (!w || !mean || !std) return MONGE_EINVAL;
+    const int nth = clamp_threads(w, nthreads);
+    if (w->g.dtype == MONGE_F32) cost_stats_f32(w, mean, std, nth);
+    else cost_stats_f64(w, mean, std, nth);
+    return isnan(*mean) ? MONGE_ENOMEM : MONGE_OK;
 }

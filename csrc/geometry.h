@@ -7,6 +7,8 @@
  *   euclidean    c(x, y) = |x - y|_2
  *   pnorm        c(x, y) = |x - y|_p^p = sum_k |x_k - y_k|^p   (p >= 1)
  *   cosine       c(x, y) = 1 - <x, y> / (|x| |y|)  (zero vectors are invalid)
+ *   elastic      c(x, y) = 1/2 |x - y|_2^2 + lam |x - y|_1   (lam >= 0; the elastic-net cost of
+ *                the Monge gap paper, with gradient z + lam sign(z), z = x - y)
  *
  * On top of a prepared geometry (monge_geom_work) sit the kernels every entropic solver needs,
  * all parallel over rows with results independent of the thread count:
@@ -28,7 +30,8 @@ typedef enum {
     MONGE_COST_SQEUCLIDEAN = 0,
     MONGE_COST_EUCLIDEAN = 1,
     MONGE_COST_PNORM = 2,
-    MONGE_COST_COSINE = 3
+    MONGE_COST_COSINE = 3,
+    MONGE_COST_ELASTIC = 4
 } monge_cost;
 
 typedef struct {
@@ -40,6 +43,7 @@ typedef struct {
     int64_t d;         /* online: dimension, >= 1 */
     monge_cost cost;   /* online: ground cost */
     double p;          /* online, pnorm: exponent p >= 1 */
+    double lam;        /* online, elastic: weight of the L1 term, >= 0 */
 } monge_geometry;
 
 /* A geometry prepared for repeated kernel calls: transposed copies of the points, normalised
@@ -67,6 +71,21 @@ int monge_softmin(const monge_geom_work *w, int transpose, double eps, const dou
 int monge_geom_apply(const monge_geom_work *w, int transpose, double eps, const double *u,
                      const double *h, const double *V, int64_t k, double *out, double *rowsum,
                      double *rowcost, int nthreads);
+
+/* Gradient of the cost through the plan (online geometries only):
+ *   out[i*d + k] = sum_j P_ij d c(p_i, q_j) / d p_ik,   P_ij = exp((u_i + h_j - C_ij) / eps),
+ * where p = x, q = y (or p = y, q = x with transpose: every cost here is symmetric,
+ * c(x, y) = c(y, x), so this is also the gradient in the second argument).  At a point where c is
+ * not differentiable (euclidean at z = 0, the L1 parts at z_k = 0) the zero subgradient is used. */
+int monge_geom_grad(const monge_geom_work *w, int transpose, double eps, const double *u,
+                    const double *h, double *out, int nthreads);
+
+/* Paired points (online, n = m): cost[i] = c(x_i, y_i) and, when grad is non-NULL,
+ * grad[i*d + k] = d c(x_i, y_i) / d x_ik. */
+int monge_geom_paired(const monge_geom_work *w, double *cost, double *grad, int nthreads);
+
+/* Mean and (population) standard deviation of the n x m cost matrix, without storing it. */
+int monge_geom_cost_stats(const monge_geom_work *w, double *mean, double *std, int nthreads);
 
 /* P[i*m + j] = exp((u_i + h_j - C_ij) / eps), written in the geometry's dtype. */
 int monge_geom_dense_plan(const monge_geom_work *w, double eps, const double *u, const double *h,

@@ -5,4 +5,5 @@
 #include "geometry.h"
 #include "problem.h"
 #include "sinkhorn.h"
+#include "losses.h"
 #endif

@@ -362,6 +362,119 @@ int monge_sinkhorn(const monge_problem *pb, const monge_sinkhorn_params *par, do
     return run(pb, par, f, g, info ? info : &tmp);
 }
 
+int monge_sinkhorn_symmetric(const monge_problem *pb, const monge_sinkhorn_params *par, double *p,
+                             monge_sinkhorn_info *info)
+{
+    monge_sinkhorn_params def;
+    monge_sinkhorn_info tmp;
+    if (!par) {
+        monge_sinkhorn_params_init(&def);
+        par = &def;
+    }
+    if (!info) info = &tmp;
+    memset(info, 0, sizeof *info);
+    info->cost = info->mass = info->value = info->error = NAN;
+    int st = check_params(par);
+    if (st) return st;
+    if (!p || !pb || !pb->geom || pb->geom->n != pb->geom->m) return MONGE_EINVAL;
+    monge_problem sym = *pb;
+    sym.b = pb->a;
+    sym.tau_b = pb->tau_a;
+    st = monge_problem_check(&sym, 1e-6);
+    if (st) return st;
+    const double tau = pb->tau_a;
+    const int nth = monge_resolve_threads(par->nthreads);
+    monge_geom_work *gw = NULL;
+    st = monge_geom_prepare(pb->geom, nth, &gw);
+    if (st) return st;
+    sk_work s;
+    st = sk_alloc(&s, &sym);
+    if (st) {
+        monge_geom_release(gw);
+        return st;
+    }
+    const int64_t n = s.n;
+    if (!par->warm_start) memset(p, 0, sizeof(double) * (size_t)n);
+    double eps_cur = par->eps;
+    if (par->eps_scaling) {
+        double e0 = par->eps_start;
+        if (!(e0 > 0)) st = monge_geom_max_cost(gw, &e0, nth);
+        eps_cur = e0 > par->eps ? e0 : par->eps;
+    }
+    int64_t iter = 0;
+    double err = INFINITY;
+    int converged = 0;
+    while (!st) {
+        const int last = eps_cur <= par->eps;
+        const double tol = last ? par->tol : (par->stage_tol > par->tol ? par->stage_tol : par->tol);
+        const double lam = isinf(tau) ? 1.0 : tau / (tau + eps_cur);
+        info->n_stages++;
+        for (;;) {
+            for (int64_t j = 0; j < n; j++) {
+                s.h[j] = p[j] + eps_cur * s.la[j];
+                s.hint[j] = -p[j] / lam;
+            }
+            st = monge_softmin(gw, 0, eps_cur, s.h, s.hint, s.out, nth);
+            if (st) break;
+            /* the plan of the current p is symmetric: both marginals have the same violation */
+            double e = 0;
+            for (int64_t i = 0; i < n; i++)
+                if (s.a[i] > 0) {
+                    const double ratio = exp((p[i] + s.out[i]) / eps_cur);
+                    e += s.a[i] * fabs(ratio - (isinf(tau) ? 1.0 : exp(-p[i] / tau)));
+                }
+            err = 2.0 * e;
+            if (par->progress && par->progress(par->progress_ctx, iter, err)) {
+                st = MONGE_EINTR;
+                break;
+            }
+            if (err <= tol) {
+                if (last) converged = 1;
+                break;
+            }
+            if (iter >= par->max_iter) break;
+            int finite = 1;
+            for (int64_t i = 0; i < n; i++) {
+                p[i] = 0.5 * (p[i] - lam * s.out[i]);
+                if (!isfinite(p[i])) finite = 0;
+            }
+            if (!finite) st = MONGE_ENONFINITE;
+            iter++;
+        }
+        if (st || last || iter >= par->max_iter) break;
+        eps_cur *= par->scaling_factor;
+        if (eps_cur < par->eps) eps_cur = par->eps;
+    }
+    info->n_iter = iter;
+    info->converged = converged;
+    info->error = err;
+    info->overrelax = 1.0;
+    if (!st && par->compute_cost) {
+        const double eps = par->eps;
+        double *rc = malloc(sizeof(double) * (size_t)n);
+        if (!rc) st = MONGE_ENOMEM;
+        else {
+            for (int64_t i = 0; i < n; i++) s.hint[i] = s.h[i] = p[i] + eps * s.la[i];
+            st = monge_geom_apply(gw, 0, eps, s.hint, s.h, NULL, 0, NULL, s.out, rc, nth);
+            double mass = 0, cost = 0, dual = 0;
+            for (int64_t i = 0; i < n; i++)
+                if (s.a[i] > 0) {
+                    mass += s.out[i];
+                    cost += rc[i];
+                    dual += 2.0 * s.a[i] * (isinf(tau) ? p[i] : tau * (1 - exp(-p[i] / tau)));
+                }
+            free(rc);
+            info->mass = mass;
+            info->cost = cost;
+            info->value = dual - eps * (mass - s.ma * s.ma);
+        }
+    }
+    if (!st && !converged) st = MONGE_ENOCONV;
+    sk_free(&s);
+    monge_geom_release(gw);
+    return st;
+}
+
 int monge_sinkhorn_batch(int64_t B, const monge_problem *pbs, const monge_sinkhorn_params *par,
                          double *f, double *g, monge_sinkhorn_info *info, int *status)
 {

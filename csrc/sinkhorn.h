@@ -75,6 +75,15 @@ int monge_sinkhorn(const monge_problem *pb, const monge_sinkhorn_params *par, do
 int monge_sinkhorn_batch(int64_t B, const monge_problem *pbs, const monge_sinkhorn_params *par,
                          double *f, double *g, monge_sinkhorn_info *info, int *status);
 
+/* Symmetric problem OT_eps(a, a) on a geometry whose two sides are the same points (n = m, C
+ * symmetric): its potentials coincide, f = g = p, and the averaged update
+ *     p <- (p + T(p)) / 2,   T(p)_i = -lam eps log sum_j a_j exp((p_j - C_ij) / eps)
+ * converges in a few iterations (the self-terms of the Sinkhorn divergence).  Uses pb->a and
+ * pb->tau_a only; honours eps-scaling, warm start (p on entry), tol, max_iter and the callback.
+ * info->value is OT_eps(a, a). */
+int monge_sinkhorn_symmetric(const monge_problem *pb, const monge_sinkhorn_params *par, double *p,
+                             monge_sinkhorn_info *info);
+
 /* The plan P_ij = a_i b_j exp((f_i + g_j - C_ij)/eps), dense n x m in the geometry's dtype. */
 int monge_sinkhorn_plan(const monge_problem *pb, double eps, const double *f, const double *g,
                         void *P, int nthreads);

@@ -40,3 +40,26 @@ def test_sigint_interrupts_a_long_solve():
     finally:
         if p.poll() is None:
             p.kill()
+
+
+def test_gil_is_released_during_a_solve():
+    """A Python thread keeps running while another thread is inside a long solve."""
+    import threading
+
+    import numpy as np
+
+    import monge
+
+    rng = np.random.default_rng(0)
+    x, y = rng.random((2000, 2)), rng.random((2000, 2))
+    done = threading.Event()
+    t = threading.Thread(target=lambda: (monge.sinkhorn(x, y, eps=1e-3, tol=0.0, max_iter=60,
+                                                        eps_scaling=False), done.set()))
+    t.start()
+    time.sleep(0.05)
+    ticks = 0
+    while not done.is_set():
+        ticks += 1  # pure-Python work: possible only if the solver released the GIL
+        time.sleep(0)
+    t.join()
+    assert ticks > 1000
