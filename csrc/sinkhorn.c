@@ -26,6 +26,7 @@ static int check_params(const monge_sinkhorn_params *p)
 {
     if (!(p->eps > 0) || !isfinite(p->eps)) return MONGE_EINVAL;
     if (!(p->tol >= 0) || p->max_iter < 0) return MONGE_EINVAL;
+    if (p->eps_scaling < 0 || p->eps_scaling > 2) return MONGE_EINVAL;
     if (p->eps_scaling && !(p->scaling_factor > 0 && p->scaling_factor < 1)) return MONGE_EINVAL;
     if (!(p->overrelax == 0 || (p->overrelax > 0 && p->overrelax < 2))) return MONGE_EINVAL;
     if (!(p->stage_tol >= 0)) return MONGE_EINVAL;
@@ -193,6 +194,21 @@ static int relax_update(relax_state *r, double err)
     return 0;
 }
 
+/* First eps of the schedule: eps itself unless annealing is on (or automatic and useful). */
+static int first_eps(const monge_sinkhorn_params *par, const monge_geom_work *gw, int nth,
+                     double *eps0)
+{
+    *eps0 = par->eps;
+    if (par->eps_scaling == 0 || (par->eps_scaling == 2 && par->warm_start)) return MONGE_OK;
+    double cmax = 0;
+    int st = monge_geom_max_cost(gw, &cmax, nth);
+    if (st) return st;
+    if (par->eps_scaling == 2 && !(par->eps < 0.01 * cmax)) return MONGE_OK;
+    const double e0 = par->eps_start > 0 ? par->eps_start : cmax;
+    *eps0 = e0 > par->eps ? e0 : par->eps;
+    return MONGE_OK;
+}
+
 static int run(const monge_problem *pb, const monge_sinkhorn_params *par, double *f, double *g,
                monge_sinkhorn_info *info)
 {
@@ -226,15 +242,9 @@ static int run(const monge_problem *pb, const monge_sinkhorn_params *par, double
     }
 
     /* the epsilon schedule */
-    double eps_cur = par->eps;
-    if (par->eps_scaling) {
-        double e0 = par->eps_start;
-        if (!(e0 > 0)) {
-            st = monge_geom_max_cost(gw, &e0, nth);
-            if (st) goto done;
-        }
-        eps_cur = e0 > par->eps ? e0 : par->eps;
-    }
+    double eps_cur;
+    st = first_eps(par, gw, nth, &eps_cur);
+    if (st) goto done;
     int64_t iter = 0;
     int converged = 0;
     double err = INFINITY;
@@ -395,12 +405,8 @@ int monge_sinkhorn_symmetric(const monge_problem *pb, const monge_sinkhorn_param
     }
     const int64_t n = s.n;
     if (!par->warm_start) memset(p, 0, sizeof(double) * (size_t)n);
-    double eps_cur = par->eps;
-    if (par->eps_scaling) {
-        double e0 = par->eps_start;
-        if (!(e0 > 0)) st = monge_geom_max_cost(gw, &e0, nth);
-        eps_cur = e0 > par->eps ? e0 : par->eps;
-    }
+    double eps_cur;
+    st = first_eps(par, gw, nth, &eps_cur);
     int64_t iter = 0;
     double err = INFINITY;
     int converged = 0;

@@ -30,7 +30,9 @@ typedef struct {
     double tol;            /* stop when the L1 marginal violation <= tol.  Default 1e-6. */
     int64_t max_iter;      /* iterations over all stages (one iteration = two half-steps).
                               Default 10000. */
-    int eps_scaling;       /* 1: anneal eps from eps_start down to eps.  Default 0. */
+    int eps_scaling;       /* 1: anneal eps from eps_start down to eps; 2: automatic: anneal when
+                              eps < 0.01 x the max cost and there is no warm start; 0: off.
+                              Default 0. */
     double eps_start;      /* first eps of the annealing; <= 0: the geometry's max cost.
                               Default 0. */
     double scaling_factor; /* eps multiplier between stages, in (0, 1).  Default 0.5. */

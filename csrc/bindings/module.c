@@ -102,9 +102,11 @@ static int parse_cost(const char *name, monge_cost *out)
     else if (!strcmp(name, "euclidean")) *out = MONGE_COST_EUCLIDEAN;
     else if (!strcmp(name, "pnorm")) *out = MONGE_COST_PNORM;
     else if (!strcmp(name, "cosine")) *out = MONGE_COST_COSINE;
+    else if (!strcmp(name, "elastic")) *out = MONGE_COST_ELASTIC;
     else {
         PyErr_Format(PyExc_ValueError,
-                     "cost: unknown cost '%s' (expected sqeuclidean, euclidean, pnorm or cosine)",
+                     "cost: unknown cost '%s' (expected sqeuclidean, euclidean, pnorm, cosine or "
+                     "elastic)",
                      name);
         return -1;
     }
@@ -140,7 +142,7 @@ static void batch_geom_free(batch_geom *bg)
 }
 
 static int batch_geom_parse(PyObject *C, PyObject *x, PyObject *y, const char *cost, double p,
-                            int batched, batch_geom *bg)
+                            double lam, int batched, batch_geom *bg)
 {
     memset(bg, 0, sizeof *bg);
     const int nd = batched ? 3 : 2;
@@ -196,6 +198,7 @@ static int batch_geom_parse(PyObject *C, PyObject *x, PyObject *y, const char *c
             g->d = bg->d;
             g->cost = ck;
             g->p = p;
+            g->lam = lam;
         }
     }
     return 0;
@@ -227,17 +230,18 @@ static PyObject *py_sinkhorn(PyObject *self, PyObject *args, PyObject *kw)
     static char *kwlist[] = {"C", "x", "y", "a", "b", "cost", "p", "eps", "tau_a", "tau_b", "tol",
                              "max_iter", "eps_scaling", "eps_start", "scaling_factor", "stage_tol",
                              "overrelax", "f0", "g0", "compute_cost", "nthreads", "callback",
-                             NULL};
+                             "lam", NULL};
     PyObject *C, *x, *y, *a, *b, *f0 = Py_None, *g0 = Py_None, *callback = Py_None;
     const char *cost = "sqeuclidean";
     double p = 2.0, eps, tau_a = INFINITY, tau_b = INFINITY, tol = 1e-6, eps_start = 0,
-           scaling_factor = 0.5, stage_tol = 1e-2, overrelax = 0;
+           scaling_factor = 0.5, stage_tol = 1e-2, overrelax = 0, lam = 0.0;
     long long max_iter = 10000;
     int eps_scaling = 0, compute_cost = 1, nthreads = 0;
-    if (!PyArg_ParseTupleAndKeywords(args, kw, "OOOOO|sdddddLpddddOOpiO", kwlist, &C, &x, &y, &a,
+    if (!PyArg_ParseTupleAndKeywords(args, kw, "OOOOO|sdddddLiddddOOpiOd", kwlist, &C, &x, &y, &a,
                                      &b, &cost, &p, &eps, &tau_a, &tau_b, &tol, &max_iter,
                                      &eps_scaling, &eps_start, &scaling_factor, &stage_tol,
-                                     &overrelax, &f0, &g0, &compute_cost, &nthreads, &callback))
+                                     &overrelax, &f0, &g0, &compute_cost, &nthreads, &callback,
+                                     &lam))
         return NULL;
     if (callback != Py_None && !PyCallable_Check(callback)) {
         PyErr_SetString(PyExc_TypeError, "callback: must be callable");
@@ -249,7 +253,7 @@ static PyObject *py_sinkhorn(PyObject *self, PyObject *args, PyObject *kw)
     monge_problem *pbs = NULL;
     monge_sinkhorn_info *infos = NULL;
     int *status = NULL;
-    if (batch_geom_parse(C, x, y, cost, p, 1, &bg)) goto out;
+    if (batch_geom_parse(C, x, y, cost, p, lam, 1, &bg)) goto out;
     const int64_t B = bg.B, n = bg.n, m = bg.m;
     if (parse_weights(a, B, n, 1, "a", &aa) || parse_weights(b, B, m, 1, "b", &ba)) goto out;
     npy_intp fd[2] = {(npy_intp)B, (npy_intp)n}, gd[2] = {(npy_intp)B, (npy_intp)m};
@@ -385,10 +389,11 @@ static void single_free(single_problem *s)
 }
 
 static int single_parse(PyObject *C, PyObject *x, PyObject *y, PyObject *a, PyObject *b,
-                        const char *cost, double p, PyObject *f, PyObject *g, single_problem *s)
+                        const char *cost, double p, double lam, PyObject *f, PyObject *g,
+                        single_problem *s)
 {
     memset(s, 0, sizeof *s);
-    if (batch_geom_parse(C, x, y, cost, p, 0, &s->bg)) return -1;
+    if (batch_geom_parse(C, x, y, cost, p, lam, 0, &s->bg)) return -1;
     if (parse_weights(a, 1, s->bg.n, 0, "a", &s->a) || parse_weights(b, 1, s->bg.m, 0, "b", &s->b))
         return -1;
     if (!(s->f = as_array(f, NPY_FLOAT64, 1, "f")) || !(s->g = as_array(g, NPY_FLOAT64, 1, "g")))
@@ -407,17 +412,18 @@ static int single_parse(PyObject *C, PyObject *x, PyObject *y, PyObject *a, PyOb
 static PyObject *py_plan(PyObject *self, PyObject *args, PyObject *kw)
 {
     (void)self;
-    static char *kwlist[] = {"C", "x", "y", "a", "b", "f", "g", "eps", "cost", "p", "nthreads", NULL};
+    static char *kwlist[] = {"C", "x", "y", "a", "b", "f", "g", "eps", "cost", "p", "lam",
+                             "nthreads", NULL};
     PyObject *C, *x, *y, *a, *b, *f, *g;
     const char *cost = "sqeuclidean";
-    double eps, p = 2.0;
+    double eps, p = 2.0, lam = 0.0;
     int nthreads = 0;
-    if (!PyArg_ParseTupleAndKeywords(args, kw, "OOOOOOOd|sdi", kwlist, &C, &x, &y, &a, &b, &f, &g,
-                                     &eps, &cost, &p, &nthreads))
+    if (!PyArg_ParseTupleAndKeywords(args, kw, "OOOOOOOd|sddi", kwlist, &C, &x, &y, &a, &b, &f,
+                                     &g, &eps, &cost, &p, &lam, &nthreads))
         return NULL;
     single_problem s;
     PyObject *res = NULL;
-    if (single_parse(C, x, y, a, b, cost, p, f, g, &s)) goto out;
+    if (single_parse(C, x, y, a, b, cost, p, lam, f, g, &s)) goto out;
     npy_intp dims[2] = {(npy_intp)s.bg.n, (npy_intp)s.bg.m};
     PyArrayObject *P = (PyArrayObject *)PyArray_SimpleNew(2, dims, s.bg.type);
     if (!P) goto out;
@@ -441,18 +447,18 @@ static PyObject *py_apply(PyObject *self, PyObject *args, PyObject *kw)
 {
     (void)self;
     static char *kwlist[] = {"C", "x", "y", "a", "b", "f", "g", "eps", "V", "transpose", "cost",
-                             "p", "nthreads", NULL};
+                             "p", "lam", "nthreads", NULL};
     PyObject *C, *x, *y, *a, *b, *f, *g, *V;
     const char *cost = "sqeuclidean";
-    double eps, p = 2.0;
+    double eps, p = 2.0, lam = 0.0;
     int transpose = 0, nthreads = 0;
-    if (!PyArg_ParseTupleAndKeywords(args, kw, "OOOOOOOdO|psdi", kwlist, &C, &x, &y, &a, &b, &f,
-                                     &g, &eps, &V, &transpose, &cost, &p, &nthreads))
+    if (!PyArg_ParseTupleAndKeywords(args, kw, "OOOOOOOdO|psddi", kwlist, &C, &x, &y, &a, &b, &f,
+                                     &g, &eps, &V, &transpose, &cost, &p, &lam, &nthreads))
         return NULL;
     single_problem s;
     PyObject *res = NULL;
     PyArrayObject *Va = NULL;
-    if (single_parse(C, x, y, a, b, cost, p, f, g, &s)) goto out;
+    if (single_parse(C, x, y, a, b, cost, p, lam, f, g, &s)) goto out;
     if (!(Va = as_array(V, NPY_FLOAT64, 2, "v"))) goto out;
     const int64_t rows = transpose ? s.bg.n : s.bg.m, outrows = transpose ? s.bg.m : s.bg.n;
     if (PyArray_DIM(Va, 0) != rows || PyArray_DIM(Va, 1) < 1) {
@@ -483,17 +489,18 @@ out:
 static PyObject *py_cost_matrix(PyObject *self, PyObject *args, PyObject *kw)
 {
     (void)self;
-    static char *kwlist[] = {"x", "y", "cost", "p", "nthreads", NULL};
+    static char *kwlist[] = {"x", "y", "cost", "p", "lam", "nthreads", NULL};
     PyObject *x, *y;
     const char *cost = "sqeuclidean";
-    double p = 2.0;
+    double p = 2.0, lam = 0.0;
     int nthreads = 0;
-    if (!PyArg_ParseTupleAndKeywords(args, kw, "OO|sdi", kwlist, &x, &y, &cost, &p, &nthreads))
+    if (!PyArg_ParseTupleAndKeywords(args, kw, "OO|sddi", kwlist, &x, &y, &cost, &p, &lam,
+                                     &nthreads))
         return NULL;
     batch_geom bg;
     PyObject *res = NULL;
     monge_geom_work *w = NULL;
-    if (batch_geom_parse(Py_None, x, y, cost, p, 0, &bg)) goto out;
+    if (batch_geom_parse(Py_None, x, y, cost, p, lam, 0, &bg)) goto out;
     int st = monge_geom_prepare(&bg.geoms[0], nthreads, &w);
     if (st) {
         raise_status(st, "cost_matrix");
@@ -510,6 +517,205 @@ out:
     monge_geom_release(w);
     batch_geom_free(&bg);
     return res;
+}
+
+/* ------------------------------------------------------------------ losses */
+
+static void fill_params(monge_sinkhorn_params *par, double eps, double tol, long long max_iter,
+                        int eps_scaling, double scaling_factor, double stage_tol,
+                        double overrelax, int nthreads, progress_ctx *pctx)
+{
+    monge_sinkhorn_params_init(par);
+    par->eps = eps;
+    par->tol = tol;
+    par->max_iter = max_iter;
+    par->eps_scaling = eps_scaling;
+    par->scaling_factor = scaling_factor;
+    par->stage_tol = stage_tol;
+    par->overrelax = overrelax;
+    par->nthreads = nthreads;
+    par->progress = progress_cb;
+    par->progress_ctx = pctx;
+}
+
+/* a (B, len) float64 array of zeros, or NULL (+ exception) */
+static PyArrayObject *zeros2(int64_t B, int64_t len)
+{
+    npy_intp dims[2] = {(npy_intp)B, (npy_intp)len};
+    return (PyArrayObject *)PyArray_ZEROS(2, dims, NPY_FLOAT64, 0);
+}
+
+static PyObject *py_sinkhorn_divergence(PyObject *self, PyObject *args, PyObject *kw)
+{
+    (void)self;
+    static char *kwlist[] = {"x", "y", "a", "b", "cost", "p", "lam", "eps", "tau_a", "tau_b",
+                             "tol", "max_iter", "eps_scaling", "scaling_factor", "stage_tol",
+                             "overrelax", "static_b", "dense", "grad_x", "grad_y", "grad_a",
+                             "grad_b", "nthreads", NULL};
+    PyObject *x, *y, *a, *b;
+    const char *cost = "sqeuclidean";
+    double p = 2.0, lam = 0.0, eps, tau_a = INFINITY, tau_b = INFINITY, tol = 1e-6,
+           scaling_factor = 0.5, stage_tol = 1e-2, overrelax = 0;
+    long long max_iter = 10000;
+    int eps_scaling = 0, static_b = 0, dense = 0, gx = 0, gy = 0, ga = 0, gb = 0, nthreads = 0;
+    if (!PyArg_ParseTupleAndKeywords(args, kw, "OOOO|sddddddLidddppppppi", kwlist, &x, &y, &a, &b,
+                                     &cost, &p, &lam, &eps, &tau_a, &tau_b, &tol, &max_iter,
+                                     &eps_scaling, &scaling_factor, &stage_tol, &overrelax,
+                                     &static_b, &dense, &gx, &gy, &ga, &gb, &nthreads))
+        return NULL;
+    batch_geom bg;
+    PyArrayObject *aa = NULL, *ba = NULL, *Gx = NULL, *Gy = NULL, *Ga = NULL, *Gb = NULL;
+    PyObject *result = NULL;
+    monge_problem *pbs = NULL;
+    monge_divergence_info *infos = NULL;
+    int *status = NULL;
+    if (batch_geom_parse(Py_None, x, y, cost, p, lam, 1, &bg)) goto out;
+    const int64_t B = bg.B, n = bg.n, m = bg.m, d = bg.d;
+    if (parse_weights(a, B, n, 1, "a", &aa) || parse_weights(b, B, m, 1, "b", &ba)) goto out;
+    if ((gx && !(Gx = zeros2(B, n * d))) || (gy && !(Gy = zeros2(B, m * d))) ||
+        (ga && !(Ga = zeros2(B, n))) || (gb && !(Gb = zeros2(B, m))))
+        goto out;
+    progress_ctx pctx = {NULL, mono_now(), 0, 0};
+    monge_divergence_params par;
+    monge_divergence_params_init(&par);
+    fill_params(&par.sk, eps, tol, max_iter, eps_scaling, scaling_factor, stage_tol, overrelax,
+                nthreads, &pctx);
+    par.static_b = static_b;
+    par.dense = dense;
+    pbs = (monge_problem *)PyMem_Calloc((size_t)B, sizeof *pbs);
+    infos = (monge_divergence_info *)PyMem_Calloc((size_t)B, sizeof *infos);
+    status = (int *)PyMem_Calloc((size_t)B, sizeof *status);
+    if (!pbs || !infos || !status) {
+        PyErr_NoMemory();
+        goto out;
+    }
+    for (int64_t k = 0; k < B; k++) {
+        pbs[k].geom = &bg.geoms[k];
+        pbs[k].a = aa ? (const double *)PyArray_DATA(aa) + k * n : NULL;
+        pbs[k].b = ba ? (const double *)PyArray_DATA(ba) + k * m : NULL;
+        pbs[k].tau_a = tau_a;
+        pbs[k].tau_b = tau_b;
+    }
+    int st;
+    Py_BEGIN_ALLOW_THREADS
+    st = monge_sinkhorn_divergence_batch(B, pbs, &par, Gx ? (double *)PyArray_DATA(Gx) : NULL,
+                                         Gy ? (double *)PyArray_DATA(Gy) : NULL,
+                                         Ga ? (double *)PyArray_DATA(Ga) : NULL,
+                                         Gb ? (double *)PyArray_DATA(Gb) : NULL, infos, status);
+    Py_END_ALLOW_THREADS
+    if (st == MONGE_EINTR) {
+        if (!PyErr_Occurred()) PyErr_SetNone(PyExc_KeyboardInterrupt);
+        goto out;
+    }
+    if (st != MONGE_OK && st != MONGE_ENOCONV) {
+        raise_status(st, "sinkhorn_divergence");
+        goto out;
+    }
+    {
+        npy_intp bd[1] = {(npy_intp)B};
+        PyArrayObject *val = (PyArrayObject *)PyArray_SimpleNew(1, bd, NPY_FLOAT64);
+        PyArrayObject *ots = (PyArrayObject *)PyArray_SimpleNew(1, bd, NPY_FLOAT64);
+        PyArrayObject *err = (PyArrayObject *)PyArray_SimpleNew(1, bd, NPY_FLOAT64);
+        PyArrayObject *nit = (PyArrayObject *)PyArray_SimpleNew(1, bd, NPY_INT64);
+        PyArrayObject *cvg = (PyArrayObject *)PyArray_SimpleNew(1, bd, NPY_BOOL);
+        npy_intp td[2] = {(npy_intp)B, 3};
+        PyArrayObject *three = (PyArrayObject *)PyArray_SimpleNew(2, td, NPY_FLOAT64);
+        if (val && ots && err && nit && cvg && three) {
+            for (int64_t k = 0; k < B; k++) {
+                ((double *)PyArray_DATA(val))[k] = infos[k].value;
+                ((double *)PyArray_DATA(err))[k] = infos[k].error;
+                ((int64_t *)PyArray_DATA(nit))[k] = infos[k].n_iter;
+                ((npy_bool *)PyArray_DATA(cvg))[k] = (npy_bool)(infos[k].converged != 0);
+                double *t = (double *)PyArray_DATA(three) + 3 * k;
+                t[0] = infos[k].ot_ab;
+                t[1] = infos[k].ot_aa;
+                t[2] = infos[k].ot_bb;
+            }
+            Py_DECREF(ots);
+            result = Py_BuildValue("{s:N,s:N,s:N,s:N,s:N,s:O,s:O,s:O,s:O}", "value", val, "ot",
+                                   three, "error", err, "n_iter", nit, "converged", cvg, "grad_x",
+                                   Gx ? (PyObject *)Gx : Py_None, "grad_y",
+                                   Gy ? (PyObject *)Gy : Py_None, "grad_a",
+                                   Ga ? (PyObject *)Ga : Py_None, "grad_b",
+                                   Gb ? (PyObject *)Gb : Py_None);
+        } else {
+            Py_XDECREF(val);
+            Py_XDECREF(ots);
+            Py_XDECREF(err);
+            Py_XDECREF(nit);
+            Py_XDECREF(cvg);
+            Py_XDECREF(three);
+        }
+    }
+out:
+    batch_geom_free(&bg);
+    Py_XDECREF(aa);
+    Py_XDECREF(ba);
+    Py_XDECREF(Gx);
+    Py_XDECREF(Gy);
+    Py_XDECREF(Ga);
+    Py_XDECREF(Gb);
+    PyMem_Free(pbs);
+    PyMem_Free(infos);
+    PyMem_Free(status);
+    return result;
+}
+
+static PyObject *py_monge_gap(PyObject *self, PyObject *args, PyObject *kw)
+{
+    (void)self;
+    static char *kwlist[] = {"x", "t", "cost", "p", "lam", "eps", "eps_mode", "tol", "max_iter",
+                             "eps_scaling", "scaling_factor", "stage_tol", "overrelax", "grad_t",
+                             "grad_x", "nthreads", NULL};
+    PyObject *x, *t;
+    const char *cost = "sqeuclidean";
+    double p = 2.0, lam = 0.0, eps, tol = 1e-6, scaling_factor = 0.5, stage_tol = 1e-2,
+           overrelax = 0;
+    long long max_iter = 10000;
+    int eps_mode = 0, eps_scaling = 0, gt = 0, gx = 0, nthreads = 0;
+    if (!PyArg_ParseTupleAndKeywords(args, kw, "OO|sdddidLidddppi", kwlist, &x, &t, &cost, &p,
+                                     &lam, &eps, &eps_mode, &tol, &max_iter, &eps_scaling,
+                                     &scaling_factor, &stage_tol, &overrelax, &gt, &gx, &nthreads))
+        return NULL;
+    batch_geom bg;
+    PyArrayObject *Gt = NULL, *Gx = NULL;
+    PyObject *result = NULL;
+    if (batch_geom_parse(Py_None, x, t, cost, p, lam, 0, &bg)) goto out;
+    if (bg.n != bg.m) {
+        PyErr_SetString(PyExc_ValueError, "x, tx: need the same number of points");
+        goto out;
+    }
+    if ((gt && !(Gt = zeros2(bg.n, bg.d))) || (gx && !(Gx = zeros2(bg.n, bg.d)))) goto out;
+    progress_ctx pctx = {NULL, mono_now(), 0, 0};
+    monge_gap_params par;
+    monge_gap_params_init(&par);
+    fill_params(&par.sk, eps, tol, max_iter, eps_scaling, scaling_factor, stage_tol, overrelax,
+                nthreads, &pctx);
+    par.eps_mode = (monge_eps_mode)eps_mode;
+    monge_gap_info info;
+    int st;
+    Py_BEGIN_ALLOW_THREADS
+    st = monge_monge_gap(&bg.geoms[0], &par, Gt ? (double *)PyArray_DATA(Gt) : NULL,
+                         Gx ? (double *)PyArray_DATA(Gx) : NULL, &info);
+    Py_END_ALLOW_THREADS
+    if (st == MONGE_EINTR) {
+        if (!PyErr_Occurred()) PyErr_SetNone(PyExc_KeyboardInterrupt);
+        goto out;
+    }
+    if (st != MONGE_OK && st != MONGE_ENOCONV) {
+        raise_status(st, "monge_gap");
+        goto out;
+    }
+    result = Py_BuildValue("{s:d,s:d,s:d,s:d,s:d,s:L,s:O,s:O,s:O}", "value", info.value,
+                           "displacement", info.displacement, "ent_reg_cost", info.ent_reg_cost,
+                           "eps", info.eps, "error", info.error, "n_iter", (long long)info.n_iter,
+                           "converged", info.converged ? Py_True : Py_False, "grad_t",
+                           Gt ? (PyObject *)Gt : Py_None, "grad_x", Gx ? (PyObject *)Gx : Py_None);
+out:
+    batch_geom_free(&bg);
+    Py_XDECREF(Gt);
+    Py_XDECREF(Gx);
+    return result;
 }
 
 /* ------------------------------------------------------------------ threads and build info */
@@ -551,6 +757,10 @@ static PyMethodDef methods[] = {
      "P @ V or P.T @ V without storing P (private)."},
     {"cost_matrix", (PyCFunction)(void (*)(void))py_cost_matrix, METH_VARARGS | METH_KEYWORDS,
      "Dense cost matrix between two point clouds (private; use monge.cost_matrix)."},
+    {"sinkhorn_divergence", (PyCFunction)(void (*)(void))py_sinkhorn_divergence,
+     METH_VARARGS | METH_KEYWORDS, "Batched Sinkhorn divergence with gradients (private)."},
+    {"monge_gap", (PyCFunction)(void (*)(void))py_monge_gap, METH_VARARGS | METH_KEYWORDS,
+     "Monge gap with gradients (private; use monge.monge_gap)."},
     {"set_num_threads", py_set_num_threads, METH_O, "Set the default number of threads."},
     {"get_num_threads", py_get_num_threads, METH_NOARGS, "Default number of threads."},
     {"build_info", py_build_info, METH_NOARGS, "Version, OpenMP and SIMD level of the build."},

@@ -4,6 +4,7 @@ NumPy arrays in, NumPy arrays out; `import monge` needs NumPy alone.  See README
 """
 from . import _core
 from .geometry import COSTS, cost_matrix
+from .losses import DivergenceResult, MongeGapResult, monge_gap, sinkhorn_divergence
 from .sinkhorn import ConvergenceWarning, SinkhornResult, sinkhorn
 
 __version__ = _core.build_info()["version"]
@@ -28,5 +29,6 @@ def build_info():
     return _core.build_info()
 
 
-__all__ = ["sinkhorn", "SinkhornResult", "ConvergenceWarning", "cost_matrix", "COSTS",
+__all__ = ["sinkhorn", "SinkhornResult", "sinkhorn_divergence", "DivergenceResult", "monge_gap",
+           "MongeGapResult", "ConvergenceWarning", "cost_matrix", "COSTS",
            "set_num_threads", "get_num_threads", "build_info", "__version__"]

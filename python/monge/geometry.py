@@ -5,6 +5,7 @@ Costs between points x (n, d) and y (m, d):
     euclidean    c(x, y) = |x - y|
     pnorm        c(x, y) = sum_k |x_k - y_k|^p   (p >= 1)
     cosine       c(x, y) = 1 - <x, y> / (|x| |y|)
+    elastic      c(x, y) = 1/2 |x - y|^2 + lam |x - y|_1   (lam >= 0: the elastic-net cost)
 """
 from __future__ import annotations
 
@@ -13,7 +14,18 @@ import numpy as np
 from . import _core
 from ._validate import choice, common_dtype, float_array
 
-COSTS = ("sqeuclidean", "euclidean", "pnorm", "cosine")
+COSTS = ("sqeuclidean", "euclidean", "pnorm", "cosine", "elastic")
+
+
+def check_lam(cost, lam):
+    """The elastic cost's L1 weight (ignored by the other costs)."""
+    if cost != "elastic":
+        return 0.0
+    if isinstance(lam, bool) or not isinstance(lam, (int, float, np.floating, np.integer)):
+        raise TypeError(f"lam: expected a real number, got {type(lam).__name__}")
+    if not (float(lam) >= 0) or not np.isfinite(lam):
+        raise ValueError(f"lam: the elastic weight must be a finite number >= 0, got {lam!r}")
+    return float(lam)
 
 
 def check_cost(cost, p, x=None, y=None):
@@ -45,25 +57,10 @@ def points_pair(x, y, batched=None):
     return x.astype(dt, copy=False), y.astype(dt, copy=False), x.ndim == 3
 
 
-def cost_matrix(x, y, cost="sqeuclidean", p=2.0):
+def cost_matrix(x, y, cost="sqeuclidean", p=2.0, lam=1.0):
     """The dense cost matrix C[i, j] = c(x_i, y_j), shape (n, m), in the inputs' dtype."""
     x, y, batched = points_pair(x, y)
     if batched:
         raise ValueError("x: cost_matrix takes single point clouds (n, d); loop over a batch")
     p = check_cost(cost, p, x, y)
-    return _core.cost_matrix(x, y, cost=cost, p=p)
-
-
-def max_cost_bound(C=None, x=None, y=None, cost="sqeuclidean", p=2.0):
-    """An upper bound on max C_ij: exact for a matrix, from the bounding box for point clouds."""
-    if C is not None:
-        return float(np.max(C))
-    if cost == "cosine":
-        return 2.0
-    pts = np.concatenate([x.reshape(-1, x.shape[-1]), y.reshape(-1, y.shape[-1])]).astype(np.float64)
-    ext = pts.max(axis=0) - pts.min(axis=0)
-    if cost == "sqeuclidean":
-        return float((ext**2).sum())
-    if cost == "euclidean":
-        return float(np.sqrt((ext**2).sum()))
-    return float((ext**p).sum())
+    return _core.cost_matrix(x, y, cost=cost, p=p, lam=check_lam(cost, lam))

@@ -16,7 +16,7 @@ import numpy as np
 
 from . import _core
 from ._validate import float_array, integer, nonneg, positive, weights
-from .geometry import check_cost, max_cost_bound, points_pair
+from .geometry import check_cost, check_lam, points_pair
 
 
 class ConvergenceWarning(UserWarning):
@@ -69,7 +69,7 @@ class SinkhornResult:
                 raise ValueError(f"index: {k} out of range for a batch of {self.f.shape[0]}")
             sel = lambda v: None if v is None else v[k]  # noqa: E731
             return dict(C=sel(pb["C"]), x=sel(pb["x"]), y=sel(pb["y"]), a=sel(pb["a"]),
-                        b=sel(pb["b"]), cost=pb["cost"], p=pb["p"]), self.f[k], self.g[k]
+                        b=sel(pb["b"]), cost=pb["cost"], p=pb["p"], lam=pb["lam"]), self.f[k], self.g[k]
         return dict(pb), self.f, self.g
 
     def plan(self, index=None):
@@ -79,7 +79,7 @@ class SinkhornResult:
         :meth:`apply` / :meth:`apply_transpose` instead."""
         pb, f, g = self._single(index)
         return _core.plan(pb["C"], pb["x"], pb["y"], pb["a"], pb["b"], f, g, self.eps,
-                          cost=pb["cost"], p=pb["p"])
+                          cost=pb["cost"], p=pb["p"], lam=pb["lam"])
 
     def _apply(self, v, transpose, index):
         pb, f, g = self._single(index)
@@ -91,7 +91,8 @@ class SinkhornResult:
         if not np.isfinite(v).all():
             raise ValueError("v: contains NaN or infinity")
         out = _core.apply(pb["C"], pb["x"], pb["y"], pb["a"], pb["b"], f, g, self.eps,
-                          v.reshape(rows, -1), transpose=transpose, cost=pb["cost"], p=pb["p"])
+                          v.reshape(rows, -1), transpose=transpose, cost=pb["cost"], p=pb["p"],
+                          lam=pb["lam"])
         return out[:, 0] if v.ndim == 1 else out
 
     def apply(self, v, index=None):
@@ -114,7 +115,73 @@ def _tau(name, value):
     return positive(name, value, allow_inf=True)
 
 
-def sinkhorn(x=None, y=None, a=None, b=None, *, C=None, eps, cost="sqeuclidean", p=2.0,
+def marginal_penalties(tau, tau_a, tau_b):
+    """(tau_a, tau_b) from the user's tau / tau_a / tau_b; inf means a hard constraint."""
+    if tau is not None and (tau_a is not None or tau_b is not None):
+        raise ValueError("tau: give tau, or tau_a and tau_b, not both")
+    if tau is not None:
+        t = _tau("tau", tau)
+        return t, t
+    return _tau("tau_a", tau_a), _tau("tau_b", tau_b)
+
+
+def check_masses(A, Bw, B):
+    """Balanced problems need equal total masses (relative tolerance 1e-6)."""
+    ma = A.sum(axis=1) if A is not None else np.ones(B)
+    mb = Bw.sum(axis=1) if Bw is not None else np.ones(B)
+    bad = np.abs(ma - mb) > 1e-6 * np.maximum(ma, mb)
+    if bad.any():
+        k = int(np.argmax(bad))
+        raise ValueError(
+            f"a, b: total masses differ ({ma[k]:.10g} vs {mb[k]:.10g}); balanced OT needs equal "
+            "masses: normalise the weights, or pass tau for unbalanced OT")
+
+
+def solver_options(dtype, tol, max_iter, eps_scaling, scaling_factor, stage_tol, overrelax,
+                   nthreads):
+    """Validated Sinkhorn options shared by every entropic entry point, as keyword arguments of
+    the binding.  eps_scaling='auto' is decided in C (anneal when eps < 0.01 x the max cost and
+    there is no warm start)."""
+    if tol is None:
+        tol = 1e-4 if dtype == np.float32 else 1e-6
+    tol = nonneg("tol", tol)
+    max_iter = integer("max_iter", max_iter, 0)
+    if isinstance(eps_scaling, str) and eps_scaling == "auto":
+        scale = 2
+    elif isinstance(eps_scaling, (bool, np.bool_)):
+        scale = int(bool(eps_scaling))
+    else:
+        raise TypeError(f"eps_scaling: expected True, False or 'auto', got {eps_scaling!r}")
+    scaling_factor = positive("scaling_factor", scaling_factor)
+    if scale and not scaling_factor < 1:
+        raise ValueError(f"scaling_factor: must be in (0, 1), got {scaling_factor}")
+    stage_tol = nonneg("stage_tol", stage_tol)
+    if isinstance(overrelax, str):
+        if overrelax != "auto":
+            raise ValueError(f"overrelax: expected 'auto' or a number in (0, 2), got {overrelax!r}")
+        omega = 0.0
+    else:
+        omega = positive("overrelax", overrelax)
+        if not omega < 2:
+            raise ValueError(f"overrelax: must be in (0, 2), got {overrelax}")
+    nthreads = 0 if nthreads is None else integer("nthreads", nthreads, 1)
+    return dict(tol=tol, max_iter=max_iter, eps_scaling=scale, scaling_factor=scaling_factor,
+                stage_tol=stage_tol, overrelax=omega, nthreads=nthreads)
+
+
+def warn_unconverged(what, converged, error, n_iter, tol, batched, stacklevel=3):
+    conv = np.atleast_1d(converged)
+    if conv.all():
+        return
+    k = int(np.argmin(conv))
+    which = f" (problem {k} of the batch)" if batched else ""
+    warnings.warn(
+        f"{what} did not converge{which}: marginal error {np.atleast_1d(error)[k]:.3g} > tol "
+        f"{tol:.3g} after {np.atleast_1d(n_iter)[k]} iterations; raise max_iter, use "
+        "eps_scaling=True or a larger eps", ConvergenceWarning, stacklevel=stacklevel)
+
+
+def sinkhorn(x=None, y=None, a=None, b=None, *, C=None, eps, cost="sqeuclidean", p=2.0, lam=1.0,
              tau=None, tau_a=None, tau_b=None, tol=None, max_iter=10000, eps_scaling="auto",
              scaling_factor=0.5, eps_start=None, stage_tol=1e-2, overrelax="auto", init=None,
              online=None, callback=None, verbose=False, nthreads=None):
@@ -134,8 +201,9 @@ def sinkhorn(x=None, y=None, a=None, b=None, *, C=None, eps, cost="sqeuclidean",
         A dense cost matrix instead of x, y.
     eps : float
         Entropic regularisation (absolute, > 0).
-    cost : {'sqeuclidean', 'euclidean', 'pnorm', 'cosine'}
-        Ground cost for point clouds; sqeuclidean is |x - y|^2 (no 1/2).  `p` is the pnorm exponent.
+    cost : {'sqeuclidean', 'euclidean', 'pnorm', 'cosine', 'elastic'}
+        Ground cost for point clouds; sqeuclidean is |x - y|^2 (no 1/2).  `p` is the pnorm
+        exponent, `lam` the L1 weight of the elastic cost 1/2 |x - y|^2 + lam |x - y|_1.
     tau, tau_a, tau_b : float, optional
         KL marginal penalties for unbalanced OT (`tau` sets both; inf or None = hard constraint).
     tol : float
@@ -179,12 +247,14 @@ def sinkhorn(x=None, y=None, a=None, b=None, *, C=None, eps, cost="sqeuclidean",
         n, m = C.shape[-2], C.shape[-1]
         geom = dict(C=C if batched else C[None], x=None, y=None)
         p = 2.0
+        lam = 0.0
         dtype = C.dtype
     else:
         if x is None or y is None:
             raise ValueError("x, y: give both point clouds (or a cost matrix C)")
         x, y, batched = points_pair(x, y)
         p = check_cost(cost, p, x, y)
+        lam = check_lam(cost, lam)
         B = x.shape[0] if batched else 1
         n, m, d = x.shape[-2], y.shape[-2], x.shape[-1]
         dtype = x.dtype
@@ -194,47 +264,18 @@ def sinkhorn(x=None, y=None, a=None, b=None, *, C=None, eps, cost="sqeuclidean",
         if online:
             geom = dict(C=None, x=xb, y=yb)
         else:
-            Cs = np.stack([_core.cost_matrix(xb[k], yb[k], cost=cost, p=p) for k in range(B)])
+            Cs = np.stack([_core.cost_matrix(xb[k], yb[k], cost=cost, p=p, lam=lam)
+                           for k in range(B)])
             geom = dict(C=Cs, x=None, y=None)
     A = weights("a", a, n, B)
     Bw = weights("b", b, m, B)
-    if tau is not None and (tau_a is not None or tau_b is not None):
-        raise ValueError("tau: give tau, or tau_a and tau_b, not both")
-    ta = _tau("tau", tau) if tau is not None else _tau("tau_a", tau_a)
-    tb = _tau("tau", tau) if tau is not None else _tau("tau_b", tau_b)
+    ta, tb = marginal_penalties(tau, tau_a, tau_b)
     if math.isinf(ta) and math.isinf(tb):
-        ma = A.sum(axis=1) if A is not None else np.ones(B)
-        mb = Bw.sum(axis=1) if Bw is not None else np.ones(B)
-        bad = np.abs(ma - mb) > 1e-6 * np.maximum(ma, mb)
-        if bad.any():
-            k = int(np.argmax(bad))
-            raise ValueError(
-                f"a, b: total masses differ ({ma[k]:.10g} vs {mb[k]:.10g}); balanced OT needs equal "
-                "masses: normalise the weights, or pass tau for unbalanced OT")
-    if tol is None:
-        tol = 1e-4 if dtype == np.float32 else 1e-6
-    tol = nonneg("tol", tol)
-    max_iter = integer("max_iter", max_iter, 0)
-    if eps_scaling == "auto":
-        # a warm start is already near the solution: annealing from a large eps would discard it
-        scale = init is None and eps < 0.01 * max_cost_bound(geom["C"], geom["x"], geom["y"], cost, p)
-    elif isinstance(eps_scaling, (bool, np.bool_)):
-        scale = bool(eps_scaling)
-    else:
-        raise TypeError(f"eps_scaling: expected True, False or 'auto', got {eps_scaling!r}")
-    scaling_factor = positive("scaling_factor", scaling_factor)
-    if scale and not scaling_factor < 1:
-        raise ValueError(f"scaling_factor: must be in (0, 1), got {scaling_factor}")
+        check_masses(A, Bw, B)
+    opts = solver_options(dtype, tol, max_iter, eps_scaling, scaling_factor, stage_tol, overrelax,
+                          nthreads)
     eps_start = 0.0 if eps_start is None else positive("eps_start", eps_start)
-    stage_tol = nonneg("stage_tol", stage_tol)
-    if isinstance(overrelax, str):
-        if overrelax != "auto":
-            raise ValueError(f"overrelax: expected 'auto' or a number in (0, 2), got {overrelax!r}")
-        omega = 0.0
-    else:
-        omega = positive("overrelax", overrelax)
-        if not omega < 2:
-            raise ValueError(f"overrelax: must be in (0, 2), got {overrelax}")
+    tol = opts["tol"]
     f0 = g0 = None
     if init is not None:
         try:
@@ -246,7 +287,6 @@ def sinkhorn(x=None, y=None, a=None, b=None, *, C=None, eps, cost="sqeuclidean",
         if f0.shape != (B, n) or g0.shape != (B, m):
             raise ValueError(f"init: potentials must have shapes ({n},) and ({m},)"
                              + (f" per problem of the batch of {B}" if batched else ""))
-    nthreads = 0 if nthreads is None else integer("nthreads", nthreads, 1)
     if callback is not None and not callable(callback):
         raise TypeError("callback: must be callable")
     cb = callback
@@ -257,24 +297,18 @@ def sinkhorn(x=None, y=None, a=None, b=None, *, C=None, eps, cost="sqeuclidean",
             return bool(_user(it, err)) if _user is not None else False
 
     out = _core.sinkhorn(geom["C"], geom["x"], geom["y"], A, Bw, cost=cost, p=p, eps=eps,
-                         tau_a=ta, tau_b=tb, tol=tol, max_iter=max_iter, eps_scaling=scale,
-                         eps_start=eps_start, scaling_factor=scaling_factor, stage_tol=stage_tol,
-                         overrelax=omega, f0=f0, g0=g0, compute_cost=True, nthreads=nthreads,
-                         callback=cb)
+                         tau_a=ta, tau_b=tb, eps_start=eps_start, f0=f0, g0=g0, compute_cost=True,
+                         callback=cb, lam=lam, **opts)
     conv = out["converged"]
-    if not conv.all() and not out["stopped"]:
-        k = int(np.argmin(conv))
-        which = f" (problem {k} of the batch)" if batched else ""
-        warnings.warn(
-            f"sinkhorn did not converge{which}: marginal error {out['error'][k]:.3g} > tol {tol:.3g} "
-            f"after {out['n_iter'][k]} iterations; raise max_iter, use eps_scaling=True or a larger eps",
-            ConvergenceWarning, stacklevel=2)
-    problem = dict(C=geom["C"], x=geom["x"], y=geom["y"], a=A, b=Bw, cost=cost, p=p)
+    if not out["stopped"]:
+        warn_unconverged("sinkhorn", conv, out["error"], out["n_iter"], tol, batched)
+    problem = dict(C=geom["C"], x=geom["x"], y=geom["y"], a=A, b=Bw, cost=cost, p=p, lam=lam)
     if not batched:
         problem = dict(C=None if geom["C"] is None else geom["C"][0],
                        x=None if geom["x"] is None else geom["x"][0],
                        y=None if geom["y"] is None else geom["y"][0],
-                       a=None if A is None else A[0], b=None if Bw is None else Bw[0], cost=cost, p=p)
+                       a=None if A is None else A[0], b=None if Bw is None else Bw[0], cost=cost, p=p,
+                       lam=lam)
         return SinkhornResult(out["f"][0], out["g"][0], float(out["value"][0]), float(out["cost"][0]),
                               float(out["mass"][0]), float(out["error"][0]), int(out["n_iter"][0]),
                               bool(conv[0]), eps, problem)
