@@ -31,13 +31,13 @@ typedef struct {
     int64_t max_iter;      /* iterations over all stages (one iteration = two half-steps).
                               Default 10000. */
     int eps_scaling;       /* 1: anneal eps from eps_start down to eps; 2: automatic: anneal when
-                              eps < 0.01 x the max cost and there is no warm start; 0: off.
+                              eps < 1e-4 x the max cost and there is no warm start; 0: off.
                               Default 0. */
     double eps_start;      /* first eps of the annealing; <= 0: the geometry's max cost.
                               Default 0. */
-    double scaling_factor; /* eps multiplier between stages, in (0, 1).  Default 0.5. */
+    double scaling_factor; /* eps multiplier between stages, in (0, 1).  Default 0.1. */
     double stage_tol;      /* tolerance of the intermediate stages (the last uses tol).
-                              Default 1e-2. */
+                              Default 1e-4. */
     double overrelax;      /* omega: 1 = plain Sinkhorn, a value in (0, 2) fixes it, 0 = chosen
                               automatically per stage.  Default 0. */
     int warm_start;        /* 1: f and g hold initial potentials on entry.  Default 0. */
@@ -89,6 +89,12 @@ int monge_sinkhorn_symmetric(const monge_problem *pb, const monge_sinkhorn_param
 /* The plan P_ij = a_i b_j exp((f_i + g_j - C_ij)/eps), dense n x m in the geometry's dtype. */
 int monge_sinkhorn_plan(const monge_problem *pb, double eps, const double *f, const double *g,
                         void *P, int nthreads);
+
+/* Gradient of OT_eps with respect to the points (online geometries), from converged potentials
+ * (envelope theorem): out[i*d + k] = sum_j P_ij d c(x_i, y_j) / d x_ik  (n x d), or with
+ * transpose the gradient with respect to y (m x d). */
+int monge_sinkhorn_grad_points(const monge_problem *pb, double eps, const double *f,
+                               const double *g, int transpose, double *out, int nthreads);
 
 /* out = P V (V: m x k) or, with transpose, out = P^T V (V: n x k), without storing P. */
 int monge_sinkhorn_apply(const monge_problem *pb, double eps, const double *f, const double *g,

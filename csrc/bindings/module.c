@@ -234,7 +234,7 @@ static PyObject *py_sinkhorn(PyObject *self, PyObject *args, PyObject *kw)
     PyObject *C, *x, *y, *a, *b, *f0 = Py_None, *g0 = Py_None, *callback = Py_None;
     const char *cost = "sqeuclidean";
     double p = 2.0, eps, tau_a = INFINITY, tau_b = INFINITY, tol = 1e-6, eps_start = 0,
-           scaling_factor = 0.5, stage_tol = 1e-2, overrelax = 0, lam = 0.0;
+           scaling_factor = 0.1, stage_tol = 1e-4, overrelax = 0, lam = 0.0;
     long long max_iter = 10000;
     int eps_scaling = 0, compute_cost = 1, nthreads = 0;
     if (!PyArg_ParseTupleAndKeywords(args, kw, "OOOOO|sdddddLiddddOOpiOd", kwlist, &C, &x, &y, &a,
@@ -486,6 +486,40 @@ out:
     return res;
 }
 
+static PyObject *py_grad_points(PyObject *self, PyObject *args, PyObject *kw)
+{
+    (void)self;
+    static char *kwlist[] = {"x", "y", "a", "b", "f", "g", "eps", "transpose", "cost", "p", "lam",
+                             "nthreads", NULL};
+    PyObject *x, *y, *a, *b, *f, *g;
+    const char *cost = "sqeuclidean";
+    double eps, p = 2.0, lam = 0.0;
+    int transpose = 0, nthreads = 0;
+    if (!PyArg_ParseTupleAndKeywords(args, kw, "OOOOOOd|psddi", kwlist, &x, &y, &a, &b, &f, &g,
+                                     &eps, &transpose, &cost, &p, &lam, &nthreads))
+        return NULL;
+    single_problem s;
+    PyObject *res = NULL;
+    if (single_parse(Py_None, x, y, a, b, cost, p, lam, f, g, &s)) goto out;
+    npy_intp dims[2] = {(npy_intp)(transpose ? s.bg.m : s.bg.n), (npy_intp)s.bg.d};
+    PyArrayObject *O = (PyArrayObject *)PyArray_SimpleNew(2, dims, NPY_FLOAT64);
+    if (!O) goto out;
+    int st;
+    Py_BEGIN_ALLOW_THREADS
+    st = monge_sinkhorn_grad_points(&s.pb, eps, PyArray_DATA(s.f), PyArray_DATA(s.g), transpose,
+                                    PyArray_DATA(O), nthreads);
+    Py_END_ALLOW_THREADS
+    if (st) {
+        Py_DECREF(O);
+        raise_status(st, "gradient");
+        goto out;
+    }
+    res = (PyObject *)O;
+out:
+    single_free(&s);
+    return res;
+}
+
 static PyObject *py_cost_matrix(PyObject *self, PyObject *args, PyObject *kw)
 {
     (void)self;
@@ -555,7 +589,7 @@ static PyObject *py_sinkhorn_divergence(PyObject *self, PyObject *args, PyObject
     PyObject *x, *y, *a, *b;
     const char *cost = "sqeuclidean";
     double p = 2.0, lam = 0.0, eps, tau_a = INFINITY, tau_b = INFINITY, tol = 1e-6,
-           scaling_factor = 0.5, stage_tol = 1e-2, overrelax = 0;
+           scaling_factor = 0.1, stage_tol = 1e-4, overrelax = 0;
     long long max_iter = 10000;
     int eps_scaling = 0, static_b = 0, dense = 0, gx = 0, gy = 0, ga = 0, gb = 0, nthreads = 0;
     if (!PyArg_ParseTupleAndKeywords(args, kw, "OOOO|sddddddLidddppppppi", kwlist, &x, &y, &a, &b,
@@ -669,7 +703,7 @@ static PyObject *py_monge_gap(PyObject *self, PyObject *args, PyObject *kw)
                              "grad_x", "nthreads", NULL};
     PyObject *x, *t;
     const char *cost = "sqeuclidean";
-    double p = 2.0, lam = 0.0, eps, tol = 1e-6, scaling_factor = 0.5, stage_tol = 1e-2,
+    double p = 2.0, lam = 0.0, eps, tol = 1e-6, scaling_factor = 0.1, stage_tol = 1e-4,
            overrelax = 0;
     long long max_iter = 10000;
     int eps_mode = 0, eps_scaling = 0, gt = 0, gx = 0, nthreads = 0;
@@ -755,6 +789,8 @@ static PyMethodDef methods[] = {
      "Dense entropic plan from potentials (private)."},
     {"apply", (PyCFunction)(void (*)(void))py_apply, METH_VARARGS | METH_KEYWORDS,
      "P @ V or P.T @ V without storing P (private)."},
+    {"grad_points", (PyCFunction)(void (*)(void))py_grad_points, METH_VARARGS | METH_KEYWORDS,
+     "Gradient of OT_eps with respect to the points (private)."},
     {"cost_matrix", (PyCFunction)(void (*)(void))py_cost_matrix, METH_VARARGS | METH_KEYWORDS,
      "Dense cost matrix between two point clouds (private; use monge.cost_matrix)."},
     {"sinkhorn_divergence", (PyCFunction)(void (*)(void))py_sinkhorn_divergence,

@@ -1,0 +1,144 @@
+"""PyTorch bridge: monge's C kernels as ``torch.autograd.Function`` s.
+
+Forward passes hand CPU tensors to the C core without copying (contiguous float32/float64 tensors
+are shared with NumPy); backward passes multiply the incoming gradient by the gradients the C core
+computed from the dual potentials (envelope theorem).  float32 and float64 follow the inputs.
+Tensors on other devices are moved to the CPU for the solve and the gradients moved back.
+
+    import monge.torch as mt
+    loss = mt.sinkhorn_divergence(x, y, eps=0.05)      # scalar tensor
+    loss.backward()                                    # x.grad, y.grad
+
+Needs PyTorch: ``pip install 'monge[torch]'``.
+"""
+from __future__ import annotations
+
+try:
+    import torch
+except ImportError as exc:  # pragma: no cover - exercised by a subprocess test
+    raise ImportError(
+        "monge.torch needs PyTorch, an optional dependency of monge: install it with "
+        "pip install 'monge[torch]' (the CPU build torch==2.13.0)") from exc
+
+import numpy as np
+
+from .losses import monge_gap as _np_monge_gap
+from .losses import sinkhorn_divergence as _np_divergence
+from .sinkhorn import sinkhorn as _np_sinkhorn
+
+__all__ = ["sinkhorn", "sinkhorn_divergence", "monge_gap"]
+
+
+def _np(t, name):
+    """A tensor as a NumPy array (a view for CPU tensors), or None."""
+    if t is None:
+        return None
+    if not isinstance(t, torch.Tensor):
+        raise TypeError(f"{name}: expected a torch.Tensor, got {type(t).__name__}")
+    if t.dtype not in (torch.float32, torch.float64):
+        raise TypeError(f"{name}: expected a float32 or float64 tensor, got {t.dtype}")
+    return t.detach().cpu().numpy()
+
+
+def _back(arr, like):
+    return None if arr is None else torch.as_tensor(np.asarray(arr), dtype=like.dtype, device=like.device)
+
+
+def _scale(grad_out, g, batched):
+    """grad_out (scalar, or (B,) for a batch) times the saved gradient g (per item)."""
+    if g is None:
+        return None
+    if batched:
+        return grad_out.reshape((-1,) + (1,) * (g.dim() - 1)) * g
+    return grad_out * g
+
+
+class _Sinkhorn(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, x, y, a, b, kwargs):
+        r = _np_sinkhorn(_np(x, "x"), _np(y, "y"), _np(a, "a"), _np(b, "b"), **kwargs)
+        batched = x.dim() == 3
+        need = ctx.needs_input_grad
+        B = x.shape[0] if batched else None
+
+        def grad(wrt, flag):
+            if not flag:
+                return None
+            if batched:
+                return np.stack([r.gradient(wrt, k) for k in range(B)])
+            return r.gradient(wrt)
+
+        gx, gy = grad("x", need[0]), grad("y", need[1])
+        ga, gb = grad("a", need[2]), grad("b", need[3])
+        ctx.batched = batched
+        ctx.save_for_backward(*(t for t in (_back(gx, x), _back(gy, y),
+                                            _back(ga, x), _back(gb, x)) if t is not None))
+        ctx.which = [g is not None for g in (gx, gy, ga, gb)]
+        return torch.as_tensor(np.asarray(r.value), dtype=x.dtype, device=x.device)
+
+    @staticmethod
+    @torch.autograd.function.once_differentiable
+    def backward(ctx, grad_out):
+        saved = iter(ctx.saved_tensors)
+        grads = [next(saved) if w else None for w in ctx.which]
+        return tuple(_scale(grad_out, g, ctx.batched) for g in grads) + (None,)
+
+
+def sinkhorn(x, y, a=None, b=None, *, eps, **kwargs):
+    """OT_eps(a, b) between point clouds (see :func:`monge.sinkhorn` for every option), as a
+    tensor differentiable with respect to x, y, a and b.  x: (n, d) or (B, n, d)."""
+    return _Sinkhorn.apply(x, y, a, b, dict(kwargs, eps=eps))
+
+
+class _Divergence(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, x, y, a, b, kwargs):
+        need = ctx.needs_input_grad
+        wanted = tuple(k for k, flag in zip(("x", "y", "a", "b"), need[:4]) if flag)
+        if kwargs.get("static_b"):
+            wanted = tuple(k for k in wanted if k in ("x", "a"))
+        r = _np_divergence(_np(x, "x"), _np(y, "y"), _np(a, "a"), _np(b, "b"),
+                                        grad=wanted or False, **kwargs)
+        gs = (_back(r.grad_x, x), _back(r.grad_y, y), _back(r.grad_a, x), _back(r.grad_b, x))
+        ctx.batched = x.dim() == 3
+        ctx.which = [g is not None for g in gs]
+        ctx.save_for_backward(*(g for g in gs if g is not None))
+        return torch.as_tensor(np.asarray(r.value), dtype=x.dtype, device=x.device)
+
+    @staticmethod
+    @torch.autograd.function.once_differentiable
+    def backward(ctx, grad_out):
+        saved = iter(ctx.saved_tensors)
+        grads = [next(saved) if w else None for w in ctx.which]
+        return tuple(_scale(grad_out, g, ctx.batched) for g in grads) + (None,)
+
+
+def sinkhorn_divergence(x, y, a=None, b=None, *, eps, **kwargs):
+    """The Sinkhorn divergence S_eps (see :func:`monge.sinkhorn_divergence`), differentiable with
+    respect to x, y, a and b.  x: (n, d) or (B, n, d) (then one value per problem)."""
+    return _Divergence.apply(x, y, a, b, dict(kwargs, eps=eps))
+
+
+class _MongeGap(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, x, tx, kwargs):
+        need = ctx.needs_input_grad
+        wanted = tuple(k for k, flag in zip(("x", "tx"), need[:2]) if flag)
+        r = _np_monge_gap(_np(x, "x"), _np(tx, "tx"), grad=wanted or False, **kwargs)
+        gs = (_back(r.grad_x, x), _back(r.grad_tx, tx))
+        ctx.which = [g is not None for g in gs]
+        ctx.save_for_backward(*(g for g in gs if g is not None))
+        return torch.as_tensor(r.value, dtype=tx.dtype, device=tx.device)
+
+    @staticmethod
+    @torch.autograd.function.once_differentiable
+    def backward(ctx, grad_out):
+        saved = iter(ctx.saved_tensors)
+        grads = [next(saved) if w else None for w in ctx.which]
+        return tuple(None if g is None else grad_out * g for g in grads) + (None,)
+
+
+def monge_gap(x, tx, **kwargs):
+    """The Monge gap M(T) of samples x and their images tx = T(x) (see :func:`monge.monge_gap`),
+    differentiable with respect to tx (and x): the regulariser of map fitting."""
+    return _MongeGap.apply(x, tx, kwargs)
