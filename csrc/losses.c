@@ -263,6 +263,7 @@ int monge_monge_gap(const monge_geometry *geom, const monge_gap_params *par, dou
     gswap.y = geom->x;
     monge_geom_work *w = NULL, *ws = NULL;
     double *f = NULL, *g = NULL, *u = NULL, *h = NULL, *pc = NULL, *pg = NULL;
+    void *Cd = NULL;
     int st = monge_geom_prepare(geom, nth, &w);
     if (!st) st = monge_geom_prepare(&gswap, nth, &ws);
     if (st) goto done;
@@ -290,7 +291,19 @@ int monge_monge_gap(const monge_geometry *geom, const monge_gap_params *par, dou
         }
     }
     const double eps = sp.eps;
-    monge_problem pb = {geom, NULL, NULL, INFINITY, INFINITY};
+    monge_geometry gsolve = *geom;
+    if (par->dense) {
+        const size_t es = geom->dtype == MONGE_F32 ? sizeof(float) : sizeof(double);
+        Cd = malloc(es * (size_t)(n * n));
+        if (!Cd) {
+            st = MONGE_ENOMEM;
+            goto done;
+        }
+        st = monge_geom_cost_matrix(w, Cd, nth);
+        if (st) goto done;
+        gsolve.C = Cd;
+    }
+    monge_problem pb = {&gsolve, NULL, NULL, INFINITY, INFINITY};
     monge_sinkhorn_info si;
     st = monge_sinkhorn(&pb, &sp, f, g, &si);
     if (!solve_ok(st)) goto done;
@@ -334,5 +347,6 @@ done:
     free(h);
     free(pc);
     free(pg);
+    free(Cd);
     return st;
 }

@@ -65,6 +65,8 @@ typedef enum {
 typedef struct {
     monge_sinkhorn_params sk; /* sk.eps is read in units of eps_mode */
     monge_eps_mode eps_mode;  /* default MONGE_EPS_ABSOLUTE */
+    int dense;                /* 1: build the n x n cost matrix once and solve on it (pays when
+                                 d is large enough that recomputing costs dominates).  Default 0. */
 } monge_gap_params;
 
 void monge_gap_params_init(monge_gap_params *par);

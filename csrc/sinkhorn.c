@@ -133,6 +133,8 @@ static int half_step(const monge_geom_work *gw, sk_work *s, int tr, double eps, 
  * (error 100x above the best seen, or non-finite) restores the best potentials and halves
  * omega - 1. */
 #define RELAX_WINDOW 20
+#define AUTO_PROBE 100   /* iterations at the target eps before deciding on annealing */
+#define AUTO_BUDGET 2000 /* projected iterations above which annealing is used instead */
 #define RELAX_MAX 1.99
 typedef struct {
     double omega, best, win_start_err;
@@ -249,11 +251,17 @@ static int run(const monge_problem *pb, const monge_sinkhorn_params *par, double
     if (st) goto done;
     int64_t iter = 0;
     int converged = 0;
-    double err = INFINITY;
+    double err = INFINITY, err_half = NAN;
+    /* probe only when the schedule was left to us and did not start annealed already */
+    int auto_probe = par->eps_scaling == 2 && !par->warm_start && eps_cur <= par->eps;
+    int64_t probe_at = AUTO_PROBE; /* probes at 100, 200, 400, 800 iterations: a sublinear decay
+                                      that looked fine early is caught by a later probe */
+    int restarted = 0;
     relax_state rs;
     for (;;) {
         const int last = eps_cur <= par->eps;
         const double tol = last ? par->tol : (par->stage_tol > par->tol ? par->stage_tol : par->tol);
+        const int64_t stage_start = iter;
         info->n_stages++;
         relax_reset(&rs, par->overrelax);
         int have_col = 0;
@@ -306,6 +314,38 @@ static int run(const monge_problem *pb, const monge_sinkhorn_params *par, double
             col_err = ga;
             have_col = 1;
             iter++;
+            /* automatic annealing, decided on the evidence: after AUTO_PROBE iterations at the
+               target eps, project the iterations still needed from the measured rate; when the
+               solve would take more than AUTO_BUDGET (or is not decreasing), restart it with
+               epsilon-scaling, which resolves the coarse structure first. */
+            if (auto_probe && last) {
+                const int64_t k = iter - stage_start;
+                if (k == probe_at / 2) err_half = err;
+                if (k == probe_at) {
+                    const double theta = pow(err / err_half, 2.0 / (double)probe_at);
+                    const double left = theta < 1.0 ? log(tol / err) / log(theta) : INFINITY;
+                    probe_at *= 2;
+                    err_half = err; /* the next probe's half-way point is this iteration */
+                    if (probe_at > AUTO_BUDGET / 2) auto_probe = 0;
+                    if (!(err <= tol) && !((double)k + left <= AUTO_BUDGET)) {
+                        double cmax;
+                        auto_probe = 0;
+                        st = monge_geom_max_cost(gw, &cmax, nth);
+                        if (st) goto done;
+                        if (cmax > par->eps) {
+                            memset(f, 0, sizeof(double) * (size_t)n);
+                            memset(g, 0, sizeof(double) * (size_t)m);
+                            eps_cur = par->eps_start > 0 ? par->eps_start : cmax;
+                            restarted = 1;
+                            break;
+                        }
+                    }
+                }
+            }
+        }
+        if (restarted) {
+            restarted = 0;
+            continue;
         }
         if (last || iter >= par->max_iter) break;
         eps_cur *= par->scaling_factor;

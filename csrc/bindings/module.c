@@ -700,16 +700,17 @@ static PyObject *py_monge_gap(PyObject *self, PyObject *args, PyObject *kw)
     (void)self;
     static char *kwlist[] = {"x", "t", "cost", "p", "lam", "eps", "eps_mode", "tol", "max_iter",
                              "eps_scaling", "scaling_factor", "stage_tol", "overrelax", "grad_t",
-                             "grad_x", "nthreads", NULL};
+                             "grad_x", "nthreads", "dense", NULL};
     PyObject *x, *t;
     const char *cost = "sqeuclidean";
     double p = 2.0, lam = 0.0, eps, tol = 1e-6, scaling_factor = 0.1, stage_tol = 1e-4,
            overrelax = 0;
     long long max_iter = 10000;
-    int eps_mode = 0, eps_scaling = 0, gt = 0, gx = 0, nthreads = 0;
-    if (!PyArg_ParseTupleAndKeywords(args, kw, "OO|sdddidLidddppi", kwlist, &x, &t, &cost, &p,
+    int eps_mode = 0, eps_scaling = 0, gt = 0, gx = 0, nthreads = 0, dense = 0;
+    if (!PyArg_ParseTupleAndKeywords(args, kw, "OO|sdddidLidddppip", kwlist, &x, &t, &cost, &p,
                                      &lam, &eps, &eps_mode, &tol, &max_iter, &eps_scaling,
-                                     &scaling_factor, &stage_tol, &overrelax, &gt, &gx, &nthreads))
+                                     &scaling_factor, &stage_tol, &overrelax, &gt, &gx, &nthreads,
+                                     &dense))
         return NULL;
     batch_geom bg;
     PyArrayObject *Gt = NULL, *Gx = NULL;
@@ -726,6 +727,7 @@ static PyObject *py_monge_gap(PyObject *self, PyObject *args, PyObject *kw)
     fill_params(&par.sk, eps, tol, max_iter, eps_scaling, scaling_factor, stage_tol, overrelax,
                 nthreads, &pctx);
     par.eps_mode = (monge_eps_mode)eps_mode;
+    par.dense = dense;
     monge_gap_info info;
     int st;
     Py_BEGIN_ALLOW_THREADS

@@ -1,0 +1,801 @@
+"""Small neural networks and optimizers in NumPy, for fitting transport maps without a framework.
+
+A map T is fitted by minimising ``fitting_loss(T(x), y) + lambda * MongeGap(T)``.  monge's losses
+return gradients with respect to the mapped points T(x); hand that (batch, d) array to
+:meth:`MLP.backward` to get the parameter gradients, then to an optimizer::
+
+    import numpy as np, monge
+    from monge import nn
+
+    T = nn.MLP(2, hidden=(64, 64), residual=True)        # T(x) = x + MLP(x), starts near identity
+    opt = nn.Adam(T.params, lr=1e-3)
+    sched = nn.make_schedule("cosine", 1e-3, total_steps=2000, warmup_steps=100)
+    for step in range(2000):
+        tx = T.forward(x)                                # caches what backward needs
+        g = monge.monge_gap(x, tx, grad=True)
+        grads, _ = T.backward(lam * g.grad_tx + dfit_dtx)
+        grads, _ = nn.clip_grad_norm(grads, 10.0)
+        opt.lr = sched(step)
+        opt.step(grads)                                  # updates T.params in place
+
+Conventions
+    * Layers compute ``h @ W + b`` with W of shape (fan_in, fan_out) (the transpose of
+      ``torch.nn.Linear.weight``); ``MLP.params`` is ``[W1, b1, ..., WL, bL]``.
+    * Optimizers keep references to the parameter arrays and update them in place; the MLP never
+      rebinds its arrays (``set_flat`` / ``from_arrays`` copy into them).
+    * float64 by default; float32 models compute in float32 (inputs are cast to the model dtype).
+    * Adam / AdamW / SGD follow ``torch.optim`` step for step (same formulas, same order).
+"""
+from __future__ import annotations
+
+import json
+import math
+import numbers
+
+import numpy as np
+
+__all__ = ["erf", "erfc", "Activation", "activation", "ACTIVATIONS", "MLP",
+           "Optimizer", "Adam", "AdamW", "SGD", "clip_grad_norm",
+           "constant", "cosine", "warmup", "make_schedule"]
+
+_FLOATS = (np.float32, np.float64)
+
+# ----------------------------------------------------------------------------- validation helpers
+
+
+def _real(name, value):
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{name}: expected a real number, got {type(value).__name__}")
+    v = float(value)
+    if not math.isfinite(v):
+        raise ValueError(f"{name}: must be finite, got {value!r}")
+    return v
+
+
+def _nonneg(name, value):
+    v = _real(name, value)
+    if v < 0:
+        raise ValueError(f"{name}: must be >= 0, got {value!r}")
+    return v
+
+
+def _integer(name, value, minimum=0):
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise TypeError(f"{name}: expected an integer, got {type(value).__name__}")
+    v = int(value)
+    if v < minimum:
+        raise ValueError(f"{name}: must be >= {minimum}, got {v}")
+    return v
+
+
+def _dtype(value):
+    try:
+        dt = np.dtype(value)
+    except TypeError as exc:
+        raise TypeError(f"dtype: expected float32 or float64, got {value!r}") from exc
+    if dt not in _FLOATS:
+        raise ValueError(f"dtype: expected float32 or float64, got {dt}")
+    return dt.type
+
+
+def _array(name, value, dtype=None):
+    if hasattr(value, "detach") and hasattr(value, "numpy"):
+        raise TypeError(f"{name}: got a torch tensor; pass .detach().numpy()")
+    arr = np.asarray(value)
+    if arr.dtype == object or arr.dtype.kind not in "biuf":
+        raise TypeError(f"{name}: expected a real numeric array, got dtype {arr.dtype}")
+    if dtype is not None:
+        arr = arr.astype(dtype, copy=False)
+    elif arr.dtype not in _FLOATS:
+        arr = arr.astype(np.float64)
+    return arr
+
+
+def _finite(name, arr):
+    if not np.isfinite(arr).all():
+        raise ValueError(f"{name}: contains NaN or infinity")
+
+
+# ----------------------------------------------------------------------------- erf / erfc
+#
+# W. J. Cody, "Rational Chebyshev approximations for the error function", Math. Comp. 23 (1969)
+# 631-637: three rational approximations, of erf on |x| <= 0.5 and of erfc on [0.5, 4] and
+# [4, inf), each with relative error below 1e-17 in exact arithmetic.  exp(-x^2) is evaluated as
+# exp(-s^2) exp(-(x - s)(x + s)) with s = x rounded down to a multiple of 1/16, so the rounding
+# error of x^2 is not amplified for large x.
+
+_ERF_A = (3.16112374387056560e00, 1.13864154151050156e02, 3.77485237685302021e02,
+          3.20937758913846947e03, 1.85777706184603153e-1)
+_ERF_B = (2.36012909523441209e01, 2.44024637934444173e02, 1.28261652607737228e03,
+          2.84423683343917062e03)
+_ERF_C = (5.64188496988670089e-1, 8.88314979438837594e00, 6.61191906371416295e01,
+          2.98635138197400131e02, 8.81952221241769090e02, 1.71204761263407058e03,
+          2.05107837782607147e03, 1.23033935479799725e03, 2.15311535474403846e-8)
+_ERF_D = (1.57449261107098347e01, 1.17693950891312499e02, 5.37181101862009858e02,
+          1.62138957456669019e03, 3.29079923573345963e03, 4.36261909014324716e03,
+          3.43936767414372164e03, 1.23033935480374942e03)
+_ERF_P = (3.05326634961232344e-1, 3.60344899949804439e-1, 1.25781726111229246e-1,
+          1.60837851487422766e-2, 6.58749161529837803e-4, 1.63153871373020978e-2)
+_ERF_Q = (2.56852019228982242e00, 1.87295284992346725e00, 5.27905102951428412e-1,
+          6.05183413124413191e-2, 2.33520497626869185e-3)
+_INV_SQRT_PI = 0.56418958354775628695
+_ERF_SMALL = 0.46875     # switch between the erf and erfc approximations
+_ERFC_HUGE = 27.5        # erfc(x) underflows to 0 in float64 beyond about 26.6
+
+
+def _erf_small(x):
+    """erf(x) for |x| <= 0.46875."""
+    z = x * x
+    num = _ERF_A[4] * z
+    den = z
+    for i in range(3):
+        num = (num + _ERF_A[i]) * z
+        den = (den + _ERF_B[i]) * z
+    return x * (num + _ERF_A[3]) / (den + _ERF_B[3])
+
+
+def _exp_neg_sq(y):
+    s = np.floor(y * 16.0) / 16.0
+    return np.exp(-s * s) * np.exp(-(y - s) * (y + s))
+
+
+def _erfc_mid(y):
+    """erfc(y) for 0.46875 < y <= 4."""
+    num = _ERF_C[8] * y
+    den = y
+    for i in range(7):
+        num = (num + _ERF_C[i]) * y
+        den = (den + _ERF_D[i]) * y
+    return _exp_neg_sq(y) * ((num + _ERF_C[7]) / (den + _ERF_D[7]))
+
+
+def _erfc_large(y):
+    """erfc(y) for y > 4 (y already clipped to a finite range)."""
+    z = 1.0 / (y * y)
+    num = _ERF_P[5] * z
+    den = z
+    for i in range(4):
+        num = (num + _ERF_P[i]) * z
+        den = (den + _ERF_Q[i]) * z
+    r = z * (num + _ERF_P[4]) / (den + _ERF_Q[4])
+    return _exp_neg_sq(y) * ((_INV_SQRT_PI - r) / y)
+
+
+def _erf_parts(x):
+    """(small, e) with small the mask |x| <= 0.46875, e = erf(x) there and erfc(|x|) elsewhere."""
+    ax = np.abs(x)
+    small = ax <= _ERF_SMALL
+    e = np.empty_like(x)
+    e[small] = _erf_small(x[small])
+    mid = ~small & (ax <= 4.0)
+    e[mid] = _erfc_mid(ax[mid])
+    big = ax > 4.0
+    if big.any():
+        e[big] = _erfc_large(np.minimum(ax[big], _ERFC_HUGE))
+    return small, e
+
+
+def _float_input(x):
+    arr = np.asarray(x)
+    if arr.dtype not in _FLOATS:
+        arr = _array("x", arr)
+    return arr
+
+
+def erf(x):
+    """Error function, elementwise (float32 or float64; relative error ~1e-16 in float64)."""
+    x = _float_input(x)
+    shape = x.shape
+    x = np.atleast_1d(x)
+    small, e = _erf_parts(x)
+    out = np.where(small, e, np.copysign(1.0 - e, x)).astype(x.dtype, copy=False)
+    out[np.isnan(x)] = np.nan
+    return out.reshape(shape)
+
+
+def erfc(x):
+    """Complementary error function 1 - erf(x), elementwise, accurate in the tails."""
+    x = _float_input(x)
+    shape = x.shape
+    x = np.atleast_1d(x)
+    small, e = _erf_parts(x)
+    out = np.where(small, 1.0 - e, np.where(x < 0, 2.0 - e, e)).astype(x.dtype, copy=False)
+    out[np.isnan(x)] = np.nan
+    return out.reshape(shape)
+
+
+def _norm_cdf(x):
+    """Phi(x) = erfc(-x / sqrt 2) / 2."""
+    return 0.5 * erfc(x * -np.sqrt(0.5).astype(x.dtype))
+
+
+# ----------------------------------------------------------------------------- activations
+
+
+def _sigmoid(x):
+    e = np.exp(-np.abs(x))
+    r = 1.0 / (1.0 + e)
+    return np.where(x >= 0, r, e * r)
+
+
+_INV_SQRT_2PI = 1.0 / math.sqrt(2.0 * math.pi)
+
+
+class Activation:
+    """An elementwise nonlinearity with its exact derivative.
+
+    ``act(x)`` is the value, ``act.derivative(x)`` the derivative (at the kinks of relu and
+    leaky_relu, x = 0, the left derivative, as PyTorch).  Build with :func:`activation`.
+    """
+
+    def __init__(self, name, negative_slope=0.01):
+        if not isinstance(name, str):
+            raise TypeError(f"activation: expected a string, got {type(name).__name__}")
+        if name not in ACTIVATIONS:
+            raise ValueError(f"activation: unknown value {name!r}; expected one of "
+                             f"{', '.join(ACTIVATIONS)}")
+        self.name = name
+        self.negative_slope = _real("negative_slope", negative_slope)
+
+    def __repr__(self):
+        extra = f", negative_slope={self.negative_slope}" if self.name == "leaky_relu" else ""
+        return f"Activation({self.name!r}{extra})"
+
+    # forward returning an auxiliary array that makes the derivative cheap
+    def _forward(self, z):
+        n = self.name
+        if n == "relu":
+            return np.maximum(z, 0), None
+        if n == "leaky_relu":
+            return np.where(z > 0, z, z * z.dtype.type(self.negative_slope)), None
+        if n == "gelu":
+            cdf = _norm_cdf(z)
+            return z * cdf, cdf
+        if n == "silu":
+            s = _sigmoid(z)
+            return z * s, s
+        if n == "tanh":
+            t = np.tanh(z)
+            return t, t
+        return z, None  # identity
+
+    def _derivative(self, z, aux):
+        n = self.name
+        one = z.dtype.type(1)
+        if n == "relu":
+            return (z > 0).astype(z.dtype)
+        if n == "leaky_relu":
+            return np.where(z > 0, one, z.dtype.type(self.negative_slope))
+        if n == "gelu":
+            return aux + z * (np.exp(-0.5 * z * z) * z.dtype.type(_INV_SQRT_2PI))
+        if n == "silu":
+            return aux * (one + z * (one - aux))
+        if n == "tanh":
+            return one - aux * aux
+        return np.ones_like(z)
+
+    def __call__(self, x):
+        x = _float_input(x)
+        return self._forward(x)[0]
+
+    def derivative(self, x):
+        x = _float_input(x)
+        return self._derivative(x, self._forward(x)[1])
+
+
+ACTIVATIONS = ("relu", "leaky_relu", "gelu", "silu", "tanh", "identity")
+
+
+def activation(name, negative_slope=0.01):
+    """The activation ``name`` (one of ACTIVATIONS); gelu is the exact x * Phi(x) form."""
+    return Activation(name, negative_slope)
+
+
+# ----------------------------------------------------------------------------- MLP
+
+_INITS = ("he", "xavier", "zeros_last")
+
+
+class MLP:
+    """Multi-layer perceptron  x -> A_L(s(A_{L-1}(... s(A_1 x)))), A_l(h) = h @ W_l + b_l.
+
+    Parameters
+    ----------
+    in_dim, out_dim : input / output width (out_dim defaults to in_dim).
+    hidden : widths of the hidden layers (``()`` gives an affine map).
+    activation : name in ACTIVATIONS (or an :class:`Activation`), applied after every hidden layer.
+    residual : T(x) = x + MLP(x); needs out_dim == in_dim.
+    seed : seed of ``np.random.default_rng`` for the initial weights.
+    dtype : np.float64 (default) or np.float32.
+    init : 'he' (W ~ N(0, 2/fan_in)), 'xavier' (W ~ N(0, 2/(fan_in + fan_out))), or 'zeros_last'
+        (He for the hidden layers, last layer exactly zero: a residual map starts as the identity,
+        a plain one as the zero map).  Biases start at zero.
+    last_scale : factor applied to the initial last-layer weights.  Default: 1e-3 for residual maps
+        (T starts within ~1e-3 of the identity yet every layer receives gradient at the first
+        step), 1 otherwise.  init='zeros_last' overrides it with 0.
+    negative_slope : slope of 'leaky_relu' for x < 0.
+
+    ``forward(x)`` caches the activations for ``backward(grad_y)``; ``mlp(x)`` is the same map
+    without caching (inference).  x is (batch, in_dim) or a single (in_dim,) point.
+    """
+
+    def __init__(self, in_dim, hidden=(64, 64), out_dim=None, activation="gelu", residual=False,
+                 seed=0, dtype=np.float64, init="he", last_scale=None, negative_slope=0.01):
+        self.in_dim = _integer("in_dim", in_dim, 1)
+        self.out_dim = self.in_dim if out_dim is None else _integer("out_dim", out_dim, 1)
+        if isinstance(hidden, numbers.Integral) and not isinstance(hidden, bool):
+            hidden = (hidden,)
+        try:
+            hidden = tuple(hidden)
+        except TypeError:
+            raise TypeError(f"hidden: expected a sequence of integers, got "
+                            f"{type(hidden).__name__}") from None
+        self.hidden = tuple(_integer(f"hidden[{i}]", h, 1) for i, h in enumerate(hidden))
+        if isinstance(activation, Activation):
+            self.activation = activation
+        else:
+            self.activation = Activation(activation, negative_slope)
+        if not isinstance(residual, (bool, np.bool_)):
+            raise TypeError(f"residual: expected a bool, got {type(residual).__name__}")
+        self.residual = bool(residual)
+        if self.residual and self.out_dim != self.in_dim:
+            raise ValueError(f"out_dim: a residual map needs out_dim == in_dim, got "
+                             f"out_dim={self.out_dim}, in_dim={self.in_dim}")
+        self.seed = None if seed is None else _integer("seed", seed, 0)
+        self.dtype = _dtype(dtype)
+        if not isinstance(init, str):
+            raise TypeError(f"init: expected a string, got {type(init).__name__}")
+        if init not in _INITS:
+            raise ValueError(f"init: unknown value {init!r}; expected one of {', '.join(_INITS)}")
+        self.init = init
+        if last_scale is None:
+            last_scale = 1e-3 if self.residual else 1.0
+        self.last_scale = _nonneg("last_scale", last_scale)
+
+        sizes = (self.in_dim,) + self.hidden + (self.out_dim,)
+        rng = np.random.default_rng(self.seed)
+        self.params = []
+        n_layers = len(sizes) - 1
+        for layer in range(n_layers):
+            fan_in, fan_out = sizes[layer], sizes[layer + 1]
+            if init == "xavier":
+                std = math.sqrt(2.0 / (fan_in + fan_out))
+            else:
+                std = math.sqrt(2.0 / fan_in)
+            w = rng.standard_normal((fan_in, fan_out)) * std
+            if layer == n_layers - 1:
+                w *= 0.0 if init == "zeros_last" else self.last_scale
+            self.params.append(np.ascontiguousarray(w, dtype=self.dtype))
+            self.params.append(np.zeros(fan_out, dtype=self.dtype))
+        self._cache = None
+
+    # ------------------------------------------------------------------ bookkeeping
+    @property
+    def n_layers(self):
+        return len(self.params) // 2
+
+    @property
+    def param_names(self):
+        return [f"{k}{i}" for i in range(1, self.n_layers + 1) for k in ("W", "b")]
+
+    @property
+    def n_params(self):
+        return int(sum(p.size for p in self.params))
+
+    @property
+    def config(self):
+        """JSON-serialisable constructor arguments (with the resolved defaults)."""
+        return {"in_dim": self.in_dim, "hidden": list(self.hidden), "out_dim": self.out_dim,
+                "activation": self.activation.name,
+                "negative_slope": self.activation.negative_slope, "residual": self.residual,
+                "seed": self.seed, "dtype": np.dtype(self.dtype).name, "init": self.init,
+                "last_scale": self.last_scale}
+
+    def __repr__(self):
+        c = self.config
+        return (f"MLP({c['in_dim']}, hidden={tuple(c['hidden'])}, out_dim={c['out_dim']}, "
+                f"activation={c['activation']!r}, residual={c['residual']}, dtype={c['dtype']})")
+
+    def get_flat(self):
+        """All parameters concatenated into one new 1-D array (order of ``params``)."""
+        return np.concatenate([p.ravel() for p in self.params])
+
+    def set_flat(self, flat):
+        """Copy a 1-D array of length n_params into the parameters (in place)."""
+        flat = _array("flat", flat)
+        if flat.ndim != 1 or flat.size != self.n_params:
+            raise ValueError(f"flat: expected shape ({self.n_params},), got {flat.shape}")
+        _finite("flat", flat)
+        i = 0
+        for p in self.params:
+            p[...] = flat[i:i + p.size].reshape(p.shape)
+            i += p.size
+
+    def to_arrays(self):
+        """Parameters as {'W1': ..., 'b1': ..., ...} plus '__config__' (a JSON string as a 0-d str
+        array), so ``np.savez(path, **mlp.to_arrays())`` and ``np.load(path, allow_pickle=False)``
+        round-trip.  Arrays are copies."""
+        out = {name: p.copy() for name, p in zip(self.param_names, self.params)}
+        out["__config__"] = np.array(json.dumps(self.config))
+        return out
+
+    @classmethod
+    def from_arrays(cls, arrays, config=None):
+        """Rebuild an MLP from :meth:`to_arrays` output (a dict or an ``np.load`` NpzFile).
+
+        ``config`` (a dict) overrides the '__config__' entry."""
+        if config is None:
+            if "__config__" not in arrays:
+                raise ValueError("arrays: missing '__config__' (pass config=)")
+            raw = np.asarray(arrays["__config__"])
+            if raw.dtype.kind not in "US" or raw.ndim != 0:
+                raise TypeError("arrays: '__config__' must be a 0-d string array")
+            config = json.loads(str(raw[()]))
+        if not isinstance(config, dict):
+            raise TypeError(f"config: expected a dict, got {type(config).__name__}")
+        config = dict(config)
+        config["hidden"] = tuple(config.get("hidden", ()))
+        try:
+            model = cls(**config)
+        except TypeError as exc:
+            if "unexpected keyword" in str(exc):
+                raise TypeError(f"config: {exc}") from None
+            raise
+        for name, p in zip(model.param_names, model.params):
+            if name not in arrays:
+                raise ValueError(f"arrays: missing {name!r}")
+            a = _array(name, arrays[name])
+            if a.shape != p.shape:
+                raise ValueError(f"{name}: expected shape {p.shape}, got {a.shape}")
+            _finite(name, a)
+            p[...] = a
+        return model
+
+    def save(self, path):
+        """``np.savez(path, **self.to_arrays())``."""
+        np.savez(path, **self.to_arrays())
+
+    @classmethod
+    def load(cls, path):
+        """Load a map written by :meth:`save` (no pickle)."""
+        with np.load(path, allow_pickle=False) as data:
+            return cls.from_arrays(data)
+
+    # ------------------------------------------------------------------ computation
+    def _input(self, x):
+        x = _array("x", x, self.dtype)
+        if x.ndim not in (1, 2):
+            raise ValueError(f"x: expected shape (batch, {self.in_dim}) or ({self.in_dim},), "
+                             f"got {x.shape}")
+        if x.shape[-1] != self.in_dim:
+            raise ValueError(f"x: last dimension must be in_dim={self.in_dim}, got shape "
+                             f"{x.shape}")
+        if x.ndim == 2 and x.shape[0] == 0:
+            raise ValueError(f"x: empty batch (shape {x.shape})")
+        _finite("x", x)
+        return x
+
+    def _run(self, x2, cache):
+        act = self.activation
+        h = x2
+        inputs, pre, aux = [], [], []
+        last = self.n_layers - 1
+        for layer in range(self.n_layers):
+            w, b = self.params[2 * layer], self.params[2 * layer + 1]
+            z = h @ w
+            z += b
+            if cache:
+                inputs.append(h)
+            if layer == last:
+                h = z
+                break
+            h, a = act._forward(z)
+            if cache:
+                pre.append(z)
+                aux.append(a)
+        if self.residual:
+            h = h + x2
+        return h, (inputs, pre, aux)
+
+    def forward(self, x):
+        """T(x), caching the intermediate activations for :meth:`backward`.
+
+        x itself is cached by reference (no copy when its dtype is the model's): do not modify
+        it in place between forward and backward."""
+        x = self._input(x)
+        single = x.ndim == 1
+        y, (inputs, pre, aux) = self._run(x.reshape(1, -1) if single else x, cache=True)
+        self._cache = (single, inputs, pre, aux, y.shape)
+        return y[0] if single else y
+
+    def __call__(self, x):
+        """T(x) without caching (inference)."""
+        x = self._input(x)
+        single = x.ndim == 1
+        y, _ = self._run(x.reshape(1, -1) if single else x, cache=False)
+        return y[0] if single else y
+
+    def backward(self, grad_y):
+        """Back-propagate dL/dT(x) (same shape as the last ``forward`` output).
+
+        Returns ``(grads, grad_x)``: ``grads`` matches ``params`` (dL/dW1, dL/db1, ...),
+        ``grad_x`` is dL/dx through T only.  The cache is kept, so backward may be called again
+        (e.g. with another loss gradient) until the next ``forward``."""
+        if self._cache is None:
+            raise RuntimeError("backward: call forward(x) first")
+        single, inputs, pre, aux, shape = self._cache
+        g = _array("grad_y", grad_y, self.dtype)
+        want = shape[1:] if single else shape
+        if g.shape != want:
+            raise ValueError(f"grad_y: expected shape {want} (the forward output), got {g.shape}")
+        _finite("grad_y", g)
+        if single:
+            g = g.reshape(1, -1)
+        grads = [None] * len(self.params)
+        delta = g
+        act = self.activation
+        for layer in range(self.n_layers - 1, -1, -1):
+            w = self.params[2 * layer]
+            grads[2 * layer] = inputs[layer].T @ delta
+            grads[2 * layer + 1] = delta.sum(axis=0)
+            delta = delta @ w.T
+            if layer > 0:
+                delta *= act._derivative(pre[layer - 1], aux[layer - 1])
+        if self.residual:
+            delta = delta + g
+        return grads, (delta[0] if single else delta)
+
+
+# ----------------------------------------------------------------------------- optimizers
+
+
+def _param_list(params):
+    if isinstance(params, np.ndarray):
+        raise TypeError("params: expected a list of arrays (e.g. mlp.params), got one array")
+    try:
+        params = list(params)
+    except TypeError:
+        raise TypeError(f"params: expected a list of arrays, got {type(params).__name__}") from None
+    if not params:
+        raise ValueError("params: empty list")
+    for i, p in enumerate(params):
+        if not isinstance(p, np.ndarray) or p.dtype not in _FLOATS:
+            raise TypeError(f"params[{i}]: expected a float32/float64 ndarray, got "
+                            f"{type(p).__name__}")
+        if not p.flags.writeable:
+            raise ValueError(f"params[{i}]: array is read-only")
+    return params
+
+
+def _check_grads(params, grads):
+    if isinstance(grads, np.ndarray):
+        raise TypeError("grads: expected a list of arrays, got one array")
+    grads = list(grads)
+    if len(grads) != len(params):
+        raise ValueError(f"grads: expected {len(params)} arrays (one per parameter), got "
+                         f"{len(grads)}")
+    out = []
+    for i, (p, g) in enumerate(zip(params, grads)):
+        g = _array(f"grads[{i}]", g, p.dtype)
+        if g.shape != p.shape:
+            raise ValueError(f"grads[{i}]: expected shape {p.shape}, got {g.shape}")
+        _finite(f"grads[{i}]", g)
+        out.append(g)
+    return out
+
+
+class Optimizer:
+    """Base class: holds ``params`` (updated in place), ``lr`` (settable between steps), and the
+    step count ``t``."""
+
+    def __init__(self, params, lr):
+        self.params = _param_list(params)
+        self.lr = lr
+        self.t = 0
+
+    @property
+    def lr(self):
+        return self._lr
+
+    @lr.setter
+    def lr(self, value):
+        self._lr = _nonneg("lr", value)
+
+    def step(self, grads):
+        grads = _check_grads(self.params, grads)
+        self.t += 1
+        self._update(grads)
+
+    def _update(self, grads):  # pragma: no cover - abstract
+        raise NotImplementedError
+
+
+def _betas(betas):
+    try:
+        b1, b2 = betas
+    except (TypeError, ValueError):
+        raise TypeError(f"betas: expected a pair of numbers, got {betas!r}") from None
+    b1, b2 = _real("betas[0]", b1), _real("betas[1]", b2)
+    for i, b in enumerate((b1, b2)):
+        if not 0.0 <= b < 1.0:
+            raise ValueError(f"betas[{i}]: must be in [0, 1), got {b}")
+    return b1, b2
+
+
+class Adam(Optimizer):
+    """Adam (Kingma & Ba, 2015), as ``torch.optim.Adam``:
+        m <- b1 m + (1 - b1) g,  v <- b2 v + (1 - b2) g^2,
+        p <- p - lr / (1 - b1^t) * m / (sqrt(v) / sqrt(1 - b2^t) + eps).
+    ``weight_decay`` > 0 adds the coupled L2 term weight_decay * p to g (use AdamW for the
+    decoupled form)."""
+
+    def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0):
+        super().__init__(params, lr)
+        self.betas = _betas(betas)
+        self.eps = _nonneg("eps", eps)
+        self.weight_decay = _nonneg("weight_decay", weight_decay)
+        self.m = [np.zeros_like(p) for p in self.params]
+        self.v = [np.zeros_like(p) for p in self.params]
+
+    _decoupled = False
+
+    def _update(self, grads):
+        b1, b2 = self.betas
+        bc1 = 1.0 - b1 ** self.t
+        bc2_sqrt = math.sqrt(1.0 - b2 ** self.t)
+        step = self.lr / bc1
+        for p, g, m, v in zip(self.params, grads, self.m, self.v):
+            if self.weight_decay:
+                if self._decoupled:
+                    p *= 1.0 - self.lr * self.weight_decay
+                else:
+                    g = g + self.weight_decay * p
+            m += (1.0 - b1) * (g - m)
+            v *= b2
+            v += (1.0 - b2) * (g * g)
+            denom = np.sqrt(v)
+            denom /= bc2_sqrt
+            denom += self.eps
+            p -= step * (m / denom)
+
+
+class AdamW(Adam):
+    """AdamW (Loshchilov & Hutter, 2019): Adam with decoupled weight decay, as
+    ``torch.optim.AdamW``: p <- p (1 - lr * weight_decay) before the Adam update (the decay
+    follows the learning-rate schedule)."""
+
+    def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=1e-2):
+        super().__init__(params, lr, betas, eps, weight_decay)
+
+    _decoupled = True
+
+
+class SGD(Optimizer):
+    """SGD with optional (heavy-ball or Nesterov) momentum, as ``torch.optim.SGD`` (no dampening):
+    buf <- momentum buf + g (buf = g at the first step), p <- p - lr buf."""
+
+    def __init__(self, params, lr, momentum=0.0, nesterov=False, weight_decay=0.0):
+        super().__init__(params, lr)
+        self.momentum = _nonneg("momentum", momentum)
+        if not isinstance(nesterov, (bool, np.bool_)):
+            raise TypeError(f"nesterov: expected a bool, got {type(nesterov).__name__}")
+        if nesterov and self.momentum == 0:
+            raise ValueError("nesterov: needs momentum > 0")
+        self.nesterov = bool(nesterov)
+        self.weight_decay = _nonneg("weight_decay", weight_decay)
+        self.buf = [None] * len(self.params)
+
+    def _update(self, grads):
+        mu = self.momentum
+        for i, (p, g) in enumerate(zip(self.params, grads)):
+            if self.weight_decay:
+                g = g + self.weight_decay * p
+            if mu:
+                if self.buf[i] is None:
+                    self.buf[i] = g.copy()
+                else:
+                    self.buf[i] *= mu
+                    self.buf[i] += g
+                g = g + mu * self.buf[i] if self.nesterov else self.buf[i]
+            p -= self.lr * g
+
+
+def clip_grad_norm(grads, max_norm):
+    """Scale ``grads`` so that their global L2 norm is at most ``max_norm``.
+
+    Returns ``(clipped, total_norm)``: new arrays (the inputs are not modified) and the norm
+    before clipping.  A non-finite norm is returned as is, with the gradients unchanged."""
+    max_norm = _real("max_norm", max_norm)
+    if max_norm <= 0:
+        raise ValueError(f"max_norm: must be > 0, got {max_norm}")
+    if isinstance(grads, np.ndarray):
+        raise TypeError("grads: expected a list of arrays, got one array")
+    grads = [_array(f"grads[{i}]", g) for i, g in enumerate(grads)]
+    total = math.sqrt(sum(float(np.vdot(g, g)) for g in grads))
+    if math.isfinite(total) and total > max_norm:
+        scale = max_norm / total
+        return [g * g.dtype.type(scale) for g in grads], total
+    return [g.copy() for g in grads], total
+
+
+# ----------------------------------------------------------------------------- schedules
+
+
+def _step(step):
+    return _integer("step", step, 0)
+
+
+class constant:
+    """step -> lr."""
+
+    def __init__(self, lr):
+        self.lr = _nonneg("lr", lr)
+
+    def __call__(self, step):
+        _step(step)
+        return self.lr
+
+    def __repr__(self):
+        return f"constant({self.lr})"
+
+
+class cosine:
+    """Cosine decay from ``lr`` at step 0 to ``final_lr`` at ``total_steps`` (then constant):
+    final_lr + (lr - final_lr) (1 + cos(pi min(step, total) / total)) / 2."""
+
+    def __init__(self, lr, total_steps, final_lr=0.0):
+        self.lr = _nonneg("lr", lr)
+        self.total_steps = _integer("total_steps", total_steps, 1)
+        self.final_lr = _nonneg("final_lr", final_lr)
+
+    def __call__(self, step):
+        s = min(_step(step), self.total_steps)
+        c = 0.5 * (1.0 + math.cos(math.pi * s / self.total_steps))
+        return self.final_lr + (self.lr - self.final_lr) * c
+
+    def __repr__(self):
+        return f"cosine({self.lr}, {self.total_steps}, final_lr={self.final_lr})"
+
+
+class warmup:
+    """Linear warm-up, then ``schedule`` shifted by ``warmup_steps``:
+    lr(step) = schedule(0) (step + 1) / warmup_steps for step < warmup_steps,
+    schedule(step - warmup_steps) afterwards."""
+
+    def __init__(self, schedule, warmup_steps):
+        if not callable(schedule):
+            raise TypeError(f"schedule: expected a callable step -> lr, got "
+                            f"{type(schedule).__name__}")
+        self.schedule = schedule
+        self.warmup_steps = _integer("warmup_steps", warmup_steps, 0)
+
+    def __call__(self, step):
+        step = _step(step)
+        if step < self.warmup_steps:
+            return self.schedule(0) * (step + 1) / self.warmup_steps
+        return self.schedule(step - self.warmup_steps)
+
+    def __repr__(self):
+        return f"warmup({self.schedule!r}, {self.warmup_steps})"
+
+
+_SCHEDULES = ("constant", "cosine")
+
+
+def make_schedule(name, lr, total_steps, warmup_steps=0):
+    """'constant' or 'cosine' (to 0 at total_steps), with ``warmup_steps`` of linear warm-up
+    counted inside ``total_steps``."""
+    if not isinstance(name, str):
+        raise TypeError(f"name: expected a string, got {type(name).__name__}")
+    if name not in _SCHEDULES:
+        raise ValueError(f"name: unknown schedule {name!r}; expected one of "
+                         f"{', '.join(_SCHEDULES)}")
+    total_steps = _integer("total_steps", total_steps, 1)
+    warmup_steps = _integer("warmup_steps", warmup_steps, 0)
+    if warmup_steps >= total_steps:
+        raise ValueError(f"warmup_steps: must be < total_steps={total_steps}, got {warmup_steps}")
+    if name == "constant":
+        base = constant(lr)
+    else:
+        base = cosine(lr, total_steps - warmup_steps)
+    return warmup(base, warmup_steps) if warmup_steps else base

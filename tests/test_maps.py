@@ -1,0 +1,124 @@
+"""MongeGapMap: fitting, the effect of the Monge gap, persistence, the estimator protocol, errors."""
+import json
+
+import numpy as np
+import pytest
+
+from monge import datasets, metrics
+from monge.maps import MongeGapMap
+
+
+@pytest.fixture(scope="module")
+def gaussian_fit():
+    P = datasets.gaussian_pair(2, seed=0)
+    X, Y = P.sample_source(1024, seed=0), P.sample_target(1024, seed=1)
+    est = MongeGapMap(hidden=(32, 32), reg=1.0, n_iter=400, batch_size=128, lr=3e-3, seed=0,
+                      verbose=False).fit(X, Y, X_val=P.sample_source(256, seed=5), true_map=P.map,
+                                         )
+    return P, est
+
+
+def test_fit_recovers_the_brenier_map_of_gaussians(gaussian_fit):
+    P, est = gaussian_fit
+    xt = P.sample_source(2000, seed=7)
+    uvp = metrics.l2_uvp(est.transform(xt), P.map(xt))
+    assert uvp < 1.0, uvp
+
+
+def test_history_and_validation(gaussian_fit):
+    _, est = gaussian_fit
+    h = est.history_
+    assert len(h["loss"]) == 400 and len(h["val_step"]) == 4
+    assert h["val_l2_uvp"][-1] < h["val_l2_uvp"][0]
+    assert all(np.isfinite(h["gap"]))
+
+
+def test_monge_gap_lowers_l2_uvp_against_plain_fitting():
+    """The paper's claim on a map that fitting alone does not pin down (a sheared Gaussian)."""
+    P = datasets.gaussian_pair(2, seed=3)
+    X, Y = P.sample_source(1024, seed=0), P.sample_target(1024, seed=1)
+    xt = P.sample_source(2000, seed=9)
+    uvp = {}
+    for reg in (0.0, 1.0):
+        est = MongeGapMap(hidden=(32, 32), reg=reg, n_iter=300, batch_size=128, lr=3e-3, seed=1,
+                          verbose=False).fit(X, Y)
+        uvp[reg] = metrics.l2_uvp(est.transform(xt), P.map(xt))
+    assert uvp[1.0] < uvp[0.0], uvp
+
+
+def test_save_load_round_trip(gaussian_fit, tmp_path):
+    P, est = gaussian_fit
+    est.save(tmp_path / "map.npz")
+    back = MongeGapMap.load(tmp_path / "map.npz")
+    x = P.sample_source(50, seed=3)
+    np.testing.assert_array_equal(back.transform(x), est.transform(x))
+    assert back.get_params() == est.get_params()
+    assert back.history_["loss"] == est.history_["loss"]
+    with np.load(tmp_path / "map.npz", allow_pickle=False) as z:  # no pickles inside
+        json.loads(str(z["params"]))
+
+
+def test_estimator_protocol():
+    est = MongeGapMap(reg=0.5)
+    assert est.get_params()["reg"] == 0.5
+    est.set_params(reg=2.0, n_iter=10)
+    assert est.reg == 2.0 and est.n_iter == 10
+    with pytest.raises(ValueError, match="colour: not a parameter"):
+        est.set_params(colour="red")
+    with pytest.raises(RuntimeError, match="call fit before"):
+        est.transform(np.zeros((3, 2)))
+
+
+def test_reg_schedules_and_elastic_cost():
+    P = datasets.gaussian_pair(2, seed=0)
+    X, Y = P.sample_source(256, seed=0), P.sample_target(256, seed=1)
+    est = MongeGapMap(hidden=(16,), reg=("linear", 0.0, 1.0), n_iter=20, batch_size=64,
+                      cost="elastic", lam=0.5, verbose=False).fit(X, Y)
+    assert est.history_["lambda"][0] == 0.0 and est.history_["lambda"][-1] == 1.0
+    est = MongeGapMap(hidden=(16,), reg=lambda step: 0.1 * step, n_iter=5, batch_size=64,
+                      verbose=False).fit(X, Y)
+    assert est.history_["lambda"] == [0.0, 0.1, 0.2, 0.30000000000000004, 0.4]
+
+
+@pytest.mark.parametrize("kw,exc,text", [
+    (dict(cost="manhattan"), ValueError, "cost: unknown value"),
+    (dict(optimizer="lbfgs"), ValueError, "optimizer: unknown value"),
+    (dict(n_iter=0), ValueError, "n_iter: must be >= 1"),
+    (dict(lr=-1.0), ValueError, "lr: must be a positive number"),
+    (dict(reg=-1.0), ValueError, "reg: must be a finite number >= 0"),
+    (dict(reg=("cosine", 0, 1)), ValueError, "reg: a schedule tuple"),
+    (dict(seed=1.5), TypeError, "seed: expected an integer"),
+])
+def test_bad_parameters(kw, exc, text):
+    X = np.random.default_rng(0).standard_normal((20, 2))
+    with pytest.raises(exc, match=text):
+        MongeGapMap(**{**dict(n_iter=2, verbose=False), **kw}).fit(X, X)
+
+
+def test_bad_data():
+    X = np.random.default_rng(0).standard_normal((20, 2))
+    est = MongeGapMap(n_iter=2, verbose=False)
+    with pytest.raises(ValueError, match="X, Y: dimensions differ"):
+        est.fit(X, np.zeros((20, 3)))
+    bad = X.copy()
+    bad[0, 0] = np.nan
+    with pytest.raises(ValueError, match="Y: contains NaN"):
+        est.fit(X, bad)
+    est.fit(X, X)
+    with pytest.raises(ValueError, match="X: dimension 3, the map was fitted in 2"):
+        est.transform(np.zeros((4, 3)))
+
+
+def test_torch_route_reaches_the_same_quality():
+    from monge.maps import fit_torch_map
+
+    P = datasets.gaussian_pair(2, seed=0)
+    X, Y = P.sample_source(1024, seed=0), P.sample_target(1024, seed=1)
+    model, hist = fit_torch_map(X, Y, hidden=(32, 32), reg=1.0, n_iter=400, batch_size=128,
+                                lr=3e-3, seed=0)
+    import torch
+
+    xt = P.sample_source(2000, seed=7)
+    with torch.no_grad():
+        pred = model(torch.from_numpy(xt)).numpy()
+    assert metrics.l2_uvp(pred, P.map(xt)) < 2.0 and hist["fit"][-1] < hist["fit"][0]
