@@ -19,7 +19,7 @@ $(VPY):
 venv: $(VPY)
 
 install: $(VPY)
-	$(VPY) -m pip install -q -e .
+	$(VPY) -m pip install -q -e ".[demo]"
 
 install-test: $(VPY)
 	$(VPY) -m pip install -q -e ".[test]"

@@ -15,7 +15,8 @@ Cases (the acceptance targets of the issue are printed next to each measured rat
   3  time per iteration of monge (online, float64 / float32) vs the machine floor of
      benchmarks/floor.c (two log-sum-exp passes): <= 1.5x
   4  online float32 n = m = 20000, d = 3, converged: peak RSS of a fresh process < 100 MB
-  5  speed-up from 1 to 2 threads at the sizes of cases 1 and 4: >= 1.8x
+  5  speed-up from 1 to 2 threads at the sizes of cases 1 and 4: >= 1.8x (with the floor
+     program's own speed-up as a control: a busy machine has no free second core)
 
 Method.  Every time is the median of several runs after a warm-up; the ratios are anchor time over
 monge time (how many times faster monge is), except in case 3 (monge time over floor time).  The
@@ -450,14 +451,32 @@ def case5(cfg, rows, ctx):
         (f"{k1} iterations f64 n={n} d=2", lambda th: _fixed_iterations(x, y, k1, EPS_LOG, th)),
         (f"{kb} iterations f32 n={nb} d=3", lambda th: _fixed_iterations(xb, yb, kb, EPS_BIG, th)),
     ]
+    # control: how well does the machine floor itself scale right now?  On a busy machine the
+    # second core is not free and no program gets 1.8x; the verdicts below say so instead of "no".
+    with tempfile.TemporaryDirectory() as tmp:
+        exe = compile_floor(tmp)
+        f1, f2 = [], []
+        for _ in range(3):
+            f1.append(floor_pass(exe, n, n, "f64", 1, runs=1))
+            f2.append(floor_pass(exe, n, n, "f64", 2, runs=1))
+    ctrl = statistics.median(f1) / statistics.median(f2)
+    print(f"  control: benchmarks/floor.c (f64, {n} x {n}) 1 -> 2 threads: speed-up {ctrl:.2f}")
+    rows.append(Row("5", f"control: floor.c f64 n={n}, 1 -> 2 threads",
+                    f"{fmt_time(statistics.median(f2))} (2 thr)",
+                    f"{fmt_time(statistics.median(f1))} (1 thr)", f"{ctrl:.2f}x", "(control)",
+                    "-"))
+    if ctrl < 1.8:
+        note(f"case 5: the floor program itself scaled only {ctrl:.2f}x from 1 to 2 threads: the "
+             "machine had no free second core, the thread-scaling target cannot be judged")
     for label, fn in jobs:
         res = interleaved({1: lambda: fn(1), 2: lambda: fn(2)}, repeats=3, warmup=1)
         t1, t2 = res[1], res[2]
         s = t1.median / t2.median
         print(f"  {label}: 1 thread {t1}; 2 threads {t2}; speed-up {s:.2f}")
+        met = (verdict(s >= 1.8) if s >= 1.8 or ctrl >= 1.8
+               else f"n/a (floor.c: {ctrl:.2f}x)")
         rows.append(Row("5", f"1 -> 2 threads: {label}", f"{fmt_time(t2.median)} (2 thr)",
-                        f"{fmt_time(t1.median)} (1 thr)", f"{s:.2f}x", ">= 1.8x",
-                        verdict(s >= 1.8)))
+                        f"{fmt_time(t1.median)} (1 thr)", f"{s:.2f}x", ">= 1.8x", met))
 
 
 # ----------------------------------------------------------------------------------- crossover

@@ -69,10 +69,18 @@ def test_cli_rejects_pickled_input(tmp_path):
     assert out.returncode != 0 and "allow_pickle" in out.stderr
 
 
-def test_demo_runs_small():
-    out = run("-m", "monge", "demo", "--n", "300", "--eps", "0.1", "0.01")
+def test_ot_demo_runs_small():
+    out = run("-m", "monge", "ot-demo", "--n", "300", "--eps", "0.1", "0.01")
     assert out.returncode == 0, out.stderr
     assert out.stdout.count("converged=True") == 2
+
+
+def test_map_demo_runs_small_and_writes_a_plot(tmp_path):
+    png = tmp_path / "demo.png"
+    out = run("-m", "monge", "demo", "--n", "500", "--n-iter", "40", "--out", str(png))
+    assert out.returncode == 0, out.stderr
+    assert "L2-UVP" in out.stdout and out.stdout.count("s\n") >= 2
+    assert png.stat().st_size > 10000 and png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
 def test_omp_num_threads_is_honoured():
