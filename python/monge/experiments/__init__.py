@@ -1,0 +1,1 @@
+"""Runnable experiments from the papers monge grew from (python -m monge.experiments.<name>)."""
