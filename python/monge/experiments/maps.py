@@ -21,20 +21,20 @@ from ..maps import MongeGapMap
 from ..sinkhorn import ConvergenceWarning
 
 
-def problems(quick):
+def problems(quick, n_test=2000):
     """name -> (sampler of (X, Y, X_test, Y_test), true map or None, Monge gap cost, lam)."""
     dims = (2, 8) if quick else (2, 8, 32, 64)
 
     def known(P, n):
         def sample(seed):
             return (P.sample_source(n, seed=seed), P.sample_target(n, seed=seed + 100),
-                    P.sample_source(2000, seed=seed + 200), P.sample_target(2000, seed=seed + 300))
+                    P.sample_source(n_test, seed=seed + 200), P.sample_target(n_test, seed=seed + 300))
         return sample
 
     def toy(src, tgt, n):
         def sample(seed):
-            return (src(n, seed=seed), tgt(n, seed=seed + 100), src(2000, seed=seed + 200),
-                    tgt(2000, seed=seed + 300))
+            return (src(n, seed=seed), tgt(n, seed=seed + 100), src(n_test, seed=seed + 200),
+                    tgt(n_test, seed=seed + 300))
         return sample
 
     n = 2000 if quick else 8000
@@ -57,10 +57,14 @@ def problems(quick):
     return out
 
 
-def run(quick=False, seeds=(0, 1, 2), regs=(0.0, 1.0), n_iter=None, verbose=False):
+def run(quick=False, seeds=(0, 1, 2), regs=(0.0, 1.0), n_iter=None, verbose=False, names=None,
+        n_test=2000):
+    """Fits and evaluates every (dataset, lambda, seed); `names` restricts the datasets."""
     n_iter = n_iter or (400 if quick else 2000)
     results = []
-    for name, (sample, true_map, cost, lam) in problems(quick).items():
+    for name, (sample, true_map, cost, lam) in problems(quick, n_test).items():
+        if names is not None and name not in names:
+            continue
         for reg in regs:
             for seed in seeds:
                 X, Y, Xt, Yt = sample(seed)
