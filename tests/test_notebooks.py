@@ -20,5 +20,7 @@ def test_notebook_executes(path, tmp_path, monkeypatch):
     NotebookClient(nb, timeout=600, kernel_name="python3",
                    resources={"metadata": {"path": str(tmp_path)}}).execute()
     outputs = [o for c in nb.cells if c.cell_type == "code" for o in c.get("outputs", [])]
-    assert not [o for o in outputs if o.get("output_type") == "error"]
+    errors = [f"{o['ename']}: {o['evalue']}\n" + "\n".join(o.get("traceback", []))[-2000:]
+              for o in outputs if o.get("output_type") == "error"]
+    assert not errors, errors
     assert any(o.get("output_type") == "display_data" for o in outputs)  # the plots were drawn
