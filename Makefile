@@ -27,7 +27,7 @@ install-test: $(VPY)
 demo: install
 	$(VPY) -m monge demo
 
-build/ctest/%: csrc/tests/%.c $(CORE_SRC) $(wildcard csrc/*.h csrc/*.inc)
+build/ctest/%: csrc/tests/%.c $(CORE_SRC) $(wildcard csrc/*.h csrc/*.inc csrc/tests/*.h)
 	@mkdir -p build/ctest
 	$(CC) $(CFLAGS_SAN) $(CORE_SRC) $< -lm -o $@
 

@@ -7,26 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-static int failures = 0, checks = 0;
-#define CHECK(cond, ...)                                                                       \
-    do {                                                                                       \
-        checks++;                                                                              \
-        if (!(cond)) {                                                                         \
-            failures++;                                                                        \
-            printf("FAIL %s:%d: ", __FILE__, __LINE__);                                        \
-            printf(__VA_ARGS__);                                                               \
-            printf("\n");                                                                      \
-        }                                                                                      \
-    } while (0)
-
-static uint64_t rng = 0x9E3779B97F4A7C15ull;
-static double urand(void)
-{
-    rng ^= rng << 13;
-    rng ^= rng >> 7;
-    rng ^= rng << 17;
-    return (double)(rng >> 11) * 0x1.0p-53;
-}
+#include "check.h"
 
 enum { N = 23, M = 17, D = 3 };
 
@@ -174,6 +155,7 @@ static void test_monge_gap(monge_cost cost, monge_eps_mode mode)
 
 int main(void)
 {
+    rng_seed(0x9E3779B97F4A7C15ull);
     const monge_cost costs[] = {MONGE_COST_SQEUCLIDEAN, MONGE_COST_EUCLIDEAN, MONGE_COST_PNORM,
                                 MONGE_COST_COSINE, MONGE_COST_ELASTIC};
     for (int c = 0; c < 5; c++) {
@@ -182,6 +164,5 @@ int main(void)
         test_monge_gap(costs[c], MONGE_EPS_ABSOLUTE);
         test_monge_gap(costs[c], MONGE_EPS_STD);
     }
-    printf("%d passed, %d failed\n", checks - failures, failures);
-    return failures != 0;
+    return REPORT();
 }

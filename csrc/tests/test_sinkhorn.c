@@ -7,26 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-static int failures = 0, checks = 0;
-#define CHECK(cond, ...)                                                                       \
-    do {                                                                                       \
-        checks++;                                                                              \
-        if (!(cond)) {                                                                         \
-            failures++;                                                                        \
-            printf("FAIL %s:%d: ", __FILE__, __LINE__);                                        \
-            printf(__VA_ARGS__);                                                               \
-            printf("\n");                                                                      \
-        }                                                                                      \
-    } while (0)
-
-static uint64_t rng = 88172645463325252ull;
-static double urand(void)
-{
-    rng ^= rng << 13;
-    rng ^= rng >> 7;
-    rng ^= rng << 17;
-    return (double)(rng >> 11) * 0x1.0p-53;
-}
+#include "check.h"
 
 static void points(double *p, int64_t cnt, int64_t d, double shift)
 {
@@ -297,10 +278,10 @@ static void test_errors(void)
 
 int main(void)
 {
+    rng_seed(88172645463325252ull);
     test_balanced();
     test_float32_and_batch();
     test_unbalanced();
     test_errors();
-    printf("%d passed, %d failed\n", checks - failures, failures);
-    return failures != 0;
+    return REPORT();
 }

@@ -53,6 +53,13 @@ def _scale(grad_out, g, batched):
     return grad_out * g
 
 
+def _backward(ctx, grad_out):
+    """Incoming gradient times the saved envelope gradients (None for inputs not requiring one)."""
+    saved = iter(ctx.saved_tensors)
+    grads = [next(saved) if w else None for w in ctx.which]
+    return tuple(_scale(grad_out, g, ctx.batched) for g in grads) + (None,)
+
+
 class _Sinkhorn(torch.autograd.Function):
     @staticmethod
     def forward(ctx, x, y, a, b, kwargs):
@@ -76,12 +83,8 @@ class _Sinkhorn(torch.autograd.Function):
         ctx.which = [g is not None for g in (gx, gy, ga, gb)]
         return torch.as_tensor(np.asarray(r.value), dtype=x.dtype, device=x.device)
 
-    @staticmethod
-    @torch.autograd.function.once_differentiable
-    def backward(ctx, grad_out):
-        saved = iter(ctx.saved_tensors)
-        grads = [next(saved) if w else None for w in ctx.which]
-        return tuple(_scale(grad_out, g, ctx.batched) for g in grads) + (None,)
+    backward = staticmethod(torch.autograd.function.once_differentiable(
+        lambda ctx, grad_out: _backward(ctx, grad_out)))
 
 
 def sinkhorn(x, y, a=None, b=None, *, eps, **kwargs):
@@ -105,12 +108,8 @@ class _Divergence(torch.autograd.Function):
         ctx.save_for_backward(*(g for g in gs if g is not None))
         return torch.as_tensor(np.asarray(r.value), dtype=x.dtype, device=x.device)
 
-    @staticmethod
-    @torch.autograd.function.once_differentiable
-    def backward(ctx, grad_out):
-        saved = iter(ctx.saved_tensors)
-        grads = [next(saved) if w else None for w in ctx.which]
-        return tuple(_scale(grad_out, g, ctx.batched) for g in grads) + (None,)
+    backward = staticmethod(torch.autograd.function.once_differentiable(
+        lambda ctx, grad_out: _backward(ctx, grad_out)))
 
 
 def sinkhorn_divergence(x, y, a=None, b=None, *, eps, **kwargs):
