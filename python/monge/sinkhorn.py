@@ -23,8 +23,9 @@ class ConvergenceWarning(UserWarning):
     """A solver stopped at its iteration limit before reaching its tolerance."""
 
 
-# On the online path a cost costs O(d) per entry per pass, the dense path reads 8 bytes per entry;
-# measured on 2 cores the crossover is around d = 16 (benchmarks/sinkhorn.py --crossover).
+# On the online path a cost costs O(d) per entry per pass, the dense path reads 8 bytes per entry.
+# d = 16 is an estimate of the crossover, not yet measured on an idle machine: run
+# `python benchmarks/sinkhorn.py --crossover` and adjust.
 _ONLINE_MAX_D = 16
 _DENSE_MAX_BYTES = 1 << 30
 
