@@ -211,6 +211,9 @@ def test_small_eps_is_stable(rng):
     # close to exact OT at this eps
     exact = ot.emd2(a, b, C, numItermax=10**7)
     assert r.cost >= exact - 1e-9 and r.cost - exact <= 1e-3 * exact
+    # float32 at eps = 1e-4 x max cost: each exponent (h_j - C_ij)/eps carries ~|C| 6e-8 / eps ~ 6e-4
+    # of rounding, so ~1e-3 is the marginal accuracy float32 can reach here; what is tested is that
+    # it stays finite and converges to that, not its precision (float64 above is checked to 1e-6)
     r32 = monge.sinkhorn(x.astype(np.float32), y.astype(np.float32), a, b, eps=eps, tol=1e-3,
                          max_iter=100000)
     assert np.isfinite(r32.f).all() and r32.converged
