@@ -21,15 +21,6 @@ void monge_gap_params_init(monge_gap_params *par)
 
 static int solve_ok(int st) { return st == MONGE_OK || st == MONGE_ENOCONV; }
 
-/* u_i = pot_i + eps log w_i (w NULL: uniform 1/len) */
-static void shifted(const double *pot, const double *w, int64_t len, double eps, double *u)
-{
-    for (int64_t i = 0; i < len; i++) {
-        const double wi = w ? w[i] : 1.0 / (double)len;
-        u[i] = pot[i] + eps * (wi > 0 ? log(wi) : -INFINITY);
-    }
-}
-
 /* grad_out = G(geom_ab side) - G(self geometry), both row kernels */
 static int grad_pair(const monge_geom_work *w_ab, int tr, const double *u_ab, const double *h_ab,
                      const monge_geom_work *w_self, const double *u_self, double *tmp, double *out,
@@ -157,16 +148,16 @@ int monge_sinkhorn_divergence(const monge_problem *pb, const monge_divergence_pa
 
     /* gradients */
     if (grad_x || grad_y) {
-        shifted(f, pb->a, n, eps, u);
-        shifted(gg, pb->b, m, eps, h);
+        monge_problem_shift(pb, 0, eps, f, u);
+        monge_problem_shift(pb, 1, eps, gg, h);
     }
     if (grad_x) {
-        shifted(p, pb->a, n, eps, us);
+        monge_problem_shift(&paa, 0, eps, p, us);
         st = grad_pair(wab, 0, u, h, waa, us, tmp, grad_x, n, d, eps, nth);
         if (st) goto done;
     }
     if (grad_y && do_b) {
-        shifted(q, pb->b, m, eps, us);
+        monge_problem_shift(&pbb, 0, eps, q, us);
         st = grad_pair(wab, 1, h, u, wbb, us, tmp, grad_y, m, d, eps, nth);
         if (st) goto done;
     }
@@ -320,8 +311,8 @@ int monge_monge_gap(const monge_geometry *geom, const monge_gap_params *par, dou
     info->error = si.error;
     info->n_iter = si.n_iter;
     info->converged = si.converged;
-    shifted(f, NULL, n, eps, u);
-    shifted(g, NULL, n, eps, h);
+    monge_problem_shift(&pb, 0, eps, f, u);
+    monge_problem_shift(&pb, 1, eps, g, h);
     if (grad_x) {
         /* (1/n) d1 c(x_i, t_i) - sum_j P_ij d1 c(x_i, t_j) */
         for (int64_t i = 0; i < n * d; i++) pg[i] /= (double)n;

@@ -43,3 +43,14 @@ double monge_problem_weights(const monge_problem *pb, int side, double *out)
     }
     return s;
 }
+
+void monge_problem_shift(const monge_problem *pb, int side, double eps, const double *pot,
+                         double *out)
+{
+    const int64_t len = side ? pb->geom->m : pb->geom->n;
+    const double *w = side ? pb->b : pb->a;
+    for (int64_t i = 0; i < len; i++) {
+        const double wi = w ? w[i] : 1.0 / (double)len;
+        out[i] = pot[i] + eps * (wi > 0 ? log(wi) : -INFINITY);
+    }
+}

@@ -26,6 +26,11 @@ typedef struct {
  * |sum a - sum b| <= mass_rtol * max(sum a, sum b).  Returns MONGE_OK or MONGE_EINVAL. */
 int monge_problem_check(const monge_problem *pb, double mass_rtol);
 
+/* out_i = pot_i + eps log w_i for the weights w of side 0 (a) or 1 (b), uniform when NULL and
+ * -inf where a weight is zero: the shifted potential in P_ij = exp((u_i + h_j - C_ij) / eps). */
+void monge_problem_shift(const monge_problem *pb, int side, double eps, const double *pot,
+                         double *out);
+
 /* Fills a[0..n) with the problem's weights (uniform when NULL); returns the mass. */
 double monge_problem_weights(const monge_problem *pb, int side, double *out);
 

@@ -571,82 +571,73 @@ int monge_sinkhorn_batch(int64_t B, const monge_problem *pbs, const monge_sinkho
     return MONGE_OK;
 }
 
-static int prepare_uh(const monge_problem *pb, double eps, const double *f, const double *g,
-                      double **u, double **h)
+static void plan_teardown(monge_geom_work *gw, double *u, double *h)
 {
-    const int64_t n = pb->geom->n, m = pb->geom->m;
-    *u = malloc(sizeof(double) * (size_t)n);
-    *h = malloc(sizeof(double) * (size_t)m);
+    monge_geom_release(gw);
+    free(u);
+    free(h);
+}
+
+/* Set-up shared by the plan helpers: checked problem, prepared geometry, and the shifted
+ * potentials u = f + eps log a, h = g + eps log b.  On success the caller frees all three. */
+static int plan_setup(const monge_problem *pb, double eps, const double *f, const double *g,
+                      int nthreads, monge_geom_work **gw, double **u, double **h)
+{
+    *gw = NULL;
+    *u = *h = NULL;
+    if (!pb || !pb->geom || !f || !g || !(eps > 0)) return MONGE_EINVAL;
+    int st = monge_problem_check(pb, INFINITY);
+    if (st) return st;
+    st = monge_geom_prepare(pb->geom, nthreads, gw);
+    if (st) return st;
+    *u = malloc(sizeof(double) * (size_t)pb->geom->n);
+    *h = malloc(sizeof(double) * (size_t)pb->geom->m);
     if (!*u || !*h) {
-        free(*u);
-        free(*h);
+        plan_teardown(*gw, *u, *h);
         return MONGE_ENOMEM;
     }
-    monge_problem_weights(pb, 0, *u);
-    monge_problem_weights(pb, 1, *h);
-    for (int64_t i = 0; i < n; i++) (*u)[i] = f[i] + eps * ((*u)[i] > 0 ? log((*u)[i]) : -INFINITY);
-    for (int64_t j = 0; j < m; j++) (*h)[j] = g[j] + eps * ((*h)[j] > 0 ? log((*h)[j]) : -INFINITY);
+    monge_problem_shift(pb, 0, eps, f, *u);
+    monge_problem_shift(pb, 1, eps, g, *h);
     return MONGE_OK;
 }
 
 int monge_sinkhorn_plan(const monge_problem *pb, double eps, const double *f, const double *g,
                         void *P, int nthreads)
 {
-    if (!pb || !f || !g || !P || !(eps > 0)) return MONGE_EINVAL;
-    int st = monge_problem_check(pb, INFINITY);
-    if (st) return st;
+    if (!P) return MONGE_EINVAL;
     monge_geom_work *gw;
-    st = monge_geom_prepare(pb->geom, nthreads, &gw);
-    if (st) return st;
     double *u, *h;
-    st = prepare_uh(pb, eps, f, g, &u, &h);
-    if (!st) st = monge_geom_dense_plan(gw, eps, u, h, P, nthreads);
-    if (u) {
-        free(u);
-        free(h);
-    }
-    monge_geom_release(gw);
+    int st = plan_setup(pb, eps, f, g, nthreads, &gw, &u, &h);
+    if (st) return st;
+    st = monge_geom_dense_plan(gw, eps, u, h, P, nthreads);
+    plan_teardown(gw, u, h);
     return st;
 }
 
 int monge_sinkhorn_apply(const monge_problem *pb, double eps, const double *f, const double *g,
                          int transpose, const double *V, int64_t k, double *out, int nthreads)
 {
-    if (!pb || !f || !g || !V || !out || k < 1 || !(eps > 0)) return MONGE_EINVAL;
-    int st = monge_problem_check(pb, INFINITY);
-    if (st) return st;
+    if (!V || !out || k < 1) return MONGE_EINVAL;
     monge_geom_work *gw;
-    st = monge_geom_prepare(pb->geom, nthreads, &gw);
+    double *u, *h;
+    int st = plan_setup(pb, eps, f, g, nthreads, &gw, &u, &h);
     if (st) return st;
-    double *u = NULL, *h = NULL;
-    st = prepare_uh(pb, eps, f, g, &u, &h);
-    if (!st) {
-        if (transpose) st = monge_geom_apply(gw, 1, eps, h, u, V, k, out, NULL, NULL, nthreads);
-        else st = monge_geom_apply(gw, 0, eps, u, h, V, k, out, NULL, NULL, nthreads);
-        free(u);
-        free(h);
-    }
-    monge_geom_release(gw);
+    st = transpose ? monge_geom_apply(gw, 1, eps, h, u, V, k, out, NULL, NULL, nthreads)
+                   : monge_geom_apply(gw, 0, eps, u, h, V, k, out, NULL, NULL, nthreads);
+    plan_teardown(gw, u, h);
     return st;
 }
 
 int monge_sinkhorn_grad_points(const monge_problem *pb, double eps, const double *f,
                                const double *g, int transpose, double *out, int nthreads)
 {
-    if (!pb || !pb->geom || pb->geom->C || !f || !g || !out || !(eps > 0)) return MONGE_EINVAL;
-    int st = monge_problem_check(pb, INFINITY);
-    if (st) return st;
+    if (!out || !pb || !pb->geom || pb->geom->C) return MONGE_EINVAL;
     monge_geom_work *gw;
-    st = monge_geom_prepare(pb->geom, nthreads, &gw);
+    double *u, *h;
+    int st = plan_setup(pb, eps, f, g, nthreads, &gw, &u, &h);
     if (st) return st;
-    double *u = NULL, *h = NULL;
-    st = prepare_uh(pb, eps, f, g, &u, &h);
-    if (!st) {
-        st = transpose ? monge_geom_grad(gw, 1, eps, h, u, out, nthreads)
-                       : monge_geom_grad(gw, 0, eps, u, h, out, nthreads);
-        free(u);
-        free(h);
-    }
-    monge_geom_release(gw);
+    st = transpose ? monge_geom_grad(gw, 1, eps, h, u, out, nthreads)
+                   : monge_geom_grad(gw, 0, eps, u, h, out, nthreads);
+    plan_teardown(gw, u, h);
     return st;
 }
