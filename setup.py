@@ -1,6 +1,6 @@
 """Build of monge's C extension.
 
-The extension is every csrc/**/*.c plus csrc/bindings/module.c.  The build
+The extension is every csrc/**/*.c (the C library plus the binding files in csrc/bindings/).  The build
 - compiles with -O3 and, when the compiler accepts it, OpenMP (probed; without it the library is
   built serial and the build says so);
 - stays portable: no -march=native by default.  The hot kernels carry GCC target_clones (AVX-512,

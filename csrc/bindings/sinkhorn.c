@@ -1,0 +1,350 @@
+/* Bindings of sinkhorn.c and geometry.c: batched Sinkhorn, plans, plan products, point
+ * gradients, cost matrices (see bind.h for the conventions). */
+#include "bind.h"
+
+#include <math.h>
+#include <string.h>
+
+/* ------------------------------------------------------------------ sinkhorn */
+
+static PyObject *py_sinkhorn(PyObject *self, PyObject *args, PyObject *kw)
+{
+    (void)self;
+    static char *kwlist[] = {"C", "x", "y", "a", "b", "cost", "p", "eps", "tau_a", "tau_b", "tol",
+                             "max_iter", "eps_scaling", "eps_start", "scaling_factor", "stage_tol",
+                             "overrelax", "f0", "g0", "compute_cost", "nthreads", "callback",
+                             "lam", NULL};
+    PyObject *C, *x, *y, *a, *b, *f0 = Py_None, *g0 = Py_None, *callback = Py_None;
+    const char *cost = "sqeuclidean";
+    double p = 2.0, eps, tau_a = INFINITY, tau_b = INFINITY, tol = 1e-6, eps_start = 0,
+           scaling_factor = 0.1, stage_tol = 1e-4, overrelax = 0, lam = 0.0;
+    long long max_iter = 10000;
+    int eps_scaling = 0, compute_cost = 1, nthreads = 0;
+    if (!PyArg_ParseTupleAndKeywords(args, kw, "OOOOO|sdddddLiddddOOpiOd", kwlist, &C, &x, &y, &a,
+                                     &b, &cost, &p, &eps, &tau_a, &tau_b, &tol, &max_iter,
+                                     &eps_scaling, &eps_start, &scaling_factor, &stage_tol,
+                                     &overrelax, &f0, &g0, &compute_cost, &nthreads, &callback,
+                                     &lam))
+        return NULL;
+    if (callback != Py_None && !PyCallable_Check(callback)) {
+        PyErr_SetString(PyExc_TypeError, "callback: must be callable");
+        return NULL;
+    }
+    batch_geom bg;
+    PyArrayObject *aa = NULL, *ba = NULL, *fa = NULL, *ga = NULL;
+    PyObject *result = NULL;
+    monge_problem *pbs = NULL;
+    monge_sinkhorn_info *infos = NULL;
+    int *status = NULL;
+    if (bind_batch_geom_parse(C, x, y, cost, p, lam, 1, &bg)) goto out;
+    const int64_t B = bg.B, n = bg.n, m = bg.m;
+    if (bind_parse_weights(a, B, n, 1, "a", &aa) || bind_parse_weights(b, B, m, 1, "b", &ba)) goto out;
+    npy_intp fd[2] = {(npy_intp)B, (npy_intp)n}, gd[2] = {(npy_intp)B, (npy_intp)m};
+    monge_sinkhorn_params par;
+    monge_sinkhorn_params_init(&par);
+    if (f0 != Py_None || g0 != Py_None) {
+        if (f0 == Py_None || g0 == Py_None) {
+            PyErr_SetString(PyExc_ValueError, "init: give both potentials f and g");
+            goto out;
+        }
+        PyArrayObject *fi = bind_as_array(f0, NPY_FLOAT64, 2, "init f");
+        PyArrayObject *gi = fi ? bind_as_array(g0, NPY_FLOAT64, 2, "init g") : NULL;
+        if (!gi) {
+            Py_XDECREF(fi);
+            goto out;
+        }
+        if (PyArray_DIM(fi, 0) != B || PyArray_DIM(fi, 1) != n || PyArray_DIM(gi, 0) != B ||
+            PyArray_DIM(gi, 1) != m) {
+            PyErr_SetString(PyExc_ValueError, "init: potentials have the wrong shape");
+            Py_DECREF(fi);
+            Py_DECREF(gi);
+            goto out;
+        }
+        fa = (PyArrayObject *)PyArray_NewCopy(fi, NPY_CORDER);
+        ga = (PyArrayObject *)PyArray_NewCopy(gi, NPY_CORDER);
+        Py_DECREF(fi);
+        Py_DECREF(gi);
+        if (!fa || !ga) goto out;
+        par.warm_start = 1;
+    } else {
+        fa = (PyArrayObject *)PyArray_ZEROS(2, fd, NPY_FLOAT64, 0);
+        ga = (PyArrayObject *)PyArray_ZEROS(2, gd, NPY_FLOAT64, 0);
+        if (!fa || !ga) goto out;
+    }
+    par.eps = eps;
+    par.tol = tol;
+    par.max_iter = max_iter;
+    par.eps_scaling = eps_scaling;
+    par.eps_start = eps_start;
+    par.scaling_factor = scaling_factor;
+    par.stage_tol = stage_tol;
+    par.overrelax = overrelax;
+    par.compute_cost = compute_cost;
+    par.nthreads = nthreads;
+    progress_ctx pctx = {callback != Py_None ? callback : NULL, bind_now(), 0, 0};
+    par.progress = bind_progress_cb;
+    par.progress_ctx = &pctx;
+
+    pbs = (monge_problem *)PyMem_Calloc((size_t)B, sizeof *pbs);
+    infos = (monge_sinkhorn_info *)PyMem_Calloc((size_t)B, sizeof *infos);
+    status = (int *)PyMem_Calloc((size_t)B, sizeof *status);
+    if (!pbs || !infos || !status) {
+        PyErr_NoMemory();
+        goto out;
+    }
+    for (int64_t k = 0; k < B; k++) {
+        pbs[k].geom = &bg.geoms[k];
+        pbs[k].a = aa ? (const double *)PyArray_DATA(aa) + k * n : NULL;
+        pbs[k].b = ba ? (const double *)PyArray_DATA(ba) + k * m : NULL;
+        pbs[k].tau_a = tau_a;
+        pbs[k].tau_b = tau_b;
+    }
+    int st;
+    Py_BEGIN_ALLOW_THREADS
+    st = monge_sinkhorn_batch(B, pbs, &par, (double *)PyArray_DATA(fa), (double *)PyArray_DATA(ga),
+                              infos, status);
+    Py_END_ALLOW_THREADS
+    if (st == MONGE_EINTR && !pctx.user_stop) {
+        if (!PyErr_Occurred()) PyErr_SetNone(PyExc_KeyboardInterrupt);
+        goto out;
+    }
+    if (st != MONGE_OK && st != MONGE_ENOCONV && st != MONGE_EINTR) {
+        bind_raise_status(st, "sinkhorn");
+        goto out;
+    }
+    {
+        npy_intp bd[1] = {(npy_intp)B};
+        PyArrayObject *val = (PyArrayObject *)PyArray_SimpleNew(1, bd, NPY_FLOAT64);
+        PyArrayObject *cst = (PyArrayObject *)PyArray_SimpleNew(1, bd, NPY_FLOAT64);
+        PyArrayObject *mas = (PyArrayObject *)PyArray_SimpleNew(1, bd, NPY_FLOAT64);
+        PyArrayObject *err = (PyArrayObject *)PyArray_SimpleNew(1, bd, NPY_FLOAT64);
+        PyArrayObject *nit = (PyArrayObject *)PyArray_SimpleNew(1, bd, NPY_INT64);
+        PyArrayObject *cvg = (PyArrayObject *)PyArray_SimpleNew(1, bd, NPY_BOOL);
+        if (val && cst && mas && err && nit && cvg) {
+            for (int64_t k = 0; k < B; k++) {
+                ((double *)PyArray_DATA(val))[k] = infos[k].value;
+                ((double *)PyArray_DATA(cst))[k] = infos[k].cost;
+                ((double *)PyArray_DATA(mas))[k] = infos[k].mass;
+                ((double *)PyArray_DATA(err))[k] = infos[k].error;
+                ((int64_t *)PyArray_DATA(nit))[k] = infos[k].n_iter;
+                ((npy_bool *)PyArray_DATA(cvg))[k] = (npy_bool)(infos[k].converged != 0);
+            }
+            result = Py_BuildValue("{s:O,s:O,s:N,s:N,s:N,s:N,s:N,s:N,s:O}", "f", fa, "g", ga,
+                                   "value", val, "cost", cst, "mass", mas, "error", err, "n_iter",
+                                   nit, "converged", cvg, "stopped",
+                                   pctx.user_stop ? Py_True : Py_False);
+        } else {
+            Py_XDECREF(val);
+            Py_XDECREF(cst);
+            Py_XDECREF(mas);
+            Py_XDECREF(err);
+            Py_XDECREF(nit);
+            Py_XDECREF(cvg);
+        }
+    }
+out:
+    bind_batch_geom_free(&bg);
+    Py_XDECREF(aa);
+    Py_XDECREF(ba);
+    Py_XDECREF(fa);
+    Py_XDECREF(ga);
+    PyMem_Free(pbs);
+    PyMem_Free(infos);
+    PyMem_Free(status);
+    return result;
+}
+
+/* ------------------------------------------------------------------ plan, apply, cost matrix */
+
+typedef struct {
+    batch_geom bg;
+    PyArrayObject *a, *b, *f, *g;
+    monge_problem pb;
+} single_problem;
+
+static void single_free(single_problem *s)
+{
+    bind_batch_geom_free(&s->bg);
+    Py_XDECREF(s->a);
+    Py_XDECREF(s->b);
+    Py_XDECREF(s->f);
+    Py_XDECREF(s->g);
+}
+
+static int single_parse(PyObject *C, PyObject *x, PyObject *y, PyObject *a, PyObject *b,
+                        const char *cost, double p, double lam, PyObject *f, PyObject *g,
+                        single_problem *s)
+{
+    memset(s, 0, sizeof *s);
+    if (bind_batch_geom_parse(C, x, y, cost, p, lam, 0, &s->bg)) return -1;
+    if (bind_parse_weights(a, 1, s->bg.n, 0, "a", &s->a) || bind_parse_weights(b, 1, s->bg.m, 0, "b", &s->b))
+        return -1;
+    if (!(s->f = bind_as_array(f, NPY_FLOAT64, 1, "f")) || !(s->g = bind_as_array(g, NPY_FLOAT64, 1, "g")))
+        return -1;
+    if (PyArray_DIM(s->f, 0) != s->bg.n || PyArray_DIM(s->g, 0) != s->bg.m) {
+        PyErr_SetString(PyExc_ValueError, "f, g: potentials do not match the problem");
+        return -1;
+    }
+    s->pb.geom = &s->bg.geoms[0];
+    s->pb.a = s->a ? (const double *)PyArray_DATA(s->a) : NULL;
+    s->pb.b = s->b ? (const double *)PyArray_DATA(s->b) : NULL;
+    s->pb.tau_a = s->pb.tau_b = INFINITY;
+    return 0;
+}
+
+static PyObject *py_plan(PyObject *self, PyObject *args, PyObject *kw)
+{
+    (void)self;
+    static char *kwlist[] = {"C", "x", "y", "a", "b", "f", "g", "eps", "cost", "p", "lam",
+                             "nthreads", NULL};
+    PyObject *C, *x, *y, *a, *b, *f, *g;
+    const char *cost = "sqeuclidean";
+    double eps, p = 2.0, lam = 0.0;
+    int nthreads = 0;
+    if (!PyArg_ParseTupleAndKeywords(args, kw, "OOOOOOOd|sddi", kwlist, &C, &x, &y, &a, &b, &f,
+                                     &g, &eps, &cost, &p, &lam, &nthreads))
+        return NULL;
+    single_problem s;
+    PyObject *res = NULL;
+    if (single_parse(C, x, y, a, b, cost, p, lam, f, g, &s)) goto out;
+    npy_intp dims[2] = {(npy_intp)s.bg.n, (npy_intp)s.bg.m};
+    PyArrayObject *P = (PyArrayObject *)PyArray_SimpleNew(2, dims, s.bg.type);
+    if (!P) goto out;
+    int st;
+    Py_BEGIN_ALLOW_THREADS
+    st = monge_sinkhorn_plan(&s.pb, eps, PyArray_DATA(s.f), PyArray_DATA(s.g), PyArray_DATA(P),
+                             nthreads);
+    Py_END_ALLOW_THREADS
+    if (st) {
+        Py_DECREF(P);
+        bind_raise_status(st, "plan");
+        goto out;
+    }
+    res = (PyObject *)P;
+out:
+    single_free(&s);
+    return res;
+}
+
+static PyObject *py_apply(PyObject *self, PyObject *args, PyObject *kw)
+{
+    (void)self;
+    static char *kwlist[] = {"C", "x", "y", "a", "b", "f", "g", "eps", "V", "transpose", "cost",
+                             "p", "lam", "nthreads", NULL};
+    PyObject *C, *x, *y, *a, *b, *f, *g, *V;
+    const char *cost = "sqeuclidean";
+    double eps, p = 2.0, lam = 0.0;
+    int transpose = 0, nthreads = 0;
+    if (!PyArg_ParseTupleAndKeywords(args, kw, "OOOOOOOdO|psddi", kwlist, &C, &x, &y, &a, &b, &f,
+                                     &g, &eps, &V, &transpose, &cost, &p, &lam, &nthreads))
+        return NULL;
+    single_problem s;
+    PyObject *res = NULL;
+    PyArrayObject *Va = NULL;
+    if (single_parse(C, x, y, a, b, cost, p, lam, f, g, &s)) goto out;
+    if (!(Va = bind_as_array(V, NPY_FLOAT64, 2, "v"))) goto out;
+    const int64_t rows = transpose ? s.bg.n : s.bg.m, outrows = transpose ? s.bg.m : s.bg.n;
+    if (PyArray_DIM(Va, 0) != rows || PyArray_DIM(Va, 1) < 1) {
+        PyErr_Format(PyExc_ValueError, "v: expected %lld rows", (long long)rows);
+        goto out;
+    }
+    const int64_t k = PyArray_DIM(Va, 1);
+    npy_intp dims[2] = {(npy_intp)outrows, (npy_intp)k};
+    PyArrayObject *O = (PyArrayObject *)PyArray_SimpleNew(2, dims, NPY_FLOAT64);
+    if (!O) goto out;
+    int st;
+    Py_BEGIN_ALLOW_THREADS
+    st = monge_sinkhorn_apply(&s.pb, eps, PyArray_DATA(s.f), PyArray_DATA(s.g), transpose,
+                              PyArray_DATA(Va), k, PyArray_DATA(O), nthreads);
+    Py_END_ALLOW_THREADS
+    if (st) {
+        Py_DECREF(O);
+        bind_raise_status(st, "apply");
+        goto out;
+    }
+    res = (PyObject *)O;
+out:
+    Py_XDECREF(Va);
+    single_free(&s);
+    return res;
+}
+
+static PyObject *py_grad_points(PyObject *self, PyObject *args, PyObject *kw)
+{
+    (void)self;
+    static char *kwlist[] = {"x", "y", "a", "b", "f", "g", "eps", "transpose", "cost", "p", "lam",
+                             "nthreads", NULL};
+    PyObject *x, *y, *a, *b, *f, *g;
+    const char *cost = "sqeuclidean";
+    double eps, p = 2.0, lam = 0.0;
+    int transpose = 0, nthreads = 0;
+    if (!PyArg_ParseTupleAndKeywords(args, kw, "OOOOOOd|psddi", kwlist, &x, &y, &a, &b, &f, &g,
+                                     &eps, &transpose, &cost, &p, &lam, &nthreads))
+        return NULL;
+    single_problem s;
+    PyObject *res = NULL;
+    if (single_parse(Py_None, x, y, a, b, cost, p, lam, f, g, &s)) goto out;
+    npy_intp dims[2] = {(npy_intp)(transpose ? s.bg.m : s.bg.n), (npy_intp)s.bg.d};
+    PyArrayObject *O = (PyArrayObject *)PyArray_SimpleNew(2, dims, NPY_FLOAT64);
+    if (!O) goto out;
+    int st;
+    Py_BEGIN_ALLOW_THREADS
+    st = monge_sinkhorn_grad_points(&s.pb, eps, PyArray_DATA(s.f), PyArray_DATA(s.g), transpose,
+                                    PyArray_DATA(O), nthreads);
+    Py_END_ALLOW_THREADS
+    if (st) {
+        Py_DECREF(O);
+        bind_raise_status(st, "gradient");
+        goto out;
+    }
+    res = (PyObject *)O;
+out:
+    single_free(&s);
+    return res;
+}
+
+static PyObject *py_cost_matrix(PyObject *self, PyObject *args, PyObject *kw)
+{
+    (void)self;
+    static char *kwlist[] = {"x", "y", "cost", "p", "lam", "nthreads", NULL};
+    PyObject *x, *y;
+    const char *cost = "sqeuclidean";
+    double p = 2.0, lam = 0.0;
+    int nthreads = 0;
+    if (!PyArg_ParseTupleAndKeywords(args, kw, "OO|sddi", kwlist, &x, &y, &cost, &p, &lam,
+                                     &nthreads))
+        return NULL;
+    batch_geom bg;
+    PyObject *res = NULL;
+    monge_geom_work *w = NULL;
+    if (bind_batch_geom_parse(Py_None, x, y, cost, p, lam, 0, &bg)) goto out;
+    int st = monge_geom_prepare(&bg.geoms[0], nthreads, &w);
+    if (st) {
+        bind_raise_status(st, "cost_matrix");
+        goto out;
+    }
+    npy_intp dims[2] = {(npy_intp)bg.n, (npy_intp)bg.m};
+    PyArrayObject *Cm = (PyArrayObject *)PyArray_SimpleNew(2, dims, bg.type);
+    if (!Cm) goto out;
+    Py_BEGIN_ALLOW_THREADS
+    st = monge_geom_cost_matrix(w, PyArray_DATA(Cm), nthreads);
+    Py_END_ALLOW_THREADS
+    res = (PyObject *)Cm;
+out:
+    monge_geom_release(w);
+    bind_batch_geom_free(&bg);
+    return res;
+}
+
+PyMethodDef monge_bind_sinkhorn_methods[] = {
+    {"sinkhorn", BIND_KW(py_sinkhorn), METH_VARARGS | METH_KEYWORDS,
+     "Batched log-domain Sinkhorn (private; use monge.sinkhorn)."},
+    {"plan", BIND_KW(py_plan), METH_VARARGS | METH_KEYWORDS,
+     "Dense entropic plan from potentials (private)."},
+    {"apply", BIND_KW(py_apply), METH_VARARGS | METH_KEYWORDS,
+     "P @ V or P.T @ V without storing P (private)."},
+    {"grad_points", BIND_KW(py_grad_points), METH_VARARGS | METH_KEYWORDS,
+     "Gradient of OT_eps with respect to the points (private)."},
+    {"cost_matrix", BIND_KW(py_cost_matrix), METH_VARARGS | METH_KEYWORDS,
+     "Dense cost matrix between two point clouds (private; use monge.cost_matrix)."},
+    {NULL, NULL, 0, NULL}};
