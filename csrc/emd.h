@@ -35,8 +35,8 @@ extern "C" {
 typedef struct {
     int64_t max_iter;     /* pivot limit; 0 = none.  Reaching it returns MONGE_ENOCONV with the
                              current feasible (not optimal) plan.  Default 0. */
-    int64_t block_size;   /* arcs priced per block; 0 = automatic (sqrt(n m), at least 64).
-                             Default 0. */
+    int64_t block_size;   /* arcs priced per block; 0 = automatic (sqrt(n m) / 4, at least
+                             64).  Default 0. */
     int init;             /* starting basis: 0 = automatic (projection order for point clouds,
                              index order for a dense cost), 1 = north-west corner in index order,
                              2 = projection order (point clouds only).  Default 0. */

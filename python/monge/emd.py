@@ -131,7 +131,7 @@ def emd(a=None, b=None, C=None, *, x=None, y=None, cost="sqeuclidean", p=2.0, la
         so memory stays O(n + m).
     max_iter : pivot limit (None: none).  When reached, a ConvergenceWarning is raised and the
         result has converged=False with a feasible, non-optimal plan.
-    block_size : arcs priced per block of the block-search rule (None: sqrt(n m)).
+    block_size : arcs priced per block of the block-search rule (None: sqrt(n m) / 4, at least 64).
     init : starting basis: 'auto' ('projection' for point clouds, 'index' for C), 'index'
         (north-west corner in index order) or 'projection' (north-west corner along the
         principal axis of both clouds: the 1-D optimal plan on that axis).
