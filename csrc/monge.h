@@ -7,4 +7,5 @@
 #include "sinkhorn.h"
 #include "losses.h"
 #include "emd.h"
+#include "ctc.h"
 #endif

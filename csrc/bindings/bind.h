@@ -70,5 +70,6 @@ int bind_parse_weights(PyObject *w, int64_t B, int64_t len, int batched, const c
 extern PyMethodDef monge_bind_sinkhorn_methods[];
 extern PyMethodDef monge_bind_losses_methods[];
 extern PyMethodDef monge_bind_emd_methods[];
+extern PyMethodDef monge_bind_ctc_methods[];
 
 #endif

@@ -22,11 +22,13 @@ except ImportError as exc:  # pragma: no cover - exercised by a subprocess test
 
 import numpy as np
 
+from . import _core
+from .ctc import prepare as _ctc_prepare
 from .losses import monge_gap as _np_monge_gap
 from .losses import sinkhorn_divergence as _np_divergence
 from .sinkhorn import sinkhorn as _np_sinkhorn
 
-__all__ = ["sinkhorn", "sinkhorn_divergence", "monge_gap"]
+__all__ = ["sinkhorn", "sinkhorn_divergence", "monge_gap", "ctc_loss"]
 
 
 def _np(t, name):
@@ -141,3 +143,53 @@ def monge_gap(x, tx, **kwargs):
     """The Monge gap M(T) of samples x and their images tx = T(x) (see :func:`monge.monge_gap`),
     differentiable with respect to tx (and x): the regulariser of map fitting."""
     return _MongeGap.apply(x, tx, kwargs)
+
+
+class _CTC(torch.autograd.Function):
+    """Per-sample CTC losses; the forward runs the alpha pass only, the backward runs both passes
+    once with the incoming per-sample gradients as weights (no extra pass over T x N x C)."""
+
+    @staticmethod
+    def forward(ctx, log_probs, prepared, blank, zero_infinity):
+        lp = _np(log_probs, "log_probs")
+        _, flat, offsets, il, tl = prepared
+        r = _core.ctc(lp, flat, offsets, il, tl, blank=blank, zero_infinity=zero_infinity, mode=0)
+        ctx.args = (prepared, blank, zero_infinity)
+        ctx.save_for_backward(log_probs)
+        return torch.as_tensor(r["loss"], dtype=log_probs.dtype, device=log_probs.device)
+
+    @staticmethod
+    @torch.autograd.function.once_differentiable
+    def backward(ctx, grad_out):
+        (log_probs,) = ctx.saved_tensors
+        (_, flat, offsets, il, tl), blank, zero_infinity = ctx.args
+        w = grad_out.detach().cpu().to(torch.float64).numpy()
+        r = _core.ctc(_np(log_probs, "log_probs"), flat, offsets, il, tl, blank=blank,
+                      zero_infinity=zero_infinity, mode=1, weight=np.ascontiguousarray(w))
+        return _back(r["grad"], log_probs), None, None, None
+
+
+def ctc_loss(log_probs, targets, input_lengths, target_lengths, blank=0, reduction="mean",
+             zero_infinity=False):
+    """CTC loss as a differentiable tensor, same conventions and values as
+    ``torch.nn.functional.ctc_loss`` (see :func:`monge.ctc_loss`).  log_probs: (T, N, C) tensor
+    (float32/float64), typically ``logits.log_softmax(-1)``; the backward returns the true
+    gradient with respect to log_probs (-gamma), so gradients reaching the logits through
+    log_softmax equal torch's."""
+    from ._validate import choice
+
+    choice("reduction", reduction, ("mean", "sum", "none"))
+    if not isinstance(log_probs, torch.Tensor):
+        raise TypeError(f"log_probs: expected a torch.Tensor, got {type(log_probs).__name__}")
+    unbatched = log_probs.dim() == 2
+    lp = log_probs[:, None, :] if unbatched else log_probs
+    as_np = lambda v: v.detach().cpu().numpy() if isinstance(v, torch.Tensor) else v  # noqa: E731
+    prepared = _ctc_prepare(lp.detach().cpu().numpy(), as_np(targets), as_np(input_lengths),
+                            as_np(target_lengths), blank)
+    per = _CTC.apply(lp, prepared, int(blank), bool(zero_infinity))
+    if reduction == "none":
+        return per[0] if unbatched else per
+    if reduction == "sum":
+        return per.sum()
+    tl = torch.as_tensor(prepared[4], dtype=per.dtype, device=per.device).clamp(min=1)
+    return (per / tl).mean()
