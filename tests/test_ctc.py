@@ -132,8 +132,9 @@ def test_thread_count_does_not_change_results():
     assert a.loss == b.loss and np.array_equal(a.grad, b.grad)
 
 
-def test_torch_autograd_function():
-    logits, lp, tg, il, tl = make(15, 3, 5, 5, 11)
+@pytest.mark.parametrize("C,S", [(5, 5), (200, 3)])  # gradient in the forward / in the backward
+def test_torch_autograd_function(C, S):
+    logits, lp, tg, il, tl = make(15, 3, C, S, 11)
     for reduction in ("mean", "sum", "none"):
         x1 = logits.clone().requires_grad_(True)
         x2 = logits.clone().requires_grad_(True)

@@ -146,27 +146,35 @@ def monge_gap(x, tx, **kwargs):
 
 
 class _CTC(torch.autograd.Function):
-    """Per-sample CTC losses; the forward runs the alpha pass only, the backward runs both passes
-    once with the incoming per-sample gradients as weights (no extra pass over T x N x C)."""
+    """Per-sample CTC losses.  With few classes (C <= 8 (2 S_max + 1)) the forward computes the
+    per-sample gradients too and the backward scales them; with many classes the forward runs the
+    alpha pass only and the backward runs both passes once, with the incoming per-sample gradients
+    as weights, so the T x N x C gradient is written once and never rescaled."""
 
     @staticmethod
     def forward(ctx, log_probs, prepared, blank, zero_infinity):
         lp = _np(log_probs, "log_probs")
         _, flat, offsets, il, tl = prepared
-        r = _core.ctc(lp, flat, offsets, il, tl, blank=blank, zero_infinity=zero_infinity, mode=0)
+        C = lp.shape[2]
+        ctx.eager = bool(ctx.needs_input_grad[0]) and C <= 8 * (2 * int(tl.max()) + 1)
+        ones = np.ones(lp.shape[1]) if ctx.eager else None
+        r = _core.ctc(lp, flat, offsets, il, tl, blank=blank, zero_infinity=zero_infinity,
+                      mode=1 if ctx.eager else 0, weight=ones)
         ctx.args = (prepared, blank, zero_infinity)
-        ctx.save_for_backward(log_probs)
+        ctx.save_for_backward(_back(r["grad"], log_probs) if ctx.eager else log_probs)
         return torch.as_tensor(r["loss"], dtype=log_probs.dtype, device=log_probs.device)
 
     @staticmethod
     @torch.autograd.function.once_differentiable
     def backward(ctx, grad_out):
-        (log_probs,) = ctx.saved_tensors
+        (saved,) = ctx.saved_tensors
+        if ctx.eager:  # saved: the per-sample gradients
+            return saved * grad_out.reshape(1, -1, 1).to(saved.dtype), None, None, None
         (_, flat, offsets, il, tl), blank, zero_infinity = ctx.args
         w = grad_out.detach().cpu().to(torch.float64).numpy()
-        r = _core.ctc(_np(log_probs, "log_probs"), flat, offsets, il, tl, blank=blank,
+        r = _core.ctc(_np(saved, "log_probs"), flat, offsets, il, tl, blank=blank,
                       zero_infinity=zero_infinity, mode=1, weight=np.ascontiguousarray(w))
-        return _back(r["grad"], log_probs), None, None, None
+        return _back(r["grad"], saved), None, None, None
 
 
 def ctc_loss(log_probs, targets, input_lengths, target_lengths, blank=0, reduction="mean",
