@@ -83,7 +83,7 @@ static inline void grad_add(void *g, int f32, int64_t idx, double v)
 
 /* One sample.  Returns MONGE_OK, or 1 when the rescaled recursion underflowed (caller falls back
  * to the log domain); *logp receives log p(l | x) (-inf when impossible). */
-static int sample_scaled(int64_t T, int64_t N, int64_t C, const void *lp, int f32,
+MONGE_HOT static int sample_scaled(int64_t T, int64_t N, int64_t C, const void *lp, int f32,
                          const int64_t *lab, int64_t S, int64_t blank, int64_t n, int64_t Tn,
                          ctc_work *w, double *logp)
 {
@@ -104,9 +104,11 @@ static int sample_scaled(int64_t T, int64_t N, int64_t C, const void *lp, int f3
         }
         m[t] = mt;
         double *et = e + t * L;
-        const double eb = exp(lp_at(lp, f32, base + blank) - mt);
-        for (int64_t s = 0; s < L; s += 2) et[s] = eb;
-        for (int64_t k = 0; k < S; k++) et[2 * k + 1] = exp(lp_at(lp, f32, base + lab[k]) - mt);
+        const double xb = lp_at(lp, f32, base + blank);
+        for (int64_t s = 0; s < L; s += 2) et[s] = xb;
+        for (int64_t k = 0; k < S; k++) et[2 * k + 1] = lp_at(lp, f32, base + lab[k]);
+        MONGE_SIMD
+        for (int64_t s = 0; s < L; s++) et[s] = monge_exp(et[s] - mt);
     }
     double lp_sum = 0.0;
     /* forward */
@@ -121,16 +123,17 @@ static int sample_scaled(int64_t T, int64_t N, int64_t C, const void *lp, int f3
             for (int64_t s = lo; s <= hi; s++) at[s] = et[s];
         } else {
             const double *ap = at - L;
-            for (int64_t s = lo; s <= hi; s++) {
-                double v = ap[s];
-                if (s >= 1) v += ap[s - 1];
-                if (s >= 2) v += sk[s] * ap[s - 2];
-                at[s] = v * et[s];
-            }
+            int64_t s0 = lo;
+            for (; s0 <= hi && s0 < 2; s0++) at[s0] = (ap[s0] + (s0 ? ap[s0 - 1] : 0.0)) * et[s0];
+            MONGE_SIMD
+            for (int64_t s = s0; s <= hi; s++)
+                at[s] = (ap[s] + ap[s - 1] + sk[s] * ap[s - 2]) * et[s];
         }
+        MONGE_SIMD_SUM(sum)
         for (int64_t s = lo; s <= hi; s++) sum += at[s];
         if (!(sum > 0.0) || !isfinite(sum)) return 1;
         const double inv = 1.0 / sum;
+        MONGE_SIMD
         for (int64_t s = lo; s <= hi; s++) at[s] *= inv;
         lp_sum += log(sum) + m[t];
     }
@@ -140,7 +143,7 @@ static int sample_scaled(int64_t T, int64_t N, int64_t C, const void *lp, int f3
 }
 
 /* Backward pass and gradient of the rescaled recursion (after sample_scaled succeeded). */
-static int backward_scaled(int64_t N, int64_t C, const void *lp, int f32, const int64_t *lab,
+MONGE_HOT static int backward_scaled(int64_t N, int64_t C, const void *lp, int f32, const int64_t *lab,
                            int64_t S, int64_t blank, int64_t n, int64_t Tn, ctc_work *w,
                            double weight, int logits, void *g)
 {
@@ -160,22 +163,26 @@ static int backward_scaled(int64_t N, int64_t C, const void *lp, int f32, const 
             bn = bc;
             bc = tmp;
             memset(bc, 0, sizeof(double) * (size_t)L);
-            for (int64_t s = lo; s <= hi; s++) {
-                double v = bn[s];
-                if (s + 1 < L) v += bn[s + 1];
-                if (s + 2 < L) v += sk[s + 2] * bn[s + 2];
-                bc[s] = v * et[s];
-            }
+            const int64_t s1 = hi < L - 3 ? hi : L - 3;
+            MONGE_SIMD
+            for (int64_t s = lo; s <= s1; s++)
+                bc[s] = (bn[s] + bn[s + 1] + sk[s + 2] * bn[s + 2]) * et[s];
+            for (int64_t s = (s1 + 1 > lo ? s1 + 1 : lo); s <= hi; s++)
+                bc[s] = (bn[s] + (s + 1 < L ? bn[s + 1] : 0.0)) * et[s];
         }
+        MONGE_SIMD_SUM(sum)
         for (int64_t s = lo; s <= hi; s++) sum += bc[s];
         if (!(sum > 0.0) || !isfinite(sum)) return 1;
         const double inv = 1.0 / sum;
+        MONGE_SIMD
         for (int64_t s = lo; s <= hi; s++) bc[s] *= inv;
         /* occupation: r_s = alpha beta / e, normalised over the frame */
         double z = 0.0;
+        MONGE_SIMD_SUM(z)
         for (int64_t s = lo; s <= hi; s++) {
-            r[s] = et[s] > 0.0 ? at[s] * bc[s] / et[s] : 0.0;
-            z += r[s];
+            double v = et[s] > 0.0 ? at[s] * bc[s] / et[s] : 0.0;
+            r[s] = v;
+            z += v;
         }
         if (!(z > 0.0) || !isfinite(z)) return 1;
         const int64_t base = (t * N + n) * C;
