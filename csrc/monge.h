@@ -6,4 +6,5 @@
 #include "problem.h"
 #include "sinkhorn.h"
 #include "losses.h"
+#include "spectr.h"
 #endif
