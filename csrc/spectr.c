@@ -110,9 +110,12 @@ static void work_bind(row_work *w, double *buf, int64_t V)
     w->d = w->sq + (V + 1);
 }
 
-/* sorts the tokens with mass by ratio (ascending); returns their number n and fills the sums:
- * qpre[i], ppre[i] over entries < i; sp[i], sq[i], d[i] = sum (q - p) over entries >= i */
-static int64_t sort_ratios(const double *p, const double *q, int64_t V, row_work *w)
+/* orders the tokens with mass by ratio t = q/p: those with t < lo first, then those with
+ * lo <= t <= hi sorted ascending, then those with t > hi (the outer blocks unsorted; lo = 0 and
+ * hi = inf sort everything).  Returns their number n and fills the sums: qpre[i], ppre[i] over
+ * entries < i; sp[i], sq[i], d[i] = sum (q - p) over entries >= i. */
+static int64_t sort_ratios(const double *p, const double *q, int64_t V, row_work *w, double lo,
+                           double hi)
 {
     int64_t n = 0;
     for (int64_t x = 0; x < V; x++) {
@@ -122,7 +125,23 @@ static int64_t sort_ratios(const double *p, const double *q, int64_t V, row_work
         w->e[n].t = p[x] > 0 ? q[x] / p[x] : INFINITY;
         n++;
     }
-    qsort(w->e, (size_t)n, sizeof(entry), cmp_entry);
+    /* three-way partition (low | middle | high), then sort the middle only */
+    int64_t a = 0, m = 0, b = n;
+    while (m < b) {
+        const double t = w->e[m].t;
+        if (t < lo) {
+            const entry tmp = w->e[a];
+            w->e[a++] = w->e[m];
+            w->e[m++] = tmp;
+        } else if (t > hi) {
+            const entry tmp = w->e[--b];
+            w->e[b] = w->e[m];
+            w->e[m] = tmp;
+        } else {
+            m++;
+        }
+    }
+    qsort(w->e + a, (size_t)(b - a), sizeof(entry), cmp_entry);
     w->qpre[0] = w->ppre[0] = 0;
     for (int64_t i = 0; i < n; i++) {
         w->qpre[i + 1] = w->qpre[i] + w->e[i].q;
@@ -264,7 +283,7 @@ int monge_spectr_rho(int64_t B, int64_t V, const double *p, const double *q, int
         row_work w;
         work_bind(&w, pl.buf + work_doubles(V) * (size_t)thread_id(), V);
         const double *pr = p + b * ld, *qr = q + b * ld;
-        const int64_t n = sort_ratios(pr, qr, V, &w);
+        const int64_t n = sort_ratios(pr, qr, V, &w, 1.0, (double)k[b]);
         rho[b] = solve_rho(&w, n, k[b]);
         if (accept) accept[b] = accept_of_beta(monge_spectr_beta(pr, qr, V, rho[b]), k[b]);
     }
@@ -287,7 +306,7 @@ int monge_spectr_residual(int64_t B, int64_t V, const double *p, const double *q
         work_bind(&w, pl.buf + work_doubles(V) * (size_t)thread_id(), V);
         const double *pr = p + b * ld, *qr = q + b * ld;
         double *out = res + b * V;
-        const double r = solve_rho(&w, sort_ratios(pr, qr, V, &w), k[b]);
+        const double r = solve_rho(&w, sort_ratios(pr, qr, V, &w, 1.0, (double)k[b]), k[b]);
         const double c = c_of_beta(monge_spectr_beta(pr, qr, V, r), k[b]);
         double tot = 0;
         for (int64_t x = 0; x < V; x++) tot += (out[x] = residual_weight(pr[x], qr[x], r, c));
@@ -329,7 +348,7 @@ int monge_spectr_select(const monge_spectr_params *par, int64_t B, int64_t V, co
             int64_t *dr = drafts + b * kmax;
             const uint64_t key = stream_key(par->seed, par->stream + (uint64_t)b);
             if (ld != 0 || k != cached_k) {
-                r = solve_rho(&w, sort_ratios(pr, qr, V, &w), k);
+                r = solve_rho(&w, sort_ratios(pr, qr, V, &w, 1.0, (double)k), k);
                 beta = monge_spectr_beta(pr, qr, V, r);
                 c = c_of_beta(beta, k);
                 cached_k = ld == 0 ? k : -1;
@@ -384,7 +403,7 @@ int monge_spectr_optimal_acceptance(int64_t B, int64_t V, const double *p, const
     for (int64_t b = 0; b < B; b++) {
         row_work w;
         work_bind(&w, pl.buf + work_doubles(V) * (size_t)thread_id(), V);
-        const int64_t n = sort_ratios(p + b * ld, q + b * ld, V, &w);
+        const int64_t n = sort_ratios(p + b * ld, q + b * ld, V, &w, 0.0, INFINITY);
         /* A^c = the i tokens of lowest ratio: q(A^c) + 1 - (1 - p(A))^k, with p(A) the suffix
          * sum and 1 - (1 - s)^k = -expm1(k log1p(-s)): sums of non-negative terms, no cancellation */
         double best = 1.0;

@@ -24,7 +24,9 @@
  * Root finding: with ratios t_x = q(x)/p(x) sorted, beta(rho) = A + B/rho on each interval between
  * consecutive ratios (A = p-mass of {t >= rho}, B = q-mass of {t < rho}).  The breakpoints are
  * scanned with prefix sums to find the interval holding the root, then the root is solved in it
- * by safeguarded Newton/bisection to machine precision: O(V log V) per position (the sort).  The
+ * by safeguarded Newton/bisection to machine precision.  Only ratios in [1, k] can be breakpoints,
+ * so the tokens are partitioned in O(V) and only those are sorted: O(V + m log m) per position,
+ * m = #{x : 1 <= q(x)/p(x) <= k}.  The
  * returned rho is the upper end of the final bracket, so h(rho) <= 0 as computed and the residual
  * stays a distribution.
  *
