@@ -299,3 +299,18 @@ def test_core_rechecks():
         monge._core.spectr_rho(np.array([[.5, .5]]), np.array([[.5, .5]]), np.array([0]))
     with pytest.raises(ValueError):
         monge._core.spectr_select(np.array([[.5, .5]]), np.array([[.5, .5]]), np.array([[2]]))
+
+
+def test_unchecked_fast_path_matches_and_core_still_rejects():
+    rng = np.random.default_rng(14)
+    p, q = dirichlet(rng, 20, 0.5), dirichlet(rng, 20, 0.5)
+    for s in range(50):
+        d = rng.choice(20, 3, p=p)
+        a = spectr.kseq_select(p, q, d, seed=7, stream=s)
+        b = spectr.kseq_select(p, q, d.astype(np.int64), seed=7, stream=s, check=False)
+        assert (a.token, a.index) == (b.token, b.index)
+        assert abs(a.rho - b.rho) < 1e-12  # the checked path renormalises p and q
+    with pytest.raises(ValueError):
+        spectr.kseq_select(p * 2, q, np.array([0]), seed=1, check=False)
+    with pytest.raises(ValueError):
+        spectr.kseq_select(p, q, np.array([20]), seed=1, check=False)

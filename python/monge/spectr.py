@@ -219,7 +219,7 @@ def _selection(res, single):
                      drafts=res["drafts"])
 
 
-def kseq_select(p, q, drafts, n_drafts=None, seed=None, stream=0, nthreads=None):
+def kseq_select(p, q, drafts, n_drafts=None, seed=None, stream=0, nthreads=None, check=True):
     """K-SEQ draft selection: the token to emit given drafts drawn i.i.d. from p.
 
     p, q      (V,) or (B, V): draft and target distributions (one row shared, or one per position)
@@ -227,7 +227,15 @@ def kseq_select(p, q, drafts, n_drafts=None, seed=None, stream=0, nthreads=None)
     n_drafts  None (use all k) or (B,) counts: position b uses its first n_drafts[b] drafts
     seed      int >= 0, a numpy Generator, or None (fresh entropy); stream: offset of the positions'
               random streams, so successive calls with one seed stay independent
+    check     False skips the Python-side checks and normalisation (for decoding loops that call
+              this per token): p and q must then be 1-D float64 rows that already sum to 1 to
+              rounding, drafts a 1-D int64 array and seed an int; the C core still rejects invalid values
+              (ValueError), it only loses the messages naming the argument.
     Returns a :class:`Selection`; its token is distributed exactly as q when the drafts are ~ p."""
+    if not check:
+        res = _core.spectr_select(p.reshape(1, -1), q.reshape(1, -1), drafts.reshape(1, -1),
+                                  seed=seed, stream=stream, nthreads=nthreads or 0)
+        return _selection(res, True)
     P, Q, single_pq = _pair(p, q)
     V = P.shape[1]
     d = np.asarray(drafts)

@@ -361,6 +361,13 @@ def _sample_rows(P, rng):
     return np.minimum((c <= u).sum(-1), P.shape[-1] - 1)
 
 
+def _checks(seen, rng):
+    """Per-token checks (see _pit) and the total log-likelihood of (q, y) pairs, computed after
+    the timed decoding."""
+    pits = [_pit(q, y, rng) for q, y in seen]
+    return pits, float(sum(math.log(q[y]) for q, y in seen))
+
+
 def _pit(q, y, rng):
     """Per-token checks of y against q = the target's q(. | prefix), as (u, d, v):
     u = F(y - 1) + U q(y), the randomised probability integral transform, uniform when y ~ q;
@@ -383,17 +390,18 @@ def sample_target(target, prompt, n_new, seed):
     t0 = time.perf_counter()
     state = lm.prefill(prompt[:-1])
     last = prompt[-1]
-    out, pits, ll = [], [], 0.0
+    out, seen = [], []
     for _ in range(n_new):
         logits, ext = lm.extend(state, torch.tensor([[last]]))
         q = _probs(logits[0, -1])
         y = int(_sample_rows(q, rng))
-        pits.append(_pit(q, y, prng))
-        ll += math.log(q[y])
+        seen.append((q, y))
         state = ext.at(0, 1)
         out.append(y)
         last = y
-    return out, time.perf_counter() - t0, pits, ll
+    secs = time.perf_counter() - t0
+    pits, ll = _checks(seen, prng)
+    return out, secs, pits, ll
 
 
 @torch.inference_mode()
@@ -441,7 +449,7 @@ def spectr_generate(draft, target, prompt, n_new, K, L, seed, stats=None):
     prefix = list(prompt)
     d_state = D.prefill(prefix[:-1])
     t_state = T.prefill(prefix[:-1])
-    out, pits, ll = [], [], 0.0
+    out, seen = [], []
     while len(out) < n_new:
         # 1. K drafts of length L (L batched draft calls)
         exts, st = [], d_state
@@ -467,13 +475,14 @@ def spectr_generate(draft, target, prompt, n_new, K, L, seed, stats=None):
         emitted = []
         for j in range(L):
             r = alive[0]
-            sel = spectr.kseq_select(P[r, j], Q[r, j], drafts[alive, j], seed=sel_seed, stream=stream)
+            # p, q are exact float64 softmax rows: the per-token call skips the Python checks
+            sel = spectr.kseq_select(P[r, j], Q[r, j], drafts[alive, j], seed=sel_seed, stream=stream,
+                                     check=False)
             stream += 1
             stats.selections += 1
             stats.accepted += sel.accepted
             y = sel.token
-            pits.append(_pit(Q[r, j], y, prng))
-            ll += math.log(Q[r, j, y])
+            seen.append((Q[r, j], y))
             emitted.append(y)
             keep = alive[drafts[alive, j] == y]
             if keep.size == 0:
@@ -482,8 +491,7 @@ def spectr_generate(draft, target, prompt, n_new, K, L, seed, stats=None):
         else:
             r = alive[0]
             y = int(_sample_rows(Q[r, L], rng))  # bonus token from the target
-            pits.append(_pit(Q[r, L], y, prng))
-            ll += math.log(Q[r, L, y])
+            seen.append((Q[r, L], y))
             emitted.append(y)
         # 4. commit; cut both models' states at the row that produced the block
         m = len(emitted)
@@ -497,7 +505,8 @@ def spectr_generate(draft, target, prompt, n_new, K, L, seed, stats=None):
         d_state = chain_at(exts, row, d_pend + min(m - 1, L - 1))
     stats.seconds += time.perf_counter() - t0
     stats.tokens += len(out)
-    return out[:n_new], pits[:n_new], ll
+    pits, ll = _checks(seen[:n_new], prng)
+    return out[:n_new], pits, ll
 
 
 # ------------------------------------------------------------------ the experiment
