@@ -1,5 +1,7 @@
 """The SpecTr decoding experiment on the project's own toy text (tiny models, seconds): cache
 plumbing, exactness of the decoded text under the target, the (K, L) table, npz round trip."""
+import json
+
 import numpy as np
 import pytest
 import torch
@@ -56,7 +58,7 @@ def test_decoded_text_follows_target(models):
     assert 0 < s.accepted / s.selections < 1 and s.tokens / s.target_calls > 1
 
 
-def test_run_table_and_cache(tmp_path, models):
+def test_run_table_cache_and_cli(tmp_path, models, monkeypatch, capsys):
     tok, draft, target, info, val, st = models
     st.n_seq, st.n_new, st.Ks, st.Ls = 2, 20, (1, 2), (2,)
     text = ex.toy_corpus()
@@ -66,14 +68,11 @@ def test_run_table_and_cache(tmp_path, models):
         assert 0 <= r["acceptance"] <= 1 and 1 <= r["block_efficiency"] <= 3
         assert r["speedup"] > 0 and np.isfinite(r["ms_per_token"])
     assert "| K | L |" in ex.format_table(res)
-    # second call loads the cached npz weights: identical models
-    res2 = ex.run(text, st, cache_dir=tmp_path, seed=0)
+    assert sorted(p.suffix for p in tmp_path.iterdir()) == [".json", ".json", ".npz", ".npz"]
+    # the command line, on the cached npz weights: identical models, no training
+    monkeypatch.setattr(ex, "quick_settings", lambda: st)
+    ex.main(["--quick", "--cache-dir", str(tmp_path), "--out", str(tmp_path / "r.json")])
+    assert "block efficiency" in capsys.readouterr().out
+    res2 = json.loads((tmp_path / "r.json").read_text())
     assert res2["info"]["target_train_time"] is None
     assert res2["info"]["target_val_loss"] == res["info"]["target_val_loss"]
-    assert sorted(p.suffix for p in tmp_path.iterdir()) == [".json", ".json", ".npz", ".npz"]
-
-
-def test_main_quick(capsys, tmp_path):
-    ex.main(["--quick", "--no-cache", "--out", str(tmp_path / "r.json")])
-    assert "block efficiency" in capsys.readouterr().out
-    assert (tmp_path / "r.json").exists()
