@@ -8,4 +8,5 @@
 #include "losses.h"
 #include "emd.h"
 #include "ctc.h"
+#include "spectr.h"
 #endif

@@ -17,6 +17,7 @@ from .emd import (EMDBatchResult, EMDResult, SlicedResult, emd, emd_1d, random_p
 from .geometry import COSTS, cost_matrix
 from .losses import DivergenceResult, MongeGapResult, monge_gap, sinkhorn_divergence
 from .sinkhorn import ConvergenceWarning, SinkhornResult, sinkhorn
+from . import spectr  # noqa: E402  (SpecTr draft selection: monge.spectr.*)
 
 __version__ = _core.build_info()["version"]
 
@@ -42,5 +43,6 @@ def build_info():
 
 __all__ = ["sinkhorn", "SinkhornResult", "sinkhorn_divergence", "DivergenceResult", "monge_gap",
            "MongeGapResult", "ConvergenceWarning", "cost_matrix", "COSTS",
-           "ctc_loss", "CTCResult", "emd", "EMDResult", "EMDBatchResult", "emd_1d", "wasserstein_1d", "sliced_wasserstein",
-           "SlicedResult", "random_projections", "set_num_threads", "get_num_threads", "build_info", "__version__"]
+           "ctc_loss", "CTCResult", "emd", "EMDResult", "EMDBatchResult", "emd_1d", "wasserstein_1d",
+           "sliced_wasserstein", "SlicedResult", "random_projections", "set_num_threads",
+           "get_num_threads", "build_info", "__version__", "spectr"]
