@@ -8,5 +8,6 @@
 #include "losses.h"
 #include "emd.h"
 #include "ctc.h"
+#include "align.h"
 #include "spectr.h"
 #endif

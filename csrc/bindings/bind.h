@@ -71,6 +71,7 @@ extern PyMethodDef monge_bind_sinkhorn_methods[];
 extern PyMethodDef monge_bind_losses_methods[];
 extern PyMethodDef monge_bind_emd_methods[];
 extern PyMethodDef monge_bind_ctc_methods[];
+extern PyMethodDef monge_bind_align_methods[];
 extern PyMethodDef monge_bind_spectr_methods[];
 
 #endif

@@ -43,7 +43,8 @@ static PyMethodDef core_methods[] = {
 /* Every binding file's table; add a new module's table here (and its extern in bind.h). */
 static PyMethodDef *const tables[] = {core_methods, monge_bind_sinkhorn_methods,
                                       monge_bind_losses_methods, monge_bind_emd_methods,
-                                      monge_bind_ctc_methods, monge_bind_spectr_methods};
+                                      monge_bind_ctc_methods, monge_bind_spectr_methods,
+                                      monge_bind_align_methods};
 
 #define MAX_METHODS 256
 static PyMethodDef methods[MAX_METHODS + 1];

@@ -11,6 +11,7 @@ import os as _os
 _os.environ.setdefault("GOMP_SPINCOUNT", "1000")
 
 from . import _core  # noqa: E402
+from .align import AlignResult, align
 from .ctc import CTCResult, ctc_loss
 from .emd import (EMDBatchResult, EMDResult, SlicedResult, emd, emd_1d, random_projections,
                   sliced_wasserstein, wasserstein_1d)
@@ -43,6 +44,6 @@ def build_info():
 
 __all__ = ["sinkhorn", "SinkhornResult", "sinkhorn_divergence", "DivergenceResult", "monge_gap",
            "MongeGapResult", "ConvergenceWarning", "cost_matrix", "COSTS",
-           "ctc_loss", "CTCResult", "emd", "EMDResult", "EMDBatchResult", "emd_1d", "wasserstein_1d",
+           "align", "AlignResult", "ctc_loss", "CTCResult", "emd", "EMDResult", "EMDBatchResult", "emd_1d", "wasserstein_1d",
            "sliced_wasserstein", "SlicedResult", "random_projections", "set_num_threads",
            "get_num_threads", "build_info", "__version__", "spectr"]

@@ -23,12 +23,14 @@ except ImportError as exc:  # pragma: no cover - exercised by a subprocess test
 import numpy as np
 
 from . import _core
+from .align import options as _align_options
+from .align import prepare as _align_prepare
 from .ctc import prepare as _ctc_prepare
 from .losses import monge_gap as _np_monge_gap
 from .losses import sinkhorn_divergence as _np_divergence
 from .sinkhorn import sinkhorn as _np_sinkhorn
 
-__all__ = ["sinkhorn", "sinkhorn_divergence", "monge_gap", "ctc_loss"]
+__all__ = ["sinkhorn", "sinkhorn_divergence", "monge_gap", "ctc_loss", "align"]
 
 
 def _np(t, name):
@@ -201,3 +203,44 @@ def ctc_loss(log_probs, targets, input_lengths, target_lengths, blank=0, reducti
         return per.sum()
     tl = torch.as_tensor(prepared[4], dtype=per.dtype, device=per.device).clamp(min=1)
     return (per / tl).mean()
+
+
+class _Align(torch.autograd.Function):
+    """Alignment distances D_k = <P_k, C_k(X, Y)> with the plans held fixed in the backward."""
+
+    @staticmethod
+    def forward(ctx, X, Y, mx, my, opts):
+        need = ctx.needs_input_grad
+        r = _core.align(_np(X, "X"), _np(Y, "Y"), mx, my, weight=np.ones(X.shape[0]), plan=True,
+                        grad_x=bool(need[0]), grad_y=bool(need[1]), **opts)
+        gx, gy = _back(r["grad_x"], X), _back(r["grad_y"], Y)
+        ctx.which = [g is not None for g in (gx, gy)]
+        ctx.save_for_backward(*(g for g in (gx, gy) if g is not None))
+        plan = torch.as_tensor(r["plan"], dtype=X.dtype, device=X.device)
+        ctx.mark_non_differentiable(plan)
+        return torch.as_tensor(r["dist"], dtype=X.dtype, device=X.device), plan
+
+    @staticmethod
+    @torch.autograd.function.once_differentiable
+    def backward(ctx, grad_dist, grad_plan):
+        saved = iter(ctx.saved_tensors)
+        grads = [next(saved) if w else None for w in ctx.which]
+        return tuple(None if g is None else grad_dist.reshape(-1, 1, 1) * g for g in grads) + \
+            (None, None, None)
+
+
+def align(X, Y, mask_x=None, mask_y=None, *, method="sinkhorn", eps=0.1, tol=1e-6,
+          max_iter=1000, beta=0.5, outer=50, inner=1):
+    """Token alignment (see :func:`monge.align`) on tensors X (B, n, d), Y (B, m, d) with
+    boolean padding masks.  Returns (distance (B,), plan (B, n, m)): the distance is
+    differentiable with respect to X and Y with the plan held fixed, the plan is not."""
+    if not isinstance(X, torch.Tensor) or not isinstance(Y, torch.Tensor):
+        raise TypeError("X, Y: expected torch tensors")
+    as_np = lambda v: None if v is None else (v.detach().cpu().numpy()  # noqa: E731
+                                              if isinstance(v, torch.Tensor) else np.asarray(v))
+    Xd, Yd = X.detach().cpu().to(torch.float64), Y.detach().cpu().to(torch.float64)
+    _, _, mx, my, single = _align_prepare(Xd.numpy(), Yd.numpy(), as_np(mask_x), as_np(mask_y))
+    if single:
+        raise ValueError("X: expected a batch (B, n, d); add a leading axis for one pair")
+    opts = _align_options(method, eps, tol, max_iter, beta, outer, inner)
+    return _Align.apply(X, Y, mx, my, opts)
