@@ -58,6 +58,22 @@ def test_save_load_round_trip(gaussian_fit, tmp_path):
         json.loads(str(z["params"]))
 
 
+def test_float32_fit_matches_float64_quality(gaussian_fit, tmp_path):
+    P, est64 = gaussian_fit
+    X, Y = P.sample_source(1024, seed=0), P.sample_target(1024, seed=1)
+    est = MongeGapMap(**{**est64.get_params(), "dtype": "float32"}).fit(X, Y)
+    x = P.sample_source(2000, seed=7)
+    tx = est.transform(x)
+    assert tx.dtype == np.float32 and est.model_.params[0].dtype == np.float32
+    u32 = metrics.l2_uvp(tx.astype(np.float64), P.map(x))
+    u64 = metrics.l2_uvp(est64.transform(x), P.map(x))
+    assert u32 < 1.5 * u64 + 0.5  # same training, float32 arithmetic: same quality
+    est.save(tmp_path / "m32.npz")
+    back = MongeGapMap.load(tmp_path / "m32.npz")
+    assert back.dtype == "float32"
+    np.testing.assert_array_equal(back.transform(x), tx)
+
+
 def test_estimator_protocol():
     est = MongeGapMap(reg=0.5)
     assert est.get_params()["reg"] == 0.5
@@ -88,6 +104,8 @@ def test_reg_schedules_and_elastic_cost():
     (dict(reg=-1.0), ValueError, "reg: must be a finite number >= 0"),
     (dict(reg=("cosine", 0, 1)), ValueError, "reg: a schedule tuple"),
     (dict(seed=1.5), TypeError, "seed: expected an integer"),
+    (dict(dtype="float16"), ValueError, "dtype: unknown value"),
+    (dict(blas_threads=0), ValueError, "blas_threads: must be >= 1"),
 ])
 def test_bad_parameters(kw, exc, text):
     X = np.random.default_rng(0).standard_normal((20, 2))
