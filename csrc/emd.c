@@ -12,7 +12,9 @@
 #endif
 
 #define RC_TOL 1e-12          /* entering threshold on the scaled reduced cost (|C| < 1) */
-#define PROGRESS_EVERY 4096   /* pivots between progress callbacks */
+#define PROGRESS_EVERY 64     /* pivots between progress callbacks (the binding's callback looks at
+                                  the clock and visits Python about every 0.1 s) */
+#define PRICE_CHECK (1 << 20) /* arcs priced between progress callbacks inside one long scan */
 
 void monge_emd_params_init(monge_emd_params *par)
 {
@@ -302,14 +304,20 @@ static int64_t locate_min(const nws *w, int32_t i, int64_t j0, int64_t len, doub
 }
 
 /* Block search: scans arcs cyclically from *pos; returns 1 with the most negative reduced cost of
- * the first block holding one below -RC_TOL, 0 when a whole cycle finds none (optimal). */
-static int price(nws *w, int64_t B, int64_t *pos, int32_t *bi, int32_t *bj, double *brc)
+ * the first block holding one below -RC_TOL, 0 when a whole cycle finds none (optimal), -1 when
+ * the progress callback (asked every PRICE_CHECK arcs of a long scan) cancelled. */
+static int price(nws *w, int64_t B, int64_t *pos, int32_t *bi, int32_t *bj, double *brc,
+                 const monge_emd_params *par, int64_t it)
 {
     const int64_t n = w->n, m = w->m, total = n * m;
-    int64_t i = *pos / m, j = *pos % m, scanned = 0, inblock = 0;
+    int64_t i = *pos / m, j = *pos % m, scanned = 0, inblock = 0, next_check = PRICE_CHECK;
     double best = -RC_TOL;
     int found = 0;
     while (scanned < total) {
+        if (scanned >= next_check) {
+            next_check += PRICE_CHECK;
+            if (par->progress && par->progress(par->progress_ctx, it, 0.0)) return -1;
+        }
         int64_t len = m - j;
         if (len > B - inblock) len = B - inblock;
         if (len > total - scanned) len = total - scanned;
@@ -601,7 +609,12 @@ static int simplex(nws *w, const monge_emd_params *par, int use_projection, int6
     for (;;) {
         int32_t bi = 0, bj = 0;
         double rc = 0.0;
-        if (!price(w, B, &pos, &bi, &bj, &rc)) {
+        const int pr = price(w, B, &pos, &bi, &bj, &rc, par, it);
+        if (pr < 0) {
+            st = MONGE_EINTR;
+            break;
+        }
+        if (!pr) {
             if (verified) break;
             compute_potentials(w); /* drop the drift of the incremental updates, then re-price */
             verified = 1;

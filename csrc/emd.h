@@ -43,8 +43,10 @@ typedef struct {
     double mass_rtol;     /* |sum a - sum b| <= mass_rtol * max(sum a, sum b) is reconciled by
                              scaling b to the mass of a; more is MONGE_EINVAL.  Default 1e-8. */
     int nthreads;         /* threads of a batch; <= 0: the library default.  Default 0. */
-    monge_progress_fn progress; /* called every 4096 pivots with (pivots, most negative reduced
-                                   cost of the last block, in cost units); may be NULL. */
+    monge_progress_fn progress; /* called every 64 pivots with (pivots, reduced cost of the
+                                   entering arc, in cost units), and every 2^20 arcs of a long
+                                   pricing scan (with 0); a non-zero return stops: MONGE_EINTR.
+                                   May be NULL. */
     void *progress_ctx;   /* passed to progress.  Default NULL. */
 } monge_emd_params;
 

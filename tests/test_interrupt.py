@@ -4,25 +4,35 @@ import subprocess
 import sys
 import time
 
+import pytest
+
 CHILD = r"""
 import sys, time, numpy as np, monge
 rng = np.random.default_rng(0)
-x, y = rng.random((3000, 2)), rng.random((3000, 2))
+n = 3000 if "{solver}" == "sinkhorn" else 30000
+x, y = rng.random((n, 2)), rng.random((n, 2))
 print("ready", flush=True)
 t0 = time.perf_counter()
 try:
-    monge.sinkhorn(x, y, eps=1e-4, tol=0.0, max_iter=10**7, eps_scaling=False)
+    if "{solver}" == "sinkhorn":
+        monge.sinkhorn(x, y, eps=1e-4, tol=0.0, max_iter=10**7, eps_scaling=False)
+    else:  # exact OT from the index-order corner: minutes of pivots
+        monge.emd(None, None, x=x, y=y, init="index")
     print("finished", flush=True)
 except KeyboardInterrupt:
     print("interrupted", flush=True)
     sys.stdin.readline()  # wait for the parent's timestamp handshake
-r = monge.sinkhorn(x[:100], y[:100], eps=0.1)
+if "{solver}" == "sinkhorn":
+    r = monge.sinkhorn(x[:100], y[:100], eps=0.1)
+else:
+    r = monge.emd(None, None, x=x[:100], y=y[:100])
 print("usable", r.converged, flush=True)
 """
 
 
-def test_sigint_interrupts_a_long_solve():
-    p = subprocess.Popen([sys.executable, "-c", CHILD], stdin=subprocess.PIPE,
+@pytest.mark.parametrize("solver", ["sinkhorn", "emd"])
+def test_sigint_interrupts_a_long_solve(solver):
+    p = subprocess.Popen([sys.executable, "-c", CHILD.replace("{solver}", solver)], stdin=subprocess.PIPE,
                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         assert p.stdout.readline().strip() == "ready"
