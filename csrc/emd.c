@@ -866,7 +866,10 @@ int monge_emd(const monge_geometry *geom, const double *a, const double *b,
     }
     int ex = 0;
     frexp(cmax > 0.0 ? cmax : 1.0, &ex);
-    w.scale = ldexp(1.0, -ex); /* max |C| * scale in [0.5, 1) */
+    /* max |C| * scale in [0.5, 1), with the scale itself kept a normal number (subnormal costs
+     * such as 5e-324 would otherwise ask for 2^1074, which overflows) */
+    ex = ex < -1000 ? -1000 : (ex > 1000 ? 1000 : ex);
+    w.scale = ldexp(1.0, -ex);
 
     /* the tree */
     w.parent = malloc(sizeof(int32_t) * (size_t)N);
