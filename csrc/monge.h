@@ -5,5 +5,7 @@
 #include "geometry.h"
 #include "problem.h"
 #include "sinkhorn.h"
+#include "lbfgs.h"
+#include "smooth_ot.h"
 #include "losses.h"
 #endif

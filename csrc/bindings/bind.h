@@ -69,5 +69,6 @@ int bind_parse_weights(PyObject *w, int64_t B, int64_t len, int batched, const c
 /* Method tables, one per binding file, each ending with a {NULL} sentinel. */
 extern PyMethodDef monge_bind_sinkhorn_methods[];
 extern PyMethodDef monge_bind_losses_methods[];
+extern PyMethodDef monge_bind_smooth_methods[];
 
 #endif

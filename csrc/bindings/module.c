@@ -42,7 +42,7 @@ static PyMethodDef core_methods[] = {
 
 /* Every binding file's table; add a new module's table here (and its extern in bind.h). */
 static PyMethodDef *const tables[] = {core_methods, monge_bind_sinkhorn_methods,
-                                      monge_bind_losses_methods};
+                                      monge_bind_losses_methods, monge_bind_smooth_methods};
 
 #define MAX_METHODS 256
 static PyMethodDef methods[MAX_METHODS + 1];

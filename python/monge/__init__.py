@@ -14,6 +14,7 @@ from . import _core  # noqa: E402
 from .geometry import COSTS, cost_matrix
 from .losses import DivergenceResult, MongeGapResult, monge_gap, sinkhorn_divergence
 from .sinkhorn import ConvergenceWarning, SinkhornResult, sinkhorn
+from .smooth import SmoothOTResult, SparsePlan, quadratic_ot, sparse_ot
 
 __version__ = _core.build_info()["version"]
 
@@ -39,4 +40,5 @@ def build_info():
 
 __all__ = ["sinkhorn", "SinkhornResult", "sinkhorn_divergence", "DivergenceResult", "monge_gap",
            "MongeGapResult", "ConvergenceWarning", "cost_matrix", "COSTS",
+           "quadratic_ot", "sparse_ot", "SmoothOTResult", "SparsePlan",
            "set_num_threads", "get_num_threads", "build_info", "__version__"]
