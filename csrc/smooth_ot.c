@@ -372,7 +372,11 @@ int monge_smooth_ot(const monge_problem *pb, const monge_smooth_params *par, dou
     info->n_eval = li.n_eval;
     info->n_weak = li.n_weak;
     info->reason = li.reason;
-    info->converged = st == MONGE_OK;
+    /* converged means the marginals meet tol; a stop on the stalled objective (an optimum at a
+     * kink, where the plan read off the potentials need not be feasible) is reported as not
+     * converged, with its reason */
+    info->converged = st == MONGE_OK && li.reason == MONGE_LBFGS_GTOL;
+    if (st == MONGE_OK && !info->converged) st = MONGE_ENOCONV;
     if (st == MONGE_OK || st == MONGE_ENOCONV || st == MONGE_ELINESEARCH || st == MONGE_EINTR) {
         /* final pass at the returned point: potentials, value and the plan's statistics */
         const double *bx = dual ? x + n : NULL;

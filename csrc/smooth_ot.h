@@ -79,11 +79,14 @@ typedef struct {
     int64_t n_iter;    /* L-BFGS iterations */
     int64_t n_eval;    /* objective evaluations */
     int64_t n_weak;    /* line searches ended without the curvature condition (ties) */
-    int converged;     /* 1 when the gradient (tol) or the decrease (ftol) test stopped the solve */
+    int converged;     /* 1 when the L1 marginal error met tol (a stop on the stalled objective,
+                          reason MONGE_LBFGS_FTOL, is not convergence: status MONGE_ENOCONV) */
     int reason;        /* monge_lbfgs_reason */
 } monge_smooth_info;
 
-/* Solves one problem (dense float64 cost, balanced, pb->tau_a = pb->tau_b = INFINITY).  alpha (n)
+/* Solves one problem (dense float64 cost, balanced, pb->tau_a = pb->tau_b = INFINITY).
+ * MONGE_OK means the L1 marginal error met tol; MONGE_ENOCONV the iteration limit or a stalled
+ * objective (info->reason tells which).  alpha (n)
  * and beta (m) receive the potentials (and hold the warm start); for the semi-dual beta is
  * -theta as above and is ignored on entry.  Returns MONGE_OK, MONGE_ENOCONV, MONGE_ELINESEARCH
  * (potentials and info valid in these three cases), MONGE_EINTR (info valid), MONGE_EINVAL,

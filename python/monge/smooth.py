@@ -103,8 +103,10 @@ class SmoothOTResult:
     cost          <T, C>;  reg: gamma/2 |T|_F^2;  primal = cost + reg
     error_a       sum_i |(T 1)_i - a_i|;  error_b: sum_j |(T^T 1)_j - b_j|;  error: their sum
     n_iter        L-BFGS iterations;  n_eval: objective evaluations
-    converged     the marginal error fell below tol, or the objective stopped improving (relative
-                  change <= ftol with a stalled gradient: an optimum at a kink, see `status`)
+    converged     the L1 marginal error fell below tol.  With k < n the optimum is often at a
+                  kink of the objective, where the solver stops because the objective stopped
+                  improving (`status` says so): the value is then converged, but the plan read off
+                  the potentials misses the row marginals by `error_a`, and converged is False
     status        why the solver stopped (text)
     gamma, k, formulation   the problem solved (k is None for quadratic OT)
     """
@@ -224,7 +226,8 @@ def _solve(a, b, C, gamma, k, formulation, tol, ftol, max_iter, memory, init, ca
                          bool(out["converged"]), out["reason_str"], gamma, kk or None, formulation)
     if not res.converged and not out["stopped"]:
         hint = ("; with k < n the objective is not differentiable where the k-th and (k+1)-th "
-                "entries of a column tie, which can stall L-BFGS: a larger gamma or k smooths it"
+                "entries of a column tie, and its optimum often lies at such a kink: the plan read "
+                "off the potentials then misses the marginals; a larger gamma or k smooths it"
                 if kk else "; raise max_iter or loosen tol")
         warnings.warn(f"{what} did not converge: {res.status} after {res.n_iter} iterations, "
                       f"marginal error {res.error:.3g} (tol {tol:.3g}){hint}", ConvergenceWarning,
