@@ -2,7 +2,7 @@
 application): a small mixture-of-experts classifier on scikit-learn's bundled 8x8 digits, whose
 tokens are the 8 pixel rows of an image, trained with each router of monge.routing over 3 seeds.
 
-    python -m monge.experiments.routing                # full run (a few minutes per router/seed)
+    python -m monge.experiments.routing                # full run: 60 epochs, 3 seeds x 3 routers (~2 min)
     python -m monge.experiments.routing --quick        # seconds: one short epoch on a subset
     python -m monge.experiments.routing --out results.json
 
@@ -115,7 +115,7 @@ def train_one(router, seed, quick=False, n_experts=4, capacity_factor=1.0, epoch
     Xtr, Xte, ytr, yte = train_test_split(X, y, test_size=0.25, random_state=seed, stratify=y)
     if quick:
         Xtr, ytr, Xte, yte = Xtr[:256], ytr[:256], Xte[:128], yte[:128]
-    epochs = epochs if epochs is not None else (3 if quick else 25)
+    epochs = epochs if epochs is not None else (3 if quick else 60)
     fn = make_router(router, capacity_factor, gamma, eps)
     model = build_model(n_experts, seed=seed)
     opt = torch.optim.Adam(model.parameters(), lr=lr)
