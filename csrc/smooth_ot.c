@@ -127,7 +127,9 @@ static int sot_init(sot *S, const monge_problem *pb, const monge_smooth_params *
     S->k = (par->k <= 0 || par->k >= n) ? n : par->k;
     S->form = par->formulation;
     S->gamma = par->gamma;
-    S->nth = monge_resolve_threads(par->nthreads);
+    /* as in geometry.c: below ~256k entries a pass is cheaper than a team's barrier, and much
+     * cheaper than the stall a barrier costs on a loaded machine; results do not depend on it */
+    S->nth = (double)n * (double)m < 262144.0 ? 1 : monge_resolve_threads(par->nthreads);
     S->nblk = m < SOT_BLOCKS ? m : SOT_BLOCKS;
     const size_t nd = sizeof(double);
     S->Ct = malloc(nd * (size_t)n * (size_t)m);

@@ -59,7 +59,8 @@ typedef struct {
     int memory;         /* L-BFGS memory (pairs kept).  Default 10. */
     int warm_start;     /* 1: alpha (and beta for the dual) hold the starting potentials; 0: start
                            from zero.  Default 0. */
-    int nthreads;       /* threads; <= 0: the library default.  Default 0. */
+    int nthreads;       /* threads; <= 0: the library default; problems of fewer than 262144
+                           entries run on one thread.  Default 0. */
     monge_progress_fn progress; /* called every iteration with (iteration, L1 marginal error);
                                    non-zero cancels (may be NULL).  Default NULL. */
     void *progress_ctx; /* passed to progress.  Default NULL. */
