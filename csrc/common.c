@@ -14,6 +14,7 @@ const char *monge_status_str(int status)
     case MONGE_ENOCONV: return "did not converge within the iteration limit";
     case MONGE_EINTR: return "interrupted";
     case MONGE_ENONFINITE: return "non-finite value in the iterates";
+    case MONGE_ELINESEARCH: return "the line search found no decrease";
     default: return "unknown status";
     }
 }

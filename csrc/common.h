@@ -20,7 +20,8 @@ typedef enum {
     MONGE_ENOMEM = 2,    /* a work buffer could not be allocated */
     MONGE_ENOCONV = 3,   /* the iteration limit was reached before the tolerance */
     MONGE_EINTR = 4,     /* the progress callback asked to stop */
-    MONGE_ENONFINITE = 5 /* a NaN or infinity appeared in the iterates (input out of range) */
+    MONGE_ENONFINITE = 5, /* a NaN or infinity appeared in the iterates (input out of range) */
+    MONGE_ELINESEARCH = 6 /* a line search found no decrease (L-BFGS solvers) */
 } monge_status;
 
 /* Human-readable text for a status code (static storage, never NULL). */

@@ -5,6 +5,8 @@
 #include "geometry.h"
 #include "problem.h"
 #include "sinkhorn.h"
+#include "lbfgs.h"
+#include "smooth_ot.h"
 #include "losses.h"
 #include "emd.h"
 #include "ctc.h"

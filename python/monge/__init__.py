@@ -19,6 +19,7 @@ from .geometry import COSTS, cost_matrix
 from .losses import DivergenceResult, MongeGapResult, monge_gap, sinkhorn_divergence
 from .sinkhorn import ConvergenceWarning, SinkhornResult, sinkhorn
 from . import spectr  # noqa: E402  (SpecTr draft selection: monge.spectr.*)
+from .smooth import SmoothOTResult, SparsePlan, quadratic_ot, sparse_ot
 
 __version__ = _core.build_info()["version"]
 
@@ -45,5 +46,6 @@ def build_info():
 __all__ = ["sinkhorn", "SinkhornResult", "sinkhorn_divergence", "DivergenceResult", "monge_gap",
            "MongeGapResult", "ConvergenceWarning", "cost_matrix", "COSTS",
            "align", "AlignResult", "ctc_loss", "CTCResult", "emd", "EMDResult", "EMDBatchResult", "emd_1d", "wasserstein_1d",
-           "sliced_wasserstein", "SlicedResult", "random_projections", "set_num_threads",
-           "get_num_threads", "build_info", "__version__", "spectr"]
+           "sliced_wasserstein", "SlicedResult", "random_projections", "quadratic_ot", "sparse_ot",
+           "SmoothOTResult", "SparsePlan", "set_num_threads", "get_num_threads", "build_info",
+           "__version__", "spectr"]
