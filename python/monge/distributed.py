@@ -124,7 +124,7 @@ def _client_for(client, n_workers):
     # one thread per worker process: the parallelism is across processes (tasks also pass
     # nthreads=1 to the C solvers by default, so nothing oversubscribes the cores)
     with distributed.LocalCluster(n_workers=n_workers, threads_per_worker=1, processes=True,
-                                  host="127.0.0.1", dashboard_address=None) as cluster, \
+                                  host="127.0.0.1", dashboard_address=":0") as cluster, \
             distributed.Client(cluster) as local:
         yield local
 
@@ -172,7 +172,7 @@ def _run(client, payloads, tasks, fn, progress):
         spec, needed, _ = tasks[t]
         for i in needed:  # inputs lost with a dead worker: send them again
             if futs[i].status in ("lost", "cancelled", "error"):
-                futs[i] = client.scatter(payloads[i], hash=False)
+                futs[i] = client.scatter([payloads[i]], hash=False)[0]
         return client.submit(fn, spec, {i: futs[i] for i in needed}, pure=False)
 
     out = [None] * len(tasks)
