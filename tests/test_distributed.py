@@ -186,6 +186,11 @@ def test_bad_clouds_are_named_and_the_rest_completes(client, clouds):
     ref = serial(clouds, "emd")
     np.testing.assert_array_equal(D[np.ix_(good, good)], ref[np.ix_(good, good)])
 
+    # nothing left to compute: the error still comes, with an all-NaN off-diagonal
+    with pytest.raises(PartialResultError, match=r"clouds\[1\]: contains NaN") as info:
+        pairwise([clouds[0], bad[2].copy()[::-1] * np.nan], "emd", client=client, verbose=False)
+    assert np.isnan(info.value.result[0, 1]) and info.value.result[0, 0] == 0.0
+
 
 def test_pair_that_fails_inside_a_task(client):
     """The cosine cost is undefined at a zero vector: found by the solver on the worker, reported
