@@ -34,7 +34,11 @@ import time
 
 import numpy as np
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+# This file's name would shadow the `distributed` package: Python puts the script's folder first on
+# sys.path.  Move the folder to the end, so that `import distributed` finds Dask's and `_common`
+# is still found here.
+_HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path[:] = [p for p in sys.path if os.path.abspath(p or ".") != _HERE] + [_HERE]
 from _common import (cpu_model, fmt_time, interleaved, load_average, markdown_table,  # noqa: E402
                      section, usable_cpus, versions)
 
@@ -115,7 +119,11 @@ def main():
     args = ap.parse_args()
     Ns = args.clouds or ([40, 80] if args.quick else [200, 500])
 
+    import logging
+
     from distributed import Client, LocalCluster
+
+    logging.getLogger("distributed").setLevel(logging.WARNING)  # not the clusters' INFO chatter
 
     section("machine")
     print(f"CPU: {cpu_model()}; usable cores: {usable_cpus()}; load average at start: {load_average()}")
