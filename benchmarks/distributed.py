@@ -16,6 +16,9 @@ Contenders for the N (N - 1) / 2 pairs i < j:
                   the no-Dask way to use both cores of one machine (it needs all pairs in memory)
   dask 1 worker   pairwise(..., client=...) on a LocalCluster of 1 worker process x 1 thread
   dask 2 workers  the same on 2 worker processes x 1 thread
+CPU: CPU seconds of the call in this process plus those of the cluster's worker processes (median);
+"CPU / serial CPU" is the work Dask adds (load-independent), "cores used" = CPU / wall says how much of
+the machine the contender got (on a shared machine, less than its workers could use).
 Every contender's matrix is checked equal (bit for bit) to the serial loop's.  Times are medians of
 interleaved repeats (benchmarks/_common.py); the clusters are started before timing (their start-up is
 reported separately).  Ratios: speed-up = serial / contender; scaling efficiency of k workers =
@@ -46,6 +49,8 @@ import monge  # noqa: E402
 from monge.distributed import pairwise  # noqa: E402
 
 EPS = 0.05
+HEADERS = ["method", "N", "pairs", "contender", "median wall", "per pair", "speed-up vs serial",
+           "CPU", "CPU / serial CPU", "cores used", "max/min"]
 
 
 def make_clouds(N, n, seed=0):
@@ -77,6 +82,24 @@ def batched_call(clouds, method, nthreads=2):
     D = np.zeros((N, N))
     D[I, J] = D[J, I] = v
     return D
+
+
+def _cpu_seconds(clients):
+    """CPU seconds used so far by this process and by the worker processes of `clients`."""
+    t = time.process_time()
+    for c in clients:
+        t += sum(c.run(time.process_time).values())
+    return t
+
+
+def _with_cpu(fn, clients, store):
+    """fn, recording into `store` the CPU seconds each call used (here and on the workers)."""
+    def run():
+        c0 = _cpu_seconds(clients)
+        out = fn()
+        store.append(_cpu_seconds(clients) - c0)
+        return out
+    return run
 
 
 def _noop(k):
@@ -151,13 +174,20 @@ def main():
                 n_pairs = N * (N - 1) // 2
                 reps = args.repeats or (1 if N >= 500 else 3)
                 section(f"{method}: {N} clouds, {n_pairs} pairs, {reps} timed run(s) each")
+                ekw = {"eps": EPS} if method != "emd" else {}
+                cpu = {k: [] for k in ("serial loop", "batched, 2 thr", "dask 1 worker",
+                                       "dask 2 workers")}
                 fns = {
-                    "serial loop": lambda: serial_loop(clouds, method),
-                    "batched, 2 thr": lambda: batched_call(clouds, method),
-                    "dask 1 worker": lambda: pairwise(clouds, method, client=c1, verbose=False,
-                                                      **({"eps": EPS} if method != "emd" else {})),
-                    "dask 2 workers": lambda: pairwise(clouds, method, client=c2, verbose=False,
-                                                       **({"eps": EPS} if method != "emd" else {})),
+                    "serial loop": _with_cpu(lambda: serial_loop(clouds, method), [],
+                                             cpu["serial loop"]),
+                    "batched, 2 thr": _with_cpu(lambda: batched_call(clouds, method), [],
+                                                cpu["batched, 2 thr"]),
+                    "dask 1 worker": _with_cpu(
+                        lambda: pairwise(clouds, method, client=c1, verbose=False, **ekw), [c1],
+                        cpu["dask 1 worker"]),
+                    "dask 2 workers": _with_cpu(
+                        lambda: pairwise(clouds, method, client=c2, verbose=False, **ekw), [c2],
+                        cpu["dask 2 workers"]),
                 }
                 t = interleaved(fns, repeats=reps, warmup=0, min_total=0.0, max_repeats=reps)
                 ref = t["serial loop"].result
@@ -168,15 +198,18 @@ def main():
                     if tk.warnings:
                         print(f"  {k}: warnings: {tk.warnings}")
                 ts = t["serial loop"].median
+                cpu_serial = float(np.median(cpu["serial loop"]))
                 for k, tk in t.items():
+                    ck = float(np.median(cpu[k]))
                     rows.append([method, N, n_pairs, k, fmt_time(tk.median),
                                  f"{1e6 * tk.median / n_pairs:.0f} us",
-                                 f"{ts / tk.median:.2f}x", f"{tk.spread:.2f}"])
+                                 f"{ts / tk.median:.2f}x", f"{ck:.2f} s",
+                                 f"{ck / cpu_serial:.2f}", f"{ck / tk.median:.2f}",
+                                 f"{tk.spread:.2f}"])
                 t1, t2 = t["dask 1 worker"].median, t["dask 2 workers"].median
                 eff_rows.append([method, N, f"{ts / t1:.2f}", f"{ts / (2 * t2):.2f}",
                                  f"{t1 / t2:.2f}x", f"{t['batched, 2 thr'].median / t2:.2f}"])
-                print(markdown_table(["method", "N", "pairs", "contender", "median", "per pair",
-                                      "speed-up vs serial", "max/min"], rows[-4:]), flush=True)
+                print(markdown_table(HEADERS, rows[-4:]), flush=True)
 
         section("task overhead (2 workers)")
         noop = task_overhead(c2)
@@ -190,8 +223,7 @@ def main():
         cl2.close()
 
     section("results")
-    print(markdown_table(["method", "N", "pairs", "contender", "median", "per pair",
-                          "speed-up vs serial", "max/min"], rows))
+    print(markdown_table(HEADERS, rows))
     print()
     print(markdown_table(["method", "N", "efficiency 1 worker", "efficiency 2 workers",
                           "2 vs 1 worker", "batched 2 thr / dask 2"], eff_rows))
