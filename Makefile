@@ -10,7 +10,7 @@ CFLAGS_SAN := -std=c11 -O1 -g -fopenmp -fsanitize=address,undefined -fno-sanitiz
 CORE_SRC := $(wildcard csrc/*.c)
 CTESTS   := $(patsubst csrc/tests/%.c,build/ctest/%,$(wildcard csrc/tests/test_*.c))
 
-.PHONY: demo test venv install install-test ctest pytest bench clean native
+.PHONY: demo test venv install install-test ctest pytest valgrind bench clean native
 
 $(VPY):
 	$(PY) -m venv $(VENV)
@@ -40,6 +40,12 @@ pytest: install-test
 
 test: install-test ctest
 	$(VPY) -m pytest -q tests
+	@if command -v valgrind >/dev/null; then $(MAKE) --no-print-directory valgrind; \
+	  else echo "WARNING: valgrind not installed: the memcheck pass (make valgrind) did not run"; fi
+
+# the extension under valgrind memcheck: fails on any error or definite leak in monge's code
+valgrind: install-test
+	$(VPY) tests/valgrind_check.py
 
 bench: install-test
 	$(VPY) benchmarks/sinkhorn.py

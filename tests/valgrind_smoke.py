@@ -1,0 +1,28 @@
+"""The calls that tests/valgrind_check.py runs under valgrind memcheck: every public C entry point
+once on tiny inputs, plus calls that raise."""
+import numpy as np, monge, warnings
+warnings.simplefilter("ignore")
+rng = np.random.default_rng(0)
+X, Y = rng.random((12, 2)), rng.random((9, 2))
+C = monge.cost_matrix(X, Y)
+monge.sinkhorn(X, Y, eps=0.1).plan()
+monge.sinkhorn(X.astype(np.float32), Y.astype(np.float32), eps=0.1)
+monge.sinkhorn_divergence(X, Y, eps=0.1, grad=True)
+monge.monge_gap(X, X + 0.1, grad=True)
+monge.emd(None, None, C); monge.emd(None, None, x=X, y=Y); monge.emd(None, None, np.stack([C, C]))
+monge.emd_1d(X[:, 0], Y[:, 0]); monge.sliced_wasserstein(X, Y, n_projections=4, seed=0, return_grad=True)
+LP = np.log(rng.dirichlet(np.ones(5), size=(8, 3)))
+monge.ctc_loss(LP, rng.integers(1, 5, size=(3, 3)), [8, 7, 8], [3, 2, 3], grad="logits")
+monge.align(X[None], Y[None], grad=True, method="ipot")
+monge.quadratic_ot(np.full(12, 1 / 12), np.full(9, 1 / 9), C, 1.0)
+monge.sparse_ot(np.full(12, 1 / 12), np.full(9, 1 / 9), C, 2, 1.0)
+p, q = rng.dirichlet(np.ones(20)), rng.dirichlet(np.ones(20))
+monge.spectr.kseq_select(p, q, np.array([1, 2, 3]), seed=0)
+for bad in (lambda: monge.emd(np.ones(3), None, C), lambda: monge.sinkhorn(X, Y * np.nan, eps=0.1)):
+    try:
+        bad()
+    except ValueError:
+        pass
+
+monge.get_num_threads()
+print("ok")
