@@ -1,0 +1,92 @@
+"""The bad-input catalogue: each class of invalid input, for each public function, and the error it
+gets.  tests/test_bad_input.py checks every row; docs/errors.md is rendered from it:
+
+    python tests/bad_input_catalogue.py > docs/errors.md
+"""
+import numpy as np
+
+import monge
+import monge.maps
+
+R = np.random.default_rng(0)
+X, Y, X3 = R.random((5, 2)), R.random((4, 2)), R.random((4, 3))
+C = R.random((5, 4))
+A, B = np.full(5, 0.2), np.full(4, 0.25)
+NAN_X = X.copy()
+NAN_X[0, 0] = np.nan
+INF_C = C.copy()
+INF_C[1, 1] = np.inf
+P3, Q3 = np.array([0.5, 0.5, 0.0]), np.array([0.2, 0.3, 0.5])
+LP = np.log(np.full((6, 2, 4), 0.25))
+TG = np.array([[1, 2], [3, 1]])
+
+# (function, input class, call, exception type, message pattern)
+CATALOGUE = [
+    ("sinkhorn", "non-finite points", lambda: monge.sinkhorn(NAN_X, Y, eps=0.1), ValueError, "x: contains NaN"),
+    ("sinkhorn", "dimensions differ", lambda: monge.sinkhorn(X, X3, eps=0.1), ValueError, "x, y: dimensions differ"),
+    ("sinkhorn", "non-numeric dtype", lambda: monge.sinkhorn(np.array([["a", "b"]]), Y, eps=0.1), TypeError, "x: expected a real numeric array"),
+    ("sinkhorn", "eps <= 0", lambda: monge.sinkhorn(X, Y, eps=0.0), ValueError, "eps: must be a positive number"),
+    ("sinkhorn", "negative weights", lambda: monge.sinkhorn(X, Y, -A, eps=0.1), ValueError, "a: weights must be non-negative"),
+    ("sinkhorn", "mass mismatch (balanced)", lambda: monge.sinkhorn(X, Y, A, 2 * B, eps=0.1), ValueError, "a, b: total masses differ"),
+    ("sinkhorn", "weights of the wrong length", lambda: monge.sinkhorn(X, Y, A[:3], eps=0.1), ValueError, "a: expected shape"),
+    ("sinkhorn", "empty cloud", lambda: monge.sinkhorn(np.zeros((0, 2)), Y, eps=0.1), ValueError, "x: empty array"),
+    ("sinkhorn", "unknown cost", lambda: monge.sinkhorn(X, Y, eps=0.1, cost="l1"), ValueError, "cost: unknown value"),
+    ("sinkhorn", "torch tensor to the NumPy API", lambda: monge.sinkhorn(_tensor(X), Y, eps=0.1), TypeError, "x: got a torch tensor"),
+    ("cost_matrix", "cosine cost with a zero vector", lambda: monge.cost_matrix(np.zeros((2, 2)), Y, cost="cosine"), ValueError, "x: the cosine cost is undefined"),
+    ("sinkhorn_divergence", "non-finite points", lambda: monge.sinkhorn_divergence(X, NAN_X, eps=0.1), ValueError, "y: contains NaN"),
+    ("sinkhorn_divergence", "pnorm with p < 1", lambda: monge.sinkhorn_divergence(X, Y, eps=0.1, cost="pnorm", p=0.5), ValueError, "p: the pnorm exponent"),
+    ("monge_gap", "one image per sample", lambda: monge.monge_gap(X, Y), ValueError, "x, tx: need one image per sample"),
+    ("emd", "non-finite cost", lambda: monge.emd(None, None, INF_C), ValueError, "C: contains NaN or infinity"),
+    ("emd", "both C and points", lambda: monge.emd(None, None, C, x=X, y=Y), ValueError, "C: give either C"),
+    ("emd", "mass mismatch beyond mass_rtol", lambda: monge.emd(A, 1.01 * B, C), ValueError, "a, b: total masses differ"),
+    ("emd", "negative weights", lambda: monge.emd(A, -B, C), ValueError, "b: weights must be non-negative"),
+    ("emd", "max_iter < 1", lambda: monge.emd(None, None, C, max_iter=0), ValueError, "max_iter: must be >= 1"),
+    ("emd", "projection start without points", lambda: monge.emd(None, None, C, init="projection"), ValueError, "init: 'projection' needs point clouds"),
+    ("emd_1d", "p < 1", lambda: monge.emd_1d([0.0], [1.0], p=0.5), ValueError, "p: must be a finite number >= 1"),
+    ("wasserstein_1d", "2-D samples with d > 1", lambda: monge.wasserstein_1d(X, Y), ValueError, "x: 1-D samples"),
+    ("sliced_wasserstein", "directions of the wrong dimension", lambda: monge.sliced_wasserstein(X, Y, projections=np.ones((3, 3))), ValueError, "projections: expected shape"),
+    ("sliced_wasserstein", "n_projections < 1", lambda: monge.sliced_wasserstein(X, Y, n_projections=0), ValueError, "n_projections: must be >= 1"),
+    ("ctc_loss", "input length > T", lambda: monge.ctc_loss(LP, TG, [7, 6], [2, 2]), ValueError, "input_lengths: each must be in"),
+    ("ctc_loss", "target length > S_max", lambda: monge.ctc_loss(LP, TG, [6, 6], [3, 2]), ValueError, "target_lengths: sample 0 has 3 > S_max"),
+    ("ctc_loss", "blank inside a target", lambda: monge.ctc_loss(LP, np.array([[0, 1], [1, 2]]), [6, 6], [2, 2]), ValueError, "targets: the blank label"),
+    ("ctc_loss", "label out of range", lambda: monge.ctc_loss(LP, np.array([[4, 1], [1, 2]]), [6, 6], [2, 2]), ValueError, "targets: labels must be in"),
+    ("ctc_loss", "NaN log-probabilities", lambda: monge.ctc_loss(LP * np.nan, TG, [6, 6], [2, 2]), ValueError, "log_probs: contains NaN"),
+    ("align", "empty padding mask", lambda: monge.align(X[None], Y[None], np.zeros((1, 5), bool)), ValueError, "mask_x: pair 0 has no valid entry"),
+    ("align", "zero embedding (cosine)", lambda: monge.align(np.zeros((1, 2, 2)), Y[None]), ValueError, "X: vector 0 of pair 0 is zero"),
+    ("quadratic_ot", "unknown formulation", lambda: monge.quadratic_ot(A, B, C, 1.0, formulation="primal"), ValueError, "formulation: unknown value"),
+    ("sparse_ot", "k < 1", lambda: monge.sparse_ot(A, B, C, 0, 1.0), ValueError, "k: must be >= 1"),
+    ("sparse_ot", "non-integer k", lambda: monge.sparse_ot(A, B, C, 1.5, 1.0), TypeError, "k: expected a positive integer"),
+    ("sparse_ot", "gamma <= 0", lambda: monge.sparse_ot(A, B, C, 2, -1.0), ValueError, "gamma: must be a positive number"),
+    ("spectr.kseq_rho", "unnormalised distribution", lambda: monge.spectr.kseq_rho(2 * P3, Q3, 2), ValueError, "p: does not sum to 1"),
+    ("spectr.kseq_rho", "negative probability", lambda: monge.spectr.kseq_rho(np.array([1.5, -0.5, 0.0]), Q3, 2), ValueError, "p: probabilities must be non-negative"),
+    ("spectr.kseq_rho", "vocabulary sizes differ", lambda: monge.spectr.kseq_rho(P3[:2], Q3, 2), ValueError, "p, q: vocabulary sizes differ"),
+    ("spectr.kseq_rho", "k < 1", lambda: monge.spectr.kseq_rho(P3, Q3, 0), ValueError, "k: must be >= 1"),
+    ("spectr.kseq_select", "draft token out of range", lambda: monge.spectr.kseq_select(P3, Q3, np.array([5]), seed=0), ValueError, "drafts: token ids must be in"),
+    ("maps.MongeGapMap.fit", "dimensions differ", lambda: monge.maps.MongeGapMap(n_iter=1, verbose=False).fit(X, X3), ValueError, "X, Y: dimensions differ"),
+    ("maps.MongeGapMap", "unknown dtype", lambda: monge.maps.MongeGapMap(n_iter=1, verbose=False, dtype="float16").fit(X, Y), ValueError, "dtype: unknown value"),
+    ("set_num_threads", "non-integer", lambda: monge.set_num_threads(1.5), TypeError, "n: expected an integer"),
+]
+
+
+def _tensor(v):
+    import torch
+
+    return torch.as_tensor(v)
+
+
+def render():
+    lines = ["# Bad input: what each public function says", "",
+             "Generated from `tests/bad_input_catalogue.py` (`python tests/bad_input_catalogue.py > "
+             "docs/errors.md`); `tests/test_bad_input.py` checks every row and that this file is "
+             "up to date. Every message starts with the argument's name.", "",
+             "| function | invalid input | error | message starts with |", "|---|---|---|---|"]
+    for fn, cls, _, exc, pat in CATALOGUE:
+        lines.append(f"| `{fn}` | {cls} | `{exc.__name__}` | `{pat}` |")
+    lines += ["", "Non-convergence is not an error: results carry `converged=False` and a "
+              "`monge.ConvergenceWarning` is raised (Sinkhorn, divergence, Monge gap, emd with "
+              "`max_iter`, sparse/quadratic OT, align)."]
+    return "\n".join(lines) + "\n"
+
+
+if __name__ == "__main__":
+    print(render(), end="")

@@ -1,0 +1,24 @@
+"""Every row of the bad-input catalogue raises the documented error, and docs/errors.md is the
+catalogue's current rendering."""
+import os
+import re
+import sys
+
+import pytest
+
+sys.path.insert(0, os.path.dirname(__file__))
+from bad_input_catalogue import CATALOGUE, render  # noqa: E402
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+@pytest.mark.parametrize("fn,cls,call,exc,pattern", CATALOGUE,
+                         ids=[f"{r[0]}: {r[1]}" for r in CATALOGUE])
+def test_bad_input_gets_a_clear_error(fn, cls, call, exc, pattern):
+    with pytest.raises(exc, match="^" + re.escape(pattern)):
+        call()
+
+
+def test_docs_errors_md_is_up_to_date():
+    with open(os.path.join(ROOT, "docs", "errors.md")) as fh:
+        assert fh.read() == render(), "run: python tests/bad_input_catalogue.py > docs/errors.md"
