@@ -96,3 +96,24 @@ def test_four_python_threads_match_sequential_results():
         t.join()
     for s, r in zip(sequential, results):
         np.testing.assert_array_equal(s, r)
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("scale", [1.0, 1e6])  # costs up to ~2e12 at 1e6
+def test_small_eps_and_huge_costs_stay_finite_or_say_so(dtype, scale):
+    import warnings
+
+    rng = np.random.default_rng(2)
+    x, y = (rng.random((100, 2)) * scale).astype(dtype), (rng.random((100, 2)) * scale).astype(dtype)
+    cmax = float(monge.cost_matrix(x.astype(np.float64), y.astype(np.float64)).max())
+    for rel in (1e-2, 1e-5):
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            r = monge.sinkhorn(x, y, eps=rel * cmax, max_iter=2000)
+            d = monge.sinkhorn_divergence(x, y, eps=rel * cmax, max_iter=2000, grad=True)
+        warned = any(issubclass(w.category, monge.ConvergenceWarning) for w in caught)
+        assert np.isfinite(r.value) and np.isfinite(r.f).all() and np.isfinite(r.g).all()
+        assert np.isfinite(d.value) and np.isfinite(d.grad_x).all()
+        assert warned == (not (r.converged and d.converged))
+    e = monge.emd(None, None, x=x, y=y)
+    assert np.isfinite(e.cost) and e.converged and np.isfinite(e.f).all()
