@@ -10,7 +10,7 @@ CFLAGS_SAN := -std=c11 -O1 -g -fopenmp -fsanitize=address,undefined -fno-sanitiz
 CORE_SRC := $(wildcard csrc/*.c)
 CTESTS   := $(patsubst csrc/tests/%.c,build/ctest/%,$(wildcard csrc/tests/test_*.c))
 
-.PHONY: demo test venv install install-test ctest pytest valgrind bench clean native
+.PHONY: demo test venv install install-test ctest pytest valgrind fuzz fuzz-gcc bench clean native
 
 $(VPY):
 	$(PY) -m venv $(VENV)
@@ -31,6 +31,26 @@ build/ctest/%: csrc/tests/%.c $(CORE_SRC) $(wildcard csrc/*.h csrc/*.inc csrc/te
 	@mkdir -p build/ctest
 	$(CC) $(CFLAGS_SAN) $(CORE_SRC) $< -lm -o $@
 
+# fuzzing every C entry point (csrc/tests/fuzz/fuzz_entry.c, libFuzzer interface).  `make fuzz`
+# uses clang's libFuzzer (coverage-guided) for FUZZ_TIME seconds; `make fuzz-gcc` runs the same
+# target under gcc's ASan + UBSan with a random/mutation driver (no clang needed), and `make test`
+# runs it for a bounded time.
+FUZZ_TIME ?= 300
+FUZZ_SEED ?= 1
+build/fuzz_gcc: csrc/tests/fuzz/fuzz_entry.c csrc/tests/fuzz/driver.c $(CORE_SRC) $(wildcard csrc/*.h)
+	@mkdir -p build
+	$(CC) $(CFLAGS_SAN) $(CORE_SRC) csrc/tests/fuzz/fuzz_entry.c csrc/tests/fuzz/driver.c -lm -o $@
+
+fuzz-gcc: build/fuzz_gcc
+	ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1 build/fuzz_gcc $(FUZZ_TIME) $(FUZZ_SEED)
+
+fuzz:
+	@command -v clang >/dev/null || { echo "make fuzz needs clang (libFuzzer); make fuzz-gcc runs without it"; exit 1; }
+	@mkdir -p build/fuzz-corpus
+	clang -std=c11 -O1 -g -fopenmp -fsanitize=fuzzer,address,undefined -Icsrc $(CORE_SRC) \
+	  csrc/tests/fuzz/fuzz_entry.c -lm -o build/fuzz_clang
+	build/fuzz_clang -max_total_time=$(FUZZ_TIME) build/fuzz-corpus
+
 ctest: $(CTESTS)
 	@for t in $(CTESTS); do echo "== $$t (ASan+UBSan)"; \
 	  ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1 $$t || exit 1; done
@@ -39,6 +59,7 @@ pytest: install-test
 	$(VPY) -m pytest -q tests
 
 test: install-test ctest
+	$(MAKE) --no-print-directory fuzz-gcc FUZZ_TIME=30
 	$(VPY) -m pytest -q tests
 	@if command -v valgrind >/dev/null; then $(MAKE) --no-print-directory valgrind; \
 	  else echo "WARNING: valgrind not installed: the memcheck pass (make valgrind) did not run"; fi

@@ -392,26 +392,32 @@ static void initial_tree(nws *w, const int64_t *ro, const int64_t *co)
     int64_t i = 0, j = 0;
     double ra = w->sup[r], rb = w->sup[c];
     for (;;) {
-        if (ra <= rb && i < n - 1) {
-            w->flow[child] = ra;
+        if (i == n - 1 && j == m - 1) {
+            const double x = ra < rb ? ra : rb;
+            w->flow[child] = x > 0.0 ? x : 0.0;
+            break;
+        }
+        /* the last column takes every remaining row and the last row every remaining column,
+         * whatever the rounding of the residual masses says: every node joins the tree */
+        const int adv_row = i == n - 1 ? 0 : (j == m - 1 ? 1 : ra <= rb);
+        if (adv_row) {
+            const double x = ra < rb ? ra : rb;
+            w->flow[child] = x > 0.0 ? x : 0.0;
             rb -= ra;
             r = (int32_t)ro[++i];
             ra = w->sup[r];
             w->parent[r] = c;
             w->depth[r] = w->depth[c] + 1;
             child = r;
-        } else if (j < m - 1) {
-            double x = ra < rb ? ra : rb;
-            w->flow[child] = x;
+        } else {
+            const double x = ra < rb ? ra : rb;
+            w->flow[child] = x > 0.0 ? x : 0.0;
             ra -= x;
             c = n + (int32_t)co[++j];
             rb = w->sup[c];
             w->parent[c] = r;
             w->depth[c] = w->depth[r] + 1;
             child = c;
-        } else {
-            w->flow[child] = ra < rb ? ra : rb;
-            break;
         }
         w->thread[prev] = child;
         w->rthread[child] = prev;
@@ -421,8 +427,10 @@ static void initial_tree(nws *w, const int64_t *ro, const int64_t *co)
     w->rthread[w->root] = prev;
 }
 
-/* One pivot on entering arc (i, j) with reduced cost rc < 0. */
-static void pivot(nws *w, int32_t i, int32_t j, double rc)
+/* One pivot on entering arc (i, j) with reduced cost rc < 0.  Returns MONGE_OK, or
+ * MONGE_ENONFINITE if no blocking arc was found (only possible when flows stopped being finite
+ * numbers: a defence, the unit-mass solve keeps them in [0, 1]). */
+static int pivot(nws *w, int32_t i, int32_t j, double rc)
 {
     const int32_t n = w->n;
     int32_t *parent = w->parent, *thread = w->thread, *rthread = w->rthread, *depth = w->depth;
@@ -457,6 +465,8 @@ static void pivot(nws *w, int32_t i, int32_t j, double rc)
             out = u;
             on_s = 0;
         }
+
+    if (out < 0) return MONGE_ENONFINITE;
 
     /* augment */
     if (delta > 0.0) {
@@ -521,7 +531,35 @@ static void pivot(nws *w, int32_t i, int32_t j, double rc)
         depth[x] = depth[parent[x]] + 1;
         w->pi[x] += sigma;
     }
+    return MONGE_OK;
 }
+
+#ifdef MONGE_EMD_DEBUG
+#include <stdio.h>
+/* Tree invariants: parents and depths agree, the thread is a preorder visiting every node once. */
+static void check_tree(const nws *w, int64_t it)
+{
+    const int32_t N = w->N;
+    int32_t cnt = 0, u = w->root;
+    do {
+        if (u != w->root && w->depth[u] != w->depth[w->parent[u]] + 1) {
+            fprintf(stderr, "pivot %lld: depth of %d is %d, parent %d has %d\n", (long long)it, u,
+                    w->depth[u], w->parent[u], w->depth[w->parent[u]]);
+            abort();
+        }
+        if (w->rthread[w->thread[u]] != u) {
+            fprintf(stderr, "pivot %lld: rthread broken at %d\n", (long long)it, u);
+            abort();
+        }
+        u = w->thread[u];
+        cnt++;
+    } while (u != w->root && cnt <= N);
+    if (cnt != N) {
+        fprintf(stderr, "pivot %lld: thread visits %d of %d nodes\n", (long long)it, cnt, N);
+        abort();
+    }
+}
+#endif
 
 /* Direction of largest spread of the two clouds (power iteration on the joint covariance). */
 static void principal_axis(const nws *w, double *dir, double *mean, double *tmp)
@@ -595,6 +633,9 @@ static int simplex(nws *w, const monge_emd_params *par, int use_projection, int6
         for (int64_t j = 0; j < m; j++) co[j] = j;
     }
     initial_tree(w, ro, co);
+#ifdef MONGE_EMD_DEBUG
+    check_tree(w, -1);
+#endif
 
     /* a quarter of LEMON's sqrt(#arcs): measured fastest on 2-D clouds of 1000 to 10000 points
      * (benchmarks/emd.py --block) */
@@ -626,7 +667,10 @@ static int simplex(nws *w, const monge_emd_params *par, int use_projection, int6
             st = MONGE_ENOCONV;
             break;
         }
-        pivot(w, bi, bj, rc);
+        if ((st = pivot(w, bi, bj, rc))) break;
+#ifdef MONGE_EMD_DEBUG
+        check_tree(w, it);
+#endif
         it++;
         if (++since_recompute >= w->N) {
             compute_potentials(w);
@@ -726,6 +770,11 @@ int monge_emd(const monge_geometry *geom, const double *a, const double *b,
     double ma, mb;
     if ((st = side_weights(n0, a, wa, &ma)) || (st = side_weights(m0, b, wb, &mb))) goto out;
     if ((st = reconcile(m0, ma, wb, mb, par->mass_rtol))) goto out;
+    /* solve with unit mass: flows stay in [0, 1] whatever the weights' scale (masses near the
+     * double range would otherwise overflow inside the pivots); plan, cost and dual value are
+     * scaled back at the end, the potentials do not depend on the mass */
+    for (int64_t i = 0; i < n0; i++) wa[i] /= ma;
+    for (int64_t j = 0; j < m0; j++) wb[j] /= ma;
     int32_t n = 0, m = 0;
     for (int64_t i = 0; i < n0; i++)
         if (wa[i] > 0.0) {
@@ -899,7 +948,7 @@ int monge_emd(const monge_geometry *geom, const double *a, const double *b,
     }
     int64_t it = 0;
     int sst = simplex(&w, par, use_proj, &it);
-    if (sst == MONGE_ENOMEM || sst == MONGE_EINVAL) {
+    if (sst == MONGE_ENOMEM || sst == MONGE_EINVAL || sst == MONGE_ENONFINITE) {
         st = sst;
         goto out;
     }
@@ -915,7 +964,7 @@ int monge_emd(const monge_geometry *geom, const double *a, const double *b,
         int32_t i = u < n ? u : p, j = u < n ? p - n : u - n;
         rows[nnz] = ar[i];
         cols[nnz] = ac[j];
-        vals[nnz] = w.flow[u];
+        vals[nnz] = w.flow[u] * ma;
         double term = w.flow[u] * (arc_cost(&w, i, j) / w.scale) - comp; /* Kahan */
         double tsum = cost + term;
         comp = (tsum - cost) - term;
@@ -940,7 +989,7 @@ int monge_emd(const monge_geometry *geom, const double *a, const double *b,
         sg += wb[ac[j]] * gfull[ac[j]];
     }
     /* gauge <a, f> = <b, g> */
-    const double shift = (sf - sg) / (2.0 * ma);
+    const double shift = (sf - sg) / 2.0; /* unit mass */
     for (int32_t i = 0; i < n; i++) ffull[ar[i]] -= shift;
     for (int32_t j = 0; j < m; j++) gfull[ac[j]] += shift;
     /* zero-weight rows, then zero-weight columns: c-transforms */
@@ -967,8 +1016,14 @@ int monge_emd(const monge_geometry *geom, const double *a, const double *b,
     double dual = 0.0;
     for (int64_t i = 0; i < n0; i++) dual += wa[i] * ffull[i];
     for (int64_t j = 0; j < m0; j++) dual += wb[j] * gfull[j];
+    dual *= ma;
+    cost *= ma;
     if (f) memcpy(f, ffull, sizeof(double) * (size_t)n0);
     if (g) memcpy(g, gfull, sizeof(double) * (size_t)m0);
+    if (!isfinite(cost) || !isfinite(dual)) { /* finite costs whose total overflows */
+        st = MONGE_ENONFINITE;
+        goto out;
+    }
     info->cost = cost;
     info->dual = dual;
     info->n_iter = it;
@@ -1116,6 +1171,10 @@ int monge_emd_1d(int64_t n, int64_t m, const double *x, const double *y, const d
     argsort(m, y, iy, ku, tu, ti);
     walk_out o = {rows, cols, vals, 0, 0.0, p, x, y, NULL};
     walk(n, m, ix, iy, wa, wb, &o);
+    if (!isfinite(o.cost)) { /* finite inputs whose |x - y|^p overflows the double range */
+        st = MONGE_ENONFINITE;
+        goto out;
+    }
     if (rows && (st = sort_triplets(o.nnz, m, rows, cols, vals))) goto out;
     if (nnz) *nnz = o.nnz;
     *cost = o.cost;
@@ -1166,6 +1225,7 @@ int monge_sliced(int64_t n, int64_t m, int64_t d, const double *x, const double 
     if ((st = side_weights(n, a, wa, &ma)) || (st = side_weights(m, b, wb, &mb))) goto out;
     if ((st = reconcile(m, ma, wb, mb, mass_rtol))) goto out;
     if (grad) memset(grad, 0, sizeof(double) * (size_t)(n * d));
+    int overflow = 0; /* a projected cost overflowed (finite but huge points or directions) */
     for (int64_t l0 = 0; l0 < P; l0 += chunk) {
         const int64_t l1 = l0 + chunk < P ? l0 + chunk : P;
         MONGE_PRAGMA(omp parallel num_threads(nt) if (l1 - l0 > 1))
@@ -1200,7 +1260,12 @@ int monge_sliced(int64_t n, int64_t m, int64_t d, const double *x, const double 
                 walk_out o = {NULL, NULL, NULL, 0, 0.0, p, px, py, gx};
                 walk(n, m, ix, iy, wa, wb, &o);
                 w[l] = o.cost;
+                if (!isfinite(o.cost)) overflow = 1;
             }
+        }
+        if (overflow) {
+            st = MONGE_ENONFINITE;
+            goto out;
         }
         if (grad) {
             const double inv = 1.0 / (double)P;

@@ -42,6 +42,15 @@ static double mass_of(const double *w, int64_t len)
     return s;
 }
 
+/* 1 when every entry is finite (NULL: nothing to check). */
+static int finite_all(const double *v, int64_t len)
+{
+    if (!v) return 1;
+    for (int64_t i = 0; i < len; i++)
+        if (!isfinite(v[i])) return 0;
+    return 1;
+}
+
 int monge_sinkhorn_divergence(const monge_problem *pb, const monge_divergence_params *par,
                               double *grad_x, double *grad_y, double *grad_a, double *grad_b,
                               monge_divergence_info *info)
@@ -189,6 +198,12 @@ int monge_sinkhorn_divergence(const monge_problem *pb, const monge_divergence_pa
             grad_b[j] = isinf(pb->tau_b)
                             ? gg[j] - q[j]
                             : (pb->tau_b + eps) * (exp(-q[j] / pb->tau_b) - exp(-gg[j] / pb->tau_b));
+    if (!isfinite(info->value) || !finite_all(grad_x, n * d) ||
+        !finite_all(do_b ? grad_y : NULL, m * d) || !finite_all(grad_a, n) ||
+        !finite_all(do_b ? grad_b : NULL, m)) {
+        st = MONGE_ENONFINITE; /* finite inputs whose costs overflow the double range */
+        goto done;
+    }
     st = info->converged ? MONGE_OK : MONGE_ENOCONV;
 done:
     monge_geom_release(wab);
@@ -345,6 +360,12 @@ int monge_monge_gap(const monge_geometry *geom, const monge_gap_params *par, dou
         st = monge_geom_grad(w, 1, eps, h, u, grad_t, nth);
         if (st) goto done;
         for (int64_t i = 0; i < n * d; i++) grad_t[i] = pg[i] / (double)n - grad_t[i];
+    }
+    /* finite inputs can still overflow (costs beyond the double range): say so, never return an
+     * infinite or NaN value as a result */
+    if (!isfinite(info->value) || !finite_all(grad_t, n * d) || !finite_all(grad_x, n * d)) {
+        st = MONGE_ENONFINITE;
+        goto done;
     }
     st = info->converged ? MONGE_OK : MONGE_ENOCONV;
 done:
