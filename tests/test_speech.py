@@ -63,11 +63,28 @@ def test_padding_carries_no_mass_and_no_gradient():
 
 
 def test_gradcheck_against_finite_differences():
-    s, t, Ls, Lt = _batch(2)
+    g = torch.Generator().manual_seed(2)
+    s = torch.randn(2, 5, 2, generator=g, dtype=torch.float64, requires_grad=True)
+    t = torch.randn(2, 3, 2, generator=g, dtype=torch.float64, requires_grad=True)
+    f = lambda u, v: ot_alignment_loss(u, v, [5, 3], [2, 3], eps=0.7, position_weight=1.5,  # noqa
+                                       tol=1e-13)
+    assert torch.autograd.gradcheck(f, (s, t), eps=1e-6, atol=1e-6, rtol=1e-4)
+
+
+def test_directional_derivatives_on_a_padded_batch():
+    s, t, Ls, Lt = _batch(4)
     s.requires_grad_(True)
     t.requires_grad_(True)
-    f = lambda u, v: ot_alignment_loss(u, v, Ls, Lt, eps=0.7, position_weight=1.5, tol=1e-13)  # noqa
-    assert torch.autograd.gradcheck(f, (s, t), eps=1e-6, atol=1e-6, rtol=1e-4)
+    f = lambda u, v: ot_alignment_loss(u, v, Ls, Lt, eps=0.5, tol=1e-13, reduction="sum")  # noqa
+    f(s, t).backward()
+    g = torch.Generator().manual_seed(5)
+    h = 1e-5
+    for _ in range(3):
+        ds_, dt_ = torch.randn(s.shape, generator=g, dtype=s.dtype), torch.randn(t.shape, generator=g, dtype=t.dtype)
+        with torch.no_grad():
+            fd = (f(s + h * ds_, t + h * dt_) - f(s - h * ds_, t - h * dt_)) / (2 * h)
+        an = (s.grad * ds_).sum() + (t.grad * dt_).sum()
+        assert abs(float(fd) - float(an)) < 1e-5 * max(1.0, abs(float(an)))
 
 
 def test_position_weight_favours_monotone_alignment():

@@ -12,7 +12,7 @@ from monge.experiments import speech_ctc_ot as E
 
 @pytest.fixture(scope="module")
 def corpus():
-    return ds.synthetic_corpus(120, seed=0, cache_dir=None)
+    return ds.synthetic_corpus(100, seed=0, cache_dir=None)
 
 
 def test_vocab_and_encoder_lengths():
@@ -28,7 +28,7 @@ def test_vocab_and_encoder_lengths():
 
 
 def test_run_quick(corpus):
-    s = replace(E.quick_settings(), variants=("ctc", "ctc+ot"), n_test_speakers=2, pre_steps=60,
+    s = replace(E.quick_settings(), variants=("ctc", "ctc+ot"), n_test_speakers=2, pre_steps=50,
                 ot_weight=1.0)
     res = E.run(corpus, s)
     assert set(res["summary"]) == {"ctc", "ctc+ot"} and len(res["rows"]) == 2

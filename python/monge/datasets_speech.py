@@ -36,7 +36,8 @@ import numpy as np
 __all__ = ["read_wav", "write_wav", "log_mel", "mel_filterbank", "trim_silence", "Corpus",
            "fsdd_recordings", "digit_sequence_corpus", "DIGITS_EN", "DIGITS_DE", "translate_digits",
            "grammar_sentences", "translate_en_fr", "synthetic_corpus", "tts_available", "synthesize",
-           "SPEAKERS_TTS", "ManifestEntry", "load_manifest", "manifest_corpus", "default_cache_dir"]
+           "SPEAKERS_TTS", "ManifestEntry", "load_manifest", "manifest_corpus", "default_cache_dir",
+           "split_speakers"]
 
 
 def default_cache_dir():
@@ -46,11 +47,13 @@ def default_cache_dir():
 
 
 def _rng(seed, name="seed"):
+    """A Generator from an int >= 0 or a Generator (used as is)."""
     if isinstance(seed, np.random.Generator):
         return seed
-    if isinstance(seed, bool) or not isinstance(seed, numbers.Integral) or seed < 0:
-        raise (TypeError if not isinstance(seed, numbers.Integral) or isinstance(seed, bool)
-               else ValueError)(f"{name}: expected an int >= 0 or a numpy Generator, got {seed!r}")
+    if isinstance(seed, bool) or not isinstance(seed, numbers.Integral):
+        raise TypeError(f"{name}: expected an int or a numpy.random.Generator, got {type(seed).__name__}")
+    if seed < 0:
+        raise ValueError(f"{name}: must be >= 0, got {seed}")
     return np.random.default_rng(int(seed))
 
 

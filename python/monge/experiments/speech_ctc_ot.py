@@ -83,8 +83,8 @@ class Settings:
 
 
 def quick_settings(**kw):
-    s = Settings(d_model=32, d_ff=64, speech_layers=1, text_layers=1, mt_steps=60, pre_steps=40,
-                 ft_steps=20, n_utterances=160, seeds=(0,), batch=16)
+    s = Settings(d_model=32, d_ff=64, speech_layers=1, text_layers=1, mt_steps=50, pre_steps=30,
+                 ft_steps=15, n_utterances=100, seeds=(0,), batch=16)
     return replace(s, **kw)
 
 
