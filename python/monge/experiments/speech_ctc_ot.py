@@ -533,6 +533,7 @@ def main(argv=None):
     ap.add_argument("--ot-weight", type=float, default=None)
     ap.add_argument("--pos-weight", type=float, default=None)
     ap.add_argument("--ot-eps", type=float, default=None)
+    ap.add_argument("--mt-steps", type=int, default=None)
     ap.add_argument("--pre-steps", type=int, default=None)
     ap.add_argument("--ft-steps", type=int, default=None)
     ap.add_argument("--cache-dir", default=str(ds.default_cache_dir()))
@@ -544,7 +545,8 @@ def main(argv=None):
     s = replace(s, seeds=tuple(range(1 if args.quick else args.seeds)))
     for name, attr in (("utterances", "n_utterances"), ("ot_weight", "ot_weight"),
                        ("pos_weight", "pos_weight"), ("ot_eps", "ot_eps"),
-                       ("pre_steps", "pre_steps"), ("ft_steps", "ft_steps")):
+                       ("mt_steps", "mt_steps"), ("pre_steps", "pre_steps"),
+                       ("ft_steps", "ft_steps")):
         if getattr(args, name) is not None:
             s = replace(s, **{attr: getattr(args, name)})
     if args.variants:
