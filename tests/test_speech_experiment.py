@@ -1,0 +1,44 @@
+"""The CTC + OT pre-training experiment end to end at a seconds scale, on a corpus synthesised here."""
+import math
+from dataclasses import replace
+
+import numpy as np
+import pytest
+import torch
+
+from monge import datasets_speech as ds
+from monge.experiments import speech_ctc_ot as E
+
+
+@pytest.fixture(scope="module")
+def corpus():
+    return ds.synthetic_corpus(100, seed=0, cache_dir=None)
+
+
+def test_vocab_and_encoder_lengths():
+    v = E.Vocab(["drei eins", "null"], words=True)
+    assert v.decode(v.encode("eins null drei") + [2, 5]) == "eins null drei"
+    c = E.Vocab(["abc"], words=False)
+    assert c.decode(c.encode("cab")) == "cab" and c.encode("z") == [3]
+    enc = E.SpeechEncoder(E.quick_settings()).eval()
+    x = torch.randn(3, 37, 80)
+    L = torch.tensor([37, 20, 9])
+    h, Lo = enc(x, L)
+    assert h.shape[1] == int(Lo.max()) == math.ceil(37 / 4) and Lo.tolist() == [10, 5, 3]
+
+
+def test_run_quick(corpus):
+    s = replace(E.quick_settings(), variants=("ctc", "ctc+ot"), n_test_speakers=2, pre_steps=50,
+                ot_weight=1.0)
+    res = E.run(corpus, s)
+    assert set(res["summary"]) == {"ctc", "ctc+ot"} and len(res["rows"]) == 2
+    for r in res["rows"]:
+        assert math.isfinite(r["divergence"]) and r["divergence"] > 0
+        assert 0 <= r["retrieval"] <= 1 and 0 <= r["bleu"] <= 100
+    div = {r["variant"]: r["divergence"] for r in res["rows"]}
+    # the OT term pulls the speech encodings toward the text encodings of the same sentences
+    assert div["ctc+ot"] < 0.7 * div["ctc"]
+    assert not set(res["info"]["train_speakers"]) & set(res["info"]["test_speakers"])
+    assert "ctc+ot" in E.format_table(res)
+    with pytest.raises(ValueError, match="variants"):
+        E.run(corpus, replace(s, variants=("ctc", "mystery")))
