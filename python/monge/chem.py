@@ -77,7 +77,11 @@ def _atom_features(atom):
 
 def _as_mol(mol, name="mol"):
     if isinstance(mol, str):
-        m = Chem.MolFromSmiles(mol)
+        RDLogger.DisableLog("rdApp.*")   # RDKit's parse warnings go to stderr; errors are raised here
+        try:
+            m = Chem.MolFromSmiles(mol)
+        finally:
+            RDLogger.EnableLog("rdApp.*")
         if m is None:
             raise ValueError(f"{name}: invalid SMILES {mol!r}")
         return m

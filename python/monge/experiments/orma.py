@@ -47,7 +47,7 @@ CONFIGS = {
     "+token-atom": dict(text="minilm", w_token_atom=1.0, w_motif=0.0, method="ipot"),
     "full (IPOT)": dict(text="minilm", w_token_atom=1.0, w_motif=1.0, method="ipot"),
     "full (Sinkhorn)": dict(text="minilm", w_token_atom=1.0, w_motif=1.0, method="sinkhorn"),
-    "full (IPOT), scratch text": dict(text="scratch", w_token_atom=1.0, w_motif=1.0, method="ipot"),
+    "full (IPOT) / scratch text": dict(text="scratch", w_token_atom=1.0, w_motif=1.0, method="ipot"),
 }
 
 
@@ -162,12 +162,12 @@ class RunConfig:
     w_token_atom: float = 0.0
     w_motif: float = 0.0
     method: str = "ipot"          # OT for the multi-token–motif scale: 'ipot' or 'sinkhorn'
-    dim: int = 128                # shared embedding size
-    hidden: int = 256             # text head / scratch Transformer / GNN width
+    dim: int = 64                 # shared embedding size
+    hidden: int = 128             # text head / scratch Transformer / GNN width
     gnn_layers: int = 3
-    steps: int = 300
+    steps: int = 180
     batch_size: int = 32
-    lr: float = 1e-3
+    lr: float = 2e-3
     weight_decay: float = 1e-4
     seed: int = 0
 
@@ -414,7 +414,7 @@ def main(argv=None):
     prep = prepare(a.data, quick=a.quick, n_test=n_test, split_seed=a.split_seed,
                    max_len=a.max_len, max_atoms=a.max_atoms, cache_dir=a.cache_dir,
                    n_generated=a.n_pairs)
-    base = RunConfig(steps=a.steps or (20 if a.quick else 300),
+    base = RunConfig(steps=a.steps or (20 if a.quick else RunConfig.steps),
                      batch_size=a.batch_size or (16 if a.quick else 32))
     if a.quick:
         base = replace(base, hidden=64, dim=32, gnn_layers=2)
