@@ -119,6 +119,9 @@ def test_threads_and_nonconvergence():
     with pytest.warns(monge.ConvergenceWarning, match="align: Sinkhorn did not converge"):
         r = monge.align(X, Y, mx, my, eps=1e-3, tol=1e-12, max_iter=3)
     assert not r.converged
+    with pytest.warns(monge.ConvergenceWarning, match="after 3 iterations"):  # the torch route too
+        mt.align(torch.tensor(X), torch.tensor(Y), torch.tensor(mx), torch.tensor(my), eps=1e-3,
+                 tol=1e-12, max_iter=3)
 
 
 def test_bad_input():

@@ -95,6 +95,16 @@ def options(method, eps, tol, max_iter, beta, outer, inner):
                 outer=integer("outer", outer, 1), inner=integer("inner", inner, 1))
 
 
+def warn_unconverged(r, opts, stacklevel):
+    """A ConvergenceWarning naming the first Sinkhorn pair that stopped at max_iter."""
+    if r["unconverged"]:
+        k = int(np.argmax(r["error"] > opts["tol"]))
+        warnings.warn(f"align: Sinkhorn did not converge for pair {k} (marginal error "
+                      f"{r['error'][k]:.3g} > tol {opts['tol']:.3g} after {opts['max_iter']} "
+                      "iterations); raise max_iter or eps", ConvergenceWarning,
+                      stacklevel=stacklevel)
+
+
 def align(X, Y, mask_x=None, mask_y=None, *, method="sinkhorn", eps=0.1, tol=1e-6, max_iter=1000,
           beta=0.5, outer=50, inner=1, grad=False, nthreads=None):
     """Align token embeddings X (B, n, d) with Y (B, m, d) (or single pairs (n, d), (m, d)).
@@ -110,11 +120,7 @@ def align(X, Y, mask_x=None, mask_y=None, *, method="sinkhorn", eps=0.1, tol=1e-
     w = np.ones(X.shape[0]) if (gx or gy) else None
     r = _core.align(X, Y, mx, my, weight=w, plan=True, grad_x=gx, grad_y=gy, nthreads=nthreads,
                     **opts)
-    if r["unconverged"]:
-        k = int(np.argmax(r["error"] > opts["tol"]))
-        warnings.warn(f"align: Sinkhorn did not converge for pair {k} (marginal error "
-                      f"{r['error'][k]:.3g} > tol {opts['tol']:.3g} after {max_iter} iterations); "
-                      "raise max_iter or eps", ConvergenceWarning, stacklevel=2)
+    warn_unconverged(r, opts, stacklevel=3)
     sq = (lambda v: None if v is None else v[0]) if single else (lambda v: v)  # noqa: E731
     dist = float(r["dist"][0]) if single else r["dist"]
     return AlignResult(dist, sq(r["plan"]), sq(r["grad_x"]), sq(r["grad_y"]), r["error"],

@@ -25,6 +25,7 @@ import numpy as np
 from . import _core
 from .align import options as _align_options
 from .align import prepare as _align_prepare
+from .align import warn_unconverged as _align_warn
 from .ctc import prepare as _ctc_prepare
 from .losses import monge_gap as _np_monge_gap
 from .losses import sinkhorn_divergence as _np_divergence
@@ -213,6 +214,7 @@ class _Align(torch.autograd.Function):
         need = ctx.needs_input_grad
         r = _core.align(_np(X, "X"), _np(Y, "Y"), mx, my, weight=np.ones(X.shape[0]), plan=True,
                         grad_x=bool(need[0]), grad_y=bool(need[1]), **opts)
+        _align_warn(r, opts, stacklevel=4)
         gx, gy = _back(r["grad_x"], X), _back(r["grad_y"], Y)
         ctx.which = [g is not None for g in (gx, gy)]
         ctx.save_for_backward(*(g for g in (gx, gy) if g is not None))
