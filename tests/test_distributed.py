@@ -105,9 +105,10 @@ def _kill_when_busy(client, report):
     pids = client.run(os.getpid)
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
-        busy = [w for w, keys in client.processing().items() if keys]
+        proc = client.processing()  # one snapshot: a second call may already see the tasks done
+        busy = [w for w, keys in proc.items() if keys]
         if busy:
-            report["in_flight"] = len(client.processing()[busy[0]])
+            report["in_flight"] = len(proc[busy[0]])
             os.kill(pids[busy[0]], signal.SIGKILL)
             report["killed"] = busy[0]
             report["t"] = time.monotonic()
@@ -117,7 +118,7 @@ def _kill_when_busy(client, report):
 
 def test_worker_killed_mid_run(client):
     rng = np.random.default_rng(11)
-    clouds = [rng.random((120, 2)) for _ in range(28)]
+    clouds = [rng.random((200, 2)) for _ in range(28)]
     ref = serial(clouds, "emd")
     before = set(client.run(os.getpid).values())
     report = {}
