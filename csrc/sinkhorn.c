@@ -354,10 +354,12 @@ static int run(const monge_problem *pb, const monge_sinkhorn_params *par, double
     if (isinf(pb->tau_a) && isinf(pb->tau_b)) {
         /* balanced potentials are defined up to (f + c, g - c): return the gauge <a,f> = <b,g>,
            so that results do not depend on the path (schedule, geometry, warm start) */
-        double sa = 0, sb = 0;
-        for (int64_t i = 0; i < n; i++) sa += s.a[i] * f[i];
-        for (int64_t j = 0; j < m; j++) sb += s.b[j] * g[j];
-        const double c = (sa - sb) / (s.ma + s.mb);
+        /* with normalised weights, so that potentials near the double range do not overflow
+           the sums (found by libFuzzer: costs of 1.7e308) */
+        double fa = 0, gb = 0;
+        for (int64_t i = 0; i < n; i++) fa += (s.a[i] / s.ma) * f[i];
+        for (int64_t j = 0; j < m; j++) gb += (s.b[j] / s.mb) * g[j];
+        const double wa = s.ma / (s.ma + s.mb), c = wa * fa - (1.0 - wa) * gb;
         for (int64_t i = 0; i < n; i++) f[i] -= c;
         for (int64_t j = 0; j < m; j++) g[j] += c;
     }
@@ -395,6 +397,13 @@ done:
             info->cost = cost;
             info->value = dual;
         }
+    }
+    if (st == MONGE_OK) {
+        /* never report success with values that overflowed on the way out */
+        int finite = !par->compute_cost || (isfinite(info->value) && isfinite(info->cost));
+        for (int64_t i = 0; i < n && finite; i++) finite = isfinite(f[i]);
+        for (int64_t j = 0; j < m && finite; j++) finite = isfinite(g[j]);
+        if (!finite) st = MONGE_ENONFINITE;
     }
     if (st == MONGE_OK && !info->converged) st = MONGE_ENOCONV;
     sk_free(&s);
@@ -515,6 +524,7 @@ int monge_sinkhorn_symmetric(const monge_problem *pb, const monge_sinkhorn_param
             info->mass = mass;
             info->cost = cost;
             info->value = dual - eps * (mass - s.ma * s.ma);
+            if (!st && !(isfinite(info->value) && isfinite(info->cost))) st = MONGE_ENONFINITE;
         }
     }
     if (!st && !converged) st = MONGE_ENOCONV;

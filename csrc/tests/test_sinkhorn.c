@@ -276,6 +276,32 @@ static void test_errors(void)
     CHECK(monge_geom_prepare(&cg, 1, &w) == MONGE_EINVAL && w == NULL, "zero cosine vector accepted");
 }
 
+/* found by libFuzzer: costs near the double range with a huge eps gave finite iterates, then the
+ * gauge sum and the value overflowed while the status said OK.  Now: finite potentials and either
+ * a finite value or MONGE_ENONFINITE, never OK with inf. */
+static void test_overflow_on_exit(void)
+{
+    double x[4] = {1e12, 1e12, 1.7e308, 0}, y[4] = {0, 1e12, 1e12, 1e12};
+    double a[4] = {4, 4, 4, 4}, b[4] = {4, 4, 4, 4}, f[4], g[4];
+    monge_geometry geo = {4, 4, MONGE_F64, NULL, x, y, 1, MONGE_COST_PNORM, 1.0, 0.0};
+    monge_problem pb = {&geo, a, b, INFINITY, INFINITY};
+    monge_sinkhorn_params par;
+    monge_sinkhorn_params_init(&par);
+    par.eps = 1e300;
+    par.eps_scaling = 0;
+    par.max_iter = 13;
+    monge_sinkhorn_info info;
+    int st = monge_sinkhorn(&pb, &par, f, g, &info);
+    CHECK(st == MONGE_ENONFINITE, "overflowing value: status %d (value %g)", st, info.value);
+    int fin = 1;
+    for (int k = 0; k < 4; k++) fin &= isfinite(f[k]) && isfinite(g[k]);
+    CHECK(fin, "the gauge shift overflowed the potentials");
+    /* the same cloud without the 1.7e308 point solves normally */
+    x[2] = 1e12;
+    st = monge_sinkhorn(&pb, &par, f, g, &info);
+    CHECK(st == MONGE_OK && isfinite(info.value), "rescaled problem: status %d value %g", st, info.value);
+}
+
 int main(void)
 {
     rng_seed(88172645463325252ull);
@@ -283,5 +309,6 @@ int main(void)
     test_float32_and_batch();
     test_unbalanced();
     test_errors();
+    test_overflow_on_exit();
     return REPORT();
 }
