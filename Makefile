@@ -10,7 +10,7 @@ CFLAGS_SAN := -std=c11 -O1 -g -fopenmp -fsanitize=address,undefined -fno-sanitiz
 CORE_SRC := $(wildcard csrc/*.c)
 CTESTS   := $(patsubst csrc/tests/%.c,build/ctest/%,$(wildcard csrc/tests/test_*.c))
 
-.PHONY: demo test venv install install-test ctest pytest valgrind fuzz fuzz-gcc fuzz-seed bench clean native
+.PHONY: demo test venv install install-test ctest pytest valgrind fuzz fuzz-gcc fuzz-seed leak-check bench clean native
 
 $(VPY):
 	$(PY) -m venv $(VENV)
@@ -80,8 +80,13 @@ test: install-test ctest
 	@if command -v clang >/dev/null; then $(MAKE) --no-print-directory fuzz FUZZ_TIME=60; \
 	  else echo "WARNING: clang not installed: the coverage-guided libFuzzer pass (make fuzz) did not run"; fi
 	$(VPY) -m pytest -q tests
+	$(VPY) tests/leak_check.py
 	@if command -v valgrind >/dev/null; then $(MAKE) --no-print-directory valgrind; \
 	  else echo "WARNING: valgrind not installed: the memcheck pass (make valgrind) did not run"; fi
+
+# RSS flat over 10^5 calls of every public function and every raising catalogue call
+leak-check: install-test
+	$(VPY) tests/leak_check.py
 
 # the extension under valgrind memcheck: fails on any error or definite leak in monge's code
 valgrind: install-test

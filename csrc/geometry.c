@@ -199,6 +199,17 @@ int monge_geom_dense_plan(const monge_geom_work *w, double eps, const double *u,
     return MONGE_OK;
 }
 
+int monge_geom_kernel_f32(const monge_geom_work *w, double eps, const double *u, const double *h,
+                          float *K, double *maxv, int nthreads)
+{
+    if (!w || !u || !h || !K || !maxv || !(eps > 0)) return MONGE_EINVAL;
+    const int nth = clamp_threads(w, nthreads);
+    load_h(w, h, w->g.m);
+    if (w->g.dtype == MONGE_F32) kernel_f32_f32(w, eps, u, (const float *)w->hbuf, K, maxv, nth);
+    else kernel_f32_f64(w, eps, u, (const double *)w->hbuf, K, maxv, nth);
+    return MONGE_OK;
+}
+
 int monge_geom_cost_matrix(const monge_geom_work *w, void *C, int nthreads)
 {
     if (!w || !C) return MONGE_EINVAL;

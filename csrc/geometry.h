@@ -91,6 +91,12 @@ int monge_geom_cost_stats(const monge_geom_work *w, double *mean, double *std, i
 int monge_geom_dense_plan(const monge_geom_work *w, double eps, const double *u, const double *h,
                           void *P, int nthreads);
 
+/* K[i*m + j] = exp((u_i + h_j - C_ij) / eps) stored as float whatever the geometry's dtype
+ * (computed in it); *maxv = the largest entry (inf when one overflowed float).  The cache of the
+ * kernel-domain Sinkhorn. */
+int monge_geom_kernel_f32(const monge_geom_work *w, double eps, const double *u, const double *h,
+                          float *K, double *maxv, int nthreads);
+
 /* The cost matrix C[i*m + j], written in the geometry's dtype. */
 int monge_geom_cost_matrix(const monge_geom_work *w, void *C, int nthreads);
 

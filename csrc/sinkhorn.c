@@ -20,6 +20,7 @@ void monge_sinkhorn_params_init(monge_sinkhorn_params *par)
     par->warm_start = 0;
     par->compute_cost = 1;
     par->nthreads = 0;
+    par->kernel = 1;
 }
 
 static int check_params(const monge_sinkhorn_params *p)
@@ -30,6 +31,7 @@ static int check_params(const monge_sinkhorn_params *p)
     if (p->eps_scaling && !(p->scaling_factor > 0 && p->scaling_factor < 1)) return MONGE_EINVAL;
     if (!(p->overrelax == 0 || (p->overrelax > 0 && p->overrelax < 2))) return MONGE_EINVAL;
     if (!(p->stage_tol >= 0)) return MONGE_EINVAL;
+    if (p->kernel < 0 || p->kernel > 2) return MONGE_EINVAL;
     return MONGE_OK;
 }
 
@@ -213,6 +215,298 @@ static int first_eps(const monge_sinkhorn_params *par, const monge_geom_work *gw
     return MONGE_OK;
 }
 
+/* ------------------------------------------------------------------ kernel-domain fast path
+ *
+ * At an eps where exp(-C/eps) does not underflow where it matters, a Sinkhorn iteration can read a
+ * cached kernel instead of recomputing one exp per entry.  The cache is stabilised (Schmitzer
+ * 2019): K_ij = a_i b_j exp((F_i + G_j - C_ij)/eps), the plan at absorbed potentials (F, G), so
+ * every entry is at most the row mass after the first half-step and nothing overflows; the
+ * iteration moves log-scalings lu, lv with P = diag(e^lu) K diag(e^lv) and absorbs them into
+ * (F, G) with one rebuild when they exceed KER_ABSORB (then the entries that float flushed to zero,
+ * below e^-87 of the row mass, stay below e^-27 of it).
+ *
+ * K is stored in float whatever the problem's dtype: the iteration is bound by memory bandwidth,
+ * and one fused pass per iteration (a row's sum gives its new scaling, and the same row, still in
+ * cache, is added into the column sums) reads K once instead of twice.  Sums are in double.  The
+ * float kernel perturbs the problem by ~1e-7 relative, so the fast path stops at
+ * max(tol, KER_FLOOR x mass) measured on it, and the caller verifies (and finishes) in the log
+ * domain in double: the returned potentials meet tol in exact arithmetic, as without the cache.
+ * Column sums are reduced over KER_BLOCKS fixed row blocks in a fixed order: results do not depend
+ * on the thread count.  It gives way to the log domain (returning the potentials it reached) when
+ * absorptions come too often (eps too small for it), when the error stalls at the float floor, on
+ * a blow-up, or when the cache cannot be allocated. */
+#define KER_BLOCKS 32
+#define KER_ABSORB 30.0
+#define KER_FLOOR 1e-6
+#define KER_STALL 40
+#define KER_SMALL ((int64_t)1 << 21)
+
+typedef struct {
+    int64_t n, m;
+    float *K;
+    double *lu, *lv, *ev, *eu, *colpart, *lub, *lvb, *lup, *lvp;
+    double blk_eb[KER_BLOCKS], blk_ea[KER_BLOCKS];
+} ker_work;
+
+static void ker_free(ker_work *k)
+{
+    free(k->K);
+    free(k->lu);
+    free(k->lv);
+    free(k->ev);
+    free(k->eu);
+    free(k->colpart);
+    free(k->lub);
+    free(k->lvb);
+    free(k->lup);
+    free(k->lvp);
+}
+
+/* Rebuild K at potentials (f, g): K_ij = a_i b_j exp((f_i + g_j - C_ij)/eps). */
+static int ker_build(const monge_geom_work *gw, sk_work *s, ker_work *k, double eps, const double *f,
+                     const double *g, int nth)
+{
+    for (int64_t i = 0; i < k->n; i++) s->hint[i] = f[i] + eps * s->la[i];
+    for (int64_t j = 0; j < k->m; j++) s->h[j] = g[j] + eps * s->lb[j];
+    double mx;
+    int st = monge_geom_kernel_f32(gw, eps, s->hint, s->h, k->K, &mx, nth);
+    if (st) return st;
+    return mx < 1e30 ? MONGE_OK : MONGE_ENONFINITE; /* not balanced enough for float: give way */
+}
+
+/* One half-step on the scalings of one side from its sums S (row sums of diag(e^lu) K diag(e^lv)
+ * without the e^lu factor).  pot: the absorbed potentials of the side; w: its weights.
+ * Updates lu in place and writes e^lu into eu (0 for zero weights); returns the errors before and
+ * after as in half_step. */
+static int ker_update(const double *S, const double *w, const double *pot, double *lu, double *eu,
+                      int64_t len, double eps, double tau, double omega, double *err_before,
+                      double *err_after)
+{
+    const double lam = isinf(tau) ? 1.0 : tau / (tau + eps);
+    double eb = 0, ea = 0;
+    for (int64_t i = 0; i < len; i++) {
+        if (!(w[i] > 0)) {
+            eu[i] = 0.0;
+            continue;
+        }
+        const double old = pot[i] + eps * lu[i];          /* the potential f_i */
+        const double ratio = exp(lu[i]) * S[i] / w[i];     /* (P 1)_i / w_i */
+        if (!(ratio > 0) || !isfinite(ratio)) return MONGE_ENONFINITE;
+        const double sink = lam * (old - eps * log(ratio));
+        const double upd = old + omega * (sink - old);
+        const double tgt = isinf(tau) ? 1.0 : exp(-old / tau);
+        eb += w[i] * fabs(ratio - tgt);
+        const double ratio2 = ratio * exp((upd - old) / eps);
+        const double tgt2 = isinf(tau) ? 1.0 : exp(-upd / tau);
+        ea += w[i] * fabs(ratio2 - tgt2);
+        lu[i] = (upd - pot[i]) / eps;
+        eu[i] = exp(lu[i]);
+    }
+    *err_before = eb;
+    *err_after = ea;
+    return MONGE_OK;
+}
+
+/* The fused pass: S_i = sum_j K_ij ev_j for every row, the row update from it, and the column sums
+ * T_j = sum_i K_ij eu_i with the new eu, accumulated per fixed row block. */
+MONGE_HOT static int ker_pass(ker_work *k, sk_work *s, const double *f, double eps, double tau,
+                              double omega, double *S, double *T, int nth)
+{
+    const int64_t n = k->n, m = k->m;
+    const int64_t bs = (n + KER_BLOCKS - 1) / KER_BLOCKS;
+    int bad = 0;
+    MONGE_PRAGMA(omp parallel for schedule(static) num_threads(nth) reduction(| : bad))
+    for (int b = 0; b < KER_BLOCKS; b++) {
+        const int64_t r0 = b * bs, r1 = r0 + bs < n ? r0 + bs : n;
+        double *cp = k->colpart + (int64_t)b * m;
+        for (int64_t j = 0; j < m; j++) cp[j] = 0.0;
+        double eb = 0, ea = 0;
+        const double *ev = k->ev;
+        for (int64_t i = r0; i < r1; i++) {
+            const float *Ki = k->K + i * m;
+            double acc = 0.0;
+            MONGE_SIMD_SUM(acc)
+            for (int64_t j = 0; j < m; j++) acc += (double)Ki[j] * ev[j];
+            S[i] = acc;
+            double e1, e2;
+            if (ker_update(S + i, s->a + i, f + i, k->lu + i, k->eu + i, 1, eps, tau, omega, &e1, &e2)) {
+                bad = 1;
+                continue;
+            }
+            eb += e1;
+            ea += e2;
+            const double ui = k->eu[i];
+            if (ui == 0.0) continue;
+            MONGE_SIMD
+            for (int64_t j = 0; j < m; j++) cp[j] += (double)Ki[j] * ui;
+        }
+        k->blk_eb[b] = eb;
+        k->blk_ea[b] = ea;
+    }
+    if (bad) return MONGE_ENONFINITE;
+    MONGE_PRAGMA(omp parallel for schedule(static) num_threads(nth))
+    for (int64_t j = 0; j < m; j++) {
+        double t = 0.0;
+        for (int b = 0; b < KER_BLOCKS; b++) t += k->colpart[(int64_t)b * m + j];
+        T[j] = t;
+    }
+    return MONGE_OK;
+}
+
+/* Runs kernel-domain iterations from (f, g) (whose rows were just normalised by a log-domain
+ * half-step) until the float-measured error is below max(tol, floor), max_iter, or it gives way.
+ * On return f, g hold the potentials reached (always usable), *iter is advanced and *ran says
+ * whether any iteration ran.  Only MONGE_EINTR is returned as an error. */
+static int kernel_phase(const monge_geom_work *gw, sk_work *s, const monge_problem *pb,
+                        const monge_sinkhorn_params *par, double eps, double tol, relax_state *rs,
+                        double col_err_in, double *f, double *g, int64_t *iter, int nth, int *ran)
+{
+    *ran = 0;
+    ker_work k;
+    memset(&k, 0, sizeof k);
+    k.n = s->n;
+    k.m = s->m;
+    const int64_t n = k.n, m = k.m;
+    k.K = malloc(sizeof(float) * (size_t)n * (size_t)m);
+    k.lu = calloc((size_t)n, sizeof(double));
+    k.lv = calloc((size_t)m, sizeof(double));
+    k.ev = malloc(sizeof(double) * (size_t)m);
+    k.eu = malloc(sizeof(double) * (size_t)(n > m ? n : m));
+    k.colpart = malloc(sizeof(double) * (size_t)KER_BLOCKS * (size_t)m);
+    k.lub = calloc((size_t)n, sizeof(double));
+    k.lvb = calloc((size_t)m, sizeof(double));
+    k.lup = malloc(sizeof(double) * (size_t)n);
+    k.lvp = malloc(sizeof(double) * (size_t)m);
+    double *S = s->out, *T = malloc(sizeof(double) * (size_t)m);
+    int st = MONGE_OK;
+    if (!k.K || !k.lu || !k.lv || !k.ev || !k.eu || !k.colpart || !k.lub || !k.lvb || !k.lup || !k.lvp || !T)
+        goto out;
+    if (ker_build(gw, s, &k, eps, f, g, nth)) goto out;
+    const double floor_err = KER_FLOOR * (s->ma > s->mb ? s->ma : s->mb);
+    const int balanced = isinf(pb->tau_a) && isinf(pb->tau_b);
+    const double exit_err = tol > floor_err ? tol : floor_err;
+    int64_t k_iter = 0, rebuilds = 0, since_best = 0;
+    double col_err = col_err_in, best = INFINITY;
+    for (int64_t j = 0; j < m; j++) k.ev[j] = s->b[j] > 0 ? 1.0 : 0.0;
+    while (*iter < par->max_iter) {
+        /* the state this pass measures: returned as is when it meets the exit error (an
+           over-relaxed step can leave a worse one), or when the pass fails */
+        memcpy(k.lup, k.lu, sizeof(double) * (size_t)n);
+        memcpy(k.lvp, k.lv, sizeof(double) * (size_t)m);
+        double cb, ca;
+        if (ker_pass(&k, s, f, eps, pb->tau_a, rs->omega, S, T, nth) ||
+            ker_update(T, s->b, g, k.lv, k.ev, m, eps, pb->tau_b, rs->omega, &cb, &ca)) {
+            memcpy(k.lu, k.lup, sizeof(double) * (size_t)n); /* a row or column lost all its */
+            memcpy(k.lv, k.lvp, sizeof(double) * (size_t)m); /* mass in float: give way */
+            break;
+        }
+        double row_err = 0;
+        for (int b = 0; b < KER_BLOCKS; b++) row_err += k.blk_eb[b];
+        for (int64_t j = 0; j < m; j++)
+            if (!(s->b[j] > 0)) k.ev[j] = 0.0;
+        if (isinf(col_err)) { /* just restored after a blow-up: no measured state yet */
+            (*iter)++;
+            k_iter++;
+            col_err = ca;
+            goto rescale;
+        }
+        /* the error of the state after *iter iterations (lu before this pass, lv), as the
+           log-domain loop measures and reports it */
+        const double err = row_err + col_err;
+        if (par->progress && par->progress(par->progress_ctx, *iter, err)) {
+            memcpy(k.lu, k.lup, sizeof(double) * (size_t)n);
+            memcpy(k.lv, k.lvp, sizeof(double) * (size_t)m);
+            st = MONGE_EINTR;
+            break;
+        }
+        *ran = 1;
+        if (err <= exit_err) {
+            memcpy(k.lu, k.lup, sizeof(double) * (size_t)n);
+            memcpy(k.lv, k.lvp, sizeof(double) * (size_t)m);
+            break;
+        }
+        (*iter)++;
+        k_iter++;
+        /* near the float floor the error is mostly rounding noise: a stall there would read as
+           a slow rate and push omega to its cap, so omega only learns from errors well above it */
+        if (err > 100.0 * floor_err && relax_update(rs, err)) {
+            memcpy(k.lu, k.lub, sizeof(double) * (size_t)n); /* blow-up: back to the best */
+            memcpy(k.lv, k.lvb, sizeof(double) * (size_t)m);
+            for (int64_t j = 0; j < m; j++) k.ev[j] = s->b[j] > 0 ? exp(k.lv[j]) : 0.0;
+            col_err = INFINITY;
+            continue;
+        }
+        {
+            if (err < 0.9 * best) {
+                best = err;
+                since_best = 0;
+                memcpy(k.lub, k.lup, sizeof(double) * (size_t)n);
+                memcpy(k.lvb, k.lvp, sizeof(double) * (size_t)m);
+            } else if (++since_best > KER_STALL && err < 1e3 * floor_err) {
+                /* stalled near the float floor: the log domain finishes.  (Above it the cached
+                   iteration is the log-domain one up to rounding: a plateau there is the
+                   algorithm's, not the cache's, and it goes on.) */
+                break;
+            }
+        }
+        col_err = ca;
+    rescale:
+        if (balanced) {
+            /* (lu + c, lv - c) is the same plan: centre the two ranges, so that a drift of the
+               gauge (over-relaxation moves it) does not force absorptions */
+            double ulo = INFINITY, uhi = -INFINITY, vlo = INFINITY, vhi = -INFINITY;
+            for (int64_t i = 0; i < n; i++)
+                if (s->a[i] > 0) {
+                    ulo = fmin(ulo, k.lu[i]);
+                    uhi = fmax(uhi, k.lu[i]);
+                }
+            for (int64_t j = 0; j < m; j++)
+                if (s->b[j] > 0) {
+                    vlo = fmin(vlo, k.lv[j]);
+                    vhi = fmax(vhi, k.lv[j]);
+                }
+            const double c = 0.25 * ((ulo + uhi) - (vlo + vhi));
+            if (isfinite(c) && fabs(c) > 1.0) {
+                const double ec = exp(c);
+                for (int64_t i = 0; i < n; i++) k.lu[i] -= c;
+                for (int64_t j = 0; j < m; j++) {
+                    k.lv[j] += c;
+                    k.ev[j] *= ec;
+                }
+            }
+        }
+        /* absorb large scalings into the potentials, rebuilding the cache */
+        double big = 0;
+        for (int64_t i = 0; i < n; i++) big = fmax(big, fabs(k.lu[i]));
+        for (int64_t j = 0; j < m; j++) big = fmax(big, fabs(k.lv[j]));
+        if (!(big <= KER_ABSORB)) {
+            /* a rebuild costs about one log-domain half-step, a cached iteration a fraction of one:
+               the cache pays while rebuilds come less often than every other iteration */
+            if (++rebuilds * 2 > k_iter + 8) break; /* eps too small for the cache: give way */
+            for (int64_t i = 0; i < n; i++) f[i] += eps * k.lu[i];
+            for (int64_t j = 0; j < m; j++) g[j] += eps * k.lv[j];
+            memset(k.lu, 0, sizeof(double) * (size_t)n);
+            memset(k.lv, 0, sizeof(double) * (size_t)m);
+            /* the best state kept for a blow-up is now this one (the error scale is unchanged:
+               the same plan, so `best` stays, and so does the stall count) */
+            memset(k.lub, 0, sizeof(double) * (size_t)n);
+            memset(k.lvb, 0, sizeof(double) * (size_t)m);
+            for (int64_t j = 0; j < m; j++) k.ev[j] = s->b[j] > 0 ? 1.0 : 0.0;
+            if (ker_build(gw, s, &k, eps, f, g, nth)) {
+                memset(k.lu, 0, sizeof(double) * (size_t)n);
+                memset(k.lv, 0, sizeof(double) * (size_t)m);
+                break;
+            }
+        }
+    }
+    for (int64_t i = 0; i < n; i++) f[i] += eps * k.lu[i];
+    for (int64_t j = 0; j < m; j++) g[j] += eps * k.lv[j];
+out:
+    free(T);
+    ker_free(&k);
+    return st;
+}
+
 static int run(const monge_problem *pb, const monge_sinkhorn_params *par, double *f, double *g,
                monge_sinkhorn_info *info)
 {
@@ -257,11 +551,19 @@ static int run(const monge_problem *pb, const monge_sinkhorn_params *par, double
     int64_t probe_at = AUTO_PROBE; /* probes at 100, 200, 400, 800 iterations: a sublinear decay
                                       that looked fine early is caught by a later probe */
     int restarted = 0;
+    /* automatic: dense costs (O(nm) memory already), or a cache small enough to stay in the
+       CPU caches (<= KER_SMALL entries, 8 MiB: minibatch solves), so that the online path keeps
+       its O(n + m) memory for the problems where memory matters */
+    const int use_kernel = par->kernel == 2 ||
+                           (par->kernel == 1 && (pb->geom->C != NULL || n * m <= KER_SMALL));
+    int kernel_tried = 0;
     relax_state rs;
     for (;;) {
         const int last = eps_cur <= par->eps;
         const double tol = last ? par->tol : (par->stage_tol > par->tol ? par->stage_tol : par->tol);
         const int64_t stage_start = iter;
+        int64_t probe_origin = iter; /* the automatic-annealing probes count from here */
+        kernel_tried = 0;            /* every stage may use the cache (rebuilt at its eps) */
         info->n_stages++;
         relax_reset(&rs, par->overrelax);
         int have_col = 0;
@@ -314,12 +616,40 @@ static int run(const monge_problem *pb, const monge_sinkhorn_params *par, double
             col_err = ga;
             have_col = 1;
             iter++;
+            /* the cache, once per stage, after the first measured error, and only far above
+               its float floor (near it, it would undo precision the potentials already have:
+               a warm start at the solution stays exactly where it is) */
+            if (use_kernel && !kernel_tried && iter - stage_start >= 2 &&
+                err > 100.0 * KER_FLOOR * (s.ma > s.mb ? s.ma : s.mb)) {
+                kernel_tried = 1;
+                int ran;
+                const int64_t it0 = iter;
+                st = kernel_phase(gw, &s, pb, par, eps_cur, tol, &rs, col_err, f, g, &iter, nth,
+                                  &ran);
+                info->kernel_iter += iter - it0;
+                if (st) goto done;
+                if (ran) {
+                    /* an exact (double) column update, then the loop below measures the rows:
+                       the stopping test is always made in the log domain */
+                    st = half_step(gw, &s, 1, eps_cur, pb->tau_b, 1.0, g, f, nth, &gb, &ga);
+                    if (st) goto done;
+                    col_err = ga;
+                    memcpy(s.fbest, f, sizeof(double) * (size_t)n);
+                    memcpy(s.gbest, g, sizeof(double) * (size_t)m);
+                    const double om = rs.omega; /* keep the omega learnt, restart its windows */
+                    relax_reset(&rs, par->overrelax);
+                    if (rs.automatic) rs.omega = om;
+                    probe_origin = iter;
+                    probe_at = AUTO_PROBE;
+                    err_half = NAN;
+                }
+            }
             /* automatic annealing, decided on the evidence: after AUTO_PROBE iterations at the
                target eps, project the iterations still needed from the measured rate; when the
                solve would take more than AUTO_BUDGET (or is not decreasing), restart it with
                epsilon-scaling, which resolves the coarse structure first. */
             if (auto_probe && last) {
-                const int64_t k = iter - stage_start;
+                const int64_t k = iter - probe_origin;
                 if (k == probe_at / 2) err_half = err;
                 if (k == probe_at) {
                     const double theta = pow(err / err_half, 2.0 / (double)probe_at);

@@ -44,6 +44,10 @@ typedef struct {
     int compute_cost;      /* 1: one more pass for <P, C>, the plan's mass and the value.
                               Default 1. */
     int nthreads;          /* threads; <= 0: the library default.  Default 0. */
+    int kernel;            /* kernel-domain fast path at the target eps (a float cache of
+                              n*m entries, sinkhorn.c): 0 off, 1 automatic (dense cost geometries,
+                              and online ones with n*m <= 2^21, an 8 MiB cache: larger online
+                              problems keep their O(n + m) memory), 2 always.  Default 1. */
     monge_progress_fn progress; /* called every iteration (may be NULL).  Default NULL. */
     void *progress_ctx;    /* passed to progress.  Default NULL. */
 } monge_sinkhorn_params;
@@ -62,6 +66,7 @@ typedef struct {
     int converged;    /* 1 when error <= tol at the final eps */
     int n_stages;     /* epsilon stages run */
     double overrelax; /* omega in use at the end */
+    int64_t kernel_iter; /* of n_iter, those run on the kernel cache (params.kernel) */
 } monge_sinkhorn_info;
 
 /* Solves one problem.  f (n) and g (m) receive the potentials (and hold the warm start when

@@ -297,16 +297,16 @@ def test_callback_sees_every_iteration_and_can_stop(rng):
 
 def test_noncontiguous_and_fortran_inputs(rng):
     x, y, a, b = problem(rng, 50, 40, 3)
-    ref = monge.sinkhorn(x, y, a, b, eps=0.05)
+    ref = monge.sinkhorn(x, y, a, b, eps=0.05, kernel=False)  # path for path: no cache
     xf = np.asfortranarray(x)
     big = np.zeros((80, 6))
     big[::2, ::2] = y
     ys = big[::2, ::2]
     assert not ys.flags.c_contiguous and not xf.flags.c_contiguous
-    r = monge.sinkhorn(xf, ys, a[::1], b, eps=0.05)
+    r = monge.sinkhorn(xf, ys, a[::1], b, eps=0.05, kernel=False)
     np.testing.assert_array_equal(r.f, ref.f)
     C = np.asfortranarray(cdist(x, y, "sqeuclidean"))
-    r2 = monge.sinkhorn(C=C, a=a, b=b, eps=0.05)
+    r2 = monge.sinkhorn(C=C, a=a, b=b, eps=0.05, kernel=False)  # same path: same iterates
     np.testing.assert_allclose(r2.f, ref.f, atol=1e-12)
 
 
@@ -322,3 +322,40 @@ def test_no_warning_when_converged(rng):
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         monge.sinkhorn(x, y, a, b, eps=0.05)
+
+
+@pytest.mark.parametrize("tau", [None, 0.5])
+def test_kernel_cache_matches_log_domain_and_pot(rng, tau):
+    """The float kernel cache reaches the log domain's fixed point: tol holds in double."""
+    x, y, a, b = problem(rng, 400, 300)
+    C = ot.dist(x, y)
+    eps = 0.01
+    off = monge.sinkhorn(C=C, a=a, b=b, eps=eps, tau=tau, tol=1e-10, kernel=False)
+    on = monge.sinkhorn(C=C, a=a, b=b, eps=eps, tau=tau, tol=1e-10)
+    pts = monge.sinkhorn(x, y, a, b, eps=eps, tau=tau, tol=1e-10, kernel=True)
+    assert off.kernel_iter == 0 and on.kernel_iter > 0 and pts.kernel_iter > 0
+    for r in (on, pts):
+        assert r.converged
+        P = r.plan()  # recomputed in double from the potentials
+        if tau is None:
+            err = np.abs(P.sum(1) - a).sum() + np.abs(P.sum(0) - b).sum()
+            assert err <= 1e-10
+        f, g = canonical(r.f, r.g, a, b) if tau is None else (r.f, r.g)
+        f0, g0 = canonical(off.f, off.g, a, b) if tau is None else (off.f, off.g)
+        np.testing.assert_allclose(f, f0, atol=1e-8, rtol=0)
+        np.testing.assert_allclose(g, g0, atol=1e-8, rtol=0)
+        assert abs(r.value - off.value) <= 1e-9
+    if tau is None:  # and POT's (kernel) Sinkhorn, run to machine precision
+        Pp = ot.sinkhorn(a, b, C, eps, stopThr=1e-14, numItermax=100000)
+        np.testing.assert_allclose(on.plan(), Pp, atol=1e-10, rtol=1e-7)
+
+
+def test_kernel_cache_memory_rule_and_argument(rng):
+    x = rng.random((1500, 2))
+    y = rng.random((1500, 2))
+    r = monge.sinkhorn(x, y, eps=0.5)  # online, n*m > 2**21: O(n + m) memory, no cache
+    assert r.converged and r.kernel_iter == 0
+    r = monge.sinkhorn(x[:500], y[:500], eps=0.5)  # small online problem: cached
+    assert r.converged and r.kernel_iter > 0
+    with pytest.raises(TypeError, match="kernel: expected 'auto', True or False"):
+        monge.sinkhorn(x, y, eps=0.5, kernel="yes")

@@ -13,18 +13,18 @@ static PyObject *py_sinkhorn(PyObject *self, PyObject *args, PyObject *kw)
     static char *kwlist[] = {"C", "x", "y", "a", "b", "cost", "p", "eps", "tau_a", "tau_b", "tol",
                              "max_iter", "eps_scaling", "eps_start", "scaling_factor", "stage_tol",
                              "overrelax", "f0", "g0", "compute_cost", "nthreads", "callback",
-                             "lam", NULL};
+                             "lam", "kernel", NULL};
     PyObject *C, *x, *y, *a, *b, *f0 = Py_None, *g0 = Py_None, *callback = Py_None;
     const char *cost = "sqeuclidean";
     double p = 2.0, eps, tau_a = INFINITY, tau_b = INFINITY, tol = 1e-6, eps_start = 0,
            scaling_factor = 0.1, stage_tol = 1e-4, overrelax = 0, lam = 0.0;
     long long max_iter = 10000;
-    int eps_scaling = 0, compute_cost = 1, nthreads = 0;
-    if (!PyArg_ParseTupleAndKeywords(args, kw, "OOOOO|sdddddLiddddOOpiOd", kwlist, &C, &x, &y, &a,
+    int eps_scaling = 0, compute_cost = 1, nthreads = 0, kernel = 1;
+    if (!PyArg_ParseTupleAndKeywords(args, kw, "OOOOO|sdddddLiddddOOpiOdi", kwlist, &C, &x, &y, &a,
                                      &b, &cost, &p, &eps, &tau_a, &tau_b, &tol, &max_iter,
                                      &eps_scaling, &eps_start, &scaling_factor, &stage_tol,
                                      &overrelax, &f0, &g0, &compute_cost, &nthreads, &callback,
-                                     &lam))
+                                     &lam, &kernel))
         return NULL;
     if (callback != Py_None && !PyCallable_Check(callback)) {
         PyErr_SetString(PyExc_TypeError, "callback: must be callable");
@@ -81,6 +81,7 @@ static PyObject *py_sinkhorn(PyObject *self, PyObject *args, PyObject *kw)
     par.overrelax = overrelax;
     par.compute_cost = compute_cost;
     par.nthreads = nthreads;
+    par.kernel = kernel;
     progress_ctx pctx = {callback != Py_None ? callback : NULL, bind_now(), 0, 0};
     par.progress = bind_progress_cb;
     par.progress_ctx = &pctx;
@@ -120,7 +121,8 @@ static PyObject *py_sinkhorn(PyObject *self, PyObject *args, PyObject *kw)
         PyArrayObject *err = (PyArrayObject *)PyArray_SimpleNew(1, bd, NPY_FLOAT64);
         PyArrayObject *nit = (PyArrayObject *)PyArray_SimpleNew(1, bd, NPY_INT64);
         PyArrayObject *cvg = (PyArrayObject *)PyArray_SimpleNew(1, bd, NPY_BOOL);
-        if (val && cst && mas && err && nit && cvg) {
+        PyArrayObject *kit = (PyArrayObject *)PyArray_SimpleNew(1, bd, NPY_INT64);
+        if (val && cst && mas && err && nit && cvg && kit) {
             for (int64_t k = 0; k < B; k++) {
                 ((double *)PyArray_DATA(val))[k] = infos[k].value;
                 ((double *)PyArray_DATA(cst))[k] = infos[k].cost;
@@ -128,11 +130,12 @@ static PyObject *py_sinkhorn(PyObject *self, PyObject *args, PyObject *kw)
                 ((double *)PyArray_DATA(err))[k] = infos[k].error;
                 ((int64_t *)PyArray_DATA(nit))[k] = infos[k].n_iter;
                 ((npy_bool *)PyArray_DATA(cvg))[k] = (npy_bool)(infos[k].converged != 0);
+                ((int64_t *)PyArray_DATA(kit))[k] = infos[k].kernel_iter;
             }
-            result = Py_BuildValue("{s:O,s:O,s:N,s:N,s:N,s:N,s:N,s:N,s:O}", "f", fa, "g", ga,
+            result = Py_BuildValue("{s:O,s:O,s:N,s:N,s:N,s:N,s:N,s:N,s:O,s:N}", "f", fa, "g", ga,
                                    "value", val, "cost", cst, "mass", mas, "error", err, "n_iter",
                                    nit, "converged", cvg, "stopped",
-                                   pctx.user_stop ? Py_True : Py_False);
+                                   pctx.user_stop ? Py_True : Py_False, "kernel_iter", kit);
         } else {
             Py_XDECREF(val);
             Py_XDECREF(cst);
@@ -140,6 +143,7 @@ static PyObject *py_sinkhorn(PyObject *self, PyObject *args, PyObject *kw)
             Py_XDECREF(err);
             Py_XDECREF(nit);
             Py_XDECREF(cvg);
+            Py_XDECREF(kit);
         }
     }
 out:

@@ -68,6 +68,7 @@ static void test_balanced(void)
     monge_sinkhorn_params_init(&par);
     par.eps = 0.01;
     par.tol = 1e-10;
+    par.kernel = 0; /* the geometry layer is compared path for path (the cache: test_kernel_path) */
     monge_sinkhorn_info info, info2;
     int st = monge_sinkhorn(&pd, &par, f, g, &info);
     CHECK(st == MONGE_OK && info.converged, "dense solve: status %d converged %d", st, info.converged);
@@ -276,6 +277,92 @@ static void test_errors(void)
     CHECK(monge_geom_prepare(&cg, 1, &w) == MONGE_EINVAL && w == NULL, "zero cosine vector accepted");
 }
 
+/* The kernel-domain fast path (float cache, fused pass): same fixed point as the log domain to
+ * within the tolerance, marginals met in double, independent of the thread count, unbalanced too,
+ * and it gives way by itself at an eps too small for it. */
+static double plan_l1_error(const double *C, const double *a, const double *b, const double *f,
+                            const double *g, int64_t n, int64_t m, double eps, double tau)
+{
+    double e = 0, *cs = calloc((size_t)m, sizeof(double));
+    for (int64_t i = 0; i < n; i++) {
+        double rs = 0;
+        for (int64_t j = 0; j < m; j++) {
+            const double p = a[i] * b[j] * exp((f[i] + g[j] - C[i * m + j]) / eps);
+            rs += p;
+            cs[j] += p;
+        }
+        e += fabs(rs - a[i] * (isinf(tau) ? 1.0 : exp(-f[i] / tau)));
+    }
+    for (int64_t j = 0; j < m; j++) e += fabs(cs[j] - b[j] * (isinf(tau) ? 1.0 : exp(-g[j] / tau)));
+    free(cs);
+    return e;
+}
+
+static void test_kernel_path(void)
+{
+    enum { N = 300, M = 240 };
+    double *x = malloc(sizeof(double) * N * 2), *y = malloc(sizeof(double) * M * 2);
+    double *C = malloc(sizeof(double) * N * M);
+    double a[N], b[M], f0[N], g0[M], f1[N], g1[M], f2[N], g2[M];
+    points(x, N, 2, 0);
+    points(y, M, 2, 0.2);
+    for (int64_t i = 0; i < N; i++) a[i] = 1.0 / N;
+    for (int64_t j = 0; j < M; j++) b[j] = 1.0 / M;
+    for (int64_t i = 0; i < N; i++)
+        for (int64_t j = 0; j < M; j++) C[i * M + j] = sqdist(x + 2 * i, y + 2 * j, 2);
+    monge_geometry dense = {.n = N, .m = M, .dtype = MONGE_F64, .C = C};
+    const double taus[2] = {INFINITY, 0.5};
+    for (int t = 0; t < 2; t++) {
+        monge_problem pb = {.geom = &dense, .a = a, .b = b, .tau_a = taus[t], .tau_b = taus[t]};
+        monge_sinkhorn_params par;
+        monge_sinkhorn_params_init(&par);
+        par.eps = 0.01;
+        par.tol = 1e-9;
+        monge_sinkhorn_info i0, i1, i2;
+        par.kernel = 0;
+        int s0 = monge_sinkhorn(&pb, &par, f0, g0, &i0);
+        par.kernel = 1;
+        par.nthreads = 1;
+        int s1 = monge_sinkhorn(&pb, &par, f1, g1, &i1);
+        par.nthreads = 2;
+        int s2 = monge_sinkhorn(&pb, &par, f2, g2, &i2);
+        CHECK(s0 == MONGE_OK && s1 == MONGE_OK && s2 == MONGE_OK, "kernel path (tau %g): status %d %d %d",
+              taus[t], s0, s1, s2);
+        double df = 0;
+        for (int64_t i = 0; i < N; i++) df = fmax(df, fabs(f1[i] - f0[i]));
+        for (int64_t j = 0; j < M; j++) df = fmax(df, fabs(g1[j] - g0[j]));
+        const double e1 = plan_l1_error(C, a, b, f1, g1, N, M, par.eps, taus[t]);
+        CHECK(e1 <= par.tol, "kernel path (tau %g): marginal error in double %g > tol", taus[t], e1);
+        CHECK(df < 1e-8, "kernel vs log domain (tau %g): max |df| %g", taus[t], df);
+        CHECK(fabs(i1.value - i0.value) < 1e-10, "kernel vs log value %.15g vs %.15g", i1.value, i0.value);
+        CHECK(i0.kernel_iter == 0 && i1.kernel_iter > 0 && i1.kernel_iter == i2.kernel_iter,
+              "kernel iterations: %lld (off), %lld, %lld", (long long)i0.kernel_iter,
+              (long long)i1.kernel_iter, (long long)i2.kernel_iter);
+        printf("kernel path (tau %g): %lld of %lld iterations on the cache (log domain alone: %lld)\n",
+               taus[t], (long long)i1.kernel_iter, (long long)i1.n_iter, (long long)i0.n_iter);
+        CHECK(memcmp(f1, f2, sizeof f1) == 0 && memcmp(g1, g2, sizeof g1) == 0,
+              "kernel path (tau %g): 1 vs 2 threads differ", taus[t]);
+    }
+    /* eps = 1e-4 of the max cost: the cache gives way, the log domain converges */
+    {
+        monge_problem pb = {.geom = &dense, .a = a, .b = b, .tau_a = INFINITY, .tau_b = INFINITY};
+        monge_sinkhorn_params par;
+        monge_sinkhorn_params_init(&par);
+        par.eps = 2e-4;
+        par.tol = 1e-6;
+        par.eps_scaling = 2;
+        monge_sinkhorn_info i1;
+        int s1 = monge_sinkhorn(&pb, &par, f1, g1, &i1);
+        const double e1 = plan_l1_error(C, a, b, f1, g1, N, M, par.eps, INFINITY);
+        CHECK(s1 == MONGE_OK && e1 <= par.tol, "small eps with the cache: status %d error %g", s1, e1);
+        printf("small eps: %lld of %lld iterations on the cache\n", (long long)i1.kernel_iter,
+               (long long)i1.n_iter);
+    }
+    free(x);
+    free(y);
+    free(C);
+}
+
 /* found by libFuzzer: costs near the double range with a huge eps gave finite iterates, then the
  * gauge sum and the value overflowed while the status said OK.  Now: finite potentials and either
  * a finite value or MONGE_ENONFINITE, never OK with inf. */
@@ -310,5 +397,6 @@ int main(void)
     test_unbalanced();
     test_errors();
     test_overflow_on_exit();
+    test_kernel_path();
     return REPORT();
 }

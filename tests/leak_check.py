@@ -1,0 +1,154 @@
+"""RSS stays flat over 10^5 calls of every public NumPy-API function, and of every raising call in
+the bad-input catalogue (tests/bad_input_catalogue.py).  A script, run by `make test` after pytest
+(tests/test_reliability.py runs 3000 calls of a subset inside pytest):
+
+    python tests/leak_check.py              # 10^5 calls each (about 3 min on 2 cores)
+    python tests/leak_check.py --calls 2000 --only sinkhorn
+
+Method: warm up (allocator pools, caches), then read RSS after 10 % and after 100 % of the calls;
+the growth between the two must stay below --limit-bytes per call (default 8: a leak of one
+pointer per call fails).  Growth is measured between two late points so that one-off allocations
+(first-call caches, NumPy's small-array pools) do not count.  Exit status 1 on any leak.
+"""
+import argparse
+import gc
+import os
+import sys
+import time
+import warnings
+
+import numpy as np
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import monge  # noqa: E402
+import monge.spectr as sp  # noqa: E402
+from bad_input_catalogue import CATALOGUE  # noqa: E402
+
+R = np.random.default_rng(0)
+X, Y = R.random((12, 2)), R.random((9, 2))
+X32, Y32 = X.astype(np.float32), Y.astype(np.float32)
+XB, YB = R.random((3, 12, 2)), R.random((3, 9, 2))
+C = monge.cost_matrix(X, Y)
+A, B = np.full(12, 1 / 12), np.full(9, 1 / 9)
+LP = np.log(R.dirichlet(np.ones(5), size=(8, 3)))
+TG, IL, TL = R.integers(1, 5, size=(3, 3)), np.array([8, 7, 8]), np.array([3, 2, 3])
+P1, Q1 = R.dirichlet(np.ones(20)), R.dirichlet(np.ones(20))
+V9 = R.random(9)
+SK = monge.sinkhorn(X, Y, eps=0.1)
+
+CALLS = {
+    "sinkhorn": lambda: monge.sinkhorn(X, Y, eps=0.1),
+    "sinkhorn float32": lambda: monge.sinkhorn(X32, Y32, eps=0.1),
+    "sinkhorn dense C": lambda: monge.sinkhorn(C=C, eps=0.1),
+    "sinkhorn unbalanced": lambda: monge.sinkhorn(X, Y, eps=0.1, tau=1.0),
+    "sinkhorn batch": lambda: monge.sinkhorn(XB, YB, eps=0.1),
+    "SinkhornResult.plan": lambda: SK.plan(),
+    "SinkhornResult.apply": lambda: SK.apply(V9),
+    "SinkhornResult.gradient": lambda: SK.gradient("x"),
+    "sinkhorn_divergence": lambda: monge.sinkhorn_divergence(X, Y, eps=0.1, grad=True),
+    "monge_gap": lambda: monge.monge_gap(X, Y[[0, 1, 2, 3, 4, 5, 6, 7, 8, 0, 1, 2]] + 0.1, grad=True),
+    "cost_matrix": lambda: monge.cost_matrix(X, Y, cost="euclidean"),
+    "emd dense": lambda: monge.emd(None, None, C),
+    "emd points": lambda: monge.emd(None, None, x=X, y=Y),
+    "emd batch": lambda: monge.emd(None, None, x=XB, y=YB),
+    "emd_1d": lambda: monge.emd_1d(X[:, 0], Y[:, 0]),
+    "wasserstein_1d": lambda: monge.wasserstein_1d(X[:, 0], Y[:, 0], p=1.5),
+    "sliced_wasserstein": lambda: monge.sliced_wasserstein(X, Y, n_projections=8, seed=0,
+                                                           return_grad=True),
+    "random_projections": lambda: monge.random_projections(8, 3, seed=0),
+    "ctc_loss": lambda: monge.ctc_loss(LP, TG, IL, TL, grad="logits"),
+    "align": lambda: monge.align(X[None], Y[None], grad=True),
+    "quadratic_ot": lambda: monge.quadratic_ot(A, B, C, 1.0),
+    "sparse_ot": lambda: monge.sparse_ot(A[:6] * 2, B[:6] * 1.5, C[:6, :6], 2, 1.0),
+    "spectr.kseq_select": lambda: sp.kseq_select(P1, Q1, np.array([1, 2, 3]), seed=0),
+    "spectr.kseq_sample": lambda: sp.kseq_sample(P1, Q1, 3, seed=0),
+    "spectr.speculative_sample": lambda: sp.speculative_sample(P1, Q1, 2, seed=0),
+    "spectr.kseq_rho/acceptance": lambda: (sp.kseq_rho(P1, Q1, 3), sp.kseq_acceptance(P1, Q1, 3)),
+    "spectr.optimal_acceptance": lambda: sp.optimal_acceptance(P1, Q1, 3),
+    "spectr.residual_distribution": lambda: sp.residual_distribution(P1, Q1, 3),
+}
+
+
+def rss_bytes():
+    with open("/proc/self/statm") as fh:
+        return int(fh.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+
+
+def repeat(fn, count, exc):
+    if exc is None:
+        for _ in range(count):
+            fn()
+    else:
+        for _ in range(count):
+            try:
+                fn()
+            except exc:
+                pass
+            else:
+                raise AssertionError("the call was expected to raise")
+
+
+def measure(fn, calls, exc):
+    """RSS growth (bytes) between 10 % and 100 % of `calls`, after a warm-up, and per call."""
+    repeat(fn, max(calls // 20, 50), exc)  # warm-up
+    gc.collect()
+    first = max(calls // 10, 1)
+    repeat(fn, first, exc)
+    gc.collect()
+    r0 = rss_bytes()
+    repeat(fn, calls - first, exc)
+    gc.collect()
+    grown = rss_bytes() - r0
+    return grown, grown / (calls - first)
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--calls", type=int, default=100_000)
+    ap.add_argument("--limit-bytes", type=float, default=8.0, help="allowed growth per call")
+    ap.add_argument("--only", default=None, help="substring of the function names to run")
+    args = ap.parse_args()
+    jobs = [(name, fn, None) for name, fn in CALLS.items()]
+    try:
+        import torch  # noqa: F401  (the catalogue's torch-tensor rows need it)
+        have_torch = True
+    except ImportError:
+        have_torch = False
+    for func, klass, fn, exc, _msg in CATALOGUE:
+        if "torch" in klass and not have_torch:
+            continue
+        if func.startswith("maps."):
+            continue  # pure-Python estimator checks: no C state to leak, and slow to construct
+        jobs.append((f"{func} raising: {klass}", fn, exc))
+    if args.only:
+        jobs = [j for j in jobs if args.only in j[0]]
+    failed, total = [], 0
+    warnings.simplefilter("ignore")
+    # the measurement must be able to see a leak: one that keeps 16 bytes per call (a bytes
+    # object of 49 bytes in CPython) has to exceed the limit, or the check is blind
+    kept = []
+    grown, per_call = measure(lambda: kept.append(bytes(16)), args.calls, None)
+    if per_call <= args.limit_bytes:
+        print(f"self-check failed: a deliberate 16-byte leak showed as {per_call:.1f} B/call")
+        return 1
+    print(f"self-check: a deliberate 16-byte leak shows as {per_call:.1f} B/call (detected)")
+    del kept
+    print(f"{len(jobs)} calls x {args.calls} repetitions, limit {args.limit_bytes} bytes/call")
+    for name, fn, exc in jobs:
+        t0 = time.perf_counter()
+        grown, per_call = measure(fn, args.calls, exc)
+        total += args.calls
+        bad = per_call > args.limit_bytes
+        print(f"{'LEAK' if bad else 'ok  '} {name:60s} {grown / 2**10:8.1f} KiB  "
+              f"{per_call:6.2f} B/call  {time.perf_counter() - t0:6.1f} s", flush=True)
+        if bad:
+            failed.append(name)
+    print(f"{total} calls in all; {len(failed)} with RSS growth over the limit")
+    if failed:
+        print("leaking:", ", ".join(failed))
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
