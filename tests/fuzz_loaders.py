@@ -114,12 +114,16 @@ def m_set_byte(b, r):
     if not b:
         return b
     i = r.randrange(len(b))
-    return b[:i] + bytes([r.choice([0, 0xFF, 0x7F, 0x80, 0x0A, 0x0D, 0x09, 0x22, 0xC3, r.randrange(256)])]) + b[i + 1:]
+    v = r.choice([0, 0xFF, 0x7F, 0x80, 0x0A, 0x0D, 0x09, 0x22, 0xC3, r.randrange(256)])
+    return b[:i] + bytes([v]) + b[i + 1:]
 
 
 def m_insert(b, r):
     i = r.randrange(len(b) + 1)
-    ins = r.choice(INTERESTING_BYTES) if r.random() < 0.7 else bytes(r.randrange(256) for _ in range(r.randint(1, 8)))
+    if r.random() < 0.7:
+        ins = r.choice(INTERESTING_BYTES)
+    else:
+        ins = bytes(r.randrange(256) for _ in range(r.randint(1, 8)))
     return b[:i] + ins + b[i:]
 
 

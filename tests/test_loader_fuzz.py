@@ -206,6 +206,18 @@ def test_npz_huge_declared_shape_is_refused_before_allocating(tmp_path):
         ds.Corpus.load(tmp_path / "big.npz")
 
 
+def test_corpus_lengths_cannot_wrap_around(tmp_path):
+    c = ds.Corpus([], [], [], [], [], {})
+    c.save(tmp_path / "c.npz")
+    with np.load(tmp_path / "c.npz") as z:
+        arrays = {k: z[k] for k in z.files}
+    texts = np.array(["a", "b"])
+    np.savez(tmp_path / "w.npz", **{**arrays, "lengths": np.array([2**64 - 1, 1], np.uint64),
+                                    "src": texts, "tgt": texts, "speakers": texts, "ids": texts})
+    with pytest.raises(DataFormatError, match="inconsistent feature lengths"):  # uint64 sum is 0
+        ds.Corpus.load(tmp_path / "w.npz")
+
+
 def test_corrupt_cache_says_how_to_rebuild(tmp_path):
     key = {"kind": "t"}
     built = ds._cached(tmp_path, key, lambda: ds.Corpus([], [], [], [], [], {}))

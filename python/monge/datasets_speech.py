@@ -236,7 +236,7 @@ class Corpus:
             raise DataFormatError(path, None, f"feats: expected a 2-D float array, got {feats.ndim}-D "
                                               f"{feats.dtype}")
         if (lengths.ndim != 1 or lengths.dtype.kind not in "iu" or (lengths < 0).any()
-                or int(lengths.sum(dtype=np.uint64)) != feats.shape[0]):
+                or sum(lengths.tolist()) != feats.shape[0]):   # exact: no integer wrap-around
             raise DataFormatError(path, None, "inconsistent feature lengths")
         texts = {}
         for k in ("src", "tgt", "speakers", "ids"):
