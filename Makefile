@@ -10,7 +10,7 @@ CFLAGS_SAN := -std=c11 -O1 -g -fopenmp -fsanitize=address,undefined -fno-sanitiz
 CORE_SRC := $(wildcard csrc/*.c)
 CTESTS   := $(patsubst csrc/tests/%.c,build/ctest/%,$(wildcard csrc/tests/test_*.c))
 
-.PHONY: demo test venv install install-test ctest pytest valgrind fuzz fuzz-gcc fuzz-seed leak-check bench clean native
+.PHONY: demo test venv install install-test ctest pytest valgrind fuzz fuzz-gcc fuzz-seed fuzz-loaders leak-check bench clean native
 
 $(VPY):
 	$(PY) -m venv $(VENV)
@@ -67,6 +67,13 @@ fuzz-seed: build/fuzz_clang
 	rm -rf build/fuzz-merged && mkdir -p build/fuzz-merged
 	build/fuzz_clang -merge=1 build/fuzz-merged build/fuzz-corpus
 	tar -C build/fuzz-merged -czf csrc/tests/fuzz/seed_corpus.tar.gz .
+
+# the data loaders (ChEBI-20, manifests, wav, npz) under the mutation fuzzer of tests/fuzz_loaders.py
+# for LOADER_FUZZ_TIME seconds: coverage-guided through atheris when it is importable (pip install
+# atheris; not a dependency), else the built-in seeded mutator.  Failing inputs: build/fuzz-loaders-crashes
+LOADER_FUZZ_TIME ?= 60
+fuzz-loaders: install-test
+	$(VPY) tests/fuzz_loaders.py --seconds $(LOADER_FUZZ_TIME) --crash-dir build/fuzz-loaders-crashes
 
 ctest: $(CTESTS)
 	@for t in $(CTESTS); do echo "== $$t (ASan+UBSan)"; \

@@ -2,11 +2,23 @@
 gets.  tests/test_bad_input.py checks every row; docs/errors.md is rendered from it:
 
     python tests/bad_input_catalogue.py > docs/errors.md
+
+Loader rows write their (small) input file lazily, inside the call, into a temporary directory; in
+their message pattern "{path}" stands for that file.
 """
+import atexit
+import importlib
+import json
+import os
+import shutil
+import struct
+import tempfile
+
 import numpy as np
 
 import monge
 import monge.maps
+from monge._io import DataFormatError
 
 R = np.random.default_rng(0)
 X, Y, X3 = R.random((5, 2)), R.random((4, 2)), R.random((4, 3))
@@ -65,7 +77,73 @@ CATALOGUE = [
     ("maps.MongeGapMap.fit", "dimensions differ", lambda: monge.maps.MongeGapMap(n_iter=1, verbose=False).fit(X, X3), ValueError, "X, Y: dimensions differ"),
     ("maps.MongeGapMap", "unknown dtype", lambda: monge.maps.MongeGapMap(n_iter=1, verbose=False, dtype="float16").fit(X, Y), ValueError, "dtype: unknown value"),
     ("set_num_threads", "non-integer", lambda: monge.set_num_threads(1.5), TypeError, "n: expected an integer"),
+    # data loaders: the message starts with the file (and line, for text formats)
+    ("chem.load_chebi20", "bytes that are not UTF-8", lambda: _m("chem").load_chebi20(_file("a.txt", CHEBI + b"1\tC\tm\xe9thane\n")), DataFormatError, "{path}:2: not UTF-8 text: byte 0xe9 at column 6"),
+    ("chem.load_chebi20", "wrong number of fields", lambda: _m("chem").load_chebi20(_file("b.txt", CHEBI + b"1\tC\n")), DataFormatError, "{path}:2: expected 3 tab-separated fields"),
+    ("chem.load_chebi20", "CID not ASCII digits", lambda: _m("chem").load_chebi20(_file("c.txt", CHEBI + "\u00b2\tC\tmethane\n".encode())), DataFormatError, "{path}:2: CID must be a positive integer, got '\u00b2'"),
+    ("chem.load_chebi20", "SMILES over MAX_SMILES_LENGTH", lambda: _m("chem").load_chebi20(_file("d.txt", CHEBI + b"1\t" + b"C" * 6000 + b"\tlong\n")), DataFormatError, "{path}:2: SMILES of 6000 characters"),
+    ("chem.mol_graph", "SMILES over MAX_SMILES_LENGTH", lambda: _m("chem").mol_graph("C" * 20000), ValueError, "mol: SMILES of 20000 characters"),
+    ("datasets_speech.load_manifest", "audio path leaving the root", lambda: _m("datasets_speech").load_manifest(_manifest("../../etc/passwd")), DataFormatError, "{path}:2: audio path '../../etc/passwd' leaves"),
+    ("datasets_speech.load_manifest", "absolute audio path", lambda: _m("datasets_speech").load_manifest(_manifest("/etc/passwd")), DataFormatError, "{path}:2: absolute audio path '/etc/passwd'"),
+    ("datasets_speech.load_manifest", "symlink leading out of the root", lambda: _m("datasets_speech").load_manifest(_manifest("out.wav")), DataFormatError, "{path}:2: audio path 'out.wav' leaves"),
+    ("datasets_speech.load_manifest", "n_frames too large", lambda: _m("datasets_speech").load_manifest(_manifest("u0.wav", "9" * 20)), DataFormatError, "{path}:2: n_frames '99999999999999999999' is too large"),
+    ("datasets_speech.read_wav", "sample rate 0", lambda: _m("datasets_speech").read_wav(_file("r.wav", _wav(rate=0))), DataFormatError, "{path}: sample rate 0 Hz"),
+    ("datasets_speech.read_wav", "data chunk larger than the file", lambda: _m("datasets_speech").read_wav(_file("d.wav", _wav(data=10**6))), DataFormatError, "{path}: the data chunk declares 1000000 bytes"),
+    ("datasets_speech.read_wav", "truncated header", lambda: _m("datasets_speech").read_wav(_file("t.wav", _wav()[:30])), DataFormatError, "{path}: not a readable PCM wav file"),
+    ("datasets_speech.Corpus.load", "pickled object array", lambda: _m("datasets_speech").Corpus.load(_npz("o.npz", src=np.array([None], dtype=object))), DataFormatError, "{path}: member 'src' holds Python objects"),
+    ("maps.MongeGapMap.load", "not an npz archive", lambda: monge.maps.MongeGapMap.load(_file("n.npz", b"PK\x03\x04 truncated")), DataFormatError, "{path}: not a readable npz archive"),
+    ("maps.MongeGapMap.load", "params not JSON", lambda: monge.maps.MongeGapMap.load(_npz("p.npz", params=np.array("{"))), DataFormatError, "{path}: 'params' is not valid JSON"),
 ]
+
+CHEBI = b"CID\tSMILES\tdescription\n"
+_TMP = []
+
+
+def _m(name):
+    return importlib.import_module(f"monge.{name}")
+
+
+def _file(name, data):
+    """data written to name in this process's temporary directory (made on first use)."""
+    if not _TMP:
+        _TMP.append(tempfile.mkdtemp(prefix="monge-catalogue-"))
+        atexit.register(shutil.rmtree, _TMP[0], True)
+    path = os.path.join(_TMP[0], name)
+    with open(path, "wb") as fh:
+        fh.write(data)
+    return path
+
+
+def _manifest(audio, n_frames="10"):
+    """A one-row manifest next to u0.wav, with out.wav a symlink to a file outside its folder."""
+    root = os.path.dirname(_file("outside.wav", _wav()))
+    root = os.path.join(root, "corpus")
+    os.makedirs(root, exist_ok=True)
+    with open(os.path.join(root, "u0.wav"), "wb") as fh:
+        fh.write(_wav())
+    if not os.path.islink(os.path.join(root, "out.wav")):
+        os.symlink(os.path.join(os.path.dirname(root), "outside.wav"), os.path.join(root, "out.wav"))
+    path = os.path.join(root, "m.tsv")
+    with open(path, "w", encoding="utf-8") as fh:
+        fh.write(f"id\taudio\tn_frames\ttgt_text\tspeaker\nu1\t{audio}\t{n_frames}\tzwei\ts\n")
+    return path
+
+
+def _wav(rate=8000, data=None):
+    """A 16-bit mono wav of 4 zero samples (rate and data-chunk size as given)."""
+    n = 8 if data is None else data
+    return (b"RIFF" + struct.pack("<I", 36 + 8) + b"WAVEfmt " + struct.pack("<IHHIIHH", 16, 1, 1, rate, 2 * rate, 2, 16)
+            + b"data" + struct.pack("<I", n) + b"\0" * 8)
+
+
+def _npz(name, **override):
+    """A saved Corpus / MongeGapMap-like npz with some entries replaced."""
+    arrays = {"feats": np.zeros((1, 2), np.float32), "lengths": np.array([1]), "src": np.array(["a"]),
+              "tgt": np.array(["b"]), "speakers": np.array(["s"]), "ids": np.array(["i"]),
+              "info": np.array(json.dumps({})), **override}
+    path = _file(name, b"")
+    np.savez(path, **arrays)
+    return path
 
 
 def _tensor(v):
@@ -78,7 +156,9 @@ def render():
     lines = ["# Bad input: what each public function says", "",
              "Generated from `tests/bad_input_catalogue.py` (`python tests/bad_input_catalogue.py > "
              "docs/errors.md`); `tests/test_bad_input.py` checks every row and that this file is "
-             "up to date. Every message starts with the argument's name.", "",
+             "up to date. Every message starts with the argument's name; a data loader's message "
+             "starts with the file (`{path}`) and, for text formats, the 1-based line, and its "
+             "error is `monge._io.DataFormatError`, a `ValueError`.", "",
              "| function | invalid input | error | message starts with |", "|---|---|---|---|"]
     for fn, cls, _, exc, pat in CATALOGUE:
         lines.append(f"| `{fn}` | {cls} | `{exc.__name__}` | `{pat}` |")

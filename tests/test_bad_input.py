@@ -15,7 +15,8 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 @pytest.mark.parametrize("fn,cls,call,exc,pattern", CATALOGUE,
                          ids=[f"{r[0]}: {r[1]}" for r in CATALOGUE])
 def test_bad_input_gets_a_clear_error(fn, cls, call, exc, pattern):
-    with pytest.raises(exc, match="^" + re.escape(pattern)):
+    # "{path}": the file a loader row wrote for the call (a temporary path)
+    with pytest.raises(exc, match="^" + re.escape(pattern).replace(re.escape("{path}"), r"/\S+")):
         call()
 
 

@@ -35,6 +35,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from . import _io
+from ._io import DataFormatError
+
 try:
     from rdkit import Chem, RDLogger
     from rdkit.Chem import BRICS, rdMolDescriptors
@@ -42,7 +45,8 @@ except ImportError as exc:  # pragma: no cover - the module needs the orma extra
     raise ImportError("monge.chem needs RDKit: pip install 'monge[orma]'") from exc
 
 __all__ = ["motifs", "mol_graph", "MolGraph", "ChEBI20", "load_chebi20", "write_chebi20",
-           "generated_corpus", "describe", "ATOM_FEATURES", "MOTIF_FEATURES", "EDGE_TYPES"]
+           "generated_corpus", "describe", "MAX_SMILES_LENGTH", "ATOM_FEATURES", "MOTIF_FEATURES",
+           "EDGE_TYPES"]
 
 # ------------------------------------------------------------------ features
 
@@ -75,15 +79,30 @@ def _atom_features(atom):
             int(atom.GetIsAromatic()), _cat(atom.GetHybridization(), _HYBRID), int(atom.IsInRing()))
 
 
+#: longest SMILES accepted (characters).  RDKit's parse time grows quadratically with the length
+#: (32 000 characters of fused rings take seconds, 160 000 minutes), and writing SMILES recurses
+#: once per atom of a chain: Chem.MolToSmiles of a 19 000-atom chain overflows an 8 MB stack and
+#: crashes the process (10 000 atoms already do on a 2 MB thread stack).  ChEBI-20's are far shorter.
+MAX_SMILES_LENGTH = 5_000
+
+
 def _as_mol(mol, name="mol"):
     if isinstance(mol, str):
+        if len(mol) > MAX_SMILES_LENGTH:
+            raise ValueError(f"{name}: SMILES of {len(mol)} characters (at most MAX_SMILES_LENGTH = "
+                             f"{MAX_SMILES_LENGTH})")
+        try:
+            mol.encode("utf-8")  # RDKit takes UTF-8: lone surrogates (undecodable bytes) cannot pass
+        except UnicodeEncodeError as exc:
+            raise ValueError(f"{name}: invalid SMILES {_io.show(mol)} (character {exc.start} is not "
+                             "encodable as UTF-8)") from None
         RDLogger.DisableLog("rdApp.*")   # RDKit's parse warnings go to stderr; errors are raised here
         try:
             m = Chem.MolFromSmiles(mol)
         finally:
             RDLogger.EnableLog("rdApp.*")
         if m is None:
-            raise ValueError(f"{name}: invalid SMILES {mol!r}")
+            raise ValueError(f"{name}: invalid SMILES {_io.show(mol)}")
         return m
     if isinstance(mol, Chem.Mol):
         return mol
@@ -245,12 +264,14 @@ class ChEBI20:
 
 def load_chebi20(path, *, invalid="raise", check_smiles=True):
     """Read a ChEBI-20 split as MolT5 ships it: UTF-8, tab-separated ``CID``, ``SMILES``,
-    ``description`` with that header line.
+    ``description`` with that header line (LF or CRLF line ends; a byte-order mark is ignored).
 
-    Malformed rows (wrong number of fields, a CID that is not a positive integer, an empty SMILES or
-    description, a repeated CID) raise ValueError naming the file and line.  SMILES RDKit cannot
-    parse: ``invalid='raise'`` (ValueError naming file and line) or ``'skip'`` (dropped and listed in
-    ``.skipped``).  Blank lines are ignored.  Reads only ``path``."""
+    Malformed content (bytes that are not UTF-8, a wrong header, a wrong number of fields, a CID that
+    is not a positive integer of ASCII digits, an empty SMILES or description, a SMILES longer than
+    :data:`MAX_SMILES_LENGTH` characters, a repeated CID) raises :class:`monge._io.DataFormatError`
+    (a ValueError) whose message starts with ``"{path}:{line}: "``.  SMILES RDKit cannot parse:
+    ``invalid='raise'`` (the same error) or ``'skip'`` (dropped and listed in ``.skipped``).  Blank
+    lines are ignored.  Reads only ``path``."""
     if invalid not in ("raise", "skip"):
         raise ValueError(f"invalid: expected 'raise' or 'skip', got {invalid!r}")
     if not isinstance(path, (str, os.PathLike)):
@@ -258,40 +279,41 @@ def load_chebi20(path, *, invalid="raise", check_smiles=True):
     path = os.fspath(path)
     if not os.path.isfile(path):
         raise ValueError(f"path: no such file {path!r}")
-    with open(path, encoding="utf-8", newline="") as fh:
-        lines = fh.read().split("\n")
-    if not lines or tuple(lines[0].rstrip("\r").split("\t")) != _HEADER:
-        raise ValueError(f"{path}:1: expected the header 'CID<TAB>SMILES<TAB>description', "
-                         f"got {lines[0][:80]!r}")
+    lines = _io.text_lines(_io.decode_utf8(path, _io.read_bytes(path)))
+    if not lines or tuple(lines[0].split("\t")) != _HEADER:
+        raise DataFormatError(path, 1, "expected the header 'CID<TAB>SMILES<TAB>description', got "
+                                       + _io.show(lines[0] if lines else ""))
     out = ChEBI20(path, [], [], [])
     seen = {}
     RDLogger.DisableLog("rdApp.*")
     try:
         for lineno, line in enumerate(lines[1:], start=2):
-            line = line.rstrip("\r")
             if not line.strip():
                 continue
             parts = line.split("\t")
             if len(parts) != 3:
-                raise ValueError(f"{path}:{lineno}: expected 3 tab-separated fields (CID, SMILES, "
-                                 f"description), got {len(parts)}")
+                raise DataFormatError(path, lineno, "expected 3 tab-separated fields (CID, SMILES, "
+                                                    f"description), got {len(parts)}")
             cid, smi, desc = (p.strip() for p in parts)
-            if not cid.isdigit() or int(cid) <= 0:
-                raise ValueError(f"{path}:{lineno}: CID must be a positive integer, got {cid!r}")
+            cid = _io.parse_int(path, lineno, "CID", cid)
             if not smi:
-                raise ValueError(f"{path}:{lineno}: empty SMILES")
+                raise DataFormatError(path, lineno, "empty SMILES")
+            if len(smi) > MAX_SMILES_LENGTH:
+                raise DataFormatError(path, lineno, f"SMILES of {len(smi)} characters (at most "
+                                                    f"MAX_SMILES_LENGTH = {MAX_SMILES_LENGTH})")
             if not desc:
-                raise ValueError(f"{path}:{lineno}: empty description")
-            if int(cid) in seen:
-                raise ValueError(f"{path}:{lineno}: CID {cid} repeats line {seen[int(cid)]}")
-            seen[int(cid)] = lineno
+                raise DataFormatError(path, lineno, "empty description")
+            if cid in seen:
+                raise DataFormatError(path, lineno, f"CID {cid} repeats line {seen[cid]}")
+            seen[cid] = lineno
             if check_smiles and Chem.MolFromSmiles(smi) is None:
                 if invalid == "raise":
-                    raise ValueError(f"{path}:{lineno}: RDKit cannot parse the SMILES {smi!r} "
-                                     "(pass invalid='skip' to drop such rows)")
-                out.skipped.append((lineno, int(cid), smi))
+                    raise DataFormatError(path, lineno, f"RDKit cannot parse the SMILES "
+                                                        f"{_io.show(smi)} (pass invalid='skip' to "
+                                                        "drop such rows)")
+                out.skipped.append((lineno, cid, smi))
                 continue
-            out.cids.append(int(cid))
+            out.cids.append(cid)
             out.smiles.append(smi)
             out.descriptions.append(desc)
     finally:
@@ -306,8 +328,8 @@ def write_chebi20(path, cids, smiles, descriptions):
     with open(path, "w", encoding="utf-8", newline="") as fh:
         fh.write("\t".join(_HEADER) + "\n")
         for c, s, d in zip(cids, smiles, descriptions):
-            if any(ch in str(x) for x in (c, s, d) for ch in "\t\n"):
-                raise ValueError(f"descriptions: row with CID {c} contains a tab or newline")
+            if any(ch in str(x) for x in (c, s, d) for ch in "\t\n\r"):
+                raise ValueError(f"descriptions: row with CID {c} contains a tab or line break")
             fh.write(f"{c}\t{s}\t{d}\n")
 
 

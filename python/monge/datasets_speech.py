@@ -20,7 +20,6 @@ github.com/Jakobovski/free-spoken-digit-dataset; the project's tests generate th
 """
 from __future__ import annotations
 
-import csv
 import hashlib
 import io
 import json
@@ -32,6 +31,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+
+from . import _io
+from ._io import DataFormatError
 
 __all__ = ["read_wav", "write_wav", "log_mel", "mel_filterbank", "trim_silence", "Corpus",
            "fsdd_recordings", "digit_sequence_corpus", "DIGITS_EN", "DIGITS_DE", "translate_digits",
@@ -69,24 +71,42 @@ def _posint(name, v, minimum=1):
 
 def read_wav(path):
     """A PCM wav file as (float32 samples in [-1, 1], sample rate); stereo is averaged to mono.
-    Raises ValueError naming the file for anything that is not 8/16/32-bit PCM."""
+    Anything that is not a complete 8/16/32-bit PCM file (a bad or truncated header, no channels, a
+    zero sample rate, a data chunk larger than the file or cut short) raises
+    :class:`monge._io.DataFormatError` (a ValueError) naming the file; an unreadable path raises
+    ValueError."""
     path = Path(path)
+    data = _io.read_bytes(path)  # wav files are small; one read, no second open of the path
     try:
-        with wave.open(str(path), "rb") as w:
+        with wave.open(io.BytesIO(data), "rb") as w:
             ch, width, rate, n = w.getnchannels(), w.getsampwidth(), w.getframerate(), w.getnframes()
+            if width not in (1, 2, 4):
+                raise DataFormatError(path, None, f"unsupported sample width {width} bytes (8, 16 or "
+                                                  "32-bit PCM only)")
+            if rate <= 0:
+                raise DataFormatError(path, None, f"sample rate {rate} Hz (must be positive)")
+            need = n * ch * width
+            if need > len(data):
+                raise DataFormatError(path, None, f"the data chunk declares {need} bytes but the file "
+                                                  f"has only {len(data)}")
             raw = w.readframes(n)
     except (wave.Error, EOFError) as exc:
-        raise ValueError(f"{path}: not a readable PCM wav file ({exc})") from None
+        raise DataFormatError(path, None, f"not a readable PCM wav file ({exc or 'truncated'})") \
+            from None
+    except RuntimeError:  # the chunk reader seeking outside a chunk: a chunk size past the end
+        raise DataFormatError(path, None, "not a readable PCM wav file (a chunk size runs past the "
+                                          "end of the file)") from None
+    if len(raw) != need:
+        raise DataFormatError(path, None, f"truncated data chunk: {len(raw)} of the {need} bytes its "
+                                          "header declares")
     if width == 1:
         x = (np.frombuffer(raw, np.uint8).astype(np.float32) - 128.0) / 128.0
     elif width == 2:
         x = np.frombuffer(raw, "<i2").astype(np.float32) / 32768.0
-    elif width == 4:
-        x = np.frombuffer(raw, "<i4").astype(np.float32) / 2147483648.0
     else:
-        raise ValueError(f"{path}: unsupported sample width {width} bytes (8, 16 or 32-bit PCM only)")
+        x = np.frombuffer(raw, "<i4").astype(np.float32) / 2147483648.0
     if ch > 1:
-        x = x[: len(x) // ch * ch].reshape(-1, ch).mean(axis=1)
+        x = x.reshape(-1, ch).mean(axis=1)
     return x, rate
 
 
@@ -204,13 +224,36 @@ class Corpus:
 
     @classmethod
     def load(cls, path):
-        with np.load(path, allow_pickle=False) as z:
-            lengths = z["lengths"]
-            if lengths.ndim != 1 or (lengths < 0).any() or lengths.sum() != z["feats"].shape[0]:
-                raise ValueError(f"{path}: inconsistent feature lengths")
-            feats = np.split(z["feats"], np.cumsum(lengths)[:-1]) if len(lengths) else []
-            return cls(list(feats), z["src"].tolist(), z["tgt"].tolist(), z["speakers"].tolist(),
-                       z["ids"].tolist(), json.loads(str(z["info"])))
+        """A corpus written by :meth:`save`; a malformed file raises
+        :class:`monge._io.DataFormatError` naming it (read with allow_pickle=False)."""
+        keys = ("feats", "lengths", "src", "tgt", "speakers", "ids", "info")
+        z = _io.read_npz(path, keys)
+        missing = [k for k in keys if k not in z]
+        if missing:
+            raise DataFormatError(path, None, f"not a saved Corpus (missing {', '.join(missing)})")
+        feats, lengths = z["feats"], z["lengths"]
+        if feats.ndim != 2 or feats.dtype.kind != "f":
+            raise DataFormatError(path, None, f"feats: expected a 2-D float array, got {feats.ndim}-D "
+                                              f"{feats.dtype}")
+        if (lengths.ndim != 1 or lengths.dtype.kind not in "iu" or (lengths < 0).any()
+                or sum(lengths.tolist()) != feats.shape[0]):   # exact: no integer wrap-around
+            raise DataFormatError(path, None, "inconsistent feature lengths")
+        texts = {}
+        for k in ("src", "tgt", "speakers", "ids"):
+            if z[k].ndim != 1 or z[k].dtype.kind != "U" or len(z[k]) != len(lengths):
+                raise DataFormatError(path, None, f"{k}: expected {len(lengths)} strings, got "
+                                                  f"{z[k].dtype} of shape {z[k].shape}")
+            texts[k] = z[k].tolist()
+        try:
+            if z["info"].ndim != 0 or z["info"].dtype.kind != "U":
+                raise ValueError("not a string")
+            info = json.loads(str(z["info"]))
+            if not isinstance(info, dict):
+                raise ValueError("not a JSON object")
+        except ValueError as exc:
+            raise DataFormatError(path, None, f"info: expected a JSON object ({exc})") from None
+        parts = np.split(feats, np.cumsum(lengths)[:-1]) if len(lengths) else []
+        return cls(list(parts), texts["src"], texts["tgt"], texts["speakers"], texts["ids"], info)
 
 
 def _cached(cache_dir, key, build):
@@ -222,7 +265,11 @@ def _cached(cache_dir, key, build):
     h = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:16]
     path = cache_dir / f"{key['kind']}-{h}.npz"
     if path.exists():
-        return Corpus.load(path)
+        try:
+            return Corpus.load(path)
+        except DataFormatError as exc:
+            raise DataFormatError(path, None, f"{exc.what}; delete this cache file to rebuild it") \
+                from None
     c = build()
     c.save(path)
     return c
@@ -551,73 +598,64 @@ class ManifestEntry:
     tgt_text: str
     speaker: str
     src_text: str | None = None
+    line: int | None = None  # the manifest line it came from (for error messages)
 
 
 def load_manifest(path, audio_root=None):
     """Rows of a speech-translation manifest as fairseq's speech_to_text recipes write it: a TSV with
     a header naming at least id, audio, n_frames, tgt_text, speaker (src_text, tgt_lang and others
-    may follow).  `audio` is a wav path relative to audio_root (default: the manifest's folder);
-    absolute paths, paths leaving audio_root, and fairseq's zipped "file.zip:offset:length" entries
-    are rejected.  Any malformed row raises ValueError naming the file and line; the wav files are
-    checked to exist but not read."""
+    may follow), one row per line, fields split at tabs (no quoting, as fairseq writes it), LF or
+    CRLF line ends.  `audio` is a wav path relative to audio_root (default: the manifest's folder);
+    absolute paths, paths leaving audio_root (also through symlinks), and fairseq's zipped
+    "file.zip:offset:length" entries are rejected.  Any malformed content raises
+    :class:`monge._io.DataFormatError` (a ValueError) whose message starts with
+    ``"{path}:{line}: "``; the wav files are checked to exist but not read."""
     path = Path(path)
     root = Path(audio_root if audio_root is not None else path.parent).resolve()
-    try:
-        text = path.read_text(encoding="utf-8")
-    except UnicodeDecodeError:
-        raise ValueError(f"{path}: not UTF-8 text") from None
-    except OSError as exc:
-        raise ValueError(f"path: cannot read {path} ({exc.strerror})") from None
-    lines = text.splitlines()
+    lines = _io.text_lines(_io.decode_utf8(path, _io.read_bytes(path)))
     if not lines:
-        raise ValueError(f"{path}:1: empty manifest (expected a header line)")
-    reader = csv.reader(io.StringIO(text), delimiter="\t", quoting=csv.QUOTE_NONE)
-    header = next(reader)
+        raise DataFormatError(path, 1, "empty manifest (expected a header line)")
+    header = lines[0].split("\t")
     missing = [c for c in _REQUIRED if c not in header]
     if missing or len(set(header)) != len(header):
-        raise ValueError(f"{path}:1: header must name the columns {', '.join(_REQUIRED)} once each "
-                         f"(missing: {', '.join(missing) or 'none'})")
+        raise DataFormatError(path, 1, f"header must name the columns {', '.join(_REQUIRED)} once "
+                                       f"each (missing: {', '.join(missing) or 'none'})")
     col = {c: header.index(c) for c in header}
-    out, seen = [], set()
-    for lineno, row in enumerate(reader, start=2):
-        where = f"{path}:{lineno}"
-        if not row or row == [""]:
-            raise ValueError(f"{where}: empty line")
+    out, seen = [], {}
+    for lineno, line in enumerate(lines[1:], start=2):
+        if not line:
+            raise DataFormatError(path, lineno, "empty line")
+        row = line.split("\t")
         if len(row) != len(header):
-            raise ValueError(f"{where}: expected {len(header)} tab-separated fields, got {len(row)}")
+            raise DataFormatError(path, lineno, f"expected {len(header)} tab-separated fields, got "
+                                                f"{len(row)}")
         uid = row[col["id"]].strip()
         if not uid:
-            raise ValueError(f"{where}: empty id")
+            raise DataFormatError(path, lineno, "empty id")
         if uid in seen:
-            raise ValueError(f"{where}: duplicate id {uid!r}")
-        seen.add(uid)
-        try:
-            nf = int(row[col["n_frames"]])
-        except ValueError:
-            raise ValueError(f"{where}: n_frames {row[col['n_frames']]!r} is not an integer") from None
-        if nf <= 0:
-            raise ValueError(f"{where}: n_frames must be positive, got {nf}")
+            raise DataFormatError(path, lineno, f"duplicate id {_io.show(uid)} (first on line "
+                                                f"{seen[uid]})")
+        seen[uid] = lineno
+        nf = row[col["n_frames"]]
+        if not re.fullmatch(r"[+-]?[0-9]+", nf.strip()):
+            raise DataFormatError(path, lineno, f"n_frames {_io.show(nf)} is not an integer")
+        nf = _io.parse_int(path, lineno, "n_frames", nf)
         audio = row[col["audio"]]
         if not audio:
-            raise ValueError(f"{where}: empty audio path")
+            raise DataFormatError(path, lineno, "empty audio path")
         if re.search(r":\d+:\d+$", audio):
-            raise ValueError(f"{where}: zipped audio {audio!r} (file:offset:length) is not supported; "
-                             f"give wav paths")
-        rel = Path(audio)
-        if rel.is_absolute():
-            raise ValueError(f"{where}: absolute audio path {audio!r}; paths are relative to {root}")
-        full = (root / rel).resolve()
-        if full != root and root not in full.parents:
-            raise ValueError(f"{where}: audio path {audio!r} leaves {root}")
-        if not full.is_file():
-            raise ValueError(f"{where}: audio file {audio!r} not found under {root}")
+            raise DataFormatError(path, lineno, f"zipped audio {_io.show(audio)} (file:offset:length) "
+                                                "is not supported; give wav paths")
+        full = _io.resolve_inside(path, lineno, "audio path", audio, root)
+        if not _io.is_file(full):
+            raise DataFormatError(path, lineno, f"audio file {_io.show(audio)} not found under {root}")
         tgt = row[col["tgt_text"]]
         if not tgt.strip():
-            raise ValueError(f"{where}: empty tgt_text")
+            raise DataFormatError(path, lineno, "empty tgt_text")
         src = row[col["src_text"]] if "src_text" in col else None
-        out.append(ManifestEntry(uid, full, nf, tgt, row[col["speaker"]], src))
+        out.append(ManifestEntry(uid, full, nf, tgt, row[col["speaker"]], src, line=lineno))
     if not out:
-        raise ValueError(f"{path}: no rows after the header")
+        raise DataFormatError(path, 1, "no rows after the header")
     return out
 
 
@@ -626,11 +664,16 @@ def manifest_corpus(path, audio_root=None, n_mels=80):
     src_text column (the transcript, for CTC pre-training)."""
     rows = load_manifest(path, audio_root)
     if rows[0].src_text is None:
-        raise ValueError(f"{path}: the experiment needs a src_text column (the transcripts)")
+        raise DataFormatError(path, 1, "the experiment needs a src_text column (the transcripts)")
     feats = []
     for r in rows:
-        x, rate = read_wav(r.audio)
-        feats.append(log_mel(x, rate, n_mels=n_mels))
+        try:
+            x, rate = read_wav(r.audio)
+            feats.append(log_mel(x, rate, n_mels=n_mels))
+        except DataFormatError as exc:
+            raise DataFormatError(path, r.line, f"audio {r.audio}: {exc.what}") from None
+        except ValueError as exc:  # what log_mel refuses, e.g. a sample rate too low for its frames
+            raise DataFormatError(path, r.line, f"audio {r.audio}: {exc}") from None
     return Corpus(feats, [r.src_text for r in rows], [r.tgt_text for r in rows],
                   [r.speaker for r in rows], [r.id for r in rows],
                   dict(kind="manifest", path=str(path)))

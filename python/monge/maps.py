@@ -23,6 +23,7 @@ import numpy as np
 
 from . import nn
 from ._blas import blas_threads
+from ._io import DataFormatError, read_npz
 from ._validate import choice, float_array, integer, nonneg, positive
 from .geometry import COSTS
 from .losses import monge_gap, sinkhorn_divergence
@@ -337,25 +338,75 @@ class MongeGapMap:
 
     @classmethod
     def load(cls, path):
-        with np.load(path, allow_pickle=False) as z:
-            files = set(z.files)
-            if "params" not in files:
-                raise ValueError(f"{path}: not a saved MongeGapMap (no 'params' entry)")
-            params = json.loads(str(z["params"]))
-            params.pop("reg_was_callable", None)
-            if params.get("reg") is None:
-                params["reg"] = 0.0
-            for k in ("hidden",):
-                params[k] = tuple(params[k])
-            if isinstance(params.get("reg"), list):
-                params["reg"] = tuple(params["reg"])
-            est = cls(**params)
-            model = {k[len("model/"):]: z[k] for k in files if k.startswith("model/")}
+        """A map written by :meth:`save`.  Read with allow_pickle=False; a file that is not a
+        well-formed saved map raises :class:`monge._io.DataFormatError` (a ValueError) naming it."""
+        z = read_npz(path)
+
+        def bad(what):
+            return DataFormatError(path, None, what)
+
+        if "params" not in z:
+            raise bad("not a saved MongeGapMap (no 'params' entry)")
+        raw = z["params"]
+        if raw.ndim != 0 or raw.dtype.kind != "U":
+            raise bad(f"'params' must be a JSON string, got {raw.dtype} of shape {raw.shape}")
+        try:
+            params = json.loads(str(raw))
+        except ValueError as exc:
+            raise bad(f"'params' is not valid JSON ({exc})") from None
+        if not isinstance(params, dict):
+            raise bad(f"'params' must be a JSON object, got {type(params).__name__}")
+        params.pop("reg_was_callable", None)
+        unknown = sorted(set(params) - set(_PARAMS))
+        if unknown:
+            raise bad(f"'params' has unknown entries {', '.join(map(repr, unknown))}")
+        if params.get("reg") is None:
+            params["reg"] = 0.0
+        if isinstance(params.get("reg"), list):
+            params["reg"] = tuple(params["reg"])
+        if not isinstance(params.get("hidden", []), list):
+            raise bad(f"'params' hidden must be a list, got {params['hidden']!r}")
+        params["hidden"] = tuple(params.get("hidden", ()))
+        est = cls(**params)
+        try:
+            est._check()
+        except (TypeError, ValueError) as exc:
+            raise bad(f"'params' {exc}") from None
+        fe = z.get("fitting_eps")
+        if fe is None or fe.shape != () or fe.dtype.kind != "f" or not np.isfinite(fe) or fe <= 0:
+            raise bad("'fitting_eps' must be a positive finite scalar")
+        model = {k[len("model/"):]: v for k, v in z.items() if k.startswith("model/")}
+        _check_model_size(path, model)
+        try:
             est.model_ = nn.MLP.from_arrays(model)
-            est.history_ = {k[len("history/"):]: z[k].tolist() for k in files
-                            if k.startswith("history/")}
-            est.fitting_eps_ = float(z["fitting_eps"])
+        except (TypeError, ValueError, KeyError) as exc:
+            raise bad(f"model: {exc}") from None
+        est.history_ = {}
+        for k, v in z.items():
+            if k.startswith("history/"):
+                if v.ndim != 1 or v.dtype.kind != "f":
+                    raise bad(f"{k!r} must be a 1-D float array, got {v.dtype} of shape {v.shape}")
+                est.history_[k[len("history/"):]] = v.tolist()
+        est.fitting_eps_ = float(fe)
         return est
+
+
+def _check_model_size(path, model):
+    """The MLP's '__config__' must not declare more parameters than the file's arrays hold (a
+    doctored width would otherwise allocate the declared layers before their shapes are checked)."""
+    try:
+        cfg = json.loads(str(model["__config__"][()]))
+        in_dim = cfg["in_dim"]
+        sizes = [in_dim, *cfg.get("hidden", ()), cfg.get("out_dim") or in_dim]
+        if not all(isinstance(k, int) and not isinstance(k, bool) for k in sizes):
+            return  # MLP.from_arrays reports the bad type
+    except (KeyError, TypeError, ValueError, IndexError):
+        return      # likewise: a missing or malformed config
+    declared = sum(a * b + b for a, b in zip(sizes[:-1], sizes[1:]))
+    held = sum(v.size for k, v in model.items() if k != "__config__")
+    if declared > held:
+        raise DataFormatError(path, None, f"model: '__config__' declares {declared} parameters, the "
+                                          f"file holds {held}")
 
 
 def fit_torch_map(X, Y, *, hidden=(64, 64), reg=1.0, cost="sqeuclidean", lam=1.0, fitting_eps=None,
