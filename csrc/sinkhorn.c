@@ -378,6 +378,9 @@ static int kernel_phase(const monge_geom_work *gw, sk_work *s, const monge_probl
     k.lup = malloc(sizeof(double) * (size_t)n);
     k.lvp = malloc(sizeof(double) * (size_t)m);
     double *S = s->out, *T = malloc(sizeof(double) * (size_t)m);
+    /* a cached pass costs ~0.3 ns an entry: below 2^20 entries one thread beats waking a team
+       (and a barrier on a busy machine); results do not depend on it (fixed blocks) */
+    if (n * m < ((int64_t)1 << 20)) nth = 1;
     int st = MONGE_OK;
     if (!k.K || !k.lu || !k.lv || !k.ev || !k.eu || !k.colpart || !k.lub || !k.lvb || !k.lup || !k.lvp || !T)
         goto out;
