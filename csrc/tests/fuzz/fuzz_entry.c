@@ -97,6 +97,7 @@ static void fz_sinkhorn(src *s, int divergence)
     par.max_iter = 1 + u8(s) % 200;
     par.eps_scaling = u8(s) % 3;
     par.nthreads = 1 + u8(s) % 2;
+    par.kernel = u8(s) % 3; /* the float kernel cache: off, automatic, forced */
     if (!divergence) {
         double *f = calloc((size_t)n, sizeof(double)), *gg = calloc((size_t)m, sizeof(double));
         monge_sinkhorn_info info;
@@ -329,10 +330,30 @@ static void fz_spectr(src *s)
     free(q);
 }
 
+/* inputs tried per entry group, printed at exit (both drivers exit through exit()) */
+static const char *const group_names[7] = {
+    "sinkhorn", "sinkhorn_divergence + monge_gap", "emd (+ 1-D, sliced)",
+    "ctc_loss", "align (Sinkhorn / IPOT)", "quadratic / sparse OT", "spectr"};
+static long long group_calls[7];
+
+static void report_groups(void)
+{
+    fprintf(stderr, "fuzz inputs per entry group:");
+    for (int k = 0; k < 7; k++) fprintf(stderr, "%s %s %lld", k ? "," : "", group_names[k], group_calls[k]);
+    fprintf(stderr, "\n");
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
+    static int registered = 0;
+    if (!registered) {
+        registered = 1;
+        atexit(report_groups);
+    }
     src s = {data, size, 0};
-    switch (u8(&s) % 7) {
+    const int group = u8(&s) % 7;
+    group_calls[group]++;
+    switch (group) {
     case 0: fz_sinkhorn(&s, 0); break;
     case 1: fz_sinkhorn(&s, 1); break;
     case 2: fz_emd(&s); break;
