@@ -135,6 +135,7 @@ static int half_step(const monge_geom_work *gw, sk_work *s, int tr, double eps, 
  * (error 100x above the best seen, or non-finite) restores the best potentials and halves
  * omega - 1. */
 #define RELAX_WINDOW 20
+#define RELAX_FIRST 5
 #define AUTO_PROBE 100   /* iterations at the target eps before deciding on annealing */
 #define AUTO_BUDGET 2000 /* projected iterations above which annealing is used instead */
 #define RELAX_MAX 1.99
@@ -143,6 +144,10 @@ typedef struct {
     int64_t k, win_k;
     int automatic;
     int settling; /* the window after a change of omega holds its transient: not measured */
+    int n_win;    /* windows measured so far */
+    double cap;   /* the largest omega allowed: lowered by every blow-up, lifted once the error
+                     falls 100x below the best error at that blow-up */
+    double cap_err;
 } relax_state;
 
 static void relax_reset(relax_state *r, double fixed)
@@ -152,6 +157,8 @@ static void relax_reset(relax_state *r, double fixed)
     r->omega = fixed > 0 ? fixed : 1.0;
     r->best = INFINITY;
     r->win_start_err = NAN;
+    r->cap = RELAX_MAX;
+    r->cap_err = 0.0;
 }
 
 /* Returns 1 when the caller should restore the best potentials. */
@@ -160,20 +167,31 @@ static int relax_update(relax_state *r, double err)
     r->k++;
     if (!(err <= 100.0 * r->best) && r->omega > 1.0 && r->k > 1) {
         r->omega = 1.0 + 0.5 * (r->omega - 1.0);
+        /* far from the solution the SOR estimate does not hold: an omega that blew up once is
+           never reached again in this stage (without this cap the windows raised omega back
+           and a stage could cycle between blow-ups for ever: found at eps = 3e-4 x max cost) */
+        r->cap = r->omega;
+        r->cap_err = r->best;
         r->win_k = 0;
         r->win_start_err = NAN;
         return 1;
     }
     if (err < r->best) r->best = err;
+    if (err < 1e-2 * r->cap_err) r->cap = RELAX_MAX; /* a new regime: the cap is lifted */
     if (!r->automatic) return 0;
-    if (r->k < 10) return 0; /* let the initial transient pass */
+    if (r->k < RELAX_FIRST) return 0; /* let the initial transient pass */
     if (isnan(r->win_start_err)) {
         r->win_start_err = err;
         r->win_k = 0;
         return 0;
     }
-    if (++r->win_k < RELAX_WINDOW) return 0;
-    const double lam = pow(err / r->win_start_err, 1.0 / RELAX_WINDOW);
+    /* windows of 5, 10, then 20 iterations: the first estimates come from the faster early
+       decay and so err on the side of a small omega, and they let omega leave 1 after ~10
+       iterations instead of ~30 */
+    const int window = r->n_win >= 2 ? RELAX_WINDOW : (RELAX_FIRST << r->n_win);
+    if (++r->win_k < window) return 0;
+    r->n_win++;
+    const double lam = pow(err / r->win_start_err, 1.0 / window);
     r->win_start_err = err;
     r->win_k = 0;
     if (r->settling) {
@@ -191,6 +209,7 @@ static int relax_update(relax_state *r, double err)
         const double om = 2.0 / (1.0 + sqrt(1.0 - theta));
         next = om > RELAX_MAX ? RELAX_MAX : (om < 1.0 ? 1.0 : om);
     }
+    if (next > r->cap) next = r->cap;
     if (fabs(next - w) > 1e-3) {
         r->omega = next;
         r->settling = 1;

@@ -359,3 +359,18 @@ def test_kernel_cache_memory_rule_and_argument(rng):
     assert r.converged and r.kernel_iter > 0
     with pytest.raises(TypeError, match="kernel: expected 'auto', True or False"):
         monge.sinkhorn(x, y, eps=0.5, kernel="yes")
+
+
+def test_overrelaxation_does_not_cycle_at_small_eps():
+    """eps = 3e-4 x the max cost, no annealing: the automatic over-relaxation used to raise omega
+    back after each blow-up and cycle for ever (errors ~1 repeating with a period of 9000
+    iterations on some of these instances); an omega that blew up is now capped until the error
+    has fallen 100x."""
+    for seed in range(6):
+        g = np.random.default_rng(seed)
+        x, y = g.random((70, 3)), g.random((53, 3)) + 0.3
+        a, b = g.random(70) + 0.5, g.random(53) + 0.5
+        C = cdist(x, y, "sqeuclidean")
+        r = monge.sinkhorn(C=C, a=a / a.sum(), b=b / b.sum(), eps=1e-3, tol=1e-10,
+                           eps_scaling=False, max_iter=10000, kernel=False)
+        assert r.converged, (seed, r.n_iter, r.error)
