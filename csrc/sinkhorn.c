@@ -116,7 +116,9 @@ static int half_step(const monge_geom_work *gw, sk_work *s, int tr, double eps, 
         if (w[i] > 0) {
             const double tgt = isinf(tau) ? 1.0 : exp(-old / tau);
             eb += w[i] * fabs(ratio - tgt);
-            const double ratio2 = ratio * exp((upd - old) / eps);
+            /* (upd + out)/eps in one exponent: ratio * exp((upd - old)/eps) is 0 * inf = NaN
+               when the first half-step's ratio underflows (reported NaN errors at iteration 1) */
+            const double ratio2 = exp((upd + s->out[i]) / eps);
             const double tgt2 = isinf(tau) ? 1.0 : exp(-upd / tau);
             ea += w[i] * fabs(ratio2 - tgt2);
         }
@@ -259,6 +261,7 @@ static int first_eps(const monge_sinkhorn_params *par, const monge_geom_work *gw
 #define KER_FLOOR 1e-6
 #define KER_STALL 40
 #define KER_SMALL ((int64_t)1 << 21)
+#define KER_MIN 4096 /* below 64 x 64 the cache saves nothing measurable (12 x 9: 99 vs 100 us) */
 
 typedef struct {
     int64_t n, m;
@@ -315,7 +318,7 @@ static int ker_update(const double *S, const double *w, const double *pot, doubl
         const double upd = old + omega * (sink - old);
         const double tgt = isinf(tau) ? 1.0 : exp(-old / tau);
         eb += w[i] * fabs(ratio - tgt);
-        const double ratio2 = ratio * exp((upd - old) / eps);
+        const double ratio2 = exp(log(ratio) + (upd - old) / eps);
         const double tgt2 = isinf(tau) ? 1.0 : exp(-upd / tau);
         ea += w[i] * fabs(ratio2 - tgt2);
         lu[i] = (upd - pot[i]) / eps;
@@ -576,8 +579,8 @@ static int run(const monge_problem *pb, const monge_sinkhorn_params *par, double
     /* automatic: dense costs (O(nm) memory already), or a cache small enough to stay in the
        CPU caches (<= KER_SMALL entries, 8 MiB: minibatch solves), so that the online path keeps
        its O(n + m) memory for the problems where memory matters */
-    const int use_kernel = par->kernel == 2 ||
-                           (par->kernel == 1 && (pb->geom->C != NULL || n * m <= KER_SMALL));
+    const int use_kernel = par->kernel == 2 || (par->kernel == 1 && n * m >= KER_MIN &&
+                                                (pb->geom->C != NULL || n * m <= KER_SMALL));
     int kernel_tried = 0;
     relax_state rs;
     for (;;) {

@@ -45,9 +45,9 @@ typedef struct {
                               Default 1. */
     int nthreads;          /* threads; <= 0: the library default.  Default 0. */
     int kernel;            /* kernel-domain fast path at the target eps (a float cache of
-                              n*m entries, sinkhorn.c): 0 off, 1 automatic (dense cost geometries,
-                              and online ones with n*m <= 2^21, an 8 MiB cache: larger online
-                              problems keep their O(n + m) memory), 2 always.  Default 1. */
+                              n*m entries, sinkhorn.c): 0 off, 1 automatic (n*m >= 4096, and dense cost
+                              geometries or online ones with n*m <= 2^21, an 8 MiB cache: larger
+                              online problems keep their O(n + m) memory), 2 always.  Default 1. */
     monge_progress_fn progress; /* called every iteration (may be NULL).  Default NULL. */
     void *progress_ctx;    /* passed to progress.  Default NULL. */
 } monge_sinkhorn_params;

@@ -374,3 +374,12 @@ def test_overrelaxation_does_not_cycle_at_small_eps():
         r = monge.sinkhorn(C=C, a=a / a.sum(), b=b / b.sum(), eps=1e-3, tol=1e-10,
                            eps_scaling=False, max_iter=10000, kernel=False)
         assert r.converged, (seed, r.n_iter, r.error)
+
+
+def test_reported_errors_are_finite_when_the_first_ratio_underflows():
+    """At the first half-step exp(-C/eps) can underflow to 0 while the update is large: the error
+    after the update was 0 * inf = NaN and the callback saw it."""
+    x = np.random.default_rng(6).random((10, 2))
+    errs = []
+    monge.sinkhorn(x, x + 1.0, eps=1e-3, max_iter=50, callback=lambda it, e: errs.append(e) and False)
+    assert errs and np.isfinite(errs).all()

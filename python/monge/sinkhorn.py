@@ -256,7 +256,8 @@ def sinkhorn(x=None, y=None, a=None, b=None, *, C=None, eps, cost="sqeuclidean",
         eps is too small for it, and the stopping test is always made in the log domain in
         double, so results meet `tol` either way.  'auto' uses it for dense costs (`C`, or
         `online=False`) and for online problems with n * m <= 2**21 (an 8 MiB cache); larger
-        online problems keep their O(n + m) memory.  True: always; False: never.
+        online problems keep their O(n + m) memory; not below n * m = 4096, where it saves
+        nothing.  True: always; False: never.
     callback : callable(iteration, error) -> bool, optional
         Called every iteration; returning True stops the solve (the result is returned with
         converged=False).
