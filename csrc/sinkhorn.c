@@ -88,6 +88,20 @@ static int sk_alloc(sk_work *s, const monge_problem *pb)
     return MONGE_OK;
 }
 
+/* The L1 KKT violations of one marginal entry (weight w > 0) before and after its potential moves
+ * from `old` to `upd`, given logratio = log((P 1)_i / w_i) at `old`.  The ratio after the update is
+ * taken in one exponent, logratio + (upd - old)/eps: ratio * exp((upd - old)/eps) is 0 * inf = NaN
+ * when the ratio underflows at a first half-step (that reached callbacks as a NaN error).  Shared by
+ * the log-domain half-step and the kernel cache's. */
+static inline void kkt_errors(double old, double upd, double logratio, double w, double eps,
+                              double tau, double *eb, double *ea)
+{
+    const double tgt = isinf(tau) ? 1.0 : exp(-old / tau);
+    const double tgt2 = isinf(tau) ? 1.0 : exp(-upd / tau);
+    *eb += w * fabs(exp(logratio) - tgt);
+    *ea += w * fabs(exp(logratio + (upd - old) / eps) - tgt2);
+}
+
 /* One half-step on side `tr` (0: update f from g; 1: update g from f).
  * pot: the potential being updated (len), other: the fixed one (olen), w/lw: weights of the
  * updated side and log-weights of the fixed side.  Returns through *err_before the L1 KKT
@@ -108,20 +122,11 @@ static int half_step(const monge_geom_work *gw, sk_work *s, int tr, double eps, 
     int finite = 1;
     for (int64_t i = 0; i < len; i++) {
         const double old = pot[i];
-        const double ratio = exp((old + s->out[i]) / eps); /* (P 1)_i / w_i before the update */
         const double sink = -lam * s->out[i];
         const double upd = old + omega * (sink - old);
         if (!isfinite(upd)) finite = 0;
         pot[i] = upd;
-        if (w[i] > 0) {
-            const double tgt = isinf(tau) ? 1.0 : exp(-old / tau);
-            eb += w[i] * fabs(ratio - tgt);
-            /* (upd + out)/eps in one exponent: ratio * exp((upd - old)/eps) is 0 * inf = NaN
-               when the first half-step's ratio underflows (reported NaN errors at iteration 1) */
-            const double ratio2 = exp((upd + s->out[i]) / eps);
-            const double tgt2 = isinf(tau) ? 1.0 : exp(-upd / tau);
-            ea += w[i] * fabs(ratio2 - tgt2);
-        }
+        if (w[i] > 0) kkt_errors(old, upd, (old + s->out[i]) / eps, w[i], eps, tau, &eb, &ea);
     }
     *err_before = eb;
     *err_after = ea;
@@ -314,13 +319,10 @@ static int ker_update(const double *S, const double *w, const double *pot, doubl
         const double old = pot[i] + eps * lu[i];          /* the potential f_i */
         const double ratio = exp(lu[i]) * S[i] / w[i];     /* (P 1)_i / w_i */
         if (!(ratio > 0) || !isfinite(ratio)) return MONGE_ENONFINITE;
-        const double sink = lam * (old - eps * log(ratio));
+        const double logratio = log(ratio);
+        const double sink = lam * (old - eps * logratio);
         const double upd = old + omega * (sink - old);
-        const double tgt = isinf(tau) ? 1.0 : exp(-old / tau);
-        eb += w[i] * fabs(ratio - tgt);
-        const double ratio2 = exp(log(ratio) + (upd - old) / eps);
-        const double tgt2 = isinf(tau) ? 1.0 : exp(-upd / tau);
-        ea += w[i] * fabs(ratio2 - tgt2);
+        kkt_errors(old, upd, logratio, w[i], eps, tau, &eb, &ea);
         lu[i] = (upd - pot[i]) / eps;
         eu[i] = exp(lu[i]);
     }

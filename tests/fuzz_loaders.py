@@ -266,7 +266,7 @@ class Target:
     def setup(self):
         pass
 
-    def seeds(self):
+    def seeds(self):  # abstract: every loader target below defines its valid seed files
         raise NotImplementedError
 
     def specials(self):
@@ -282,7 +282,7 @@ class Target:
     def error_path(self):
         return os.fspath(self.input)
 
-    def call(self, data):
+    def call(self, data):  # abstract: every loader target below calls its loader
         raise NotImplementedError
 
     def check_result(self, res):
@@ -594,7 +594,7 @@ _WEIRD_ARRAYS = [np.array(1.5), np.array("text"), np.array(["a", "b"]), np.zeros
 class _Npz(Target):
     text, ext = False, ".npz"
 
-    def base(self):
+    def base(self):  # abstract: the two npz targets give their valid file
         raise NotImplementedError
 
     def seeds(self):

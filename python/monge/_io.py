@@ -121,6 +121,8 @@ def is_file(p):
 
 # ------------------------------------------------------------------ npz
 
+# what numpy/zipfile raise on a malformed npz (NotImplementedError: an unsupported member format),
+# all turned into DataFormatError naming the file
 _NPZ_ERRORS = (OSError, EOFError, ValueError, KeyError, zipfile.BadZipFile, zlib.error, struct.error,
                NotImplementedError, RuntimeError)
 
