@@ -12,10 +12,11 @@
  * condition of the (un)balanced problem.
  *
  * Options: epsilon-scaling (anneal eps geometrically from a large value, warm-starting each stage,
- * each stage run to its own tolerance), warm start from given potentials, and over-relaxation
- * f <- f + omega (f_sinkhorn - f) with omega chosen from the measured convergence rate
- * (omega* = 2 / (1 + sqrt(1 - theta)), Thibault et al. 2021) and backed off when the error stops
- * improving. */
+ * each stage run to its own tolerance), warm start from given potentials, and acceleration:
+ * by default Anderson acceleration of the map g -> g' (one Sinkhorn iteration), falling back to
+ * over-relaxation f <- f + omega (f_sinkhorn - f) with omega chosen from the measured convergence
+ * rate (omega* = 2 / (1 + sqrt(1 - theta)), Thibault et al. 2021) when it blows up; a fixed omega
+ * turns Anderson off. */
 #ifndef MONGE_SINKHORN_H
 #define MONGE_SINKHORN_H
 
@@ -48,6 +49,10 @@ typedef struct {
                               n*m entries, sinkhorn.c): 0 off, 1 automatic (n*m >= 4096, and dense cost
                               geometries or online ones with n*m <= 2^21, an 8 MiB cache: larger
                               online problems keep their O(n + m) memory), 2 always.  Default 1. */
+    int anderson;          /* Anderson acceleration with this memory (0: off), used when overrelax
+                              is 0: the column potentials are extrapolated from the last `anderson`
+                              iterations (sinkhorn.c); a stage where it blows up 3 times falls back
+                              to the automatic over-relaxation.  At most 32.  Default 8. */
     monge_progress_fn progress; /* called every iteration (may be NULL).  Default NULL. */
     void *progress_ctx;    /* passed to progress.  Default NULL. */
 } monge_sinkhorn_params;
@@ -67,6 +72,7 @@ typedef struct {
     int n_stages;     /* epsilon stages run */
     double overrelax; /* omega in use at the end */
     int64_t kernel_iter; /* of n_iter, those run on the kernel cache (params.kernel) */
+    int64_t anderson_iter; /* of n_iter, those ended by an Anderson extrapolation */
 } monge_sinkhorn_info;
 
 /* Solves one problem.  f (n) and g (m) receive the potentials (and hold the warm start when

@@ -8,7 +8,7 @@
 
 static void fill_params(monge_sinkhorn_params *par, double eps, double tol, long long max_iter,
                         int eps_scaling, double scaling_factor, double stage_tol,
-                        double overrelax, int nthreads, progress_ctx *pctx)
+                        double overrelax, int anderson, int nthreads, progress_ctx *pctx)
 {
     monge_sinkhorn_params_init(par);
     par->eps = eps;
@@ -18,6 +18,7 @@ static void fill_params(monge_sinkhorn_params *par, double eps, double tol, long
     par->scaling_factor = scaling_factor;
     par->stage_tol = stage_tol;
     par->overrelax = overrelax;
+    par->anderson = anderson;
     par->nthreads = nthreads;
     par->progress = bind_progress_cb;
     par->progress_ctx = pctx;
@@ -36,17 +37,18 @@ static PyObject *py_sinkhorn_divergence(PyObject *self, PyObject *args, PyObject
     static char *kwlist[] = {"x", "y", "a", "b", "cost", "p", "lam", "eps", "tau_a", "tau_b",
                              "tol", "max_iter", "eps_scaling", "scaling_factor", "stage_tol",
                              "overrelax", "static_b", "dense", "grad_x", "grad_y", "grad_a",
-                             "grad_b", "nthreads", NULL};
+                             "grad_b", "nthreads", "anderson", NULL};
     PyObject *x, *y, *a, *b;
     const char *cost = "sqeuclidean";
     double p = 2.0, lam = 0.0, eps, tau_a = INFINITY, tau_b = INFINITY, tol = 1e-6,
            scaling_factor = 0.1, stage_tol = 1e-4, overrelax = 0;
     long long max_iter = 10000;
-    int eps_scaling = 0, static_b = 0, dense = 0, gx = 0, gy = 0, ga = 0, gb = 0, nthreads = 0;
-    if (!PyArg_ParseTupleAndKeywords(args, kw, "OOOO|sddddddLidddppppppi", kwlist, &x, &y, &a, &b,
+    int eps_scaling = 0, static_b = 0, dense = 0, gx = 0, gy = 0, ga = 0, gb = 0, nthreads = 0,
+        anderson = 8;
+    if (!PyArg_ParseTupleAndKeywords(args, kw, "OOOO|sddddddLidddppppppii", kwlist, &x, &y, &a, &b,
                                      &cost, &p, &lam, &eps, &tau_a, &tau_b, &tol, &max_iter,
                                      &eps_scaling, &scaling_factor, &stage_tol, &overrelax,
-                                     &static_b, &dense, &gx, &gy, &ga, &gb, &nthreads))
+                                     &static_b, &dense, &gx, &gy, &ga, &gb, &nthreads, &anderson))
         return NULL;
     batch_geom bg;
     PyArrayObject *aa = NULL, *ba = NULL, *Gx = NULL, *Gy = NULL, *Ga = NULL, *Gb = NULL;
@@ -64,7 +66,7 @@ static PyObject *py_sinkhorn_divergence(PyObject *self, PyObject *args, PyObject
     monge_divergence_params par;
     monge_divergence_params_init(&par);
     fill_params(&par.sk, eps, tol, max_iter, eps_scaling, scaling_factor, stage_tol, overrelax,
-                nthreads, &pctx);
+                anderson, nthreads, &pctx);
     par.static_b = static_b;
     par.dense = dense;
     pbs = (monge_problem *)PyMem_Calloc((size_t)B, sizeof *pbs);
@@ -151,17 +153,17 @@ static PyObject *py_monge_gap(PyObject *self, PyObject *args, PyObject *kw)
     (void)self;
     static char *kwlist[] = {"x", "t", "cost", "p", "lam", "eps", "eps_mode", "tol", "max_iter",
                              "eps_scaling", "scaling_factor", "stage_tol", "overrelax", "grad_t",
-                             "grad_x", "nthreads", "dense", NULL};
+                             "grad_x", "nthreads", "dense", "anderson", NULL};
     PyObject *x, *t;
     const char *cost = "sqeuclidean";
     double p = 2.0, lam = 0.0, eps, tol = 1e-6, scaling_factor = 0.1, stage_tol = 1e-4,
            overrelax = 0;
     long long max_iter = 10000;
-    int eps_mode = 0, eps_scaling = 0, gt = 0, gx = 0, nthreads = 0, dense = 0;
-    if (!PyArg_ParseTupleAndKeywords(args, kw, "OO|sdddidLidddppip", kwlist, &x, &t, &cost, &p,
+    int eps_mode = 0, eps_scaling = 0, gt = 0, gx = 0, nthreads = 0, dense = 0, anderson = 8;
+    if (!PyArg_ParseTupleAndKeywords(args, kw, "OO|sdddidLidddppipi", kwlist, &x, &t, &cost, &p,
                                      &lam, &eps, &eps_mode, &tol, &max_iter, &eps_scaling,
                                      &scaling_factor, &stage_tol, &overrelax, &gt, &gx, &nthreads,
-                                     &dense))
+                                     &dense, &anderson))
         return NULL;
     batch_geom bg;
     PyArrayObject *Gt = NULL, *Gx = NULL;
@@ -176,7 +178,7 @@ static PyObject *py_monge_gap(PyObject *self, PyObject *args, PyObject *kw)
     monge_gap_params par;
     monge_gap_params_init(&par);
     fill_params(&par.sk, eps, tol, max_iter, eps_scaling, scaling_factor, stage_tol, overrelax,
-                nthreads, &pctx);
+                anderson, nthreads, &pctx);
     par.eps_mode = (monge_eps_mode)eps_mode;
     par.dense = dense;
     monge_gap_info info;

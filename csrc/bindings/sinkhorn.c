@@ -13,18 +13,18 @@ static PyObject *py_sinkhorn(PyObject *self, PyObject *args, PyObject *kw)
     static char *kwlist[] = {"C", "x", "y", "a", "b", "cost", "p", "eps", "tau_a", "tau_b", "tol",
                              "max_iter", "eps_scaling", "eps_start", "scaling_factor", "stage_tol",
                              "overrelax", "f0", "g0", "compute_cost", "nthreads", "callback",
-                             "lam", "kernel", NULL};
+                             "lam", "kernel", "anderson", NULL};
     PyObject *C, *x, *y, *a, *b, *f0 = Py_None, *g0 = Py_None, *callback = Py_None;
     const char *cost = "sqeuclidean";
     double p = 2.0, eps, tau_a = INFINITY, tau_b = INFINITY, tol = 1e-6, eps_start = 0,
            scaling_factor = 0.1, stage_tol = 1e-4, overrelax = 0, lam = 0.0;
     long long max_iter = 10000;
-    int eps_scaling = 0, compute_cost = 1, nthreads = 0, kernel = 1;
-    if (!PyArg_ParseTupleAndKeywords(args, kw, "OOOOO|sdddddLiddddOOpiOdi", kwlist, &C, &x, &y, &a,
+    int eps_scaling = 0, compute_cost = 1, nthreads = 0, kernel = 1, anderson = 8;
+    if (!PyArg_ParseTupleAndKeywords(args, kw, "OOOOO|sdddddLiddddOOpiOdii", kwlist, &C, &x, &y, &a,
                                      &b, &cost, &p, &eps, &tau_a, &tau_b, &tol, &max_iter,
                                      &eps_scaling, &eps_start, &scaling_factor, &stage_tol,
                                      &overrelax, &f0, &g0, &compute_cost, &nthreads, &callback,
-                                     &lam, &kernel))
+                                     &lam, &kernel, &anderson))
         return NULL;
     if (callback != Py_None && !PyCallable_Check(callback)) {
         PyErr_SetString(PyExc_TypeError, "callback: must be callable");
@@ -82,6 +82,7 @@ static PyObject *py_sinkhorn(PyObject *self, PyObject *args, PyObject *kw)
     par.compute_cost = compute_cost;
     par.nthreads = nthreads;
     par.kernel = kernel;
+    par.anderson = anderson;
     progress_ctx pctx = {callback != Py_None ? callback : NULL, bind_now(), 0, 0};
     par.progress = bind_progress_cb;
     par.progress_ctx = &pctx;
@@ -122,7 +123,8 @@ static PyObject *py_sinkhorn(PyObject *self, PyObject *args, PyObject *kw)
         PyArrayObject *nit = (PyArrayObject *)PyArray_SimpleNew(1, bd, NPY_INT64);
         PyArrayObject *cvg = (PyArrayObject *)PyArray_SimpleNew(1, bd, NPY_BOOL);
         PyArrayObject *kit = (PyArrayObject *)PyArray_SimpleNew(1, bd, NPY_INT64);
-        if (val && cst && mas && err && nit && cvg && kit) {
+        PyArrayObject *ait = (PyArrayObject *)PyArray_SimpleNew(1, bd, NPY_INT64);
+        if (val && cst && mas && err && nit && cvg && kit && ait) {
             for (int64_t k = 0; k < B; k++) {
                 ((double *)PyArray_DATA(val))[k] = infos[k].value;
                 ((double *)PyArray_DATA(cst))[k] = infos[k].cost;
@@ -131,11 +133,13 @@ static PyObject *py_sinkhorn(PyObject *self, PyObject *args, PyObject *kw)
                 ((int64_t *)PyArray_DATA(nit))[k] = infos[k].n_iter;
                 ((npy_bool *)PyArray_DATA(cvg))[k] = (npy_bool)(infos[k].converged != 0);
                 ((int64_t *)PyArray_DATA(kit))[k] = infos[k].kernel_iter;
+                ((int64_t *)PyArray_DATA(ait))[k] = infos[k].anderson_iter;
             }
-            result = Py_BuildValue("{s:O,s:O,s:N,s:N,s:N,s:N,s:N,s:N,s:O,s:N}", "f", fa, "g", ga,
-                                   "value", val, "cost", cst, "mass", mas, "error", err, "n_iter",
-                                   nit, "converged", cvg, "stopped",
-                                   pctx.user_stop ? Py_True : Py_False, "kernel_iter", kit);
+            result = Py_BuildValue("{s:O,s:O,s:N,s:N,s:N,s:N,s:N,s:N,s:O,s:N,s:N}", "f", fa, "g",
+                                   ga, "value", val, "cost", cst, "mass", mas, "error", err,
+                                   "n_iter", nit, "converged", cvg, "stopped",
+                                   pctx.user_stop ? Py_True : Py_False, "kernel_iter", kit,
+                                   "anderson_iter", ait);
         } else {
             Py_XDECREF(val);
             Py_XDECREF(cst);
@@ -144,6 +148,7 @@ static PyObject *py_sinkhorn(PyObject *self, PyObject *args, PyObject *kw)
             Py_XDECREF(nit);
             Py_XDECREF(cvg);
             Py_XDECREF(kit);
+            Py_XDECREF(ait);
         }
     }
 out:

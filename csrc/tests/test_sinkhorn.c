@@ -1,6 +1,7 @@
 /* C unit tests of the geometry and Sinkhorn layers (run under AddressSanitizer + UBSan by
  * `make test`).  Each CHECK prints what failed; the exit code is the number of failures. */
 #include "../monge.h"
+#include "../anderson.h"
 
 #include <math.h>
 #include <stdio.h>
@@ -363,6 +364,88 @@ static void test_kernel_path(void)
     free(C);
 }
 
+/* Anderson acceleration (the default with overrelax 0) against the adaptive over-relaxation: the
+ * same potentials, fewer iterations; a fixed omega turns it off; a translation, whose first
+ * extrapolations are rejected (csrc/sinkhorn.c), still converges to tol. */
+static void test_anderson(void)
+{
+    enum { N = 300, M = 240 };
+    double *x = malloc(sizeof(double) * N * 2), *y = malloc(sizeof(double) * M * 2);
+    double *C = malloc(sizeof(double) * N * M);
+    double a[N], b[M], f0[N], g0[M], f1[N], g1[M];
+    points(x, N, 2, 0);
+    /* the target: a blob in the middle of the square (benchmarks/sinkhorn.py's case 2) */
+    for (int64_t j = 0; j < M * 2; j++) y[j] = 0.5 + 0.15 * (urand() + urand() + urand() - 1.5);
+    for (int64_t i = 0; i < N; i++) a[i] = 1.0 / N;
+    for (int64_t j = 0; j < M; j++) b[j] = 1.0 / M;
+    for (int64_t i = 0; i < N; i++)
+        for (int64_t j = 0; j < M; j++) C[i * M + j] = sqdist(x + 2 * i, y + 2 * j, 2);
+    monge_geometry dense = {.n = N, .m = M, .dtype = MONGE_F64, .C = C};
+    const double taus[2] = {INFINITY, 0.5};
+    for (int t = 0; t < 2; t++) {
+        monge_problem pb = {.geom = &dense, .a = a, .b = b, .tau_a = taus[t], .tau_b = taus[t]};
+        monge_sinkhorn_params par;
+        monge_sinkhorn_params_init(&par);
+        par.eps = 0.005;
+        par.tol = 1e-9;
+        par.kernel = 0;
+        monge_sinkhorn_info i0, i1;
+        par.anderson = 0;
+        int s0 = monge_sinkhorn(&pb, &par, f0, g0, &i0);
+        par.anderson = 8;
+        int s1 = monge_sinkhorn(&pb, &par, f1, g1, &i1);
+        double df = 0;
+        for (int64_t i = 0; i < N; i++) df = fmax(df, fabs(f1[i] - f0[i]));
+        for (int64_t j = 0; j < M; j++) df = fmax(df, fabs(g1[j] - g0[j]));
+        const double e1 = plan_l1_error(C, a, b, f1, g1, N, M, par.eps, taus[t]);
+        CHECK(s0 == MONGE_OK && s1 == MONGE_OK && e1 <= par.tol && df < 1e-8,
+              "anderson (tau %g): status %d %d, error %g, max |df| %g vs over-relaxation", taus[t],
+              s0, s1, e1, df);
+        CHECK(i0.anderson_iter == 0 && i1.anderson_iter > 0 && i1.n_iter < i0.n_iter,
+              "anderson (tau %g): %lld iterations (%lld extrapolated) vs %lld over-relaxed", taus[t],
+              (long long)i1.n_iter, (long long)i1.anderson_iter, (long long)i0.n_iter);
+        printf("anderson (tau %g): %lld iterations (%lld extrapolated); over-relaxation: %lld\n",
+               taus[t], (long long)i1.n_iter, (long long)i1.anderson_iter, (long long)i0.n_iter);
+        par.overrelax = 1.5; /* a fixed omega: no Anderson */
+        s1 = monge_sinkhorn(&pb, &par, f1, g1, &i1);
+        CHECK(s1 == MONGE_OK && i1.anderson_iter == 0, "fixed omega: status %d, %lld extrapolated",
+              s1, (long long)i1.anderson_iter);
+        par.overrelax = 0;
+        par.anderson = MONGE_AA_MAX_MEM + 1;
+        CHECK(monge_sinkhorn(&pb, &par, f1, g1, &i1) == MONGE_EINVAL, "anderson > %d accepted",
+              MONGE_AA_MAX_MEM);
+    }
+    /* a translation at a small eps: the first extrapolations overshoot and are rejected */
+    {
+        enum { K = 40 };
+        double xs[K * 2], ys[K * 2], Ct[K * K], at[K], ft[K], gt[K];
+        points(xs, K, 2, 0);
+        for (int i = 0; i < K * 2; i++) ys[i] = xs[i] + 1.0;
+        for (int i = 0; i < K; i++) at[i] = 1.0 / K;
+        for (int i = 0; i < K; i++)
+            for (int j = 0; j < K; j++) Ct[i * K + j] = sqdist(xs + 2 * i, ys + 2 * j, 2);
+        monge_geometry gt_dense = {.n = K, .m = K, .dtype = MONGE_F64, .C = Ct};
+        monge_problem pb = {.geom = &gt_dense, .a = at, .b = at, .tau_a = INFINITY, .tau_b = INFINITY};
+        monge_sinkhorn_params par;
+        monge_sinkhorn_params_init(&par);
+        par.eps = 0.01;
+        par.tol = 1e-8;
+        monge_sinkhorn_info it, io;
+        int st = monge_sinkhorn(&pb, &par, ft, gt, &it);
+        const double e = plan_l1_error(Ct, at, at, ft, gt, K, K, par.eps, INFINITY);
+        par.anderson = 0;
+        int so = monge_sinkhorn(&pb, &par, ft, gt, &io);
+        CHECK(st == MONGE_OK && so == MONGE_OK && e <= par.tol && it.n_iter <= io.n_iter + 5,
+              "translation: status %d error %g, %lld iterations (over-relaxation alone: %lld)", st,
+              e, (long long)it.n_iter, (long long)io.n_iter);
+        printf("translation: %lld iterations (%lld extrapolated); over-relaxation: %lld\n",
+               (long long)it.n_iter, (long long)it.anderson_iter, (long long)io.n_iter);
+    }
+    free(x);
+    free(y);
+    free(C);
+}
+
 /* found by libFuzzer: costs near the double range with a huge eps gave finite iterates, then the
  * gauge sum and the value overflowed while the status said OK.  Now: finite potentials and either
  * a finite value or MONGE_ENONFINITE, never OK with inf. */
@@ -398,5 +481,6 @@ int main(void)
     test_errors();
     test_overflow_on_exit();
     test_kernel_path();
+    test_anderson();
     return REPORT();
 }

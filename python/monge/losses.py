@@ -70,7 +70,7 @@ def _which_grads(grad, static_b):
 def sinkhorn_divergence(x, y, a=None, b=None, *, eps, cost="sqeuclidean", p=2.0, lam=1.0,
                         tau=None, tau_a=None, tau_b=None, grad=False, static_b=False, online=None,
                         tol=None, max_iter=10000, eps_scaling="auto", scaling_factor=0.1,
-                        stage_tol=1e-4, overrelax="auto", nthreads=None):
+                        stage_tol=1e-4, overrelax="auto", anderson=None, nthreads=None):
     """Sinkhorn divergence between weighted point clouds, with gradients on request.
 
         S_eps(a, b) = OT_eps(a, b) - 1/2 OT_eps(a, a) - 1/2 OT_eps(b, b) + eps/2 (m(a) - m(b))^2
@@ -92,7 +92,7 @@ def sinkhorn_divergence(x, y, a=None, b=None, *, eps, cost="sqeuclidean", p=2.0,
     online : bool, optional
         Compute costs on the fly (default) or build the three cost matrices once (online=False;
         pays for d above ~16).
-    tol, max_iter, eps_scaling, scaling_factor, stage_tol, overrelax, nthreads :
+    tol, max_iter, eps_scaling, scaling_factor, stage_tol, overrelax, anderson, nthreads :
         Solver options, as in :func:`monge.sinkhorn`, shared by the three solves.
 
     Returns
@@ -114,7 +114,7 @@ def sinkhorn_divergence(x, y, a=None, b=None, *, eps, cost="sqeuclidean", p=2.0,
     if online is None:
         online = d <= 16
     opts = solver_options(x.dtype, tol, max_iter, eps_scaling, scaling_factor, stage_tol,
-                          overrelax, nthreads)
+                          overrelax, nthreads, anderson)
     xb, yb = (x, y) if batched else (x[None], y[None])
     out = _core.sinkhorn_divergence(xb, yb, A, Bw, cost=cost, p=p, lam=lam, eps=eps, tau_a=ta,
                                     tau_b=tb, static_b=bool(static_b), dense=not online,
@@ -170,7 +170,7 @@ _EPS_MODES = {None: 0, "mean": 1, "std": 2}
 
 def monge_gap(x, tx, *, cost="sqeuclidean", eps=None, relative_epsilon=None, p=2.0, lam=1.0,
               grad=False, online=None, tol=None, max_iter=10000, eps_scaling="auto",
-              scaling_factor=0.1, stage_tol=1e-4, overrelax="auto", nthreads=None):
+              scaling_factor=0.1, stage_tol=1e-4, overrelax="auto", anderson=None, nthreads=None):
     """Monge gap of a map on samples: how far x -> T(x) is from being an optimal transport map.
 
         M(T) = (1/n) sum_i c(x_i, T x_i) - [ <P, C> - eps H(P) ]
@@ -193,6 +193,8 @@ def monge_gap(x, tx, *, cost="sqeuclidean", eps=None, relative_epsilon=None, p=2
     online : bool, optional
         Costs on the fly (O(n) memory) or the n x n matrix built once (online=False).  Default:
         the matrix while it takes <= 64 MB (or <= 1 GiB when d > 8), else online (measured).
+    tol, max_iter, eps_scaling, scaling_factor, stage_tol, overrelax, anderson, nthreads :
+        Solver options, as in :func:`monge.sinkhorn`.
 
     Note: the estimator's value is at least about eps log n even for an optimal map (the entropy
     term of the plan), so compare Monge gaps at equal eps and n.
@@ -220,7 +222,7 @@ def monge_gap(x, tx, *, cost="sqeuclidean", eps=None, relative_epsilon=None, p=2
         for w in wanted:
             choice("grad", w, ("tx", "x"))
     opts = solver_options(x.dtype, tol, max_iter, eps_scaling, scaling_factor, stage_tol,
-                          overrelax, nthreads)
+                          overrelax, nthreads, anderson)
     n, d = x.shape
     if online is None:
         # measured (n = 1024): the dense matrix wins while it sits in cache, or for d > 8
