@@ -14,9 +14,10 @@ static inline int monge_thread_id(void) { return 0; }
 #endif
 
 #define MONGE_TILE 512 /* columns per tile on the row path (fits L1 with its partner buffer) */
-#define MONGE_CB 256   /* columns per block on the dense column path */
+#define MONGE_CB 256   /* columns per block on the dense column path of apply */
 #define MONGE_RB 256   /* rows accumulated in T before adding into double on the column path */
-#define MONGE_COLBUF_BYTES ((size_t)MONGE_CB * (sizeof(double) + 3 * sizeof(double)))
+#define MONGE_ROWBLOCKS 32 /* fixed row blocks of the dense column softmin (their partials are
+                              reduced in order: results do not depend on the thread count) */
 
 struct monge_geom_work {
     monge_geometry g;
@@ -27,7 +28,8 @@ struct monge_geom_work {
     void *xt, *yt;               /* points transposed: d x n, d x m */
     void *hbuf;                  /* max(n, m) elements of T: h converted for the kernels */
     void *tiles;                 /* per thread: two tiles of MONGE_TILE elements of T */
-    void *colbuf;                /* per thread: MONGE_COLBUF_BYTES for the column path */
+    void *colpart;               /* dense: column partials of MONGE_ROWBLOCKS row blocks (double
+                                    and T) and four column vectors, for the column softmin */
 };
 
 const monge_geometry *monge_geom_of(const monge_geom_work *w) { return &w->g; }
@@ -82,7 +84,7 @@ void monge_geom_release(monge_geom_work *w)
     free(w->yt);
     free(w->hbuf);
     free(w->tiles);
-    free(w->colbuf);
+    free(w->colpart);
     free(w);
 }
 
@@ -109,8 +111,10 @@ int monge_geom_prepare(const monge_geometry *g, int nthreads, monge_geom_work **
     const int64_t nm = g->n > g->m ? g->n : g->m;
     w->hbuf = malloc(es * (size_t)nm);
     w->tiles = malloc(es * 2 * MONGE_TILE * (size_t)w->nthreads);
-    w->colbuf = malloc(MONGE_COLBUF_BYTES * (size_t)w->nthreads);
-    int st = (w->hbuf && w->tiles && w->colbuf) ? MONGE_OK : MONGE_ENOMEM;
+    if (g->C)
+        w->colpart = malloc(((size_t)MONGE_ROWBLOCKS * (sizeof(double) + es) + 2 * sizeof(double) +
+                             2 * es) * (size_t)g->m);
+    int st = (w->hbuf && w->tiles && (w->colpart || !g->C)) ? MONGE_OK : MONGE_ENOMEM;
     if (st == MONGE_OK && !g->C)
         st = g->dtype == MONGE_F32 ? prepare_points_f32(w) : prepare_points_f64(w);
     if (st != MONGE_OK) {
