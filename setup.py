@@ -51,7 +51,8 @@ class BuildExt(build_ext):
             compile_args += ["/O2", "/openmp"]
             print("monge: building with MSVC /openmp")
         else:
-            compile_args += ["-O3", "-std=c11", "-fno-math-errno", "-Wall", "-Wno-unknown-pragmas"]
+            compile_args += ["-O3", "-std=c11", "-ffp-contract=fast", "-fno-math-errno", "-Wall",
+                             "-Wno-unknown-pragmas"]
             if os.environ.get("MONGE_NATIVE") == "1":
                 compile_args += ["-march=native", "-DMONGE_NATIVE"]
                 print("monge: MONGE_NATIVE=1: -march=native, no runtime dispatch")

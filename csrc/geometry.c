@@ -29,7 +29,8 @@ struct monge_geom_work {
     void *hbuf;                  /* max(n, m) elements of T: h converted for the kernels */
     void *tiles;                 /* per thread: two tiles of MONGE_TILE elements of T */
     void *colpart;               /* dense: column partials of MONGE_ROWBLOCKS row blocks (double
-                                    and T) and four column vectors, for the column softmin */
+                                    and T) and four column vectors (two double, two T), for the
+                                    column softmin and the marginals */
 };
 
 const monge_geometry *monge_geom_of(const monge_geom_work *w) { return &w->g; }
@@ -190,6 +191,15 @@ int monge_geom_apply(const monge_geom_work *w, int transpose, double eps, const 
         apply_rows_f64(w, transpose, eps, u, (const double *)w->hbuf, V, k, out, rowsum, rowcost,
                        nth);
     return MONGE_OK;
+}
+
+int monge_geom_marginals(const monge_geom_work *w, double eps, const double *u, const double *h,
+                         double *rowsum, double *colsum, double *rowcost, int nthreads)
+{
+    if (!w || !u || !h || !rowsum || !colsum || !(eps > 0)) return MONGE_EINVAL;
+    const int nth = clamp_threads(w, nthreads);
+    return w->g.dtype == MONGE_F32 ? marginals_f32(w, eps, u, h, rowsum, colsum, rowcost, nth)
+                                   : marginals_f64(w, eps, u, h, rowsum, colsum, rowcost, nth);
 }
 
 int monge_geom_dense_plan(const monge_geom_work *w, double eps, const double *u, const double *h,

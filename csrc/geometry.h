@@ -72,6 +72,14 @@ int monge_geom_apply(const monge_geom_work *w, int transpose, double eps, const 
                      const double *h, const double *V, int64_t k, double *out, double *rowsum,
                      double *rowcost, int nthreads);
 
+/* The marginals and row costs of P_ij = exp((u_i + h_j - C_ij) / eps) in one pass:
+ *   rowsum[i] = sum_j P_ij,  colsum[j] = sum_i P_ij,  rowcost[i] = sum_j P_ij C_ij (may be NULL).
+ * Computed in the geometry's dtype with the rounding of u and h to it compensated, summed in
+ * double; u_i = -inf (h_j = -inf) gives a zero row (column).  Returns MONGE_ENOMEM when its
+ * scratch (O(32 m)) cannot be allocated. */
+int monge_geom_marginals(const monge_geom_work *w, double eps, const double *u, const double *h,
+                         double *rowsum, double *colsum, double *rowcost, int nthreads);
+
 /* Gradient of the cost through the plan (online geometries only):
  *   out[i*d + k] = sum_j P_ij d c(p_i, q_j) / d p_ik,   P_ij = exp((u_i + h_j - C_ij) / eps),
  * where p = x, q = y (or p = y, q = x with transpose: every cost here is symmetric,
