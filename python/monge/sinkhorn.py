@@ -259,8 +259,9 @@ def sinkhorn(x=None, y=None, a=None, b=None, *, C=None, eps, cost="sqeuclidean",
         only pays below that (measured; it rescues solves that otherwise stall).
     overrelax : 'auto' or float in (0, 2)
         Over-relaxation omega of the updates (1.0 = plain Sinkhorn).  With 'auto', Anderson
-        acceleration runs (see `anderson`), and a stage where it blows up falls back to an omega
-        estimated from the observed convergence rate.  A number fixes omega and turns Anderson off.
+        acceleration runs (see `anderson`), and a stage where it stalls (100 iterations without a
+        10% better error) or overflows goes on with an omega estimated from the observed
+        convergence rate.  A number fixes omega and turns Anderson off.
     anderson : int, optional
         Memory of the Anderson acceleration of the potentials (0 turns it off).  Default: 8 with
         overrelax='auto', else 0.  It extrapolates g from the last `anderson` iterations (a
