@@ -306,9 +306,9 @@ static int accel_reject(accel_state *acc, relax_state *rs, double err, double ov
         rs->automatic = overrelax == 0;
         return 0;
     }
-    if (acc->last_mixed && err > AA_RESTART * acc->best) monge_aa_reset(&acc->aa); /* kept */
     if (!acc->last_mixed) return 0;
     acc->last_mixed = 0;
+    if (err > AA_RESTART * acc->best) monge_aa_reset(&acc->aa); /* the iterate is kept */
     if (isfinite(err)) {
         acc->accepted++;
         return 0;
