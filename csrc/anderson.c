@@ -137,7 +137,8 @@ int monge_aa_step(monge_aa *aa, const double *x, const double *gx, double *out)
         trace += A[i * p + i];
         rhs[i] = wdot(aa, aa->dR + (size_t)i * (size_t)len, aa->Rprev);
     }
-    int ok = trace > 0 && isfinite(trace) && !spd_solve(A, p, AA_TIKHONOV * trace, rhs, gam);
+    const double reg = aa->reg > 0 ? aa->reg : AA_TIKHONOV;
+    int ok = trace > 0 && isfinite(trace) && !spd_solve(A, p, reg * trace, rhs, gam);
     for (int i = 0; i < p && ok; i++) ok = fabs(gam[i]) <= AA_GAMMA_MAX;
     if (!ok) {
         /* keep the current point as the origin of a fresh history */

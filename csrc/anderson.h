@@ -30,6 +30,10 @@ typedef struct {
     double *Gprev, *Rprev;
     double gram[MONGE_AA_MAX_MEM * MONGE_AA_MAX_MEM];
     int64_t n_mixed;    /* extrapolated steps so far */
+    double reg;         /* Tikhonov factor of the least squares (x the trace of the Gram matrix);
+                           <= 0: 1e-10, enough to keep them solvable.  Larger values damp the
+                           extrapolation towards the plain step.  Set by the caller; kept by
+                           monge_aa_reset. */
 } monge_aa;
 
 /* Returns MONGE_OK or MONGE_ENOMEM (mem is clamped to [1, MONGE_AA_MAX_MEM]). */
