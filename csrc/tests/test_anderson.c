@@ -54,33 +54,52 @@ static double dist(const double *u, const double *v)
     return sqrt(s);
 }
 
+/* x <- M x + c with spectrum in [0, 0.95] (a fresh random M and c), and its fixed point xs by many
+ * plain iterations (0.95^2000 ~ 1e-45) */
+static void contraction(double *Mx, double *c, double *xs)
+{
+    double lam[L], tmp[L];
+    for (int k = 0; k < L; k++) lam[k] = 0.95 * k / (L - 1);
+    spectral_matrix(Mx, lam);
+    for (int i = 0; i < L; i++) c[i] = urand() - 0.5;
+    memset(xs, 0, sizeof(double) * L);
+    for (int it = 0; it < 2000; it++) {
+        apply(Mx, c, xs, tmp);
+        memcpy(xs, tmp, sizeof tmp);
+    }
+}
+
+/* `steps` steps of Anderson (aa) and of the plain iteration from 0: their distances to xs through
+ * *ea and *ep, the start's through *e0; returns the number of extrapolated steps */
+static int race(monge_aa *aa, const double *Mx, const double *c, const double *xs, int steps,
+                double *e0, double *ea, double *ep)
+{
+    double x[L], xp[L], gx[L], tmp[L];
+    memset(x, 0, sizeof x);
+    memset(xp, 0, sizeof xp);
+    *e0 = dist(x, xs);
+    int mixed = 0;
+    for (int it = 0; it < steps; it++) {
+        apply(Mx, c, x, gx);
+        mixed += monge_aa_step(aa, x, gx, x);
+        apply(Mx, c, xp, tmp);
+        memcpy(xp, tmp, sizeof xp);
+    }
+    *ea = dist(x, xs);
+    *ep = dist(xp, xs);
+    return mixed;
+}
+
 /* x <- M x + c with spectrum in [0, 0.95]: Anderson(5) against the plain iteration (measured: 3e-5
  * of the starting error after 30 steps, against 0.045 for the plain iteration) */
 static void test_linear_contraction(void)
 {
-    double Mx[L * L], lam[L], c[L], xs[L], x[L], xp[L], gx[L], tmp[L];
-    for (int k = 0; k < L; k++) lam[k] = 0.95 * k / (L - 1);
-    spectral_matrix(Mx, lam);
-    for (int i = 0; i < L; i++) c[i] = urand() - 0.5;
-    /* the fixed point, by many plain iterations (0.95^2000 ~ 1e-45) */
-    memset(xs, 0, sizeof xs);
-    for (int it = 0; it < 2000; it++) {
-        apply(Mx, c, xs, tmp);
-        memcpy(xs, tmp, sizeof xs);
-    }
+    double Mx[L * L], c[L], xs[L], x[L], gx[L];
+    contraction(Mx, c, xs);
     monge_aa aa;
     CHECK(monge_aa_init(&aa, 5, L, NULL, 0) == MONGE_OK, "init");
-    memset(x, 0, sizeof x);
-    memset(xp, 0, sizeof xp);
-    const double e0 = dist(x, xs);
-    int mixed = 0;
-    for (int it = 0; it < 30; it++) {
-        apply(Mx, c, x, gx);
-        mixed += monge_aa_step(&aa, x, gx, x);
-        apply(Mx, c, xp, tmp);
-        memcpy(xp, tmp, sizeof xp);
-    }
-    const double ea = dist(x, xs), ep = dist(xp, xs);
+    double e0, ea, ep;
+    const int mixed = race(&aa, Mx, c, xs, 30, &e0, &ea, &ep);
     CHECK(ea < 1e-3 * e0 && ep > 0.02 * e0, "30 steps: Anderson error %g, plain %g (start %g)", ea,
           ep, e0);
     CHECK(mixed == 29 && aa.n_mixed == 29, "extrapolated steps %d (first step plain)", mixed);
@@ -169,15 +188,8 @@ static void test_degenerate(void)
  * still accelerates the linear contraction of test_linear_contraction; a reset keeps it */
 static void test_damping(void)
 {
-    double Mx[L * L], lam[L], c[L], xs[L], x[L], xp[L], gx[L], tmp[L];
-    for (int k = 0; k < L; k++) lam[k] = 0.95 * k / (L - 1);
-    spectral_matrix(Mx, lam);
-    for (int i = 0; i < L; i++) c[i] = urand() - 0.5;
-    memset(xs, 0, sizeof xs);
-    for (int it = 0; it < 2000; it++) {
-        apply(Mx, c, xs, tmp);
-        memcpy(xs, tmp, sizeof xs);
-    }
+    double Mx[L * L], c[L], xs[L], x[L], gx[L], tmp[L];
+    contraction(Mx, c, xs);
     monge_aa aa;
     CHECK(monge_aa_init(&aa, 5, L, NULL, 0) == MONGE_OK, "init");
     aa.reg = 1e12;
@@ -195,16 +207,8 @@ static void test_damping(void)
     monge_aa_reset(&aa);
     CHECK(aa.reg == 1e12, "a reset changed reg to %g", aa.reg);
     aa.reg = 3e-4;
-    memset(x, 0, sizeof x);
-    memset(xp, 0, sizeof xp);
-    const double e0 = dist(x, xs);
-    for (int it = 0; it < 30; it++) {
-        apply(Mx, c, x, gx);
-        monge_aa_step(&aa, x, gx, x);
-        apply(Mx, c, xp, tmp);
-        memcpy(xp, tmp, sizeof xp);
-    }
-    const double ea = dist(x, xs), ep = dist(xp, xs);
+    double e0, ea, ep;
+    race(&aa, Mx, c, xs, 30, &e0, &ea, &ep);
     CHECK(ea < 1e-2 * ep, "reg 3e-4, 30 steps: Anderson error %g, plain %g (start %g)", ea, ep, e0);
     printf("damped (reg 3e-4): error %.2e of the start after 30 steps, plain %.2e\n", ea / e0, ep / e0);
     monge_aa_free(&aa);
