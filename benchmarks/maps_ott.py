@@ -41,7 +41,7 @@ from ott.neural.methods.monge_gap import MongeGapEstimator, monge_gap_from_sampl
 from ott.neural.networks.potentials import BasePotential  # noqa: E402
 from ott.tools.sinkhorn_divergence import sinkdiv  # noqa: E402
 
-from monge import datasets, metrics  # noqa: E402
+from monge.maps import datasets, metrics  # noqa: E402
 from monge.maps import MongeGapMap  # noqa: E402
 
 HIDDEN = (64, 64)
@@ -56,7 +56,7 @@ def _exact_gelu(x):
 
 
 class ResidualMLPMap(BasePotential):
-    """T(x) = x + MLP(x) as a vector field (is_potential=False), initialised like monge.nn.MLP:
+    """T(x) = x + MLP(x) as a vector field (is_potential=False), initialised like monge.maps.nn.MLP:
     He-normal weights, zero biases, last layer weights scaled by ``last_scale``."""
 
     dim_hidden: tuple = HIDDEN

@@ -1,4 +1,4 @@
-"""Datasets with known optimal maps (monge.datasets) and map metrics (monge.metrics): seeds,
+"""Datasets with known optimal maps (monge.maps.datasets) and map metrics (monge.maps.metrics): seeds,
 shapes, closed forms, gradient/Jacobian checks by finite differences, optimality of the known
 maps on samples (against an exact assignment solver), metrics, bad inputs."""
 import copy
@@ -9,8 +9,8 @@ import pytest
 from scipy.optimize import linear_sum_assignment
 
 import monge
-from monge import datasets as ds
-from monge import metrics
+from monge.maps import datasets as ds
+from monge.maps import metrics
 
 TOYS = [
     (ds.eight_gaussians, {}),

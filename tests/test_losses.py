@@ -224,7 +224,7 @@ def test_automatic_annealing_rescues_a_stalling_solve():
     sees it from the measured rate and restarts with eps-scaling, which converges.  (Anderson
     acceleration, the default, converges on this problem without annealing: it is turned off
     here to test the annealing probe, and checked on its own below.)"""
-    from monge.datasets import ConvexPotentialMap
+    from monge.maps.datasets import ConvexPotentialMap
 
     P = ConvexPotentialMap(64, seed=0)
     x = P.sample_source(256, seed=0)

@@ -4,7 +4,7 @@ import json
 import numpy as np
 import pytest
 
-from monge import datasets, metrics
+from monge.maps import datasets, metrics
 from monge.maps import MongeGapMap
 
 

@@ -1,4 +1,4 @@
-"""monge.nn: activations, MLP backward, optimizers and schedules against finite differences and
+"""monge.maps.nn: activations, MLP backward, optimizers and schedules against finite differences and
 PyTorch; a small fit; save / load; argument errors."""
 import json
 import math
@@ -8,7 +8,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from monge import nn
+from monge.maps import nn
 
 
 

@@ -13,7 +13,7 @@ def _demo(args):
     import numpy as np
 
     import monge
-    from monge import datasets, metrics
+    from monge.maps import datasets, metrics
     from monge.maps import MongeGapMap
 
     P = datasets.ConvexPotentialMap(2, seed=args.seed)
@@ -75,7 +75,7 @@ def _ot_demo(args):
     import numpy as np
 
     import monge
-    from monge import datasets
+    from monge.maps import datasets
 
     x = datasets.eight_gaussians(args.n, seed=args.seed)
     y = datasets.moons(args.n, seed=args.seed + 1) * 2.0

@@ -5,7 +5,7 @@ return gradients with respect to the mapped points T(x); hand that (batch, d) ar
 :meth:`MLP.backward` to get the parameter gradients, then to an optimizer::
 
     import numpy as np, monge
-    from monge import nn
+    from monge.maps import nn
 
     T = nn.MLP(2, hidden=(64, 64), residual=True)        # T(x) = x + MLP(x), starts near identity
     opt = nn.Adam(T.params, lr=1e-3)

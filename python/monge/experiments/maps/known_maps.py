@@ -16,9 +16,9 @@ import warnings
 
 import numpy as np
 
-from .. import datasets, metrics
-from ..maps import MongeGapMap
-from ..sinkhorn import ConvergenceWarning
+from ...maps import datasets, metrics
+from ...maps import MongeGapMap
+from ...sinkhorn import ConvergenceWarning
 
 
 def problems(quick, n_test=2000):

@@ -7,7 +7,7 @@ minimising, over minibatches,
 
 S the Sinkhorn divergence (the fitting loss) and M_c the Monge gap of T for the cost c, which pushes
 T towards being an optimal map for c.  Both gradients come from monge's C core with respect to the
-mapped points and are back-propagated through the MLP by hand (monge.nn): no deep-learning
+mapped points and are back-propagated through the MLP by hand (monge.maps.nn): no deep-learning
 framework is needed.  The PyTorch route (:func:`fit_torch_map`) reaches the same result through
 monge.torch.
 """
@@ -22,11 +22,11 @@ import time
 import numpy as np
 
 from . import nn
-from ._blas import blas_threads
-from ._io import DataFormatError, read_npz
-from ._validate import choice, float_array, integer, nonneg, positive
-from .geometry import COSTS
-from .losses import monge_gap, sinkhorn_divergence
+from .._blas import blas_threads
+from .._io import DataFormatError, read_npz
+from .._validate import choice, float_array, integer, nonneg, positive
+from ..geometry import COSTS
+from ..losses import monge_gap, sinkhorn_divergence
 
 __all__ = ["MongeGapMap", "fit_torch_map"]
 
@@ -121,7 +121,7 @@ class MongeGapMap:
 
     Attributes after fit
     --------------------
-    model_ : monge.nn.MLP
+    model_ : monge.maps.nn.MLP
     history_ : dict of lists: 'step', 'loss', 'fit', 'gap', 'lambda', and 'val_step' with the
         validation metrics 'val_sinkhorn', 'val_monge_gap' (and 'val_l2_uvp' given a true map).
     fit_time_ : seconds spent in fit.
@@ -248,7 +248,7 @@ class MongeGapMap:
         t0 = time.perf_counter()
         import warnings
 
-        from .sinkhorn import ConvergenceWarning
+        from ..sinkhorn import ConvergenceWarning
         try:
             with warnings.catch_warnings(), blas_threads(self.blas_threads):
                 # minibatch solves stop at self.tol or max_iter; an approximate gradient is fine
@@ -417,7 +417,7 @@ def fit_torch_map(X, Y, *, hidden=(64, 64), reg=1.0, cost="sqeuclidean", lam=1.0
     activations, trained with Adam and a cosine schedule on float64 tensors."""
     import torch
 
-    from . import torch as mt
+    from .. import torch as mt
 
     X = float_array("X", X, (2,), dtype=np.float64)
     Y = float_array("Y", Y, (2,), dtype=np.float64)
@@ -451,7 +451,7 @@ def fit_torch_map(X, Y, *, hidden=(64, 64), reg=1.0, cost="sqeuclidean", lam=1.0
     hist = {"loss": [], "fit": [], "gap": []}
     import warnings
 
-    from .sinkhorn import ConvergenceWarning
+    from ..sinkhorn import ConvergenceWarning
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
         for _ in range(n_iter):

@@ -7,7 +7,7 @@ Bad arguments raise ValueError or TypeError whose message starts with the argume
 2-D toy shapes
     gaussian, eight_gaussians, moons, circles, checkerboard, spiral, uniform_square (any d)
 
-Problems with a known optimal map (for evaluating fitted maps, see :mod:`monge.metrics`)
+Problems with a known optimal map (for evaluating fitted maps, see :mod:`monge.maps.metrics`)
     GaussianMap(d, seed)            Gaussian -> Gaussian, closed-form Brenier map for |x - y|^2
     gaussian_pair(d, seed)          the same, as a function
     ConvexPotentialMap(d, ...)      Gaussian mixture -> grad(phi)#source, phi strictly convex
@@ -27,7 +27,7 @@ import numbers
 
 import numpy as np
 
-from ._validate import float_array, integer, nonneg, positive
+from .._validate import float_array, integer, nonneg, positive
 
 __all__ = ["gaussian", "eight_gaussians", "moons", "circles", "checkerboard", "spiral",
            "uniform_square", "GaussianMap", "gaussian_pair", "ConvexPotentialMap", "ElasticMap",

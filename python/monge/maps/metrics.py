@@ -1,4 +1,4 @@
-"""Metrics for fitted transport maps, mostly against a known optimal map (see monge.datasets).
+"""Metrics for fitted transport maps, mostly against a known optimal map (see monge.maps.datasets).
 
     l2_uvp(pred, true)              L2 unexplained variance percentage (Korotin et al., 2021)
     sinkhorn_divergence(x, y)       float Sinkhorn divergence between two point clouds
@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from . import losses
-from ._validate import float_array, positive
+from .. import losses
+from .._validate import float_array, positive
 
 __all__ = ["l2_uvp", "sinkhorn_divergence", "monge_gap", "evaluate_map"]
 
@@ -104,7 +104,7 @@ def evaluate_map(transform, x_test, y_test=None, true_map=None, eps=None, cost="
     x_test : (n, d) source test samples
     y_test : (m, d) target test samples, optional
     true_map : callable or precomputed images true_T(x_test), optional (e.g. a problem of
-        monge.datasets: ``evaluate_map(T, x, true_map=problem, cost=problem.cost,
+        monge.maps.datasets: ``evaluate_map(T, x, true_map=problem, cost=problem.cost,
         lam=problem.lam)``)
     eps : regularisation of the Sinkhorn divergence (default: as :func:`sinkhorn_divergence`)
     cost, lam, p : the cost the map should be optimal for, used by the Monge gap

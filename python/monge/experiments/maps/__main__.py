@@ -1,0 +1,5 @@
+import sys
+
+from .known_maps import main
+
+sys.exit(main())

@@ -1,0 +1,14 @@
+"""Transport maps: estimators fitted from samples, and what is needed to judge them.
+
+- :class:`MongeGapMap` — an MLP fitted with the Monge gap regulariser (NumPy, hand-written backward);
+  :func:`fit_torch_map`, the same fit through PyTorch.
+- :mod:`monge.maps.nn` — the small NumPy network library behind it.
+- :mod:`monge.maps.datasets` — problems with a known optimal map, and 2-D shapes.
+- :mod:`monge.maps.metrics` — L2-UVP and friends.
+
+Importing this package needs NumPy alone.
+"""
+from . import datasets, metrics, nn
+from .estimator import MongeGapMap, fit_torch_map
+
+__all__ = ["MongeGapMap", "fit_torch_map", "datasets", "metrics", "nn"]
