@@ -148,8 +148,11 @@ def fit_ott(X, Y, *, eps_fit, lam, n_iter, seed=0):
 
 def fit_monge(X, Y, *, lam, n_iter, seed=0, dtype="float32"):
     t0 = time.perf_counter()
-    est = MongeGapMap(hidden=HIDDEN, activation="gelu", residual=True, reg=lam, n_iter=n_iter,
-                      batch_size=BATCH, lr=LR, seed=seed, verbose=False, dtype=dtype).fit(X, Y)
+    # OTT's estimator: residual MLP from the identity, full-batch S_eps, no held-out split
+    est = MongeGapMap(hidden=HIDDEN, activation="gelu", init="identity", reg=lam, n_iter=n_iter,
+                      batch_size=BATCH, lr=LR, seed=seed, verbose=False, dtype=dtype,
+                      fitting_loss="sinkhorn_divergence", fitting_relative_eps=0.05,
+                      validation_fraction=0.0, early_stopping=False).fit(X, Y)
     return est, time.perf_counter() - t0
 
 

@@ -12,8 +12,9 @@ from monge.maps import MongeGapMap
 def gaussian_fit():
     P = datasets.gaussian_pair(2, seed=0)
     X, Y = P.sample_source(1024, seed=0), P.sample_target(1024, seed=1)
+    # from the identity: with init='bures' a Gaussian pair starts at its exact map
     est = MongeGapMap(hidden=(32, 32), reg=1.0, n_iter=400, batch_size=128, lr=3e-3, seed=0,
-                      verbose=False).fit(X, Y, X_val=P.sample_source(256, seed=5), true_map=P.map,
+                      init="identity", verbose=False).fit(X, Y, X_val=P.sample_source(256, seed=5), true_map=P.map,
                                          )
     return P, est
 
@@ -28,7 +29,8 @@ def test_fit_recovers_the_brenier_map_of_gaussians(gaussian_fit):
 def test_history_and_validation(gaussian_fit):
     _, est = gaussian_fit
     h = est.history_
-    assert len(h["loss"]) == 400 and len(h["val_step"]) == 4
+    # validations before the first step and every 100: X_val is the held-out set
+    assert len(h["loss"]) == 400 and h["val_step"] == [-1, 99, 199, 299, 399]
     assert h["val_l2_uvp"][-1] < h["val_l2_uvp"][0]
     assert all(np.isfinite(h["gap"]))
 
@@ -41,7 +43,7 @@ def test_monge_gap_lowers_l2_uvp_against_plain_fitting():
     uvp = {}
     for reg in (0.0, 1.0):
         est = MongeGapMap(hidden=(32, 32), reg=reg, n_iter=300, batch_size=128, lr=3e-3, seed=1,
-                          verbose=False).fit(X, Y)
+                          init="identity", verbose=False).fit(X, Y)
         uvp[reg] = metrics.l2_uvp(est.transform(xt), P.map(xt))
     assert uvp[1.0] < uvp[0.0], uvp
 
@@ -140,3 +142,101 @@ def test_torch_route_reaches_the_same_quality():
     with torch.no_grad():
         pred = model(torch.from_numpy(xt)).numpy()
     assert metrics.l2_uvp(pred, P.map(xt)) < 2.0 and hist["fit"][-1] < hist["fit"][0]
+
+
+# ------------------------------------------------------------------ baselines and the new defaults
+
+
+def test_linear_map_is_the_closed_form_gaussian_map():
+    """Bures map from sample moments against scipy's matrix square roots, and the known map."""
+    from scipy.linalg import sqrtm
+
+    from monge.maps import LinearMap, bures_map
+
+    P = datasets.gaussian_pair(3, seed=2)
+    X, Y = P.sample_source(200_000, seed=0), P.sample_target(200_000, seed=1)
+    L = LinearMap().fit(X, Y)
+    S1, S2 = np.cov(X.T), np.cov(Y.T)
+    r = np.real(sqrtm(S1))
+    A = np.linalg.inv(r) @ np.real(sqrtm(r @ S2 @ r)) @ np.linalg.inv(r)
+    np.testing.assert_allclose(L.A_, A, rtol=1e-8, atol=1e-10)
+    xt = P.sample_source(2000, seed=3)
+    assert metrics.l2_uvp(L(xt), P.map(xt)) < 0.05
+    A2, b2 = bures_map(np.zeros(2), np.eye(2), np.ones(2), 4 * np.eye(2))
+    np.testing.assert_allclose(A2, 2 * np.eye(2), atol=1e-12)
+    np.testing.assert_allclose(b2, np.ones(2), atol=1e-12)
+
+
+def test_entropic_map_is_the_barycentric_projection_of_pots_plan():
+    import ot
+
+    from monge.maps import EntropicMap
+
+    rng = np.random.default_rng(0)
+    X, Y = rng.standard_normal((60, 2)), rng.standard_normal((50, 2)) * 0.5 + 1.0
+    E = EntropicMap(eps=0.3, tol=1e-12).fit(X, Y)
+    C = ot.dist(X, Y)  # squared Euclidean, as monge's sqeuclidean
+    G = ot.sinkhorn(np.full(60, 1 / 60), np.full(50, 1 / 50), C, reg=0.3, method="sinkhorn_log",
+                    stopThr=1e-13, numItermax=100_000)
+    bary = (G @ Y) / G.sum(axis=1, keepdims=True)
+    np.testing.assert_allclose(E.transform(X), bary, atol=1e-8)
+    # out of sample: the same formula, so a point duplicated into X maps identically
+    np.testing.assert_allclose(E.transform(X[:3] + 0.0), E.transform(X)[:3], atol=1e-12)
+    with pytest.raises(ValueError, match="X: dimension 3, the map was fitted in 2"):
+        E.transform(np.zeros((2, 3)))
+
+
+def test_split_fitting_loss_gradient_matches_finite_differences():
+    from monge.maps.estimator import _split_fit
+
+    rng = np.random.default_rng(1)
+    t, y = rng.standard_normal((16, 3)), rng.standard_normal((16, 3)) + 0.5
+    v, g = _split_fit(t, y, 0.5, 1e-12)
+    e = 1e-6
+    fd = np.zeros_like(t)
+    for i in range(16):
+        for j in range(3):
+            tp, tm = t.copy(), t.copy()
+            tp[i, j] += e
+            tm[i, j] -= e
+            fd[i, j] = (_split_fit(tp, y, 0.5, 1e-12)[0] - _split_fit(tm, y, 0.5, 1e-12)[0]) / (2 * e)
+    np.testing.assert_allclose(g, fd, atol=1e-7)
+
+
+def test_bures_start_and_the_guard():
+    """init='bures' starts at the Bures map; a fit that only gets worse (huge learning rate, no
+    gap) is rolled back to it by early_stopping='guard' (held-out data where it is exact)."""
+    from monge.maps import LinearMap
+
+    P = datasets.gaussian_pair(2, seed=0)
+    X, Y = P.sample_source(2000, seed=0), P.sample_target(2000, seed=1)
+    Xv = P.sample_source(400, seed=2)
+    start = MongeGapMap(n_iter=1, lr=1e-12, verbose=False, validation_fraction=0.0,
+                        dtype="float64").fit(X, Y)
+    L = LinearMap().fit(X, Y)
+    # the MLP's last layer starts at 1e-3 x He: T within ~1e-3 x std(Y) of the Bures map
+    assert np.abs(start.transform(Xv) - L(Xv)).max() < 1e-2 * Y.std(0).max()
+    bad = MongeGapMap(n_iter=30, lr=0.5, reg=0.0, verbose=False, dtype="float64",
+                      validate_every=10).fit(X, Y, X_val=Xv, true_map=P.map)
+    h = bad.history_
+    assert h["val_loss"][-1] > h["val_loss"][0]          # training made it worse ...
+    assert bad.best_step_ == -1                          # ... so the start is kept
+    np.testing.assert_allclose(bad.transform(Xv), L(Xv), atol=1e-6)
+    off = MongeGapMap(n_iter=30, lr=0.5, reg=0.0, verbose=False, dtype="float64",
+                      validate_every=10, early_stopping=False).fit(X, Y, X_val=Xv)
+    assert off.best_step_ == 29 and not np.allclose(off.transform(Xv), L(Xv), atol=1e-3)
+
+
+def test_fit_from_samplers():
+    P = datasets.gaussian_pair(2, seed=0)
+    est = MongeGapMap(n_iter=40, batch_size=64, verbose=False, n_validation=128)
+    est.fit(lambda n, rng: P.sample_source(n, seed=int(rng.integers(1 << 30))),
+            lambda n, rng: P.sample_target(n, seed=int(rng.integers(1 << 30))))
+    xt = P.sample_source(1000, seed=9)
+    assert metrics.l2_uvp(est.transform(xt).astype(np.float64), P.map(xt)) < 5.0
+    with pytest.raises(ValueError, match="X: the sampler returned 3 rows, asked 64"):
+        MongeGapMap(n_iter=2, batch_size=64, verbose=False, validation_fraction=0.0).fit(
+            lambda n, rng: np.zeros((min(n, 3), 2)) if n == 64 else np.ones((n, 2)),
+            lambda n, rng: np.ones((n, 2)))
+    with pytest.raises(TypeError, match="X, Y: pass two arrays or two samplers"):
+        MongeGapMap(n_iter=2, verbose=False).fit(lambda n, rng: np.zeros((n, 2)), np.zeros((5, 2)))

@@ -445,3 +445,38 @@ def test_bad_inputs():
         nn.make_schedule("cosine", 1.0, 10, warmup_steps=10)
     with pytest.raises(TypeError, match="schedule"):
         nn.warmup(0.1, 5)
+
+
+def test_affine_mlp_backward_matches_finite_differences_and_round_trips():
+    from monge.maps.nn import AffineMLP
+
+    rng = np.random.default_rng(0)
+    T = AffineMLP(3, hidden=(5,), activation="tanh", seed=1, dtype=np.float64, last_scale=1.0)
+    T.set_affine(A=rng.standard_normal((3, 3)), b=rng.standard_normal(3), m_in=rng.standard_normal(3),
+                 s_in=rng.random(3) + 0.5, s_out=rng.random(3) + 0.5)
+    x, w = rng.standard_normal((4, 3)), rng.standard_normal((4, 3))
+    T.forward(x)
+    grads, gx = T.backward(w)
+    e = 1e-6
+    for p, g in zip(T.params, grads):
+        fd = np.zeros_like(p)
+        for idx in np.ndindex(p.shape):
+            old = p[idx]
+            p[idx] = old + e
+            up = np.sum(w * T(x))
+            p[idx] = old - e
+            dn = np.sum(w * T(x))
+            p[idx] = old
+            fd[idx] = (up - dn) / (2 * e)
+        np.testing.assert_allclose(g, fd, atol=1e-7)
+    fdx = np.zeros_like(x)
+    for idx in np.ndindex(x.shape):
+        xp, xm = x.copy(), x.copy()
+        xp[idx] += e
+        xm[idx] -= e
+        fdx[idx] = (np.sum(w * T(xp)) - np.sum(w * T(xm))) / (2 * e)
+    np.testing.assert_allclose(gx, fdx, atol=1e-7)
+    back = AffineMLP.from_arrays(T.to_arrays())
+    np.testing.assert_array_equal(back(x), T(x))
+    with pytest.raises(ValueError, match="A: expected shape \\(3, 3\\)"):
+        T.set_affine(A=np.eye(2))

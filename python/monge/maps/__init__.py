@@ -2,6 +2,7 @@
 
 - :class:`MongeGapMap` — an MLP fitted with the Monge gap regulariser (NumPy, hand-written backward);
   :func:`fit_torch_map`, the same fit through PyTorch.
+- :class:`LinearMap` (Bures) and :class:`EntropicMap` (Pooladian & Niles-Weed): the baselines.
 - :mod:`monge.maps.nn` — the small NumPy network library behind it.
 - :mod:`monge.maps.datasets` — problems with a known optimal map, and 2-D shapes.
 - :mod:`monge.maps.metrics` — L2-UVP and friends.
@@ -9,6 +10,7 @@
 Importing this package needs NumPy alone.
 """
 from . import datasets, metrics, nn
+from .baselines import EntropicMap, LinearMap, bures_map
 from .estimator import MongeGapMap, fit_torch_map
 
-__all__ = ["MongeGapMap", "fit_torch_map", "datasets", "metrics", "nn"]
+__all__ = ["MongeGapMap", "fit_torch_map", "LinearMap", "EntropicMap", "bures_map", "datasets", "metrics", "nn"]

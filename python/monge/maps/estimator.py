@@ -1,7 +1,7 @@
 """Transport maps fitted with the Monge gap (Uscidda & Cuturi, ICML 2023), in NumPy.
 
-A map T (an MLP, optionally residual T(x) = x + MLP(x)) is fitted between samples of mu and nu by
-minimising, over minibatches,
+A map T (an affine map started at the Bures map, plus an MLP) is fitted between samples of mu and
+nu by minimising, over minibatches,
 
     L(T) = S_eps_fit(T#mu, nu) + lambda * M_c(T),
 
@@ -30,10 +30,11 @@ from ..losses import monge_gap, sinkhorn_divergence
 
 __all__ = ["MongeGapMap", "fit_torch_map"]
 
-_PARAMS = ("hidden", "activation", "residual", "cost", "p", "lam", "fitting_eps", "reg", "gap_eps",
-           "gap_relative_epsilon", "n_iter", "batch_size", "optimizer", "lr", "schedule", "warmup",
-           "weight_decay", "grad_clip", "tol", "validate_every", "seed", "verbose", "blas_threads",
-           "dtype")
+_PARAMS = ("hidden", "activation", "init", "cost", "p", "lam", "fitting_loss", "fitting_eps", "fitting_relative_eps",
+           "reg", "gap_eps", "gap_relative_epsilon", "n_iter", "batch_size", "optimizer", "lr",
+           "schedule", "warmup", "weight_decay", "grad_clip", "tol", "validation_fraction",
+           "n_validation", "validate_every", "early_stopping", "patience", "seed", "verbose",
+           "blas_threads", "dtype")
 
 
 class _Progress:
@@ -76,24 +77,100 @@ def _reg_value(reg, step, total):
     return float(reg)
 
 
+def _split_fit(tx, y, eps, tol):
+    """The split estimator of the Sinkhorn divergence and its gradient wrt tx.
+
+    With tx and y cut in halves (t1, t2), (y1, y2), independent samples of T#mu and nu:
+        F = 1/2 [OT(t1, y1) + OT(t2, y2)] - 1/2 OT(t1, t2)   (- 1/2 OT(y1, y2), constant in T).
+    Its expectation vanishes at T#mu = nu for any batch size (the self-terms are computed between
+    independent halves), where the usual minibatch S_eps(T#mu_B, nu_B) is biased towards maps that
+    contract T#mu.  The three solves run as one batch."""
+    from ..sinkhorn import sinkhorn
+
+    h = min(len(tx), len(y)) // 2
+    t1, t2, y1, y2 = tx[:h], tx[h:2 * h], y[:h], y[h:2 * h]
+    X, Y = np.stack([t1, t2, t1]), np.stack([y1, y2, t2])
+    r = sinkhorn(X, Y, eps=eps, tol=tol)
+    v = np.asarray(r.value, dtype=np.float64)
+    value = 0.5 * (v[0] + v[1]) - 0.5 * v[2]
+    ones = np.ones(h, dtype=tx.dtype)
+
+    def grad(k, wrt):
+        # d OT / d x_i = 2 sum_j P_ij (x_i - y_j) for |x - y|^2 (and symmetrically for y)
+        if wrt == "x":
+            return 2.0 * (r.apply(ones, index=k)[:, None] * X[k] - r.apply(Y[k], index=k))
+        return 2.0 * (r.apply_transpose(ones, index=k)[:, None] * Y[k]
+                      - r.apply_transpose(X[k], index=k))
+
+    g = np.zeros_like(tx)
+    g[:h] = 0.5 * (grad(0, "x") - grad(2, "x"))
+    g[h:2 * h] = 0.5 * (grad(1, "x") - grad(2, "y"))
+    return float(value), g
+
+
+def _auto_hidden(d):
+    """Default widths: two hidden layers of max(128, 4 d) units."""
+    w = max(128, 4 * d)
+    return (w, w)
+
+
+class _Sampler:
+    """Minibatches from a fixed array (without replacement) or from a callable sampler(n, rng)."""
+
+    def __init__(self, name, data, dtype):
+        self.name = name
+        self.fn = data if callable(data) else None
+        self.data = None if self.fn else data
+        self.dtype = dtype
+
+    def draw(self, n, rng):
+        if self.fn is None:
+            return self.data[rng.choice(len(self.data), size=min(n, len(self.data)), replace=False)]
+        out = float_array(f"{self.name} (sampler output)", self.fn(n, rng), (2,), dtype=self.dtype)
+        if out.shape[0] != n:
+            raise ValueError(f"{self.name}: the sampler returned {out.shape[0]} rows, asked {n}")
+        return out
+
+
 class MongeGapMap:
     """A transport map fitted with the Monge gap regulariser; scikit-learn conventions.
 
+    The map is T(x) = A x + b + s_y * MLP((x - m_x) / s_x) (per-coordinate scalings fixed from
+    the training samples), trained on minibatches to minimise
+
+        S_eps_fit(T#mu, nu) + lambda * M_c(T),
+
+    the Sinkhorn divergence between the mapped source and the target (the fitting loss) plus the
+    Monge gap of T for the cost c (which pushes T towards an optimal map for c).  With the
+    defaults, A, b start at the Bures map (the optimal map between the samples' Gaussian
+    approximations) and the MLP at ~0, and the parameters kept are those of the best held-out
+    loss, the Bures map itself included: the fitted map is never judged worse than the linear
+    baseline on held-out samples.  The defaults were chosen on the W2 benchmark's validation pairs
+    and the known-map problems of monge.maps.datasets (docs/experiments/w2bench.md).
+
     Parameters
     ----------
-    hidden : tuple of int
-        Hidden layer sizes of the MLP.
+    hidden : tuple of int or 'auto'
+        Hidden layer sizes of the MLP; 'auto' (default): two layers of max(128, 4 d).
     activation : {'gelu', 'relu', 'leaky_relu', 'silu', 'tanh'}
-    residual : bool
-        T(x) = x + MLP(x), started near the identity (recommended: maps are often near it).
+    init : {'bures', 'identity', 'none'}
+        Starting affine part: the Bures map of the samples (default), the identity (T = x +
+        MLP, the residual map of the Monge gap paper), or none (a plain MLP, no affine part).
     cost, p, lam : ground cost of the Monge gap ('sqeuclidean', 'elastic' 1/2|z|^2 + lam|z|_1,
         'pnorm', 'euclidean', 'cosine'); the map is pushed towards an optimal map for this cost.
+    fitting_loss : {'split', 'sinkhorn_divergence'}
+        Estimator of the Sinkhorn divergence between minibatches of T#mu and nu.  'split' (default):
+        the batches are halved and the self-terms taken between independent halves, so the
+        expected loss vanishes at T#mu = nu; 'sinkhorn_divergence': S_eps between the whole
+        batches, whose expectation favours maps that contract T#mu (measured in
+        docs/experiments/w2bench.md).
     fitting_eps : float, optional
-        eps of the Sinkhorn divergence fitting loss (sqeuclidean cost), absolute.  Default: 5% of
-        the mean squared distance between target points (scale-free).
+        eps of the fitting loss (sqeuclidean cost), absolute.  Default:
+        ``fitting_relative_eps`` x the mean squared distance between target points.
+    fitting_relative_eps : float
+        Default 0.05.
     reg : float, callable or ('linear', start, end)
-        lambda, the weight of the Monge gap (0: plain fitting, no regulariser); a callable gets the
-        iteration and returns lambda.
+        lambda, the weight of the Monge gap (0: plain fitting); a callable gets the iteration.
     gap_eps, gap_relative_epsilon : eps of the Monge gap, as in :func:`monge.monge_gap`
         (default: 0.05 x std of the cost matrix, OTT-JAX's default).
     n_iter, batch_size : iterations and minibatch size.
@@ -101,44 +178,61 @@ class MongeGapMap:
         weight_decay, grad_clip (max gradient norm, None for none).
     tol : float
         Marginal tolerance of the inner Sinkhorn solves (minibatch gradients need no more).
+    validation_fraction : float
+        Part of the training samples held out for the validation loss (default 0.1; 0 turns
+        validation off).  With sampler inputs, ``n_validation`` fresh samples are drawn instead.
+    n_validation : int
+        Held-out samples drawn from sampler inputs (default 1024).
     validate_every : int
-        Evaluate on the validation data every so many iterations (when fit gets X_val).
+        Evaluate the held-out loss every so many iterations (and before the first).
+    early_stopping : {'guard', 'best', False}
+        What the held-out loss decides (needs validation data).  'guard' (default): keep the last
+        iterate unless the starting map (the Bures map with init='bures') scores a lower held-out
+        loss, then keep that — the fit never ends worse than its start.  'best': keep the
+        iterate with the lowest held-out loss.  False: keep the last iterate.  On a few hundred
+        held-out samples the loss is too noisy to rank nearby iterates, and 'best' lost to 'guard'
+        on the validation pairs (docs/experiments/w2bench.md).
+    patience : int or None
+        With 'best': stop after so many validations without a better held-out loss (None: run
+        n_iter).
     seed : int
         Seeds the initialisation and the minibatches.
     verbose : bool
         Progress bar (tqdm when installed).
     blas_threads : int or None
-        Threads of NumPy's BLAS during fit (default 1).  The network's matrix products are small
-        (batch x hidden); a multi-threaded BLAS spends more time waking its threads than
-        multiplying, and on a busy machine its spinning threads also slow the OT kernels (measured:
-        a 150-step fit took 23.4 s with OpenBLAS's default threads, 7.6 s with one, on a shared
-        2-core machine).  None leaves BLAS alone.  Uses threadpoolctl (in the `maps` extra);
-        without it the setting is ignored.
-    dtype : 'float64' (default) or 'float32'
-        Precision of the network and of the OT solves during fit (float32: the float32 Sinkhorn
-        kernels, about twice as fast per pass; OTT-JAX trains in float32).  transform returns
-        this dtype.
+        Threads of NumPy's BLAS during fit (default 1: the network's matrix products are small,
+        and a multi-threaded BLAS mostly spins; see docs/performance.md).  None leaves BLAS alone.
+    dtype : 'float32' (default) or 'float64'
+        Precision of the network and of the OT solves during fit; transform returns this dtype.
+
+    ``fit(X, Y)`` takes arrays of samples (n, d), (m, d) or callables ``sampler(n, rng) ->
+    (n, d)`` that draw fresh samples (an unlimited-sample regime, as in neural-OT benchmarks).
 
     Attributes after fit
     --------------------
-    model_ : monge.maps.nn.MLP
-    history_ : dict of lists: 'step', 'loss', 'fit', 'gap', 'lambda', and 'val_step' with the
-        validation metrics 'val_sinkhorn', 'val_monge_gap' (and 'val_l2_uvp' given a true map).
-    fit_time_ : seconds spent in fit.
+    model_ : monge.maps.nn.AffineMLP
+    history_ : dict of lists: 'step', 'loss', 'fit', 'gap', 'lambda', and 'val_step' with
+        'val_loss', 'val_sinkhorn', 'val_monge_gap' (and 'val_l2_uvp' given a true map).
+    best_step_ : the iteration whose parameters were kept (-1: the starting map).
+    fitting_eps_, fit_time_ : the fitting loss's eps, seconds spent in fit.
     """
 
-    def __init__(self, hidden=(64, 64), activation="gelu", residual=True, cost="sqeuclidean", p=2.0,
-                 lam=1.0, fitting_eps=None, reg=1.0, gap_eps=None, gap_relative_epsilon=None,
-                 n_iter=2000, batch_size=256, optimizer="adam", lr=1e-3, schedule="cosine",
-                 warmup=0, weight_decay=0.0, grad_clip=None, tol=1e-3, validate_every=100, seed=0,
-                 verbose=True, blas_threads=1, dtype="float64"):
+    def __init__(self, hidden="auto", activation="gelu", init="bures", cost="sqeuclidean", p=2.0,
+                 lam=1.0, fitting_loss="split", fitting_eps=None, fitting_relative_eps=0.05, reg=1.0, gap_eps=None,
+                 gap_relative_epsilon=None, n_iter=2000, batch_size=256, optimizer="adam", lr=1e-3,
+                 schedule="cosine", warmup=0, weight_decay=0.0, grad_clip=None, tol=1e-3,
+                 validation_fraction=0.1, n_validation=1024, validate_every=100,
+                 early_stopping="guard", patience=None, seed=0, verbose=True, blas_threads=1,
+                 dtype="float32"):
         self.hidden = hidden
         self.activation = activation
-        self.residual = residual
+        self.init = init
         self.cost = cost
         self.p = p
         self.lam = lam
+        self.fitting_loss = fitting_loss
         self.fitting_eps = fitting_eps
+        self.fitting_relative_eps = fitting_relative_eps
         self.reg = reg
         self.gap_eps = gap_eps
         self.gap_relative_epsilon = gap_relative_epsilon
@@ -151,7 +245,11 @@ class MongeGapMap:
         self.weight_decay = weight_decay
         self.grad_clip = grad_clip
         self.tol = tol
+        self.validation_fraction = validation_fraction
+        self.n_validation = n_validation
         self.validate_every = validate_every
+        self.early_stopping = early_stopping
+        self.patience = patience
         self.seed = seed
         self.verbose = verbose
         self.blas_threads = blas_threads
@@ -175,15 +273,27 @@ class MongeGapMap:
 
     def _check(self):
         choice("cost", self.cost, COSTS)
+        choice("init", self.init, ("bures", "identity", "none"))
+        choice("fitting_loss", self.fitting_loss, ("split", "sinkhorn_divergence"))
         choice("optimizer", self.optimizer, ("adam", "adamw", "sgd"))
         choice("schedule", self.schedule, ("cosine", "constant"))
+        if not (isinstance(self.hidden, str) and self.hidden == "auto"):
+            if isinstance(self.hidden, str):
+                raise ValueError(f"hidden: expected 'auto' or a tuple of int, got {self.hidden!r}")
         integer("n_iter", self.n_iter, 1)
         integer("batch_size", self.batch_size, 2)
         integer("warmup", self.warmup, 0)
         integer("validate_every", self.validate_every, 1)
+        integer("n_validation", self.n_validation, 2)
+        if self.patience is not None:
+            integer("patience", self.patience, 1)
         positive("lr", self.lr)
         nonneg("weight_decay", self.weight_decay)
         positive("tol", self.tol)
+        positive("fitting_relative_eps", self.fitting_relative_eps)
+        frac = nonneg("validation_fraction", self.validation_fraction)
+        if frac >= 0.5:
+            raise ValueError(f"validation_fraction: must be < 0.5, got {frac}")
         if self.grad_clip is not None:
             positive("grad_clip", self.grad_clip)
         if self.fitting_eps is not None:
@@ -196,6 +306,10 @@ class MongeGapMap:
             nonneg("reg end", reg[2])
         elif not callable(reg):
             nonneg("reg", reg)
+        if self.early_stopping is not False:
+            choice("early_stopping", self.early_stopping, ("guard", "best"))
+        if not isinstance(self.verbose, (bool, np.bool_)):
+            raise TypeError(f"verbose: expected a bool, got {type(self.verbose).__name__}")
         if isinstance(self.seed, bool) or not isinstance(self.seed, numbers.Integral):
             raise TypeError(f"seed: expected an integer, got {type(self.seed).__name__}")
         if self.blas_threads is not None:
@@ -204,46 +318,121 @@ class MongeGapMap:
                ("float32", "float64"))
 
     # -- training
-    def fit(self, X, Y, X_val=None, Y_val=None, true_map=None):
-        """Fit T so that T#mu ~ nu, with X ~ mu and Y ~ nu (arrays (n, d), (m, d)).
-
-        X_val, Y_val: held-out samples for the validation metrics (every `validate_every`
-        iterations); true_map: the ground-truth map, for the L2-UVP metric."""
-        self._check()
-        dt = np.dtype(self.dtype)
+    def _data(self, X, Y, rng, dt):
+        """Training samplers, validation arrays and the moments used to initialise the map."""
+        if callable(X) != callable(Y):
+            raise TypeError("X, Y: pass two arrays or two samplers, not one of each")
+        if callable(X):
+            d = None
+            n_init = 4096
+            Xi = float_array("X (sampler output)", X(n_init, rng), (2,), dtype=np.float64)
+            Yi = float_array("Y (sampler output)", Y(n_init, rng), (2,), dtype=np.float64)
+            if Xi.shape[1] != Yi.shape[1]:
+                raise ValueError(f"X, Y: dimensions differ ({Xi.shape[1]} vs {Yi.shape[1]})")
+            d = Xi.shape[1]
+            Xv = Yv = None
+            if self.validation_fraction > 0:
+                Xv = float_array("X", X(self.n_validation, rng), (2,), dtype=dt)
+                Yv = float_array("Y", Y(self.n_validation, rng), (2,), dtype=dt)
+            return _Sampler("X", X, dt), _Sampler("Y", Y, dt), Xv, Yv, Xi, Yi
         X = float_array("X", X, (2,), dtype=dt)
         Y = float_array("Y", Y, (2,), dtype=dt)
         if X.shape[1] != Y.shape[1]:
             raise ValueError(f"X, Y: dimensions differ ({X.shape[1]} vs {Y.shape[1]})")
-        if X_val is not None:
-            X_val = float_array("X_val", X_val, (2,), dtype=dt)
-            if X_val.shape[1] != X.shape[1]:
-                raise ValueError(f"X_val: dimension {X_val.shape[1]}, expected {X.shape[1]}")
-        if Y_val is not None:
-            Y_val = float_array("Y_val", Y_val, (2,), dtype=dt)
+        Xv = Yv = None
+        if self.validation_fraction > 0:
+            kx = int(round(self.validation_fraction * len(X)))
+            ky = int(round(self.validation_fraction * len(Y)))
+            if min(kx, ky) >= 2 and min(len(X) - kx, len(Y) - ky) >= 2:
+                px, py = rng.permutation(len(X)), rng.permutation(len(Y))
+                Xv, X = X[px[:kx]], X[px[kx:]]
+                Yv, Y = Y[py[:ky]], Y[py[ky:]]
+        return (_Sampler("X", X, dt), _Sampler("Y", Y, dt), Xv, Yv, X.astype(np.float64),
+                Y.astype(np.float64))
+
+    def _init_model(self, d, Xi, Yi, dt):
+        from .baselines import bures_map
+
+        hidden = _auto_hidden(d) if isinstance(self.hidden, str) else tuple(self.hidden)
+        model = nn.AffineMLP(d, hidden=hidden, activation=self.activation,
+                             affine=self.init != "none", seed=self.seed, dtype=dt)
+        sx = Xi.std(axis=0)
+        sy = Yi.std(axis=0)
+        sx = np.where(sx > 0, sx, 1.0)
+        sy = np.where(sy > 0, sy, 1.0)
+        if self.init == "bures":
+            A, b = bures_map(Xi.mean(0), np.cov(Xi.T).reshape(d, d), Yi.mean(0),
+                             np.cov(Yi.T).reshape(d, d))
+        else:
+            A, b = np.eye(d), np.zeros(d)
+        model.set_affine(A=A, b=b, m_in=Xi.mean(0), s_in=1.0 / sx, s_out=sy)
+        return model
+
+    def fit(self, X, Y, X_val=None, Y_val=None, true_map=None):
+        """Fit T so that T#mu ~ nu, with X ~ mu and Y ~ nu (arrays (n, d), (m, d), or samplers).
+
+        X_val, Y_val: held-out samples for the held-out loss (every `validate_every` iterations);
+        when given they replace the `validation_fraction` split.  true_map: the ground-truth map,
+        for the 'val_l2_uvp' history (and the held-out target when Y_val is not given)."""
+        self._check()
+        dt = np.dtype(self.dtype)
+        rng = np.random.default_rng(self.seed)
         if true_map is not None and not callable(true_map):
             raise TypeError("true_map: must be callable")
-        d = X.shape[1]
-        rng = np.random.default_rng(self.seed)
-        self.model_ = nn.MLP(d, hidden=tuple(self.hidden), activation=self.activation,
-                             residual=bool(self.residual), seed=self.seed, dtype=dt)
-        params = self.model_.params
+        if Y_val is not None and X_val is None:
+            raise ValueError("Y_val: given without X_val")
+        if X_val is not None:
+            saved, self.validation_fraction = self.validation_fraction, 0.0
+            try:
+                sx, sy, _, _, Xi, Yi = self._data(X, Y, rng, dt)
+            finally:
+                self.validation_fraction = saved
+            d = Xi.shape[1]
+            Xv = float_array("X_val", X_val, (2,), dtype=dt)
+            if Xv.shape[1] != d:
+                raise ValueError(f"X_val: dimension {Xv.shape[1]}, expected {d}")
+            if Y_val is not None:
+                Yv = float_array("Y_val", Y_val, (2,), dtype=dt)
+                if Yv.shape[1] != d:
+                    raise ValueError(f"Y_val: dimension {Yv.shape[1]}, expected {d}")
+            elif true_map is not None:
+                Yv = float_array("true_map(X_val)", true_map(Xv), (2,), dtype=dt)
+            else:
+                Yv = None
+        else:
+            sx, sy, Xv, Yv, Xi, Yi = self._data(X, Y, rng, dt)
+            d = Xi.shape[1]
+        self.model_ = model = self._init_model(d, Xi, Yi, dt)
+        params = model.params
         opt = {"adam": nn.Adam(params, lr=self.lr),
                "adamw": nn.AdamW(params, lr=self.lr, weight_decay=self.weight_decay),
                "sgd": nn.SGD(params, lr=self.lr, momentum=0.9,
                              weight_decay=self.weight_decay)}[self.optimizer]
         sched = nn.make_schedule(self.schedule, self.lr, self.n_iter, self.warmup)
         if self.fitting_eps is None:
-            sub = Y[rng.choice(len(Y), size=min(len(Y), 512), replace=False)]
-            eps_fit = 0.05 * 2.0 * float(np.sum(np.var(sub, axis=0)))  # mean |y - y'|^2 = 2 tr Cov
+            eps_fit = self.fitting_relative_eps * 2.0 * float(np.sum(np.var(Yi, axis=0)))
         else:
             eps_fit = float(self.fitting_eps)
         self.fitting_eps_ = eps_fit
-        bs_x, bs_y = min(self.batch_size, len(X)), min(self.batch_size, len(Y))
         gap_kw = dict(cost=self.cost, p=self.p, lam=self.lam, eps=self.gap_eps,
                       relative_epsilon=self.gap_relative_epsilon, tol=self.tol)
-        hist = {k: [] for k in ("step", "loss", "fit", "gap", "lambda", "val_step", "val_sinkhorn",
-                                "val_monge_gap", "val_l2_uvp")}
+        hist = {k: [] for k in ("step", "loss", "fit", "gap", "lambda", "val_step", "val_loss",
+                                "val_sinkhorn", "val_monge_gap", "val_l2_uvp")}
+        mode = self.early_stopping if Xv is not None else False
+        best = [math.inf, -1, None]           # loss, step, parameters (of the start for 'guard')
+        since_best = 0
+
+        def validate(step):
+            nonlocal since_best
+            lam = _reg_value(self.reg, max(step, 0), self.n_iter)
+            if Xv is not None:
+                loss = self._validate(hist, step, Xv, Yv, true_map, eps_fit, gap_kw, lam)
+                if (mode == "best" and loss < best[0]) or (mode == "guard" and step < 0):
+                    best[:] = [loss, step, [q.copy() for q in params]]
+                    since_best = 0
+                else:
+                    since_best += 1
+
         bar = _Progress(self.n_iter, bool(self.verbose), "MongeGapMap.fit")
         t0 = time.perf_counter()
         import warnings
@@ -253,14 +442,13 @@ class MongeGapMap:
             with warnings.catch_warnings(), blas_threads(self.blas_threads):
                 # minibatch solves stop at self.tol or max_iter; an approximate gradient is fine
                 warnings.simplefilter("ignore", ConvergenceWarning)
+                validate(-1)
                 for step in range(self.n_iter):
-                    xb = X[rng.choice(len(X), size=bs_x, replace=False)]
-                    yb = Y[rng.choice(len(Y), size=bs_y, replace=False)]
-                    tx = self.model_.forward(xb)
-                    fit = sinkhorn_divergence(tx, yb, eps=eps_fit, grad=("x",), static_b=True,
-                                              tol=self.tol)
+                    xb = sx.draw(self.batch_size, rng)
+                    yb = sy.draw(self.batch_size, rng)
+                    tx = model.forward(xb)
+                    fit_v, g = self._fit_loss(tx, yb, eps_fit)
                     lam = _reg_value(self.reg, step, self.n_iter)
-                    g = fit.grad_x
                     gap_v = 0.0
                     if lam > 0:
                         gap = monge_gap(xb, tx, grad=("tx",), **gap_kw)
@@ -269,40 +457,62 @@ class MongeGapMap:
                     if not np.isfinite(g).all():
                         raise FloatingPointError(
                             f"fit: non-finite gradient at iteration {step}; lower lr or use grad_clip")
-                    grads, _ = self.model_.backward(g)
+                    grads, _ = model.backward(g)
                     if self.grad_clip is not None:
                         grads, _ = nn.clip_grad_norm(grads, self.grad_clip)
                     opt.lr = sched(step)
                     opt.step(grads)
-            
+
                     hist["step"].append(step)
-                    hist["fit"].append(fit.value)
+                    hist["fit"].append(fit_v)
                     hist["gap"].append(gap_v)
                     hist["lambda"].append(lam)
-                    hist["loss"].append(fit.value + lam * gap_v)
-                    if X_val is not None and ((step + 1) % self.validate_every == 0
-                                              or step + 1 == self.n_iter):
-                        self._validate(hist, step, X_val, Y_val, true_map, eps_fit, gap_kw)
+                    hist["loss"].append(fit_v + lam * gap_v)
+                    if (step + 1) % self.validate_every == 0 or step + 1 == self.n_iter:
+                        validate(step)
                     bar.update({"loss": f"{hist['loss'][-1]:.3g}", "gap": f"{gap_v:.3g}"})
+                    if mode == "best" and self.patience is not None and \
+                            since_best >= self.patience:
+                        break
         finally:
             bar.close()
+        last = len(hist["step"]) - 1
+        self.best_step_ = last
+        if mode == "guard" and hist["val_loss"][-1] > best[0]:
+            last = -2                           # the start held out better: restore it
+        if (mode == "best" and best[1] != last) or last == -2:
+            for q, v in zip(params, best[2]):
+                q[...] = v
+            self.best_step_ = best[1]
         self.fit_time_ = time.perf_counter() - t0
         self.history_ = hist
         return self
 
-    def _validate(self, hist, step, X_val, Y_val, true_map, eps_fit, gap_kw):
+    def _fit_loss(self, tx, y, eps, grad=True):
+        if self.fitting_loss == "split":
+            return _split_fit(tx, y, eps, self.tol)  # (the gradient comes with the value)
+        r = sinkhorn_divergence(tx, y, eps=eps, grad=("x",) if grad else False, static_b=True,
+                                tol=self.tol)
+        return r.value, r.grad_x
+
+    def _validate(self, hist, step, X_val, Y_val, true_map, eps_fit, gap_kw, lam):
+        """Held-out fitting loss (T#X_val vs Y_val) + lambda * M(T; X_val); records it, returns
+        it (NaN without Y_val)."""
         tx = self.model_(X_val)
+        s = self._fit_loss(tx, Y_val, eps_fit, grad=False)[0] if Y_val is not None else math.nan
+        gap = monge_gap(X_val, tx, **gap_kw).value
+        loss = s + lam * gap
         hist["val_step"].append(step)
-        target = Y_val if Y_val is not None else (true_map(X_val) if true_map is not None else None)
-        hist["val_sinkhorn"].append(
-            sinkhorn_divergence(tx, target, eps=eps_fit).value if target is not None else math.nan)
-        hist["val_monge_gap"].append(monge_gap(X_val, tx, **gap_kw).value)
+        hist["val_loss"].append(loss)
+        hist["val_sinkhorn"].append(s)
+        hist["val_monge_gap"].append(gap)
         if true_map is not None:
             from .metrics import l2_uvp
 
             hist["val_l2_uvp"].append(l2_uvp(tx, true_map(X_val)))
         else:
             hist["val_l2_uvp"].append(math.nan)
+        return loss
 
     def _fitted(self):
         if not hasattr(self, "model_"):
@@ -326,6 +536,8 @@ class MongeGapMap:
         self._fitted()
         params = self.get_params()
         params["dtype"] = str(np.dtype(params["dtype"]))
+        if not isinstance(params["hidden"], str):
+            params["hidden"] = list(params["hidden"])
         if callable(params["reg"]):
             params["reg"] = None  # a callable cannot be serialised: record that it was one
             params["reg_was_callable"] = True
@@ -334,6 +546,7 @@ class MongeGapMap:
                        for k, v in self.history_.items()})
         arrays["params"] = np.array(json.dumps(params))
         arrays["fitting_eps"] = np.array(self.fitting_eps_)
+        arrays["best_step"] = np.array(self.best_step_, dtype=np.int64)
         np.savez(path, **arrays)
 
     @classmethod
@@ -364,9 +577,11 @@ class MongeGapMap:
             params["reg"] = 0.0
         if isinstance(params.get("reg"), list):
             params["reg"] = tuple(params["reg"])
-        if not isinstance(params.get("hidden", []), list):
-            raise bad(f"'params' hidden must be a list, got {params['hidden']!r}")
-        params["hidden"] = tuple(params.get("hidden", ()))
+        hidden = params.get("hidden", "auto")
+        if isinstance(hidden, list):
+            params["hidden"] = tuple(hidden)
+        elif hidden != "auto":
+            raise bad(f"'params' hidden must be 'auto' or a list, got {hidden!r}")
         est = cls(**params)
         try:
             est._check()
@@ -375,10 +590,14 @@ class MongeGapMap:
         fe = z.get("fitting_eps")
         if fe is None or fe.shape != () or fe.dtype.kind != "f" or not np.isfinite(fe) or fe <= 0:
             raise bad("'fitting_eps' must be a positive finite scalar")
+        bs = z.get("best_step")
+        if bs is None or bs.shape != () or bs.dtype.kind != "i":
+            raise bad("'best_step' must be an integer scalar")
         model = {k[len("model/"):]: v for k, v in z.items() if k.startswith("model/")}
-        _check_model_size(path, model)
+        mlp = {k[len("mlp/"):]: v for k, v in model.items() if k.startswith("mlp/")}
+        _check_model_size(path, mlp)
         try:
-            est.model_ = nn.MLP.from_arrays(model)
+            est.model_ = nn.AffineMLP.from_arrays(model)
         except (TypeError, ValueError, KeyError) as exc:
             raise bad(f"model: {exc}") from None
         est.history_ = {}
@@ -388,6 +607,7 @@ class MongeGapMap:
                     raise bad(f"{k!r} must be a 1-D float array, got {v.dtype} of shape {v.shape}")
                 est.history_[k[len("history/"):]] = v.tolist()
         est.fitting_eps_ = float(fe)
+        est.best_step_ = int(bs)
         return est
 
 

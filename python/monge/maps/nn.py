@@ -34,7 +34,7 @@ import numbers
 
 import numpy as np
 
-__all__ = ["erf", "erfc", "Activation", "activation", "ACTIVATIONS", "MLP",
+__all__ = ["erf", "erfc", "Activation", "activation", "ACTIVATIONS", "MLP", "AffineMLP",
            "Optimizer", "Adam", "AdamW", "SGD", "clip_grad_norm",
            "constant", "cosine", "warmup", "make_schedule"]
 
@@ -544,6 +544,129 @@ class MLP:
         if self.residual:
             delta = delta + g
         return grads, (delta[0] if single else delta)
+
+
+class AffineMLP:
+    """T(x) = A x + b + s_out * MLP((x - m_in) * s_in): an affine map with an MLP correction.
+
+    The affine part (``At`` = A^T of shape (d, d), and ``b``) is trainable and usually starts at a
+    closed-form map (the Bures map between Gaussian approximations, or the identity); the MLP's
+    input is standardised by the fixed ``m_in``, ``s_in`` and its output scaled by the fixed
+    ``s_out`` (per coordinate), so that its He initialisation and learning rate see unit-scale
+    data whatever the units of x.  Its last layer starts at ``last_scale`` x He (1e-3), so T starts
+    within ~1e-3 x s_out of the affine map.  ``affine=False`` drops A and b: T = s_out * MLP(.).
+
+    ``params`` is ``[At, b, W1, b1, ...]`` (or the MLP's alone), updated in place by optimizers.
+    """
+
+    def __init__(self, in_dim, hidden=(64, 64), activation="gelu", affine=True, seed=0,
+                 dtype=np.float64, last_scale=1e-3):
+        self.mlp = MLP(in_dim, hidden=hidden, activation=activation, residual=False, seed=seed,
+                       dtype=dtype, last_scale=last_scale)
+        self.in_dim = self.mlp.in_dim
+        self.dtype = self.mlp.dtype
+        if not isinstance(affine, (bool, np.bool_)):
+            raise TypeError(f"affine: expected a bool, got {type(affine).__name__}")
+        self.affine = bool(affine)
+        d = self.in_dim
+        self.At = np.eye(d, dtype=self.dtype)
+        self.b = np.zeros(d, dtype=self.dtype)
+        self.m_in = np.zeros(d, dtype=self.dtype)
+        self.s_in = np.ones(d, dtype=self.dtype)
+        self.s_out = np.ones(d, dtype=self.dtype)
+        self._x = None
+
+    @property
+    def params(self):
+        return ([self.At, self.b] if self.affine else []) + self.mlp.params
+
+    @property
+    def n_params(self):
+        return int(sum(p.size for p in self.params))
+
+    _FIXED = ("At", "b", "m_in", "s_in", "s_out")
+
+    def set_affine(self, A=None, b=None, m_in=None, s_in=None, s_out=None):
+        """Copy values into the affine part and the fixed scalings (in place)."""
+        d = self.in_dim
+        for name, value, shape in (("A", A, (d, d)), ("b", b, (d,)), ("m_in", m_in, (d,)),
+                                   ("s_in", s_in, (d,)), ("s_out", s_out, (d,))):
+            if value is None:
+                continue
+            v = _array(name, value)
+            if v.shape != shape:
+                raise ValueError(f"{name}: expected shape {shape}, got {v.shape}")
+            _finite(name, v)
+            target = {"A": self.At, "b": self.b, "m_in": self.m_in, "s_in": self.s_in,
+                      "s_out": self.s_out}[name]
+            target[...] = v.T if name == "A" else v
+
+    def to_arrays(self):
+        out = {f"mlp/{k}": v for k, v in self.mlp.to_arrays().items()}
+        for k in self._FIXED:
+            out[k] = getattr(self, k).copy()
+        out["affine"] = np.array(self.affine)
+        return out
+
+    @classmethod
+    def from_arrays(cls, arrays):
+        mlp = MLP.from_arrays({k[4:]: v for k, v in arrays.items() if k.startswith("mlp/")})
+        if "affine" not in arrays:
+            raise ValueError("arrays: missing 'affine'")
+        affine = np.asarray(arrays["affine"])
+        if affine.dtype != np.bool_ or affine.ndim != 0:
+            raise TypeError("affine: expected a 0-d bool array")
+        model = cls(mlp.in_dim, hidden=mlp.hidden, activation=mlp.activation, affine=bool(affine),
+                    seed=None, dtype=mlp.dtype, last_scale=mlp.last_scale)
+        for p, q in zip(model.mlp.params, mlp.params):
+            p[...] = q
+        d = model.in_dim
+        for k in cls._FIXED:
+            if k not in arrays:
+                raise ValueError(f"arrays: missing {k!r}")
+            v = _array(k, arrays[k])
+            want = (d, d) if k == "At" else (d,)
+            if v.shape != want:
+                raise ValueError(f"{k}: expected shape {want}, got {v.shape}")
+            _finite(k, v)
+            getattr(model, k)[...] = v
+        return model
+
+    def _run(self, x, cache):
+        z = (x - self.m_in) * self.s_in
+        h = self.mlp.forward(z) if cache else self.mlp(z)
+        y = h * self.s_out
+        if self.affine:
+            y += x @ self.At
+            y += self.b
+        return y
+
+    def forward(self, x):
+        """T(x), caching what :meth:`backward` needs."""
+        x = self.mlp._input(x)
+        self._x = x.reshape(1, -1) if x.ndim == 1 else x
+        y = self._run(self._x, cache=True)
+        return y[0] if x.ndim == 1 else y
+
+    def __call__(self, x):
+        x = self.mlp._input(x)
+        y = self._run(x.reshape(1, -1) if x.ndim == 1 else x, cache=False)
+        return y[0] if x.ndim == 1 else y
+
+    def backward(self, grad_y):
+        """``(grads, grad_x)`` for dL/dT(x) of the last forward; grads match ``params``."""
+        if self._x is None:
+            raise RuntimeError("backward: call forward(x) first")
+        g = _array("grad_y", grad_y, self.dtype)
+        single = g.ndim == 1
+        g2 = g.reshape(1, -1) if single else g
+        mlp_grads, gz = self.mlp.backward((g2 * self.s_out)[0] if single else g2 * self.s_out)
+        gx = (gz.reshape(g2.shape) if single else gz) * self.s_in
+        grads = list(mlp_grads)
+        if self.affine:
+            grads = [self._x.T @ g2, g2.sum(axis=0)] + grads
+            gx = gx + g2 @ self.At.T
+        return grads, (gx[0] if single else gx)
 
 
 # ----------------------------------------------------------------------------- optimizers

@@ -1,0 +1,516 @@
+"""The continuous Wasserstein-2 benchmark of Korotin et al. (NeurIPS 2021, "Do neural optimal
+transport solvers work?"), high-dimensional pairs "Mix3toMix10", read from its published ICNN
+checkpoints.
+
+A pair in dimension d is built from the benchmark's facts:
+
+- source P: a mixture of 3 Gaussians, x = std * M_k z + c_k with k uniform, z ~ N(0, I_d), std 0.4.
+  The centres c_k put the values 0, 1, 2 (a random permutation per coordinate) around zero and the
+  rows of each M_k are random unit vectors; both are then divided by
+  sqrt((mean_k |c_k|^2 + d std^2) / d).  The benchmark draws them from NumPy's legacy global
+  generator seeded with 0; :func:`gaussian_mixture_source` does the same draws in the same order, so
+  the source is the benchmark's own.
+- the optimal map T*(x) = (grad psi(x) - m) / s, psi = psi_1 + psi_2 the two dense ICNNs of the
+  checkpoints ``Mix3toMix10_{d}_v1.pt`` and ``_v2.pt`` (the target Q = T*#P); m and s^2 standardise
+  Q to mean 0 and average per-coordinate variance 1.  The benchmark estimates m and s from 2^14
+  random samples; we estimate them from ``standardize_size`` seeded samples (default 2^16): a
+  sampling difference of a fraction of a percent in the scale, not a different problem.
+
+The ICNN (``DenseICNN``):  h_0 = q_0(x);  h_l = celu(h_{l-1} W_l^T + q_l(x)), l = 1..L-1;
+psi(x) = h_{L-1} w^T + sc/2 |x|^2, with convex quadratic input layers
+q(x)_k = sum_r (x . Q[:, r, k])^2 + (x A^T + a)_k and non-negative W_l, w.  Its gradient is computed
+here by a hand-written backward pass in float64 (checked against finite differences in the
+tests), so sampling Q and evaluating T* need NumPy only once the checkpoint is read; reading a
+checkpoint needs PyTorch (``torch.load(weights_only=True)``, no code is unpickled).
+
+Validation pairs: ``versions=('v1',)`` builds the pair from the first checkpoint alone (psi =
+psi_1, standardised the same way).  Hyperparameters and defaults are chosen on those; the
+benchmark's pairs (v1 + v2) are only reported.
+"""
+from __future__ import annotations
+
+import hashlib
+import os
+import time
+
+import numpy as np
+
+from ..._io import DataFormatError
+
+DIMS = (2, 4, 8, 16, 32, 64)
+_KEYS_PER_QUAD = ("quadratic_decomposed", "weight", "bias")
+
+
+def gaussian_mixture_source(dim, num=3, dist=1.0, std=0.4, seed=0):
+    """Centres (num, dim) and linear parts (num, dim, dim) of the benchmark's source mixture, drawn
+    from ``np.random.RandomState(seed)`` in the order the benchmark draws them from NumPy's
+    legacy global generator after ``np.random.seed(0)``."""
+    rs = np.random.RandomState(seed)
+    centers = np.zeros((num, dim), dtype=np.float32)
+    for d in range(dim):
+        idx = rs.choice(list(range(num)), num, replace=False)
+        centers[:, d] += dist * idx
+    centers -= dist * (num - 1) / 2
+    maps = rs.normal(size=(num, dim, dim)).astype(np.float32)
+    maps /= np.sqrt((maps ** 2).sum(axis=2, keepdims=True))
+    mult = np.sqrt((centers ** 2).sum(axis=1).mean() + dim * std ** 2) / np.sqrt(dim)
+    return (centers / mult).astype(np.float64), (maps / mult).astype(np.float64)
+
+
+def _celu(a):
+    neg = np.minimum(a, 0.0)
+    e = np.exp(neg)
+    return np.where(a > 0, a, e - 1.0), np.where(a > 0, 1.0, e)
+
+
+class DenseICNN:
+    """psi and grad psi of one benchmark ICNN, from a state dict of NumPy arrays (float64)."""
+
+    def __init__(self, state, name="state"):
+        n_quad = 0
+        while f"quadratic_layers.{n_quad}.weight" in state:
+            n_quad += 1
+        if n_quad < 1:
+            raise DataFormatError(name, None, "no 'quadratic_layers.0.weight' entry: not a "
+                                              "dense ICNN state dict")
+        expected = {f"quadratic_layers.{i}.{k}" for i in range(n_quad) for k in _KEYS_PER_QUAD}
+        expected |= {f"convex_layers.{i}.weight" for i in range(n_quad - 1)}
+        expected.add("final_layer.weight")
+        missing = sorted(expected - set(state))
+        extra = sorted(set(state) - expected)
+        if missing or extra:
+            raise DataFormatError(name, None, f"state dict keys: missing {missing}, unexpected "
+                                              f"{extra}")
+        arr = {k: np.asarray(v, dtype=np.float64) for k, v in state.items()}
+        Q0 = arr["quadratic_layers.0.quadratic_decomposed"]
+        if Q0.ndim != 3:
+            raise DataFormatError(name, None, f"quadratic_decomposed: expected 3 axes, got "
+                                              f"shape {Q0.shape}")
+        self.dim, self.rank = Q0.shape[0], Q0.shape[1]
+        self.quad = []
+        sizes = []
+        for i in range(n_quad):
+            Q = arr[f"quadratic_layers.{i}.quadratic_decomposed"]
+            A = arr[f"quadratic_layers.{i}.weight"]
+            a = arr[f"quadratic_layers.{i}.bias"]
+            out = A.shape[0] if A.ndim == 2 else -1
+            if Q.shape != (self.dim, self.rank, out) or A.shape != (out, self.dim) or \
+                    a.shape != (out,):
+                raise DataFormatError(name, None, f"quadratic layer {i}: inconsistent shapes "
+                                                  f"{Q.shape}, {A.shape}, {a.shape}")
+            # Q flattened to (dim, rank*out): column r*out + k holds Q[:, r, k]
+            self.quad.append((np.ascontiguousarray(Q.reshape(self.dim, self.rank * out)), A, a, out))
+            sizes.append(out)
+        self.convex = []
+        for i in range(n_quad - 1):
+            W = arr[f"convex_layers.{i}.weight"]
+            if W.shape != (sizes[i + 1], sizes[i]):
+                raise DataFormatError(name, None, f"convex layer {i}: shape {W.shape}, expected "
+                                                  f"{(sizes[i + 1], sizes[i])}")
+            self.convex.append(W)
+        self.final = arr["final_layer.weight"]
+        if self.final.shape != (1, sizes[-1]):
+            raise DataFormatError(name, None, f"final layer: shape {self.final.shape}, expected "
+                                              f"{(1, sizes[-1])}")
+        for k, v in arr.items():
+            if not np.isfinite(v).all():
+                raise DataFormatError(name, None, f"{k}: non-finite weights")
+        self.hidden = tuple(sizes)
+        self.strong_convexity = None  # set by the loader (not stored in the state dict)
+
+    def _quad(self, i, x):
+        Qf, A, a, out = self.quad[i]
+        P = x @ Qf                                    # (n, rank*out)
+        val = (P.reshape(len(x), self.rank, out) ** 2).sum(axis=1) + x @ A.T + a
+        return val, P
+
+    def _quad_vjp(self, i, P, delta):
+        Qf, A, _, out = self.quad[i]
+        n = len(delta)
+        scaled = 2.0 * P.reshape(n, self.rank, out) * delta[:, None, :]
+        return scaled.reshape(n, self.rank * out) @ Qf.T + delta @ A
+
+    def value_and_grad(self, x):
+        """psi(x) (n,) and grad psi(x) (n, dim) for x of shape (n, dim)."""
+        h, P0 = self._quad(0, x)
+        Ps, pres = [P0], []
+        for i, W in enumerate(self.convex, start=1):
+            q, P = self._quad(i, x)
+            a = h @ W.T + q
+            h, _ = _celu(a)
+            Ps.append(P)
+            pres.append(a)
+        value = h @ self.final[0] + 0.5 * self.strong_convexity * np.einsum("ij,ij->i", x, x)
+        dh = np.broadcast_to(self.final, (len(x), self.final.shape[1]))
+        grad = self.strong_convexity * x
+        for i in range(len(self.convex), 0, -1):
+            _, d = _celu(pres[i - 1])
+            delta = dh * d
+            grad = grad + self._quad_vjp(i, Ps[i], delta)
+            dh = delta @ self.convex[i - 1]
+        grad = grad + self._quad_vjp(0, Ps[0], dh)
+        return value, grad
+
+
+def read_checkpoint(path):
+    """The state dict of a benchmark checkpoint as {name: float64 array}.  Needs PyTorch; the file
+    is read with ``weights_only=True`` (tensors and containers only, nothing executed)."""
+    try:
+        import torch
+    except ImportError as exc:  # pragma: no cover - torch is in the test extra
+        raise ImportError("reading the W2 benchmark's checkpoints needs PyTorch: "
+                          "pip install 'monge[torch]'") from exc
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except FileNotFoundError:
+        raise
+    except Exception as exc:  # torch raises several types for a corrupt or foreign file
+        raise DataFormatError(path, None, f"not a readable PyTorch state dict ({exc})") from None
+    if not isinstance(state, dict) or not all(hasattr(v, "numpy") for v in state.values()):
+        raise DataFormatError(path, None, "not a state dict of tensors")
+    return {k: v.detach().cpu().double().numpy() for k, v in state.items()}
+
+
+def _sha256(path):
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+class W2Pair:
+    """One benchmark pair (P, Q = T*#P) in dimension ``dim``.
+
+    ``sample_source(n, rng)``, ``sample_target(n, rng)`` (unpaired: the target draws its own
+    source points), ``map(x)`` = T*(x), ``target_var`` (trace of Cov Q, the L2-UVP denominator,
+    estimated on ``standardize_size`` samples), ``l2_uvp(pred, x)``.
+    """
+
+    def __init__(self, dim, icnns, *, standardize_size=2 ** 16, seed=12345, sources=None):
+        self.dim = dim
+        self.icnns = list(icnns)
+        self.centers, self.maps = gaussian_mixture_source(dim)
+        self.std = 0.4
+        self.sources = sources or {}
+        self.shift = np.zeros(dim)
+        self.scale = 1.0
+        rng = np.random.default_rng(seed)
+        y = self._raw_map(self.sample_source(standardize_size, rng))
+        self.shift = y.mean(axis=0)
+        self.scale = 1.0 / np.sqrt((y - self.shift).var(axis=0).mean())
+        y = (y - self.shift) * self.scale
+        self.target_var = float(y.var(axis=0).sum())
+        self.target_mean = y.mean(axis=0)
+        self.target_cov = np.cov(y.T)
+        x = self.sample_source(standardize_size, rng)
+        self.source_mean = x.mean(axis=0)
+        self.source_cov = np.cov(x.T)
+
+    def _raw_map(self, x):
+        out = np.zeros_like(x)
+        for net in self.icnns:
+            for i in range(0, len(x), 4096):
+                out[i:i + 4096] += net.value_and_grad(x[i:i + 4096])[1]
+        return out
+
+    def sample_source(self, n, rng):
+        k = rng.integers(0, len(self.centers), size=n)
+        z = rng.standard_normal((n, self.dim))
+        return np.einsum("nij,nj->ni", self.maps[k], z) * self.std + self.centers[k]
+
+    def map(self, x):
+        x = np.asarray(x, dtype=np.float64)
+        return (self._raw_map(x) - self.shift) * self.scale
+
+    def sample_target(self, n, rng):
+        return self.map(self.sample_source(n, rng))
+
+    def l2_uvp(self, pred, x):
+        """100 * mean |pred - T*(x)|^2 / Var(Q): the benchmark's forward L2-UVP."""
+        pred = np.asarray(pred, dtype=np.float64)
+        return float(100.0 * np.mean(np.sum((pred - self.map(x)) ** 2, axis=1)) / self.target_var)
+
+
+def load_pair(data_dir, dim, versions=("v1", "v2"), **kwargs):
+    """The Mix3toMix10 pair of dimension ``dim`` from the checkpoints in ``data_dir``
+    (``Mix3toMix10_{dim}_{version}.pt``; the benchmark repository ships them as
+    ``benchmarks/Mix3toMix10/{dim}_{version}.pt``, which is also accepted)."""
+    if dim not in DIMS:
+        raise ValueError(f"dim: expected one of {DIMS}, got {dim!r}")
+    if not versions or any(v not in ("v1", "v2") for v in versions):
+        raise ValueError(f"versions: expected a non-empty subset of ('v1', 'v2'), got {versions!r}")
+    icnns, sources = [], {}
+    for v in versions:
+        path = os.path.join(data_dir, f"Mix3toMix10_{dim}_{v}.pt")
+        if not os.path.exists(path):
+            alt = os.path.join(data_dir, f"{dim}_{v}.pt")
+            if not os.path.exists(alt):
+                raise FileNotFoundError(f"data_dir: no {os.path.basename(path)} (or {dim}_{v}.pt) "
+                                        f"in {data_dir}; the checkpoints come from the W2 "
+                                        f"benchmark repository, see docs/experiments/maps.md")
+            path = alt
+        net = DenseICNN(read_checkpoint(path), name=path)
+        if net.dim != dim:
+            raise DataFormatError(path, None, f"ICNN of dimension {net.dim}, expected {dim}")
+        net.strong_convexity = 1e-2  # the benchmark's constructor argument for these pairs
+        icnns.append(net)
+        sources[os.path.basename(path)] = _sha256(path)
+    return W2Pair(dim, icnns, sources=sources, **kwargs)
+
+
+# ------------------------------------------------------------------------------ the benchmark run
+
+# Korotin et al. (NeurIPS 2021), forward L2-UVP (%) on the Mix3toMix10 pairs, d = 2..64, as
+# printed in the paper's high-dimensional table (also on the authors' poster in their repository):
+# trained with 5,000-250,000 iterations of batch 1024, far beyond our equal-budget runs.
+PUBLISHED = {
+    "linear (L)": (14.1, 14.9, 27.3, 41.6, 55.3, 63.9),
+    "W2GN (W2)": (0.1, 0.7, 2.6, 3.3, 6.0, 7.2),
+    "ICNN min-max (MMv2)": (0.1, 0.68, 2.2, 3.1, 5.3, 10.1),
+    "MM:R": (0.1, 0.3, 0.7, 1.9, 2.8, 4.5),
+}
+PUBLISHED_SOURCE = ("Korotin, Li, Genevay, Solomon, Filippov, Burnaev, 'Do neural optimal transport "
+                    "solvers work? A continuous Wasserstein-2 benchmark', NeurIPS 2021 "
+                    "(arXiv:2106.01954), table of L2-UVP on the high-dimensional pairs")
+METHODS = ("linear", "entropic", "mlp", "monge_gap", "w2gn", "mm")
+REGIMES = ("fixed", "fresh")
+
+
+def _sampler(fn):
+    return lambda n, rng: fn(n, rng)
+
+
+def fit_method(pair, method, regime, seed, *, n=2048, n_iter=5000, batch_size=256,
+               n_entropic_fresh=8192, threads=1):
+    """Fits one method on one pair; returns (map callable, fit seconds, extras dict).
+
+    regime 'fixed': n samples of each side drawn once (seeded), every method sees only those.
+    regime 'fresh': the samplers themselves (neural methods draw new minibatches at every step;
+    the linear map uses 2^16 samples, the entropic map ``n_entropic_fresh``)."""
+    from ...maps import EntropicMap, LinearMap, MongeGapMap
+
+    rng = np.random.default_rng(seed)
+    if regime == "fixed":
+        X, Y = pair.sample_source(n, rng), pair.sample_target(n, rng)
+        sx = sy = None
+    else:
+        X = Y = None
+        sx, sy = _sampler(pair.sample_source), _sampler(pair.sample_target)
+    extras = {}
+    t0 = time.perf_counter()
+    if method == "linear":
+        if X is None:
+            X, Y = pair.sample_source(2 ** 16, rng), pair.sample_target(2 ** 16, rng)
+        est = LinearMap().fit(X, Y)
+    elif method == "entropic":
+        if X is None:
+            X = pair.sample_source(n_entropic_fresh, rng)
+            Y = pair.sample_target(n_entropic_fresh, rng)
+        est = EntropicMap().fit(X, Y)
+        extras.update(eps=est.eps_, sinkhorn_iter=int(est.result_.n_iter))
+    elif method in ("mlp", "monge_gap"):
+        est = MongeGapMap(reg=0.0 if method == "mlp" else 1.0, n_iter=n_iter,
+                          batch_size=batch_size, seed=seed, verbose=False)
+        est.fit(sx or X, sy or Y)
+        extras.update(best_step=int(est.best_step_), steps=len(est.history_["step"]))
+    elif method in ("w2gn", "mm"):
+        from . import icnn
+
+        fit = icnn.fit_w2gn if method == "w2gn" else icnn.fit_mm
+        if X is not None:
+            Xf, Yf = X.astype(np.float32), Y.astype(np.float32)
+
+            def sx(k, r):
+                return Xf[r.choice(len(Xf), size=min(k, len(Xf)), replace=False)]
+
+            def sy(k, r):
+                return Yf[r.choice(len(Yf), size=min(k, len(Yf)), replace=False)]
+        else:
+            fx, fy = sx, sy
+
+            def sx(k, r):
+                return fx(k, r).astype(np.float32)
+
+            def sy(k, r):
+                return fy(k, r).astype(np.float32)
+        est = fit(sx, sy, pair.dim, n_iter=n_iter, batch_size=batch_size, seed=seed,
+                  threads=threads)
+    else:
+        raise ValueError(f"method: expected one of {METHODS}, got {method!r}")
+    return est.transform, time.perf_counter() - t0, extras
+
+
+def evaluate(pair, transform, seed, n_test=4096):
+    """Forward L2-UVP on n_test fresh source samples (the benchmark's 4096)."""
+    x = pair.sample_source(n_test, np.random.default_rng(10_000 + seed))
+    return pair.l2_uvp(np.asarray(transform(x), dtype=np.float64), x)
+
+
+def _job(args):
+    data, dim, versions, regime, method, seed, kw, std_size = args
+    import os as _os
+    import warnings
+
+    _os.environ.setdefault("OMP_NUM_THREADS", "1")
+    from ... import set_num_threads
+    from ...sinkhorn import ConvergenceWarning
+
+    set_num_threads(kw.get("threads", 1))
+    pair = _pair_cached(data, dim, versions, std_size)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        transform, secs, extras = fit_method(pair, method, regime, seed, **kw)
+    row = dict(dim=dim, regime=regime, method=method, seed=seed, fit_time=secs,
+               l2_uvp=evaluate(pair, transform, seed), **extras)
+    return row
+
+
+_PAIRS = {}
+
+
+def _pair_cached(data, dim, versions, standardize_size=2 ** 16):
+    key = (data, dim, tuple(versions), standardize_size)
+    if key not in _PAIRS:
+        _PAIRS[key] = load_pair(data, dim, versions=tuple(versions),
+                                standardize_size=standardize_size)
+    return _PAIRS[key]
+
+
+def machine_info():
+    import platform
+    import subprocess
+
+    cpu = platform.processor()
+    try:
+        with open("/proc/cpuinfo") as fh:
+            for line in fh:
+                if line.startswith("model name"):
+                    cpu = line.split(":", 1)[1].strip()
+                    break
+    except OSError:
+        pass
+    try:
+        commit = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True,
+                                cwd=os.path.dirname(os.path.abspath(__file__))).stdout.strip()
+    except OSError:
+        commit = ""
+    return dict(cpu=cpu, cores=os.cpu_count(), load_average=list(os.getloadavg()), commit=commit,
+                python=platform.python_version())
+
+
+def versions_info():
+    out = {"numpy": np.__version__}
+    from ... import __version__
+
+    out["monge"] = __version__
+    try:
+        import torch
+
+        out["torch"] = torch.__version__
+    except ImportError:
+        pass
+    return out
+
+
+def table(rows, published=True):
+    """Markdown: one table per regime, methods x dimensions, mean ± std of L2-UVP over seeds (and
+    the median fit time), with Korotin et al.'s published values below."""
+    out = []
+    dims = sorted({r["dim"] for r in rows})
+    for regime in REGIMES:
+        rr = [r for r in rows if r["regime"] == regime]
+        if not rr:
+            continue
+        out.append(f"**{regime} samples** — L2-UVP % (mean ± std over seeds; fit time, median s)\n")
+        out.append("| method | " + " | ".join(f"d = {d}" for d in dims) + " |")
+        out.append("|---|" + "---|" * len(dims))
+        for m in METHODS:
+            cells = []
+            for d in dims:
+                sel = [r for r in rr if r["method"] == m and r["dim"] == d]
+                if not sel:
+                    cells.append("–")
+                    continue
+                u = np.array([r["l2_uvp"] for r in sel])
+                t = float(np.median([r["fit_time"] for r in sel]))
+                cells.append(f"{u.mean():.2f} ± {u.std(ddof=1) if len(u) > 1 else 0:.2f} "
+                             f"({t:.0f} s, {len(u)})")
+            if any(c != "–" for c in cells):
+                out.append(f"| {m} | " + " | ".join(cells) + " |")
+        if published:
+            for name, vals in PUBLISHED.items():
+                cells = [f"{vals[DIMS.index(d)]:g}" if d in DIMS else "–" for d in dims]
+                out.append(f"| published: {name} | " + " | ".join(cells) + " |")
+        out.append("")
+    return "\n".join(out)
+
+
+def main(argv=None):
+    import argparse
+    import datetime
+    import json
+    import sys
+
+    ap = argparse.ArgumentParser(prog="python -m monge.experiments.maps.w2bench",
+                                 description="Transport maps on the W2 benchmark (Mix3toMix10).")
+    ap.add_argument("--data", required=True, help="folder with Mix3toMix10_{d}_v{1,2}.pt")
+    ap.add_argument("--dims", type=int, nargs="+", default=list(DIMS))
+    ap.add_argument("--seeds", type=int, default=5)
+    ap.add_argument("--regimes", nargs="+", default=list(REGIMES), choices=REGIMES)
+    ap.add_argument("--methods", nargs="+", default=list(METHODS), choices=METHODS)
+    ap.add_argument("--n-iter", type=int, default=5000)
+    ap.add_argument("--batch-size", type=int, default=256)
+    ap.add_argument("--n", type=int, default=2048, help="samples per side, fixed regime")
+    ap.add_argument("--n-entropic-fresh", type=int, default=8192,
+                    help="samples per side of the entropic map, fresh regime")
+    ap.add_argument("--validation", action="store_true",
+                    help="the validation pairs (the v1 checkpoint alone), for tuning")
+    ap.add_argument("--jobs", type=int, default=1, help="processes (each single-threaded)")
+    ap.add_argument("--standardize-size", type=int, default=2 ** 16,
+                    help="samples that estimate the target's standardisation and variance")
+    ap.add_argument("--out", help="results JSON (rows are also printed as they finish)")
+    ap.add_argument("--render", help="print the tables of an existing results JSON and exit")
+    args = ap.parse_args(argv)
+    if args.render:
+        with open(args.render) as fh:
+            print(table(json.load(fh)["rows"]))
+        return 0
+    versions = ("v1",) if args.validation else ("v1", "v2")
+    kw = dict(n=args.n, n_iter=args.n_iter, batch_size=args.batch_size,
+              n_entropic_fresh=args.n_entropic_fresh)
+    jobs = [(args.data, d, versions, regime, m, s, kw, args.standardize_size)
+            for regime in args.regimes
+            for d in args.dims for s in range(args.seeds) for m in args.methods]
+    start = dict(date=datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+                 command="python -m monge.experiments.maps.w2bench " + " ".join(
+                     argv if argv is not None else sys.argv[1:]),
+                 machine=machine_info(), versions=versions_info())
+    rows = []
+    if args.jobs > 1:
+        import multiprocessing as mp
+
+        with mp.get_context("spawn").Pool(args.jobs) as pool:
+            for row in pool.imap_unordered(_job, jobs):
+                rows.append(row)
+                print(json.dumps(row), flush=True)
+    else:
+        for job in jobs:
+            rows.append(_job(job))
+            print(json.dumps(rows[-1]), flush=True)
+    pairs = {d: _pair_cached(args.data, d, versions, args.standardize_size).sources
+             for d in args.dims}
+    meta = dict(start, load_average_after=list(os.getloadavg()),
+                data=dict(path=os.path.abspath(args.data), pairs="validation (v1)" if
+                          args.validation else "benchmark (v1 + v2)",
+                          sha256={str(d): s for d, s in pairs.items()}),
+                settings=dict(kw, seeds=args.seeds), published_source=PUBLISHED_SOURCE)
+    print(table(rows))
+    if args.out:
+        with open(args.out, "w") as fh:
+            json.dump(dict(meta=meta, rows=rows), fh, indent=1)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,155 @@
+"""Closed-form and plan-based transport-map estimators: the baselines a fitted map must beat.
+
+- :class:`LinearMap` — the optimal map between the Gaussian approximations of the two samples
+  (Bures map): T(x) = m_y + A (x - m_x), A = S_x^{-1/2} (S_x^{1/2} S_y S_x^{1/2})^{1/2} S_x^{-1/2}.
+- :class:`EntropicMap` — the entropic map of Pooladian & Niles-Weed (2021): the barycentric
+  projection of the Sinkhorn plan between the samples, extended out of sample through the
+  c-transform of the target potential g,
+
+      T(x) = sum_j w_j(x) y_j,   w_j(x) = b_j exp((g_j - |x - y_j|^2) / eps) / sum_k (same with k).
+
+Both follow the scikit-learn face of :class:`monge.maps.MongeGapMap` (fit / transform / __call__).
+"""
+from __future__ import annotations
+
+import time
+
+import numpy as np
+
+from .._validate import float_array, positive
+
+__all__ = ["LinearMap", "EntropicMap", "bures_map"]
+
+
+def _sym_pow(S, power, floor):
+    w, V = np.linalg.eigh(0.5 * (S + S.T))
+    w = np.maximum(w, floor)
+    return (V * w ** power) @ V.T
+
+
+def bures_map(mean_x, cov_x, mean_y, cov_y, ridge=1e-8):
+    """(A, b) of the optimal map x -> A x + b between N(mean_x, cov_x) and N(mean_y, cov_y).
+
+    ``ridge`` x (mean eigenvalue) is the floor of cov_x's eigenvalues (a rank-deficient sample
+    covariance gives a finite, if arbitrary, map on the missing directions)."""
+    cov_x = np.atleast_2d(np.asarray(cov_x, dtype=np.float64))
+    cov_y = np.atleast_2d(np.asarray(cov_y, dtype=np.float64))
+    floor = ridge * max(float(np.trace(cov_x)) / len(cov_x), 1e-300)
+    r = _sym_pow(cov_x, 0.5, floor)
+    ir = _sym_pow(cov_x, -0.5, floor)
+    mid = _sym_pow(r @ cov_y @ r, 0.5, 0.0)
+    A = ir @ mid @ ir
+    A = 0.5 * (A + A.T)
+    b = np.asarray(mean_y, dtype=np.float64) - A @ np.asarray(mean_x, dtype=np.float64)
+    return A, b
+
+
+def _pair(X, Y):
+    X = float_array("X", X, (2,), dtype=np.float64)
+    Y = float_array("Y", Y, (2,), dtype=np.float64)
+    if X.shape[1] != Y.shape[1]:
+        raise ValueError(f"X, Y: dimensions differ ({X.shape[1]} vs {Y.shape[1]})")
+    if len(X) < 2 or len(Y) < 2:
+        raise ValueError("X, Y: need at least 2 samples each")
+    return X, Y
+
+
+class _Fitted:
+    def _fitted(self):
+        if not hasattr(self, "dim_"):
+            raise RuntimeError(f"{type(self).__name__}: call fit before transform")
+
+    def _input(self, X):
+        self._fitted()
+        X = float_array("X", X, (2,), dtype=np.float64)
+        if X.shape[1] != self.dim_:
+            raise ValueError(f"X: dimension {X.shape[1]}, the map was fitted in {self.dim_}")
+        return X
+
+    def __call__(self, X):
+        return self.transform(X)
+
+
+class LinearMap(_Fitted):
+    """The Bures (Gaussian) optimal map between the samples' means and covariances.
+
+    Attributes after fit: ``A_`` (d, d) symmetric positive semi-definite, ``b_`` (d,),
+    ``fit_time_``."""
+
+    def __init__(self, ridge=1e-8):
+        self.ridge = ridge
+
+    def fit(self, X, Y):
+        t0 = time.perf_counter()
+        X, Y = _pair(X, Y)
+        positive("ridge", self.ridge)
+        self.A_, self.b_ = bures_map(X.mean(0), np.cov(X.T), Y.mean(0), np.cov(Y.T), self.ridge)
+        self.dim_ = X.shape[1]
+        self.fit_time_ = time.perf_counter() - t0
+        return self
+
+    def transform(self, X):
+        return self._input(X) @ self.A_.T + self.b_
+
+
+class EntropicMap(_Fitted):
+    """Entropic map (barycentric projection of the Sinkhorn plan, extended by the c-transform).
+
+    Parameters
+    ----------
+    eps : float, optional
+        Entropic regularisation of the squared-Euclidean cost |x - y|^2, absolute.  Default:
+        ``relative_eps`` x the mean squared distance between the samples.
+    relative_eps : float
+        Used when ``eps`` is None (default 0.01, chosen on the W2 benchmark's validation pairs,
+        see docs/experiments/w2bench.md).
+    tol, max_iter : Sinkhorn's stopping rule (see :func:`monge.sinkhorn`).
+
+    Attributes after fit: ``eps_``, ``g_`` (target potentials), ``Y_``, ``result_`` (the
+    :class:`monge.SinkhornResult`), ``fit_time_``.
+    """
+
+    def __init__(self, eps=None, relative_eps=0.01, tol=1e-6, max_iter=10000, chunk=1024):
+        self.eps = eps
+        self.relative_eps = relative_eps
+        self.tol = tol
+        self.max_iter = max_iter
+        self.chunk = chunk
+
+    def fit(self, X, Y):
+        from ..sinkhorn import sinkhorn
+
+        t0 = time.perf_counter()
+        X, Y = _pair(X, Y)
+        if self.eps is None:
+            positive("relative_eps", self.relative_eps)
+            # mean |x - y|^2 over all pairs, in closed form from the moments
+            mean_sq = float(np.sum((X.mean(0) - Y.mean(0)) ** 2) + X.var(0).sum() + Y.var(0).sum())
+            eps = self.relative_eps * mean_sq
+        else:
+            eps = positive("eps", self.eps)
+        r = sinkhorn(X, Y, eps=eps, tol=self.tol, max_iter=self.max_iter)
+        self.result_ = r
+        self.eps_ = float(eps)
+        self.Y_ = Y
+        self.log_b_ = np.full(len(Y), -np.log(len(Y)))
+        self.g_ = np.asarray(r.g, dtype=np.float64)
+        self.dim_ = X.shape[1]
+        self.fit_time_ = time.perf_counter() - t0
+        return self
+
+    def transform(self, X):
+        X = self._input(X)
+        Y, eps = self.Y_, self.eps_
+        yy = np.einsum("ij,ij->i", Y, Y)
+        shift = self.log_b_ + self.g_ / eps
+        out = np.empty_like(X)
+        for i in range(0, len(X), int(self.chunk)):
+            x = X[i:i + int(self.chunk)]
+            cost = np.einsum("ij,ij->i", x, x)[:, None] + yy[None, :] - 2.0 * (x @ Y.T)
+            z = shift[None, :] - np.maximum(cost, 0.0) / eps
+            z -= z.max(axis=1, keepdims=True)
+            w = np.exp(z)
+            w /= w.sum(axis=1, keepdims=True)
+            out[i:i + len(x)] = w @ Y
+        return out

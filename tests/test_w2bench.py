@@ -1,0 +1,140 @@
+"""The W2-benchmark loader (monge.experiments.maps.w2bench) on checkpoints the tests write
+themselves: the ICNN's hand-written gradient against finite differences and torch autograd, the
+source mixture against NumPy's legacy global generator, the standardised map, bad files."""
+import numpy as np
+import pytest
+import torch
+
+from monge._io import DataFormatError
+from monge.experiments.maps import w2bench as wb
+
+
+def _state(dim, hidden=(12, 12, 6), rank=1, seed=0):
+    """A random dense-ICNN state dict with the benchmark's key layout (non-negative W, w)."""
+    g = torch.Generator().manual_seed(seed)
+    st = {}
+    for i, h in enumerate(hidden):
+        st[f"quadratic_layers.{i}.quadratic_decomposed"] = 0.3 * torch.randn(dim, rank, h, generator=g)
+        st[f"quadratic_layers.{i}.weight"] = 0.3 * torch.randn(h, dim, generator=g)
+        st[f"quadratic_layers.{i}.bias"] = 0.3 * torch.randn(h, generator=g)
+    for i in range(len(hidden) - 1):
+        st[f"convex_layers.{i}.weight"] = 0.3 * torch.rand(hidden[i + 1], hidden[i], generator=g)
+    st["final_layer.weight"] = torch.rand(1, hidden[-1], generator=g)
+    return st
+
+
+def _torch_psi(st, x, sc):
+    """The same network written with torch operations (the independent reference)."""
+    def quad(i):
+        Q = st[f"quadratic_layers.{i}.quadratic_decomposed"]
+        return (torch.einsum("nd,drk->nrk", x, Q) ** 2).sum(1) + x @ st[f"quadratic_layers.{i}.weight"].T \
+            + st[f"quadratic_layers.{i}.bias"]
+    h = quad(0)
+    i = 0
+    while f"convex_layers.{i}.weight" in st:
+        h = torch.celu(h @ st[f"convex_layers.{i}.weight"].T + quad(i + 1))
+        i += 1
+    return (h @ st["final_layer.weight"].T)[:, 0] + 0.5 * sc * (x ** 2).sum(1)
+
+
+@pytest.fixture(scope="module")
+def data_dir(tmp_path_factory):
+    d = tmp_path_factory.mktemp("w2")
+    for v, seed in (("v1", 1), ("v2", 2)):
+        torch.save(_state(4, seed=seed), d / f"Mix3toMix10_4_{v}.pt")
+    return d
+
+
+def test_icnn_value_and_gradient_match_torch_autograd():
+    st = _state(3, rank=2)
+    net = wb.DenseICNN({k: v.double().numpy() for k, v in st.items()})
+    net.strong_convexity = 0.01
+    x = np.random.default_rng(0).standard_normal((7, 3))
+    val, grad = net.value_and_grad(x)
+    X = torch.tensor(x, requires_grad=True)
+    ref = _torch_psi({k: v.double() for k, v in st.items()}, X, 0.01)
+    (gref,) = torch.autograd.grad(ref.sum(), X)
+    np.testing.assert_allclose(val, ref.detach().numpy(), rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(grad, gref.numpy(), rtol=1e-10, atol=1e-12)
+    # and against central differences of the value
+    e = 1e-6
+    fd = np.stack([(net.value_and_grad(x + e * np.eye(3)[k])[0]
+                    - net.value_and_grad(x - e * np.eye(3)[k])[0]) / (2 * e) for k in range(3)], 1)
+    np.testing.assert_allclose(grad, fd, rtol=1e-6, atol=1e-7)
+
+
+def test_source_mixture_reproduces_the_legacy_global_generator():
+    """The benchmark draws its mixture from np.random after np.random.seed(0)."""
+    dim, num = 5, 3
+    state = np.random.get_state()
+    try:
+        np.random.seed(0)
+        centers = np.zeros((num, dim), dtype=np.float32)
+        for d in range(dim):
+            centers[:, d] += np.random.choice(list(range(num)), num, replace=False)
+        maps = np.random.normal(size=(num, dim, dim)).astype(np.float32)
+    finally:
+        np.random.set_state(state)
+    c, m = wb.gaussian_mixture_source(dim)
+    centers -= 1.0
+    maps /= np.sqrt((maps ** 2).sum(axis=2, keepdims=True))
+    mult = np.sqrt((centers ** 2).sum(axis=1).mean() + dim * 0.4 ** 2) / np.sqrt(dim)
+    np.testing.assert_allclose(c, centers / mult, rtol=1e-6)
+    np.testing.assert_allclose(m, maps / mult, rtol=1e-6)
+
+
+def test_pair_is_standardised_and_monotone(data_dir):
+    P = wb.load_pair(str(data_dir), 4, standardize_size=20000)
+    rng = np.random.default_rng(3)
+    y = P.sample_target(20000, rng)
+    assert np.abs(y.mean(0)).max() < 0.05
+    assert abs(y.var(0).mean() - 1.0) < 0.05
+    assert abs(P.target_var - 4.0) < 1e-9  # by construction on its own sample
+    x1, x2 = P.sample_source(500, rng), P.sample_source(500, rng)
+    # the gradient of a convex function is a monotone map
+    assert (np.sum((P.map(x1) - P.map(x2)) * (x1 - x2), axis=1) >= -1e-12).all()
+    assert P.l2_uvp(P.map(x1), x1) == 0.0
+    assert set(P.sources) == {"Mix3toMix10_4_v1.pt", "Mix3toMix10_4_v2.pt"}
+    one = wb.load_pair(str(data_dir), 4, versions=("v1",), standardize_size=4096)
+    assert len(one.icnns) == 1 and not np.allclose(one.map(x1), P.map(x1))
+
+
+def test_bad_files_and_arguments(data_dir, tmp_path):
+    with pytest.raises(FileNotFoundError, match="data_dir: no Mix3toMix10_8_v1.pt"):
+        wb.load_pair(str(data_dir), 8)
+    with pytest.raises(ValueError, match="dim: expected one of"):
+        wb.load_pair(str(data_dir), 3)
+    with pytest.raises(ValueError, match="versions: expected"):
+        wb.load_pair(str(data_dir), 4, versions=("v3",))
+    (tmp_path / "Mix3toMix10_2_v1.pt").write_bytes(b"not a zip file")
+    with pytest.raises(DataFormatError, match="not a readable PyTorch state dict"):
+        wb.load_pair(str(tmp_path), 2, versions=("v1",))
+    st = _state(2)
+    del st["final_layer.weight"]
+    torch.save(st, tmp_path / "Mix3toMix10_2_v2.pt")
+    with pytest.raises(DataFormatError, match="missing \\['final_layer.weight'\\]"):
+        wb.load_pair(str(tmp_path), 2, versions=("v2",))
+    st = _state(2)
+    st["convex_layers.0.weight"] = torch.rand(5, 5)
+    torch.save(st, tmp_path / "Mix3toMix10_2_v2.pt")
+    with pytest.raises(DataFormatError, match="convex layer 0: shape"):
+        wb.load_pair(str(tmp_path), 2, versions=("v2",))
+
+
+def test_benchmark_runner_smoke(data_dir, tmp_path):
+    """Every cheap method through the runner on the fixture pair, results file and tables."""
+    import json
+
+    out = tmp_path / "r.json"
+    wb.main(["--data", str(data_dir), "--dims", "4", "--seeds", "2", "--regimes", "fixed",
+             "fresh", "--methods", "linear", "entropic", "monge_gap", "--n-iter", "20",
+             "--batch-size", "64", "--n", "256", "--standardize-size", "4096",
+             "--n-entropic-fresh", "512",
+             "--out", str(out)])
+    res = json.loads(out.read_text())
+    assert len(res["rows"]) == 12
+    assert res["meta"]["data"]["sha256"]["4"].keys() == {"Mix3toMix10_4_v1.pt",
+                                                         "Mix3toMix10_4_v2.pt"}
+    assert all(np.isfinite(r["l2_uvp"]) and r["l2_uvp"] >= 0 for r in res["rows"])
+    text = wb.table(res["rows"])
+    assert "| monge_gap |" in text and "published: W2GN (W2)" in text
