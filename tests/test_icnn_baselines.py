@@ -182,3 +182,42 @@ def test_bad_input_names_the_argument(fitter):
         fitted.transform(np.zeros((5, D + 1), np.float32))
     with pytest.raises(TypeError, match="X"):
         fitted.transform("abc")
+
+
+def _benchmark_formula(sd, x, sc=1e-2):
+    # Korotin et al.'s DenseICNN, written from the paper's description on the raw tensors:
+    # z_1 = q_1(x); z_k = celu(C_k z_{k-1} + q_k(x)); psi = w . z_L + sc/2 |x|^2
+    def q(k):
+        Q = sd[f"quadratic_layers.{k}.quadratic_decomposed"]              # (d, R, h)
+        quad = torch.einsum("nd,drh->nrh", x, Q).pow(2).sum(1)
+        return quad + x @ sd[f"quadratic_layers.{k}.weight"].t() + sd[f"quadratic_layers.{k}.bias"]
+    z = q(0)
+    k = 1
+    while f"convex_layers.{k - 1}.weight" in sd:
+        z = torch.celu(z @ sd[f"convex_layers.{k - 1}.weight"].t() + q(k))
+        k += 1
+    return z @ sd["final_layer.weight"][0] + 0.5 * sc * (x * x).sum(1)
+
+
+def _random_benchmark_state_dict(dim, rank, hidden, gen):
+    sd = {}
+    for k, h in enumerate(hidden):
+        sd[f"quadratic_layers.{k}.quadratic_decomposed"] = torch.randn(dim, rank, h, generator=gen)
+        sd[f"quadratic_layers.{k}.weight"] = torch.randn(h, dim, generator=gen)
+        sd[f"quadratic_layers.{k}.bias"] = torch.randn(h, generator=gen)
+    for k, (a, b) in enumerate(zip(hidden[:-1], hidden[1:])):
+        sd[f"convex_layers.{k}.weight"] = torch.rand(b, a, generator=gen) * 0.1
+    sd["final_layer.weight"] = torch.rand(1, hidden[-1], generator=gen)
+    return sd
+
+
+def test_loads_benchmark_layout():
+    gen = torch.Generator().manual_seed(5)
+    sd = _random_benchmark_state_dict(4, 2, [8, 6, 5], gen)
+    net = icnn.DenseICNN.from_benchmark_state_dict(sd)
+    assert (net.dim, net.rank, net.hidden) == (4, 2, [8, 6, 5])
+    x = torch.randn(30, 4, generator=gen)
+    with torch.no_grad():
+        np.testing.assert_allclose(net(x).numpy(), _benchmark_formula(sd, x).numpy(), rtol=1e-5, atol=1e-4)
+    with pytest.raises(ValueError, match="state_dict"):
+        icnn.DenseICNN.from_benchmark_state_dict({"foo": torch.zeros(1)})
