@@ -14,7 +14,7 @@ def _demo(args):
 
     import monge
     from monge.maps import datasets, metrics
-    from monge.maps import MongeGapMap
+    from monge.maps import EntropicMap, LinearMap, MongeGapMap
 
     P = datasets.ConvexPotentialMap(2, seed=args.seed)
     X, Y = P.sample_source(args.n, seed=args.seed), P.sample_target(args.n, seed=args.seed + 1)
@@ -23,18 +23,23 @@ def _demo(args):
     print(f"monge {monge.__version__} ({monge.build_info()['simd']}, {monge.get_num_threads()} "
           f"threads): fitting a map x -> grad phi(x), phi convex (known optimal map), d = 2, "
           f"n = {args.n}, {args.n_iter} iterations")
-    print(f"  {'lambda':>7} {'L2-UVP %':>9} {'S_eps(T#mu, nu)':>16} {'Monge gap':>10} {'time':>7}")
+    print(f"  {'map':>24} {'L2-UVP %':>9} {'S_eps(T#mu, nu)':>16} {'Monge gap':>10} {'time':>7}")
     fitted = {}
-    for reg in (0.0, args.reg):
+    contenders = [("linear (Bures)", lambda: LinearMap()), ("entropic map", lambda: EntropicMap()),
+                  ("MLP, lambda = 0", lambda: MongeGapMap(reg=0.0, n_iter=args.n_iter,
+                                                          seed=args.seed, verbose=False)),
+                  (f"Monge gap, lambda = {args.reg:g}",
+                   lambda: MongeGapMap(reg=args.reg, n_iter=args.n_iter, seed=args.seed,
+                                       verbose=False))]
+    for name, make in contenders:
         t0 = time.perf_counter()
-        est = MongeGapMap(hidden=(64, 64), reg=reg, n_iter=args.n_iter, batch_size=256, lr=2e-3,
-                          seed=args.seed, verbose=False).fit(X, Y)
+        est = make().fit(X, Y)
         dt = time.perf_counter() - t0
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", monge.ConvergenceWarning)
             ev = metrics.evaluate_map(est.transform, Xt, y_test=Yt, true_map=P.map)
-        fitted[reg] = est
-        print(f"  {reg:>7g} {ev['l2_uvp']:>9.2f} {ev['sinkhorn_divergence']:>16.4f} "
+        fitted[name] = est
+        print(f"  {name:>24} {ev['l2_uvp']:>9.2f} {ev['sinkhorn_divergence']:>16.4f} "
               f"{ev['monge_gap']:>10.4f} {dt:>6.1f}s")
     print("  L2-UVP: error of the fitted map against the true one, % of the target variance "
           "(lower is better).")
@@ -53,14 +58,16 @@ def _demo(args):
         axes[0].scatter(*Y[:1000].T, s=3, c="tab:orange", label="target y ~ nu")
         axes[0].set_title("data")
         axes[0].legend(loc="upper left")
-        for ax, reg in zip(axes[1:], (0.0, args.reg)):
-            tx, true = fitted[reg].transform(xs), P.map(xs)
+        shown = [c[0] for c in contenders[2:]]
+        for ax, name in zip(axes[1:], shown):
+            reg = 0.0 if name == shown[0] else args.reg
+            tx, true = fitted[name].transform(xs), P.map(xs)
             ax.scatter(*Yt[:1000].T, s=3, c="tab:orange", alpha=0.3)
             ax.quiver(xs[:, 0], xs[:, 1], *(true - xs).T, angles="xy", scale_units="xy", scale=1,
                       color="0.6", width=0.003, label="true map")
             ax.quiver(xs[:, 0], xs[:, 1], *(tx - xs).T, angles="xy", scale_units="xy", scale=1,
                       color="tab:green" if reg else "tab:red", width=0.003, label="fitted map")
-            uvp = metrics.l2_uvp(fitted[reg].transform(Xt), P.map(Xt))
+            uvp = metrics.l2_uvp(fitted[name].transform(Xt), P.map(Xt))
             ax.set_title(f"lambda = {reg:g}: L2-UVP {uvp:.1f}%")
             ax.legend(loc="upper left")
         for ax in axes:

@@ -318,6 +318,9 @@ def fit_method(pair, method, regime, seed, *, n=2048, n_iter=5000, batch_size=25
         from . import icnn
 
         fit = icnn.fit_w2gn if method == "w2gn" else icnn.fit_mm
+        # equal budget in optimiser steps: an MM outer step is 1 + 15 network steps
+        steps = n_iter if method == "w2gn" else max(1, n_iter // 16)
+        extras.update(steps=steps)
         if X is not None:
             Xf, Yf = X.astype(np.float32), Y.astype(np.float32)
 
@@ -334,7 +337,7 @@ def fit_method(pair, method, regime, seed, *, n=2048, n_iter=5000, batch_size=25
 
             def sy(k, r):
                 return fy(k, r).astype(np.float32)
-        est = fit(sx, sy, pair.dim, n_iter=n_iter, batch_size=batch_size, seed=seed,
+        est = fit(sx, sy, pair.dim, n_iter=steps, batch_size=batch_size, seed=seed,
                   threads=threads)
     else:
         raise ValueError(f"method: expected one of {METHODS}, got {method!r}")
@@ -390,9 +393,14 @@ def machine_info():
                     break
     except OSError:
         pass
+    here = os.path.dirname(os.path.abspath(__file__))
     try:
         commit = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True,
-                                cwd=os.path.dirname(os.path.abspath(__file__))).stdout.strip()
+                                cwd=here).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"],
+                               capture_output=True, text=True, cwd=here).stdout.strip()
+        if commit and dirty:
+            commit += "+uncommitted"
     except OSError:
         commit = ""
     return dict(cpu=cpu, cores=os.cpu_count(), load_average=list(os.getloadavg()), commit=commit,
@@ -446,6 +454,25 @@ def table(rows, published=True):
     return "\n".join(out)
 
 
+def render(paths):
+    """The tables of results files (one per regime), as docs/experiments/w2bench.md shows them."""
+    import json
+
+    parts = []
+    for path in paths:
+        with open(path) as fh:
+            res = json.load(fh)
+        m = res["meta"]
+        parts.append(table(res["rows"]))
+        parts.append(f"Source: `{os.path.basename(path)}` — {m['date']}, commit "
+                     f"{m['machine']['commit'][:10]}, {m['machine']['cpu']} "
+                     f"({m['machine']['cores']} cores, load {m['machine']['load_average'][0]:.1f} "
+                     f"→ {m['load_average_after'][0]:.1f}); {m['data']['pairs']} pairs; "
+                     f"{m['settings']['n_iter']} steps of batch {m['settings']['batch_size']}, "
+                     f"{m['settings']['seeds']} seeds.\n")
+    return "\n".join(parts).rstrip() + "\n"
+
+
 def main(argv=None):
     import argparse
     import datetime
@@ -454,7 +481,7 @@ def main(argv=None):
 
     ap = argparse.ArgumentParser(prog="python -m monge.experiments.maps.w2bench",
                                  description="Transport maps on the W2 benchmark (Mix3toMix10).")
-    ap.add_argument("--data", required=True, help="folder with Mix3toMix10_{d}_v{1,2}.pt")
+    ap.add_argument("--data", help="folder with Mix3toMix10_{d}_v{1,2}.pt (required to run)")
     ap.add_argument("--dims", type=int, nargs="+", default=list(DIMS))
     ap.add_argument("--seeds", type=int, default=5)
     ap.add_argument("--regimes", nargs="+", default=list(REGIMES), choices=REGIMES)
@@ -470,12 +497,14 @@ def main(argv=None):
     ap.add_argument("--standardize-size", type=int, default=2 ** 16,
                     help="samples that estimate the target's standardisation and variance")
     ap.add_argument("--out", help="results JSON (rows are also printed as they finish)")
-    ap.add_argument("--render", help="print the tables of an existing results JSON and exit")
+    ap.add_argument("--render", nargs="+", metavar="JSON",
+                    help="print the tables of existing results files and exit")
     args = ap.parse_args(argv)
     if args.render:
-        with open(args.render) as fh:
-            print(table(json.load(fh)["rows"]))
+        print(render(args.render))
         return 0
+    if not args.data:
+        ap.error("--data: required (the folder of the benchmark's checkpoints)")
     versions = ("v1",) if args.validation else ("v1", "v2")
     kw = dict(n=args.n, n_iter=args.n_iter, batch_size=args.batch_size,
               n_entropic_fresh=args.n_entropic_fresh)
