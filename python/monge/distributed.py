@@ -63,7 +63,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ._validate import choice, float_array, integer, positive
-from .sinkhorn import ConvergenceWarning
+from ._policy import ConvergenceWarning
 
 METHODS = ("emd", "sinkhorn", "sinkhorn_divergence", "sliced")
 SOLVERS = ("emd", "sinkhorn", "sinkhorn_divergence", "sliced")

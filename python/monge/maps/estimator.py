@@ -248,7 +248,7 @@ class MongeGapMap:
         t0 = time.perf_counter()
         import warnings
 
-        from ..sinkhorn import ConvergenceWarning
+        from .._policy import ConvergenceWarning
         try:
             with warnings.catch_warnings(), blas_threads(self.blas_threads):
                 # minibatch solves stop at self.tol or max_iter; an approximate gradient is fine
@@ -451,7 +451,7 @@ def fit_torch_map(X, Y, *, hidden=(64, 64), reg=1.0, cost="sqeuclidean", lam=1.0
     hist = {"loss": [], "fit": [], "gap": []}
     import warnings
 
-    from ..sinkhorn import ConvergenceWarning
+    from .._policy import ConvergenceWarning
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
         for _ in range(n_iter):
