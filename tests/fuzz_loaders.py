@@ -6,12 +6,12 @@ the same fuzzer for a fixed, seeded number of inputs).
     make fuzz-loaders LOADER_FUZZ_TIME=60
 
 Loaders fuzzed (each starts from small valid files written here; nothing is downloaded):
-    chebi20          monge.chem.load_chebi20 (TSV: CID, SMILES, description)
-    smiles           monge.chem.mol_graph on a SMILES string (RDKit parsing, motifs)
-    manifest         monge.datasets_speech.load_manifest (speech-translation TSV + wav paths)
-    manifest_corpus  monge.datasets_speech.manifest_corpus on a valid manifest whose wav is mutated
-    wav              monge.datasets_speech.read_wav
-    corpus_npz       monge.datasets_speech.Corpus.load (the feature cache)
+    chebi20          monge.experiments.orma.data.load_chebi20 (TSV: CID, SMILES, description)
+    smiles           monge.experiments.orma.chem.mol_graph on a SMILES string (RDKit parsing, motifs)
+    manifest         monge.experiments.speech_ctc_ot.data.load_manifest (speech-translation TSV + wav paths)
+    manifest_corpus  monge.experiments.speech_ctc_ot.data.manifest_corpus on a valid manifest whose wav is mutated
+    wav              monge.experiments.speech_ctc_ot.data.read_wav
+    corpus_npz       monge.experiments.speech_ctc_ot.data.Corpus.load (the feature cache)
     map_npz          monge.maps.MongeGapMap.load
 
 The contract checked on every input: the loader returns a valid result, or raises
@@ -317,9 +317,9 @@ class Chebi20(Target):
         return TEXT_MUTATORS
 
     def call(self, data):
-        from monge import chem
+        from monge.experiments.orma.data import load_chebi20
 
-        return chem.load_chebi20(self.input, invalid="skip" if len(data) % 2 else "raise")
+        return load_chebi20(self.input, invalid="skip" if len(data) % 2 else "raise")
 
     def check_result(self, res):
         assert len(res.cids) == len(res.smiles) == len(res.descriptions)
@@ -347,7 +347,7 @@ class Smiles(Target):
         return [sub, sub, sub]
 
     def call(self, data):
-        from monge import chem
+        from monge.experiments.orma import chem
 
         return chem.mol_graph(data.decode("utf-8", "surrogateescape"))
 
@@ -435,7 +435,7 @@ class Wav(Target):
         return [field, field]
 
     def call(self, data):
-        from monge import datasets_speech as ds
+        from monge.experiments.speech_ctc_ot import data as ds
 
         return ds.read_wav(self.input)
 
@@ -450,7 +450,7 @@ class Manifest(Target):
     HEADER = b"id\taudio\tn_frames\ttgt_text\tspeaker\tsrc_text\n"
 
     def setup(self):
-        from monge import datasets_speech as ds
+        from monge.experiments.speech_ctc_ot import data as ds
 
         self.root = self.work / "corpus"
         (self.root / "wav").mkdir(parents=True, exist_ok=True)
@@ -489,7 +489,7 @@ class Manifest(Target):
         return TEXT_MUTATORS
 
     def call(self, data):
-        from monge import datasets_speech as ds
+        from monge.experiments.speech_ctc_ot import data as ds
 
         return ds.load_manifest(self.input)
 
@@ -529,7 +529,7 @@ class ManifestCorpus(Manifest):
         return 2
 
     def call(self, data):
-        from monge import datasets_speech as ds
+        from monge.experiments.speech_ctc_ot import data as ds
 
         return ds.manifest_corpus(self.manifest, n_mels=8)
 
@@ -671,7 +671,7 @@ class CorpusNpz(_Npz):
     name, min_inputs = "corpus_npz", 950
 
     def base(self):
-        from monge.datasets_speech import Corpus
+        from monge.experiments.speech_ctc_ot.data import Corpus
 
         out = []
         for n in (3, 0):
@@ -684,7 +684,7 @@ class CorpusNpz(_Npz):
         return out
 
     def call(self, data):
-        from monge.datasets_speech import Corpus
+        from monge.experiments.speech_ctc_ot.data import Corpus
 
         return Corpus.load(self.input)
 
@@ -730,8 +730,9 @@ TARGETS = {t.name: t for t in (Chebi20, Smiles, Manifest, ManifestCorpus, Wav, C
 class Fuzzer:
     def __init__(self, work, names=None, seed=0, crash_dir=None):
         import monge._io  # noqa: F401 - imported before the audit starts (imports open files)
-        import monge.chem  # noqa: F401
-        import monge.datasets_speech  # noqa: F401
+        import monge.experiments.orma.chem  # noqa: F401
+        import monge.experiments.orma.data  # noqa: F401
+        import monge.experiments.speech_ctc_ot.data  # noqa: F401
         import monge.maps  # noqa: F401
 
         _install_audit_hook()
@@ -871,8 +872,9 @@ def run_atheris(work, seconds, seed, crash_dir):
 
     with atheris.instrument_imports():
         import monge._io  # noqa: F401
-        import monge.chem  # noqa: F401
-        import monge.datasets_speech  # noqa: F401
+        import monge.experiments.orma.chem  # noqa: F401
+        import monge.experiments.orma.data  # noqa: F401
+        import monge.experiments.speech_ctc_ot.data  # noqa: F401
         import monge.maps  # noqa: F401
     fz = Fuzzer(work, seed=seed, crash_dir=crash_dir)
     corpus = Path(work) / "atheris-corpus"

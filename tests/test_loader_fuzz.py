@@ -13,8 +13,9 @@ import pytest
 sys.path.insert(0, os.path.dirname(__file__))
 import fuzz_loaders as F  # noqa: E402
 
-from monge import chem  # noqa: E402
-from monge import datasets_speech as ds  # noqa: E402
+from monge.experiments.orma import chem  # noqa: E402
+from monge.experiments.orma import data as orma_data  # noqa: E402
+from monge.experiments.speech_ctc_ot import data as ds  # noqa: E402
 from monge._io import DataFormatError  # noqa: E402
 from monge.maps import MongeGapMap  # noqa: E402
 
@@ -123,16 +124,16 @@ def test_chebi20_errors_name_the_line(tmp_path):
     f = tmp_path / "c.txt"
     f.write_bytes(b"CID\tSMILES\tdescription\n1\tC\tmethane \xe2\x82\n")       # cut mid-UTF-8
     with pytest.raises(DataFormatError, match=r"c.txt:2: not UTF-8 text: byte 0xe2 at column 13"):
-        chem.load_chebi20(f)
+        orma_data.load_chebi20(f)
     for cid in ("\u00b2", "\u0663", "9" * 5000, "-3", "1e3"):
         f.write_text(f"CID\tSMILES\tdescription\n{cid}\tC\tmethane\n", encoding="utf-8")
         with pytest.raises(DataFormatError, match=r"c.txt:2: CID "):
-            chem.load_chebi20(f)
+            orma_data.load_chebi20(f)
     f.write_text("CID\tSMILES\tdescription\n1\t" + "C" * 6000 + "\tlong\n")
     with pytest.raises(DataFormatError, match=r"c.txt:2: SMILES of 6000 characters"):
-        chem.load_chebi20(f)
+        orma_data.load_chebi20(f)
     f.write_bytes(b"\xef\xbb\xbfCID\tSMILES\tdescription\r\n1\tC\tmethane\r\n")  # BOM + CRLF: fine
-    assert chem.load_chebi20(f).cids == [1]
+    assert orma_data.load_chebi20(f).cids == [1]
 
 
 def test_smiles_that_would_crash_or_stall_rdkit_are_refused():

@@ -6,8 +6,13 @@ import pytest
 
 import torch  # noqa: E402  (the test extra installs torch)
 import monge  # noqa: E402
-from monge import chem, orma  # noqa: E402
-from monge.experiments import orma as E  # noqa: E402
+from monge.experiments.orma import chem, data  # noqa: E402
+from monge.experiments.orma import run as E  # noqa: E402
+from monge.experiments.orma.losses import (info_nce, multitoken_motif_similarity,  # noqa: E402
+                                          orma_losses, retrieval_metrics, token_atom_similarity)
+from monge.experiments.orma.model import collate_graphs  # noqa: E402
+from monge.experiments.orma.text import (MINILM_DIM, TextStore, WordPiece,  # noqa: E402
+                                        minilm_token_states)
 
 
 
@@ -46,7 +51,7 @@ def test_motifs_of_known_molecules():
 
 
 def test_motifs_cover_every_atom_and_overlap_only_in_rings():
-    smiles, _ = chem.generated_corpus(60, seed=3)
+    smiles, _ = data.generated_corpus(60, seed=3)
     from rdkit import Chem
 
     for s in smiles:
@@ -103,7 +108,7 @@ def test_naphthalene_shared_atoms_belong_to_both_rings():
 
 def test_collate_graphs_offsets():
     gs = [chem.mol_graph(s) for s in ("CCO", "c1ccccc1", "CC(=O)Nc1ccc(O)cc1")]
-    b = orma.collate_graphs(gs)
+    b = collate_graphs(gs)
     N, M = 3 + 6 + 11, 1 + 1 + 4
     assert b.atom_x.shape == (N, 7) and b.motif_x.shape == (M, 3)
     assert b.edge_index.max() == N + M + 2
@@ -120,23 +125,23 @@ def test_collate_graphs_offsets():
 
 
 def test_generated_corpus_is_deterministic_and_describes_what_rdkit_finds():
-    a = chem.generated_corpus(40, seed=1)
-    assert a == chem.generated_corpus(40, seed=1)
-    assert a != chem.generated_corpus(40, seed=2)
+    a = data.generated_corpus(40, seed=1)
+    assert a == data.generated_corpus(40, seed=1)
+    assert a != data.generated_corpus(40, seed=2)
     assert len(set(a[0])) == 40
-    d = chem.describe("Oc1ccc(Cl)cc1")
+    d = data.describe("Oc1ccc(Cl)cc1")
     assert "one aromatic six-membered carbocycle" in d
     assert "a hydroxy group" in d and "a chloro substituent" in d
     assert "8 heavy atoms" in d and "C6H5ClO" in d       # 6 C, O, Cl
-    d = chem.describe("OC(=O)CCC(=O)O")
+    d = data.describe("OC(=O)CCC(=O)O")
     assert "acyclic" in d and "two carboxylic acid groups" in d and "C4H6O4" in d
 
 
 def test_loader_round_trip(tmp_path):
-    smiles, descs = chem.generated_corpus(25, seed=0)
+    smiles, descs = data.generated_corpus(25, seed=0)
     f = tmp_path / "split.txt"
-    chem.write_chebi20(f, list(range(100, 125)), smiles, descs)
-    d = chem.load_chebi20(f)
+    data.write_chebi20(f, list(range(100, 125)), smiles, descs)
+    d = data.load_chebi20(f)
     assert d.cids == list(range(100, 125)) and d.smiles == smiles and d.descriptions == descs
     assert len(d) == 25 and d.skipped == []
 
@@ -154,23 +159,23 @@ def test_loader_rejects_malformed_rows_naming_file_and_line(tmp_path, row, messa
     f = tmp_path / "bad.txt"
     f.write_text("CID\tSMILES\tdescription\n5\tC\tmethane\n6\tCC\tethane\n" + row + "\n")
     with pytest.raises(ValueError, match=f"bad.txt:4: .*{message}"):
-        chem.load_chebi20(f)
+        data.load_chebi20(f)
 
 
 def test_loader_header_skip_and_arguments(tmp_path):
     f = tmp_path / "h.txt"
     f.write_text("cid,smiles,description\n1\tC\tmethane\n")
     with pytest.raises(ValueError, match="h.txt:1: expected the header"):
-        chem.load_chebi20(f)
+        data.load_chebi20(f)
     f.write_text("CID\tSMILES\tdescription\r\n1\tC\tmethane\r\n\r\n2\tC1CC(\tbroken\r\n3\tCC\tethane\r\n")
-    d = chem.load_chebi20(f, invalid="skip")
+    d = data.load_chebi20(f, invalid="skip")
     assert d.cids == [1, 3] and d.skipped == [(4, 2, "C1CC(")]
     with pytest.raises(ValueError, match="invalid"):
-        chem.load_chebi20(f, invalid="ignore")
+        data.load_chebi20(f, invalid="ignore")
     with pytest.raises(ValueError, match="path: no such file"):
-        chem.load_chebi20(tmp_path / "missing.txt")
+        data.load_chebi20(tmp_path / "missing.txt")
     with pytest.raises(TypeError, match="path"):
-        chem.load_chebi20(3)
+        data.load_chebi20(3)
 
 
 # ------------------------------------------------------------------ losses
@@ -189,7 +194,7 @@ def _padded(rng, lens, d):
 def test_token_atom_similarity_matches_a_loop(rng):
     tok, tm = _padded(rng, [4, 2, 3], 5)
     at, am = _padded(rng, [3, 5, 1], 5)
-    S = orma.token_atom_similarity(tok, tm, at, am)
+    S = token_atom_similarity(tok, tm, at, am)
     assert S.shape == (3, 3)
     for i in range(3):
         for j in range(3):
@@ -206,7 +211,7 @@ def test_multitoken_motif_similarity_matches_manual_gathering(rng, method):
     mo, mm = _padded(rng, [3, 2], 4)
     tok.requires_grad_(True)
     mo.requires_grad_(True)
-    S, plans = orma.multitoken_motif_similarity(tok, tm, mo, mm, method=method)
+    S, plans = multitoken_motif_similarity(tok, tm, mo, mm, method=method)
     assert S.shape == (2, 2) and plans.shape == (2, 2, 7, 3)
     kw = dict(outer=50, beta=0.5) if method == "ipot" else dict(eps=0.05, tol=1e-4, max_iter=2000)
     for i in range(2):
@@ -233,32 +238,32 @@ def test_multitoken_motif_similarity_matches_manual_gathering(rng, method):
 def test_multitoken_motif_padding_does_not_change_similarity(rng):
     tok, tm = _padded(rng, [6, 4], 3)
     mo, mm = _padded(rng, [2, 3], 3)
-    S, _ = orma.multitoken_motif_similarity(tok, tm, mo, mm)
+    S, _ = multitoken_motif_similarity(tok, tm, mo, mm)
     pad = lambda x, m, k: (torch.cat([x, torch.zeros(x.shape[0], k, x.shape[2], dtype=x.dtype)], 1),  # noqa: E731
                            torch.cat([m, torch.zeros(m.shape[0], k, dtype=torch.bool)], 1))
-    S2, _ = orma.multitoken_motif_similarity(*pad(tok, tm, 3), *pad(mo, mm, 2))
+    S2, _ = multitoken_motif_similarity(*pad(tok, tm, 3), *pad(mo, mm, 2))
     torch.testing.assert_close(S, S2)
 
 
 def test_info_nce_and_bad_input():
     B = 5
-    assert orma.info_nce(torch.zeros(B, B), 10.0).item() == pytest.approx(np.log(B))
-    assert orma.info_nce(torch.eye(B), 20.0).item() < 1e-6
+    assert info_nce(torch.zeros(B, B), 10.0).item() == pytest.approx(np.log(B))
+    assert info_nce(torch.eye(B), 20.0).item() < 1e-6
     with pytest.raises(ValueError, match="S"):
-        orma.info_nce(torch.zeros(2, 3), 1.0)
+        info_nce(torch.zeros(2, 3), 1.0)
     x, m = torch.zeros(2, 3, 4), torch.ones(2, 3, dtype=torch.bool)
     m[1] = False
     with pytest.raises(ValueError, match="tok"):
-        orma.token_atom_similarity(x + 1, m, x + 1, torch.ones(2, 3, dtype=torch.bool))
+        token_atom_similarity(x + 1, m, x + 1, torch.ones(2, 3, dtype=torch.bool))
     with pytest.raises(ValueError, match="pairs"):
-        orma.multitoken_motif_similarity(x + 1, ~m | True, x + 1, ~m | True, pairs="some")
+        multitoken_motif_similarity(x + 1, ~m | True, x + 1, ~m | True, pairs="some")
 
 
 def test_retrieval_metrics_by_hand():
     S = np.array([[0.9, 0.1, 0.0],     # text 0: match ranked 1
                   [0.8, 0.5, 0.9],     # text 1: two molecules score higher -> rank 3
                   [0.1, 0.2, 0.3]])    # text 2: rank 1
-    r = orma.retrieval_metrics(S, ks=(1, 2))
+    r = retrieval_metrics(S, ks=(1, 2))
     assert r["text_to_mol"]["ranks"].tolist() == [1, 3, 1]
     assert r["text_to_mol"]["hits@1"] == pytest.approx(2 / 3)
     assert r["text_to_mol"]["mrr"] == pytest.approx((1 + 1 / 3 + 1) / 3)
@@ -267,7 +272,7 @@ def test_retrieval_metrics_by_hand():
     assert r["mol_to_text"]["ranks"].tolist() == [1, 1, 2]
     assert r["mol_to_text"]["mean_rank"] == pytest.approx(4 / 3)
     with pytest.raises(ValueError, match="S"):
-        orma.retrieval_metrics(np.zeros((2, 3)))
+        retrieval_metrics(np.zeros((2, 3)))
 
 
 # ------------------------------------------------------------------ model and training
@@ -275,12 +280,12 @@ def test_retrieval_metrics_by_hand():
 
 @pytest.fixture(scope="module")
 def small_prep():
-    smiles, descs = chem.generated_corpus(48, seed=5)
-    wp = orma.WordPiece()
+    smiles, descs = data.generated_corpus(48, seed=5)
+    wp = WordPiece()
     ids = wp.encode(descs, 48)
-    states = orma.TextStore.from_list([np.zeros((len(i), orma.MINILM_DIM), np.float16) for i in ids])
+    states = TextStore.from_list([np.zeros((len(i), MINILM_DIM), np.float16) for i in ids])
     return E.Prepared(smiles, descs, [chem.mol_graph(s) for s in smiles],
-                      orma.TextStore.from_list(ids), states, np.arange(32), np.arange(32, 48),
+                      TextStore.from_list(ids), states, np.arange(32), np.arange(32, 48),
                       "test", wp.vocab_size, 48, 0)
 
 
@@ -289,7 +294,7 @@ def test_model_output_shapes(small_prep):
     model = E.build_model(cfg, small_prep)
     idx = np.arange(6)
     x, mask = small_prep.ids.batch(idx)
-    g = orma.collate_graphs([small_prep.graphs[i] for i in idx])
+    g = collate_graphs([small_prep.graphs[i] for i in idx])
     out = model(x, mask, g)
     A = max(small_prep.graphs[i].n_atoms for i in idx)
     Mo = max(small_prep.graphs[i].n_motifs for i in idx)
@@ -307,12 +312,12 @@ def test_training_decreases_the_full_loss(small_prep, method):
     model = E.build_model(cfg, small_prep)
     idx = np.arange(16)
     x, mask = small_prep.ids.batch(idx)
-    g = orma.collate_graphs([small_prep.graphs[i] for i in idx])
+    g = collate_graphs([small_prep.graphs[i] for i in idx])
     opt = torch.optim.Adam(model.parameters(), lr=3e-3)
     model.eval()  # no dropout: the same batch gives the same loss
     first = None
     for _ in range(25):
-        losses = orma.orma_losses(model(x, mask, g), model.scale(), w_token_atom=1.0, w_motif=1.0,
+        losses = orma_losses(model(x, mask, g), model.scale(), w_token_atom=1.0, w_motif=1.0,
                                   method=method)
         first = first or {k: v.item() for k, v in losses.items()}
         opt.zero_grad()
@@ -326,10 +331,10 @@ def test_training_decreases_the_full_loss(small_prep, method):
 
 
 def test_minilm_loads_offline():
-    wp = orma.WordPiece()
+    wp = WordPiece()
     ids = wp.encode(["The molecule is a carboxylic acid.", "An aromatic ring."], 16)
     assert ids[0][0] == 101 and ids[0][-1] == 102            # [CLS] ... [SEP]
-    store = orma.minilm_token_states(ids)
+    store = minilm_token_states(ids)
     x, mask = store.batch([0, 1])
     assert x.shape == (2, len(ids[0]), 384) and mask.sum(1).tolist() == [len(i) for i in ids]
     # the pretrained states are informative: the two texts' mean states differ, and are not zero

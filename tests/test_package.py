@@ -40,6 +40,21 @@ def test_import_needs_numpy_only():
     assert out.stdout.split() == ["True", "False"]
 
 
+HEAVY = ("rdkit", "torch", "transformers", "tokenizers", "dask", "distributed", "matplotlib", "sklearn")
+
+
+def test_import_pulls_no_optional_dependency():
+    """The library and the experiments' packages import none of the optional extras: those are
+    imported by the modules that need them (monge.torch, monge.distributed, the experiments' code)."""
+    code = ("import sys, monge, monge.maps, monge.experiments, monge.experiments.maps, "
+            "monge.experiments.orma, monge.experiments.speech_ctc_ot, monge.experiments.spectr, "
+            "monge.experiments.routing; "
+            f"print(sorted(m for m in {HEAVY!r} if m in sys.modules))")
+    out = run("-c", code)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "[]"
+
+
 def test_cli_help_and_info():
     out = run("-m", "monge", "--help")
     assert out.returncode == 0 and "demo" in out.stdout and "sinkhorn" in out.stdout

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from monge import routing
-from monge.experiments import routing as experiment
+from monge.experiments.routing import run as experiment
 
 
 def scores(seed, n=96, E=4, skew=0.0):

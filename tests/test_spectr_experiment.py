@@ -6,15 +6,18 @@ import numpy as np
 import pytest
 import torch
 
-from monge.experiments import spectr as ex
+from monge.experiments.spectr import run as ex
+from monge.experiments.spectr.data import toy_corpus
+from monge.experiments.spectr.decode import SpecStats, _ks_uniform, _z_loglik, sample_draft_only, spectr_generate
+from monge.experiments.spectr.train import get_models, quick_settings
 
 
 @pytest.fixture(scope="module")
 def models():
     torch.set_num_threads(1)
-    text = ex.toy_corpus()
-    st = ex.quick_settings()
-    tok, draft, target, info, val = ex.get_models(text, st, None, seed=0)
+    text = toy_corpus()
+    st = quick_settings()
+    tok, draft, target, info, val = get_models(text, st, None, seed=0)
     return tok, draft, target, info, val, st
 
 
@@ -31,8 +34,8 @@ def test_self_draft_accepts_everything(models, K, L):
     """With the target as its own draft (p = q), every draft is accepted and each target call
     yields L + 1 tokens: the KV caches are cut and resumed at the right positions."""
     tok, draft, target, info, val, st = models
-    s = ex.SpecStats()
-    out, pits, _ = ex.spectr_generate(target, target, val[:8], 40, K, L, seed=1, stats=s)
+    s = SpecStats()
+    out, pits, _ = spectr_generate(target, target, val[:8], 40, K, L, seed=1, stats=s)
     assert len(out) == 40
     assert s.accepted == s.selections
     assert s.tokens == s.target_calls * (L + 1)
@@ -46,22 +49,22 @@ def test_decoded_text_follows_target(models):
     rng = np.random.default_rng(0)
     starts = rng.integers(0, len(val) - 10, size=16)
     pits, ctrl = [], []
-    s = ex.SpecStats()
+    s = SpecStats()
     for i, a in enumerate(starts):
-        _, pt, _ = ex.spectr_generate(draft, target, val[a:a + 8], 60, 4, 3, seed=100 + i, stats=s)
+        _, pt, _ = spectr_generate(draft, target, val[a:a + 8], 60, 4, 3, seed=100 + i, stats=s)
         pits += pt
-        _, pc, _ = ex.sample_draft_only(draft, target, val[a:a + 8], 60, seed=200 + i)
+        _, pc, _ = sample_draft_only(draft, target, val[a:a + 8], 60, seed=200 + i)
         ctrl += pc
     assert len(pits) == 16 * 60
-    assert ex._ks_uniform(pits) > 1e-3 and ex._z_loglik(pits) > 1e-3
-    assert ex._z_loglik(ctrl) < 1e-6
+    assert _ks_uniform(pits) > 1e-3 and _z_loglik(pits) > 1e-3
+    assert _z_loglik(ctrl) < 1e-6
     assert 0 < s.accepted / s.selections < 1 and s.tokens / s.target_calls > 1
 
 
 def test_run_table_cache_and_cli(tmp_path, models, monkeypatch, capsys):
     tok, draft, target, info, val, st = models
     st.n_seq, st.n_new, st.Ks, st.Ls = 2, 20, (1, 2), (2,)
-    text = ex.toy_corpus()
+    text = toy_corpus()
     res = ex.run(text, st, cache_dir=tmp_path, seed=0)
     assert [(r["K"], r["L"]) for r in res["rows"]] == [(1, 2), (2, 2)]
     for r in res["rows"]:

@@ -6,8 +6,9 @@ import numpy as np
 import pytest
 import torch
 
-from monge import datasets_speech as ds
-from monge.experiments import speech_ctc_ot as E
+from monge.experiments.speech_ctc_ot import data as ds
+from monge.experiments.speech_ctc_ot import run as E
+from monge.experiments.speech_ctc_ot.model import SpeechEncoder, Vocab
 
 
 @pytest.fixture(scope="module")
@@ -16,11 +17,11 @@ def corpus():
 
 
 def test_vocab_and_encoder_lengths():
-    v = E.Vocab(["drei eins", "null"], words=True)
+    v = Vocab(["drei eins", "null"], words=True)
     assert v.decode(v.encode("eins null drei") + [2, 5]) == "eins null drei"
-    c = E.Vocab(["abc"], words=False)
+    c = Vocab(["abc"], words=False)
     assert c.decode(c.encode("cab")) == "cab" and c.encode("z") == [3]
-    enc = E.SpeechEncoder(E.quick_settings()).eval()
+    enc = SpeechEncoder(E.quick_settings()).eval()
     x = torch.randn(3, 37, 80)
     L = torch.tensor([37, 20, 9])
     h, Lo = enc(x, L)

@@ -17,7 +17,8 @@ from .emd import (EMDBatchResult, EMDResult, SlicedResult, emd, emd_1d, random_p
                   sliced_wasserstein, wasserstein_1d)
 from .geometry import COSTS, cost_matrix
 from .losses import DivergenceResult, MongeGapResult, monge_gap, sinkhorn_divergence
-from .sinkhorn import ConvergenceWarning, SinkhornResult, sinkhorn
+from ._policy import ConvergenceWarning
+from .sinkhorn import SinkhornResult, sinkhorn
 from . import spectr  # noqa: E402  (SpecTr draft selection: monge.spectr.*)
 from .smooth import SmoothOTResult, SparsePlan, quadratic_ot, sparse_ot
 

@@ -19,7 +19,7 @@ import numpy as np
 
 from . import _core
 from ._validate import choice, float_array, integer, nonneg, positive
-from .sinkhorn import ConvergenceWarning
+from ._policy import ConvergenceWarning
 
 _METHODS = {"sinkhorn": 0, "ipot": 1}
 

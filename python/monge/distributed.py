@@ -39,7 +39,7 @@ pair has been computed; it carries the matrix (NaN where a value is missing) and
 :class:`ProblemError` saying which cloud or pair failed and why.
 
 The same call runs on a multi-machine cluster: pass ``client=distributed.Client("tcp://
-scheduler-address:8786")``.  See README.md ("Scale-out on Dask") for the task granularity.
+scheduler-address:8786")``.  See docs/experiments/dask.md for the task granularity.
 """
 from __future__ import annotations
 
@@ -63,7 +63,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ._validate import choice, float_array, integer, positive
-from .sinkhorn import ConvergenceWarning
+from ._policy import ConvergenceWarning
 
 METHODS = ("emd", "sinkhorn", "sinkhorn_divergence", "sliced")
 SOLVERS = ("emd", "sinkhorn", "sinkhorn_divergence", "sliced")

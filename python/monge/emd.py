@@ -18,7 +18,7 @@ import numpy as np
 from . import _core
 from ._validate import choice, float_array, integer, nonneg, weights
 from .geometry import check_cost, check_lam, points_pair
-from .sinkhorn import ConvergenceWarning
+from ._policy import ConvergenceWarning
 
 _INITS = {"auto": 0, "index": 1, "projection": 2}
 

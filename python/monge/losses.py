@@ -20,7 +20,7 @@ import numpy as np
 from . import _core
 from ._validate import choice, positive, weights
 from .geometry import check_cost, check_lam, points_pair
-from .sinkhorn import (check_masses, marginal_penalties, solver_options, warn_unconverged)
+from ._policy import check_masses, marginal_penalties, solver_options, warn_unconverged
 
 _GRADS = ("x", "y", "a", "b")
 

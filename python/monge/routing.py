@@ -29,7 +29,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from ._validate import choice, float_array, integer, positive
-from .sinkhorn import ConvergenceWarning, sinkhorn
+from ._policy import ConvergenceWarning
+from .sinkhorn import sinkhorn
 from .smooth import sparse_ot
 
 

@@ -9,18 +9,15 @@ At convergence (balanced, probability weights) OT_eps = <a, f> + <b, g>.
 from __future__ import annotations
 
 import math
-import warnings
 from dataclasses import dataclass, field
 
 import numpy as np
 
 from . import _core
-from ._validate import choice, float_array, integer, nonneg, positive, weights
+from ._policy import (ConvergenceWarning, check_masses, marginal_penalties,  # noqa: F401
+                      solver_options, warn_unconverged)
+from ._validate import choice, float_array, integer, positive, weights
 from .geometry import check_cost, check_lam, points_pair
-
-
-class ConvergenceWarning(UserWarning):
-    """A solver stopped at its iteration limit before reaching its tolerance."""
 
 
 # On the online path a cost costs O(d) per entry per pass, the dense path reads 8 bytes per entry.
@@ -28,8 +25,6 @@ class ConvergenceWarning(UserWarning):
 # `python benchmarks/sinkhorn.py --crossover` and adjust.
 _ONLINE_MAX_D = 16
 _DENSE_MAX_BYTES = 1 << 30
-ANDERSON_MEMORY = 8        # default history of the Anderson acceleration (csrc/anderson.h)
-ANDERSON_MAX_MEMORY = 32
 
 
 @dataclass
@@ -136,89 +131,6 @@ class SinkhornResult:
         """(P 1, P^T 1), computed without storing P."""
         pb, f, g = self._single(index)
         return (self.apply(np.ones(g.shape[0]), index), self.apply_transpose(np.ones(f.shape[0]), index))
-
-
-def _tau(name, value):
-    if value is None:
-        return math.inf
-    return positive(name, value, allow_inf=True)
-
-
-def marginal_penalties(tau, tau_a, tau_b):
-    """(tau_a, tau_b) from the user's tau / tau_a / tau_b; inf means a hard constraint."""
-    if tau is not None and (tau_a is not None or tau_b is not None):
-        raise ValueError("tau: give tau, or tau_a and tau_b, not both")
-    if tau is not None:
-        t = _tau("tau", tau)
-        return t, t
-    return _tau("tau_a", tau_a), _tau("tau_b", tau_b)
-
-
-def check_masses(A, Bw, B):
-    """Balanced problems need equal total masses (relative tolerance 1e-6)."""
-    ma = A.sum(axis=1) if A is not None else np.ones(B)
-    mb = Bw.sum(axis=1) if Bw is not None else np.ones(B)
-    bad = np.abs(ma - mb) > 1e-6 * np.maximum(ma, mb)
-    if bad.any():
-        k = int(np.argmax(bad))
-        raise ValueError(
-            f"a, b: total masses differ ({ma[k]:.10g} vs {mb[k]:.10g}); balanced OT needs equal "
-            "masses: normalise the weights, or pass tau for unbalanced OT")
-
-
-def solver_options(dtype, tol, max_iter, eps_scaling, scaling_factor, stage_tol, overrelax,
-                   nthreads, anderson=None):
-    """Validated Sinkhorn options shared by every entropic entry point, as keyword arguments of
-    the binding.  eps_scaling='auto' is decided in C (anneal when eps < 0.01 x the max cost and
-    there is no warm start)."""
-    if tol is None:
-        tol = 1e-4 if dtype == np.float32 else 1e-6
-    tol = nonneg("tol", tol)
-    max_iter = integer("max_iter", max_iter, 0)
-    if isinstance(eps_scaling, str) and eps_scaling == "auto":
-        scale = 2
-    elif isinstance(eps_scaling, (bool, np.bool_)):
-        scale = int(bool(eps_scaling))
-    else:
-        raise TypeError(f"eps_scaling: expected True, False or 'auto', got {eps_scaling!r}")
-    scaling_factor = positive("scaling_factor", scaling_factor)
-    if scale and not scaling_factor < 1:
-        raise ValueError(f"scaling_factor: must be in (0, 1), got {scaling_factor}")
-    stage_tol = nonneg("stage_tol", stage_tol)
-    if isinstance(overrelax, str):
-        if overrelax != "auto":
-            raise ValueError(f"overrelax: expected 'auto' or a number in (0, 2), got {overrelax!r}")
-        omega = 0.0
-    else:
-        omega = positive("overrelax", overrelax)
-        if not omega < 2:
-            raise ValueError(f"overrelax: must be in (0, 2), got {overrelax}")
-    if anderson is None:
-        memory = ANDERSON_MEMORY if omega == 0.0 else 0
-    else:
-        if isinstance(anderson, (bool, np.bool_)):
-            raise TypeError(f"anderson: expected an int memory (0 turns it off), got {anderson!r}")
-        memory = integer("anderson", anderson, 0)
-        if memory > ANDERSON_MAX_MEMORY:
-            raise ValueError(f"anderson: memory at most {ANDERSON_MAX_MEMORY}, got {memory}")
-        if memory and omega != 0.0:
-            raise ValueError("anderson: accelerates the plain iteration; it cannot be combined "
-                             f"with a fixed overrelax={overrelax} (use overrelax='auto')")
-    nthreads = 0 if nthreads is None else integer("nthreads", nthreads, 1)
-    return dict(tol=tol, max_iter=max_iter, eps_scaling=scale, scaling_factor=scaling_factor,
-                stage_tol=stage_tol, overrelax=omega, nthreads=nthreads, anderson=memory)
-
-
-def warn_unconverged(what, converged, error, n_iter, tol, batched, stacklevel=3):
-    conv = np.atleast_1d(converged)
-    if conv.all():
-        return
-    k = int(np.argmin(conv))
-    which = f" (problem {k} of the batch)" if batched else ""
-    warnings.warn(
-        f"{what} did not converge{which}: marginal error {np.atleast_1d(error)[k]:.3g} > tol "
-        f"{tol:.3g} after {np.atleast_1d(n_iter)[k]} iterations; raise max_iter, use "
-        "eps_scaling=True or a larger eps", ConvergenceWarning, stacklevel=stacklevel)
 
 
 def sinkhorn(x=None, y=None, a=None, b=None, *, C=None, eps, cost="sqeuclidean", p=2.0, lam=1.0,

@@ -29,7 +29,7 @@ import numpy as np
 
 from . import _core
 from ._validate import choice, float_array, integer, nonneg, positive, weights
-from .sinkhorn import ConvergenceWarning, check_masses
+from ._policy import ConvergenceWarning, check_masses
 
 FORMULATIONS = ("semi_dual", "dual")
 

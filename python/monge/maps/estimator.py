@@ -437,8 +437,9 @@ class MongeGapMap:
         t0 = time.perf_counter()
         import warnings
 
-        from ..sinkhorn import ConvergenceWarning
         from concurrent.futures import ThreadPoolExecutor
+
+        from .._policy import ConvergenceWarning
 
         pool = ThreadPoolExecutor(1)
         try:
@@ -679,7 +680,7 @@ def fit_torch_map(X, Y, *, hidden=(64, 64), reg=1.0, cost="sqeuclidean", lam=1.0
     hist = {"loss": [], "fit": [], "gap": []}
     import warnings
 
-    from ..sinkhorn import ConvergenceWarning
+    from .._policy import ConvergenceWarning
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
         for _ in range(n_iter):

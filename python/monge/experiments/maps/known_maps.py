@@ -18,7 +18,7 @@ import numpy as np
 
 from ...maps import datasets, metrics
 from ...maps import MongeGapMap
-from ...sinkhorn import ConvergenceWarning
+from ..._policy import ConvergenceWarning
 
 
 def problems(quick, n_test=2000):

@@ -357,7 +357,7 @@ def _job(args):
 
     _os.environ.setdefault("OMP_NUM_THREADS", "1")
     from ... import set_num_threads
-    from ...sinkhorn import ConvergenceWarning
+    from ..._policy import ConvergenceWarning
 
     set_num_threads(kw.get("threads", 1))
     pair = _pair_cached(data, dim, versions, std_size)

