@@ -310,6 +310,27 @@ out:
 }
 
 /* ------------------------------------------------------------------ entry points */
+int sk_engine_run_step(sk_step *exact, const monge_sinkhorn_params *par, int64_t *iter,
+                       double *err, int *converged)
+{
+    monge_sinkhorn_info info;
+    memset(&info, 0, sizeof info);
+    sk_engine e;
+    memset(&e, 0, sizeof e);
+    e.par = par;
+    e.info = &info;
+    e.err = INFINITY;
+    e.eps = par->eps;
+    e.exact = *exact;
+    e.step = &e.exact;
+    sk_accel_init(&e.ac, 0, 1.0, 0, NULL, 0); /* plain iterations: nothing to allocate */
+    int st = stage_loop(&e);
+    *iter = e.iter;
+    *err = e.err;
+    *converged = e.converged;
+    return st;
+}
+
 static int run(const monge_problem *pb, const monge_sinkhorn_params *par, double *f, double *g,
                monge_sinkhorn_info *info)
 {

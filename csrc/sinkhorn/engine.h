@@ -110,6 +110,11 @@ sk_kernel *sk_kernel_open(sk_ctx *ctx, double eps, sk_step *st);
 /* Absorbs the cache's scalings into (f, g) and frees it. */
 void sk_kernel_close(sk_kernel *k, double eps);
 
+/* Runs the stage loop on an exact step of the caller's (the masked Sinkhorn of align.c): one
+ * stage at par->eps to par->tol, par->max_iter and par->progress; no cache, no acceleration. */
+int sk_engine_run_step(sk_step *exact, const monge_sinkhorn_params *par, int64_t *iter,
+                       double *err, int *converged);
+
 /* ------------------------------------------------------------------ the accelerator (accel.c)
  * Anderson extrapolation of the map g -> g' (one iteration) and the adaptive over-relaxation
  * f <- f + omega (f_sinkhorn - f), with the safeguards that hand one over to the other. */
