@@ -91,7 +91,7 @@ static int relax_update(sk_relax *r, double err)
  * x worse than the best is kept but clears the history; after AA_DAMP_AFTER extrapolations the
  * least squares are damped (Tikhonov AA_DAMP x trace), shrinking steps towards the plain one. */
 #define AA_MAX_FAILS 3
-#define AA_STALL 100     /* iterations without a 10% better error before handing over */
+#define AA_STALL MONGE_SINKHORN_ANDERSON_STALL
 #define AA_RESTART 1e3   /* an extrapolation this much worse than the best clears the history */
 #define AA_DAMP_AFTER 40 /* extrapolations in a stage before the least squares are damped */
 #define AA_DAMP 3e-4     /* their Tikhonov term then, x the trace of the Gram matrix */

@@ -12,7 +12,7 @@ void monge_sinkhorn_params_init(monge_sinkhorn_params *par)
     par->eps = 1e-2;
     par->tol = 1e-6;
     par->max_iter = 10000;
-    par->eps_scaling = 0;
+    par->eps_scaling = MONGE_EPS_SCALING_OFF;
     par->eps_start = 0;
     par->scaling_factor = 0.1;
     par->stage_tol = 1e-4;
@@ -20,8 +20,9 @@ void monge_sinkhorn_params_init(monge_sinkhorn_params *par)
     par->warm_start = 0;
     par->compute_cost = 1;
     par->nthreads = 0;
-    par->kernel = 1;
+    par->kernel = MONGE_KERNEL_AUTO;
     par->anderson = 8;
+    _Static_assert(MONGE_SINKHORN_ANDERSON_MAX == MONGE_AA_MAX_MEM, "Anderson memory bound");
 }
 
 static int check_params(const monge_sinkhorn_params *p)
@@ -29,7 +30,7 @@ static int check_params(const monge_sinkhorn_params *p)
     if (!(p->eps > 0) || !isfinite(p->eps)) return MONGE_EINVAL;
     if (!(p->tol >= 0) || p->max_iter < 0) return MONGE_EINVAL;
     if (p->eps_scaling < 0 || p->eps_scaling > 2) return MONGE_EINVAL;
-    if (p->anderson < 0 || p->anderson > MONGE_AA_MAX_MEM) return MONGE_EINVAL;
+    if (p->anderson < 0 || p->anderson > MONGE_SINKHORN_ANDERSON_MAX) return MONGE_EINVAL;
     if (p->eps_scaling && !(p->scaling_factor > 0 && p->scaling_factor < 1)) return MONGE_EINVAL;
     if (!(p->overrelax == 0 || (p->overrelax > 0 && p->overrelax < 2))) return MONGE_EINVAL;
     if (!(p->stage_tol >= 0)) return MONGE_EINVAL;
@@ -66,7 +67,6 @@ typedef struct {
  * anneals from the start when eps < 1e-4 x max cost, and otherwise probes the convergence rate at
  * the target eps (after 100, 200, 400, 800 iterations) and restarts annealed when the projected
  * iterations exceed AUTO_BUDGET. */
-#define AUTO_ANNEAL 1e-4 /* eps / max cost below which eps_scaling = 2 anneals from the start */
 #define AUTO_PROBE 100   /* iterations at the target eps before the first probe */
 #define AUTO_BUDGET 2000 /* projected iterations above which annealing is used instead */
 
@@ -78,7 +78,7 @@ static int sched_first(const monge_sinkhorn_params *par, const monge_geom_work *
     double cmax = 0;
     int st = monge_geom_max_cost(gw, &cmax, nth);
     if (st) return st;
-    if (par->eps_scaling == 2 && !(par->eps < AUTO_ANNEAL * cmax)) return MONGE_OK;
+    if (par->eps_scaling == 2 && !(par->eps < MONGE_SINKHORN_AUTO_ANNEAL * cmax)) return MONGE_OK;
     const double e0 = par->eps_start > 0 ? par->eps_start : cmax;
     *eps0 = e0 > par->eps ? e0 : par->eps;
     return MONGE_OK;

@@ -26,11 +26,9 @@
 #define KER_ABSORB 30.0 /* |scaling| that triggers an absorption and rebuild */
 #define KER_FLOOR 1e-6  /* error floor of the float cache, x the mass */
 #define KER_STALL 40    /* iterations without a 10% better error, near the floor, before handing back */
-#define KER_SMALL ((int64_t)1 << 21) /* automatic on online geometries up to 2^21 entries (8 MiB) */
 #define KER_LANES 16    /* float partial sums per row (one AVX-512 register) */
 #define KER_CHUNK 256   /* row entries per float partial sum: 16 products a lane */
 #define KER_FLUSH 16    /* rows per float column partial */
-#define KER_MIN 4096    /* below 64 x 64 the cache saves nothing measurable */
 #define KER_SERIAL ((int64_t)1 << 20) /* below this many entries one thread beats waking a team */
 
 struct sk_kernel {
@@ -52,8 +50,9 @@ int sk_kernel_wanted(const monge_problem *pb, const monge_sinkhorn_params *par)
     /* automatic: dense costs (O(nm) memory already), or a cache small enough to stay in the CPU
        caches, so that the online path keeps its O(n + m) memory where memory matters */
     const int64_t nm = pb->geom->n * pb->geom->m;
-    return par->kernel == 2 ||
-           (par->kernel == 1 && nm >= KER_MIN && (pb->geom->C != NULL || nm <= KER_SMALL));
+    return par->kernel == MONGE_KERNEL_ALWAYS ||
+           (par->kernel == MONGE_KERNEL_AUTO && nm >= MONGE_SINKHORN_KERNEL_MIN &&
+            (pb->geom->C != NULL || nm <= MONGE_SINKHORN_KERNEL_ONLINE_MAX));
 }
 
 double sk_kernel_floor(const sk_ctx *ctx)

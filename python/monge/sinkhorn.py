@@ -1,4 +1,4 @@
-"""Entropic optimal transport: log-domain Sinkhorn (mirrors csrc/sinkhorn.c).
+"""Entropic optimal transport: log-domain Sinkhorn (mirrors csrc/sinkhorn/, csrc/sinkhorn.h).
 
     OT_eps(a, b) = min_P  <P, C> + eps KL(P | a x b)
                    [+ tau_a KL(P 1 | a) + tau_b KL(P^T 1 | b)   when unbalanced]
@@ -28,8 +28,45 @@ class ConvergenceWarning(UserWarning):
 # `python benchmarks/sinkhorn.py --crossover` and adjust.
 _ONLINE_MAX_D = 16
 _DENSE_MAX_BYTES = 1 << 30
-ANDERSON_MEMORY = 8        # default history of the Anderson acceleration (csrc/anderson.h)
-ANDERSON_MAX_MEMORY = 32
+# The C defaults (monge_sinkhorn_params_init and the thresholds of csrc/sinkhorn.h): the one source
+# of every default the Sinkhorn entry points use; a test checks the docstrings quote them.
+DEFAULTS = _core.sinkhorn_defaults()
+ANDERSON_MEMORY = DEFAULTS["anderson"]
+ANDERSON_MAX_MEMORY = DEFAULTS["anderson_max"]
+_EPS_SCALING = {True: "on", False: "off", "auto": "auto"}
+_KERNEL = {True: "always", False: "off", "auto": "auto"}
+
+
+@dataclass(frozen=True)
+class _Problem:
+    """What a result keeps to rebuild its plan: the arrays as the binding takes them (with the
+    batch axis first for a batch) and the cost.  Built once by :func:`sinkhorn`."""
+
+    C: np.ndarray | None
+    x: np.ndarray | None
+    y: np.ndarray | None
+    a: np.ndarray | None
+    b: np.ndarray | None
+    cost: str
+    p: float
+    lam: float
+    tau_a: float
+    tau_b: float
+
+    def select(self, k):
+        """Problem k of a batch."""
+        sel = lambda v: None if v is None else v[k]  # noqa: E731
+        return _Problem(sel(self.C), sel(self.x), sel(self.y), sel(self.a), sel(self.b),
+                        self.cost, self.p, self.lam, self.tau_a, self.tau_b)
+
+    @property
+    def arrays(self):
+        """(C, x, y, a, b): the leading arguments of _core.plan / apply / grad_points."""
+        return self.C, self.x, self.y, self.a, self.b
+
+    @property
+    def cost_kw(self):
+        return dict(cost=self.cost, p=self.p, lam=self.lam)
 
 
 @dataclass
@@ -58,7 +95,7 @@ class SinkhornResult:
     n_iter: int | np.ndarray
     converged: bool | np.ndarray
     eps: float
-    _problem: dict = field(repr=False, default_factory=dict)
+    _problem: _Problem | None = field(repr=False, default=None)
     kernel_iter: int | np.ndarray = 0
     anderson_iter: int | np.ndarray = 0
 
@@ -68,17 +105,16 @@ class SinkhornResult:
 
     def _single(self, index):
         pb = self._problem
+        if pb is None:
+            raise ValueError("this result does not carry its problem")
         if self.batched:
             if index is None:
                 raise ValueError("index: required for a batched result")
             k = integer("index", index)
             if k >= self.f.shape[0]:
                 raise ValueError(f"index: {k} out of range for a batch of {self.f.shape[0]}")
-            sel = lambda v: None if v is None else v[k]  # noqa: E731
-            return dict(C=sel(pb["C"]), x=sel(pb["x"]), y=sel(pb["y"]), a=sel(pb["a"]),
-                        b=sel(pb["b"]), cost=pb["cost"], p=pb["p"], lam=pb["lam"],
-                        tau_a=pb["tau_a"], tau_b=pb["tau_b"]), self.f[k], self.g[k]
-        return dict(pb), self.f, self.g
+            return pb.select(k), self.f[k], self.g[k]
+        return pb, self.f, self.g
 
     def plan(self, index=None):
         """The dense plan P (n, m), P_ij = a_i b_j exp((f_i + g_j - C_ij)/eps).
@@ -86,8 +122,7 @@ class SinkhornResult:
         For a batch, `index` selects the problem.  Costs O(n m) memory: for big point clouds use
         :meth:`apply` / :meth:`apply_transpose` instead."""
         pb, f, g = self._single(index)
-        return _core.plan(pb["C"], pb["x"], pb["y"], pb["a"], pb["b"], f, g, self.eps,
-                          cost=pb["cost"], p=pb["p"], lam=pb["lam"])
+        return _core.plan(*pb.arrays, f, g, self.eps, **pb.cost_kw)
 
     def _apply(self, v, transpose, index):
         pb, f, g = self._single(index)
@@ -98,9 +133,8 @@ class SinkhornResult:
             raise ValueError(f"v: expected shape ({rows},) or ({rows}, k), got {v.shape}")
         if not np.isfinite(v).all():
             raise ValueError("v: contains NaN or infinity")
-        out = _core.apply(pb["C"], pb["x"], pb["y"], pb["a"], pb["b"], f, g, self.eps,
-                          v.reshape(rows, -1), transpose=transpose, cost=pb["cost"], p=pb["p"],
-                          lam=pb["lam"])
+        out = _core.apply(*pb.arrays, f, g, self.eps, v.reshape(rows, -1), transpose=transpose,
+                          **pb.cost_kw)
         return out[:, 0] if v.ndim == 1 else out
 
     def apply(self, v, index=None):
@@ -120,12 +154,12 @@ class SinkhornResult:
         choice("wrt", wrt, ("x", "y", "a", "b"))
         pb, f, g = self._single(index)
         if wrt in ("x", "y"):
-            if pb["x"] is None:
+            if pb.x is None:
                 raise ValueError("wrt: gradients with respect to points need point clouds, not C")
-            return _core.grad_points(pb["x"], pb["y"], pb["a"], pb["b"], f, g, self.eps,
-                                     transpose=wrt == "y", cost=pb["cost"], p=pb["p"], lam=pb["lam"])
-        pot, tau = (f, pb["tau_a"]) if wrt == "a" else (g, pb["tau_b"])
-        other = pb["b"] if wrt == "a" else pb["a"]
+            return _core.grad_points(pb.x, pb.y, pb.a, pb.b, f, g, self.eps,
+                                     transpose=wrt == "y", **pb.cost_kw)
+        pot, tau = (f, pb.tau_a) if wrt == "a" else (g, pb.tau_b)
+        other = pb.b if wrt == "a" else pb.a
         m_other = 1.0 if other is None else float(np.sum(other))
         if math.isinf(tau):
             return pot - self.eps * (1.0 - m_other)
@@ -169,39 +203,42 @@ def check_masses(A, Bw, B):
 def solver_options(dtype, tol, max_iter, eps_scaling, scaling_factor, stage_tol, overrelax,
                    nthreads, anderson=None):
     """Validated Sinkhorn options shared by every entropic entry point, as keyword arguments of
-    the binding.  eps_scaling='auto' is decided in C (anneal when eps < 0.01 x the max cost and
-    there is no warm start)."""
+    the binding: enumerated options as names, None for the C default (:data:`DEFAULTS`).  `tol`
+    is always given (the float32 default differs).  eps_scaling='auto' is decided in C (anneal
+    when eps < DEFAULTS['auto_anneal'] x the max cost and there is no warm start)."""
     if tol is None:
-        tol = 1e-4 if dtype == np.float32 else 1e-6
+        tol = DEFAULTS["tol_float32"] if dtype == np.float32 else DEFAULTS["tol"]
     tol = nonneg("tol", tol)
-    max_iter = integer("max_iter", max_iter, 0)
-    if isinstance(eps_scaling, str) and eps_scaling == "auto":
-        scale = 2
-    elif isinstance(eps_scaling, (bool, np.bool_)):
-        scale = int(bool(eps_scaling))
+    if max_iter is not None:
+        max_iter = integer("max_iter", max_iter, 0)
+    if isinstance(eps_scaling, (bool, np.bool_)):
+        scale = _EPS_SCALING[bool(eps_scaling)]
+    elif isinstance(eps_scaling, str) and eps_scaling == "auto":
+        scale = "auto"
     else:
         raise TypeError(f"eps_scaling: expected True, False or 'auto', got {eps_scaling!r}")
-    scaling_factor = positive("scaling_factor", scaling_factor)
-    if scale and not scaling_factor < 1:
-        raise ValueError(f"scaling_factor: must be in (0, 1), got {scaling_factor}")
-    stage_tol = nonneg("stage_tol", stage_tol)
+    if scaling_factor is not None:
+        scaling_factor = positive("scaling_factor", scaling_factor)
+        if scale != "off" and not scaling_factor < 1:
+            raise ValueError(f"scaling_factor: must be in (0, 1), got {scaling_factor}")
+    if stage_tol is not None:
+        stage_tol = nonneg("stage_tol", stage_tol)
     if isinstance(overrelax, str):
         if overrelax != "auto":
             raise ValueError(f"overrelax: expected 'auto' or a number in (0, 2), got {overrelax!r}")
-        omega = 0.0
+        omega = "auto"
     else:
         omega = positive("overrelax", overrelax)
         if not omega < 2:
             raise ValueError(f"overrelax: must be in (0, 2), got {overrelax}")
-    if anderson is None:
-        memory = ANDERSON_MEMORY if omega == 0.0 else 0
-    else:
+    memory = None  # the C default, used only with overrelax='auto'
+    if anderson is not None:
         if isinstance(anderson, (bool, np.bool_)):
             raise TypeError(f"anderson: expected an int memory (0 turns it off), got {anderson!r}")
         memory = integer("anderson", anderson, 0)
         if memory > ANDERSON_MAX_MEMORY:
             raise ValueError(f"anderson: memory at most {ANDERSON_MAX_MEMORY}, got {memory}")
-        if memory and omega != 0.0:
+        if memory and omega != "auto":
             raise ValueError("anderson: accelerates the plain iteration; it cannot be combined "
                              f"with a fixed overrelax={overrelax} (use overrelax='auto')")
     nthreads = 0 if nthreads is None else integer("nthreads", nthreads, 1)
@@ -222,8 +259,8 @@ def warn_unconverged(what, converged, error, n_iter, tol, batched, stacklevel=3)
 
 
 def sinkhorn(x=None, y=None, a=None, b=None, *, C=None, eps, cost="sqeuclidean", p=2.0, lam=1.0,
-             tau=None, tau_a=None, tau_b=None, tol=None, max_iter=10000, eps_scaling="auto",
-             scaling_factor=0.1, eps_start=None, stage_tol=1e-4, overrelax="auto", init=None,
+             tau=None, tau_a=None, tau_b=None, tol=None, max_iter=None, eps_scaling="auto",
+             scaling_factor=None, eps_start=None, stage_tol=None, overrelax="auto", init=None,
              online=None, kernel="auto", anderson=None, callback=None, verbose=False,
              nthreads=None):
     """Entropic optimal transport between two weighted point clouds or for a cost matrix.
@@ -250,21 +287,24 @@ def sinkhorn(x=None, y=None, a=None, b=None, *, C=None, eps, cost="sqeuclidean",
     tol : float
         Stop when the L1 marginal violation <= tol, tested every iteration.  Default 1e-6
         (float64) or 1e-4 (float32).
-    max_iter : int
-        Iterations over all epsilon stages.  Reaching it sets converged=False and warns.
+    max_iter : int, optional
+        Iterations over all epsilon stages.  Default 10000.  Reaching it sets converged=False and
+        warns.
     eps_scaling : bool or 'auto'
-        Anneal eps geometrically from `eps_start` (default: the max cost) by `scaling_factor`,
-        warm-starting each stage and running it to `stage_tol`.  'auto' turns it on when
-        eps < 1e-4 x max cost and no `init` is given: with the adaptive over-relaxation, annealing
-        only pays below that (measured; it rescues solves that otherwise stall).
+        Anneal eps geometrically from `eps_start` (default: the max cost) by `scaling_factor`
+        (default 0.1), warm-starting each stage and running it to `stage_tol` (default 1e-4).
+        'auto' (the default here; the C library's default is off) turns it on when
+        eps < 1e-4 x max cost and no `init` is given, and otherwise restarts annealed when the
+        measured convergence rate projects more than 2000 iterations: with the adaptive
+        over-relaxation, annealing only pays below that (docs/design/sinkhorn.md).
     overrelax : 'auto' or float in (0, 2)
         Over-relaxation omega of the updates (1.0 = plain Sinkhorn).  With 'auto', Anderson
         acceleration runs (see `anderson`), and a stage where it stalls (100 iterations without a
         10% better error) or overflows goes on with an omega estimated from the observed
         convergence rate.  A number fixes omega and turns Anderson off.
     anderson : int, optional
-        Memory of the Anderson acceleration of the potentials (0 turns it off).  Default: 8 with
-        overrelax='auto', else 0.  It extrapolates g from the last `anderson` iterations (a
+        Memory of the Anderson acceleration of the potentials (0 turns it off, at most 32).
+        Default: 8 with overrelax='auto', else 0.  It extrapolates g from the last `anderson` iterations (a
         multisecant step on the fixed-point residual), which halves the iterations on typical
         problems (measured in benchmarks/sinkhorn.py).
     init : (f, g), optional
@@ -332,7 +372,7 @@ def sinkhorn(x=None, y=None, a=None, b=None, *, C=None, eps, cost="sqeuclidean",
         check_masses(A, Bw, B)
     opts = solver_options(dtype, tol, max_iter, eps_scaling, scaling_factor, stage_tol, overrelax,
                           nthreads, anderson)
-    eps_start = 0.0 if eps_start is None else positive("eps_start", eps_start)
+    eps_start = None if eps_start is None else positive("eps_start", eps_start)
     tol = opts["tol"]
     f0 = g0 = None
     if init is not None:
@@ -355,9 +395,9 @@ def sinkhorn(x=None, y=None, a=None, b=None, *, C=None, eps, cost="sqeuclidean",
             return bool(_user(it, err)) if _user is not None else False
 
     if isinstance(kernel, str) and kernel == "auto":
-        kmode = 1
+        kmode = "auto"
     elif isinstance(kernel, (bool, np.bool_)):
-        kmode = 2 if kernel else 0
+        kmode = _KERNEL[bool(kernel)]
     else:
         raise TypeError(f"kernel: expected 'auto', True or False, got {kernel!r}")
     out = _core.sinkhorn(geom["C"], geom["x"], geom["y"], A, Bw, cost=cost, p=p, eps=eps,
@@ -366,14 +406,9 @@ def sinkhorn(x=None, y=None, a=None, b=None, *, C=None, eps, cost="sqeuclidean",
     conv = out["converged"]
     if not out["stopped"]:
         warn_unconverged("sinkhorn", conv, out["error"], out["n_iter"], tol, batched)
-    problem = dict(C=geom["C"], x=geom["x"], y=geom["y"], a=A, b=Bw, cost=cost, p=p, lam=lam,
-                   tau_a=ta, tau_b=tb)
+    problem = _Problem(geom["C"], geom["x"], geom["y"], A, Bw, cost, p, lam, ta, tb)
     if not batched:
-        problem = dict(C=None if geom["C"] is None else geom["C"][0],
-                       x=None if geom["x"] is None else geom["x"][0],
-                       y=None if geom["y"] is None else geom["y"][0],
-                       a=None if A is None else A[0], b=None if Bw is None else Bw[0], cost=cost, p=p,
-                       lam=lam, tau_a=ta, tau_b=tb)
+        problem = problem.select(0)
         return SinkhornResult(out["f"][0], out["g"][0], float(out["value"][0]), float(out["cost"][0]),
                               float(out["mass"][0]), float(out["error"][0]), int(out["n_iter"][0]),
                               bool(conv[0]), eps, problem, int(out["kernel_iter"][0]),
