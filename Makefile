@@ -7,7 +7,7 @@ VPY     := $(VENV)/bin/python
 CC      ?= gcc
 CFLAGS_SAN := -std=c11 -ffp-contract=fast -O1 -g -fopenmp -fsanitize=address,undefined -fno-sanitize-recover=all \
               -fno-omit-frame-pointer -Wall -Wextra -Werror -Icsrc
-CORE_SRC := $(wildcard csrc/*.c)
+CORE_SRC := $(wildcard csrc/*.c csrc/sinkhorn/*.c)
 CTESTS   := $(patsubst csrc/tests/%.c,build/ctest/%,$(wildcard csrc/tests/test_*.c))
 
 .PHONY: demo test venv install install-test ctest pytest valgrind fuzz fuzz-gcc fuzz-seed fuzz-loaders leak-check bench clean native
@@ -27,7 +27,7 @@ install-test: $(VPY)
 demo: install
 	$(VPY) -m monge demo
 
-build/ctest/%: csrc/tests/%.c $(CORE_SRC) $(wildcard csrc/*.h csrc/*.inc csrc/tests/*.h)
+build/ctest/%: csrc/tests/%.c $(CORE_SRC) $(wildcard csrc/*.h csrc/*.inc csrc/sinkhorn/*.h csrc/tests/*.h)
 	@mkdir -p build/ctest
 	$(CC) $(CFLAGS_SAN) $(CORE_SRC) $< -lm -o $@
 
@@ -37,7 +37,7 @@ build/ctest/%: csrc/tests/%.c $(CORE_SRC) $(wildcard csrc/*.h csrc/*.inc csrc/te
 # runs it for a bounded time.
 FUZZ_TIME ?= 300
 FUZZ_SEED ?= 1
-build/fuzz_gcc: csrc/tests/fuzz/fuzz_entry.c csrc/tests/fuzz/driver.c $(CORE_SRC) $(wildcard csrc/*.h)
+build/fuzz_gcc: csrc/tests/fuzz/fuzz_entry.c csrc/tests/fuzz/driver.c $(CORE_SRC) $(wildcard csrc/*.h csrc/sinkhorn/*.h)
 	@mkdir -p build
 	$(CC) $(CFLAGS_SAN) $(CORE_SRC) csrc/tests/fuzz/fuzz_entry.c csrc/tests/fuzz/driver.c -lm -o $@
 
@@ -47,7 +47,7 @@ fuzz-gcc: build/fuzz_gcc
 # clang's OpenMP runtime (libomp-dev) is often absent: probe it and fuzz the serial build if so
 CLANG_OMP = $(shell printf '#include <omp.h>\nint main(void){return omp_get_max_threads()<0;}' | \
               clang -fopenmp -x c - -o /dev/null 2>/dev/null && echo -fopenmp)
-build/fuzz_clang: csrc/tests/fuzz/fuzz_entry.c $(CORE_SRC) $(wildcard csrc/*.h csrc/*.inc)
+build/fuzz_clang: csrc/tests/fuzz/fuzz_entry.c $(CORE_SRC) $(wildcard csrc/*.h csrc/*.inc csrc/sinkhorn/*.h)
 	@command -v clang >/dev/null || { echo "make fuzz needs clang (libFuzzer): apt-get install clang; make fuzz-gcc runs without it"; exit 1; }
 	@mkdir -p build
 	clang -std=c11 -O1 -g $(CLANG_OMP) -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all \

@@ -1,6 +1,7 @@
 /* monge token alignment: batched masked Sinkhorn and IPOT on a cosine cost (see align.h). */
 #include "align.h"
 #include "internal.h"
+#include "sinkhorn/engine.h"
 
 #include <math.h>
 #include <stdlib.h>
@@ -55,6 +56,74 @@ static double lse_row(const double *v, int64_t len)
     return mx + log(s);
 }
 
+/* The masked Sinkhorn of one pair, a step of the Sinkhorn engine (sinkhorn/engine.h) on the
+ * nv x mv valid block with uniform weights, in exact log-sum-exp: rows() stages the f update and
+ * measures the row marginal of the current (f, g) (the columns are exact after cols()). */
+typedef struct {
+    const double *C;
+    int64_t nv, mv;
+    double la, lb;          /* log of the uniform weights */
+    double *f, *g, *tmp, *fn; /* tmp: max(nv, mv); fn: the staged f */
+} align_sk;
+
+static int align_rows(sk_step *st, double eps, double omega, double *err)
+{
+    (void)omega;
+    align_sk *s = st->self;
+    double e = 0.0;
+    for (int64_t i = 0; i < s->nv; i++) {
+        for (int64_t j = 0; j < s->mv; j++) s->tmp[j] = s->lb + (s->g[j] - s->C[i * s->mv + j]) / eps;
+        const double fn = -eps * lse_row(s->tmp, s->mv);
+        e += fabs(exp((s->f[i] - fn) / eps) - 1.0) / (double)s->nv;
+        s->fn[i] = fn; /* staged: applied by cols() unless converged */
+    }
+    *err = e;
+    return MONGE_OK;
+}
+
+static int align_cols(sk_step *st, double eps, double omega, int keep, double *err)
+{
+    (void)omega, (void)keep;
+    align_sk *s = st->self;
+    for (int64_t i = 0; i < s->nv; i++) s->f[i] = s->fn[i];
+    for (int64_t j = 0; j < s->mv; j++) {
+        for (int64_t i = 0; i < s->nv; i++) s->tmp[i] = s->la + (s->f[i] - s->C[i * s->mv + j]) / eps;
+        s->g[j] = -eps * lse_row(s->tmp, s->nv);
+    }
+    *err = 0.0;
+    return MONGE_OK;
+}
+
+static int align_restore(sk_step *st, int what, const double *plain, double eps)
+{
+    (void)st, (void)what, (void)plain, (void)eps; /* rows() only stages its update */
+    return 0;
+}
+
+static int align_note(sk_step *st, double err, int improved)
+{
+    (void)st, (void)err, (void)improved;
+    return 0;
+}
+
+static int align_after(sk_step *st, double eps, double *shift)
+{
+    (void)st, (void)eps;
+    *shift = 0.0;
+    return 0;
+}
+
+static void align_step(sk_step *st, align_sk *s)
+{
+    memset(st, 0, sizeof *st);
+    st->rows = align_rows;
+    st->cols = align_cols;
+    st->restore = align_restore;
+    st->note = align_note;
+    st->after = align_after;
+    st->self = s;
+}
+
 /* One pair on its nv x mv valid block; P (nv x mv) receives the plan.  Returns 1 when Sinkhorn
  * stopped at max_iter. */
 static int solve_pair(const monge_align_params *par, int64_t nv, int64_t mv, align_work *w,
@@ -64,36 +133,24 @@ static int solve_pair(const monge_align_params *par, int64_t nv, int64_t mv, ali
     const double la = -log((double)nv), lb = -log((double)mv);
     int unconverged = 0;
     if (par->method == MONGE_ALIGN_SINKHORN) {
-        const double eps = par->eps;
-        double *f = w->f, *g = w->g, *tmp = w->u; /* tmp: max(nv, mv) */
-        for (int64_t i = 0; i < nv; i++) f[i] = 0.0;
-        for (int64_t j = 0; j < mv; j++) g[j] = 0.0;
+        align_sk as = {.C = C, .nv = nv, .mv = mv, .la = la, .lb = lb, .f = w->f, .g = w->g,
+                       .tmp = w->u, .fn = w->la};
+        for (int64_t i = 0; i < nv; i++) as.f[i] = 0.0;
+        for (int64_t j = 0; j < mv; j++) as.g[j] = 0.0;
+        sk_step step;
+        align_step(&step, &as);
+        monge_sinkhorn_params sp;
+        monge_sinkhorn_params_init(&sp);
+        sp.eps = par->eps;
+        sp.tol = par->tol;
+        sp.max_iter = par->max_iter;
         int64_t it = 0;
         double err = INFINITY;
-        for (;;) {
-            /* f update; the row-marginal error of the current (f, g) falls out of it */
-            double e = 0.0;
-            for (int64_t i = 0; i < nv; i++) {
-                for (int64_t j = 0; j < mv; j++) tmp[j] = lb + (g[j] - C[i * mv + j]) / eps;
-                const double fn = -eps * lse_row(tmp, mv);
-                if (it > 0) e += fabs(exp((f[i] - fn) / eps) - 1.0) / (double)nv;
-                w->la[i] = fn; /* staged: applied unless converged */
-            }
-            if (it > 0) {
-                err = e;
-                if (err <= par->tol) break;
-            }
-            if (it >= par->max_iter) {
-                unconverged = 1;
-                break;
-            }
-            for (int64_t i = 0; i < nv; i++) f[i] = w->la[i];
-            for (int64_t j = 0; j < mv; j++) {
-                for (int64_t i = 0; i < nv; i++) tmp[i] = la + (f[i] - C[i * mv + j]) / eps;
-                g[j] = -eps * lse_row(tmp, nv);
-            }
-            it++;
-        }
+        int converged = 0;
+        sk_engine_run_step(&step, &sp, &it, &err, &converged);
+        unconverged = !converged;
+        const double eps = par->eps;
+        const double *f = as.f, *g = as.g;
         for (int64_t i = 0; i < nv; i++)
             for (int64_t j = 0; j < mv; j++)
                 P[i * mv + j] = exp(la + lb + (f[i] + g[j] - C[i * mv + j]) / eps);

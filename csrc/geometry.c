@@ -126,11 +126,9 @@ int monge_geom_prepare(const monge_geometry *g, int nthreads, monge_geom_work **
     return MONGE_OK;
 }
 
-/* Threads for one pass: below ~256k entries x dims (~0.3 ms of work) a pass costs less than
- * waking a team and meeting at its barrier, and far less than the stall a barrier costs when other
- * processes hold the cores (measured: a 256-point divergence went from 28 s to 0.3 s on a loaded
- * 2-core machine).  Results do not depend on this: every row is computed the same way on any
- * thread. */
+/* Threads for one pass: below ~256k entries x dims a pass costs less than waking a team and
+ * meeting at its barrier (docs/design/sinkhorn.md, Threads).  Results do not depend on this: every
+ * row is computed the same way on any thread. */
 #define MONGE_PARALLEL_MIN_WORK 262144.0
 static int clamp_threads(const monge_geom_work *w, int nthreads)
 {

@@ -26,14 +26,38 @@
 extern "C" {
 #endif
 
+/* params.eps_scaling */
+typedef enum {
+    MONGE_EPS_SCALING_OFF = 0,
+    MONGE_EPS_SCALING_ON = 1,   /* anneal from eps_start down to eps */
+    MONGE_EPS_SCALING_AUTO = 2  /* decided per solve (see the field) */
+} monge_eps_scaling;
+
+/* params.kernel */
+typedef enum {
+    MONGE_KERNEL_OFF = 0,
+    MONGE_KERNEL_AUTO = 1,  /* see the field */
+    MONGE_KERNEL_ALWAYS = 2
+} monge_kernel_mode;
+
+/* Thresholds of the automatic choices, quoted by the bindings' documentation. */
+#define MONGE_SINKHORN_AUTO_ANNEAL 1e-4 /* AUTO eps scaling anneals when eps < this x max cost */
+#define MONGE_SINKHORN_KERNEL_MIN 4096  /* AUTO kernel: from n*m entries */
+#define MONGE_SINKHORN_KERNEL_ONLINE_MAX ((int64_t)1 << 21) /* AUTO kernel, online: up to n*m */
+#define MONGE_SINKHORN_ANDERSON_MAX 32  /* largest Anderson memory */
+#define MONGE_SINKHORN_ANDERSON_STALL 100 /* iterations without a 10% better error before
+                                             Anderson hands the stage to the over-relaxation */
+#define MONGE_SINKHORN_TOL_F32 1e-4     /* the bindings' default tol for float32 inputs */
+
 typedef struct {
     double eps;            /* regularisation (absolute, > 0).  Default 1e-2. */
     double tol;            /* stop when the L1 marginal violation <= tol.  Default 1e-6. */
     int64_t max_iter;      /* iterations over all stages (one iteration = two half-steps).
                               Default 10000. */
-    int eps_scaling;       /* 1: anneal eps from eps_start down to eps; 2: automatic: anneal when
-                              eps < 1e-4 x the max cost and there is no warm start; 0: off.
-                              Default 0. */
+    int eps_scaling;       /* monge_eps_scaling.  ON: anneal eps from eps_start down to eps; AUTO:
+                              anneal when eps < MONGE_SINKHORN_AUTO_ANNEAL x the max cost and there
+                              is no warm start, else restart annealed when the measured rate
+                              projects too many iterations; OFF.  Default OFF. */
     double eps_start;      /* first eps of the annealing; <= 0: the geometry's max cost.
                               Default 0. */
     double scaling_factor; /* eps multiplier between stages, in (0, 1).  Default 0.1. */
@@ -45,14 +69,15 @@ typedef struct {
     int compute_cost;      /* 1: one more pass for <P, C>, the plan's mass and the value.
                               Default 1. */
     int nthreads;          /* threads; <= 0: the library default.  Default 0. */
-    int kernel;            /* kernel-domain fast path at the target eps (a float cache of
-                              n*m entries, sinkhorn.c): 0 off, 1 automatic (n*m >= 4096, and dense cost
-                              geometries or online ones with n*m <= 2^21, an 8 MiB cache: larger
-                              online problems keep their O(n + m) memory), 2 always.  Default 1. */
+    int kernel;            /* monge_kernel_mode: the float kernel cache (n*m floats,
+                              sinkhorn/kernel.c).  AUTO: n*m >= MONGE_SINKHORN_KERNEL_MIN, and dense
+                              costs or online ones with n*m <= MONGE_SINKHORN_KERNEL_ONLINE_MAX
+                              (larger online problems keep their O(n + m) memory).  Default AUTO. */
     int anderson;          /* Anderson acceleration with this memory (0: off), used when overrelax
                               is 0: the column potentials are extrapolated from the last `anderson`
-                              iterations (sinkhorn.c); a stage where it blows up 3 times falls back
-                              to the automatic over-relaxation.  At most 32.  Default 8. */
+                              iterations (sinkhorn/accel.c); a stage where it fails or stalls falls
+                              back to the automatic over-relaxation.  At most
+                              MONGE_SINKHORN_ANDERSON_MAX.  Default 8. */
     monge_progress_fn progress; /* called every iteration (may be NULL).  Default NULL. */
     void *progress_ctx;    /* passed to progress.  Default NULL. */
 } monge_sinkhorn_params;

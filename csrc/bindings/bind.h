@@ -66,6 +66,20 @@ int bind_batch_geom_parse(PyObject *C, PyObject *x, PyObject *y, const char *cos
 int bind_parse_weights(PyObject *w, int64_t B, int64_t len, int batched, const char *name,
                        PyArrayObject **out);
 
+/* The Sinkhorn options as they cross the boundary: each object NULL or None keeps the C default
+ * (monge_sinkhorn_params_init); eps_scaling and kernel are names (bind_eps_scaling_names,
+ * bind_kernel_names), overrelax 'auto' or a number.  Range checks stay with the C solver. */
+typedef struct {
+    PyObject *tol, *max_iter, *eps_scaling, *eps_start, *scaling_factor, *stage_tol, *overrelax,
+        *kernel, *anderson;
+} bind_sk_options;
+extern const char *const bind_eps_scaling_names[3]; /* indexed by monge_eps_scaling */
+extern const char *const bind_kernel_names[3];      /* indexed by monge_kernel_mode */
+/* Fills par (already initialised) from the options; -1 + TypeError/ValueError naming the option. */
+int bind_sinkhorn_options(const bind_sk_options *o, monge_sinkhorn_params *par);
+/* A name of `names` (count of them) as its index; None keeps *out.  -1 + ValueError else. */
+int bind_parse_choice(PyObject *obj, const char *arg, const char *const *names, int count, int *out);
+
 /* Method tables, one per binding file, each ending with a {NULL} sentinel. */
 extern PyMethodDef monge_bind_sinkhorn_methods[];
 extern PyMethodDef monge_bind_losses_methods[];

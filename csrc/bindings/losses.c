@@ -6,22 +6,14 @@
 
 /* ------------------------------------------------------------------ losses */
 
-static void fill_params(monge_sinkhorn_params *par, double eps, double tol, long long max_iter,
-                        int eps_scaling, double scaling_factor, double stage_tol,
-                        double overrelax, int anderson, int nthreads, progress_ctx *pctx)
+static int fill_params(monge_sinkhorn_params *par, double eps, const bind_sk_options *o,
+                       int nthreads, progress_ctx *pctx)
 {
-    monge_sinkhorn_params_init(par);
     par->eps = eps;
-    par->tol = tol;
-    par->max_iter = max_iter;
-    par->eps_scaling = eps_scaling;
-    par->scaling_factor = scaling_factor;
-    par->stage_tol = stage_tol;
-    par->overrelax = overrelax;
-    par->anderson = anderson;
     par->nthreads = nthreads;
     par->progress = bind_progress_cb;
     par->progress_ctx = pctx;
+    return bind_sinkhorn_options(o, par);
 }
 
 /* a (B, len) float64 array of zeros, or NULL (+ exception) */
@@ -40,15 +32,13 @@ static PyObject *py_sinkhorn_divergence(PyObject *self, PyObject *args, PyObject
                              "grad_b", "nthreads", "anderson", NULL};
     PyObject *x, *y, *a, *b;
     const char *cost = "sqeuclidean";
-    double p = 2.0, lam = 0.0, eps, tau_a = INFINITY, tau_b = INFINITY, tol = 1e-6,
-           scaling_factor = 0.1, stage_tol = 1e-4, overrelax = 0;
-    long long max_iter = 10000;
-    int eps_scaling = 0, static_b = 0, dense = 0, gx = 0, gy = 0, ga = 0, gb = 0, nthreads = 0,
-        anderson = 8;
-    if (!PyArg_ParseTupleAndKeywords(args, kw, "OOOO|sddddddLidddppppppii", kwlist, &x, &y, &a, &b,
-                                     &cost, &p, &lam, &eps, &tau_a, &tau_b, &tol, &max_iter,
-                                     &eps_scaling, &scaling_factor, &stage_tol, &overrelax,
-                                     &static_b, &dense, &gx, &gy, &ga, &gb, &nthreads, &anderson))
+    bind_sk_options o = {0};
+    double p = 2.0, lam = 0.0, eps = 0.0, tau_a = INFINITY, tau_b = INFINITY;
+    int static_b = 0, dense = 0, gx = 0, gy = 0, ga = 0, gb = 0, nthreads = 0;
+    if (!PyArg_ParseTupleAndKeywords(args, kw, "OOOO|sdddddOOOOOOppppppiO", kwlist, &x, &y, &a, &b,
+                                     &cost, &p, &lam, &eps, &tau_a, &tau_b, &o.tol, &o.max_iter,
+                                     &o.eps_scaling, &o.scaling_factor, &o.stage_tol, &o.overrelax,
+                                     &static_b, &dense, &gx, &gy, &ga, &gb, &nthreads, &o.anderson))
         return NULL;
     batch_geom bg;
     PyArrayObject *aa = NULL, *ba = NULL, *Gx = NULL, *Gy = NULL, *Ga = NULL, *Gb = NULL;
@@ -65,8 +55,7 @@ static PyObject *py_sinkhorn_divergence(PyObject *self, PyObject *args, PyObject
     progress_ctx pctx = {NULL, bind_now(), 0, 0};
     monge_divergence_params par;
     monge_divergence_params_init(&par);
-    fill_params(&par.sk, eps, tol, max_iter, eps_scaling, scaling_factor, stage_tol, overrelax,
-                anderson, nthreads, &pctx);
+    if (fill_params(&par.sk, eps, &o, nthreads, &pctx)) goto out;
     par.static_b = static_b;
     par.dense = dense;
     pbs = (monge_problem *)PyMem_Calloc((size_t)B, sizeof *pbs);
@@ -154,16 +143,15 @@ static PyObject *py_monge_gap(PyObject *self, PyObject *args, PyObject *kw)
     static char *kwlist[] = {"x", "t", "cost", "p", "lam", "eps", "eps_mode", "tol", "max_iter",
                              "eps_scaling", "scaling_factor", "stage_tol", "overrelax", "grad_t",
                              "grad_x", "nthreads", "dense", "anderson", NULL};
-    PyObject *x, *t;
+    PyObject *x, *t, *eps_mode = Py_None;
     const char *cost = "sqeuclidean";
-    double p = 2.0, lam = 0.0, eps, tol = 1e-6, scaling_factor = 0.1, stage_tol = 1e-4,
-           overrelax = 0;
-    long long max_iter = 10000;
-    int eps_mode = 0, eps_scaling = 0, gt = 0, gx = 0, nthreads = 0, dense = 0, anderson = 8;
-    if (!PyArg_ParseTupleAndKeywords(args, kw, "OO|sdddidLidddppipi", kwlist, &x, &t, &cost, &p,
-                                     &lam, &eps, &eps_mode, &tol, &max_iter, &eps_scaling,
-                                     &scaling_factor, &stage_tol, &overrelax, &gt, &gx, &nthreads,
-                                     &dense, &anderson))
+    bind_sk_options o = {0};
+    double p = 2.0, lam = 0.0, eps = 0.0;
+    int gt = 0, gx = 0, nthreads = 0, dense = 0;
+    if (!PyArg_ParseTupleAndKeywords(args, kw, "OO|sdddOOOOOOOppipO", kwlist, &x, &t, &cost, &p,
+                                     &lam, &eps, &eps_mode, &o.tol, &o.max_iter, &o.eps_scaling,
+                                     &o.scaling_factor, &o.stage_tol, &o.overrelax, &gt, &gx,
+                                     &nthreads, &dense, &o.anderson))
         return NULL;
     batch_geom bg;
     PyArrayObject *Gt = NULL, *Gx = NULL;
@@ -177,9 +165,12 @@ static PyObject *py_monge_gap(PyObject *self, PyObject *args, PyObject *kw)
     progress_ctx pctx = {NULL, bind_now(), 0, 0};
     monge_gap_params par;
     monge_gap_params_init(&par);
-    fill_params(&par.sk, eps, tol, max_iter, eps_scaling, scaling_factor, stage_tol, overrelax,
-                anderson, nthreads, &pctx);
-    par.eps_mode = (monge_eps_mode)eps_mode;
+    static const char *const eps_modes[3] = {"absolute", "mean", "std"}; /* monge_eps_mode */
+    int mode = (int)par.eps_mode;
+    if (fill_params(&par.sk, eps, &o, nthreads, &pctx) ||
+        bind_parse_choice(eps_mode, "eps_mode", eps_modes, 3, &mode))
+        goto out;
+    par.eps_mode = (monge_eps_mode)mode;
     par.dense = dense;
     monge_gap_info info;
     int st;

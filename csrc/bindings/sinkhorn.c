@@ -1,4 +1,4 @@
-/* Bindings of sinkhorn.c and geometry.c: batched Sinkhorn, plans, plan products, point
+/* Bindings of sinkhorn/ and geometry.c: batched Sinkhorn, plans, plan products, point
  * gradients, cost matrices (see bind.h for the conventions). */
 #include "bind.h"
 
@@ -16,16 +16,18 @@ static PyObject *py_sinkhorn(PyObject *self, PyObject *args, PyObject *kw)
                              "lam", "kernel", "anderson", NULL};
     PyObject *C, *x, *y, *a, *b, *f0 = Py_None, *g0 = Py_None, *callback = Py_None;
     const char *cost = "sqeuclidean";
-    double p = 2.0, eps, tau_a = INFINITY, tau_b = INFINITY, tol = 1e-6, eps_start = 0,
-           scaling_factor = 0.1, stage_tol = 1e-4, overrelax = 0, lam = 0.0;
-    long long max_iter = 10000;
-    int eps_scaling = 0, compute_cost = 1, nthreads = 0, kernel = 1, anderson = 8;
-    if (!PyArg_ParseTupleAndKeywords(args, kw, "OOOOO|sdddddLiddddOOpiOdii", kwlist, &C, &x, &y, &a,
-                                     &b, &cost, &p, &eps, &tau_a, &tau_b, &tol, &max_iter,
-                                     &eps_scaling, &eps_start, &scaling_factor, &stage_tol,
-                                     &overrelax, &f0, &g0, &compute_cost, &nthreads, &callback,
-                                     &lam, &kernel, &anderson))
+    monge_sinkhorn_params par;
+    monge_sinkhorn_params_init(&par); /* the defaults: options left out or None keep them */
+    bind_sk_options o = {0};
+    double p = 2.0, eps = par.eps, tau_a = INFINITY, tau_b = INFINITY, lam = 0.0;
+    int compute_cost = par.compute_cost, nthreads = par.nthreads;
+    if (!PyArg_ParseTupleAndKeywords(args, kw, "OOOOO|sddddOOOOOOOOOpiOdOO", kwlist, &C, &x, &y, &a,
+                                     &b, &cost, &p, &eps, &tau_a, &tau_b, &o.tol, &o.max_iter,
+                                     &o.eps_scaling, &o.eps_start, &o.scaling_factor, &o.stage_tol,
+                                     &o.overrelax, &f0, &g0, &compute_cost, &nthreads, &callback,
+                                     &lam, &o.kernel, &o.anderson))
         return NULL;
+    if (bind_sinkhorn_options(&o, &par)) return NULL;
     if (callback != Py_None && !PyCallable_Check(callback)) {
         PyErr_SetString(PyExc_TypeError, "callback: must be callable");
         return NULL;
@@ -40,8 +42,6 @@ static PyObject *py_sinkhorn(PyObject *self, PyObject *args, PyObject *kw)
     const int64_t B = bg.B, n = bg.n, m = bg.m;
     if (bind_parse_weights(a, B, n, 1, "a", &aa) || bind_parse_weights(b, B, m, 1, "b", &ba)) goto out;
     npy_intp fd[2] = {(npy_intp)B, (npy_intp)n}, gd[2] = {(npy_intp)B, (npy_intp)m};
-    monge_sinkhorn_params par;
-    monge_sinkhorn_params_init(&par);
     if (f0 != Py_None || g0 != Py_None) {
         if (f0 == Py_None || g0 == Py_None) {
             PyErr_SetString(PyExc_ValueError, "init: give both potentials f and g");
@@ -72,17 +72,8 @@ static PyObject *py_sinkhorn(PyObject *self, PyObject *args, PyObject *kw)
         if (!fa || !ga) goto out;
     }
     par.eps = eps;
-    par.tol = tol;
-    par.max_iter = max_iter;
-    par.eps_scaling = eps_scaling;
-    par.eps_start = eps_start;
-    par.scaling_factor = scaling_factor;
-    par.stage_tol = stage_tol;
-    par.overrelax = overrelax;
     par.compute_cost = compute_cost;
     par.nthreads = nthreads;
-    par.kernel = kernel;
-    par.anderson = anderson;
     progress_ctx pctx = {callback != Py_None ? callback : NULL, bind_now(), 0, 0};
     par.progress = bind_progress_cb;
     par.progress_ctx = &pctx;
@@ -345,7 +336,33 @@ out:
     return res;
 }
 
+/* ------------------------------------------------------------------ defaults */
+
+/* monge_sinkhorn_params_init and the thresholds of sinkhorn.h, as a dict: the one source of the
+ * defaults the Python layer uses and quotes. */
+static PyObject *py_sinkhorn_defaults(PyObject *self, PyObject *noargs)
+{
+    (void)self;
+    (void)noargs;
+    monge_sinkhorn_params par;
+    monge_sinkhorn_params_init(&par);
+    PyObject *omega = par.overrelax == 0 ? PyUnicode_FromString("auto") : PyFloat_FromDouble(par.overrelax);
+    if (!omega) return NULL;
+    return Py_BuildValue(
+        "{s:d,s:d,s:d,s:L,s:s,s:d,s:d,s:d,s:N,s:s,s:i,s:i,s:d,s:L,s:L,s:i,s:O}", "eps", par.eps,
+        "tol", par.tol, "tol_float32", MONGE_SINKHORN_TOL_F32, "max_iter", (long long)par.max_iter,
+        "eps_scaling", bind_eps_scaling_names[par.eps_scaling], "eps_start", par.eps_start,
+        "scaling_factor", par.scaling_factor, "stage_tol", par.stage_tol, "overrelax", omega,
+        "kernel", bind_kernel_names[par.kernel], "anderson", par.anderson, "anderson_max",
+        MONGE_SINKHORN_ANDERSON_MAX, "auto_anneal", MONGE_SINKHORN_AUTO_ANNEAL, "kernel_min",
+        (long long)MONGE_SINKHORN_KERNEL_MIN, "kernel_online_max",
+        (long long)MONGE_SINKHORN_KERNEL_ONLINE_MAX, "anderson_stall", MONGE_SINKHORN_ANDERSON_STALL,
+        "compute_cost", par.compute_cost ? Py_True : Py_False);
+}
+
 PyMethodDef monge_bind_sinkhorn_methods[] = {
+    {"sinkhorn_defaults", py_sinkhorn_defaults, METH_NOARGS,
+     "The C defaults of the Sinkhorn options and thresholds (monge_sinkhorn_params_init)."},
     {"sinkhorn", BIND_KW(py_sinkhorn), METH_VARARGS | METH_KEYWORDS,
      "Batched log-domain Sinkhorn (private; use monge.sinkhorn)."},
     {"plan", BIND_KW(py_plan), METH_VARARGS | METH_KEYWORDS,

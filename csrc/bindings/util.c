@@ -89,6 +89,94 @@ int bind_parse_cost(const char *name, monge_cost *out)
     return 0;
 }
 
+const char *const bind_eps_scaling_names[3] = {"off", "on", "auto"};
+const char *const bind_kernel_names[3] = {"off", "auto", "always"};
+
+int bind_parse_choice(PyObject *obj, const char *arg, const char *const *names, int count, int *out)
+{
+    if (!obj || obj == Py_None) return 0;
+    if (PyUnicode_Check(obj)) {
+        const char *s = PyUnicode_AsUTF8(obj);
+        if (!s) return -1;
+        for (int k = 0; k < count; k++)
+            if (!strcmp(s, names[k])) {
+                *out = k;
+                return 0;
+            }
+    }
+    PyObject *r = PyObject_Repr(obj);
+    const char *rs = r ? PyUnicode_AsUTF8(r) : NULL;
+    if (count == 3)
+        PyErr_Format(PyExc_ValueError, "%s: expected '%s', '%s' or '%s', got %s", arg, names[0],
+                     names[1], names[2], rs ? rs : "?");
+    else
+        PyErr_Format(PyExc_ValueError, "%s: unexpected value %s", arg, rs ? rs : "?");
+    Py_XDECREF(r);
+    return -1;
+}
+
+static int opt_double(PyObject *obj, const char *arg, double *out)
+{
+    if (!obj || obj == Py_None) return 0;
+    const double v = PyFloat_AsDouble(obj);
+    if (v == -1.0 && PyErr_Occurred()) {
+        PyErr_Clear();
+        PyErr_Format(PyExc_TypeError, "%s: expected a number", arg);
+        return -1;
+    }
+    *out = v;
+    return 0;
+}
+
+static int opt_int64(PyObject *obj, const char *arg, int64_t *out)
+{
+    if (!obj || obj == Py_None) return 0;
+    const long long v = PyLong_AsLongLong(obj);
+    if (v == -1 && PyErr_Occurred()) {
+        PyErr_Clear();
+        PyErr_Format(PyExc_TypeError, "%s: expected an integer", arg);
+        return -1;
+    }
+    *out = (int64_t)v;
+    return 0;
+}
+
+int bind_sinkhorn_options(const bind_sk_options *o, monge_sinkhorn_params *par)
+{
+    int64_t anderson = par->anderson;
+    if (opt_double(o->tol, "tol", &par->tol) || opt_int64(o->max_iter, "max_iter", &par->max_iter) ||
+        bind_parse_choice(o->eps_scaling, "eps_scaling", bind_eps_scaling_names, 3, &par->eps_scaling) ||
+        opt_double(o->eps_start, "eps_start", &par->eps_start) ||
+        opt_double(o->scaling_factor, "scaling_factor", &par->scaling_factor) ||
+        opt_double(o->stage_tol, "stage_tol", &par->stage_tol) ||
+        bind_parse_choice(o->kernel, "kernel", bind_kernel_names, 3, &par->kernel) ||
+        opt_int64(o->anderson, "anderson", &anderson))
+        return -1;
+    if (anderson < 0 || anderson > MONGE_SINKHORN_ANDERSON_MAX) {
+        PyErr_Format(PyExc_ValueError, "anderson: memory in [0, %d], got %lld", MONGE_SINKHORN_ANDERSON_MAX,
+                     (long long)anderson);
+        return -1;
+    }
+    par->anderson = (int)anderson;
+    if (o->overrelax && o->overrelax != Py_None) {
+        if (PyUnicode_Check(o->overrelax)) {
+            const char *s = PyUnicode_AsUTF8(o->overrelax);
+            if (!s) return -1;
+            if (strcmp(s, "auto")) {
+                PyErr_Format(PyExc_ValueError, "overrelax: expected 'auto' or a number in (0, 2), got '%s'", s);
+                return -1;
+            }
+            par->overrelax = 0.0;
+        } else if (opt_double(o->overrelax, "overrelax", &par->overrelax)) {
+            return -1;
+        } else if (!(par->overrelax > 0 && par->overrelax < 2)) {
+            PyErr_Format(PyExc_ValueError, "overrelax: must be in (0, 2), got %g", par->overrelax);
+            return -1;
+        }
+    }
+    return 0;
+}
+
 PyObject *bind_raise_status(int st, const char *what)
 {
     if (st == MONGE_ENOMEM) return PyErr_NoMemory();

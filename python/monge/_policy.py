@@ -8,6 +8,7 @@ import warnings
 
 import numpy as np
 
+from . import _core
 from ._validate import integer, nonneg, positive
 
 
@@ -15,8 +16,12 @@ class ConvergenceWarning(UserWarning):
     """A solver stopped at its iteration limit before reaching its tolerance."""
 
 
-ANDERSON_MEMORY = 8        # default history of the Anderson acceleration (csrc/anderson.h)
-ANDERSON_MAX_MEMORY = 32
+# The C defaults (monge_sinkhorn_params_init and the thresholds of csrc/sinkhorn.h): the one source
+# of every default the Sinkhorn entry points use; a test checks the docstrings quote them.
+DEFAULTS = _core.sinkhorn_defaults()
+ANDERSON_MEMORY = DEFAULTS["anderson"]
+ANDERSON_MAX_MEMORY = DEFAULTS["anderson_max"]
+_EPS_SCALING = {True: "on", False: "off", "auto": "auto"}
 
 
 def _tau(name, value):
@@ -50,39 +55,42 @@ def check_masses(A, Bw, B):
 def solver_options(dtype, tol, max_iter, eps_scaling, scaling_factor, stage_tol, overrelax,
                    nthreads, anderson=None):
     """Validated Sinkhorn options shared by every entropic entry point, as keyword arguments of
-    the binding.  eps_scaling='auto' is decided in C (anneal when eps < 0.01 x the max cost and
-    there is no warm start)."""
+    the binding: enumerated options as names, None for the C default (:data:`DEFAULTS`).  `tol`
+    is always given (the float32 default differs).  eps_scaling='auto' is decided in C (anneal
+    when eps < DEFAULTS['auto_anneal'] x the max cost and there is no warm start)."""
     if tol is None:
-        tol = 1e-4 if dtype == np.float32 else 1e-6
+        tol = DEFAULTS["tol_float32"] if dtype == np.float32 else DEFAULTS["tol"]
     tol = nonneg("tol", tol)
-    max_iter = integer("max_iter", max_iter, 0)
-    if isinstance(eps_scaling, str) and eps_scaling == "auto":
-        scale = 2
-    elif isinstance(eps_scaling, (bool, np.bool_)):
-        scale = int(bool(eps_scaling))
+    if max_iter is not None:
+        max_iter = integer("max_iter", max_iter, 0)
+    if isinstance(eps_scaling, (bool, np.bool_)):
+        scale = _EPS_SCALING[bool(eps_scaling)]
+    elif isinstance(eps_scaling, str) and eps_scaling == "auto":
+        scale = "auto"
     else:
         raise TypeError(f"eps_scaling: expected True, False or 'auto', got {eps_scaling!r}")
-    scaling_factor = positive("scaling_factor", scaling_factor)
-    if scale and not scaling_factor < 1:
-        raise ValueError(f"scaling_factor: must be in (0, 1), got {scaling_factor}")
-    stage_tol = nonneg("stage_tol", stage_tol)
+    if scaling_factor is not None:
+        scaling_factor = positive("scaling_factor", scaling_factor)
+        if scale != "off" and not scaling_factor < 1:
+            raise ValueError(f"scaling_factor: must be in (0, 1), got {scaling_factor}")
+    if stage_tol is not None:
+        stage_tol = nonneg("stage_tol", stage_tol)
     if isinstance(overrelax, str):
         if overrelax != "auto":
             raise ValueError(f"overrelax: expected 'auto' or a number in (0, 2), got {overrelax!r}")
-        omega = 0.0
+        omega = "auto"
     else:
         omega = positive("overrelax", overrelax)
         if not omega < 2:
             raise ValueError(f"overrelax: must be in (0, 2), got {overrelax}")
-    if anderson is None:
-        memory = ANDERSON_MEMORY if omega == 0.0 else 0
-    else:
+    memory = None  # the C default, used only with overrelax='auto'
+    if anderson is not None:
         if isinstance(anderson, (bool, np.bool_)):
             raise TypeError(f"anderson: expected an int memory (0 turns it off), got {anderson!r}")
         memory = integer("anderson", anderson, 0)
         if memory > ANDERSON_MAX_MEMORY:
             raise ValueError(f"anderson: memory at most {ANDERSON_MAX_MEMORY}, got {memory}")
-        if memory and omega != 0.0:
+        if memory and omega != "auto":
             raise ValueError("anderson: accelerates the plain iteration; it cannot be combined "
                              f"with a fixed overrelax={overrelax} (use overrelax='auto')")
     nthreads = 0 if nthreads is None else integer("nthreads", nthreads, 1)

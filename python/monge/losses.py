@@ -69,8 +69,8 @@ def _which_grads(grad, static_b):
 
 def sinkhorn_divergence(x, y, a=None, b=None, *, eps, cost="sqeuclidean", p=2.0, lam=1.0,
                         tau=None, tau_a=None, tau_b=None, grad=False, static_b=False, online=None,
-                        tol=None, max_iter=10000, eps_scaling="auto", scaling_factor=0.1,
-                        stage_tol=1e-4, overrelax="auto", anderson=None, nthreads=None):
+                        tol=None, max_iter=None, eps_scaling="auto", scaling_factor=None,
+                        stage_tol=None, overrelax="auto", anderson=None, nthreads=None):
     """Sinkhorn divergence between weighted point clouds, with gradients on request.
 
         S_eps(a, b) = OT_eps(a, b) - 1/2 OT_eps(a, a) - 1/2 OT_eps(b, b) + eps/2 (m(a) - m(b))^2
@@ -165,12 +165,12 @@ class MongeGapResult:
     error: float
 
 
-_EPS_MODES = {None: 0, "mean": 1, "std": 2}
+_EPS_MODES = {None: "absolute", "mean": "mean", "std": "std"}  # monge_eps_mode names
 
 
 def monge_gap(x, tx, *, cost="sqeuclidean", eps=None, relative_epsilon=None, p=2.0, lam=1.0,
-              grad=False, online=None, tol=None, max_iter=10000, eps_scaling="auto",
-              scaling_factor=0.1, stage_tol=1e-4, overrelax="auto", anderson=None, nthreads=None):
+              grad=False, online=None, tol=None, max_iter=None, eps_scaling="auto",
+              scaling_factor=None, stage_tol=None, overrelax="auto", anderson=None, nthreads=None):
     """Monge gap of a map on samples: how far x -> T(x) is from being an optimal transport map.
 
         M(T) = (1/n) sum_i c(x_i, T x_i) - [ <P, C> - eps H(P) ]

@@ -1,4 +1,4 @@
-"""Entropic optimal transport: log-domain Sinkhorn (mirrors csrc/sinkhorn.c).
+"""Entropic optimal transport: log-domain Sinkhorn (mirrors csrc/sinkhorn/, csrc/sinkhorn.h).
 
     OT_eps(a, b) = min_P  <P, C> + eps KL(P | a x b)
                    [+ tau_a KL(P 1 | a) + tau_b KL(P^T 1 | b)   when unbalanced]
@@ -14,8 +14,9 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from . import _core
-from ._policy import (ConvergenceWarning, check_masses, marginal_penalties,  # noqa: F401
-                      solver_options, warn_unconverged)
+from ._policy import (ANDERSON_MAX_MEMORY, ANDERSON_MEMORY, DEFAULTS,  # noqa: F401
+                      ConvergenceWarning, check_masses, marginal_penalties, solver_options,
+                      warn_unconverged)
 from ._validate import choice, float_array, integer, positive, weights
 from .geometry import check_cost, check_lam, points_pair
 
@@ -25,6 +26,39 @@ from .geometry import check_cost, check_lam, points_pair
 # `python benchmarks/sinkhorn.py --crossover` and adjust.
 _ONLINE_MAX_D = 16
 _DENSE_MAX_BYTES = 1 << 30
+_KERNEL = {True: "always", False: "off", "auto": "auto"}
+
+
+@dataclass(frozen=True)
+class _Problem:
+    """What a result keeps to rebuild its plan: the arrays as the binding takes them (with the
+    batch axis first for a batch) and the cost.  Built once by :func:`sinkhorn`."""
+
+    C: np.ndarray | None
+    x: np.ndarray | None
+    y: np.ndarray | None
+    a: np.ndarray | None
+    b: np.ndarray | None
+    cost: str
+    p: float
+    lam: float
+    tau_a: float
+    tau_b: float
+
+    def select(self, k):
+        """Problem k of a batch."""
+        sel = lambda v: None if v is None else v[k]  # noqa: E731
+        return _Problem(sel(self.C), sel(self.x), sel(self.y), sel(self.a), sel(self.b),
+                        self.cost, self.p, self.lam, self.tau_a, self.tau_b)
+
+    @property
+    def arrays(self):
+        """(C, x, y, a, b): the leading arguments of _core.plan / apply / grad_points."""
+        return self.C, self.x, self.y, self.a, self.b
+
+    @property
+    def cost_kw(self):
+        return dict(cost=self.cost, p=self.p, lam=self.lam)
 
 
 @dataclass
@@ -53,7 +87,7 @@ class SinkhornResult:
     n_iter: int | np.ndarray
     converged: bool | np.ndarray
     eps: float
-    _problem: dict = field(repr=False, default_factory=dict)
+    _problem: _Problem | None = field(repr=False, default=None)
     kernel_iter: int | np.ndarray = 0
     anderson_iter: int | np.ndarray = 0
 
@@ -63,17 +97,16 @@ class SinkhornResult:
 
     def _single(self, index):
         pb = self._problem
+        if pb is None:
+            raise ValueError("this result does not carry its problem")
         if self.batched:
             if index is None:
                 raise ValueError("index: required for a batched result")
             k = integer("index", index)
             if k >= self.f.shape[0]:
                 raise ValueError(f"index: {k} out of range for a batch of {self.f.shape[0]}")
-            sel = lambda v: None if v is None else v[k]  # noqa: E731
-            return dict(C=sel(pb["C"]), x=sel(pb["x"]), y=sel(pb["y"]), a=sel(pb["a"]),
-                        b=sel(pb["b"]), cost=pb["cost"], p=pb["p"], lam=pb["lam"],
-                        tau_a=pb["tau_a"], tau_b=pb["tau_b"]), self.f[k], self.g[k]
-        return dict(pb), self.f, self.g
+            return pb.select(k), self.f[k], self.g[k]
+        return pb, self.f, self.g
 
     def plan(self, index=None):
         """The dense plan P (n, m), P_ij = a_i b_j exp((f_i + g_j - C_ij)/eps).
@@ -81,8 +114,7 @@ class SinkhornResult:
         For a batch, `index` selects the problem.  Costs O(n m) memory: for big point clouds use
         :meth:`apply` / :meth:`apply_transpose` instead."""
         pb, f, g = self._single(index)
-        return _core.plan(pb["C"], pb["x"], pb["y"], pb["a"], pb["b"], f, g, self.eps,
-                          cost=pb["cost"], p=pb["p"], lam=pb["lam"])
+        return _core.plan(*pb.arrays, f, g, self.eps, **pb.cost_kw)
 
     def _apply(self, v, transpose, index):
         pb, f, g = self._single(index)
@@ -93,9 +125,8 @@ class SinkhornResult:
             raise ValueError(f"v: expected shape ({rows},) or ({rows}, k), got {v.shape}")
         if not np.isfinite(v).all():
             raise ValueError("v: contains NaN or infinity")
-        out = _core.apply(pb["C"], pb["x"], pb["y"], pb["a"], pb["b"], f, g, self.eps,
-                          v.reshape(rows, -1), transpose=transpose, cost=pb["cost"], p=pb["p"],
-                          lam=pb["lam"])
+        out = _core.apply(*pb.arrays, f, g, self.eps, v.reshape(rows, -1), transpose=transpose,
+                          **pb.cost_kw)
         return out[:, 0] if v.ndim == 1 else out
 
     def apply(self, v, index=None):
@@ -115,12 +146,12 @@ class SinkhornResult:
         choice("wrt", wrt, ("x", "y", "a", "b"))
         pb, f, g = self._single(index)
         if wrt in ("x", "y"):
-            if pb["x"] is None:
+            if pb.x is None:
                 raise ValueError("wrt: gradients with respect to points need point clouds, not C")
-            return _core.grad_points(pb["x"], pb["y"], pb["a"], pb["b"], f, g, self.eps,
-                                     transpose=wrt == "y", cost=pb["cost"], p=pb["p"], lam=pb["lam"])
-        pot, tau = (f, pb["tau_a"]) if wrt == "a" else (g, pb["tau_b"])
-        other = pb["b"] if wrt == "a" else pb["a"]
+            return _core.grad_points(pb.x, pb.y, pb.a, pb.b, f, g, self.eps,
+                                     transpose=wrt == "y", **pb.cost_kw)
+        pot, tau = (f, pb.tau_a) if wrt == "a" else (g, pb.tau_b)
+        other = pb.b if wrt == "a" else pb.a
         m_other = 1.0 if other is None else float(np.sum(other))
         if math.isinf(tau):
             return pot - self.eps * (1.0 - m_other)
@@ -134,8 +165,8 @@ class SinkhornResult:
 
 
 def sinkhorn(x=None, y=None, a=None, b=None, *, C=None, eps, cost="sqeuclidean", p=2.0, lam=1.0,
-             tau=None, tau_a=None, tau_b=None, tol=None, max_iter=10000, eps_scaling="auto",
-             scaling_factor=0.1, eps_start=None, stage_tol=1e-4, overrelax="auto", init=None,
+             tau=None, tau_a=None, tau_b=None, tol=None, max_iter=None, eps_scaling="auto",
+             scaling_factor=None, eps_start=None, stage_tol=None, overrelax="auto", init=None,
              online=None, kernel="auto", anderson=None, callback=None, verbose=False,
              nthreads=None):
     """Entropic optimal transport between two weighted point clouds or for a cost matrix.
@@ -162,21 +193,24 @@ def sinkhorn(x=None, y=None, a=None, b=None, *, C=None, eps, cost="sqeuclidean",
     tol : float
         Stop when the L1 marginal violation <= tol, tested every iteration.  Default 1e-6
         (float64) or 1e-4 (float32).
-    max_iter : int
-        Iterations over all epsilon stages.  Reaching it sets converged=False and warns.
+    max_iter : int, optional
+        Iterations over all epsilon stages.  Default 10000.  Reaching it sets converged=False and
+        warns.
     eps_scaling : bool or 'auto'
-        Anneal eps geometrically from `eps_start` (default: the max cost) by `scaling_factor`,
-        warm-starting each stage and running it to `stage_tol`.  'auto' turns it on when
-        eps < 1e-4 x max cost and no `init` is given: with the adaptive over-relaxation, annealing
-        only pays below that (measured; it rescues solves that otherwise stall).
+        Anneal eps geometrically from `eps_start` (default: the max cost) by `scaling_factor`
+        (default 0.1), warm-starting each stage and running it to `stage_tol` (default 1e-4).
+        'auto' (the default here; the C library's default is off) turns it on when
+        eps < 1e-4 x max cost and no `init` is given, and otherwise restarts annealed when the
+        measured convergence rate projects more than 2000 iterations: with the adaptive
+        over-relaxation, annealing only pays below that (docs/design/sinkhorn.md).
     overrelax : 'auto' or float in (0, 2)
         Over-relaxation omega of the updates (1.0 = plain Sinkhorn).  With 'auto', Anderson
         acceleration runs (see `anderson`), and a stage where it stalls (100 iterations without a
         10% better error) or overflows goes on with an omega estimated from the observed
         convergence rate.  A number fixes omega and turns Anderson off.
     anderson : int, optional
-        Memory of the Anderson acceleration of the potentials (0 turns it off).  Default: 8 with
-        overrelax='auto', else 0.  It extrapolates g from the last `anderson` iterations (a
+        Memory of the Anderson acceleration of the potentials (0 turns it off, at most 32).
+        Default: 8 with overrelax='auto', else 0.  It extrapolates g from the last `anderson` iterations (a
         multisecant step on the fixed-point residual), which halves the iterations on typical
         problems (measured in benchmarks/sinkhorn.py).
     init : (f, g), optional
@@ -244,7 +278,7 @@ def sinkhorn(x=None, y=None, a=None, b=None, *, C=None, eps, cost="sqeuclidean",
         check_masses(A, Bw, B)
     opts = solver_options(dtype, tol, max_iter, eps_scaling, scaling_factor, stage_tol, overrelax,
                           nthreads, anderson)
-    eps_start = 0.0 if eps_start is None else positive("eps_start", eps_start)
+    eps_start = None if eps_start is None else positive("eps_start", eps_start)
     tol = opts["tol"]
     f0 = g0 = None
     if init is not None:
@@ -267,9 +301,9 @@ def sinkhorn(x=None, y=None, a=None, b=None, *, C=None, eps, cost="sqeuclidean",
             return bool(_user(it, err)) if _user is not None else False
 
     if isinstance(kernel, str) and kernel == "auto":
-        kmode = 1
+        kmode = "auto"
     elif isinstance(kernel, (bool, np.bool_)):
-        kmode = 2 if kernel else 0
+        kmode = _KERNEL[bool(kernel)]
     else:
         raise TypeError(f"kernel: expected 'auto', True or False, got {kernel!r}")
     out = _core.sinkhorn(geom["C"], geom["x"], geom["y"], A, Bw, cost=cost, p=p, eps=eps,
@@ -278,14 +312,9 @@ def sinkhorn(x=None, y=None, a=None, b=None, *, C=None, eps, cost="sqeuclidean",
     conv = out["converged"]
     if not out["stopped"]:
         warn_unconverged("sinkhorn", conv, out["error"], out["n_iter"], tol, batched)
-    problem = dict(C=geom["C"], x=geom["x"], y=geom["y"], a=A, b=Bw, cost=cost, p=p, lam=lam,
-                   tau_a=ta, tau_b=tb)
+    problem = _Problem(geom["C"], geom["x"], geom["y"], A, Bw, cost, p, lam, ta, tb)
     if not batched:
-        problem = dict(C=None if geom["C"] is None else geom["C"][0],
-                       x=None if geom["x"] is None else geom["x"][0],
-                       y=None if geom["y"] is None else geom["y"][0],
-                       a=None if A is None else A[0], b=None if Bw is None else Bw[0], cost=cost, p=p,
-                       lam=lam, tau_a=ta, tau_b=tb)
+        problem = problem.select(0)
         return SinkhornResult(out["f"][0], out["g"][0], float(out["value"][0]), float(out["cost"][0]),
                               float(out["mass"][0]), float(out["error"][0]), int(out["n_iter"][0]),
                               bool(conv[0]), eps, problem, int(out["kernel_iter"][0]),
