@@ -141,16 +141,19 @@ def test_benchmark_runner_smoke(data_dir, tmp_path):
 
 
 def test_docs_tables_match_their_results_files():
-    """docs/experiments/w2bench.md shows exactly what its committed results files render to."""
+    """Every table block of docs/experiments/w2bench.md shows exactly what its committed results
+    files render to."""
     import os
     import re
 
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     doc = open(os.path.join(root, "docs", "experiments", "w2bench.md")).read()
-    m = re.search(r"<!-- w2bench-tables: .*?from\n?(.*?); tests/test_w2bench.py checks that they "
-                  r"match -->\n\n(.*?)\n<!-- /w2bench-tables -->", doc, re.S)
-    assert m, "docs/experiments/w2bench.md: the tables' markers are missing"
-    files = re.findall(r"benchmarks/results/[\w.-]+\.json", m.group(1))
-    assert files
-    rendered = wb.render([os.path.join(root, f) for f in files])
-    assert m.group(2).strip() == rendered.strip()
+    blocks = re.findall(r"<!-- (w2bench-[\w-]+): .*?from\n?(.*?); tests/test_w2bench.py checks "
+                        r"that they match -->\n\n(.*?)\n<!-- /\1 -->", doc, re.S)
+    assert {b[0] for b in blocks} >= {"w2bench-tables", "w2bench-tuning"}, \
+        "docs/experiments/w2bench.md: table markers are missing"
+    for name, sources, shown in blocks:
+        files = re.findall(r"benchmarks/results/[\w.-]+\.json", sources)
+        assert files, name
+        rendered = wb.render([os.path.join(root, f) for f in files])
+        assert shown.strip() == rendered.strip(), name

@@ -219,7 +219,7 @@ class MongeGapMap:
 
     def __init__(self, hidden="auto", activation="gelu", init="bures", cost="sqeuclidean", p=2.0,
                  lam=1.0, fitting_loss="sinkhorn_divergence", fitting_eps=None, fitting_relative_eps=0.05, reg=1.0, gap_eps=None,
-                 gap_relative_epsilon=None, n_iter=2000, batch_size=256, optimizer="adam", lr=3e-3,
+                 gap_relative_epsilon=None, n_iter=2000, batch_size=256, optimizer="adam", lr=1e-2,
                  schedule="cosine", warmup=0, weight_decay=0.0, grad_clip=None, tol=1e-3,
                  validation_fraction=0.1, n_validation=1024, validate_every=100,
                  early_stopping="guard", patience=None, seed=0, verbose=True, blas_threads=1,

@@ -282,12 +282,13 @@ def _sampler(fn):
 
 
 def fit_method(pair, method, regime, seed, *, n=2048, n_iter=5000, batch_size=256,
-               n_entropic_fresh=8192, threads=1):
+               n_entropic_fresh=8192, threads=1, mg_params=None):
     """Fits one method on one pair; returns (map callable, fit seconds, extras dict).
 
     regime 'fixed': n samples of each side drawn once (seeded), every method sees only those.
     regime 'fresh': the samplers themselves (neural methods draw new minibatches at every step;
-    the linear map uses 2^16 samples, the entropic map ``n_entropic_fresh``)."""
+    the linear map uses 2^16 samples, the entropic map ``n_entropic_fresh``).  mg_params: keyword
+    overrides of MongeGapMap's defaults (for 'mlp' and 'monge_gap'), for tuning runs."""
     from ...maps import EntropicMap, LinearMap, MongeGapMap
 
     rng = np.random.default_rng(seed)
@@ -310,8 +311,9 @@ def fit_method(pair, method, regime, seed, *, n=2048, n_iter=5000, batch_size=25
         est = EntropicMap().fit(X, Y)
         extras.update(eps=est.eps_, sinkhorn_iter=int(est.result_.n_iter))
     elif method in ("mlp", "monge_gap"):
-        est = MongeGapMap(reg=0.0 if method == "mlp" else 1.0, n_iter=n_iter,
-                          batch_size=batch_size, seed=seed, verbose=False)
+        est = MongeGapMap(**{**dict(reg=0.0 if method == "mlp" else 1.0, n_iter=n_iter,
+                                    batch_size=batch_size, seed=seed, verbose=False),
+                             **(mg_params or {})})
         est.fit(sx or X, sy or Y)
         extras.update(best_step=int(est.best_step_), steps=len(est.history_["step"]))
     elif method in ("w2gn", "mm"):
@@ -463,13 +465,17 @@ def render(paths):
         with open(path) as fh:
             res = json.load(fh)
         m = res["meta"]
-        parts.append(table(res["rows"]))
+        validation = m["data"]["pairs"].startswith("validation")
+        parts.append(table(res["rows"], published=not validation))
+        over = m["settings"].get("mg_params")
+        over = ("; MongeGapMap overrides " + ", ".join(f"{k} = {v}" for k, v in over.items())
+                if over else "")
         parts.append(f"Source: `{os.path.basename(path)}` — {m['date']}, commit "
                      f"{m['machine']['commit'][:10]}, {m['machine']['cpu']} "
                      f"({m['machine']['cores']} cores, load {m['machine']['load_average'][0]:.1f} "
                      f"→ {m['load_average_after'][0]:.1f}); {m['data']['pairs']} pairs; "
                      f"{m['settings']['n_iter']} steps of batch {m['settings']['batch_size']}, "
-                     f"{m['settings']['seeds']} seeds.\n")
+                     f"{m['settings']['seeds']} seeds{over}.\n")
     return "\n".join(parts).rstrip() + "\n"
 
 
@@ -496,6 +502,8 @@ def main(argv=None):
     ap.add_argument("--jobs", type=int, default=1, help="processes (each single-threaded)")
     ap.add_argument("--standardize-size", type=int, default=2 ** 16,
                     help="samples that estimate the target's standardisation and variance")
+    ap.add_argument("--mg-params", type=json.loads, default=None, metavar="JSON",
+                    help='overrides of MongeGapMap defaults, e.g. \'{"lr": 0.003}\' (tuning runs)')
     ap.add_argument("--out", help="results JSON (rows are also printed as they finish)")
     ap.add_argument("--render", nargs="+", metavar="JSON",
                     help="print the tables of existing results files and exit")
@@ -508,6 +516,10 @@ def main(argv=None):
     versions = ("v1",) if args.validation else ("v1", "v2")
     kw = dict(n=args.n, n_iter=args.n_iter, batch_size=args.batch_size,
               n_entropic_fresh=args.n_entropic_fresh)
+    if args.mg_params:
+        if not isinstance(args.mg_params, dict):
+            ap.error("--mg-params: expected a JSON object")
+        kw["mg_params"] = args.mg_params
     jobs = [(args.data, d, versions, regime, m, s, kw, args.standardize_size)
             for regime in args.regimes
             for d in args.dims for s in range(args.seeds) for m in args.methods]
