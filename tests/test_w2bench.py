@@ -157,3 +157,30 @@ def test_docs_tables_match_their_results_files():
         assert files, name
         rendered = wb.render([os.path.join(root, f) for f in files])
         assert shown.strip() == rendered.strip(), name
+
+
+def test_estimator_bias_runner_and_its_docs_block(data_dir, tmp_path):
+    """The estimator-bias script on the fixture pair; the docs block equals its results file."""
+    import json
+    import os
+    import re
+
+    from monge.experiments.maps import estimator_bias as eb
+
+    out = tmp_path / "bias.json"
+    eb.main(["--data", str(data_dir), "--dims", "4", "--batch-size", "32", "--repeats", "3",
+             "--out", str(out)])
+    res = json.loads(out.read_text())
+    rows = res["dims"]["4"]["rows"]
+    assert [r["scale"] for r in rows] == list(eb.SCALES)
+    for r in rows:
+        for k in ("sinkhorn_divergence", "split", "monge_gap"):
+            assert np.isfinite(r[k][0]) and r[k][1] >= 0
+        assert r["sinkhorn_divergence"][0] >= -1e-6          # a divergence
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    doc = open(os.path.join(root, "docs", "experiments", "w2bench.md")).read()
+    m = re.search(r"<!-- estimator-bias: .*?from\n?(benchmarks/results/[\w.-]+\.json); "
+                  r"tests/test_w2bench.py checks that they match -->\n\n(.*?)\n<!-- /estimator-bias -->",
+                  doc, re.S)
+    assert m, "docs/experiments/w2bench.md: the estimator-bias markers are missing"
+    assert m.group(2).strip() == eb.render(os.path.join(root, m.group(1))).strip()

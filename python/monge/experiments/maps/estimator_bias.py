@@ -1,0 +1,99 @@
+"""Where the minibatch objective of MongeGapMap is minimised, on a validation pair of the W2 benchmark.
+
+For the scaled true maps T_s(x) = m + s (T*(x) - m) (m the target mean; s = 1 is T*), the expected
+value over R minibatches of each estimator of the fitting loss and of the Monge gap.  An unbiased
+fitting loss is smallest at s = 1; the plain minibatch Sinkhorn divergence is smallest below 1
+(it favours maps that contract T#mu).  Every T_s is the gradient of a convex function, so its true
+Monge gap is 0; the entropic estimator's value still moves with s.
+
+    python -m monge.experiments.maps.estimator_bias --data ../shared/data/w2bench --dims 8 32 \
+        --out benchmarks/results/w2bench-estimator-bias-2026-12-03.json
+"""
+import json
+import os
+import warnings
+
+import numpy as np
+
+SCALES = (0.9, 0.95, 1.0, 1.05, 1.1)
+
+
+def measure(pair, batch_size=256, relative_eps=0.05, repeats=40, seed=0, scales=SCALES):
+    """Rows (scale, mean and standard error of each estimator over `repeats` minibatches)."""
+    from ... import monge_gap, sinkhorn_divergence
+    from ...maps.estimator import _split_fit
+
+    rng = np.random.default_rng(seed)
+    ref = pair.sample_target(8192, rng)
+    eps = relative_eps * 2.0 * float(np.sum(np.var(ref, axis=0)))    # MongeGapMap's default rule
+    m = ref.mean(axis=0)
+    xs = [pair.sample_source(batch_size, rng) for _ in range(repeats)]
+    txs = [pair.map(x) for x in xs]
+    ys = [pair.sample_target(batch_size, rng) for _ in range(repeats)]
+    rows = []
+    for s in scales:
+        vals = {"sinkhorn_divergence": [], "split": [], "monge_gap": []}
+        for x, t, y in zip(xs, txs, ys):
+            ts = m + s * (t - m)
+            vals["sinkhorn_divergence"].append(float(sinkhorn_divergence(ts, y, eps=eps).value))
+            vals["split"].append(_split_fit(ts, y, eps, 1e-4)[0])
+            vals["monge_gap"].append(float(monge_gap(x, ts).value))
+        rows.append(dict(scale=s, **{k: [float(np.mean(v)), float(np.std(v, ddof=1) / np.sqrt(len(v)))]
+                                     for k, v in vals.items()}))
+    return dict(eps_fit=eps, batch_size=batch_size, repeats=repeats, rows=rows)
+
+
+def main(argv=None):
+    import argparse
+    import datetime
+    import sys
+
+    from .w2bench import _pair_cached, machine_info, versions_info
+
+    ap = argparse.ArgumentParser(prog="python -m monge.experiments.maps.estimator_bias",
+                                 description=__doc__.splitlines()[0])
+    ap.add_argument("--data", required=True)
+    ap.add_argument("--dims", type=int, nargs="+", default=[8, 32])
+    ap.add_argument("--batch-size", type=int, default=256)
+    ap.add_argument("--repeats", type=int, default=40)
+    ap.add_argument("--out")
+    args = ap.parse_args(argv)
+    res = dict(meta=dict(date=datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+                         command="python -m monge.experiments.maps.estimator_bias " + " ".join(
+                             argv if argv is not None else sys.argv[1:]),
+                         machine=machine_info(), versions=versions_info(),
+                         data=dict(path=os.path.abspath(args.data), pairs="validation (v1)")),
+               dims={})
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        for d in args.dims:
+            pair = _pair_cached(args.data, d, ("v1",))
+            r = measure(pair, args.batch_size, repeats=args.repeats)
+            res["dims"][str(d)] = r
+            print(render_one(d, r), flush=True)
+    if args.out:
+        with open(args.out, "w") as fh:
+            json.dump(res, fh, indent=1)
+    return 0
+
+
+def render_one(d, r):
+    keys = ("sinkhorn_divergence", "split", "monge_gap")
+    lines = [f"d = {d}, batch {r['batch_size']}, {r['repeats']} batches: mean (± s.e.)",
+             "| s | " + " | ".join(keys) + " |", "|---|" + "---|" * len(keys)]
+    for row in r["rows"]:
+        best = {k: min(rr[k][0] for rr in r["rows"]) == row[k][0] for k in keys}
+        lines.append(f"| {row['scale']:g} | " + " | ".join(
+            ("**" if best[k] else "") + f"{row[k][0]:.4f} ± {row[k][1]:.4f}" + ("**" if best[k] else "")
+            for k in keys) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def render(path):
+    with open(path) as fh:
+        res = json.load(fh)
+    return "\n".join(render_one(int(d), r) for d, r in res["dims"].items())
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
