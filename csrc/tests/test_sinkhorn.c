@@ -385,7 +385,7 @@ static void test_kernel_path(void)
 
 /* Anderson acceleration (the default with overrelax 0) against the adaptive over-relaxation: the
  * same potentials, fewer iterations; a fixed omega turns it off; translations, whose first
- * extrapolations overshoot (csrc/sinkhorn.c), still converge to tol. */
+ * extrapolations overshoot (csrc/sinkhorn/accel.c), still converge to tol. */
 static void test_anderson(void)
 {
     enum { N = 300, M = 240 };
