@@ -158,14 +158,11 @@ static int reconcile(int64_t m, double ma, double *b, double mb, double rtol)
 typedef struct {
     int32_t n, m, N;              /* active rows and columns (positive weight), N = n + m */
     int32_t root;                 /* root of the tree (the first row of the starting order) */
-    /* costs, scaled by `scale` (a power of two) */
-    const double *C;              /* dense: row i at C + i * ldc (NULL online) */
-    int64_t ldc;
-    double *Cown;                 /* compacted dense copy when weights are zero */
-    double *xs, *yT;              /* online: active rows n x d, active columns transposed d x m */
-    int64_t d;
-    monge_cost cost;
-    double p, lam;
+    /* raw costs from the geometry layer, scaled here by `scale` (a power of two) */
+    monge_geom_work *geo;         /* the active problem (float64): rows 0..n-1, columns 0..m-1 */
+    double *Cown;                 /* dense: compacted copy when weights are zero */
+    double *xown, *yown;          /* online: active points as float64 rows, when copied */
+    int64_t d;                    /* online: dimension */
     double scale;
     /* the tree: nodes 0..n-1 are rows, n..N-1 columns; the root is the first row of the starting order */
     int32_t *parent, *thread, *rthread, *depth;
@@ -174,15 +171,16 @@ typedef struct {
     double *sup;                  /* supplies: a_i for rows, b_j for columns */
     int32_t *pv, *lastv;          /* pivot work: the re-hung path and the last nodes of blocks */
     int32_t *prevv, *nextl;
-    double *seg;                  /* online: costs of a row segment (m) */
+    double *seg;                  /* costs of a row segment computed online (m) */
     double *net;                  /* flow recomputation (N) */
 } nws;
 
 static void nws_free(nws *w)
 {
+    monge_geom_release(w->geo);
     free(w->Cown);
-    free(w->xs);
-    free(w->yT);
+    free(w->xown);
+    free(w->yown);
     free(w->parent);
     free(w->thread);
     free(w->rthread);
@@ -198,109 +196,31 @@ static void nws_free(nws *w)
     free(w->net);
 }
 
-/* Raw online cost between point row xi (length d) and column j of yT (stride m); the loop order
- * over k is the same as in cost_segment, so both give identical values. */
-static inline double online_cost(const nws *w, const double *xi, int64_t j)
-{
-    const int64_t d = w->d, m = w->m;
-    const double *yT = w->yT;
-    double acc = 0.0, acc1 = 0.0;
-    switch (w->cost) {
-    case MONGE_COST_SQEUCLIDEAN:
-        for (int64_t k = 0; k < d; k++) {
-            double z = xi[k] - yT[k * m + j];
-            acc += z * z;
-        }
-        return acc;
-    case MONGE_COST_EUCLIDEAN:
-        for (int64_t k = 0; k < d; k++) {
-            double z = xi[k] - yT[k * m + j];
-            acc += z * z;
-        }
-        return sqrt(acc);
-    case MONGE_COST_PNORM:
-        for (int64_t k = 0; k < d; k++) acc += pow(fabs(xi[k] - yT[k * m + j]), w->p);
-        return acc;
-    case MONGE_COST_COSINE:
-        for (int64_t k = 0; k < d; k++) acc += xi[k] * yT[k * m + j];
-        return 1.0 - acc;
-    case MONGE_COST_ELASTIC:
-        for (int64_t k = 0; k < d; k++) {
-            double z = xi[k] - yT[k * m + j];
-            acc += z * z;
-            acc1 += fabs(z);
-        }
-        return 0.5 * acc + w->lam * acc1;
-    }
-    return NAN;
-}
-
 /* Scaled cost of arc (i, j) (active indices). */
 static inline double arc_cost(const nws *w, int32_t i, int32_t j)
 {
-    if (w->C) return w->C[(int64_t)i * w->ldc + j] * w->scale;
-    return online_cost(w, w->xs + (int64_t)i * w->d, j) * w->scale;
+    double c;
+    return *monge_geom_cost_row(w->geo, 0, i, j, 1, &c) * w->scale;
 }
 
-/* Online: seg[t] = raw cost (i, j0 + t), t < len, vectorised over the columns. */
-MONGE_HOT static void cost_segment(const nws *w, int32_t i, int64_t j0, int64_t len, double *seg)
+/* min over t < len of the scaled cost c_t * s plus the column potential pc_t */
+MONGE_HOT static double segment_min(const double *c, const double *pc, double s, int64_t len)
 {
-    const int64_t d = w->d, m = w->m;
-    const double *xi = w->xs + (int64_t)i * d;
-    switch (w->cost) {
-    case MONGE_COST_SQEUCLIDEAN:
-    case MONGE_COST_EUCLIDEAN:
-        for (int64_t t = 0; t < len; t++) seg[t] = 0.0;
-        for (int64_t k = 0; k < d; k++) {
-            const double xk = xi[k], *yk = w->yT + k * m + j0;
-            MONGE_SIMD
-            for (int64_t t = 0; t < len; t++) {
-                double z = xk - yk[t];
-                seg[t] += z * z;
-            }
-        }
-        if (w->cost == MONGE_COST_EUCLIDEAN) {
-            MONGE_SIMD
-            for (int64_t t = 0; t < len; t++) seg[t] = sqrt(seg[t]);
-        }
-        return;
-    default: /* the less common costs: the scalar definition */
-        for (int64_t t = 0; t < len; t++) seg[t] = online_cost(w, xi, j0 + t);
-        return;
-    }
-}
-
-/* min over t < len of (scaled C_{i, j0+t} + pc[j0+t]); returns the argmin column. */
-MONGE_HOT static int64_t segment_min(const nws *w, int32_t i, int64_t j0, int64_t len,
-                                     double *minval)
-{
-    const double *pc = w->pi + w->n + j0;
-    const double s = w->scale;
     double mn = INFINITY;
-    const double *c;
-    if (w->C) {
-        c = w->C + (int64_t)i * w->ldc + j0;
-    } else {
-        cost_segment(w, i, j0, len, w->seg);
-        c = w->seg;
-    }
     MONGE_PRAGMA(omp simd reduction(min : mn))
     for (int64_t t = 0; t < len; t++) {
         double v = c[t] * s + pc[t];
         mn = v < mn ? v : mn;
     }
-    *minval = mn;
-    return j0; /* the column is located by the caller only when it is needed */
+    return mn;
 }
 
-static int64_t locate_min(const nws *w, int32_t i, int64_t j0, int64_t len, double minval)
+/* the offset of the minimum found by segment_min (c_t * s is exact: s is a power of two) */
+static int64_t locate_min(const double *c, const double *pc, double s, int64_t len, double minval)
 {
-    const double *pc = w->pi + w->n + j0;
-    const double s = w->scale;
-    const double *c = w->C ? w->C + (int64_t)i * w->ldc + j0 : w->seg;
     for (int64_t t = 0; t < len; t++)
-        if (c[t] * s + pc[t] == minval) return j0 + t;
-    return j0;
+        if (c[t] * s + pc[t] == minval) return t;
+    return 0;
 }
 
 /* Block search: scans arcs cyclically from *pos; returns 1 with the most negative reduced cost of
@@ -321,13 +241,14 @@ static int price(nws *w, int64_t B, int64_t *pos, int32_t *bi, int32_t *bj, doub
         int64_t len = m - j;
         if (len > B - inblock) len = B - inblock;
         if (len > total - scanned) len = total - scanned;
-        double mn;
-        segment_min(w, (int32_t)i, j, len, &mn);
-        double rc = mn - w->pi[i];
+        const double *c = monge_geom_cost_row(w->geo, 0, i, j, len, w->seg);
+        const double *pc = w->pi + n + j;
+        const double mn = segment_min(c, pc, w->scale, len);
+        const double rc = mn - w->pi[i];
         if (rc < best) {
             best = rc;
             *bi = (int32_t)i;
-            *bj = (int32_t)locate_min(w, (int32_t)i, j, len, mn);
+            *bj = (int32_t)(j + locate_min(c, pc, w->scale, len, mn));
             found = 1;
         }
         j += len;
@@ -561,15 +482,17 @@ static void check_tree(const nws *w, int64_t it)
 }
 #endif
 
-/* Direction of largest spread of the two clouds (power iteration on the joint covariance). */
-static void principal_axis(const nws *w, double *dir, double *mean, double *tmp)
+/* Direction of largest spread of the two clouds xs (n x d) and ys (m x d) (power iteration on
+ * the joint covariance). */
+static void principal_axis(const nws *w, const double *xs, const double *ys, double *dir,
+                           double *mean, double *tmp)
 {
     const int64_t d = w->d, n = w->n, m = w->m;
     for (int64_t k = 0; k < d; k++) mean[k] = 0.0;
     for (int64_t i = 0; i < n; i++)
-        for (int64_t k = 0; k < d; k++) mean[k] += w->xs[i * d + k];
+        for (int64_t k = 0; k < d; k++) mean[k] += xs[i * d + k];
     for (int64_t k = 0; k < d; k++) {
-        for (int64_t j = 0; j < m; j++) mean[k] += w->yT[k * m + j];
+        for (int64_t j = 0; j < m; j++) mean[k] += ys[j * d + k];
         mean[k] /= (double)(n + m);
     }
     for (int64_t k = 0; k < d; k++) dir[k] = 1.0 + 0.1 * (double)k / (double)d;
@@ -577,13 +500,13 @@ static void principal_axis(const nws *w, double *dir, double *mean, double *tmp)
         for (int64_t k = 0; k < d; k++) tmp[k] = 0.0;
         for (int64_t i = 0; i < n; i++) {
             double s = 0.0;
-            for (int64_t k = 0; k < d; k++) s += (w->xs[i * d + k] - mean[k]) * dir[k];
-            for (int64_t k = 0; k < d; k++) tmp[k] += s * (w->xs[i * d + k] - mean[k]);
+            for (int64_t k = 0; k < d; k++) s += (xs[i * d + k] - mean[k]) * dir[k];
+            for (int64_t k = 0; k < d; k++) tmp[k] += s * (xs[i * d + k] - mean[k]);
         }
         for (int64_t j = 0; j < m; j++) {
             double s = 0.0;
-            for (int64_t k = 0; k < d; k++) s += (w->yT[k * m + j] - mean[k]) * dir[k];
-            for (int64_t k = 0; k < d; k++) tmp[k] += s * (w->yT[k * m + j] - mean[k]);
+            for (int64_t k = 0; k < d; k++) s += (ys[j * d + k] - mean[k]) * dir[k];
+            for (int64_t k = 0; k < d; k++) tmp[k] += s * (ys[j * d + k] - mean[k]);
         }
         double nrm = 0.0;
         for (int64_t k = 0; k < d; k++) nrm += tmp[k] * tmp[k];
@@ -608,22 +531,24 @@ static int simplex(nws *w, const monge_emd_params *par, int use_projection, int6
         goto out;
     }
     if (use_projection) {
+        /* the points the costs are computed from (normalised for the cosine cost) */
         const int64_t d = w->d;
+        const double *xs = monge_geom_points(w->geo, 0), *ys = monge_geom_points(w->geo, 1);
         double *dir = malloc(sizeof(double) * (size_t)(3 * d));
         if (!dir) {
             st = MONGE_ENOMEM;
             goto out;
         }
-        principal_axis(w, dir, dir + d, dir + 2 * d);
+        principal_axis(w, xs, ys, dir, dir + d, dir + 2 * d);
         for (int64_t i = 0; i < n; i++) {
             double s = 0.0;
-            for (int64_t k = 0; k < d; k++) s += w->xs[i * d + k] * dir[k];
+            for (int64_t k = 0; k < d; k++) s += xs[i * d + k] * dir[k];
             key[i] = s;
         }
         argsort(n, key, ro, ku, tu, ti);
         for (int64_t j = 0; j < m; j++) {
             double s = 0.0;
-            for (int64_t k = 0; k < d; k++) s += w->yT[k * m + j] * dir[k];
+            for (int64_t k = 0; k < d; k++) s += ys[j * d + k] * dir[k];
             key[j] = s;
         }
         argsort(m, key, co, ku, tu, ti);
@@ -693,38 +618,83 @@ out:
     return st;
 }
 
-/* Raw cost C_ij of the original geometry (dense or online). */
-static double geom_cost(const monge_geometry *g, int64_t i, int64_t j)
+/* Points idx[0..cnt) (all of the first cnt when idx is NULL) of a cloud of d-vectors in dtype dt,
+ * as float64 rows. */
+static void gather_points(const void *p, monge_dtype dt, int64_t d, const int32_t *idx,
+                          int64_t cnt, double *out)
 {
-    if (g->C) return ((const double *)g->C)[i * g->m + j];
-    const int64_t d = g->d;
-    const int f32 = g->dtype == MONGE_F32;
-    double acc = 0.0, acc1 = 0.0, nx = 0.0, ny = 0.0;
-    for (int64_t k = 0; k < d; k++) {
-        double xv = f32 ? ((const float *)g->x)[i * d + k] : ((const double *)g->x)[i * d + k];
-        double yv = f32 ? ((const float *)g->y)[j * d + k] : ((const double *)g->y)[j * d + k];
-        double z = xv - yv;
-        switch (g->cost) {
-        case MONGE_COST_SQEUCLIDEAN:
-        case MONGE_COST_EUCLIDEAN: acc += z * z; break;
-        case MONGE_COST_PNORM: acc += pow(fabs(z), g->p); break;
-        case MONGE_COST_COSINE:
-            acc += xv * yv;
-            nx += xv * xv;
-            ny += yv * yv;
-            break;
-        case MONGE_COST_ELASTIC:
-            acc += z * z;
-            acc1 += fabs(z);
-            break;
+    for (int64_t r = 0; r < cnt; r++) {
+        const int64_t src = (idx ? idx[r] : r) * d;
+        for (int64_t k = 0; k < d; k++)
+            out[r * d + k] = dt == MONGE_F32 ? (double)((const float *)p)[src + k]
+                                             : ((const double *)p)[src + k];
+    }
+}
+
+static int points_finite(const void *p, monge_dtype dt, int64_t cnt)
+{
+    int ok = 1;
+    if (dt == MONGE_F32)
+        for (int64_t t = 0; t < cnt; t++) ok &= isfinite(((const float *)p)[t]) != 0;
+    else
+        for (int64_t t = 0; t < cnt; t++) ok &= isfinite(((const double *)p)[t]) != 0;
+    return ok;
+}
+
+/* Potentials of the zero-weight rows, then of the zero-weight columns, as c-transforms over the
+ * original geometry (costs in float64 whatever its dtype): f_i = min_j C_ij - g_j over the active
+ * columns ac[0..m), then g_j = min_i C_ij - f_i over every row. */
+static int zero_weight_potentials(const monge_geometry *geom, const char *rowmask,
+                                  const char *colmask, int32_t m, const int32_t *ac, double *f,
+                                  double *g)
+{
+    const int64_t n0 = geom->n, m0 = geom->m, d = geom->d;
+    monge_geometry fg = *geom;
+    monge_geom_work *gw = NULL;
+    double *xd = NULL, *yd = NULL;
+    double *buf = malloc(sizeof(double) * (size_t)(n0 > m0 ? n0 : m0));
+    int st = buf ? MONGE_OK : MONGE_ENOMEM;
+    if (!st && !geom->C && geom->dtype != MONGE_F64) {
+        xd = malloc(sizeof(double) * (size_t)(n0 * d));
+        yd = malloc(sizeof(double) * (size_t)(m0 * d));
+        if (!xd || !yd) {
+            st = MONGE_ENOMEM;
+        } else {
+            gather_points(geom->x, geom->dtype, d, NULL, n0, xd);
+            gather_points(geom->y, geom->dtype, d, NULL, m0, yd);
+            fg.x = xd;
+            fg.y = yd;
+            fg.dtype = MONGE_F64;
         }
     }
-    switch (g->cost) {
-    case MONGE_COST_EUCLIDEAN: return sqrt(acc);
-    case MONGE_COST_COSINE: return 1.0 - acc / (sqrt(nx) * sqrt(ny));
-    case MONGE_COST_ELASTIC: return 0.5 * acc + g->lam * acc1;
-    default: return acc;
+    if (!st) st = monge_geom_prepare(&fg, 1, &gw);
+    if (st) goto out;
+    for (int64_t i = 0; i < n0; i++) {
+        if (rowmask[i]) continue;
+        const double *c = monge_geom_cost_row(gw, 0, i, 0, m0, buf);
+        double best = INFINITY;
+        for (int32_t j = 0; j < m; j++) {
+            double v = c[ac[j]] - g[ac[j]];
+            best = v < best ? v : best;
+        }
+        f[i] = best;
     }
+    for (int64_t j = 0; j < m0; j++) {
+        if (colmask[j]) continue;
+        const double *c = monge_geom_cost_row(gw, 1, j, 0, n0, buf);
+        double best = INFINITY;
+        for (int64_t i = 0; i < n0; i++) {
+            double v = c[i] - f[i];
+            best = v < best ? v : best;
+        }
+        g[j] = best;
+    }
+out:
+    monge_geom_release(gw);
+    free(xd);
+    free(yd);
+    free(buf);
+    return st;
 }
 
 static int check_geometry(const monge_geometry *g)
@@ -791,13 +761,18 @@ int monge_emd(const monge_geometry *geom, const double *a, const double *b,
     w.N = n + m;
     const int32_t N = w.N;
 
-    /* costs of the active problem, and their scale */
+    /* the costs of the active problem (in float64 whatever the input dtype: reduced costs are
+     * compared to 1e-12), and a bound on them for their scale */
     double cmax = 0.0;
+    monge_geometry ag;
+    memset(&ag, 0, sizeof ag);
+    ag.n = n;
+    ag.m = m;
+    ag.dtype = MONGE_F64;
     if (geom->C) {
         const double *C = (const double *)geom->C;
         if (n == n0 && m == m0) {
-            w.C = C;
-            w.ldc = m0;
+            ag.C = C;
         } else {
             w.Cown = malloc(sizeof(double) * (size_t)n * (size_t)m);
             if (!w.Cown) {
@@ -807,11 +782,10 @@ int monge_emd(const monge_geometry *geom, const double *a, const double *b,
             for (int32_t i = 0; i < n; i++)
                 for (int32_t j = 0; j < m; j++)
                     w.Cown[(int64_t)i * m + j] = C[(int64_t)ar[i] * m0 + ac[j]];
-            w.C = w.Cown;
-            w.ldc = m;
+            ag.C = w.Cown;
         }
         for (int32_t i = 0; i < n; i++) {
-            const double *row = w.C + (int64_t)i * w.ldc;
+            const double *row = (const double *)ag.C + (int64_t)i * m;
             double mx = 0.0;
             int bad = 0;
             MONGE_SIMD_MAX(mx)
@@ -828,90 +802,46 @@ int monge_emd(const monge_geometry *geom, const double *a, const double *b,
         }
     } else {
         const int64_t d = geom->d;
-        w.d = d;
-        w.cost = geom->cost;
-        w.p = geom->p;
-        w.lam = geom->lam;
-        w.xs = malloc(sizeof(double) * (size_t)n * (size_t)d);
-        w.yT = malloc(sizeof(double) * (size_t)m * (size_t)d);
-        w.seg = malloc(sizeof(double) * (size_t)m);
-        if (!w.xs || !w.yT || !w.seg) {
-            st = MONGE_ENOMEM;
+        if (!points_finite(geom->x, geom->dtype, n0 * d) ||
+            !points_finite(geom->y, geom->dtype, m0 * d)) {
+            st = MONGE_ENONFINITE;
             goto out;
         }
-        const int f32 = geom->dtype == MONGE_F32;
-        for (int32_t i = 0; i < n; i++) {
-            double nrm = 0.0;
-            for (int64_t k = 0; k < d; k++) {
-                double v = f32 ? ((const float *)geom->x)[(int64_t)ar[i] * d + k]
-                               : ((const double *)geom->x)[(int64_t)ar[i] * d + k];
-                if (!isfinite(v)) {
-                    st = MONGE_ENONFINITE;
-                    goto out;
-                }
-                w.xs[(int64_t)i * d + k] = v;
-                nrm += v * v;
+        w.d = d;
+        ag.d = d;
+        ag.cost = geom->cost;
+        ag.p = geom->p;
+        ag.lam = geom->lam;
+        if (n == n0 && m == m0 && geom->dtype == MONGE_F64) {
+            ag.x = geom->x;
+            ag.y = geom->y;
+        } else {
+            w.xown = malloc(sizeof(double) * (size_t)n * (size_t)d);
+            w.yown = malloc(sizeof(double) * (size_t)m * (size_t)d);
+            if (!w.xown || !w.yown) {
+                st = MONGE_ENOMEM;
+                goto out;
             }
-            if (w.cost == MONGE_COST_COSINE) {
-                if (!(nrm > 0.0)) {
-                    st = MONGE_EINVAL;
-                    goto out;
-                }
-                nrm = sqrt(nrm);
-                for (int64_t k = 0; k < d; k++) w.xs[(int64_t)i * d + k] /= nrm;
-            }
+            gather_points(geom->x, geom->dtype, d, ar, n, w.xown);
+            gather_points(geom->y, geom->dtype, d, ac, m, w.yown);
+            ag.x = w.xown;
+            ag.y = w.yown;
         }
-        for (int32_t j = 0; j < m; j++) {
-            double nrm = 0.0;
-            for (int64_t k = 0; k < d; k++) {
-                double v = f32 ? ((const float *)geom->y)[(int64_t)ac[j] * d + k]
-                               : ((const double *)geom->y)[(int64_t)ac[j] * d + k];
-                if (!isfinite(v)) {
-                    st = MONGE_ENONFINITE;
-                    goto out;
-                }
-                w.yT[k * m + j] = v;
-                nrm += v * v;
-            }
-            if (w.cost == MONGE_COST_COSINE) {
-                if (!(nrm > 0.0)) {
-                    st = MONGE_EINVAL;
-                    goto out;
-                }
-                nrm = sqrt(nrm);
-                for (int64_t k = 0; k < d; k++) w.yT[k * m + j] /= nrm;
-            }
-        }
-        /* a bound on the largest cost, from the bounding boxes */
-        double span2 = 0.0, span1 = 0.0;
-        for (int64_t k = 0; k < d; k++) {
-            double lo = INFINITY, hi = -INFINITY;
-            for (int32_t i = 0; i < n; i++) {
-                double v = w.xs[(int64_t)i * d + k];
-                lo = v < lo ? v : lo;
-                hi = v > hi ? v : hi;
-            }
-            for (int32_t j = 0; j < m; j++) {
-                double v = w.yT[k * m + j];
-                lo = v < lo ? v : lo;
-                hi = v > hi ? v : hi;
-            }
-            double s = hi - lo;
-            span2 += s * s;
-            span1 += s;
-            if (w.cost == MONGE_COST_PNORM) span1 = span1 - s + pow(s, w.p);
-        }
-        switch (w.cost) {
-        case MONGE_COST_SQEUCLIDEAN: cmax = span2; break;
-        case MONGE_COST_EUCLIDEAN: cmax = sqrt(span2); break;
-        case MONGE_COST_PNORM: cmax = span1; break;
-        case MONGE_COST_COSINE: cmax = 2.0; break;
-        case MONGE_COST_ELASTIC: cmax = 0.5 * span2 + w.lam * span1; break;
-        }
+    }
+    /* (MONGE_EINVAL here: a zero vector under the cosine cost) */
+    if ((st = monge_geom_prepare(&ag, 1, &w.geo))) goto out;
+    if (!geom->C) {
+        /* a bound from the bounding boxes of both clouds */
+        if ((st = monge_geom_max_cost(w.geo, &cmax, 1))) goto out;
         if (!isfinite(cmax)) {
             st = MONGE_ENONFINITE;
             goto out;
         }
+    }
+    w.seg = malloc(sizeof(double) * (size_t)m);
+    if (!w.seg) {
+        st = MONGE_ENOMEM;
+        goto out;
     }
     int ex = 0;
     frexp(cmax > 0.0 ? cmax : 1.0, &ex);
@@ -992,27 +922,9 @@ int monge_emd(const monge_geometry *geom, const double *a, const double *b,
     const double shift = (sf - sg) / 2.0; /* unit mass */
     for (int32_t i = 0; i < n; i++) ffull[ar[i]] -= shift;
     for (int32_t j = 0; j < m; j++) gfull[ac[j]] += shift;
-    /* zero-weight rows, then zero-weight columns: c-transforms */
-    if (n < n0)
-        for (int64_t i = 0; i < n0; i++) {
-            if (rowmask[i]) continue;
-            double best = INFINITY;
-            for (int32_t j = 0; j < m; j++) {
-                double v = geom_cost(geom, i, ac[j]) - gfull[ac[j]];
-                best = v < best ? v : best;
-            }
-            ffull[i] = best;
-        }
-    if (m < m0)
-        for (int64_t j = 0; j < m0; j++) {
-            if (colmask[j]) continue;
-            double best = INFINITY;
-            for (int64_t i = 0; i < n0; i++) {
-                double v = geom_cost(geom, i, j) - ffull[i];
-                best = v < best ? v : best;
-            }
-            gfull[j] = best;
-        }
+    if ((n < n0 || m < m0) &&
+        (st = zero_weight_potentials(geom, rowmask, colmask, m, ac, ffull, gfull)))
+        goto out;
     double dual = 0.0;
     for (int64_t i = 0; i < n0; i++) dual += wa[i] * ffull[i];
     for (int64_t j = 0; j < m0; j++) dual += wb[j] * gfull[j];

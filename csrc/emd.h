@@ -4,10 +4,11 @@
  *     min_P <P, C>  s.t.  P 1 = a,  P^T 1 = b,  P >= 0
  * and its dual  max <a, f> + <b, g>  s.t.  f_i + g_j <= C_ij.
  * The arcs are implicit (arc (i, j) costs C_ij, read from a dense matrix or computed from the
- * point clouds on demand), so beyond a dense C the memory is O(n + m): the spanning tree in
- * threaded form (parent, preorder thread and its reverse, depth), the flow on each tree arc stored
- * at its child node, and one potential per node.  Every arc is uncapacitated, so a non-tree arc
- * always carries zero flow and needs no state at all.
+ * point clouds on demand by the geometry layer, in float64 whatever the input dtype), so beyond a
+ * dense C the memory is O(n + m): the spanning tree in threaded form (parent, preorder thread and
+ * its reverse, depth), the flow on each tree arc stored at its child node, and one potential per
+ * node.  Every arc is uncapacitated, so a non-tree arc always carries zero flow and needs no
+ * state at all.
  *
  * - Start: a north-west-corner basis, in index order for a dense cost, in the order of the
  *   projection on the principal axis of both clouds for point clouds (the 1-D optimal plan along

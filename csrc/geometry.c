@@ -269,3 +269,22 @@ int monge_geom_cost_stats(const monge_geom_work *w, double *mean, double *std, i
     else cost_stats_f64(w, mean, std, nth);
     return isnan(*mean) ? MONGE_ENOMEM : MONGE_OK;
 }
+
+/* Raw costs for the network simplex (declared in internal.h), compiled per CPU like the kernels. */
+MONGE_HOT const double *monge_geom_cost_row(const monge_geom_work *w, int transpose, int64_t i,
+                                            int64_t j0, int64_t len, double *buf)
+{
+    const monge_geometry *g = &w->g;
+    if (g->C && transpose) { /* a column of the dense matrix: strided, so gathered */
+        const double *c = (const double *)g->C + i;
+        for (int64_t t = 0; t < len; t++) buf[t] = c[(j0 + t) * g->m];
+        return buf;
+    }
+    return cost_tile_f64(w, transpose, i, j0, len, buf);
+}
+
+const double *monge_geom_points(const monge_geom_work *w, int side)
+{
+    if (w->g.C) return NULL;
+    return (const double *)(side ? w->ya : w->xa);
+}

@@ -41,6 +41,17 @@
 /* Number of threads to use for a call that asked for `requested` (<= 0: the library default). */
 int monge_resolve_threads(int requested);
 
+/* Raw costs of a prepared float64 geometry (geometry.c), for solvers that price arcs one segment at
+ * a time (the network simplex) instead of through the entropic kernels:
+ * - monge_geom_cost_row: C_{i, j} for j in [j0, j0 + len) (row i of C^T when transpose), a pointer
+ *   into the dense matrix or into buf (len doubles).  Online, the formula is that of every kernel.
+ * - monge_geom_points: side 0 (x) or 1 (y) as n x d / m x d rows the costs are computed from
+ *   (normalised copies for the cosine cost); NULL for a dense geometry. */
+struct monge_geom_work;
+const double *monge_geom_cost_row(const struct monge_geom_work *w, int transpose, int64_t i,
+                                  int64_t j0, int64_t len, double *buf);
+const double *monge_geom_points(const struct monge_geom_work *w, int side);
+
 MONGE_INLINE double monge_exp(double x)
 {
     const double lo = -708.0, hi = 709.0;
