@@ -77,6 +77,12 @@ def _reg_value(reg, step, total):
     return float(reg)
 
 
+def relative_fitting_eps(y, relative):
+    """The fitting loss's default eps: `relative` x the mean squared distance between two
+    independent target points, 2 tr Var(y)."""
+    return relative * 2.0 * float(np.sum(np.var(y, axis=0)))
+
+
 def _split_fit(tx, y, eps, tol):
     """The split estimator of the Sinkhorn divergence and its gradient wrt tx.
 
@@ -410,7 +416,7 @@ class MongeGapMap:
                              weight_decay=self.weight_decay)}[self.optimizer]
         sched = nn.make_schedule(self.schedule, self.lr, self.n_iter, self.warmup)
         if self.fitting_eps is None:
-            eps_fit = self.fitting_relative_eps * 2.0 * float(np.sum(np.var(Yi, axis=0)))
+            eps_fit = relative_fitting_eps(Yi, self.fitting_relative_eps)
         else:
             eps_fit = float(self.fitting_eps)
         self.fitting_eps_ = eps_fit

@@ -21,11 +21,11 @@ SCALES = (0.9, 0.95, 1.0, 1.05, 1.1)
 def measure(pair, batch_size=256, relative_eps=0.05, repeats=40, seed=0, scales=SCALES):
     """Rows (scale, mean and standard error of each estimator over `repeats` minibatches)."""
     from ... import monge_gap, sinkhorn_divergence
-    from ...maps.estimator import _split_fit
+    from ...maps.estimator import _split_fit, relative_fitting_eps
 
     rng = np.random.default_rng(seed)
     ref = pair.sample_target(8192, rng)
-    eps = relative_eps * 2.0 * float(np.sum(np.var(ref, axis=0)))    # MongeGapMap's default rule
+    eps = relative_fitting_eps(ref, relative_eps)                      # MongeGapMap's rule
     m = ref.mean(axis=0)
     xs = [pair.sample_source(batch_size, rng) for _ in range(repeats)]
     txs = [pair.map(x) for x in xs]
