@@ -2,13 +2,20 @@
 floor (benchmarks/floor.c), machine information and markdown tables.
 
 Nothing here imports monge, torch or POT at module level: the scripts decide what to load.
+
+Results files (benchmarks/results/NAME-DATE.json) hold: command, commit, date, machine (cpu, nproc,
+platform, load_at_start), versions, data, why, the structured results of the script and the printed
+log; `results_record`, `Tee` and `write_results` below make them.
 """
 from __future__ import annotations
 
+import datetime
 import gc
+import io
 import json
 import os
 import platform
+import shlex
 import shutil
 import statistics
 import subprocess
@@ -224,6 +231,97 @@ def versions(modules):
         except Exception as exc:  # noqa: BLE001  (report, do not fail)
             out[name] = f"unavailable ({type(exc).__name__})"
     return out
+
+
+def git_commit():
+    """HEAD of the checkout the benchmarks run from, with "+uncommitted" when tracked files differ
+    from it (the numbers then belong to no commit), or "" outside a git checkout."""
+    try:
+        head = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True,
+                              cwd=ROOT).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"],
+                               capture_output=True, text=True, cwd=ROOT).stdout.strip()
+    except OSError:
+        return ""
+    return head + "+uncommitted" if head and dirty else head
+
+
+# -------------------------------------------------------------------------------- results files
+
+def results_record(script, argv, modules, data, why=""):
+    """The header of a results file: how the run was invoked, on what, with which versions.
+    `script` is the file name under benchmarks/, `argv` its arguments (sys.argv[1:])."""
+    try:
+        load = [round(v, 2) for v in os.getloadavg()]
+    except OSError:
+        load = None
+    vers = versions(modules)
+    try:
+        import monge
+
+        vers["simd"] = monge.build_info().get("simd", "?")
+    except Exception:  # noqa: BLE001  (report, do not fail)
+        pass
+    return {
+        "command": " ".join(["python", f"benchmarks/{script}"] + [shlex.quote(a) for a in argv]),
+        "commit": git_commit(),
+        "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "machine": {"cpu": cpu_model(), "nproc": usable_cpus(), "platform": platform.platform(),
+                    "load_at_start": load},
+        "versions": vers,
+        "data": data,
+        "why": why,
+    }
+
+
+def results_path(name, out, quick=False):
+    """Where a run writes its results file: `out` if given; nothing for a --quick smoke run
+    without --out; else benchmarks/results/NAME-YYYY-MM-DD.json, with -2, -3, ... appended
+    rather than overwriting an earlier run of the same day."""
+    if out:
+        return out
+    if quick:
+        return None
+    stem = os.path.join(HERE, "results", f"{name}-{datetime.date.today().isoformat()}")
+    path, k = stem + ".json", 2
+    while os.path.exists(path):
+        path, k = f"{stem}-{k}.json", k + 1
+    return path
+
+
+def write_results(path, record):
+    """Writes `record` as indented JSON (creating the folder); returns the path."""
+    folder = os.path.dirname(os.path.abspath(path))
+    os.makedirs(folder, exist_ok=True)
+    with open(path, "w") as fh:
+        json.dump(record, fh, indent=1, allow_nan=True)
+        fh.write("\n")
+    return path
+
+
+class Tee(io.TextIOBase):
+    """Context manager: everything printed to stdout inside it is also kept, for the results
+    file's "log" (a list of lines)."""
+
+    def __enter__(self):
+        self._out, self._buf = sys.stdout, io.StringIO()
+        sys.stdout = self
+        return self
+
+    def __exit__(self, *exc):
+        sys.stdout = self._out
+        return False
+
+    def write(self, s):
+        self._buf.write(s)
+        return self._out.write(s)
+
+    def flush(self):
+        self._out.flush()
+
+    @property
+    def lines(self):
+        return self._buf.getvalue().splitlines()
 
 
 # ------------------------------------------------------------------------------------- printing
