@@ -275,6 +275,21 @@ def test_retrieval_metrics_by_hand():
         retrieval_metrics(np.zeros((2, 3)))
 
 
+def test_retrieval_metrics_count_ties_against_the_model():
+    # a model that scores every pair the same separates nothing: every match is ranked last
+    r = retrieval_metrics(np.zeros((5, 5)), ks=(1, 4, 5))
+    for d in ("text_to_mol", "mol_to_text"):
+        assert r[d]["ranks"].tolist() == [5] * 5
+        assert r[d]["hits@1"] == 0 and r[d]["hits@4"] == 0 and r[d]["hits@5"] == 1
+        assert r[d]["mean_rank"] == 5 and r[d]["mrr"] == pytest.approx(0.2)
+    # one tie with the match: rank 2 in that row and that column, the others unaffected
+    S = np.eye(3)
+    S[0, 2] = 1.0
+    r = retrieval_metrics(S)
+    assert r["text_to_mol"]["ranks"].tolist() == [2, 1, 1]
+    assert r["mol_to_text"]["ranks"].tolist() == [1, 1, 2]
+
+
 # ------------------------------------------------------------------ model and training
 
 

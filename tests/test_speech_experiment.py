@@ -8,12 +8,47 @@ import torch
 
 from monge.experiments.speech_ctc_ot import data as ds
 from monge.experiments.speech_ctc_ot import run as E
-from monge.experiments.speech_ctc_ot.model import SpeechEncoder, Vocab
+from monge.experiments.speech_ctc_ot.model import Data, SpeechEncoder, TextEncoder, Vocab
+from monge.experiments.speech_ctc_ot.train import modality_gap
 
 
 @pytest.fixture(scope="module")
 def corpus():
     return ds.synthetic_corpus(100, seed=0, cache_dir=None)
+
+
+@pytest.fixture(scope="module")
+def random_data():
+    """A hand-made corpus of random features (no synthesis): 4 speakers, 2 held out, a few
+    repeated transcripts."""
+    rng = np.random.default_rng(0)
+    sents = ds.grammar_sentences(24, seed=1)
+    sents[5] = sents[11] = sents[17] = sents[0]
+    feats = [rng.normal(size=(int(rng.integers(20, 40)), 80)).astype(np.float32) for _ in sents]
+    corpus = ds.Corpus(feats, sents, [ds.translate_en_fr(x) for x in sents],
+                       [f"s{i % 4}" for i in range(24)], [f"u{i}" for i in range(24)],
+                       {"kind": "hand-made test corpus"})
+    s = E.quick_settings()
+    return Data(corpus, s), s
+
+
+class _Constant(torch.nn.Module):
+    """An encoder that outputs the same vector for every position of every input."""
+
+    def __init__(self, d):
+        super().__init__()
+        self.d = d
+
+    def forward(self, x, L):
+        return torch.ones(x.shape[0], x.shape[1], self.d), L
+
+
+def test_retrieval_counts_ties_as_misses(random_data):
+    """Encoders that map everything to one vector score every sentence the same: no hits (an
+    argmax would have picked sentence 0 and counted the sentences sharing its transcript)."""
+    data, s = random_data
+    div, acc = modality_gap(data, _Constant(s.d_model), _Constant(s.d_model), s)
+    assert acc == 0.0
 
 
 def test_vocab_and_encoder_lengths():

@@ -17,6 +17,7 @@ except ImportError as exc:  # pragma: no cover
 from ... import torch as mt
 from ..._policy import ConvergenceWarning
 from ...speech import ot_alignment_loss
+from ..ranking import ranks
 from .model import Decoder, SpeechEncoder, TextEncoder
 
 def ce_loss(logits, target):
@@ -158,7 +159,8 @@ def encode_test(data, speech_enc, text_enc, s):
 def modality_gap(data, speech_enc, text_enc, s):
     """Mean Sinkhorn divergence (with position features) between the speech and text encodings of
     the same test sentences, and speech -> text retrieval accuracy (cosine of mean-pooled
-    encodings over all test sentences; a hit when the retrieved transcript is the spoken one)."""
+    encodings over all test sentences; a hit when a sentence with the spoken transcript scores
+    strictly above every sentence with another transcript: ties count as misses)."""
     sp, tx = encode_test(data, speech_enc, text_enc, s)
     divs = []
     for idx in _chunks(len(sp)):
@@ -172,9 +174,9 @@ def modality_gap(data, speech_enc, text_enc, s):
                                           position_weight=s.pos_weight, reduction="none"))
     ps = F.normalize(torch.stack([h.mean(0) for h in sp]), dim=-1)
     pt = F.normalize(torch.stack([h.mean(0) for h in tx]), dim=-1)
-    best = (ps @ pt.T).argmax(1).tolist()
-    src = data.test.src
-    acc = float(np.mean([src[j] == src[i] for i, j in enumerate(best)]))
+    # every test sentence with the spoken transcript is a right answer (a transcript may repeat)
+    _, code = np.unique(np.asarray(data.test.src, dtype=str), return_inverse=True)
+    acc = float(np.mean(ranks((ps @ pt.T).numpy(), code[:, None] == code[None, :]) == 1))
     return float(torch.cat(divs).mean()), acc
 
 
