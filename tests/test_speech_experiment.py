@@ -1,5 +1,7 @@
 """The CTC + OT pre-training experiment end to end at a seconds scale, on a corpus synthesised here."""
+import json
 import math
+import re
 from dataclasses import replace
 
 import numpy as np
@@ -75,6 +77,50 @@ def test_run_quick(corpus):
     # the OT term pulls the speech encodings toward the text encodings of the same sentences
     assert div["ctc+ot"] < 0.7 * div["ctc"]
     assert not set(res["info"]["train_speakers"]) & set(res["info"]["test_speakers"])
-    assert "ctc+ot" in E.format_table(res)
+    table = E.format_table(res)
+    assert "ctc+ot" in table and table.startswith("data: synthetic: grammar sentences spoken by eSpeak NG")
+    assert res["info"]["source"] == E.describe_corpus(corpus)
     with pytest.raises(ValueError, match="variants"):
         E.run(corpus, replace(s, variants=("ctc", "mystery")))
+
+
+@pytest.mark.parametrize("argv, message", [
+    ([], r"no corpus: give --data DIR .*--manifest TSV, or --corpus tts"),
+    (["--corpus", "fsdd"], "--corpus fsdd needs --data DIR"),
+    (["--corpus", "tts", "--data", "fsdd/"], "--corpus tts excludes --data"),
+    (["--manifest", "m.tsv", "--corpus", "tts"], "--manifest excludes --corpus and --data"),
+])
+def test_cli_never_falls_back_to_synthesised_speech(argv, message, monkeypatch, capsys):
+    """Without a corpus the command stops (it used to synthesise one), naming the ways to give one."""
+    monkeypatch.delenv("MONGE_FSDD", raising=False)
+    with pytest.raises(SystemExit) as exc:
+        E.main(["--quick", "--no-cache"] + argv)
+    assert exc.value.code == 2
+    assert re.search(message, capsys.readouterr().err)
+
+
+def test_cli_tts_table_and_results_name_the_data(tmp_path, monkeypatch, capsys):
+    # an explicit --corpus tts wins over an FSDD folder in the environment
+    monkeypatch.setenv("MONGE_FSDD", str(tmp_path / "no-such-folder"))
+    n = torch.get_num_threads()
+    E.main(["--quick", "--corpus", "tts", "--utterances", "40", "--variants", "ctc", "--no-cache",
+            "--out", str(tmp_path / "r.json")])
+    torch.set_num_threads(n)
+    source = "synthetic: grammar sentences spoken by eSpeak NG, generated here (40 utterances, data seed 0)"
+    assert f"data: {source}\n" in capsys.readouterr().out
+    info = json.loads((tmp_path / "r.json").read_text())["info"]
+    assert info["source"] == source and info["corpus"] == "tts"
+
+
+def test_describe_corpus():
+    c = ds.Corpus([np.zeros((3, 80), np.float32)] * 2, ["one", "two"], ["eins", "zwei"], ["a", "b"],
+                  ["u0", "u1"], {"kind": "fsdd", "seed": 3, "root": "/data/fsdd"})
+    assert E.describe_corpus(c) == ("FSDD digit sequences from real recordings in /data/fsdd "
+                                    "(2 utterances, data seed 3)")
+    c.info = {"kind": "manifest", "path": "st/train.tsv"}
+    assert E.describe_corpus(c) == "manifest st/train.tsv (2 utterances)"
+    c.info = {}
+    with pytest.raises(ValueError, match="corpus: its info names no 'kind'"):
+        E.describe_corpus(c)
+    with pytest.raises(ValueError, match="corpus: its info names no 'kind'"):
+        E.run(c, E.quick_settings())
