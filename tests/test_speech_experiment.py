@@ -2,16 +2,20 @@
 import json
 import math
 import re
+import warnings
 from dataclasses import replace
 
 import numpy as np
 import pytest
 import torch
 
+from monge import ConvergenceWarning
+from monge._policy import DEFAULTS
 from monge.experiments.speech_ctc_ot import data as ds
 from monge.experiments.speech_ctc_ot import run as E
 from monge.experiments.speech_ctc_ot.model import Data, SpeechEncoder, TextEncoder, Vocab
-from monge.experiments.speech_ctc_ot.train import modality_gap
+from monge.experiments.speech_ctc_ot.train import encode_test, modality_gap
+from monge.speech import ot_alignment_loss
 
 
 @pytest.fixture(scope="module")
@@ -49,8 +53,41 @@ def test_retrieval_counts_ties_as_misses(random_data):
     """Encoders that map everything to one vector score every sentence the same: no hits (an
     argmax would have picked sentence 0 and counted the sentences sharing its transcript)."""
     data, s = random_data
-    div, acc = modality_gap(data, _Constant(s.d_model), _Constant(s.d_model), s)
-    assert acc == 0.0
+    assert modality_gap(data, _Constant(s.d_model), _Constant(s.d_model), s).retrieval == 0.0
+
+
+def _encoders(data, s):
+    torch.manual_seed(0)
+    return SpeechEncoder(s).eval(), TextEncoder(s, len(data.src_vocab)).eval()
+
+
+def test_modality_gap_counts_converged_solves(random_data):
+    """The gap is the paper's loss on every test pair; at the default iteration budget every
+    divergence converges, the result says so and nothing is warned."""
+    data, s = random_data
+    speech, text = _encoders(data, s)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", ConvergenceWarning)
+        gap = modality_gap(data, speech, text, s)
+    n = len(data.test)
+    assert gap.solves == n and gap.unconverged == 0 and 0 <= gap.max_error <= DEFAULTS["tol"]
+    sp, tx = encode_test(data, speech, text, s)
+    with torch.no_grad():
+        ref = [ot_alignment_loss(a[None].double(), b[None].double(), eps=s.ot_eps,
+                                 position_weight=s.pos_weight).item() for a, b in zip(sp, tx)]
+    assert gap.divergence == pytest.approx(np.mean(ref), rel=1e-9)
+
+
+def test_modality_gap_records_non_convergence(random_data):
+    """Solves cut short are counted in the result and reported by one warning, not silenced."""
+    data, s = random_data
+    speech, text = _encoders(data, s)
+    n = len(data.test)
+    with pytest.warns(ConvergenceWarning, match=f"modality_gap: {n} of {n} .* did not converge in 1 "
+                                                "iterations") as record:
+        gap = modality_gap(data, speech, text, replace(s, gap_max_iter=1))
+    assert len(record) == 1
+    assert gap.solves == gap.unconverged == n and gap.max_error > DEFAULTS["tol"]
 
 
 def test_vocab_and_encoder_lengths():
@@ -72,6 +109,7 @@ def test_run_quick(corpus):
     assert set(res["summary"]) == {"ctc", "ctc+ot"} and len(res["rows"]) == 2
     for r in res["rows"]:
         assert math.isfinite(r["divergence"]) and r["divergence"] > 0
+        assert r["gap_solves"] == res["info"]["n_test"] and r["gap_unconverged"] == 0
         assert 0 <= r["retrieval"] <= 1 and 0 <= r["bleu"] <= 100
     div = {r["variant"]: r["divergence"] for r in res["rows"]}
     # the OT term pulls the speech encodings toward the text encodings of the same sentences
@@ -79,6 +117,8 @@ def test_run_quick(corpus):
     assert not set(res["info"]["train_speakers"]) & set(res["info"]["test_speakers"])
     table = E.format_table(res)
     assert "ctc+ot" in table and table.startswith("data: synthetic: grammar sentences spoken by eSpeak NG")
+    n = res["info"]["n_test"]
+    assert f"S_eps solves that did not converge (all seeds): ctc 0 of {n}, ctc+ot 0 of {n}" in table
     assert res["info"]["source"] == E.describe_corpus(corpus)
     with pytest.raises(ValueError, match="variants"):
         E.run(corpus, replace(s, variants=("ctc", "mystery")))

@@ -72,6 +72,7 @@ class Settings:
     ot_weight: float = 0.1
     pos_weight: float = 1.0
     ot_eps: float = 1.0
+    gap_max_iter: int = 2000      # Sinkhorn iterations per divergence of the measured modality gap
     dropout: float = 0.1
     n_utterances: int = 1500
     n_test_speakers: int = 2
@@ -112,22 +113,28 @@ def run(corpus, settings=None, verbose=False, threads=1):
         for v in s.variants:
             t = time.time()
             enc, hist = pretrain(data, s, v, text_enc, seed)
-            div, acc = modality_gap(data, enc, text_enc, s)
+            gap = modality_gap(data, enc, text_enc, s)
+            div, acc = gap.divergence, gap.retrieval
             zs, _ = bleu(data, enc, mt_dec)
             fenc, fdec = finetune(data, s, enc, mt_dec, seed)
             ft, hyps = bleu(data, fenc, fdec)
             last = {k: float(np.mean([h[k] for h in hist[-20:]])) for k in (hist[-1] if hist else {})}
             row = dict(seed=seed, variant=v, divergence=div, retrieval=acc, bleu_zero_shot=zs,
-                       bleu=ft, mt_bleu=mtb, final_losses=last, seconds=time.time() - t,
+                       bleu=ft, mt_bleu=mtb, gap_solves=gap.solves, gap_unconverged=gap.unconverged,
+                       gap_max_error=gap.max_error, final_losses=last, seconds=time.time() - t,
                        examples=[[data.test.src[i], data.test.tgt[i], hyps[i]] for i in range(3)])
             rows.append(row)
-            log(f"seed {seed} {v:7s}: gap S_eps {div:8.3f}  retrieval {acc:.3f}  zero-shot BLEU "
-                f"{zs:5.1f}  BLEU {ft:5.1f}  losses {last}  ({row['seconds']:.0f} s)")
+            log(f"seed {seed} {v:7s}: gap S_eps {div:8.3f} ({gap.unconverged} of {gap.solves} "
+                f"not converged)  retrieval {acc:.3f}  zero-shot BLEU {zs:5.1f}  BLEU {ft:5.1f}  "
+                f"losses {last}  ({row['seconds']:.0f} s)")
     summary = {}
     for v in s.variants:
         r = [x for x in rows if x["variant"] == v]
         summary[v] = {k: (float(np.mean([x[k] for x in r])), float(np.std([x[k] for x in r])))
                       for k in ("divergence", "retrieval", "bleu_zero_shot", "bleu", "mt_bleu")}
+        # totals over the seeds: how many gap divergences stopped short of the tolerance
+        summary[v].update(gap_solves=sum(x["gap_solves"] for x in r),
+                          gap_unconverged=sum(x["gap_unconverged"] for x in r))
     info = dict(settings=asdict(s), n_train=len(data.train), n_test=len(data.test),
                 train_speakers=data.train_speakers, test_speakers=data.test_speakers,
                 corpus=corpus.info.get("kind"), source=source, seconds=time.time() - t0,
@@ -169,6 +176,8 @@ def format_table(res):
                  f"{res['info']['n_train']} train / {res['info']['n_test']} test utterances, "
                  f"test speakers {', '.join(res['info']['test_speakers'])}; "
                  f"{len(res['info']['settings']['seeds'])} seeds; {res['info']['seconds']:.0f} s")
+    lines.append("S_eps solves that did not converge (all seeds): " + ", ".join(
+        f"{v} {m['gap_unconverged']} of {m['gap_solves']}" for v, m in res["summary"].items()))
     return "\n".join(lines)
 
 
