@@ -13,7 +13,9 @@
  *   M(T) = (1/n) sum_i c(x_i, t_i) - [ <P, C> - eps H(P) ],   H(P) = -sum P log P,
  * where P is the entropic plan between the uniform measures on {x_i} and {t_i}; for uniform weights
  * <P, C> - eps H(P) = OT_eps - 2 eps log n.  Gradients with respect to t (and x) by the envelope
- * theorem:  dM/dt_j = (1/n) d2 c(x_j, t_j) - sum_i P_ij d2 c(x_i, t_j). */
+ * theorem:  dM/dt_j = (1/n) d2 c(x_j, t_j) - sum_i P_ij d2 c(x_i, t_j).  With a relative eps
+ * (eps_mode mean / std) the gradients hold eps fixed at the value the data gave (info.eps), as
+ * OTT-JAX's do: they leave out the term dM/deps * deps/dx of eps moving with the costs. */
 #ifndef MONGE_LOSSES_H
 #define MONGE_LOSSES_H
 

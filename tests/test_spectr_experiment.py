@@ -1,6 +1,7 @@
 """The SpecTr decoding experiment on the project's own toy text (tiny models, seconds): cache
 plumbing, exactness of the decoded text under the target, the (K, L) table, npz round trip."""
 import json
+import re
 
 import numpy as np
 import pytest
@@ -65,17 +66,47 @@ def test_run_table_cache_and_cli(tmp_path, models, monkeypatch, capsys):
     tok, draft, target, info, val, st = models
     st.n_seq, st.n_new, st.Ks, st.Ls = 2, 20, (1, 2), (2,)
     text = toy_corpus()
-    res = ex.run(text, st, cache_dir=tmp_path, seed=0)
+    res = ex.run(text, st, cache_dir=tmp_path, seed=0, source="toy text of the test")
     assert [(r["K"], r["L"]) for r in res["rows"]] == [(1, 2), (2, 2)]
     for r in res["rows"]:
         assert 0 <= r["acceptance"] <= 1 and 1 <= r["block_efficiency"] <= 3
         assert r["speedup"] > 0 and np.isfinite(r["ms_per_token"])
-    assert "| K | L |" in ex.format_table(res)
+    table = ex.format_table(res)
+    assert "| K | L |" in table and table.startswith("data: toy text of the test\n")
     assert sorted(p.suffix for p in tmp_path.iterdir()) == [".json", ".json", ".npz", ".npz"]
     # the command line, on the cached npz weights: identical models, no training
     monkeypatch.setattr(ex, "quick_settings", lambda: st)
-    ex.main(["--quick", "--cache-dir", str(tmp_path), "--out", str(tmp_path / "r.json")])
-    assert "block efficiency" in capsys.readouterr().out
+    ex.main(["--quick", "--toy", "--cache-dir", str(tmp_path), "--out", str(tmp_path / "r.json")])
+    out = capsys.readouterr().out
+    assert "block efficiency" in out and "data: generated toy corpus" in out
     res2 = json.loads((tmp_path / "r.json").read_text())
+    assert res2["source"].startswith("generated toy corpus")
     assert res2["info"]["target_train_time"] is None
     assert res2["info"]["target_val_loss"] == res["info"]["target_val_loss"]
+    # the same text from a file (same cache key): the file is named as the source
+    f = tmp_path / "corpus.txt"
+    f.write_text(text, encoding="utf-8")
+    ex.main(["--quick", "--data", str(f), "--cache-dir", str(tmp_path), "--out", str(tmp_path / "r.json")])
+    assert f"data: file {f} ({len(text)} characters)" in capsys.readouterr().out
+    assert json.loads((tmp_path / "r.json").read_text())["source"] == f"file {f} ({len(text)} characters)"
+
+
+@pytest.mark.parametrize("argv, message", [
+    ([], "give --data FILE .* or --toy"),
+    (["--data", "x.txt", "--toy"], "--data and --toy exclude each other"),
+])
+def test_cli_never_falls_back_to_generated_text(argv, message, capsys):
+    """Without --data the command stops instead of training on generated text, naming both ways on."""
+    with pytest.raises(SystemExit) as exc:
+        ex.main(["--quick", "--no-cache"] + argv)
+    assert exc.value.code == 2
+    assert re.search(message, capsys.readouterr().err)
+
+
+def test_run_requires_a_source():
+    with pytest.raises(TypeError, match="source"):
+        ex.run(toy_corpus(), quick_settings())
+    with pytest.raises(TypeError, match="source: expected a string"):
+        ex.run(toy_corpus(), quick_settings(), source=None)
+    with pytest.raises(ValueError, match="source: expected a non-empty"):
+        ex.run(toy_corpus(), quick_settings(), source="  ")

@@ -1,19 +1,93 @@
 """The CTC + OT pre-training experiment end to end at a seconds scale, on a corpus synthesised here."""
+import json
 import math
+import re
+import warnings
 from dataclasses import replace
 
 import numpy as np
 import pytest
 import torch
 
+from monge import ConvergenceWarning
+from monge._policy import DEFAULTS
 from monge.experiments.speech_ctc_ot import data as ds
 from monge.experiments.speech_ctc_ot import run as E
-from monge.experiments.speech_ctc_ot.model import SpeechEncoder, Vocab
+from monge.experiments.speech_ctc_ot.model import Data, SpeechEncoder, TextEncoder, Vocab
+from monge.experiments.speech_ctc_ot.train import encode_test, modality_gap
+from monge.speech import ot_alignment_loss
 
 
 @pytest.fixture(scope="module")
 def corpus():
     return ds.synthetic_corpus(100, seed=0, cache_dir=None)
+
+
+@pytest.fixture(scope="module")
+def random_data():
+    """A hand-made corpus of random features (no synthesis): 4 speakers, 2 held out, a few
+    repeated transcripts."""
+    rng = np.random.default_rng(0)
+    sents = ds.grammar_sentences(24, seed=1)
+    sents[5] = sents[11] = sents[17] = sents[0]
+    feats = [rng.normal(size=(int(rng.integers(20, 40)), 80)).astype(np.float32) for _ in sents]
+    corpus = ds.Corpus(feats, sents, [ds.translate_en_fr(x) for x in sents],
+                       [f"s{i % 4}" for i in range(24)], [f"u{i}" for i in range(24)],
+                       {"kind": "hand-made test corpus"})
+    s = E.quick_settings()
+    return Data(corpus, s), s
+
+
+class _Constant(torch.nn.Module):
+    """An encoder that outputs the same vector for every position of every input."""
+
+    def __init__(self, d):
+        super().__init__()
+        self.d = d
+
+    def forward(self, x, L):
+        return torch.ones(x.shape[0], x.shape[1], self.d), L
+
+
+def test_retrieval_counts_ties_as_misses(random_data):
+    """Encoders that map everything to one vector score every sentence the same: no hits (an
+    argmax would have picked sentence 0 and counted the sentences sharing its transcript)."""
+    data, s = random_data
+    assert modality_gap(data, _Constant(s.d_model), _Constant(s.d_model), s).retrieval == 0.0
+
+
+def _encoders(data, s):
+    torch.manual_seed(0)
+    return SpeechEncoder(s).eval(), TextEncoder(s, len(data.src_vocab)).eval()
+
+
+def test_modality_gap_counts_converged_solves(random_data):
+    """The gap is the paper's loss on every test pair; at the default iteration budget every
+    divergence converges, the result says so and nothing is warned."""
+    data, s = random_data
+    speech, text = _encoders(data, s)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", ConvergenceWarning)
+        gap = modality_gap(data, speech, text, s)
+    n = len(data.test)
+    assert gap.solves == n and gap.unconverged == 0 and 0 <= gap.max_error <= DEFAULTS["tol"]
+    sp, tx = encode_test(data, speech, text, s)
+    with torch.no_grad():
+        ref = [ot_alignment_loss(a[None].double(), b[None].double(), eps=s.ot_eps,
+                                 position_weight=s.pos_weight).item() for a, b in zip(sp, tx)]
+    assert gap.divergence == pytest.approx(np.mean(ref), rel=1e-9)
+
+
+def test_modality_gap_records_non_convergence(random_data):
+    """Solves cut short are counted in the result and reported by one warning, not silenced."""
+    data, s = random_data
+    speech, text = _encoders(data, s)
+    n = len(data.test)
+    with pytest.warns(ConvergenceWarning, match=f"modality_gap: {n} of {n} .* did not converge in 1 "
+                                                "iterations") as record:
+        gap = modality_gap(data, speech, text, replace(s, gap_max_iter=1))
+    assert len(record) == 1
+    assert gap.solves == gap.unconverged == n and gap.max_error > DEFAULTS["tol"]
 
 
 def test_vocab_and_encoder_lengths():
@@ -35,11 +109,58 @@ def test_run_quick(corpus):
     assert set(res["summary"]) == {"ctc", "ctc+ot"} and len(res["rows"]) == 2
     for r in res["rows"]:
         assert math.isfinite(r["divergence"]) and r["divergence"] > 0
+        assert r["gap_solves"] == res["info"]["n_test"] and r["gap_unconverged"] == 0
         assert 0 <= r["retrieval"] <= 1 and 0 <= r["bleu"] <= 100
     div = {r["variant"]: r["divergence"] for r in res["rows"]}
     # the OT term pulls the speech encodings toward the text encodings of the same sentences
     assert div["ctc+ot"] < 0.7 * div["ctc"]
     assert not set(res["info"]["train_speakers"]) & set(res["info"]["test_speakers"])
-    assert "ctc+ot" in E.format_table(res)
+    table = E.format_table(res)
+    assert "ctc+ot" in table and table.startswith("data: synthetic: grammar sentences spoken by eSpeak NG")
+    n = res["info"]["n_test"]
+    assert f"S_eps solves that did not converge (all seeds): ctc 0 of {n}, ctc+ot 0 of {n}" in table
+    assert res["info"]["source"] == E.describe_corpus(corpus)
     with pytest.raises(ValueError, match="variants"):
         E.run(corpus, replace(s, variants=("ctc", "mystery")))
+
+
+@pytest.mark.parametrize("argv, message", [
+    ([], r"no corpus: give --data DIR .*--manifest TSV, or --corpus tts"),
+    (["--corpus", "fsdd"], "--corpus fsdd needs --data DIR"),
+    (["--corpus", "tts", "--data", "fsdd/"], "--corpus tts excludes --data"),
+    (["--manifest", "m.tsv", "--corpus", "tts"], "--manifest excludes --corpus and --data"),
+])
+def test_cli_never_falls_back_to_synthesised_speech(argv, message, monkeypatch, capsys):
+    """Without a corpus the command stops (it used to synthesise one), naming the ways to give one."""
+    monkeypatch.delenv("MONGE_FSDD", raising=False)
+    with pytest.raises(SystemExit) as exc:
+        E.main(["--quick", "--no-cache"] + argv)
+    assert exc.value.code == 2
+    assert re.search(message, capsys.readouterr().err)
+
+
+def test_cli_tts_table_and_results_name_the_data(tmp_path, monkeypatch, capsys):
+    # an explicit --corpus tts wins over an FSDD folder in the environment
+    monkeypatch.setenv("MONGE_FSDD", str(tmp_path / "no-such-folder"))
+    n = torch.get_num_threads()
+    E.main(["--quick", "--corpus", "tts", "--utterances", "40", "--variants", "ctc", "--no-cache",
+            "--out", str(tmp_path / "r.json")])
+    torch.set_num_threads(n)
+    source = "synthetic: grammar sentences spoken by eSpeak NG, generated here (40 utterances, data seed 0)"
+    assert f"data: {source}\n" in capsys.readouterr().out
+    info = json.loads((tmp_path / "r.json").read_text())["info"]
+    assert info["source"] == source and info["corpus"] == "tts"
+
+
+def test_describe_corpus():
+    c = ds.Corpus([np.zeros((3, 80), np.float32)] * 2, ["one", "two"], ["eins", "zwei"], ["a", "b"],
+                  ["u0", "u1"], {"kind": "fsdd", "seed": 3, "root": "/data/fsdd"})
+    assert E.describe_corpus(c) == ("FSDD digit sequences from real recordings in /data/fsdd "
+                                    "(2 utterances, data seed 3)")
+    c.info = {"kind": "manifest", "path": "st/train.tsv"}
+    assert E.describe_corpus(c) == "manifest st/train.tsv (2 utterances)"
+    c.info = {}
+    with pytest.raises(ValueError, match="corpus: its info names no 'kind'"):
+        E.describe_corpus(c)
+    with pytest.raises(ValueError, match="corpus: its info names no 'kind'"):
+        E.run(c, E.quick_settings())

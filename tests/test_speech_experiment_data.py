@@ -88,6 +88,8 @@ def test_digit_sequence_corpus(fake_fsdd, tmp_path):
     # cached: loading gives identical arrays (npz without pickles)
     c2 = ds.digit_sequence_corpus(fake_fsdd, 30, min_digits=2, max_digits=3, seed=1, cache_dir=cache)
     assert c2.src == c.src and c2.speakers == c.speakers
+    # the folder is recorded (for the results' data line) whether built or read from the cache
+    assert c.info["root"] == c2.info["root"] == str(fake_fsdd)
     assert all(np.array_equal(a, b) for a, b in zip(c.feats, c2.feats))
     c3 = ds.digit_sequence_corpus(fake_fsdd, 30, min_digits=2, max_digits=3, seed=2, cache_dir=None)
     assert c3.src != c.src

@@ -189,7 +189,8 @@ def monge_gap(x, tx, *, cost="sqeuclidean", eps=None, relative_epsilon=None, p=2
         it multiplies the mean or the standard deviation of the cost matrix between x and tx.
         Default (eps=None): 0.05 x std of the cost matrix, OTT-JAX's default.
     grad : bool or tuple of {'tx', 'x'}
-        Gradients to return (True: both).
+        Gradients to return (True: both).  With a relative eps they hold eps fixed at the value
+        the data gave (``result.eps``), as OTT-JAX's do: no term for eps moving with the costs.
     online : bool, optional
         Costs on the fly (O(n) memory) or the n x n matrix built once (online=False).  Default:
         the matrix while it takes <= 64 MB (or <= 1 GiB when d > 8), else online (measured).

@@ -25,6 +25,7 @@ except ImportError as exc:  # pragma: no cover - needs the torch extra
     raise ImportError("monge.experiments.orma needs PyTorch: pip install 'monge[orma]'") from exc
 
 from ... import torch as mt
+from ..ranking import ranks as _ranks
 
 __all__ = ["info_nce", "token_atom_similarity", "multitoken_motif_similarity", "orma_losses",
            "retrieval_metrics"]
@@ -129,18 +130,17 @@ def orma_losses(out, scale, *, w_token_atom=0.0, w_motif=0.0, method="ipot", ali
 
 def retrieval_metrics(S, ks=(1, 10)):
     """Retrieval metrics of an (N, N) score matrix, rows = texts, columns = molecules, matched pairs
-    on the diagonal.  Rank = 1 + number of candidates scoring strictly higher than the match (ties
-    do not count against it).  Returns {'text_to_mol': {...}, 'mol_to_text': {...}} with
-    hits@k (fractions), mrr, mean_rank, and 'ranks' (N,)."""
+    on the diagonal.  Rank = 1 + number of other candidates scoring >= the match: ties count
+    against it (:func:`monge.experiments.ranking.ranks`), so constant scores rank every match last.
+    Returns {'text_to_mol': {...}, 'mol_to_text': {...}} with hits@k (fractions), mrr, mean_rank,
+    and 'ranks' (N,)."""
     S = np.asarray(S, dtype=np.float64)
     if S.ndim != 2 or S.shape[0] != S.shape[1]:
         raise ValueError(f"S: expected a square score matrix, got shape {S.shape}")
     if not np.isfinite(S).all():
         raise ValueError("S: scores must be finite")
-    diag = np.diag(S)
     out = {}
-    for name, ranks in (("text_to_mol", 1 + (S > diag[:, None]).sum(1)),
-                        ("mol_to_text", 1 + (S > diag[None, :]).sum(0))):
+    for name, ranks in (("text_to_mol", _ranks(S)), ("mol_to_text", _ranks(S.T))):
         r = {f"hits@{k}": float(np.mean(ranks <= k)) for k in ks}
         r.update(mrr=float(np.mean(1.0 / ranks)), mean_rank=float(np.mean(ranks)), ranks=ranks)
         out[name] = r

@@ -1,7 +1,7 @@
 """SpecTr speculative decoding with two character-level language models (issue 9).
 
     python -m monge.experiments.spectr --data /path/to/tinyshakespeare.txt
-    python -m monge.experiments.spectr --quick
+    python -m monge.experiments.spectr --quick --toy
 
 - :mod:`.data`    the generated toy corpus and the character tokenizer
 - :mod:`.model`   the draft GRU and the target transformer (KV cache) behind one interface

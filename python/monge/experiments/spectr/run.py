@@ -23,8 +23,11 @@ Kolmogorov-Smirnov; plus a Welch t-test of the per-sequence mean target log-like
 direct target samples.  A draft-only sampler is the negative control.
 
     python -m monge.experiments.spectr --data /path/to/tinyshakespeare.txt          # full run
-    python -m monge.experiments.spectr --quick                                      # seconds, own text
+    python -m monge.experiments.spectr --quick --toy                                # seconds, own text
     python -m monge.experiments.spectr --data ... --cache-dir ~/.cache/monge --out results.json
+
+The training text is always named: --data FILE, or --toy for the corpus the project generates
+(data.toy_corpus); with neither the command stops.  The table and the results file say which.
 
 Weights are cached as npz + JSON (never pickles) under --cache-dir (default ~/.cache/monge/spectr).
 Tiny Shakespeare: github.com/karpathy/char-rnn, data/tinyshakespeare/input.txt.
@@ -54,9 +57,16 @@ from .train import Settings, get_models, quick_settings
 # ------------------------------------------------------------------ the experiment
 
 
-def run(text, settings=None, cache_dir=None, seed=0, verbose=False, threads=1):
-    """Trains (or loads) the two models and measures every (K, L).  Returns a dict with the
-    models' info, the target baseline and one row per (K, L)."""
+def run(text, settings=None, cache_dir=None, seed=0, verbose=False, threads=1, *, source):
+    """Trains (or loads) the two models and measures every (K, L).  `source` describes where
+    `text` came from (a file, or the generated toy corpus); it is required so that no result is
+    reported without it.  Returns a dict with the source, the models' info, the target baseline
+    and one row per (K, L)."""
+    if not isinstance(source, str):
+        raise TypeError(f"source: expected a string describing the training text, got "
+                        f"{type(source).__name__}")
+    if not source.strip():
+        raise ValueError("source: expected a non-empty description of the training text")
     settings = settings or Settings()
     torch.set_num_threads(threads)
     tok, draft, target, info, val = get_models(text, settings, cache_dir, seed, verbose)
@@ -107,12 +117,13 @@ def run(text, settings=None, cache_dir=None, seed=0, verbose=False, threads=1):
                 print(f"  K={K} L={L} acc={row['acceptance']:.3f} "
                       f"block eff={row['block_efficiency']:.2f} speed-up={row['speedup']:.2f}x "
                       f"KS p={row['ks_pvalue']:.3f}", file=sys.stderr, flush=True)
-    return dict(info=info, settings=asdict(settings), baseline=baseline, control=control, rows=rows,
-                vocab=tok.vocab_size, threads=threads)
+    return dict(source=source, info=info, settings=asdict(settings), baseline=baseline,
+                control=control, rows=rows, vocab=tok.vocab_size, threads=threads)
 
 
 def format_table(res):
-    lines = ["| K | L | acceptance | block efficiency | ms/token | speed-up | PIT KS p | log-lik z p "
+    lines = [f"data: {res['source']}\n",
+             "| K | L | acceptance | block efficiency | ms/token | speed-up | PIT KS p | log-lik z p "
              "| vs direct p |",
              "|---|---|---|---|---|---|---|---|---|"]
     for r in res["rows"]:
@@ -130,7 +141,9 @@ def format_table(res):
 def main(argv=None):
     ap = argparse.ArgumentParser(prog="python -m monge.experiments.spectr",
                                  description=__doc__.split("\n\n")[0])
-    ap.add_argument("--data", help="training text (Tiny Shakespeare); default: a built-in toy text")
+    ap.add_argument("--data", help="training text (Tiny Shakespeare)")
+    ap.add_argument("--toy", action="store_true",
+                    help="train on the toy corpus the project generates instead of --data")
     ap.add_argument("--quick", action="store_true", help="tiny models and few sequences")
     ap.add_argument("--cache-dir", default=os.path.join(os.path.expanduser("~"), ".cache", "monge", "spectr"),
                     help="where trained weights are cached (npz + JSON)")
@@ -139,13 +152,21 @@ def main(argv=None):
     ap.add_argument("--threads", type=int, default=1, help="torch threads (default 1)")
     ap.add_argument("--out", help="write the results as JSON")
     args = ap.parse_args(argv)
+    # generated text only on request: a run without data must not pass for a run on data
+    if args.data and args.toy:
+        ap.error("--data and --toy exclude each other: give one training text")
     if args.data:
         text = Path(args.data).read_text(encoding="utf-8")
-    else:
+        source = f"file {args.data} ({len(text)} characters)"
+    elif args.toy:
         text = toy_corpus()
+        source = f"generated toy corpus (data.toy_corpus, seed 0; {len(text)} characters)"
+    else:
+        ap.error("no training text: give --data FILE (e.g. Tiny Shakespeare) or --toy to train "
+                 "on the generated toy corpus")
     settings = quick_settings() if args.quick else Settings()
     res = run(text, settings, None if args.no_cache else args.cache_dir, args.seed, verbose=True,
-              threads=args.threads)
+              threads=args.threads, source=source)
     print(json.dumps(res["info"], indent=1))
     print(format_table(res))
     if args.out:

@@ -2,7 +2,7 @@
 al., ICML 2023), at a CPU scale.
 
     python -m monge.experiments.speech_ctc_ot --data /path/to/free-spoken-digit-dataset
-    python -m monge.experiments.speech_ctc_ot --corpus tts | --manifest train.tsv | --quick
+    python -m monge.experiments.speech_ctc_ot --corpus tts | --manifest train.tsv | --quick --corpus tts
 
 - :mod:`.data`   speech corpora (FSDD digit sequences, eSpeak NG sentences, fairseq manifests), wav
                  I/O, log-mel features and the npz feature cache (NumPy and the standard library)

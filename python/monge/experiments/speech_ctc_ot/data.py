@@ -380,7 +380,9 @@ def digit_sequence_corpus(root, n_utterances=1500, min_digits=2, max_digits=4, s
             ids.append(f"fsdd-{u:05d}")
         return Corpus(feats, src, tgt, spks, ids, dict(key, rate=rate0, speakers=speakers))
 
-    return _cached(cache_dir, key, build)
+    corpus = _cached(cache_dir, key, build)
+    corpus.info["root"] = str(root)  # where the recordings are; not part of the cache key
+    return corpus
 
 
 # ------------------------------------------------------------------ grammar + rule-based translation

@@ -23,7 +23,10 @@ Per seed:
     python -m monge.experiments.speech_ctc_ot --data /path/to/fsdd               # FSDD, 3 seeds
     python -m monge.experiments.speech_ctc_ot --corpus tts                        # eSpeak NG corpus
     python -m monge.experiments.speech_ctc_ot --manifest train.tsv                # own manifest
-    python -m monge.experiments.speech_ctc_ot --quick                             # seconds, eSpeak
+    python -m monge.experiments.speech_ctc_ot --quick --corpus tts                # seconds, eSpeak
+
+The corpus is always named: --data DIR (or $MONGE_FSDD) for FSDD, --manifest, or --corpus tts for
+the synthesised one; with none of them the command stops.  The table and the results file say which.
 
 Features are cached as npz under --cache-dir (default ~/.cache/monge/speech).
 FSDD: github.com/Jakobovski/free-spoken-digit-dataset (3,000 recordings, 6 speakers).
@@ -69,6 +72,7 @@ class Settings:
     ot_weight: float = 0.1
     pos_weight: float = 1.0
     ot_eps: float = 1.0
+    gap_max_iter: int = 2000      # Sinkhorn iterations per divergence of the measured modality gap
     dropout: float = 0.1
     n_utterances: int = 1500
     n_test_speakers: int = 2
@@ -90,6 +94,7 @@ def run(corpus, settings=None, verbose=False, threads=1):
     """Every variant x seed on `corpus` (a :class:`.data.Corpus`).  Returns a dict
     with per-run rows, a summary (mean, std over seeds per variant) and info."""
     s = settings or Settings()
+    source = describe_corpus(corpus)
     for v in s.variants:
         if v not in VARIANTS:
             raise ValueError(f"variants: unknown variant {v!r}; expected some of {', '.join(VARIANTS)}")
@@ -108,30 +113,59 @@ def run(corpus, settings=None, verbose=False, threads=1):
         for v in s.variants:
             t = time.time()
             enc, hist = pretrain(data, s, v, text_enc, seed)
-            div, acc = modality_gap(data, enc, text_enc, s)
+            gap = modality_gap(data, enc, text_enc, s)
+            div, acc = gap.divergence, gap.retrieval
             zs, _ = bleu(data, enc, mt_dec)
             fenc, fdec = finetune(data, s, enc, mt_dec, seed)
             ft, hyps = bleu(data, fenc, fdec)
             last = {k: float(np.mean([h[k] for h in hist[-20:]])) for k in (hist[-1] if hist else {})}
             row = dict(seed=seed, variant=v, divergence=div, retrieval=acc, bleu_zero_shot=zs,
-                       bleu=ft, mt_bleu=mtb, final_losses=last, seconds=time.time() - t,
+                       bleu=ft, mt_bleu=mtb, gap_solves=gap.solves, gap_unconverged=gap.unconverged,
+                       gap_max_error=gap.max_error, final_losses=last, seconds=time.time() - t,
                        examples=[[data.test.src[i], data.test.tgt[i], hyps[i]] for i in range(3)])
             rows.append(row)
-            log(f"seed {seed} {v:7s}: gap S_eps {div:8.3f}  retrieval {acc:.3f}  zero-shot BLEU "
-                f"{zs:5.1f}  BLEU {ft:5.1f}  losses {last}  ({row['seconds']:.0f} s)")
+            log(f"seed {seed} {v:7s}: gap S_eps {div:8.3f} ({gap.unconverged} of {gap.solves} "
+                f"not converged)  retrieval {acc:.3f}  zero-shot BLEU {zs:5.1f}  BLEU {ft:5.1f}  "
+                f"losses {last}  ({row['seconds']:.0f} s)")
     summary = {}
     for v in s.variants:
         r = [x for x in rows if x["variant"] == v]
         summary[v] = {k: (float(np.mean([x[k] for x in r])), float(np.std([x[k] for x in r])))
                       for k in ("divergence", "retrieval", "bleu_zero_shot", "bleu", "mt_bleu")}
+        # totals over the seeds: how many gap divergences stopped short of the tolerance
+        summary[v].update(gap_solves=sum(x["gap_solves"] for x in r),
+                          gap_unconverged=sum(x["gap_unconverged"] for x in r))
     info = dict(settings=asdict(s), n_train=len(data.train), n_test=len(data.test),
                 train_speakers=data.train_speakers, test_speakers=data.test_speakers,
-                corpus=corpus.info.get("kind"), seconds=time.time() - t0, threads=threads)
+                corpus=corpus.info.get("kind"), source=source, seconds=time.time() - t0,
+                threads=threads)
     return dict(rows=rows, summary=summary, info=info)
 
 
+def describe_corpus(corpus):
+    """Where a corpus came from, in words, from its `info` (built by the loaders of :mod:`.data`):
+    real recordings, a manifest, or speech synthesised here.  Printed with every table."""
+    info = corpus.info
+    kind = info.get("kind")
+    if not isinstance(kind, str) or not kind:
+        raise ValueError("corpus: its info names no 'kind', so the results could not say what data "
+                         "they come from; build it with a loader of .data or set info['kind']")
+    n = len(corpus)
+    if kind == "fsdd":
+        where = f" in {info['root']}" if info.get("root") else ""
+        return (f"FSDD digit sequences from real recordings{where} ({n} utterances, data seed "
+                f"{info.get('seed')})")
+    if kind == "tts":
+        return (f"synthetic: grammar sentences spoken by eSpeak NG, generated here ({n} utterances, "
+                f"data seed {info.get('seed')})")
+    if kind == "manifest":
+        return f"manifest {info.get('path')} ({n} utterances)"
+    return f"{kind} ({n} utterances)"
+
+
 def format_table(res):
-    lines = ["| variant | S_eps speech-text (lower: smaller gap) | retrieval acc. | BLEU zero-shot | "
+    lines = [f"data: {res['info']['source']}\n",
+             "| variant | S_eps speech-text (lower: smaller gap) | retrieval acc. | BLEU zero-shot | "
              "BLEU fine-tuned |", "|---|---|---|---|---|"]
     for v, m in res["summary"].items():
         f = lambda k, p=3: f"{m[k][0]:.{p}f} ± {m[k][1]:.{p}f}"  # noqa: E731
@@ -142,11 +176,16 @@ def format_table(res):
                  f"{res['info']['n_train']} train / {res['info']['n_test']} test utterances, "
                  f"test speakers {', '.join(res['info']['test_speakers'])}; "
                  f"{len(res['info']['settings']['seeds'])} seeds; {res['info']['seconds']:.0f} s")
+    lines.append("S_eps solves that did not converge (all seeds): " + ", ".join(
+        f"{v} {m['gap_unconverged']} of {m['gap_solves']}" for v, m in res["summary"].items()))
     return "\n".join(lines)
 
 
 def load_corpus(kind, data=None, manifest=None, n_utterances=1500, data_seed=0, cache_dir="default"):
-    if manifest:
+    """The corpus `kind` names: 'fsdd' (from the folder `data`), 'tts' (synthesised) or 'manifest'."""
+    if kind == "manifest":
+        if manifest is None:
+            raise ValueError("manifest: the manifest corpus needs --manifest TSV")
         return ds.manifest_corpus(manifest)
     if kind == "fsdd":
         if data is None:
@@ -154,15 +193,16 @@ def load_corpus(kind, data=None, manifest=None, n_utterances=1500, data_seed=0, 
         return ds.digit_sequence_corpus(data, n_utterances, seed=data_seed, cache_dir=cache_dir)
     if kind == "tts":
         return ds.synthetic_corpus(n_utterances, seed=data_seed, cache_dir=cache_dir)
-    raise ValueError(f"corpus: expected 'fsdd' or 'tts', got {kind!r}")
+    raise ValueError(f"kind: expected 'fsdd', 'tts' or 'manifest', got {kind!r}")
 
 
 def main(argv=None):
     ap = argparse.ArgumentParser(prog="python -m monge.experiments.speech_ctc_ot",
                                  description=__doc__.split("\n\n")[0])
-    ap.add_argument("--data", default=os.environ.get("MONGE_FSDD"),
-                    help="FSDD folder (with recordings/); implies --corpus fsdd")
-    ap.add_argument("--corpus", choices=("fsdd", "tts"), help="default: fsdd with --data, else tts")
+    ap.add_argument("--data", help="FSDD folder (with recordings/; default: $MONGE_FSDD); implies "
+                                   "--corpus fsdd")
+    ap.add_argument("--corpus", choices=("fsdd", "tts"),
+                    help="fsdd (needs --data) or tts (speech synthesised with eSpeak NG); no default")
     ap.add_argument("--manifest", help="a speech-translation manifest TSV with a src_text column")
     ap.add_argument("--quick", action="store_true", help="tiny models, one seed, seconds")
     ap.add_argument("--seeds", type=int, default=3)
@@ -189,8 +229,19 @@ def main(argv=None):
             s = replace(s, **{attr: getattr(args, name)})
     if args.variants:
         s = replace(s, variants=tuple(v.strip() for v in args.variants.split(",")))
-    kind = args.corpus or ("fsdd" if args.data else "tts")
-    corpus = load_corpus(kind, args.data, args.manifest, s.n_utterances, s.data_seed,
+    # the corpus is chosen explicitly: synthesised speech only on --corpus tts, never as a fallback
+    if args.manifest and (args.corpus or args.data):
+        ap.error("--manifest excludes --corpus and --data: give one corpus")
+    if args.corpus == "tts" and args.data:
+        ap.error("--corpus tts excludes --data (an FSDD folder): give one corpus")
+    data = args.data or os.environ.get("MONGE_FSDD")
+    kind = "manifest" if args.manifest else args.corpus or ("fsdd" if data else None)
+    if kind is None:
+        ap.error("no corpus: give --data DIR (FSDD recordings; or set MONGE_FSDD), --manifest TSV, "
+                 "or --corpus tts for speech synthesised with eSpeak NG")
+    if kind == "fsdd" and not data:
+        ap.error("--corpus fsdd needs --data DIR (the FSDD folder) or MONGE_FSDD")
+    corpus = load_corpus(kind, data, args.manifest, s.n_utterances, s.data_seed,
                          None if args.no_cache else args.cache_dir)
     res = run(corpus, s, verbose=True, threads=args.threads)
     print(format_table(res))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import warnings
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -16,7 +17,9 @@ except ImportError as exc:  # pragma: no cover
 
 from ... import torch as mt
 from ..._policy import ConvergenceWarning
-from ...speech import ot_alignment_loss
+from ...losses import sinkhorn_divergence
+from ...speech import length_weights, ot_alignment_loss, position_features
+from ..ranking import ranks
 from .model import Decoder, SpeechEncoder, TextEncoder
 
 def ce_loss(logits, target):
@@ -154,28 +157,62 @@ def encode_test(data, speech_enc, text_enc, s):
     return sp, tx
 
 
+@dataclass
+class Gap:
+    """The modality gap on the test sentences (:func:`modality_gap`).
+
+    divergence     mean Sinkhorn divergence between speech and text encodings of the same sentence
+    retrieval      speech -> text retrieval accuracy (ties count as misses)
+    solves         divergences computed (one per test sentence)
+    unconverged    how many of them stopped at max_iter above the marginal tolerance
+    max_error      the largest marginal error among all of them
+    """
+
+    divergence: float
+    retrieval: float
+    solves: int
+    unconverged: int
+    max_error: float
+
+
 @torch.no_grad()
 def modality_gap(data, speech_enc, text_enc, s):
-    """Mean Sinkhorn divergence (with position features) between the speech and text encodings of
-    the same test sentences, and speech -> text retrieval accuracy (cosine of mean-pooled
-    encodings over all test sentences; a hit when the retrieved transcript is the spoken one)."""
+    """Mean Sinkhorn divergence (with position features, as :func:`monge.speech.ot_alignment_loss`
+    computes it, at most s.gap_max_iter iterations) between the speech and text encodings of the
+    same test sentences, and speech -> text retrieval accuracy (cosine of mean-pooled encodings over
+    all test sentences; a hit when a sentence with the spoken transcript scores strictly above every
+    sentence with another transcript: ties count as misses).  Returns a :class:`Gap`; solves that
+    did not converge are counted in it and reported by one ConvergenceWarning."""
     sp, tx = encode_test(data, speech_enc, text_enc, s)
-    divs = []
+    divs, converged, errors = [], [], []
     for idx in _chunks(len(sp)):
-        hs = nn.utils.rnn.pad_sequence([sp[i] for i in idx], batch_first=True)
-        ht = nn.utils.rnn.pad_sequence([tx[i] for i in idx], batch_first=True)
+        hs = nn.utils.rnn.pad_sequence([sp[i] for i in idx], batch_first=True).double()
+        ht = nn.utils.rnn.pad_sequence([tx[i] for i in idx], batch_first=True).double()
         Ls = torch.as_tensor([sp[i].shape[0] for i in idx])
         Lt = torch.as_tensor([tx[i].shape[0] for i in idx])
+        x, y = position_features(hs, Ls, s.pos_weight), position_features(ht, Lt, s.pos_weight)
+        a, b = length_weights(Ls, hs.shape[1]), length_weights(Lt, ht.shape[1])
         with warnings.catch_warnings():
+            # each batch's warning names one pair only: the flags are counted over all pairs below
             warnings.simplefilter("ignore", ConvergenceWarning)
-            divs.append(ot_alignment_loss(hs.double(), ht.double(), Ls, Lt, eps=s.ot_eps,
-                                          position_weight=s.pos_weight, reduction="none"))
+            r = sinkhorn_divergence(x.numpy(), y.numpy(), a.numpy(), b.numpy(), eps=s.ot_eps,
+                                    max_iter=s.gap_max_iter)
+        divs.append(np.atleast_1d(r.value))
+        converged.append(np.atleast_1d(r.converged))
+        errors.append(np.atleast_1d(r.error))
+    divs, converged, errors = (np.concatenate(v) for v in (divs, converged, errors))
+    unconverged = int((~converged).sum())
+    if unconverged:
+        warnings.warn(f"modality_gap: {unconverged} of {len(divs)} speech-text Sinkhorn divergences "
+                      f"did not converge in {s.gap_max_iter} iterations (largest marginal error "
+                      f"{errors.max():.3g}); counted in the results as gap_unconverged",
+                      ConvergenceWarning, stacklevel=2)
     ps = F.normalize(torch.stack([h.mean(0) for h in sp]), dim=-1)
     pt = F.normalize(torch.stack([h.mean(0) for h in tx]), dim=-1)
-    best = (ps @ pt.T).argmax(1).tolist()
-    src = data.test.src
-    acc = float(np.mean([src[j] == src[i] for i, j in enumerate(best)]))
-    return float(torch.cat(divs).mean()), acc
+    # every test sentence with the spoken transcript is a right answer (a transcript may repeat)
+    _, code = np.unique(np.asarray(data.test.src, dtype=str), return_inverse=True)
+    acc = float(np.mean(ranks((ps @ pt.T).numpy(), code[:, None] == code[None, :]) == 1))
+    return Gap(float(divs.mean()), acc, len(divs), unconverged, float(errors.max()))
 
 
 @torch.no_grad()
