@@ -282,14 +282,20 @@ int monge_monge_gap(const monge_geometry *geom, const monge_gap_params *par, dou
     if (par->eps_mode < MONGE_EPS_ABSOLUTE || par->eps_mode > MONGE_EPS_STD) return MONGE_EINVAL;
     const int64_t n = geom->n, d = geom->d;
     const int nth = monge_resolve_threads(par->sk.nthreads);
-    monge_geometry gswap = *geom;
+    monge_geometry gswap = *geom, gxx = *geom, gtt = *geom;
     gswap.x = geom->y;
     gswap.y = geom->x;
-    monge_geom_work *w = NULL, *ws = NULL;
-    double *f = NULL, *g = NULL, *u = NULL, *h = NULL, *pc = NULL, *pg = NULL;
-    void *Cd = NULL;
+    gxx.y = geom->x;
+    gtt.x = geom->y;
+    monge_geom_work *w = NULL, *ws = NULL, *wxx = NULL, *wtt = NULL;
+    double *f = NULL, *g = NULL, *u = NULL, *h = NULL, *pc = NULL, *pg = NULL, *px = NULL,
+           *pt = NULL, *us = NULL, *tmp = NULL;
+    void *Cd = NULL, *Cxx = NULL, *Ctt = NULL;
+    const int deb = par->debiased != 0;
     int st = monge_geom_prepare(geom, nth, &w);
     if (!st) st = monge_geom_prepare(&gswap, nth, &ws);
+    if (!st && deb) st = monge_geom_prepare(&gxx, nth, &wxx);
+    if (!st && deb) st = monge_geom_prepare(&gtt, nth, &wtt);
     if (st) goto done;
     f = malloc(sizeof(double) * (size_t)n);
     g = malloc(sizeof(double) * (size_t)n);
@@ -297,7 +303,13 @@ int monge_monge_gap(const monge_geometry *geom, const monge_gap_params *par, dou
     h = malloc(sizeof(double) * (size_t)n);
     pc = malloc(sizeof(double) * (size_t)n);
     pg = malloc(sizeof(double) * (size_t)(n * d));
-    if (!f || !g || !u || !h || !pc || !pg) {
+    if (deb) {
+        px = malloc(sizeof(double) * (size_t)n);
+        pt = malloc(sizeof(double) * (size_t)n);
+        us = malloc(sizeof(double) * (size_t)n);
+        tmp = malloc(sizeof(double) * (size_t)(n * d));
+    }
+    if (!f || !g || !u || !h || !pc || !pg || (deb && (!px || !pt || !us || !tmp))) {
         st = MONGE_ENOMEM;
         goto done;
     }
@@ -315,35 +327,52 @@ int monge_monge_gap(const monge_geometry *geom, const monge_gap_params *par, dou
         }
     }
     const double eps = sp.eps;
-    monge_geometry gsolve = *geom;
+    monge_geometry gsolve = *geom, sxx = gxx, stt = gtt;
     if (par->dense) {
         const size_t es = geom->dtype == MONGE_F32 ? sizeof(float) : sizeof(double);
         Cd = malloc(es * (size_t)(n * n));
-        if (!Cd) {
+        if (deb) {
+            Cxx = malloc(es * (size_t)(n * n));
+            Ctt = malloc(es * (size_t)(n * n));
+        }
+        if (!Cd || (deb && (!Cxx || !Ctt))) {
             st = MONGE_ENOMEM;
             goto done;
         }
         st = monge_geom_cost_matrix(w, Cd, nth);
+        if (!st && deb) st = monge_geom_cost_matrix(wxx, Cxx, nth);
+        if (!st && deb) st = monge_geom_cost_matrix(wtt, Ctt, nth);
         if (st) goto done;
         gsolve.C = Cd;
+        sxx.C = Cxx;
+        stt.C = Ctt;
     }
     monge_problem pb = {&gsolve, NULL, NULL, INFINITY, INFINITY};
-    monge_sinkhorn_info si;
+    monge_problem pxx = {&sxx, NULL, NULL, INFINITY, INFINITY};
+    monge_problem ptt = {&stt, NULL, NULL, INFINITY, INFINITY};
+    monge_sinkhorn_info si, sxi, sti;
     st = monge_sinkhorn(&pb, &sp, f, g, &si);
     if (!solve_ok(st)) goto done;
+    if (deb) {
+        st = monge_sinkhorn_symmetric(&pxx, &sp, px, &sxi);
+        if (!solve_ok(st)) goto done;
+        st = monge_sinkhorn_symmetric(&ptt, &sp, pt, &sti);
+        if (!solve_ok(st)) goto done;
+    }
     st = monge_geom_paired(w, pc, grad_x ? pg : NULL, nth);
     if (st) goto done;
     double disp = 0;
     for (int64_t i = 0; i < n; i++) disp += pc[i];
     disp /= (double)n;
-    const double ent_reg = si.value - 2.0 * eps * log((double)n);
+    const double ent_reg = deb ? si.value - 0.5 * (sxi.value + sti.value)
+                               : si.value - 2.0 * eps * log((double)n);
     info->displacement = disp;
     info->ent_reg_cost = ent_reg;
     info->value = disp - ent_reg;
     info->eps = eps;
-    info->error = si.error;
-    info->n_iter = si.n_iter;
-    info->converged = si.converged;
+    info->error = deb ? fmax(si.error, fmax(sxi.error, sti.error)) : si.error;
+    info->n_iter = si.n_iter + (deb ? sxi.n_iter + sti.n_iter : 0);
+    info->converged = si.converged && (!deb || (sxi.converged && sti.converged));
     monge_problem_shift(&pb, 0, eps, f, u);
     monge_problem_shift(&pb, 1, eps, g, h);
     if (grad_x) {
@@ -352,6 +381,12 @@ int monge_monge_gap(const monge_geometry *geom, const monge_gap_params *par, dou
         st = monge_geom_grad(w, 0, eps, u, h, grad_x, nth);
         if (st) goto done;
         for (int64_t i = 0; i < n * d; i++) grad_x[i] = pg[i] - grad_x[i];
+        if (deb) { /* + sum_k Q^xx_ik d1 c(x_i, x_k) */
+            monge_problem_shift(&pxx, 0, eps, px, us);
+            st = monge_geom_grad(wxx, 0, eps, us, us, tmp, nth);
+            if (st) goto done;
+            for (int64_t i = 0; i < n * d; i++) grad_x[i] += tmp[i];
+        }
     }
     if (grad_t) {
         /* (1/n) d2 c(x_j, t_j) - sum_i P_ij d2 c(x_i, t_j), with d2 c(x, t) = d1 c(t, x) */
@@ -360,6 +395,12 @@ int monge_monge_gap(const monge_geometry *geom, const monge_gap_params *par, dou
         st = monge_geom_grad(w, 1, eps, h, u, grad_t, nth);
         if (st) goto done;
         for (int64_t i = 0; i < n * d; i++) grad_t[i] = pg[i] / (double)n - grad_t[i];
+        if (deb) { /* + sum_k Q^tt_jk d1 c(t_j, t_k) */
+            monge_problem_shift(&ptt, 0, eps, pt, us);
+            st = monge_geom_grad(wtt, 0, eps, us, us, tmp, nth);
+            if (st) goto done;
+            for (int64_t i = 0; i < n * d; i++) grad_t[i] += tmp[i];
+        }
     }
     /* finite inputs can still overflow (costs beyond the double range): say so, never return an
      * infinite or NaN value as a result */
@@ -371,12 +412,20 @@ int monge_monge_gap(const monge_geometry *geom, const monge_gap_params *par, dou
 done:
     monge_geom_release(w);
     monge_geom_release(ws);
+    monge_geom_release(wxx);
+    monge_geom_release(wtt);
     free(f);
     free(g);
     free(u);
     free(h);
     free(pc);
     free(pg);
+    free(px);
+    free(pt);
+    free(us);
+    free(tmp);
     free(Cd);
+    free(Cxx);
+    free(Ctt);
     return st;
 }

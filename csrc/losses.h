@@ -15,7 +15,13 @@
  * <P, C> - eps H(P) = OT_eps - 2 eps log n.  Gradients with respect to t (and x) by the envelope
  * theorem:  dM/dt_j = (1/n) d2 c(x_j, t_j) - sum_i P_ij d2 c(x_i, t_j).  With a relative eps
  * (eps_mode mean / std) the gradients hold eps fixed at the value the data gave (info.eps), as
- * OTT-JAX's do: they leave out the term dM/deps * deps/dx of eps moving with the costs. */
+ * OTT-JAX's do: they leave out the term dM/deps * deps/dx of eps moving with the costs.
+ *
+ * Debiased Monge gap (par.debiased): the entropic term replaced by the Sinkhorn divergence,
+ *   M~(T) = (1/n) sum_i c(x_i, t_i) - S_eps(x, t),  S_eps = OT_eps(x,t) - 1/2 OT_eps(x,x) - 1/2 OT_eps(t,t).
+ * The plain estimator's entropic term grows with the spread of t, so it favours maps that contract;
+ * the self-terms cancel that to first order (M~ = 0 at t = x and ~0 for any optimal map).  Its
+ * gradient adds the self-terms' envelope gradients: dM~/dt_j = dM/dt_j + sum_k Q^tt_jk d1 c(t_j, t_k). */
 #ifndef MONGE_LOSSES_H
 #define MONGE_LOSSES_H
 
@@ -69,6 +75,8 @@ typedef struct {
     monge_eps_mode eps_mode;  /* default MONGE_EPS_ABSOLUTE */
     int dense;                /* 1: build the n x n cost matrix once and solve on it (pays when
                                  d is large enough that recomputing costs dominates).  Default 0. */
+    int debiased;             /* 1: the debiased estimator M~ (two more, symmetric, solves).
+                                 Default 0. */
 } monge_gap_params;
 
 void monge_gap_params_init(monge_gap_params *par);
@@ -76,7 +84,7 @@ void monge_gap_params_init(monge_gap_params *par);
 typedef struct {
     double value;         /* M(T) */
     double displacement;  /* (1/n) sum_i c(x_i, t_i) */
-    double ent_reg_cost;  /* <P, C> - eps H(P) */
+    double ent_reg_cost;  /* <P, C> - eps H(P); debiased: S_eps(x, t) */
     double eps;           /* the absolute eps used */
     double error;
     int64_t n_iter;

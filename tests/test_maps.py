@@ -108,6 +108,9 @@ def test_reg_schedules_and_elastic_cost():
     (dict(seed=1.5), TypeError, "seed: expected an integer"),
     (dict(dtype="float16"), ValueError, "dtype: unknown value"),
     (dict(blas_threads=0), ValueError, "blas_threads: must be >= 1"),
+    (dict(affine_lr=-0.1), ValueError, "affine_lr: must be a finite number >= 0"),
+    (dict(affine_lr="fast"), ValueError, "affine_lr: expected 'auto' or a number"),
+    (dict(gap_debiased=1), TypeError, "gap_debiased: expected a bool"),
 ])
 def test_bad_parameters(kw, exc, text):
     X = np.random.default_rng(0).standard_normal((20, 2))
@@ -226,6 +229,21 @@ def test_bures_start_and_the_guard():
                       validate_every=10, early_stopping=False).fit(X, Y, X_val=Xv)
     assert off.best_step_ == 29
     assert not np.allclose(off.transform(Xv), start.transform(Xv), atol=1e-3)
+
+
+def test_affine_lr_scales_the_affine_step():
+    """Adam's first step moves every entry with a nonzero gradient by exactly its lr: lr / d for A
+    and b with affine_lr='auto', lr x affine_lr otherwise, and 0 keeps the Bures start."""
+    P = datasets.gaussian_pair(4, seed=0)
+    X, Y = P.sample_source(500, seed=0), P.sample_target(500, seed=1)
+    kw = dict(n_iter=1, lr=1e-2, verbose=False, validation_fraction=0.0, dtype="float64",
+              schedule="constant")
+    start = MongeGapMap(**{**kw, "lr": 1e-300}).fit(X, Y).model_
+    for affine_lr, k in (("auto", 1e-2 / 4), (0.5, 5e-3), (0.0, 0.0)):
+        m = MongeGapMap(**kw, affine_lr=affine_lr).fit(X, Y).model_
+        for new, old in ((m.At, start.At), (m.b, start.b)):
+            np.testing.assert_allclose(np.abs(new - old).max(), k, rtol=1e-6, atol=1e-15)
+        assert np.abs(m.mlp.params[-2] - start.mlp.params[-2]).max() == pytest.approx(1e-2, rel=1e-6)
 
 
 def test_fit_from_samplers():

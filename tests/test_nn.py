@@ -267,6 +267,42 @@ def test_optimizers_match_torch(kind):
     assert all(a is b for a, b in zip(opt.params, ours))
 
 
+@pytest.mark.parametrize("kind", ["adam", "adamw", "sgd_momentum"])
+def test_lr_scale_matches_torch_param_groups(kind):
+    """lr_scale k_i is torch's per-group lr = k_i * lr (0 freezes a parameter)."""
+    params, grad_seq = make_problem()
+    ours = [p.copy() for p in params]
+    tp = [torch.tensor(p, requires_grad=True) for p in params]
+    scale = [0.25, 0.0, 3.0]
+    groups = [{"params": [t], "lr": 1e-2 * k} for t, k in zip(tp, scale)]
+    if kind == "adam":
+        opt, topt = nn.Adam(ours, lr=1e-2, lr_scale=scale), torch.optim.Adam(groups, lr=1e-2)
+    elif kind == "adamw":
+        opt = nn.AdamW(ours, lr=1e-2, weight_decay=0.3, lr_scale=scale)
+        topt = torch.optim.AdamW(groups, lr=1e-2, weight_decay=0.3)
+    else:
+        opt = nn.SGD(ours, lr=1e-2, momentum=0.9, lr_scale=scale)
+        topt = torch.optim.SGD(groups, lr=1e-2, momentum=0.9)
+    for grads in grad_seq:
+        for t, g in zip(tp, grads):
+            t.grad = torch.tensor(g)
+        topt.step()
+        opt.step(grads)
+        for a, t in zip(ours, tp):
+            np.testing.assert_allclose(a, t.detach().numpy(), rtol=0, atol=1e-12)
+    np.testing.assert_array_equal(ours[1], params[1])           # scale 0: frozen
+
+
+def test_lr_scale_bad_input():
+    p = [np.zeros(2), np.zeros(3)]
+    with pytest.raises(ValueError, match="lr_scale: expected 2 values"):
+        nn.Adam(p, lr_scale=[1.0])
+    with pytest.raises(ValueError, match=r"lr_scale\[1\]: must be >= 0"):
+        nn.SGD(p, lr=0.1, lr_scale=[1.0, -1.0])
+    with pytest.raises(TypeError, match="lr_scale: expected a sequence"):
+        nn.Adam(p, lr_scale=0.5)
+
+
 def test_adamw_decay_is_decoupled():
     p = [np.array([2.0, -3.0])]
     opt = nn.AdamW(p, lr=0.1, weight_decay=0.5)

@@ -142,16 +142,16 @@ static PyObject *py_monge_gap(PyObject *self, PyObject *args, PyObject *kw)
     (void)self;
     static char *kwlist[] = {"x", "t", "cost", "p", "lam", "eps", "eps_mode", "tol", "max_iter",
                              "eps_scaling", "scaling_factor", "stage_tol", "overrelax", "grad_t",
-                             "grad_x", "nthreads", "dense", "anderson", NULL};
+                             "grad_x", "nthreads", "dense", "anderson", "debiased", NULL};
     PyObject *x, *t, *eps_mode = Py_None;
     const char *cost = "sqeuclidean";
     bind_sk_options o = {0};
     double p = 2.0, lam = 0.0, eps = 0.0;
-    int gt = 0, gx = 0, nthreads = 0, dense = 0;
-    if (!PyArg_ParseTupleAndKeywords(args, kw, "OO|sdddOOOOOOOppipO", kwlist, &x, &t, &cost, &p,
+    int gt = 0, gx = 0, nthreads = 0, dense = 0, debiased = 0;
+    if (!PyArg_ParseTupleAndKeywords(args, kw, "OO|sdddOOOOOOOppipOp", kwlist, &x, &t, &cost, &p,
                                      &lam, &eps, &eps_mode, &o.tol, &o.max_iter, &o.eps_scaling,
                                      &o.scaling_factor, &o.stage_tol, &o.overrelax, &gt, &gx,
-                                     &nthreads, &dense, &o.anderson))
+                                     &nthreads, &dense, &o.anderson, &debiased))
         return NULL;
     batch_geom bg;
     PyArrayObject *Gt = NULL, *Gx = NULL;
@@ -172,6 +172,7 @@ static PyObject *py_monge_gap(PyObject *self, PyObject *args, PyObject *kw)
         goto out;
     par.eps_mode = (monge_eps_mode)mode;
     par.dense = dense;
+    par.debiased = debiased;
     monge_gap_info info;
     int st;
     Py_BEGIN_ALLOW_THREADS

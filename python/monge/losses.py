@@ -169,7 +169,7 @@ _EPS_MODES = {None: "absolute", "mean": "mean", "std": "std"}  # monge_eps_mode 
 
 
 def monge_gap(x, tx, *, cost="sqeuclidean", eps=None, relative_epsilon=None, p=2.0, lam=1.0,
-              grad=False, online=None, tol=None, max_iter=None, eps_scaling="auto",
+              debiased=False, grad=False, online=None, tol=None, max_iter=None, eps_scaling="auto",
               scaling_factor=None, stage_tol=None, overrelax="auto", anderson=None, nthreads=None):
     """Monge gap of a map on samples: how far x -> T(x) is from being an optimal transport map.
 
@@ -188,7 +188,12 @@ def monge_gap(x, tx, *, cost="sqeuclidean", eps=None, relative_epsilon=None, p=2
         Entropic regularisation.  With relative_epsilon=None it is absolute; with 'mean' or 'std'
         it multiplies the mean or the standard deviation of the cost matrix between x and tx.
         Default (eps=None): 0.05 x std of the cost matrix, OTT-JAX's default.
-    grad : bool or tuple of {'tx', 'x'}
+    debiased : bool
+        False (default): OTT-JAX's estimator above.  True: the entropic term replaced by the
+        Sinkhorn divergence, M~(T) = (1/n) sum_i c(x_i, T x_i) - S_eps(x, T x) (two more,
+        symmetric, solves).  The plain estimator's entropic term grows with the spread of T x, so
+        it rewards maps that contract; M~ is 0 at T = id and close to 0 for every optimal map at
+        any eps.  ``ent_reg_cost`` is then S_eps(x, T x).
         Gradients to return (True: both).  With a relative eps they hold eps fixed at the value
         the data gave (``result.eps``), as OTT-JAX's do: no term for eps moving with the costs.
     online : bool, optional
@@ -229,9 +234,11 @@ def monge_gap(x, tx, *, cost="sqeuclidean", eps=None, relative_epsilon=None, p=2
         # measured (n = 1024): the dense matrix wins while it sits in cache, or for d > 8
         nbytes = n * n * x.itemsize
         online = nbytes > (1 << 30) or (nbytes > (64 << 20) and d <= 8)
+    if not isinstance(debiased, (bool, np.bool_)):
+        raise TypeError(f"debiased: expected a bool, got {type(debiased).__name__}")
     out = _core.monge_gap(x, tx, cost=cost, p=p, lam=lam, eps=eps,
                           eps_mode=_EPS_MODES[relative_epsilon], grad_t="tx" in wanted,
-                          grad_x="x" in wanted, dense=not online, **opts)
+                          grad_x="x" in wanted, dense=not online, debiased=bool(debiased), **opts)
     warn_unconverged("monge_gap", out["converged"], out["error"], out["n_iter"], opts["tol"], False)
     return MongeGapResult(out["value"], out["displacement"], out["ent_reg_cost"], out["eps"],
                           out["grad_t"], out["grad_x"], out["n_iter"], out["converged"], out["error"])

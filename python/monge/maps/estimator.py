@@ -31,7 +31,7 @@ from ..losses import monge_gap, sinkhorn_divergence
 __all__ = ["MongeGapMap", "fit_torch_map"]
 
 _PARAMS = ("hidden", "activation", "init", "cost", "p", "lam", "fitting_loss", "fitting_eps", "fitting_relative_eps",
-           "reg", "gap_eps", "gap_relative_epsilon", "n_iter", "batch_size", "optimizer", "lr",
+           "reg", "gap_eps", "gap_relative_epsilon", "gap_debiased", "n_iter", "batch_size", "optimizer", "lr", "affine_lr",
            "schedule", "warmup", "weight_decay", "grad_clip", "tol", "validation_fraction",
            "n_validation", "validate_every", "early_stopping", "patience", "seed", "verbose",
            "blas_threads", "dtype")
@@ -179,9 +179,18 @@ class MongeGapMap:
         lambda, the weight of the Monge gap (0: plain fitting); a callable gets the iteration.
     gap_eps, gap_relative_epsilon : eps of the Monge gap, as in :func:`monge.monge_gap`
         (default: 0.05 x std of the cost matrix, OTT-JAX's default).
+    gap_debiased : bool
+        The debiased Monge gap estimator (:func:`monge.monge_gap` with ``debiased=True``), whose
+        entropic term does not reward contracting maps; its values are smaller, so it wants a
+        larger ``reg`` (docs/experiments/w2bench.md).  Default False.
     n_iter, batch_size : iterations and minibatch size.
     optimizer : {'adam', 'adamw', 'sgd'};  lr, schedule ('cosine' or 'constant'), warmup (steps),
         weight_decay, grad_clip (max gradient norm, None for none).
+    affine_lr : float or 'auto'
+        Multiplier of lr for the affine part A, b (0 keeps the starting map's).  'auto'
+        (default): 1/d.  Adam moves each of A's d^2 entries by about lr per step, a change of
+        norm up to lr d, which at lr 1e-2 and d >= 32 undoes the Bures start within a few
+        hundred noisy minibatch steps; 1/d keeps that change at about lr.
     tol : float
         Marginal tolerance of the inner Sinkhorn solves (minibatch gradients need no more).
     validation_fraction : float
@@ -225,8 +234,8 @@ class MongeGapMap:
 
     def __init__(self, hidden="auto", activation="gelu", init="bures", cost="sqeuclidean", p=2.0,
                  lam=1.0, fitting_loss="sinkhorn_divergence", fitting_eps=None, fitting_relative_eps=0.05, reg=1.0, gap_eps=None,
-                 gap_relative_epsilon=None, n_iter=2000, batch_size=256, optimizer="adam", lr=1e-2,
-                 schedule="cosine", warmup=0, weight_decay=0.0, grad_clip=None, tol=1e-3,
+                 gap_relative_epsilon=None, gap_debiased=False, n_iter=2000, batch_size=256, optimizer="adam", lr=1e-2,
+                 affine_lr="auto", schedule="cosine", warmup=0, weight_decay=0.0, grad_clip=None, tol=1e-3,
                  validation_fraction=0.1, n_validation=1024, validate_every=100,
                  early_stopping="guard", patience=None, seed=0, verbose=True, blas_threads=1,
                  dtype="float32"):
@@ -242,10 +251,12 @@ class MongeGapMap:
         self.reg = reg
         self.gap_eps = gap_eps
         self.gap_relative_epsilon = gap_relative_epsilon
+        self.gap_debiased = gap_debiased
         self.n_iter = n_iter
         self.batch_size = batch_size
         self.optimizer = optimizer
         self.lr = lr
+        self.affine_lr = affine_lr
         self.schedule = schedule
         self.warmup = warmup
         self.weight_decay = weight_decay
@@ -294,6 +305,10 @@ class MongeGapMap:
         if self.patience is not None:
             integer("patience", self.patience, 1)
         positive("lr", self.lr)
+        if not (isinstance(self.affine_lr, str) and self.affine_lr == "auto"):
+            if isinstance(self.affine_lr, str):
+                raise ValueError(f"affine_lr: expected 'auto' or a number >= 0, got {self.affine_lr!r}")
+            nonneg("affine_lr", self.affine_lr)
         nonneg("weight_decay", self.weight_decay)
         positive("tol", self.tol)
         positive("fitting_relative_eps", self.fitting_relative_eps)
@@ -314,6 +329,8 @@ class MongeGapMap:
             nonneg("reg", reg)
         if self.early_stopping is not False:
             choice("early_stopping", self.early_stopping, ("guard", "best"))
+        if not isinstance(self.gap_debiased, (bool, np.bool_)):
+            raise TypeError(f"gap_debiased: expected a bool, got {type(self.gap_debiased).__name__}")
         if not isinstance(self.verbose, (bool, np.bool_)):
             raise TypeError(f"verbose: expected a bool, got {type(self.verbose).__name__}")
         if isinstance(self.seed, bool) or not isinstance(self.seed, numbers.Integral):
@@ -410,10 +427,13 @@ class MongeGapMap:
             d = Xi.shape[1]
         self.model_ = model = self._init_model(d, Xi, Yi, dt)
         params = model.params
-        opt = {"adam": nn.Adam(params, lr=self.lr),
-               "adamw": nn.AdamW(params, lr=self.lr, weight_decay=self.weight_decay),
-               "sgd": nn.SGD(params, lr=self.lr, momentum=0.9,
-                             weight_decay=self.weight_decay)}[self.optimizer]
+        k = 1.0 / d if self.affine_lr == "auto" else float(self.affine_lr)
+        scale = [k, k] + [1.0] * (len(params) - 2) if model.affine else None
+        opt = {"adam": nn.Adam(params, lr=self.lr, lr_scale=scale),
+               "adamw": nn.AdamW(params, lr=self.lr, weight_decay=self.weight_decay,
+                                 lr_scale=scale),
+               "sgd": nn.SGD(params, lr=self.lr, momentum=0.9, weight_decay=self.weight_decay,
+                             lr_scale=scale)}[self.optimizer]
         sched = nn.make_schedule(self.schedule, self.lr, self.n_iter, self.warmup)
         if self.fitting_eps is None:
             eps_fit = relative_fitting_eps(Yi, self.fitting_relative_eps)
@@ -421,7 +441,8 @@ class MongeGapMap:
             eps_fit = float(self.fitting_eps)
         self.fitting_eps_ = eps_fit
         gap_kw = dict(cost=self.cost, p=self.p, lam=self.lam, eps=self.gap_eps,
-                      relative_epsilon=self.gap_relative_epsilon, tol=self.tol)
+                      relative_epsilon=self.gap_relative_epsilon, debiased=bool(self.gap_debiased),
+                      tol=self.tol)
         hist = {k: [] for k in ("step", "loss", "fit", "gap", "lambda", "val_step", "val_loss",
                                 "val_sinkhorn", "val_monge_gap", "val_l2_uvp")}
         mode = self.early_stopping if Xv is not None else False

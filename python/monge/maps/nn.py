@@ -708,13 +708,23 @@ def _check_grads(params, grads):
 
 
 class Optimizer:
-    """Base class: holds ``params`` (updated in place), ``lr`` (settable between steps), and the
-    step count ``t``."""
+    """Base class: holds ``params`` (updated in place), ``lr`` (settable between steps), the
+    step count ``t``, and ``lr_scale``: one non-negative multiplier of lr per parameter (None:
+    all 1; 0 freezes a parameter)."""
 
-    def __init__(self, params, lr):
+    def __init__(self, params, lr, lr_scale=None):
         self.params = _param_list(params)
         self.lr = lr
         self.t = 0
+        if lr_scale is None:
+            lr_scale = [1.0] * len(self.params)
+        if isinstance(lr_scale, (str, bytes)) or not hasattr(lr_scale, "__len__"):
+            raise TypeError(f"lr_scale: expected a sequence of numbers, got {type(lr_scale).__name__}")
+        lr_scale = list(lr_scale)
+        if len(lr_scale) != len(self.params):
+            raise ValueError(f"lr_scale: expected {len(self.params)} values (one per parameter), "
+                             f"got {len(lr_scale)}")
+        self.lr_scale = [_nonneg(f"lr_scale[{i}]", v) for i, v in enumerate(lr_scale)]
 
     @property
     def lr(self):
@@ -752,8 +762,9 @@ class Adam(Optimizer):
     ``weight_decay`` > 0 adds the coupled L2 term weight_decay * p to g (use AdamW for the
     decoupled form)."""
 
-    def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0):
-        super().__init__(params, lr)
+    def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0,
+                 lr_scale=None):
+        super().__init__(params, lr, lr_scale)
         self.betas = _betas(betas)
         self.eps = _nonneg("eps", eps)
         self.weight_decay = _nonneg("weight_decay", weight_decay)
@@ -767,10 +778,10 @@ class Adam(Optimizer):
         bc1 = 1.0 - b1 ** self.t
         bc2_sqrt = math.sqrt(1.0 - b2 ** self.t)
         step = self.lr / bc1
-        for p, g, m, v in zip(self.params, grads, self.m, self.v):
+        for p, g, m, v, k in zip(self.params, grads, self.m, self.v, self.lr_scale):
             if self.weight_decay:
                 if self._decoupled:
-                    p *= 1.0 - self.lr * self.weight_decay
+                    p *= 1.0 - k * self.lr * self.weight_decay
                 else:
                     g = g + self.weight_decay * p
             m += (1.0 - b1) * (g - m)
@@ -779,7 +790,7 @@ class Adam(Optimizer):
             denom = np.sqrt(v)
             denom /= bc2_sqrt
             denom += self.eps
-            p -= step * (m / denom)
+            p -= (k * step) * (m / denom)
 
 
 class AdamW(Adam):
@@ -787,8 +798,9 @@ class AdamW(Adam):
     ``torch.optim.AdamW``: p <- p (1 - lr * weight_decay) before the Adam update (the decay
     follows the learning-rate schedule)."""
 
-    def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=1e-2):
-        super().__init__(params, lr, betas, eps, weight_decay)
+    def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=1e-2,
+                 lr_scale=None):
+        super().__init__(params, lr, betas, eps, weight_decay, lr_scale)
 
     _decoupled = True
 
@@ -797,8 +809,9 @@ class SGD(Optimizer):
     """SGD with optional (heavy-ball or Nesterov) momentum, as ``torch.optim.SGD`` (no dampening):
     buf <- momentum buf + g (buf = g at the first step), p <- p - lr buf."""
 
-    def __init__(self, params, lr, momentum=0.0, nesterov=False, weight_decay=0.0):
-        super().__init__(params, lr)
+    def __init__(self, params, lr, momentum=0.0, nesterov=False, weight_decay=0.0,
+                 lr_scale=None):
+        super().__init__(params, lr, lr_scale)
         self.momentum = _nonneg("momentum", momentum)
         if not isinstance(nesterov, (bool, np.bool_)):
             raise TypeError(f"nesterov: expected a bool, got {type(nesterov).__name__}")
@@ -810,7 +823,7 @@ class SGD(Optimizer):
 
     def _update(self, grads):
         mu = self.momentum
-        for i, (p, g) in enumerate(zip(self.params, grads)):
+        for i, (p, g, k) in enumerate(zip(self.params, grads, self.lr_scale)):
             if self.weight_decay:
                 g = g + self.weight_decay * p
             if mu:
@@ -820,7 +833,7 @@ class SGD(Optimizer):
                     self.buf[i] *= mu
                     self.buf[i] += g
                 g = g + mu * self.buf[i] if self.nesterov else self.buf[i]
-            p -= self.lr * g
+            p -= (k * self.lr) * g
 
 
 def clip_grad_norm(grads, max_norm):
