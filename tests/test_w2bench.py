@@ -148,14 +148,14 @@ def test_docs_tables_match_their_results_files():
 
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     doc = open(os.path.join(root, "docs", "experiments", "w2bench.md")).read()
-    blocks = re.findall(r"<!-- (w2bench-[\w-]+): .*?from\n?(.*?); tests/test_w2bench.py checks "
+    blocks = re.findall(r"<!-- (w2bench-[\w-]+): (.*?)from\n?(.*?); tests/test_w2bench.py checks "
                         r"that they match -->\n\n(.*?)\n<!-- /\1 -->", doc, re.S)
     assert {b[0] for b in blocks} >= {"w2bench-tables", "w2bench-tuning"}, \
         "docs/experiments/w2bench.md: table markers are missing"
-    for name, sources, shown in blocks:
+    for name, how, sources, shown in blocks:
         files = re.findall(r"benchmarks/results/[\w.-]+\.json", sources)
         assert files, name
-        rendered = wb.render([os.path.join(root, f) for f in files])
+        rendered = wb.render([os.path.join(root, f) for f in files], merge="--merge" in how)
         assert shown.strip() == rendered.strip(), name
 
 

@@ -25,11 +25,12 @@ def _demo(args):
           f"n = {args.n}, {args.n_iter} iterations")
     print(f"  {'map':>24} {'L2-UVP %':>9} {'S_eps(T#mu, nu)':>16} {'Monge gap':>10} {'time':>7}")
     fitted = {}
+    reg = MongeGapMap().reg if args.reg is None else args.reg
     contenders = [("linear (Bures)", lambda: LinearMap()), ("entropic map", lambda: EntropicMap()),
                   ("MLP, lambda = 0", lambda: MongeGapMap(reg=0.0, n_iter=args.n_iter,
                                                           seed=args.seed, verbose=False)),
-                  (f"Monge gap, lambda = {args.reg:g}",
-                   lambda: MongeGapMap(reg=args.reg, n_iter=args.n_iter, seed=args.seed,
+                  (f"Monge gap, lambda = {reg:g}",
+                   lambda: MongeGapMap(reg=reg, n_iter=args.n_iter, seed=args.seed,
                                        verbose=False))]
     for name, make in contenders:
         t0 = time.perf_counter()
@@ -60,15 +61,15 @@ def _demo(args):
         axes[0].legend(loc="upper left")
         shown = [c[0] for c in contenders[2:]]
         for ax, name in zip(axes[1:], shown):
-            reg = 0.0 if name == shown[0] else args.reg
+            lam_shown = 0.0 if name == shown[0] else reg
             tx, true = fitted[name].transform(xs), P.map(xs)
             ax.scatter(*Yt[:1000].T, s=3, c="tab:orange", alpha=0.3)
             ax.quiver(xs[:, 0], xs[:, 1], *(true - xs).T, angles="xy", scale_units="xy", scale=1,
                       color="0.6", width=0.003, label="true map")
             ax.quiver(xs[:, 0], xs[:, 1], *(tx - xs).T, angles="xy", scale_units="xy", scale=1,
-                      color="tab:green" if reg else "tab:red", width=0.003, label="fitted map")
+                      color="tab:green" if lam_shown else "tab:red", width=0.003, label="fitted map")
             uvp = metrics.l2_uvp(fitted[name].transform(Xt), P.map(Xt))
-            ax.set_title(f"lambda = {reg:g}: L2-UVP {uvp:.1f}%")
+            ax.set_title(f"lambda = {lam_shown:g}: L2-UVP {uvp:.1f}%")
             ax.legend(loc="upper left")
         for ax in axes:
             ax.set_aspect("equal")
@@ -128,7 +129,8 @@ def main(argv=None):
                                     "data with a known optimal map; print metrics, write a plot")
     m.add_argument("--n", type=int, default=4000, help="training samples per side (default 4000)")
     m.add_argument("--n-iter", type=int, default=600, help="training iterations (default 600)")
-    m.add_argument("--reg", type=float, default=1.0, help="lambda of the Monge gap (default 1)")
+    m.add_argument("--reg", type=float, default=None,
+                   help="lambda of the Monge gap (default: MongeGapMap's)")
     m.add_argument("--out", default="demo.png", help="plot file ('' for none; default demo.png)")
     m.add_argument("--seed", type=int, default=0)
     m.set_defaults(fn=_demo)

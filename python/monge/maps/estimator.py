@@ -180,9 +180,10 @@ class MongeGapMap:
     gap_eps, gap_relative_epsilon : eps of the Monge gap, as in :func:`monge.monge_gap`
         (default: 0.05 x std of the cost matrix, OTT-JAX's default).
     gap_debiased : bool
-        The debiased Monge gap estimator (:func:`monge.monge_gap` with ``debiased=True``), whose
-        entropic term does not reward contracting maps; its values are smaller, so it wants a
-        larger ``reg`` (docs/experiments/w2bench.md).  Default False.
+        True (default): the debiased Monge gap estimator (:func:`monge.monge_gap` with
+        ``debiased=True``), which is ~0 for every optimal map; False: OTT-JAX's estimator, whose
+        entropic term rewards maps that contract (docs/experiments/w2bench.md).  The debiased
+        values are smaller, hence the larger default ``reg``.
     n_iter, batch_size : iterations and minibatch size.
     optimizer : {'adam', 'adamw', 'sgd'};  lr, schedule ('cosine' or 'constant'), warmup (steps),
         weight_decay, grad_clip (max gradient norm, None for none).
@@ -233,8 +234,8 @@ class MongeGapMap:
     """
 
     def __init__(self, hidden="auto", activation="gelu", init="bures", cost="sqeuclidean", p=2.0,
-                 lam=1.0, fitting_loss="sinkhorn_divergence", fitting_eps=None, fitting_relative_eps=0.05, reg=1.0, gap_eps=None,
-                 gap_relative_epsilon=None, gap_debiased=False, n_iter=2000, batch_size=256, optimizer="adam", lr=1e-2,
+                 lam=1.0, fitting_loss="sinkhorn_divergence", fitting_eps=None, fitting_relative_eps=0.05, reg=3.0, gap_eps=None,
+                 gap_relative_epsilon=None, gap_debiased=True, n_iter=2000, batch_size=256, optimizer="adam", lr=1e-2,
                  affine_lr="auto", schedule="cosine", warmup=0, weight_decay=0.0, grad_clip=None, tol=1e-3,
                  validation_fraction=0.1, n_validation=1024, validate_every=100,
                  early_stopping="guard", patience=None, seed=0, verbose=True, blas_threads=1,

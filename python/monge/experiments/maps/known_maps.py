@@ -57,10 +57,12 @@ def problems(quick, n_test=2000):
     return out
 
 
-def run(quick=False, seeds=(0, 1, 2), regs=(0.0, 1.0), n_iter=None, verbose=False, names=None,
+def run(quick=False, seeds=(0, 1, 2), regs=None, n_iter=None, verbose=False, names=None,
         n_test=2000):
     """Fits and evaluates every (dataset, lambda, seed); `names` restricts the datasets."""
     n_iter = n_iter or (400 if quick else 2000)
+    if regs is None:
+        regs = (0.0, MongeGapMap().reg)     # without the gap, and with the default lambda
     results = []
     for name, (sample, true_map, cost, lam) in problems(quick, n_test).items():
         if names is not None and name not in names:
@@ -109,11 +111,12 @@ def main(argv=None):
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--quick", action="store_true", help="small sizes, fewer datasets")
     ap.add_argument("--seeds", type=int, default=3)
-    ap.add_argument("--reg", type=float, default=1.0, help="lambda of the regularised fits")
+    ap.add_argument("--reg", type=float, default=None,
+                    help="lambda of the regularised fits (default: MongeGapMap's)")
     ap.add_argument("--n-iter", type=int, default=None)
     ap.add_argument("--out", help="write the per-run results as JSON")
     args = ap.parse_args(argv)
-    res = run(args.quick, seeds=tuple(range(args.seeds)), regs=(0.0, args.reg), n_iter=args.n_iter)
+    res = run(args.quick, seeds=tuple(range(args.seeds)), regs=None if args.reg is None else (0.0, args.reg), n_iter=args.n_iter)
     print(table(res))
     if args.out:
         with open(args.out, "w") as fh:

@@ -456,27 +456,51 @@ def table(rows, published=True):
     return "\n".join(out)
 
 
-def render(paths):
-    """The tables of results files (one per regime), as docs/experiments/w2bench.md shows them."""
+def render(paths, merge=False):
+    """The tables of results files (one per regime), as docs/experiments/w2bench.md shows them.
+
+    merge=True: one table of all files' rows, a later file's rows replacing an earlier file's for
+    each (regime, method) it holds (a rerun of some methods after a change of their defaults),
+    then one source line per file naming the methods taken from it."""
     import json
 
-    parts = []
+    parts, merged, sources = [], {}, []
     for path in paths:
         with open(path) as fh:
             res = json.load(fh)
         m = res["meta"]
         validation = m["data"]["pairs"].startswith("validation")
-        parts.append(table(res["rows"], published=not validation))
-        over = m["settings"].get("mg_params")
-        over = ("; MongeGapMap overrides " + ", ".join(f"{k} = {v}" for k, v in over.items())
-                if over else "")
-        parts.append(f"Source: `{os.path.basename(path)}` — {m['date']}, commit "
-                     f"{m['machine']['commit'][:10]}, {m['machine']['cpu']} "
-                     f"({m['machine']['cores']} cores, load {m['machine']['load_average'][0]:.1f} "
-                     f"→ {m['load_average_after'][0]:.1f}); {m['data']['pairs']} pairs; "
-                     f"{m['settings']['n_iter']} steps of batch {m['settings']['batch_size']}, "
-                     f"{m['settings']['seeds']} seeds{over}.\n")
+        if merge:
+            groups = {}
+            for r in res["rows"]:
+                groups.setdefault((r["regime"], r["method"]), []).append(r)
+            merged.update(groups)
+            sources.append((path, res, sorted(groups)))
+        else:
+            parts.append(table(res["rows"], published=not validation))
+            parts.append(_source_line(path, res) + "\n")
+    if merge:
+        rows = [r for g in merged.values() for r in g]
+        validation = any(res["meta"]["data"]["pairs"].startswith("validation") for _, res, _ in sources)
+        parts.append(table(rows, published=not validation))
+        for path, res, groups in sources:
+            kept = sorted({meth for reg, meth in groups if merged[(reg, meth)][0] in res["rows"]},
+                          key=METHODS.index)
+            parts.append(_source_line(path, res) + f" Methods shown from it: {', '.join(kept)}.\n")
     return "\n".join(parts).rstrip() + "\n"
+
+
+def _source_line(path, res):
+    m = res["meta"]
+    over = m["settings"].get("mg_params")
+    over = ("; MongeGapMap overrides " + ", ".join(f"{k} = {v}" for k, v in over.items())
+            if over else "")
+    return (f"Source: `{os.path.basename(path)}` — {m['date']}, commit "
+            f"{m['machine']['commit'][:10]}, {m['machine']['cpu']} "
+            f"({m['machine']['cores']} cores, load {m['machine']['load_average'][0]:.1f} "
+            f"→ {m['load_average_after'][0]:.1f}); {m['data']['pairs']} pairs; "
+            f"{m['settings']['n_iter']} steps of batch {m['settings']['batch_size']}, "
+            f"{m['settings']['seeds']} seeds{over}.")
 
 
 def main(argv=None):
@@ -507,9 +531,11 @@ def main(argv=None):
     ap.add_argument("--out", help="results JSON (rows are also printed as they finish)")
     ap.add_argument("--render", nargs="+", metavar="JSON",
                     help="print the tables of existing results files and exit")
+    ap.add_argument("--merge", action="store_true",
+                    help="with --render: one table, later files replacing earlier files' methods")
     args = ap.parse_args(argv)
     if args.render:
-        print(render(args.render))
+        print(render(args.render, merge=args.merge))
         return 0
     if not args.data:
         ap.error("--data: required (the folder of the benchmark's checkpoints)")
