@@ -174,7 +174,7 @@ def test_estimator_bias_runner_and_its_docs_block(data_dir, tmp_path):
     rows = res["dims"]["4"]["rows"]
     assert [r["scale"] for r in rows] == list(eb.SCALES)
     for r in rows:
-        for k in ("sinkhorn_divergence", "split", "monge_gap"):
+        for k in ("sinkhorn_divergence", "split", "monge_gap", "monge_gap_debiased"):
             assert np.isfinite(r[k][0]) and r[k][1] >= 0
         assert r["sinkhorn_divergence"][0] >= -1e-6          # a divergence
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))

@@ -311,9 +311,10 @@ def fit_method(pair, method, regime, seed, *, n=2048, n_iter=5000, batch_size=25
         est = EntropicMap().fit(X, Y)
         extras.update(eps=est.eps_, sinkhorn_iter=int(est.result_.n_iter))
     elif method in ("mlp", "monge_gap"):
-        est = MongeGapMap(**{**dict(reg=0.0 if method == "mlp" else 1.0, n_iter=n_iter,
-                                    batch_size=batch_size, seed=seed, verbose=False),
-                             **(mg_params or {})})
+        kw = dict(n_iter=n_iter, batch_size=batch_size, seed=seed, verbose=False, **(mg_params or {}))
+        if method == "mlp":
+            kw["reg"] = 0.0                     # the ablation; monge_gap keeps MongeGapMap's lambda
+        est = MongeGapMap(**kw)
         est.fit(sx or X, sy or Y)
         extras.update(best_step=int(est.best_step_), steps=len(est.history_["step"]))
     elif method in ("w2gn", "mm"):
