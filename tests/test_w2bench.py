@@ -169,6 +169,7 @@ def test_estimator_bias_runner_and_its_docs_block(data_dir, tmp_path):
 
     out = tmp_path / "bias.json"
     eb.main(["--data", str(data_dir), "--dims", "4", "--batch-size", "32", "--repeats", "3",
+             "--n-iter", "5", "--n-fit", "256",
              "--out", str(out)])
     res = json.loads(out.read_text())
     rows = res["dims"]["4"]["rows"]
@@ -177,6 +178,11 @@ def test_estimator_bias_runner_and_its_docs_block(data_dir, tmp_path):
         for k in ("sinkhorn_divergence", "split", "monge_gap", "monge_gap_debiased"):
             assert np.isfinite(r[k][0]) and r[k][1] >= 0
         assert r["sinkhorn_divergence"][0] >= -1e-6          # a divergence
+    named = {r["map"]: r for r in res["dims"]["4"]["maps"]["rows"]}
+    assert named["true map"]["l2_uvp"] == 0.0
+    assert named["Bures map"]["l2_uvp"] > 1.0 and len(named) == 5
+    # an optimal map: its debiased gap is small next to the plain estimator's entropic bias
+    assert abs(named["true map"]["monge_gap_debiased"]) < 0.2 * named["true map"]["monge_gap"]
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     doc = open(os.path.join(root, "docs", "experiments", "w2bench.md")).read()
     m = re.search(r"<!-- estimator-bias: .*?from\n?(benchmarks/results/[\w.-]+\.json); "
