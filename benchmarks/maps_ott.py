@@ -166,7 +166,10 @@ def fit_monge(X, Y, *, lam, n_iter, seed=0, dtype="float32"):
     est = MongeGapMap(hidden=HIDDEN, activation="gelu", init="identity", reg=lam, n_iter=n_iter,
                       batch_size=BATCH, lr=LR, seed=seed, verbose=False, dtype=dtype,
                       fitting_loss="sinkhorn_divergence", fitting_relative_eps=0.05,
-                      validation_fraction=0.0, early_stopping=False).fit(X, Y)
+                      validation_fraction=0.0, early_stopping=False,
+                      # OTT's estimator and map: the plain gap, and T = x + MLP(x) with no
+                      # trainable affine part
+                      gap_debiased=False, affine_lr=0.0).fit(X, Y)
     return est, time.perf_counter() - t0
 
 

@@ -152,6 +152,8 @@ def test_docs_tables_match_their_results_files():
                         r"that they match -->\n\n(.*?)\n<!-- /\1 -->", doc, re.S)
     assert {b[0] for b in blocks} >= {"w2bench-tables", "w2bench-tuning"}, \
         "docs/experiments/w2bench.md: table markers are missing"
+    # every opened block is checked (a malformed or empty one would otherwise be skipped)
+    assert sorted(re.findall(r"<!-- (w2bench-[\w-]+):", doc)) == sorted(b[0] for b in blocks)
     for name, how, sources, shown in blocks:
         files = re.findall(r"benchmarks/results/[\w.-]+\.json", sources)
         assert files, name
