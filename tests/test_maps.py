@@ -111,6 +111,7 @@ def test_reg_schedules_and_elastic_cost():
     (dict(affine_lr=-0.1), ValueError, "affine_lr: must be a finite number >= 0"),
     (dict(affine_lr="fast"), ValueError, "affine_lr: expected 'auto' or a number"),
     (dict(gap_debiased=1), TypeError, "gap_debiased: expected a bool"),
+    (dict(standardize="no"), TypeError, "standardize: expected a bool"),
 ])
 def test_bad_parameters(kw, exc, text):
     X = np.random.default_rng(0).standard_normal((20, 2))
@@ -244,6 +245,24 @@ def test_affine_lr_scales_the_affine_step():
         for new, old in ((m.At, start.At), (m.b, start.b)):
             np.testing.assert_allclose(np.abs(new - old).max(), k, rtol=1e-6, atol=1e-15)
         assert np.abs(m.mlp.params[-2] - start.mlp.params[-2]).max() == pytest.approx(1e-2, rel=1e-6)
+
+
+def test_standardize_false_is_x_plus_a_raw_mlp():
+    """standardize=False with init='identity': T(x) = x + MLP(x) on raw coordinates (OTT-JAX's
+    residual map), checked against the MLP's own forward pass."""
+    P = datasets.gaussian_pair(3, seed=0)
+    X, Y = 5.0 + 3.0 * P.sample_source(300, seed=0), P.sample_target(300, seed=1)
+    est = MongeGapMap(init="identity", standardize=False, n_iter=3, verbose=False,
+                      validation_fraction=0.0, dtype="float64").fit(X, Y)
+    m = est.model_
+    np.testing.assert_array_equal(m.s_in, 1.0)
+    np.testing.assert_array_equal(m.s_out, 1.0)
+    np.testing.assert_array_equal(m.m_in, 0.0)
+    Xt = X[:20]
+    np.testing.assert_allclose(est.transform(Xt), Xt @ m.At + m.b + m.mlp(Xt), rtol=1e-12, atol=1e-12)
+    on = MongeGapMap(init="identity", n_iter=3, verbose=False, validation_fraction=0.0,
+                     dtype="float64").fit(X, Y).model_
+    assert np.allclose(on.s_in, 1.0 / X.std(0)) and np.allclose(on.m_in, X.mean(0))
 
 
 def test_fit_from_samplers():

@@ -30,7 +30,7 @@ from ..losses import monge_gap, sinkhorn_divergence
 
 __all__ = ["MongeGapMap", "fit_torch_map"]
 
-_PARAMS = ("hidden", "activation", "init", "cost", "p", "lam", "fitting_loss", "fitting_eps", "fitting_relative_eps",
+_PARAMS = ("hidden", "activation", "init", "standardize", "cost", "p", "lam", "fitting_loss", "fitting_eps", "fitting_relative_eps",
            "reg", "gap_eps", "gap_relative_epsilon", "gap_debiased", "n_iter", "batch_size", "optimizer", "lr", "affine_lr",
            "schedule", "warmup", "weight_decay", "grad_clip", "tol", "validation_fraction",
            "n_validation", "validate_every", "early_stopping", "patience", "seed", "verbose",
@@ -162,6 +162,11 @@ class MongeGapMap:
     init : {'bures', 'identity', 'none'}
         Starting affine part: the Bures map of the samples (default), the identity (T = x +
         MLP, the residual map of the Monge gap paper), or none (a plain MLP, no affine part).
+    standardize : bool
+        True (default): the MLP sees (x - m_x) / s_x and its output is scaled by s_y (per
+        coordinate, from the training samples), so that its initialisation and learning rate see
+        unit-scale data.  False: the MLP sees x and adds its raw output (T = x + MLP(x) with
+        init='identity', as OTT-JAX's residual maps).
     cost, p, lam : ground cost of the Monge gap ('sqeuclidean', 'elastic' 1/2|z|^2 + lam|z|_1,
         'pnorm', 'euclidean', 'cosine'); the map is pushed towards an optimal map for this cost.
     fitting_loss : {'sinkhorn_divergence', 'split'}
@@ -233,7 +238,7 @@ class MongeGapMap:
     fitting_eps_, fit_time_ : the fitting loss's eps, seconds spent in fit.
     """
 
-    def __init__(self, hidden="auto", activation="gelu", init="bures", cost="sqeuclidean", p=2.0,
+    def __init__(self, hidden="auto", activation="gelu", init="bures", standardize=True, cost="sqeuclidean", p=2.0,
                  lam=1.0, fitting_loss="sinkhorn_divergence", fitting_eps=None, fitting_relative_eps=0.05, reg=3.0, gap_eps=None,
                  gap_relative_epsilon=None, gap_debiased=True, n_iter=2000, batch_size=256, optimizer="adam", lr=1e-2,
                  affine_lr="auto", schedule="cosine", warmup=0, weight_decay=0.0, grad_clip=None, tol=1e-3,
@@ -243,6 +248,7 @@ class MongeGapMap:
         self.hidden = hidden
         self.activation = activation
         self.init = init
+        self.standardize = standardize
         self.cost = cost
         self.p = p
         self.lam = lam
@@ -330,6 +336,8 @@ class MongeGapMap:
             nonneg("reg", reg)
         if self.early_stopping is not False:
             choice("early_stopping", self.early_stopping, ("guard", "best"))
+        if not isinstance(self.standardize, (bool, np.bool_)):
+            raise TypeError(f"standardize: expected a bool, got {type(self.standardize).__name__}")
         if not isinstance(self.gap_debiased, (bool, np.bool_)):
             raise TypeError(f"gap_debiased: expected a bool, got {type(self.gap_debiased).__name__}")
         if not isinstance(self.verbose, (bool, np.bool_)):
@@ -384,12 +392,15 @@ class MongeGapMap:
         sy = Yi.std(axis=0)
         sx = np.where(sx > 0, sx, 1.0)
         sy = np.where(sy > 0, sy, 1.0)
+        m_in = Xi.mean(0)
+        if not self.standardize:
+            sx, sy, m_in = np.ones(d), np.ones(d), np.zeros(d)
         if self.init == "bures":
             A, b = bures_map(Xi.mean(0), np.cov(Xi.T).reshape(d, d), Yi.mean(0),
                              np.cov(Yi.T).reshape(d, d))
         else:
             A, b = np.eye(d), np.zeros(d)
-        model.set_affine(A=A, b=b, m_in=Xi.mean(0), s_in=1.0 / sx, s_out=sy)
+        model.set_affine(A=A, b=b, m_in=m_in, s_in=1.0 / sx, s_out=sy)
         return model
 
     def fit(self, X, Y, X_val=None, Y_val=None, true_map=None):
