@@ -378,29 +378,20 @@ int monge_monge_gap(const monge_geometry *geom, const monge_gap_params *par, dou
     if (grad_x) {
         /* (1/n) d1 c(x_i, t_i) - sum_j P_ij d1 c(x_i, t_j) */
         for (int64_t i = 0; i < n * d; i++) pg[i] /= (double)n;
-        st = monge_geom_grad(w, 0, eps, u, h, grad_x, nth);
+        /* debiased: the subtracted divergence's x-gradient also has the self-term's part */
+        if (deb) monge_problem_shift(&pxx, 0, eps, px, us);
+        st = grad_pair(w, 0, u, h, deb ? wxx : NULL, us, tmp, grad_x, n, d, eps, nth);
         if (st) goto done;
         for (int64_t i = 0; i < n * d; i++) grad_x[i] = pg[i] - grad_x[i];
-        if (deb) { /* + sum_k Q^xx_ik d1 c(x_i, x_k) */
-            monge_problem_shift(&pxx, 0, eps, px, us);
-            st = monge_geom_grad(wxx, 0, eps, us, us, tmp, nth);
-            if (st) goto done;
-            for (int64_t i = 0; i < n * d; i++) grad_x[i] += tmp[i];
-        }
     }
     if (grad_t) {
         /* (1/n) d2 c(x_j, t_j) - sum_i P_ij d2 c(x_i, t_j), with d2 c(x, t) = d1 c(t, x) */
         st = monge_geom_paired(ws, pc, pg, nth);
         if (st) goto done;
-        st = monge_geom_grad(w, 1, eps, h, u, grad_t, nth);
+        if (deb) monge_problem_shift(&ptt, 0, eps, pt, us);
+        st = grad_pair(w, 1, h, u, deb ? wtt : NULL, us, tmp, grad_t, n, d, eps, nth);
         if (st) goto done;
         for (int64_t i = 0; i < n * d; i++) grad_t[i] = pg[i] / (double)n - grad_t[i];
-        if (deb) { /* + sum_k Q^tt_jk d1 c(t_j, t_k) */
-            monge_problem_shift(&ptt, 0, eps, pt, us);
-            st = monge_geom_grad(wtt, 0, eps, us, us, tmp, nth);
-            if (st) goto done;
-            for (int64_t i = 0; i < n * d; i++) grad_t[i] += tmp[i];
-        }
     }
     /* finite inputs can still overflow (costs beyond the double range): say so, never return an
      * infinite or NaN value as a result */

@@ -228,6 +228,8 @@ def test_debiased_monge_gap_does_not_reward_contraction():
     plain = [monge.monge_gap(x, s * x).value for s in (0.8, 1.25)]
     deb = [monge.monge_gap(x, s * x, debiased=True).value for s in (0.8, 1.25)]
     assert plain[1] - plain[0] > 0.3
+    # measured: |M~| ~ 7e-4 against a plain change of 0.66; 5 % of that change still fails a
+    # debiasing that cancelled only part of the entropic term
     assert max(abs(v) for v in deb) < 0.05 * (plain[1] - plain[0])
     rot = x @ np.array([[0.0, -1.0], [1.0, 0.0]])
     assert monge.monge_gap(x, rot, debiased=True).value > 1.0

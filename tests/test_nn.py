@@ -229,6 +229,16 @@ def make_problem(seed=0):
     return params, grads
 
 
+def _step_both(opt, topt, ours, tp, grads):
+    """One step of our optimizer and torch's on the same gradients; the parameters must agree."""
+    for t, g in zip(tp, grads):
+        t.grad = torch.tensor(g)
+    topt.step()
+    opt.step(grads)
+    for a, t in zip(ours, tp):
+        np.testing.assert_allclose(a, t.detach().numpy(), rtol=0, atol=1e-12)
+
+
 @pytest.mark.parametrize("kind", ["adam", "adam_l2", "adamw", "sgd", "sgd_momentum",
                                   "sgd_nesterov"])
 def test_optimizers_match_torch(kind):
@@ -256,12 +266,7 @@ def test_optimizers_match_torch(kind):
             opt.lr = opt.lr * 0.5
             for group in topt.param_groups:
                 group["lr"] = group["lr"] * 0.5
-        for t, g in zip(tp, grads):
-            t.grad = torch.tensor(g)
-        topt.step()
-        opt.step(grads)
-        for a, t in zip(ours, tp):
-            np.testing.assert_allclose(a, t.detach().numpy(), rtol=0, atol=1e-12)
+        _step_both(opt, topt, ours, tp, grads)
     assert opt.t == len(grad_seq)
     # updates are in place: the optimizer holds the caller's arrays
     assert all(a is b for a, b in zip(opt.params, ours))
@@ -284,12 +289,7 @@ def test_lr_scale_matches_torch_param_groups(kind):
         opt = nn.SGD(ours, lr=1e-2, momentum=0.9, lr_scale=scale)
         topt = torch.optim.SGD(groups, lr=1e-2, momentum=0.9)
     for grads in grad_seq:
-        for t, g in zip(tp, grads):
-            t.grad = torch.tensor(g)
-        topt.step()
-        opt.step(grads)
-        for a, t in zip(ours, tp):
-            np.testing.assert_allclose(a, t.detach().numpy(), rtol=0, atol=1e-12)
+        _step_both(opt, topt, ours, tp, grads)
     np.testing.assert_array_equal(ours[1], params[1])           # scale 0: frozen
 
 

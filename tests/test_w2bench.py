@@ -183,7 +183,8 @@ def test_estimator_bias_runner_and_its_docs_block(data_dir, tmp_path):
     named = {r["map"]: r for r in res["dims"]["4"]["maps"]["rows"]}
     assert named["true map"]["l2_uvp"] == 0.0
     assert named["Bures map"]["l2_uvp"] > 1.0 and len(named) == 5
-    # an optimal map: its debiased gap is small next to the plain estimator's entropic bias
+    # an optimal map: its debiased gap is small next to the plain estimator's entropic bias (a
+    # ratio bound, loose because the fixture pair is tiny: 3 batches of 32 points)
     assert abs(named["true map"]["monge_gap_debiased"]) < 0.2 * named["true map"]["monge_gap"]
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     doc = open(os.path.join(root, "docs", "experiments", "w2bench.md")).read()
