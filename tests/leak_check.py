@@ -2,8 +2,13 @@
 the bad-input catalogue (tests/bad_input_catalogue.py).  A script, run by `make test` after pytest
 (tests/test_reliability.py runs 3000 calls of a subset inside pytest):
 
-    python tests/leak_check.py              # 10^5 calls each (about 3 min on 2 cores)
+    python tests/leak_check.py              # up to 10^5 calls each, about 2 s per call site
     python tests/leak_check.py --calls 2000 --only sinkhorn
+    python tests/leak_check.py --seconds 0  # 10^5 calls of every call site (about 20 min)
+
+Each call site gets --calls repetitions, fewer when a call is slow (the loaders' checks take ~1 ms):
+as many as fit in --seconds, never fewer than --min-calls.  The self-check runs at --min-calls, so
+the smallest count used is shown to see a 16-byte leak.
 
 Method: warm up (allocator pools, caches), then read RSS after 10 %, 55 % and 100 % of the calls;
 the growth must stay below --limit-bytes per call (default 8: a leak of one pointer per call
@@ -12,6 +17,7 @@ both halves, so that one-off allocations (first-call caches, NumPy's small-array
 resized once) do not count.  Exit status 1 on any leak.
 """
 import argparse
+import ctypes
 import gc
 import os
 import sys
@@ -113,6 +119,10 @@ def measure(fn, calls, exc):
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--calls", type=int, default=100_000)
+    ap.add_argument("--seconds", type=float, default=2.0,
+                    help="time budget per call site (0: always --calls)")
+    ap.add_argument("--min-calls", type=int, default=5000,
+                    help="fewest calls of a call site, however slow")
     ap.add_argument("--limit-bytes", type=float, default=8.0, help="allowed growth per call")
     ap.add_argument("--only", default=None, help="substring of the function names to run")
     args = ap.parse_args()
@@ -132,22 +142,36 @@ def main():
         jobs = [j for j in jobs if args.only in j[0]]
     failed, total = [], 0
     warnings.simplefilter("ignore")
-    # the measurement must be able to see a leak: one that keeps 16 bytes per call (a bytes
-    # object of 49 bytes in CPython) has to exceed the limit, or the check is blind
+    # the measurement must be able to see a leak at the smallest count used: one that keeps a
+    # 16-byte bytes object per call (49 bytes in CPython), and a C-level malloc(16) never freed
+    least = min(args.min_calls, args.calls) if args.seconds > 0 else args.calls
     kept = []
-    grown, per_call = measure(lambda: kept.append(bytes(16)), args.calls, None)
-    if per_call <= args.limit_bytes:
-        print(f"self-check failed: a deliberate 16-byte leak showed as {per_call:.1f} B/call")
-        return 1
-    print(f"self-check: a deliberate 16-byte leak shows as {per_call:.1f} B/call (detected)")
+    libc = ctypes.CDLL(None)
+    libc.malloc.restype = ctypes.c_void_p
+    libc.malloc.argtypes = [ctypes.c_size_t]
+    for what, leak in (("a 16-byte bytes object kept", lambda: kept.append(bytes(16))),
+                       ("a C malloc(16) never freed", lambda: libc.malloc(16))):
+        grown, per_call = measure(leak, least, None)
+        if per_call <= args.limit_bytes:
+            print(f"self-check failed: {what} per call showed as {per_call:.1f} B/call")
+            return 1
+        print(f"self-check: {what} per call, over {least} calls, shows as {per_call:.1f} B/call "
+              f"({per_call / args.limit_bytes:.1f} x the limit: detected)")
     del kept
-    print(f"{len(jobs)} calls x {args.calls} repetitions, limit {args.limit_bytes} bytes/call")
+    print(f"{len(jobs)} call sites x up to {args.calls} repetitions ({args.seconds:g} s each, at "
+          f"least {least}), limit {args.limit_bytes} bytes/call")
     for name, fn, exc in jobs:
         t0 = time.perf_counter()
-        grown, per_call = measure(fn, args.calls, exc)
-        total += args.calls
+        calls = args.calls
+        if args.seconds > 0:
+            # the measurement costs ~1.15 x calls (warm-up included): size it from 100 timed calls
+            repeat(fn, 100, exc)
+            per = (time.perf_counter() - t0) / 100
+            calls = int(min(args.calls, max(least, args.seconds / (1.15 * max(per, 1e-9)))))
+        grown, per_call = measure(fn, calls, exc)
+        total += calls
         bad = per_call > args.limit_bytes
-        print(f"{'LEAK' if bad else 'ok  '} {name:60s} {grown / 2**10:8.1f} KiB  "
+        print(f"{'LEAK' if bad else 'ok  '} {name:60s} {calls:7d} {grown / 2**10:8.1f} KiB  "
               f"{per_call:6.2f} B/call  {time.perf_counter() - t0:6.1f} s", flush=True)
         if bad:
             failed.append(name)
