@@ -360,7 +360,49 @@ static PyObject *py_sinkhorn_defaults(PyObject *self, PyObject *noargs)
         "compute_cost", par.compute_cost ? Py_True : Py_False);
 }
 
+/* sinkhorn_tuning() -> {name: value} of the engine's heuristic constants; sinkhorn_tuning(name,
+ * value) sets one and returns its previous value (benchmarks/sinkhorn_suite.py). */
+static PyObject *py_sinkhorn_tuning(PyObject *self, PyObject *args)
+{
+    (void)self;
+    const char *name = NULL;
+    PyObject *value = Py_None;
+    if (!PyArg_ParseTuple(args, "|zO:sinkhorn_tuning", &name, &value)) return NULL;
+    if (!name) {
+        PyObject *out = PyDict_New();
+        if (!out) return NULL;
+        for (int i = 0; monge_sinkhorn_tuning_name(i); i++) {
+            double v = 0;
+            monge_sinkhorn_tuning(monge_sinkhorn_tuning_name(i), NULL, &v);
+            PyObject *f = PyFloat_FromDouble(v);
+            if (!f || PyDict_SetItemString(out, monge_sinkhorn_tuning_name(i), f) < 0) {
+                Py_XDECREF(f);
+                Py_DECREF(out);
+                return NULL;
+            }
+            Py_DECREF(f);
+        }
+        return out;
+    }
+    double prev = 0, v = 0;
+    const double *pv = NULL;
+    if (value != Py_None) {
+        v = PyFloat_AsDouble(value);
+        if (v == -1.0 && PyErr_Occurred()) return NULL;
+        pv = &v;
+    }
+    if (monge_sinkhorn_tuning(name, pv, &prev) != MONGE_OK) {
+        PyErr_Format(PyExc_ValueError,
+                     "sinkhorn_tuning: unknown constant %s or bad value (counts are whole numbers "
+                     ">= 1, the rest > 0 and finite)", name);
+        return NULL;
+    }
+    return PyFloat_FromDouble(prev);
+}
+
 PyMethodDef monge_bind_sinkhorn_methods[] = {
+    {"sinkhorn_tuning", py_sinkhorn_tuning, METH_VARARGS,
+     "The Sinkhorn engine's heuristic constants (private; benchmarks/sinkhorn_suite.py)."},
     {"sinkhorn_defaults", py_sinkhorn_defaults, METH_NOARGS,
      "The C defaults of the Sinkhorn options and thresholds (monge_sinkhorn_params_init)."},
     {"sinkhorn", BIND_KW(py_sinkhorn), METH_VARARGS | METH_KEYWORDS,

@@ -13,8 +13,8 @@
  * Thibault et al. 2021).  Every window lambda is measured (geometric mean of the error decrease),
  * theta inferred and omega moved to omega*(theta).  A blow-up (error 100x above the best, or
  * non-finite) returns to the best state and halves omega - 1. */
-#define RELAX_WINDOW 20 /* iterations per window, after two shorter ones (5, 10) */
-#define RELAX_FIRST 5   /* iterations of initial transient before measuring */
+#define RELAX_WINDOW ((int)sk_tune.relax_window) /* iterations per window, after two shorter ones */
+#define RELAX_FIRST ((int)sk_tune.relax_first)   /* iterations of initial transient before measuring */
 #define RELAX_MAX 1.99
 
 static void relax_reset(sk_relax *r, double fixed)
@@ -91,10 +91,11 @@ static int relax_update(sk_relax *r, double err)
  * x worse than the best is kept but clears the history; after AA_DAMP_AFTER extrapolations the
  * least squares are damped (Tikhonov AA_DAMP x trace), shrinking steps towards the plain one. */
 #define AA_MAX_FAILS 3
-#define AA_STALL MONGE_SINKHORN_ANDERSON_STALL
-#define AA_RESTART 1e3   /* an extrapolation this much worse than the best clears the history */
-#define AA_DAMP_AFTER 40 /* extrapolations in a stage before the least squares are damped */
-#define AA_DAMP 3e-4     /* their Tikhonov term then, x the trace of the Gram matrix */
+/* the tunable constants (tuning.c; defaults 200, 1e3, 40, 3e-4) */
+#define AA_STALL ((int)sk_tune.aa_stall)
+#define AA_RESTART sk_tune.aa_restart
+#define AA_DAMP_AFTER ((int)sk_tune.aa_damp_after)
+#define AA_DAMP sk_tune.aa_damp
 
 int sk_accel_init(sk_accel *ac, int anderson, double overrelax, int64_t m, const double *b,
                   int center)

@@ -67,8 +67,8 @@ typedef struct {
  * anneals from the start when eps < 1e-4 x max cost, and otherwise probes the convergence rate at
  * the target eps (after 100, 200, 400, 800 iterations) and restarts annealed when the projected
  * iterations exceed AUTO_BUDGET. */
-#define AUTO_PROBE 100   /* iterations at the target eps before the first probe */
-#define AUTO_BUDGET 2000 /* projected iterations above which annealing is used instead */
+#define AUTO_PROBE ((int64_t)sk_tune.auto_probe)   /* iterations at the target eps before the first probe */
+#define AUTO_BUDGET ((int64_t)sk_tune.auto_budget) /* projected iterations above which annealing is used instead */
 
 static int sched_first(const monge_sinkhorn_params *par, const monge_geom_work *gw, int nth,
                        double *eps0)

@@ -18,6 +18,22 @@
 
 #include <math.h>
 
+/* ------------------------------------------------------------------ heuristic constants
+ * One table (tuning.c), read by the stage loop, the accelerator and the kernel step; set only by
+ * monge_sinkhorn_tuning (the tuning suite). */
+typedef struct {
+    double aa_damp_after; /* Anderson extrapolations in a stage before the least squares are damped */
+    double aa_damp;       /* their Tikhonov term then, x the trace of the Gram matrix */
+    double aa_restart;    /* an extrapolation this much worse than the best clears the history */
+    double aa_stall;      /* iterations without a 10% better error before Anderson hands over */
+    double relax_first;   /* over-relaxation: iterations of transient before the first window */
+    double relax_window;  /* over-relaxation: iterations per window (after windows of 1x, 2x first) */
+    double auto_probe;    /* automatic annealing: iterations at the target eps before the first probe */
+    double auto_budget;   /* projected iterations above which the solve restarts annealed */
+    double ker_stall;     /* float-kernel iterations near its floor without progress before handing back */
+} sk_tuning;
+extern sk_tuning sk_tune;
+
 /* ------------------------------------------------------------------ work arrays of one solve */
 typedef struct {
     int64_t n, m;

@@ -25,7 +25,7 @@
 #define KER_BLOCKS 32
 #define KER_ABSORB 30.0 /* |scaling| that triggers an absorption and rebuild */
 #define KER_FLOOR 1e-6  /* error floor of the float cache, x the mass */
-#define KER_STALL 40    /* iterations without a 10% better error, near the floor, before handing back */
+#define KER_STALL ((int)sk_tune.ker_stall) /* iterations without a 10% better error, near the floor, before handing back (tuning.c) */
 #define KER_LANES 16    /* float partial sums per row (one AVX-512 register) */
 #define KER_CHUNK 256   /* row entries per float partial sum: 16 products a lane */
 #define KER_FLUSH 16    /* rows per float column partial */

@@ -205,7 +205,7 @@ def sinkhorn(x=None, y=None, a=None, b=None, *, C=None, eps, cost="sqeuclidean",
         over-relaxation, annealing only pays below that (docs/design/sinkhorn.md).
     overrelax : 'auto' or float in (0, 2)
         Over-relaxation omega of the updates (1.0 = plain Sinkhorn).  With 'auto', Anderson
-        acceleration runs (see `anderson`), and a stage where it stalls (100 iterations without a
+        acceleration runs (see `anderson`), and a stage where it stalls (200 iterations without a
         10% better error) or overflows goes on with an omega estimated from the observed
         convergence rate.  A number fixes omega and turns Anderson off.
     anderson : int, optional
