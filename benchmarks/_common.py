@@ -341,3 +341,21 @@ def section(title):
     print("=" * len(title))
     print(title)
     print("=" * len(title), flush=True)
+
+
+def recorded(name, script, argv, modules, data, body, out=None, quick=False, why=""):
+    """Runs body() with its printed output kept, then writes the results file NAME-DATE.json
+    (results_record's header, the "log" of the run and the load at the end; nothing for a --quick
+    run without --out).  Returns body's return value."""
+    record = results_record(script, argv, modules, data, why)
+    with Tee() as tee:
+        rc = body()
+    record["log"] = tee.lines
+    try:
+        record["machine"]["load_at_end"] = [round(v, 2) for v in os.getloadavg()]
+    except OSError:
+        pass
+    path = results_path(name, out, quick)
+    if path:
+        print(f"results written to {write_results(path, record)}")
+    return rc

@@ -23,7 +23,7 @@ import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from _common import (cpu_model, fmt_time, interleaved, load_average, markdown_table,  # noqa: E402
-                     section, usable_cpus, versions)
+                     recorded, section, usable_cpus, versions)
 
 import torch  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
@@ -74,10 +74,18 @@ def case(B, T, S, C, dtype):
     return rows
 
 
-def main():
+def main(argv=None):
+    argv = sys.argv[1:] if argv is None else argv
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--quick", action="store_true")
-    args = ap.parse_args()
+    ap.add_argument("--out", default=None, help="results file (default benchmarks/results/ctc-DATE.json)")
+    args = ap.parse_args(argv)
+    return recorded("ctc", "ctc.py", argv, ["numpy", "torch", "monge"], "generated (random "
+                    "log-probabilities and targets, seeded)", lambda: run(args), out=args.out,
+                    quick=args.quick)
+
+
+def run(args):
     section("machine")
     print(f"cpu: {cpu_model()}; usable cpus: {usable_cpus()}; load: {load_average()}")
     print(f"versions: {versions(['numpy', 'torch', 'monge'])}; torch threads "
@@ -96,4 +104,4 @@ def main():
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

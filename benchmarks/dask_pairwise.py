@@ -40,7 +40,7 @@ import numpy as np
 _HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, _HERE)
 from _common import (cpu_model, fmt_time, interleaved, load_average, markdown_table,  # noqa: E402
-                     section, usable_cpus, versions)
+                     recorded, section, usable_cpus, versions)
 
 import monge  # noqa: E402
 from monge.distributed import pairwise  # noqa: E402
@@ -127,7 +127,8 @@ def pairwise_overhead(client, N=64):
     return float(np.median(times))
 
 
-def main():
+def main(argv=None):
+    argv = sys.argv[1:] if argv is None else argv
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--quick", action="store_true", help="40 and 80 clouds: a smoke test")
     ap.add_argument("--clouds", type=int, nargs="+", default=None, help="numbers of clouds N")
@@ -136,7 +137,15 @@ def main():
                     choices=["emd", "sinkhorn_divergence"])
     ap.add_argument("--repeats", type=int, default=None,
                     help="timed runs per contender (default 3, 1 for N >= 500)")
-    args = ap.parse_args()
+    ap.add_argument("--out", default=None,
+                    help="results file (default benchmarks/results/dask_pairwise-DATE.json)")
+    args = ap.parse_args(argv)
+    return recorded("dask_pairwise", "dask_pairwise.py", argv, ["numpy", "dask", "distributed", "monge"],
+                    "generated point clouds (seeded)", lambda: run(args), out=args.out,
+                    quick=args.quick)
+
+
+def run(args):
     Ns = args.clouds or ([40, 80] if args.quick else [200, 500])
 
     import logging
@@ -230,4 +239,4 @@ def main():
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

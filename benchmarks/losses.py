@@ -43,7 +43,7 @@ import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from _common import (Timing, cpu_model, fmt_time, interleaved, load_average,  # noqa: E402
-                     markdown_table, section, usable_cpus, versions)
+                     markdown_table, recorded, section, usable_cpus, versions)
 
 import monge  # noqa: E402
 
@@ -412,7 +412,15 @@ def main(argv=None):
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--quick", action="store_true", help="small sizes: a smoke test")
     ap.add_argument("--only", choices=("divergence", "gap"), help="run one family only")
+    ap.add_argument("--out", default=None, help="results file (default benchmarks/results/losses-DATE.json)")
+    argv = sys.argv[1:] if argv is None else argv
     args = ap.parse_args(argv)
+    return recorded("losses", "losses.py", argv, ["numpy", "torch", "geomloss", "jax", "ott", "monge"],
+                    "generated point clouds (seeded)", lambda: run(args), out=args.out,
+                    quick=args.quick)
+
+
+def run(args):
     cfg = SIZES["quick" if args.quick else "full"]
 
     section("Machine")
