@@ -359,5 +359,8 @@ int monge_ctc(int64_t T, int64_t N, int64_t C, monge_dtype dtype, const void *lo
         }
     }
     free(pool);
+    /* log-probs are finite but so large (a valid one is <= 0) that the sums overflowed */
+    for (int64_t n = 0; n < N; n++)
+        if (loss[n] != loss[n] || loss[n] == -INFINITY) return MONGE_ENONFINITE;
     return MONGE_OK;
 }

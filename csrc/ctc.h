@@ -36,8 +36,8 @@ typedef enum { MONGE_CTC_GRAD_NONE = 0, MONGE_CTC_GRAD_LOGPROBS = 1, MONGE_CTC_G
  * grad (T x N x C, same dtype; may be NULL when mode is NONE): weight[n] times the gradient of
  *   loss_n selected by mode, zero for frames t >= input_lengths[n] and for impossible samples.
  * Parallel over the samples; results do not depend on the thread count.  Returns MONGE_OK,
- * MONGE_EINVAL (shapes, lengths, labels), MONGE_ENONFINITE (NaN or +inf in a used log-prob) or
- * MONGE_ENOMEM. */
+ * MONGE_EINVAL (shapes, lengths, labels), MONGE_ENONFINITE (NaN or +inf in a used log-prob, or
+ * finite log-probs so large that the loss overflows: a NaN or -inf loss) or MONGE_ENOMEM. */
 int monge_ctc(int64_t T, int64_t N, int64_t C, monge_dtype dtype, const void *log_probs,
               const int64_t *targets, const int64_t *offsets, const int64_t *input_lengths,
               const int64_t *target_lengths, int64_t blank, int zero_infinity, monge_ctc_grad mode,

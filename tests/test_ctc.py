@@ -177,6 +177,10 @@ def test_bad_input_errors():
     bad[0, 0, 0] = np.nan
     with pytest.raises(ValueError, match="log_probs: contains NaN"):
         monge.ctc_loss(bad, tg, **ok)
+    huge = np.full_like(lp, 1.7e308)        # finite, but the sums overflow (found by libFuzzer)
+    for grad in (None, "log_probs", "logits"):
+        with pytest.raises(ValueError, match="so large that the loss overflows"):
+            monge.ctc_loss(huge, tg, grad=grad, **ok)
     with pytest.raises(ValueError, match="blank: must be < the number of classes"):
         monge.ctc_loss(lp, tg, blank=4, **ok)
     with pytest.raises(ValueError, match="reduction: unknown"):

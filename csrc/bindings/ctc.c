@@ -75,7 +75,8 @@ static PyObject *py_ctc(PyObject *self, PyObject *args, PyObject *kw)
         goto out;
     }
     if (st == MONGE_ENONFINITE) {
-        PyErr_SetString(PyExc_ValueError, "log_probs: contains NaN or +inf");
+        PyErr_SetString(PyExc_ValueError, "log_probs: contains NaN or +inf, or values so large that "
+                                         "the loss overflows (log-probabilities are <= 0)");
         goto out;
     }
     if (st) {

@@ -134,5 +134,18 @@ int main(void)
     CHECK(monge_ctc(T, N, C, MONGE_F64, lq, targets, offsets, il, tl, 0, 0, MONGE_CTC_GRAD_NONE,
                     NULL, loss, NULL, 1) == MONGE_ENONFINITE,
           "NaN log-prob");
+    /* finite but huge log-probs (found by libFuzzer): the loss overflows, an error and not a NaN */
+    {
+        enum { T2 = 10, C2 = 4 };
+        double big[T2 * C2];
+        for (int k = 0; k < T2 * C2; k++) big[k] = (k % 3 == 0) ? 1.7e308 : (k % 3 == 1 ? 1e12 : 0.0);
+        int64_t lab2[] = {2, 0, 3}, off2[] = {0}, il2[] = {8}, tl2[] = {3};
+        double w2[] = {1.0}, loss2[1], g2[T2 * C2];
+        for (int mode = 0; mode < 3; mode++)
+            for (int zi = 0; zi < 2; zi++)
+                CHECK(monge_ctc(T2, 1, C2, MONGE_F64, big, lab2, off2, il2, tl2, 1, zi,
+                                (monge_ctc_grad)mode, w2, loss2, g2, 1) == MONGE_ENONFINITE,
+                      "overflowing log-probs (mode %d, zero_infinity %d)", mode, zi);
+    }
     return REPORT();
 }
