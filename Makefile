@@ -27,9 +27,16 @@ install-test: $(VPY)
 demo: install
 	$(VPY) -m monge demo
 
-build/ctest/%: csrc/tests/%.c $(CORE_SRC) $(wildcard csrc/*.h csrc/*.inc csrc/sinkhorn/*.h csrc/tests/*.h)
+# the library is compiled once under the sanitizers and linked into every C test and the gcc fuzzer
+HEADERS  := $(wildcard csrc/*.h csrc/*.inc csrc/sinkhorn/*.h)
+CORE_SAN := $(patsubst csrc/%.c,build/san/%.o,$(CORE_SRC))
+build/san/%.o: csrc/%.c $(HEADERS)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS_SAN) -c $< -o $@
+
+build/ctest/%: csrc/tests/%.c $(CORE_SAN) $(HEADERS) $(wildcard csrc/tests/*.h)
 	@mkdir -p build/ctest
-	$(CC) $(CFLAGS_SAN) $(CORE_SRC) $< -lm -o $@
+	$(CC) $(CFLAGS_SAN) $< $(CORE_SAN) -lm -o $@
 
 # fuzzing every C entry point (csrc/tests/fuzz/fuzz_entry.c, libFuzzer interface).  `make fuzz`
 # uses clang's libFuzzer (coverage-guided) for FUZZ_TIME seconds; `make fuzz-gcc` runs the same
@@ -37,9 +44,9 @@ build/ctest/%: csrc/tests/%.c $(CORE_SRC) $(wildcard csrc/*.h csrc/*.inc csrc/si
 # runs it for a bounded time.
 FUZZ_TIME ?= 300
 FUZZ_SEED ?= 1
-build/fuzz_gcc: csrc/tests/fuzz/fuzz_entry.c csrc/tests/fuzz/driver.c $(CORE_SRC) $(wildcard csrc/*.h csrc/sinkhorn/*.h)
+build/fuzz_gcc: csrc/tests/fuzz/fuzz_entry.c csrc/tests/fuzz/driver.c $(CORE_SAN) $(HEADERS)
 	@mkdir -p build
-	$(CC) $(CFLAGS_SAN) $(CORE_SRC) csrc/tests/fuzz/fuzz_entry.c csrc/tests/fuzz/driver.c -lm -o $@
+	$(CC) $(CFLAGS_SAN) csrc/tests/fuzz/fuzz_entry.c csrc/tests/fuzz/driver.c $(CORE_SAN) -lm -o $@
 
 fuzz-gcc: build/fuzz_gcc
 	ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1 build/fuzz_gcc $(FUZZ_TIME) $(FUZZ_SEED)
@@ -86,7 +93,7 @@ pytest: install-test
 STAGE = t0=$$(date +%s); $(2); rc=$$?; echo "[make test] $(1): $$(( $$(date +%s) - t0 )) s"; exit $$rc
 test: $(VPY)
 	@$(call STAGE,install (pip install -e .[test]),$(MAKE) --no-print-directory install-test)
-	@$(call STAGE,C unit tests (build + run under ASan+UBSan),$(MAKE) --no-print-directory ctest)
+	@$(call STAGE,C unit tests (build + run under ASan+UBSan),$(MAKE) --no-print-directory -j2 $(CTESTS) build/fuzz_gcc && $(MAKE) --no-print-directory ctest)
 	@$(call STAGE,fuzz-gcc (30 s),$(MAKE) --no-print-directory fuzz-gcc FUZZ_TIME=30)
 	@if command -v clang >/dev/null; then $(call STAGE,libFuzzer (60 s),$(MAKE) --no-print-directory fuzz FUZZ_TIME=60); \
 	  else echo "WARNING: clang not installed: the coverage-guided libFuzzer pass (make fuzz) did not run"; fi
