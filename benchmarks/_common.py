@@ -344,12 +344,12 @@ def section(title):
 
 
 def recorded(name, script, argv, modules, data, body, out=None, quick=False, why=""):
-    """Runs body() with its printed output kept, then writes the results file NAME-DATE.json
-    (results_record's header, the "log" of the run and the load at the end; nothing for a --quick
-    run without --out).  Returns body's return value."""
+    """Runs body(record) with its printed output kept (body may add entries to the record), then
+    writes the results file NAME-DATE.json (results_record's header, the "log" of the run and the
+    load at the end; nothing for a --quick run without --out).  Returns body's return value."""
     record = results_record(script, argv, modules, data, why)
     with Tee() as tee:
-        rc = body()
+        rc = body(record)
     record["log"] = tee.lines
     try:
         record["machine"]["load_at_end"] = [round(v, 2) for v in os.getloadavg()]

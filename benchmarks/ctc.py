@@ -81,7 +81,7 @@ def main(argv=None):
     ap.add_argument("--out", default=None, help="results file (default benchmarks/results/ctc-DATE.json)")
     args = ap.parse_args(argv)
     return recorded("ctc", "ctc.py", argv, ["numpy", "torch", "monge"], "generated (random "
-                    "log-probabilities and targets, seeded)", lambda: run(args), out=args.out,
+                    "log-probabilities and targets, seeded)", lambda record: run(args), out=args.out,
                     quick=args.quick)
 
 

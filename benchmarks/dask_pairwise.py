@@ -141,7 +141,7 @@ def main(argv=None):
                     help="results file (default benchmarks/results/dask_pairwise-DATE.json)")
     args = ap.parse_args(argv)
     return recorded("dask_pairwise", "dask_pairwise.py", argv, ["numpy", "dask", "distributed", "monge"],
-                    "generated point clouds (seeded)", lambda: run(args), out=args.out,
+                    "generated point clouds (seeded)", lambda record: run(args), out=args.out,
                     quick=args.quick)
 
 

@@ -416,7 +416,7 @@ def main(argv=None):
     argv = sys.argv[1:] if argv is None else argv
     args = ap.parse_args(argv)
     return recorded("losses", "losses.py", argv, ["numpy", "torch", "geomloss", "jax", "ott", "monge"],
-                    "generated point clouds (seeded)", lambda: run(args), out=args.out,
+                    "generated point clouds (seeded)", lambda record: run(args), out=args.out,
                     quick=args.quick)
 
 
