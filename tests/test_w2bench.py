@@ -163,3 +163,16 @@ def test_estimator_bias_runner(data_dir, tmp_path):
     # an optimal map: its debiased gap is small next to the plain estimator's entropic bias (a
     # ratio bound, loose because the fixture pair is tiny: 3 batches of 32 points)
     assert abs(named["true map"]["monge_gap_debiased"]) < 0.2 * named["true map"]["monge_gap"]
+
+
+def test_supervised_ceiling_fits_the_true_map(data_dir):
+    """The 'supervised' row (the network fitted to T*(x) by least squares) must beat the linear
+    map by a wide margin on the fixture pair, in both regimes: it sees the labels."""
+    pair = wb.load_pair(str(data_dir), 4, standardize_size=4096)
+    for regime in ("fixed", "fresh"):
+        lin, _, _ = wb.fit_method(pair, "linear", regime, 0, n=512)
+        sup, secs, _ = wb.fit_method(pair, "supervised", regime, 0, n=512, n_iter=300,
+                                     batch_size=128)
+        e_lin, e_sup = wb.evaluate(pair, lin, 0, n_test=2048), wb.evaluate(pair, sup, 0, n_test=2048)
+        assert secs > 0
+        assert e_sup < 0.5 * e_lin, (regime, e_sup, e_lin)

@@ -273,12 +273,44 @@ PUBLISHED = {
 PUBLISHED_SOURCE = ("Korotin, Li, Genevay, Solomon, Filippov, Burnaev, 'Do neural optimal transport "
                     "solvers work? A continuous Wasserstein-2 benchmark', NeurIPS 2021 "
                     "(arXiv:2106.01954), table of L2-UVP on the high-dimensional pairs")
-METHODS = ("linear", "entropic", "mlp", "monge_gap", "w2gn", "mm")
+METHODS = ("linear", "entropic", "mlp", "monge_gap", "w2gn", "mm", "supervised")
 REGIMES = ("fixed", "fresh")
 
 
 def _sampler(fn):
     return lambda n, rng: fn(n, rng)
+
+
+def fit_supervised(pair, X, seed, *, n_iter, batch_size, mg_params=None):
+    """The architecture's ceiling: MongeGapMap's network, start, optimiser, schedule and budget,
+    fitted by least squares to the true map's outputs on the same source points (X, or fresh
+    draws when X is None).  No user has T*(x); this tells how far an unpaired loss could go."""
+    from ...maps import MongeGapMap, nn
+
+    est = MongeGapMap(seed=seed, **(mg_params or {}))
+    est._check()
+    dt = np.dtype(est.dtype)
+    rng = np.random.default_rng(seed)
+    d = pair.dim
+    Xi = X if X is not None else pair.sample_source(4096, rng)
+    model = est._init_model(d, Xi, pair.map(Xi), dt)   # Bures start from the paired moments
+    k = 1.0 / d if est.affine_lr == "auto" else float(est.affine_lr)
+    opt = nn.Adam(model.params, lr=est.lr, lr_scale=[k, k] + [1.0] * (len(model.params) - 2))
+    sched = nn.make_schedule(est.schedule, est.lr, n_iter, est.warmup)
+    TX = pair.map(X).astype(dt) if X is not None else None
+    Xd = X.astype(dt) if X is not None else None
+    for step in range(n_iter):
+        if X is not None:
+            idx = rng.choice(len(X), size=min(batch_size, len(X)), replace=False)
+            xb, yb = Xd[idx], TX[idx]
+        else:
+            xb = pair.sample_source(batch_size, rng)
+            xb, yb = xb.astype(dt), pair.map(xb).astype(dt)
+        tx = model.forward(xb)
+        grads, _ = model.backward((2.0 / len(xb)) * (tx - yb))
+        opt.lr = sched(step)
+        opt.step(grads)
+    return lambda x: model(np.asarray(x, dtype=dt))
 
 
 def fit_method(pair, method, regime, seed, *, n=2048, n_iter=5000, batch_size=256,
@@ -317,6 +349,10 @@ def fit_method(pair, method, regime, seed, *, n=2048, n_iter=5000, batch_size=25
         est = MongeGapMap(**kw)
         est.fit(sx or X, sy or Y)
         extras.update(best_step=int(est.best_step_), steps=len(est.history_["step"]))
+    elif method == "supervised":
+        model = fit_supervised(pair, X, seed, n_iter=n_iter, batch_size=batch_size,
+                               mg_params=mg_params)
+        return model, time.perf_counter() - t0, extras
     elif method in ("w2gn", "mm"):
         from . import icnn
 
@@ -546,6 +582,8 @@ def main(argv=None):
     if args.mg_params:
         if not isinstance(args.mg_params, dict):
             ap.error("--mg-params: expected a JSON object")
+        if isinstance(args.mg_params.get("reg"), list):      # JSON has no tuples
+            args.mg_params["reg"] = tuple(args.mg_params["reg"])
         kw["mg_params"] = args.mg_params
     jobs = [(args.data, d, versions, regime, m, s, kw, args.standardize_size)
             for regime in args.regimes
