@@ -10,7 +10,7 @@ CFLAGS_SAN := -std=c11 -ffp-contract=fast -O1 -g -fopenmp -fsanitize=address,und
 CORE_SRC := $(wildcard csrc/*.c csrc/sinkhorn/*.c)
 CTESTS   := $(patsubst csrc/tests/%.c,build/ctest/%,$(wildcard csrc/tests/test_*.c))
 
-.PHONY: demo test venv install install-test ctest pytest valgrind fuzz fuzz-gcc fuzz-seed fuzz-loaders leak-check bench clean native
+.PHONY: demo test venv install install-test ctest pytest valgrind fuzz fuzz-gcc fuzz-seed fuzz-loaders leak-check bench clean native wheel
 
 $(VPY):
 	$(PY) -m venv $(VENV)
@@ -99,6 +99,7 @@ test: $(VPY)
 	  else echo "WARNING: clang not installed: the coverage-guided libFuzzer pass (make fuzz) did not run"; fi
 	@$(call STAGE,pytest,$(VPY) -m pytest -q tests)
 	@$(call STAGE,leak check,$(VPY) tests/leak_check.py)
+	@$(call STAGE,sdist + wheel (fresh venvs),$(VPY) tests/dist_check.py)
 	@if command -v valgrind >/dev/null; then $(call STAGE,valgrind,$(MAKE) --no-print-directory valgrind); \
 	  else echo "WARNING: valgrind not installed: the memcheck pass (make valgrind) did not run"; fi
 
@@ -110,6 +111,11 @@ leak-check: install-test
 # the extension under valgrind memcheck: fails on any error or definite leak in monge's code
 valgrind: install-test
 	$(VPY) tests/valgrind_check.py
+
+# sdist and manylinux wheel in wheelhouse/, each installed into a fresh venv and smoke-tested (the
+# wheel with no compiler on PATH): tests/dist_check.py
+wheel: install-test
+	$(VPY) tests/dist_check.py --out wheelhouse
 
 bench: install-test
 	$(VPY) benchmarks/sinkhorn.py
