@@ -14,6 +14,7 @@ and KIND is one of
     log-table FILE [K]        the K-th (default 0) Markdown table the benchmark printed in its run
                               (the results file's "log"), then a line naming the run
     w2bench FILE... [--merge] monge.experiments.maps.w2bench.render
+    w2bench-ablation FILE...  monge.experiments.maps.w2bench.render_ablation (one row per file)
     estimator-bias FILE       monge.experiments.maps.estimator_bias.render
     sinkhorn-suite FILE...    benchmarks/sinkhorn_suite.py's tables
 FILE paths are relative to the repository root.  tests/test_render.py runs --check.
@@ -73,6 +74,10 @@ def render_spec(spec):
         if k >= len(tables):
             raise ValueError(f"{args[0]}: its log has {len(tables)} tables, asked for number {k}")
         return "\n".join(tables[k]) + "\n\n" + run_line(args[0]) + "\n"
+    if kind == "w2bench-ablation":
+        from monge.experiments.maps import w2bench
+
+        return w2bench.render_ablation([_abs(f) for f in args])
     if kind == "w2bench":
         from monge.experiments.maps import w2bench
 

@@ -278,3 +278,35 @@ def test_fit_from_samplers():
             lambda n, rng: np.ones((n, 2)))
     with pytest.raises(TypeError, match="X, Y: pass two arrays or two samplers"):
         MongeGapMap(n_iter=2, verbose=False).fit(lambda n, rng: np.zeros((n, 2)), np.zeros((5, 2)))
+
+
+def test_map_estimators_in_a_scikit_learn_pipeline():
+    """make_pipeline(StandardScaler(), <map>) fits and transforms (Y passed as the pipeline's y),
+    clone keeps the parameters, fit_transform equals fit then transform, and an unfitted map is
+    reported unfitted by scikit-learn's own check."""
+    from sklearn.base import clone
+    from sklearn.exceptions import NotFittedError
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+    from sklearn.utils.validation import check_is_fitted
+
+    from monge.maps import EntropicMap, LinearMap, MongeGapMap
+
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(300, 2)) * 3.0 + 5.0
+    Y = rng.normal(size=(300, 2)) @ np.array([[2.0, 0.5], [0.0, 1.0]]) + 1.0
+    for est in (LinearMap(), EntropicMap(relative_eps=0.05), MongeGapMap(n_iter=30, verbose=False)):
+        with pytest.raises(NotFittedError):
+            check_is_fitted(est)
+        pipe = make_pipeline(StandardScaler(), clone(est)).fit(X, Y)
+        Z = StandardScaler().fit_transform(X)
+        ref = clone(est).fit(Z, Y).transform(Z)
+        np.testing.assert_allclose(pipe.transform(X), ref, rtol=1e-5, atol=1e-5)
+        c = clone(est)
+        assert c.get_params() == est.get_params() and c is not est
+        np.testing.assert_allclose(clone(est).fit_transform(X, Y), clone(est).fit(X, Y).transform(X),
+                                   rtol=1e-5, atol=1e-5)
+        check_is_fitted(pipe[-1])
+    assert repr(EntropicMap(relative_eps=0.05)) == "EntropicMap(relative_eps=0.05)"
+    with pytest.raises(ValueError, match="ridge2: not a parameter of LinearMap"):
+        LinearMap().set_params(ridge2=1.0)

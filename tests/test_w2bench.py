@@ -138,6 +138,9 @@ def test_benchmark_runner_smoke(data_dir, tmp_path):
     assert all(np.isfinite(r["l2_uvp"]) and r["l2_uvp"] >= 0 for r in res["rows"])
     text = wb.table(res["rows"])
     assert "| monge_gap |" in text and "published: W2GN (W2)" in text
+    abl = wb.render_ablation([str(out)])
+    assert "| method | fixed, d = 4 | fresh, d = 4 |" in abl
+    assert "| monge_gap (20 steps, batch 64) |" in abl and "r.json" in abl
 
 
 def test_estimator_bias_runner(data_dir, tmp_path):

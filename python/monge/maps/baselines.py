@@ -54,7 +54,55 @@ def _pair(X, Y):
     return X, Y
 
 
-class _Fitted:
+class MapEstimator:
+    """The scikit-learn face shared by the map estimators: ``fit(X, Y)`` with Y the target samples
+    (in a Pipeline, the ``y`` argument), ``transform``, ``fit_transform``, ``get_params`` /
+    ``set_params`` from the constructor's arguments, and the tags scikit-learn >= 1.6 asks for
+    (built only when scikit-learn asks, so monge never imports it)."""
+
+    @classmethod
+    def _param_names(cls):
+        import inspect
+
+        return [p for p in inspect.signature(cls.__init__).parameters if p != "self"]
+
+    def get_params(self, deep=True):
+        return {k: getattr(self, k) for k in self._param_names()}
+
+    def set_params(self, **params):
+        names = self._param_names()
+        for k, v in params.items():
+            if k not in names:
+                raise ValueError(f"{k}: not a parameter of {type(self).__name__} (expected one of "
+                                 f"{', '.join(names)})")
+            setattr(self, k, v)
+        return self
+
+    def __repr__(self):
+        import inspect
+
+        sig = inspect.signature(type(self).__init__).parameters
+        changed = [f"{k}={v!r}" for k, v in self.get_params().items()
+                   if sig[k].default is inspect.Parameter.empty or v != sig[k].default]
+        return f"{type(self).__name__}({', '.join(changed)})"
+
+    def fit_transform(self, X, Y):
+        """fit(X, Y), then T(X)."""
+        return self.fit(X, Y).transform(X)
+
+    def __sklearn_is_fitted__(self):
+        return hasattr(self, "dim_") or hasattr(self, "model_")
+
+    def __sklearn_tags__(self):
+        from sklearn.utils import Tags, TargetTags, TransformerTags
+
+        # Y is required (the target samples) and has the shape of X: two-dimensional labels
+        return Tags(estimator_type=None, transformer_tags=TransformerTags(),
+                    target_tags=TargetTags(required=True, one_d_labels=False, two_d_labels=True,
+                                           multi_output=True, single_output=False))
+
+
+class _Fitted(MapEstimator):
     def _fitted(self):
         if not hasattr(self, "dim_"):
             raise RuntimeError(f"{type(self).__name__}: call fit before transform")

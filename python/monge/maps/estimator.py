@@ -22,6 +22,7 @@ import time
 import numpy as np
 
 from . import nn
+from .baselines import MapEstimator
 from .._blas import blas_threads
 from .._io import DataFormatError, read_npz
 from .._validate import choice, float_array, integer, nonneg, positive
@@ -138,7 +139,7 @@ class _Sampler:
         return out
 
 
-class MongeGapMap:
+class MongeGapMap(MapEstimator):
     """A transport map fitted with the Monge gap regulariser; scikit-learn conventions.
 
     The map is T(x) = A x + b + s_y * MLP((x - m_x) / s_x) (per-coordinate scalings fixed from

@@ -527,6 +527,53 @@ def render(paths, merge=False):
     return "\n".join(parts).rstrip() + "\n"
 
 
+def render_ablation(paths):
+    """One table for several results files (tuning runs that each change a setting): a row per
+    (file, method), labelled by what the file changes against the defaults (MongeGapMap
+    overrides, steps, batch size), a column per (regime, d); then a line per file naming the run."""
+    import json
+
+    rows, cols, notes = [], None, []
+    for path in paths:
+        with open(path) as fh:
+            res = json.load(fh)
+        st = res["meta"]["settings"]
+        change = [f"{k} = {v}" for k, v in (st.get("mg_params") or {}).items()]
+        if st["n_iter"] != 1000:
+            change.append(f"{st['n_iter']} steps")
+        if st["batch_size"] != 256:
+            change.append(f"batch {st['batch_size']}")
+        cells = {}
+        for r in res["rows"]:
+            cells.setdefault(r["method"], {}).setdefault((r["regime"], r["dim"]), []).append(
+                r["l2_uvp"])
+        have = {(r["regime"], r["dim"]) for r in res["rows"]}
+        cols = have if cols is None else cols & have          # the cells every file has
+        for meth in sorted(cells, key=METHODS.index):
+            tuned = meth in ("mlp", "monge_gap") and change
+            label = meth + (" (" + ", ".join(change) + ")" if tuned else
+                            f" ({st['n_iter']} steps)" if meth in ("supervised", "w2gn") else "")
+            rows.append((label, cells[meth]))
+        m = res["meta"]
+        notes.append(f"`{os.path.basename(path)}`: {m['date']}, commit {m['machine']['commit'][:10]}, "
+                     f"load {m['machine']['load_average'][0]:.1f} → {m['load_average_after'][0]:.1f}, "
+                     f"{st['seeds']} seeds, {m['data']['pairs']} pairs")
+    cols = sorted(cols, key=lambda c: (REGIMES.index(c[0]), c[1]))
+    out = ["L2-UVP % on the validation pairs, mean ± std over seeds\n",
+           "| method | " + " | ".join(f"{reg}, d = {d}" for reg, d in cols) + " |",
+           "|---|" + "---|" * len(cols)]
+    for label, cells in rows:
+        txt = []
+        for c in cols:
+            u = np.asarray(cells.get(c, []), dtype=float)
+            txt.append("–" if not len(u) else
+                       f"{u.mean():.2f} ± {u.std(ddof=1) if len(u) > 1 else 0:.2f}")
+        out.append(f"| {label} | " + " | ".join(txt) + " |")
+    out.append("")
+    out.append("Sources: " + "; ".join(notes) + ".")
+    return "\n".join(out) + "\n"
+
+
 def _source_line(path, res):
     m = res["meta"]
     over = m["settings"].get("mg_params")
