@@ -20,7 +20,10 @@ def call(**over):
 
 CASES = [
     # (overrides, exception, text the message must contain)
-    (dict(x=X[:, 0]), ValueError, "x: expected 2 or 3 dimensions"),
+    (dict(x=X[:, 0]), ValueError, "x: a point cloud is 2-D (n, d), got a 1-D array of 20 values; "
+                                  "for points on a line pass x.reshape(-1, 1)"),
+    (dict(x=X[None, None]), ValueError, "x: expected 2 or 3 dimensions"),
+    (dict(eps=None), TypeError, "eps: required"),
     (dict(y=rng.random((15, 3))), ValueError, "x, y: dimensions differ"),
     (dict(y=rng.random((2, 15, 2))), ValueError, "x, y: both 2-D"),
     (dict(x=np.zeros((0, 2))), ValueError, "x: empty"),
@@ -134,3 +137,17 @@ def test_private_core_survives_garbage():
         _core.sinkhorn(None, X[None], Y[None], None, None, eps=-1.0)
     with pytest.raises(ValueError, match="invalid argument"):
         _core.sinkhorn(None, X[None], Y[None], -np.ones((1, 20)), None, eps=0.1)
+
+
+def test_errors_that_teach_the_argument_order():
+    """POT's sinkhorn(a, b, M, reg) and emd(x, y) with two clouds get the call to write instead."""
+    a, b = np.full(20, 1 / 20), np.full(15, 1 / 15)
+    with pytest.raises(TypeError, match=r"POT's argument order.*monge.sinkhorn\(a=a, b=b, C=M, eps=reg\)"):
+        monge.sinkhorn(a, b, C, 0.1)
+    r = monge.sinkhorn(a=a, b=b, C=C, eps=0.1)        # the call the message suggests
+    assert r.converged
+    with pytest.raises(ValueError, match=r"a, b: these look like point clouds.*monge.emd\(x=x, y=y\)"):
+        monge.emd(X, Y)
+    assert monge.emd(x=X, y=Y).converged
+    with pytest.raises(ValueError, match=r"y: a point cloud is 2-D.*y.reshape\(-1, 1\)"):
+        monge.sinkhorn_divergence(X, Y[:, 0], eps=0.1)

@@ -40,6 +40,14 @@ def float_array(name, value, ndims, dtype=None):
     return arr
 
 
+def pot_argument_order(func, x, y, a, b, C):
+    """POT's ``func(a, b, M, reg)`` lands here as x=a, y=b, a=M, b=reg: say what to write."""
+    if C is None and np.ndim(x) == 1 and np.ndim(y) == 1 and np.ndim(a) == 2 and np.ndim(b) == 0:
+        raise TypeError(f"{func}(a, b, M, reg) is POT's argument order; monge's first arguments are "
+                        f"point clouds: write monge.{func}(a=a, b=b, C=M, eps=reg) (eps KL(P | a x b) "
+                        "gives the same plan as POT's reg entropy term)")
+
+
 def common_dtype(*arrays):
     """float32 when every array is float32, else float64."""
     return np.float32 if all(a.dtype == np.float32 for a in arrays if a is not None) else np.float64

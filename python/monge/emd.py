@@ -165,6 +165,10 @@ def emd(a=None, b=None, C=None, *, x=None, y=None, cost="sqeuclidean", p=2.0, la
         geom = dict(C=Cb, x=None, y=None)
     else:
         if x is None or y is None:
+            if np.ndim(a) == 2 and np.ndim(b) == 2:
+                raise ValueError("a, b: these look like point clouds (2-D); emd's positional "
+                                 "arguments are the weights a, b and the cost C: write "
+                                 "monge.emd(x=x, y=y)")
             raise ValueError("x, y: give a cost matrix C or both point clouds x and y")
         x, y, batched = points_pair(x, y)
         p = check_cost(cost, p, x, y)

@@ -9,6 +9,8 @@ Costs between points x (n, d) and y (m, d):
 """
 from __future__ import annotations
 
+import numbers
+
 import numpy as np
 
 from . import _core
@@ -45,6 +47,12 @@ def check_cost(cost, p, x=None, y=None):
 
 def points_pair(x, y, batched=None):
     """x, y as validated arrays of a common dtype; returns (x, y, batched)."""
+    for name, v in (("x", x), ("y", y)):
+        if getattr(v, "ndim", None) == 1 or (isinstance(v, (list, tuple)) and v and
+                                              all(isinstance(t, numbers.Real) for t in v)):
+            raise ValueError(f"{name}: a point cloud is 2-D (n, d), got a 1-D array of "
+                             f"{len(v)} values; for points on a line pass {name}.reshape(-1, 1) "
+                             "(or use monge.wasserstein_1d)")
     x = float_array("x", x, (2, 3))
     y = float_array("y", y, (2, 3))
     if x.ndim != y.ndim:

@@ -17,7 +17,7 @@ from . import _core
 from ._policy import (ANDERSON_MAX_MEMORY, ANDERSON_MEMORY, DEFAULTS,  # noqa: F401
                       ConvergenceWarning, check_masses, marginal_penalties, solver_options,
                       warn_unconverged)
-from ._validate import choice, float_array, integer, positive, weights
+from ._validate import choice, float_array, integer, positive, pot_argument_order, weights
 from .geometry import check_cost, check_lam, points_pair
 
 
@@ -164,7 +164,7 @@ class SinkhornResult:
         return (self.apply(np.ones(g.shape[0]), index), self.apply_transpose(np.ones(f.shape[0]), index))
 
 
-def sinkhorn(x=None, y=None, a=None, b=None, *, C=None, eps, cost="sqeuclidean", p=2.0, lam=1.0,
+def sinkhorn(x=None, y=None, a=None, b=None, *, C=None, eps=None, cost="sqeuclidean", p=2.0, lam=1.0,
              tau=None, tau_a=None, tau_b=None, tol=None, max_iter=None, eps_scaling="auto",
              scaling_factor=None, eps_start=None, stage_tol=None, overrelax="auto", init=None,
              online=None, kernel="auto", anderson=None, callback=None, verbose=False,
@@ -241,6 +241,9 @@ def sinkhorn(x=None, y=None, a=None, b=None, *, C=None, eps, cost="sqeuclidean",
         Potentials, value, transport cost, mass, error, iterations, convergence flag, and the plan
         on demand (`.plan()`, `.apply(v)`, `.apply_transpose(u)`).
     """
+    pot_argument_order("sinkhorn", x, y, a, b, C)
+    if eps is None:
+        raise TypeError("eps: required (the entropic regularisation, absolute; POT's reg)")
     eps = positive("eps", eps)
     if C is not None:
         if x is not None or y is not None:
