@@ -98,6 +98,8 @@ typedef struct {
     double overrelax; /* omega in use at the end */
     int64_t kernel_iter; /* of n_iter, those run on the kernel cache (params.kernel) */
     int64_t anderson_iter; /* of n_iter, those ended by an Anderson extrapolation */
+    double eps_reached; /* the eps the potentials (and value, cost, mass) belong to: params.eps,
+                           unless max_iter stopped the run in an earlier eps-scaling stage */
 } monge_sinkhorn_info;
 
 /* Solves one problem.  f (n) and g (m) receive the potentials (and hold the warm start when

@@ -437,3 +437,29 @@ def test_anderson_argument_checks():
     g1 = monge.monge_gap(x, y, tol=1e-10).value
     g0 = monge.monge_gap(x, y, tol=1e-10, anderson=0).value
     assert abs(g1 - g0) < 1e-9
+
+
+def test_max_iter_during_eps_scaling_returns_the_stage_reached():
+    """max_iter that runs out before the target eps (annealing on, eps tiny) used to overflow the
+    plan at the target eps (FloatingPointError); it now returns the state of the stage reached,
+    with that stage's eps, a ConvergenceWarning that says so, and a plan whose marginal error is
+    the one reported."""
+    rng = np.random.default_rng(3)
+    x, y = rng.random((200, 2)), rng.random((150, 2))
+    with pytest.warns(monge.ConvergenceWarning, match="ran out during eps-scaling, at eps = "):
+        r = monge.sinkhorn(x, y, eps=1e-6, max_iter=50)
+    assert not r.converged and r.n_iter == 50 and r.eps > 1e-6
+    assert np.isfinite(r.value) and np.isfinite(r.cost)
+    P = r.plan()
+    err = np.abs(P.sum(1) - 1 / 200).sum() + np.abs(P.sum(0) - 1 / 150).sum()
+    assert err == pytest.approx(r.error, rel=1e-3, abs=1e-9)
+    C = ((x[:, None] - y[None]) ** 2).sum(-1)
+    assert (P * C).sum() == pytest.approx(r.cost, rel=1e-9)
+    # the same solve given its iterations ends at the target eps
+    full = monge.sinkhorn(x, y, eps=1e-6)
+    assert full.converged and full.eps == 1e-6
+    # a batch reports the eps reached per problem
+    with pytest.warns(monge.ConvergenceWarning, match="eps-scaling"):
+        rb = monge.sinkhorn(np.stack([x, x]), np.stack([y, 0.5 * y]), eps=1e-6, max_iter=60)
+    assert np.shape(rb.eps) == (2,) and np.all(rb.eps > 1e-6)
+    assert rb.plan(index=1).sum() == pytest.approx(1.0, abs=1e-3)

@@ -115,7 +115,8 @@ static PyObject *py_sinkhorn(PyObject *self, PyObject *args, PyObject *kw)
         PyArrayObject *cvg = (PyArrayObject *)PyArray_SimpleNew(1, bd, NPY_BOOL);
         PyArrayObject *kit = (PyArrayObject *)PyArray_SimpleNew(1, bd, NPY_INT64);
         PyArrayObject *ait = (PyArrayObject *)PyArray_SimpleNew(1, bd, NPY_INT64);
-        if (val && cst && mas && err && nit && cvg && kit && ait) {
+        PyArrayObject *erc = (PyArrayObject *)PyArray_SimpleNew(1, bd, NPY_FLOAT64);
+        if (val && cst && mas && err && nit && cvg && kit && ait && erc) {
             for (int64_t k = 0; k < B; k++) {
                 ((double *)PyArray_DATA(val))[k] = infos[k].value;
                 ((double *)PyArray_DATA(cst))[k] = infos[k].cost;
@@ -125,12 +126,13 @@ static PyObject *py_sinkhorn(PyObject *self, PyObject *args, PyObject *kw)
                 ((npy_bool *)PyArray_DATA(cvg))[k] = (npy_bool)(infos[k].converged != 0);
                 ((int64_t *)PyArray_DATA(kit))[k] = infos[k].kernel_iter;
                 ((int64_t *)PyArray_DATA(ait))[k] = infos[k].anderson_iter;
+                ((double *)PyArray_DATA(erc))[k] = infos[k].eps_reached;
             }
-            result = Py_BuildValue("{s:O,s:O,s:N,s:N,s:N,s:N,s:N,s:N,s:O,s:N,s:N}", "f", fa, "g",
-                                   ga, "value", val, "cost", cst, "mass", mas, "error", err,
+            result = Py_BuildValue("{s:O,s:O,s:N,s:N,s:N,s:N,s:N,s:N,s:O,s:N,s:N,s:N}", "f", fa,
+                                   "g", ga, "value", val, "cost", cst, "mass", mas, "error", err,
                                    "n_iter", nit, "converged", cvg, "stopped",
                                    pctx.user_stop ? Py_True : Py_False, "kernel_iter", kit,
-                                   "anderson_iter", ait);
+                                   "anderson_iter", ait, "eps_reached", erc);
         } else {
             Py_XDECREF(val);
             Py_XDECREF(cst);
@@ -140,6 +142,7 @@ static PyObject *py_sinkhorn(PyObject *self, PyObject *args, PyObject *kw)
             Py_XDECREF(cvg);
             Py_XDECREF(kit);
             Py_XDECREF(ait);
+            Py_XDECREF(erc);
         }
     }
 out:

@@ -336,6 +336,7 @@ static int run(const monge_problem *pb, const monge_sinkhorn_params *par, double
 {
     memset(info, 0, sizeof *info);
     info->cost = info->mass = info->value = info->error = NAN;
+    info->eps_reached = par ? par->eps : NAN;
     int st = check_params(par);
     if (st) return st;
     if (!f || !g) return MONGE_EINVAL;
@@ -396,8 +397,11 @@ static int run(const monge_problem *pb, const monge_sinkhorn_params *par, double
     info->converged = e.converged;
     info->overrelax = sk_accel_omega(&e.ac);
     info->error = e.err;
+    /* max_iter may stop an annealed run before the target eps: report the state at the eps its
+       potentials belong to (at the target eps their plan would overflow) */
+    info->eps_reached = e.eps;
     if (par->compute_cost) {
-        const double eps = par->eps;
+        const double eps = e.eps;
         double mass = e.pass_mass, cost = e.pass_cost;
         if (!e.have_cost) {
             double *u = s.hint, *hh = s.h, *rsum = s.out;
@@ -467,6 +471,7 @@ int monge_sinkhorn_symmetric(const monge_problem *pb, const monge_sinkhorn_param
     if (!info) info = &tmp;
     memset(info, 0, sizeof *info);
     info->cost = info->mass = info->value = info->error = NAN;
+    info->eps_reached = par->eps;
     int st = check_params(par);
     if (st) return st;
     if (!p || !pb || !pb->geom || pb->geom->n != pb->geom->m) return MONGE_EINVAL;
@@ -503,8 +508,9 @@ int monge_sinkhorn_symmetric(const monge_problem *pb, const monge_sinkhorn_param
     info->converged = e.converged;
     info->error = e.err;
     info->overrelax = 1.0;
+    info->eps_reached = e.eps;
     if (!st && par->compute_cost) {
-        const double eps = par->eps;
+        const double eps = e.eps;
         double *rc = malloc(sizeof(double) * (size_t)n);
         if (!rc) st = MONGE_ENOMEM;
         else {

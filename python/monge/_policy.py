@@ -98,12 +98,22 @@ def solver_options(dtype, tol, max_iter, eps_scaling, scaling_factor, stage_tol,
                 stage_tol=stage_tol, overrelax=omega, nthreads=nthreads, anderson=memory)
 
 
-def warn_unconverged(what, converged, error, n_iter, tol, batched, stacklevel=3):
+def warn_unconverged(what, converged, error, n_iter, tol, batched, stacklevel=3, eps=None,
+                     eps_reached=None):
     conv = np.atleast_1d(converged)
     if conv.all():
         return
     k = int(np.argmin(conv))
     which = f" (problem {k} of the batch)" if batched else ""
+    reached = None if eps_reached is None else float(np.atleast_1d(eps_reached)[k])
+    if reached is not None and eps is not None and reached > eps:
+        warnings.warn(
+            f"{what} did not converge{which}: max_iter = {np.atleast_1d(n_iter)[k]} iterations "
+            f"ran out during eps-scaling, at eps = {reached:.3g} (target {eps:.3g}); the result "
+            f"(value, plan, potentials, result.eps) is that stage's, marginal error "
+            f"{np.atleast_1d(error)[k]:.3g}; raise max_iter", ConvergenceWarning,
+            stacklevel=stacklevel)
+        return
     warnings.warn(
         f"{what} did not converge{which}: marginal error {np.atleast_1d(error)[k]:.3g} > tol "
         f"{tol:.3g} after {np.atleast_1d(n_iter)[k]} iterations; raise max_iter, use "

@@ -73,7 +73,9 @@ class SinkhornResult:
     error       L1 violation of the marginal (KKT) conditions at (f, g)
     n_iter      iterations (each one f and one g update), all epsilon stages
     converged   error <= tol at the target eps
-    eps         the regularisation the potentials belong to
+    eps         the regularisation the potentials belong to: the eps asked for, unless max_iter
+                stopped an eps-scaling run in an earlier stage (then that stage's eps, with a
+                ConvergenceWarning; per problem for a batch)
     kernel_iter of n_iter, the iterations run on the kernel cache (see `kernel`)
     anderson_iter of n_iter, the iterations ended by an Anderson extrapolation (see `anderson`)
     """
@@ -105,19 +107,20 @@ class SinkhornResult:
             k = integer("index", index)
             if k >= self.f.shape[0]:
                 raise ValueError(f"index: {k} out of range for a batch of {self.f.shape[0]}")
-            return pb.select(k), self.f[k], self.g[k]
-        return pb, self.f, self.g
+            eps = self.eps if np.ndim(self.eps) == 0 else float(self.eps[k])
+            return pb.select(k), self.f[k], self.g[k], eps
+        return pb, self.f, self.g, self.eps
 
     def plan(self, index=None):
         """The dense plan P (n, m), P_ij = a_i b_j exp((f_i + g_j - C_ij)/eps).
 
         For a batch, `index` selects the problem.  Costs O(n m) memory: for big point clouds use
         :meth:`apply` / :meth:`apply_transpose` instead."""
-        pb, f, g = self._single(index)
-        return _core.plan(*pb.arrays, f, g, self.eps, **pb.cost_kw)
+        pb, f, g, eps = self._single(index)
+        return _core.plan(*pb.arrays, f, g, eps, **pb.cost_kw)
 
     def _apply(self, v, transpose, index):
-        pb, f, g = self._single(index)
+        pb, f, g, eps = self._single(index)
         n, m = f.shape[0], g.shape[0]
         rows = n if transpose else m
         v = np.asarray(v, dtype=np.float64)
@@ -125,7 +128,7 @@ class SinkhornResult:
             raise ValueError(f"v: expected shape ({rows},) or ({rows}, k), got {v.shape}")
         if not np.isfinite(v).all():
             raise ValueError("v: contains NaN or infinity")
-        out = _core.apply(*pb.arrays, f, g, self.eps, v.reshape(rows, -1), transpose=transpose,
+        out = _core.apply(*pb.arrays, f, g, eps, v.reshape(rows, -1), transpose=transpose,
                           **pb.cost_kw)
         return out[:, 0] if v.ndim == 1 else out
 
@@ -144,23 +147,23 @@ class SinkhornResult:
         wrt='a': phi_a(f_i) - eps (r_i - m(b)) with r_i = (P 1)_i / a_i, shape (n,) (f_i up to a
         constant for balanced probability weights); wrt='b' likewise.  Exact at convergence."""
         choice("wrt", wrt, ("x", "y", "a", "b"))
-        pb, f, g = self._single(index)
+        pb, f, g, eps = self._single(index)
         if wrt in ("x", "y"):
             if pb.x is None:
                 raise ValueError("wrt: gradients with respect to points need point clouds, not C")
-            return _core.grad_points(pb.x, pb.y, pb.a, pb.b, f, g, self.eps,
+            return _core.grad_points(pb.x, pb.y, pb.a, pb.b, f, g, eps,
                                      transpose=wrt == "y", **pb.cost_kw)
         pot, tau = (f, pb.tau_a) if wrt == "a" else (g, pb.tau_b)
         other = pb.b if wrt == "a" else pb.a
         m_other = 1.0 if other is None else float(np.sum(other))
         if math.isinf(tau):
-            return pot - self.eps * (1.0 - m_other)
+            return pot - eps * (1.0 - m_other)
         r = np.exp(-pot / tau)
-        return tau * (1.0 - r) - self.eps * (r - m_other)
+        return tau * (1.0 - r) - eps * (r - m_other)
 
     def marginals(self, index=None):
         """(P 1, P^T 1), computed without storing P."""
-        pb, f, g = self._single(index)
+        pb, f, g, eps = self._single(index)
         return (self.apply(np.ones(g.shape[0]), index), self.apply_transpose(np.ones(f.shape[0]), index))
 
 
@@ -313,15 +316,20 @@ def sinkhorn(x=None, y=None, a=None, b=None, *, C=None, eps=None, cost="sqeuclid
                          tau_a=ta, tau_b=tb, eps_start=eps_start, f0=f0, g0=g0, compute_cost=True,
                          callback=cb, lam=lam, kernel=kmode, **opts)
     conv = out["converged"]
+    reached = out["eps_reached"]
     if not out["stopped"]:
-        warn_unconverged("sinkhorn", conv, out["error"], out["n_iter"], tol, batched)
+        warn_unconverged("sinkhorn", conv, out["error"], out["n_iter"], tol, batched,
+                         eps=eps, eps_reached=reached)
+    # the potentials belong to the eps of the stage reached (the target unless max_iter stopped
+    # an annealed run early): the plan, apply and gradients are rebuilt at that eps
+    eps_out = eps if np.all(reached == eps) else (reached if batched else float(reached[0]))
     problem = _Problem(geom["C"], geom["x"], geom["y"], A, Bw, cost, p, lam, ta, tb)
     if not batched:
         problem = problem.select(0)
         return SinkhornResult(out["f"][0], out["g"][0], float(out["value"][0]), float(out["cost"][0]),
                               float(out["mass"][0]), float(out["error"][0]), int(out["n_iter"][0]),
-                              bool(conv[0]), eps, problem, int(out["kernel_iter"][0]),
+                              bool(conv[0]), eps_out, problem, int(out["kernel_iter"][0]),
                               int(out["anderson_iter"][0]))
     return SinkhornResult(out["f"], out["g"], out["value"], out["cost"], out["mass"], out["error"],
-                          out["n_iter"], conv, eps, problem, out["kernel_iter"],
+                          out["n_iter"], conv, eps_out, problem, out["kernel_iter"],
                           out["anderson_iter"])
