@@ -151,3 +151,26 @@ def test_errors_that_teach_the_argument_order():
     assert monge.emd(x=X, y=Y).converged
     with pytest.raises(ValueError, match=r"y: a point cloud is 2-D.*y.reshape\(-1, 1\)"):
         monge.sinkhorn_divergence(X, Y[:, 0], eps=0.1)
+
+
+def test_finite_points_whose_costs_overflow_name_the_argument_and_the_fix():
+    """Points of magnitude 1e300 are finite but their costs are not: a ValueError naming the
+    argument and saying to rescale, from every entry point that builds costs (was a
+    FloatingPointError from inside the solvers, and cost_matrix returned inf)."""
+    big = X * 1e300
+    calls = [
+        (lambda: monge.sinkhorn(big, Y, eps=0.1), "x"),
+        (lambda: monge.sinkhorn(X, Y * 1e300, eps=0.1), "y"),
+        (lambda: monge.sinkhorn_divergence(big, Y, eps=0.1), "x"),
+        (lambda: monge.emd(x=big, y=Y), "x"),
+        (lambda: monge.monge_gap(X, big), "tx"),
+        (lambda: monge.sliced_wasserstein(big, Y), "x"),
+        (lambda: monge.cost_matrix(big, Y), "x"),
+        (lambda: monge.sinkhorn((X * 1e20).astype(np.float32), Y.astype(np.float32), eps=0.1), "x"),
+    ]
+    for f, name in calls:
+        with pytest.raises(ValueError, match=rf"^{name}: coordinates up to .* overflow .* rescale"):
+            f()
+    # the same clouds rescaled are fine, and large-but-safe magnitudes still pass
+    assert monge.emd(x=big / 1e300, y=Y).converged
+    assert np.isfinite(monge.cost_matrix(X * 1e150, Y)).all()

@@ -17,7 +17,7 @@ import numpy as np
 
 from . import _core
 from ._validate import choice, float_array, integer, nonneg, weights
-from .geometry import check_cost, check_lam, points_pair
+from .geometry import check_cost, check_lam, check_magnitude, points_pair
 from ._policy import ConvergenceWarning
 
 _INITS = {"auto": 0, "index": 1, "projection": 2}
@@ -286,6 +286,7 @@ def sliced_wasserstein(x, y, a=None, b=None, n_projections=50, p=2.0, seed=None,
     x = x.astype(np.float64, copy=False)
     y = y.astype(np.float64, copy=False)
     p = _exponent(p)
+    check_magnitude(x, y, "pnorm", p)          # |<theta, x - y>|^p must not overflow
     mass_rtol = nonneg("mass_rtol", mass_rtol)
     nthreads = 0 if nthreads is None else integer("nthreads", nthreads, 1)
     d = x.shape[1]

@@ -30,8 +30,30 @@ def check_lam(cost, lam):
     return float(lam)
 
 
-def check_cost(cost, p, x=None, y=None):
-    """Validates a cost name and its exponent; for cosine, rejects zero vectors."""
+def check_magnitude(x, y, cost="sqeuclidean", p=2.0, lam=1.0, names=("x", "y")):
+    """Finite points whose costs would overflow (|x| ~ 1e300 squared) get a ValueError naming the
+    argument and the fix, instead of non-finite iterates deep in a solver."""
+    if x is None or y is None or cost == "cosine":
+        return
+    mx, my = float(np.abs(x).max()), float(np.abs(y).max())
+    m, d = max(mx, my), x.shape[-1]
+    with np.errstate(over="ignore"):
+        z = 2.0 * m                              # bound of any coordinate difference
+        bound = {"sqeuclidean": z * z * d, "euclidean": z * np.sqrt(d),
+                 "pnorm": max(z, z * np.sqrt(d)) ** max(float(p), 1.0) * d,
+                 "elastic": 0.5 * z * z * d + abs(float(lam)) * z * d}.get(cost, z * z * d)
+    limit = float(np.finfo(np.result_type(x.dtype, y.dtype)).max) / 16.0
+    if not bound <= limit:
+        name = names[0] if mx >= my else names[1]
+        raise ValueError(f"{name}: coordinates up to {m:.3g} make the {cost} costs overflow "
+                         f"{np.result_type(x.dtype, y.dtype)} (they reach {bound:.3g}); rescale "
+                         f"the points: divide both clouds by a common s such as {m:.3g} (for "
+                         "sqeuclidean the OT cost scales by s**2, eps with it)")
+
+
+def check_cost(cost, p, x=None, y=None, lam=1.0, names=("x", "y")):
+    """Validates a cost name and its exponent; for cosine, rejects zero vectors; rejects points
+    whose costs would overflow."""
     choice("cost", cost, COSTS)
     if cost == "pnorm":
         if isinstance(p, bool) or not isinstance(p, (int, float, np.floating, np.integer)):
@@ -42,6 +64,7 @@ def check_cost(cost, p, x=None, y=None):
         for name, pts in (("x", x), ("y", y)):
             if pts is not None and (np.linalg.norm(pts, axis=-1) == 0).any():
                 raise ValueError(f"{name}: the cosine cost is undefined for zero vectors")
+    check_magnitude(x, y, cost, p, lam if isinstance(lam, numbers.Real) else 1.0, names)
     return float(p)
 
 

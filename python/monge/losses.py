@@ -210,7 +210,7 @@ def monge_gap(x, tx, *, cost="sqeuclidean", eps=None, relative_epsilon=None, p=2
         raise ValueError("x: monge_gap takes single point clouds (n, d)")
     if x.shape[0] != tx.shape[0]:
         raise ValueError(f"x, tx: need one image per sample ({x.shape[0]} vs {tx.shape[0]})")
-    p = check_cost(cost, p, x, tx)
+    p = check_cost(cost, p, x, tx, names=("x", "tx"))
     lam = check_lam(cost, lam)
     if eps is None:
         if relative_epsilon is not None:
