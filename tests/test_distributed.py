@@ -319,3 +319,22 @@ def test_missing_dask_says_how_to_install():
             "except ImportError as e:\n    print(e)\n")
     out = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True)
     assert "pip install monge[dask]" in out.stdout
+
+
+def test_top_level_script_gets_the_guard_advice(tmp_path):
+    """pairwise at a script's top level (no __main__ guard): Dask's worker processes re-import the
+    script and the local cluster cannot start; the error says to add the guard.  With the guard
+    the same script runs."""
+    body = ("import numpy as np\nfrom monge.distributed import pairwise\n"
+            "clouds = [np.random.default_rng(k).random((30, 2)) for k in range(4)]\n")
+    call = 'D = pairwise(clouds, "emd", n_workers=1, verbose=False)\nprint("shape", D.shape)\n'
+    bad, good = tmp_path / "top.py", tmp_path / "guarded.py"
+    bad.write_text(body + call)
+    good.write_text(body + 'if __name__ == "__main__":\n' + "".join("    " + ln + "\n" for ln in call.splitlines()))
+    p = subprocess.run([sys.executable, str(bad)], capture_output=True, text=True, timeout=240,
+                       cwd=tmp_path)
+    assert p.returncode != 0
+    assert 'if __name__ == "__main__":' in p.stderr and "monge.distributed:" in p.stderr, p.stderr[-2000:]
+    p = subprocess.run([sys.executable, str(good)], capture_output=True, text=True, timeout=240,
+                       cwd=tmp_path)
+    assert p.returncode == 0 and "shape (4, 4)" in p.stdout, p.stderr[-2000:]

@@ -121,12 +121,42 @@ def _client_for(client, n_workers):
         except AttributeError:  # pragma: no cover - macOS
             n_workers = os.cpu_count() or 1
     n_workers = integer("n_workers", n_workers, 1)
+    if _in_spawned_import():
+        raise RuntimeError(_GUARD_ADVICE.format(what="a Dask worker process is importing your "
+                                                     "script, which calls monge.distributed at "
+                                                     "its top level"))
     # one thread per worker process: the parallelism is across processes (tasks also pass
     # nthreads=1 to the C solvers by default, so nothing oversubscribes the cores)
-    with distributed.LocalCluster(n_workers=n_workers, threads_per_worker=1, processes=True,
-                                  host="127.0.0.1", dashboard_address=":0") as cluster, \
-            distributed.Client(cluster) as local:
+    try:
+        cluster = distributed.LocalCluster(n_workers=n_workers, threads_per_worker=1,
+                                           processes=True, host="127.0.0.1", dashboard_address=":0")
+    except RuntimeError as exc:
+        if "failed to start" in str(exc) and _main_is_script():
+            raise RuntimeError(_GUARD_ADVICE.format(what=f"Dask's local cluster did not start "
+                                                         f"({exc})")) from exc
+        raise
+    with cluster, distributed.Client(cluster) as local:
         yield local
+
+
+_GUARD_ADVICE = ("monge.distributed: {what}. Worker processes start by importing the main script; "
+                 "put the code that calls pairwise / map_problems under\n"
+                 "    if __name__ == \"__main__\":\n"
+                 "or pass client= an existing distributed.Client.")
+
+
+def _main_is_script():
+    main = sys.modules.get("__main__")
+    return bool(getattr(main, "__file__", None))
+
+
+def _in_spawned_import():
+    """True while multiprocessing's spawn re-imports the main script in a child (as __mp_main__)."""
+    import multiprocessing
+
+    main = sys.modules.get("__main__")
+    return (multiprocessing.parent_process() is not None
+            and getattr(main, "__name__", "") == "__mp_main__")
 
 
 def _total_threads(client):
