@@ -107,3 +107,59 @@ def test_import_without_torch_names_the_extra():
             "try:\n    import monge.torch\nexcept ImportError as e:\n    print(e)\n")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert "pip install 'monge[torch]'" in out.stdout, out.stderr
+
+
+def test_sinkhorn_loss_module_matches_functions_and_geomloss():
+    """SinkhornLoss(x, y) / (a, x, b, y) equals mt.sinkhorn_divergence / mt.sinkhorn, and half of
+    it equals GeomLoss's SamplesLoss('sinkhorn', p=2, blur=s) at eps = 2 s^2 (its cost is
+    |x - y|^2 / 2), value and gradient."""
+    from geomloss import SamplesLoss
+
+    g = torch.Generator().manual_seed(0)
+    x = torch.rand(120, 2, generator=g, dtype=torch.float64, requires_grad=True)
+    y = torch.rand(90, 2, generator=g, dtype=torch.float64) + 0.3
+    a = torch.rand(120, generator=g, dtype=torch.float64) + 0.5
+    b = torch.rand(90, generator=g, dtype=torch.float64) + 0.5
+    a, b = a / a.sum(), b / b.sum()
+    blur = 0.1
+    loss = mt.SinkhornLoss(eps=2 * blur ** 2, tol=1e-10)
+    v = loss(a, x, b, y)
+    (gx,) = torch.autograd.grad(v, x)
+    ref = mt.sinkhorn_divergence(x, y, a, b, eps=2 * blur ** 2, tol=1e-10)
+    assert torch.allclose(v, ref, rtol=1e-12, atol=1e-14)
+    xg = x.detach().clone().requires_grad_(True)
+    vg = SamplesLoss("sinkhorn", p=2, blur=blur, scaling=0.999, debias=True)(a, xg, b, y)
+    (ggx,) = torch.autograd.grad(vg, xg)
+    assert float(v) / 2 == pytest.approx(float(vg), rel=2e-3)
+    assert torch.allclose(gx / 2, ggx, atol=2e-3 * float(ggx.abs().max()))
+    plain = mt.SinkhornLoss(eps=0.05, debias=False)(x, y)
+    assert torch.allclose(plain, mt.sinkhorn(x, y, eps=0.05))
+    xb, yb = torch.rand(3, 40, 2, generator=g, dtype=torch.float64), torch.rand(3, 30, 2, generator=g,
+                                                                              dtype=torch.float64)
+    per = mt.SinkhornLoss(eps=0.05, reduction="none")(xb, yb)
+    assert per.shape == (3,)
+    assert torch.allclose(mt.SinkhornLoss(eps=0.05)(xb, yb), per.mean())
+    assert torch.allclose(mt.SinkhornLoss(eps=0.05, reduction="sum")(xb, yb), per.sum())
+    with pytest.raises(TypeError, match="call with \\(x, y\\) or \\(a, x, b, y\\)"):
+        loss(x)
+    with pytest.raises(ValueError, match="reduction"):
+        mt.SinkhornLoss(eps=0.1, reduction="max")
+    with pytest.raises(ValueError, match="eps"):
+        mt.SinkhornLoss(eps=-1.0)
+
+
+@pytest.mark.parametrize("which", ["sinkhorn", "divergence", "monge_gap"])
+def test_second_derivatives_raise_instead_of_being_dropped(which):
+    """With create_graph the first-order gradient is right, and differentiating it again raises
+    (it used to come back as a constant: a silently missing second-order term)."""
+    g = torch.Generator().manual_seed(1)
+    x = torch.rand(30, 2, generator=g, dtype=torch.float64, requires_grad=True)
+    y = torch.rand(25, 2, generator=g, dtype=torch.float64)
+    f = {"sinkhorn": lambda x: mt.sinkhorn(x, y, eps=0.1),
+         "divergence": lambda x: mt.sinkhorn_divergence(x, y, eps=0.1),
+         "monge_gap": lambda x: mt.monge_gap(x, 2.0 * x + 1.0)}[which]
+    (g1,) = torch.autograd.grad(f(x), x)
+    (g2,) = torch.autograd.grad(f(x), x, create_graph=True)
+    assert torch.allclose(g1, g2)
+    with pytest.raises(RuntimeError, match="second derivatives are not implemented"):
+        (g2 ** 2).sum().backward()

@@ -31,7 +31,7 @@ from .losses import monge_gap as _np_monge_gap
 from .losses import sinkhorn_divergence as _np_divergence
 from .sinkhorn import sinkhorn as _np_sinkhorn
 
-__all__ = ["sinkhorn", "sinkhorn_divergence", "monge_gap", "ctc_loss", "align"]
+__all__ = ["sinkhorn", "sinkhorn_divergence", "monge_gap", "ctc_loss", "align", "SinkhornLoss"]
 
 
 def _np(t, name):
@@ -58,11 +58,40 @@ def _scale(grad_out, g, batched):
     return grad_out * g
 
 
-def _backward(ctx, grad_out):
-    """Incoming gradient times the saved envelope gradients (None for inputs not requiring one)."""
-    saved = iter(ctx.saved_tensors)
-    grads = [next(saved) if w else None for w in ctx.which]
-    return tuple(_scale(grad_out, g, ctx.batched) for g in grads) + (None,)
+class _FirstOrderOnly(torch.autograd.Function):
+    """The identity on a returned gradient, tied to the inputs it depends on, so that a second
+    backward through it raises instead of treating the gradient as a constant."""
+
+    @staticmethod
+    def forward(ctx, g, *deps):
+        return g.clone()
+
+    @staticmethod
+    def backward(ctx, *grads):
+        raise RuntimeError("monge.torch: second derivatives are not implemented (the gradients "
+                           "come from the dual potentials, first order only): differentiate an "
+                           "OT loss once, without create_graph through it")
+
+
+def _save(ctx, grads, deps):
+    """Saves the envelope gradients (None skipped) and the inputs they depend on."""
+    ctx.which = [g is not None for g in grads]
+    ctx.n_deps = len(deps)
+    ctx.save_for_backward(*(g for g in grads if g is not None), *deps)
+
+
+def _backward(ctx, grad_out, scale=None):
+    """Incoming gradient times the saved envelope gradients (None for inputs not requiring one);
+    under create_graph the results carry a node that refuses a second backward."""
+    saved = ctx.saved_tensors
+    deps = saved[len(saved) - ctx.n_deps:]
+    it = iter(saved)
+    grads = [next(it) if w else None for w in ctx.which]
+    scale = scale or (lambda g: _scale(grad_out, g, ctx.batched))
+    out = [None if g is None else scale(g) for g in grads]
+    if torch.is_grad_enabled():
+        out = [None if g is None else _FirstOrderOnly.apply(g, *deps) for g in out]
+    return tuple(out) + (None,)
 
 
 class _Sinkhorn(torch.autograd.Function):
@@ -83,13 +112,13 @@ class _Sinkhorn(torch.autograd.Function):
         gx, gy = grad("x", need[0]), grad("y", need[1])
         ga, gb = grad("a", need[2]), grad("b", need[3])
         ctx.batched = batched
-        ctx.save_for_backward(*(t for t in (_back(gx, x), _back(gy, y),
-                                            _back(ga, x), _back(gb, x)) if t is not None))
-        ctx.which = [g is not None for g in (gx, gy, ga, gb)]
+        _save(ctx, (_back(gx, x), _back(gy, y), _back(ga, x), _back(gb, x)),
+              [t for t in (x, y, a, b) if t is not None])
         return torch.as_tensor(np.asarray(r.value), dtype=x.dtype, device=x.device)
 
-    backward = staticmethod(torch.autograd.function.once_differentiable(
-        lambda ctx, grad_out: _backward(ctx, grad_out)))
+    @staticmethod
+    def backward(ctx, grad_out):
+        return _backward(ctx, grad_out)
 
 
 def sinkhorn(x, y, a=None, b=None, *, eps, **kwargs):
@@ -109,12 +138,12 @@ class _Divergence(torch.autograd.Function):
                                         grad=wanted or False, **kwargs)
         gs = (_back(r.grad_x, x), _back(r.grad_y, y), _back(r.grad_a, x), _back(r.grad_b, x))
         ctx.batched = x.dim() == 3
-        ctx.which = [g is not None for g in gs]
-        ctx.save_for_backward(*(g for g in gs if g is not None))
+        _save(ctx, gs, [t for t in (x, y, a, b) if t is not None])
         return torch.as_tensor(np.asarray(r.value), dtype=x.dtype, device=x.device)
 
-    backward = staticmethod(torch.autograd.function.once_differentiable(
-        lambda ctx, grad_out: _backward(ctx, grad_out)))
+    @staticmethod
+    def backward(ctx, grad_out):
+        return _backward(ctx, grad_out)
 
 
 def sinkhorn_divergence(x, y, a=None, b=None, *, eps, **kwargs):
@@ -123,23 +152,76 @@ def sinkhorn_divergence(x, y, a=None, b=None, *, eps, **kwargs):
     return _Divergence.apply(x, y, a, b, dict(kwargs, eps=eps))
 
 
+class SinkhornLoss(torch.nn.Module):
+    """An OT loss between point clouds as a module, in the shape of GeomLoss's ``SamplesLoss``:
+    ``loss(x, y)`` or ``loss(a, x, b, y)`` with weights a, b.
+
+    Parameters
+    ----------
+    eps : float
+        Entropic regularisation, absolute, for monge's costs (sqeuclidean is |x - y|^2, no 1/2).
+        GeomLoss's ``SamplesLoss("sinkhorn", p=2, blur=s)`` uses |x - y|^2 / 2 and eps = s^2: the
+        same loss is ``SinkhornLoss(eps=2 * s**2)`` divided by 2.
+    debias : bool
+        True (default): the Sinkhorn divergence S_eps (0 when x and y coincide); False: OT_eps.
+    cost : str
+        Ground cost ('sqeuclidean', 'euclidean', 'pnorm', 'cosine', 'elastic').
+    reduction : {'mean', 'sum', 'none'}
+        For batches (B, n, d): how the B values are reduced.  A single pair gives a scalar.
+    **options
+        Solver options of :func:`monge.sinkhorn_divergence` / :func:`monge.sinkhorn` (tol,
+        max_iter, p, ...).
+
+    Gradients with respect to the points and the weights come from the dual potentials
+    (envelope theorem); they are first-order only (a second backward raises).  CPU tensors are
+    shared with the C core; tensors on another device are copied to the CPU for the solve and the
+    results copied back (an explicit copy each call, documented here rather than hidden).
+    """
+
+    def __init__(self, eps, *, debias=True, cost="sqeuclidean", reduction="mean", **options):
+        super().__init__()
+        from ._validate import choice, positive
+
+        self.eps = positive("eps", eps)
+        if not isinstance(debias, (bool, np.bool_)):
+            raise TypeError(f"debias: expected a bool, got {type(debias).__name__}")
+        self.debias = bool(debias)
+        self.cost = cost
+        self.reduction = choice("reduction", reduction, ("mean", "sum", "none"))
+        self.options = dict(options)
+
+    def forward(self, *args):
+        if len(args) == 2:
+            a, (x, y), b = None, args, None
+        elif len(args) == 4:
+            a, x, b, y = args
+        else:
+            raise TypeError(f"SinkhornLoss: call with (x, y) or (a, x, b, y), got {len(args)} "
+                            "arguments")
+        fn = sinkhorn_divergence if self.debias else sinkhorn
+        out = fn(x, y, a, b, eps=self.eps, cost=self.cost, **self.options)
+        if out.dim() == 0 or self.reduction == "none":
+            return out
+        return out.mean() if self.reduction == "mean" else out.sum()
+
+    def extra_repr(self):
+        extra = "".join(f", {k}={v!r}" for k, v in self.options.items())
+        return (f"eps={self.eps}, debias={self.debias}, cost={self.cost!r}, "
+                f"reduction={self.reduction!r}{extra}")
+
+
 class _MongeGap(torch.autograd.Function):
     @staticmethod
     def forward(ctx, x, tx, kwargs):
         need = ctx.needs_input_grad
         wanted = tuple(k for k, flag in zip(("x", "tx"), need[:2]) if flag)
         r = _np_monge_gap(_np(x, "x"), _np(tx, "tx"), grad=wanted or False, **kwargs)
-        gs = (_back(r.grad_x, x), _back(r.grad_tx, tx))
-        ctx.which = [g is not None for g in gs]
-        ctx.save_for_backward(*(g for g in gs if g is not None))
+        _save(ctx, (_back(r.grad_x, x), _back(r.grad_tx, tx)), [x, tx])
         return torch.as_tensor(r.value, dtype=tx.dtype, device=tx.device)
 
     @staticmethod
-    @torch.autograd.function.once_differentiable
     def backward(ctx, grad_out):
-        saved = iter(ctx.saved_tensors)
-        grads = [next(saved) if w else None for w in ctx.which]
-        return tuple(None if g is None else grad_out * g for g in grads) + (None,)
+        return _backward(ctx, grad_out, scale=lambda g: grad_out * g)
 
 
 def monge_gap(x, tx, **kwargs):
