@@ -163,3 +163,25 @@ def test_second_derivatives_raise_instead_of_being_dropped(which):
     assert torch.allclose(g1, g2)
     with pytest.raises(RuntimeError, match="second derivatives are not implemented"):
         (g2 ** 2).sum().backward()
+
+
+@pytest.mark.parametrize("which", ["sinkhorn", "divergence", "divergence_batched", "monge_gap"])
+def test_torch_func_grad_and_vjp_match_backward(which):
+    """The autograd Functions use setup_context, so torch.func.grad and torch.func.vjp work and
+    give .backward()'s gradients."""
+    g = torch.Generator().manual_seed(2)
+    shape = (2, 30, 2) if which.endswith("batched") else (30, 2)
+    x = torch.rand(*shape, generator=g, dtype=torch.float64)
+    y = torch.rand(*shape[:-2], 25, 2, generator=g, dtype=torch.float64)
+    f = {"sinkhorn": lambda x, y: mt.sinkhorn(x, y, eps=0.1),
+         "divergence": lambda x, y: mt.sinkhorn_divergence(x, y, eps=0.1),
+         "divergence_batched": lambda x, y: mt.sinkhorn_divergence(x, y, eps=0.1).sum(),
+         "monge_gap": lambda x, y: mt.monge_gap(x, 2.0 * x + y[:1])}[which]
+    gx, gy = torch.func.grad(f, argnums=(0, 1))(x, y)
+    xr, yr = x.clone().requires_grad_(True), y.clone().requires_grad_(True)
+    f(xr, yr).backward()
+    assert torch.allclose(gx, xr.grad, rtol=1e-10, atol=1e-12)
+    assert torch.allclose(gy, yr.grad, rtol=1e-10, atol=1e-12)
+    _, vjp = torch.func.vjp(lambda x: f(x, y), x)
+    (vx,) = vjp(torch.tensor(3.0, dtype=torch.float64))
+    assert torch.allclose(vx, 3.0 * gx, rtol=1e-10, atol=1e-12)

@@ -8,6 +8,11 @@ Tensors on other devices are moved to the CPU for the solve and the gradients mo
     import monge.torch as mt
     loss = mt.sinkhorn_divergence(x, y, eps=0.05)      # scalar tensor
     loss.backward()                                    # x.grad, y.grad
+    mt.SinkhornLoss(eps=0.05)(x, y)                    # the same as an nn.Module
+
+sinkhorn, sinkhorn_divergence and monge_gap are written in the setup_context style, so
+torch.func.grad and torch.func.vjp work on them (vmap does not: the solves run in C).  Their
+gradients are first order: differentiating them again raises.
 
 Needs PyTorch: ``pip install 'monge[torch]'``.
 """
@@ -63,8 +68,12 @@ class _FirstOrderOnly(torch.autograd.Function):
     backward through it raises instead of treating the gradient as a constant."""
 
     @staticmethod
-    def forward(ctx, g, *deps):
+    def forward(g, *deps):
         return g.clone()
+
+    @staticmethod
+    def setup_context(ctx, inputs, output):
+        pass
 
     @staticmethod
     def backward(ctx, *grads):
@@ -95,61 +104,85 @@ def _backward(ctx, grad_out, scale=None):
 
 
 class _Sinkhorn(torch.autograd.Function):
+    """setup_context style (torch.func.grad / vjp work): forward returns the value and the
+    envelope gradients of the inputs in `wanted`, setup_context saves them."""
+
     @staticmethod
-    def forward(ctx, x, y, a, b, kwargs):
+    def forward(x, y, a, b, kwargs, wanted):
         r = _np_sinkhorn(_np(x, "x"), _np(y, "y"), _np(a, "a"), _np(b, "b"), **kwargs)
         batched = x.dim() == 3
-        need = ctx.needs_input_grad
         B = x.shape[0] if batched else None
 
-        def grad(wrt, flag):
-            if not flag:
-                return None
+        def grad(wrt):
+            if wrt not in wanted:
+                return x.new_zeros(0)
             if batched:
-                return np.stack([r.gradient(wrt, k) for k in range(B)])
-            return r.gradient(wrt)
+                return _back(np.stack([r.gradient(wrt, k) for k in range(B)]), x)
+            return _back(r.gradient(wrt), x)
 
-        gx, gy = grad("x", need[0]), grad("y", need[1])
-        ga, gb = grad("a", need[2]), grad("b", need[3])
-        ctx.batched = batched
-        _save(ctx, (_back(gx, x), _back(gy, y), _back(ga, x), _back(gb, x)),
-              [t for t in (x, y, a, b) if t is not None])
-        return torch.as_tensor(np.asarray(r.value), dtype=x.dtype, device=x.device)
+        value = torch.as_tensor(np.asarray(r.value), dtype=x.dtype, device=x.device)
+        return (value,) + tuple(grad(w) for w in ("x", "y", "a", "b"))
 
     @staticmethod
-    def backward(ctx, grad_out):
-        return _backward(ctx, grad_out)
+    def setup_context(ctx, inputs, output):
+        x, y, a, b, _, wanted = inputs
+        ctx.mark_non_differentiable(*output[1:])
+        gs = [g if k in wanted else None for k, g in zip(("x", "y", "a", "b"), output[1:])]
+        ctx.batched = x.dim() == 3
+        _save(ctx, gs, [t for t in (x, y, a, b) if t is not None])
+
+    @staticmethod
+    def backward(ctx, grad_out, *unused):
+        return _backward(ctx, grad_out) + (None,)
 
 
 def sinkhorn(x, y, a=None, b=None, *, eps, **kwargs):
     """OT_eps(a, b) between point clouds (see :func:`monge.sinkhorn` for every option), as a
     tensor differentiable with respect to x, y, a and b.  x: (n, d) or (B, n, d)."""
-    return _Sinkhorn.apply(x, y, a, b, dict(kwargs, eps=eps))
+    wanted = _wants(("x", x), ("y", y), ("a", a), ("b", b))
+    return _Sinkhorn.apply(x, y, a, b, dict(kwargs, eps=eps), wanted)[0]
+
+
+def _wants(*named):
+    """The names of the inputs that need a gradient (decided before the Function runs, so that
+    torch.func transforms, whose forward has no ctx, get the same answer)."""
+    return tuple(k for k, t in named if isinstance(t, torch.Tensor) and t.requires_grad)
 
 
 class _Divergence(torch.autograd.Function):
-    @staticmethod
-    def forward(ctx, x, y, a, b, kwargs):
-        need = ctx.needs_input_grad
-        wanted = tuple(k for k, flag in zip(("x", "y", "a", "b"), need[:4]) if flag)
-        if kwargs.get("static_b"):
-            wanted = tuple(k for k in wanted if k in ("x", "a"))
-        r = _np_divergence(_np(x, "x"), _np(y, "y"), _np(a, "a"), _np(b, "b"),
-                                        grad=wanted or False, **kwargs)
-        gs = (_back(r.grad_x, x), _back(r.grad_y, y), _back(r.grad_a, x), _back(r.grad_b, x))
-        ctx.batched = x.dim() == 3
-        _save(ctx, gs, [t for t in (x, y, a, b) if t is not None])
-        return torch.as_tensor(np.asarray(r.value), dtype=x.dtype, device=x.device)
+    """forward has no ctx (setup_context style, so torch.func.grad / vjp work): it returns the
+    value and the envelope gradients, which setup_context saves."""
 
     @staticmethod
-    def backward(ctx, grad_out):
-        return _backward(ctx, grad_out)
+    def forward(x, y, a, b, kwargs, wanted):
+        r = _np_divergence(_np(x, "x"), _np(y, "y"), _np(a, "a"), _np(b, "b"),
+                           grad=wanted or False, **kwargs)
+        value = torch.as_tensor(np.asarray(r.value), dtype=x.dtype, device=x.device)
+        empty = x.new_zeros(0)
+        gs = tuple(empty if g is None else _back(g, x) for g in
+                   (r.grad_x, r.grad_y, r.grad_a, r.grad_b))
+        return (value,) + gs
+
+    @staticmethod
+    def setup_context(ctx, inputs, output):
+        x, y, a, b, _, wanted = inputs
+        ctx.mark_non_differentiable(*output[1:])
+        gs = [g if k in wanted else None for k, g in zip(("x", "y", "a", "b"), output[1:])]
+        ctx.batched = x.dim() == 3
+        _save(ctx, gs, [t for t in (x, y, a, b) if t is not None])
+
+    @staticmethod
+    def backward(ctx, grad_out, *unused):
+        return _backward(ctx, grad_out) + (None,)
 
 
 def sinkhorn_divergence(x, y, a=None, b=None, *, eps, **kwargs):
     """The Sinkhorn divergence S_eps (see :func:`monge.sinkhorn_divergence`), differentiable with
     respect to x, y, a and b.  x: (n, d) or (B, n, d) (then one value per problem)."""
-    return _Divergence.apply(x, y, a, b, dict(kwargs, eps=eps))
+    wanted = _wants(("x", x), ("y", y), ("a", a), ("b", b))
+    if kwargs.get("static_b"):
+        wanted = tuple(k for k in wanted if k in ("x", "a"))
+    return _Divergence.apply(x, y, a, b, dict(kwargs, eps=eps), wanted)[0]
 
 
 class SinkhornLoss(torch.nn.Module):
@@ -211,23 +244,31 @@ class SinkhornLoss(torch.nn.Module):
 
 
 class _MongeGap(torch.autograd.Function):
-    @staticmethod
-    def forward(ctx, x, tx, kwargs):
-        need = ctx.needs_input_grad
-        wanted = tuple(k for k, flag in zip(("x", "tx"), need[:2]) if flag)
-        r = _np_monge_gap(_np(x, "x"), _np(tx, "tx"), grad=wanted or False, **kwargs)
-        _save(ctx, (_back(r.grad_x, x), _back(r.grad_tx, tx)), [x, tx])
-        return torch.as_tensor(r.value, dtype=tx.dtype, device=tx.device)
+    """setup_context style, as _Sinkhorn."""
 
     @staticmethod
-    def backward(ctx, grad_out):
-        return _backward(ctx, grad_out, scale=lambda g: grad_out * g)
+    def forward(x, tx, kwargs, wanted):
+        r = _np_monge_gap(_np(x, "x"), _np(tx, "tx"), grad=wanted or False, **kwargs)
+        value = torch.as_tensor(r.value, dtype=tx.dtype, device=tx.device)
+        return (value,) + tuple(tx.new_zeros(0) if g is None else _back(g, tx)
+                                for g in (r.grad_x, r.grad_tx))
+
+    @staticmethod
+    def setup_context(ctx, inputs, output):
+        x, tx, _, wanted = inputs
+        ctx.mark_non_differentiable(*output[1:])
+        gs = [g if k in wanted else None for k, g in zip(("x", "tx"), output[1:])]
+        _save(ctx, gs, [x, tx])
+
+    @staticmethod
+    def backward(ctx, grad_out, *unused):
+        return _backward(ctx, grad_out, scale=lambda g: grad_out * g) + (None,)
 
 
 def monge_gap(x, tx, **kwargs):
     """The Monge gap M(T) of samples x and their images tx = T(x) (see :func:`monge.monge_gap`),
     differentiable with respect to tx (and x): the regulariser of map fitting."""
-    return _MongeGap.apply(x, tx, kwargs)
+    return _MongeGap.apply(x, tx, kwargs, _wants(("x", x), ("tx", tx)))[0]
 
 
 class _CTC(torch.autograd.Function):
