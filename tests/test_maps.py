@@ -133,6 +133,7 @@ def test_bad_data():
         est.transform(np.zeros((4, 3)))
 
 
+@pytest.mark.optional
 def test_torch_route_reaches_the_same_quality():
     from monge.maps import fit_torch_map
 
@@ -280,6 +281,7 @@ def test_fit_from_samplers():
         MongeGapMap(n_iter=2, verbose=False).fit(lambda n, rng: np.zeros((n, 2)), np.zeros((5, 2)))
 
 
+@pytest.mark.optional
 def test_map_estimators_in_a_scikit_learn_pipeline():
     """make_pipeline(StandardScaler(), <map>) fits and transforms (Y passed as the pipeline's y),
     clone keeps the parameters, fit_transform equals fit then transform, and an unfitted map is

@@ -102,3 +102,16 @@ def test_omp_num_threads_is_honoured():
     out = run("-c", "import monge; print(monge.get_num_threads())",
               env={**os.environ, "OMP_NUM_THREADS": "1"})
     assert out.stdout.strip() == "1"
+
+
+def test_core_test_selection_collects_without_optional_packages():
+    """`pytest --core` (the tests a NumPy + SciPy + POT install can run) collects its modules with
+    every optional package blocked, and leaves out only tests marked optional."""
+    here = os.path.dirname(os.path.abspath(__file__))
+    p = subprocess.run([sys.executable, "-m", "pytest", "--core", "--collect-only", "-q",
+                        "-p", "no:cacheprovider", here], capture_output=True, text=True, timeout=300)
+    assert p.returncode == 0, p.stdout[-3000:] + p.stderr[-3000:]
+    n = sum(1 for line in p.stdout.splitlines() if "::" in line)
+    assert n >= 400, p.stdout[-2000:]
+    summary = p.stdout.strip().splitlines()[-1]
+    assert "deselected" in summary and "error" not in summary, summary
