@@ -10,7 +10,7 @@ CFLAGS_SAN := -std=c11 -ffp-contract=fast -O1 -g -fopenmp -fsanitize=address,und
 CORE_SRC := $(wildcard csrc/*.c csrc/sinkhorn/*.c)
 CTESTS   := $(patsubst csrc/tests/%.c,build/ctest/%,$(wildcard csrc/tests/test_*.c))
 
-.PHONY: demo test venv install install-test ctest pytest valgrind fuzz fuzz-gcc fuzz-seed fuzz-loaders leak-check bench clean native wheel
+.PHONY: demo test venv install install-test ctest pytest valgrind fuzz fuzz-gcc fuzz-seed fuzz-loaders leak-check bench clean native wheel typecheck
 
 $(VPY):
 	$(PY) -m venv $(VENV)
@@ -97,6 +97,7 @@ test: $(VPY)
 	@$(call STAGE,fuzz-gcc (30 s),$(MAKE) --no-print-directory fuzz-gcc FUZZ_TIME=30)
 	@if command -v clang >/dev/null; then $(call STAGE,libFuzzer (60 s),$(MAKE) --no-print-directory fuzz FUZZ_TIME=60); \
 	  else echo "WARNING: clang not installed: the coverage-guided libFuzzer pass (make fuzz) did not run"; fi
+	@$(call STAGE,mypy + stub,$(TYPECHECK))
 	@$(call STAGE,pytest,$(VPY) -m pytest -q tests)
 	@$(call STAGE,leak check,$(VPY) tests/leak_check.py)
 	@$(call STAGE,sdist + wheel (fresh venvs),$(VPY) tests/dist_check.py)
@@ -111,6 +112,11 @@ leak-check: install-test
 # the extension under valgrind memcheck: fails on any error or definite leak in monge's code
 valgrind: install-test
 	$(VPY) tests/valgrind_check.py
+
+# mypy on the package (with the C extension's stub, checked to match the bindings)
+TYPECHECK = $(VPY) tools/gen_core_stub.py --check && cd python && ../$(VPY) -m mypy --config-file ../pyproject.toml monge
+typecheck: install-test
+	$(TYPECHECK)
 
 # sdist and manylinux wheel in wheelhouse/, each installed into a fresh venv and smoke-tested (the
 # wheel with no compiler on PATH): tests/dist_check.py

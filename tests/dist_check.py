@@ -135,7 +135,11 @@ def main(argv=None):
         show, _ = run([sys.executable, "-m", "auditwheel", "show", wheel], env=env)
         flat = " ".join(show.split())
         tag = re.search(r'platform tag: "(manylinux_\d+_\d+_\w+)"', flat)
-        if not tag or "monge.libs" not in run([sys.executable, "-m", "zipfile", "-l", wheel])[0]:
+        listing = run([sys.executable, "-m", "zipfile", "-l", wheel])[0]
+        for typed in ("monge/py.typed", "monge/_core.pyi"):
+            if typed not in listing:
+                raise SystemExit(f"dist check: the wheel lacks {typed} (PEP 561 typing)")
+        if not tag or "monge.libs" not in listing:
             raise SystemExit("dist check: the repaired wheel is not manylinux with its OpenMP "
                              "runtime vendored:\n" + show)
         print(f"auditwheel: {os.path.basename(wheel)} ({tag.group(1)}, libgomp vendored), "

@@ -115,3 +115,19 @@ def test_core_test_selection_collects_without_optional_packages():
     assert n >= 400, p.stdout[-2000:]
     summary = p.stdout.strip().splitlines()[-1]
     assert "deselected" in summary and "error" not in summary, summary
+
+
+def test_core_stub_is_current_and_shipped():
+    """python/monge/_core.pyi is what tools/gen_core_stub.py derives from the bindings, names every
+    function of the extension, and py.typed marks the package as typed (PEP 561)."""
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    p = subprocess.run([sys.executable, os.path.join(root, "tools", "gen_core_stub.py"), "--check"],
+                       capture_output=True, text=True)
+    assert p.returncode == 0, p.stdout + p.stderr
+    from monge import _core
+
+    with open(os.path.join(root, "python", "monge", "_core.pyi")) as fh:
+        stub = fh.read()
+    public = [n for n in dir(_core) if not n.startswith("_")]
+    assert public and all(f"def {n}(" in stub for n in public)
+    assert os.path.exists(os.path.join(root, "python", "monge", "py.typed"))

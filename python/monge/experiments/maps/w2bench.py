@@ -408,7 +408,7 @@ def _job(args):
     return row
 
 
-_PAIRS = {}
+_PAIRS: dict = {}
 
 
 def _pair_cached(data, dim, versions, standardize_size=2 ** 16):

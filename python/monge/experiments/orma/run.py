@@ -178,6 +178,7 @@ class RunConfig:
 
 def build_model(cfg: RunConfig, prep: Prepared):
     torch.manual_seed(cfg.seed)
+    text: torch.nn.Module
     if cfg.text == "minilm":
         text = PretrainedTokenHead(cfg.hidden)
     elif cfg.text == "scratch":

@@ -496,7 +496,7 @@ SPEAKERS_TTS = [
     ("sc-m2", "en-gb-scotland+m2", 155, 45), ("us-f3", "en-us+f3", 175, 65),
 ]
 
-_ESPEAK = {}
+_ESPEAK: dict = {}
 
 
 def tts_available():
