@@ -136,7 +136,17 @@ def ctc_loss(log_probs, targets, input_lengths, target_lengths, blank=0, reducti
     grad : None, 'log_probs' or 'logits' (see the module docstring).
 
     Returns CTCResult.  Samples are processed in parallel; results do not depend on the thread
-    count."""
+    count.
+
+    Examples
+    --------
+    One frame, one label: the loss is -log p(label).
+
+    >>> import numpy as np, monge
+    >>> log_probs = np.log(np.array([[[0.4, 0.6]]]))       # (T, N, C) = (1, 1, 2), blank = 0
+    >>> round(monge.ctc_loss(log_probs, np.array([[1]]), np.array([1]), np.array([1])).loss, 6)
+    0.510826
+    """
     choice("reduction", reduction, ("mean", "sum", "none"))
     if grad not in _MODES:
         raise ValueError(f"grad: expected None, 'log_probs' or 'logits', got {grad!r}")

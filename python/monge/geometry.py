@@ -89,7 +89,15 @@ def points_pair(x, y, batched=None):
 
 
 def cost_matrix(x, y, cost="sqeuclidean", p=2.0, lam=1.0):
-    """The dense cost matrix C[i, j] = c(x_i, y_j), shape (n, m), in the inputs' dtype."""
+    """The dense cost matrix C[i, j] = c(x_i, y_j), shape (n, m), in the inputs' dtype.
+
+    Examples
+    --------
+    >>> import numpy as np, monge
+    >>> monge.cost_matrix(np.array([[0.0, 0.0], [1.0, 1.0]]), np.array([[1.0, 0.0]]))
+    array([[1.],
+           [1.]])
+    """
     x, y, batched = points_pair(x, y)
     if batched:
         raise ValueError("x: cost_matrix takes single point clouds (n, d); loop over a batch")

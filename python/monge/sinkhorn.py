@@ -243,6 +243,16 @@ def sinkhorn(x=None, y=None, a=None, b=None, *, C=None, eps=None, cost="sqeuclid
     SinkhornResult
         Potentials, value, transport cost, mass, error, iterations, convergence flag, and the plan
         on demand (`.plan()`, `.apply(v)`, `.apply_transpose(u)`).
+    Examples
+    --------
+    >>> import numpy as np, monge
+    >>> x = np.array([[0.0], [1.0]])
+    >>> r = monge.sinkhorn(x, x, eps=0.01)       # each point stays where it is
+    >>> r.converged, round(r.cost, 6)
+    (True, 0.0)
+    >>> r.plan().round(3)
+    array([[0.5, 0. ],
+           [0. , 0.5]])
     """
     pot_argument_order("sinkhorn", x, y, a, b, C)
     if eps is None:

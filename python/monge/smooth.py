@@ -269,6 +269,14 @@ def quadratic_ot(a, b, C, gamma, *, formulation="semi_dual", tol=1e-6, ftol=1e-1
     Returns
     -------
     SmoothOTResult
+    Examples
+    --------
+    >>> import numpy as np, monge
+    >>> a, b = np.full(3, 1 / 3), np.full(2, 1 / 2)
+    >>> C = np.array([[0.0, 1.0], [1.0, 0.0], [0.5, 0.5]])
+    >>> res = monge.quadratic_ot(a, b, C, gamma=0.1)
+    >>> res.converged, res.plan.toarray().round(4).tolist()
+    (True, [[0.3333, 0.0], [0.0, 0.3333], [0.1667, 0.1667]])
     """
     return _solve(a, b, C, gamma, None, formulation, tol, ftol, max_iter, memory, init, callback,
                   verbose, nthreads, "quadratic_ot")
