@@ -23,6 +23,9 @@ def float_array(name, value, ndims, dtype=None):
         raise ValueError(f"{name}: required")
     if hasattr(value, "detach") and hasattr(value, "numpy"):
         raise TypeError(f"{name}: got a torch tensor; use monge.torch for tensors or pass .numpy()")
+    if hasattr(value, "tocsr") and hasattr(value, "nnz"):
+        raise TypeError(f"{name}: sparse input is not supported; pass a dense array "
+                        f"({name}.toarray())")
     arr = np.asarray(value)
     if arr.dtype == object or arr.dtype.kind not in "biuf":
         raise TypeError(f"{name}: expected a real numeric array, got dtype {arr.dtype}")

@@ -10,7 +10,7 @@
 Importing this package needs NumPy alone.
 """
 from . import datasets, metrics, nn
-from .baselines import EntropicMap, LinearMap, bures_map
+from .baselines import EntropicMap, LinearMap, NotFittedError, bures_map
 from .estimator import MongeGapMap, fit_torch_map
 
-__all__ = ["MongeGapMap", "fit_torch_map", "LinearMap", "EntropicMap", "bures_map", "datasets", "metrics", "nn"]
+__all__ = ["MongeGapMap", "fit_torch_map", "LinearMap", "EntropicMap", "bures_map", "NotFittedError", "datasets", "metrics", "nn"]

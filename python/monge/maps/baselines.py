@@ -45,6 +45,9 @@ def bures_map(mean_x, cov_x, mean_y, cov_y, ridge=1e-8):
 
 
 def _pair(X, Y):
+    if Y is None:
+        raise ValueError("Y: required; a map estimator requires y to be passed, but the target y "
+                         "is None (y is the target samples, an (m, d) array)")
     X = float_array("X", X, (2,), dtype=np.float64)
     Y = float_array("Y", Y, (2,), dtype=np.float64)
     if X.shape[1] != Y.shape[1]:
@@ -52,6 +55,11 @@ def _pair(X, Y):
     if len(X) < 2 or len(Y) < 2:
         raise ValueError("X, Y: need at least 2 samples each")
     return X, Y
+
+
+class NotFittedError(RuntimeError, ValueError, AttributeError):
+    """transform / save before fit.  A RuntimeError (as before), and a ValueError and an
+    AttributeError like scikit-learn's NotFittedError, so its checks recognise it."""
 
 
 class MapEstimator:
@@ -105,7 +113,7 @@ class MapEstimator:
 class _Fitted(MapEstimator):
     def _fitted(self):
         if not hasattr(self, "dim_"):
-            raise RuntimeError(f"{type(self).__name__}: call fit before transform")
+            raise NotFittedError(f"{type(self).__name__}: call fit before transform")
 
     def _input(self, X):
         self._fitted()
@@ -132,7 +140,7 @@ class LinearMap(_Fitted):
         X, Y = _pair(X, Y)
         positive("ridge", self.ridge)
         self.A_, self.b_ = bures_map(X.mean(0), np.cov(X.T), Y.mean(0), np.cov(Y.T), self.ridge)
-        self.dim_ = X.shape[1]
+        self.dim_ = self.n_features_in_ = X.shape[1]
         self.fit_time_ = time.perf_counter() - t0
         return self
 
@@ -182,7 +190,7 @@ class EntropicMap(_Fitted):
         self.Y_ = Y
         self.log_b_ = np.full(len(Y), -np.log(len(Y)))
         self.g_ = np.asarray(r.g, dtype=np.float64)
-        self.dim_ = X.shape[1]
+        self.dim_ = self.n_features_in_ = X.shape[1]
         self.fit_time_ = time.perf_counter() - t0
         return self
 

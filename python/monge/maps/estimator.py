@@ -22,7 +22,7 @@ import time
 import numpy as np
 
 from . import nn
-from .baselines import MapEstimator
+from .baselines import MapEstimator, NotFittedError
 from .._blas import blas_threads
 from .._io import DataFormatError, read_npz
 from .._validate import choice, float_array, integer, nonneg, positive
@@ -353,6 +353,9 @@ class MongeGapMap(MapEstimator):
     # -- training
     def _data(self, X, Y, rng, dt):
         """Training samplers, validation arrays and the moments used to initialise the map."""
+        if Y is None:
+            raise ValueError("Y: required; a map estimator requires y to be passed, but the target "
+                             "y is None (y is the target samples, an (m, d) array or a sampler)")
         if callable(X) != callable(Y):
             raise TypeError("X, Y: pass two arrays or two samplers, not one of each")
         if callable(X):
@@ -439,6 +442,7 @@ class MongeGapMap(MapEstimator):
             sx, sy, Xv, Yv, Xi, Yi = self._data(X, Y, rng, dt)
             d = Xi.shape[1]
         self.model_ = model = self._init_model(d, Xi, Yi, dt)
+        self.n_features_in_ = d
         params = model.params
         k = 1.0 / d if self.affine_lr == "auto" else float(self.affine_lr)
         scale = [k, k] + [1.0] * (len(params) - 2) if model.affine else None
@@ -565,7 +569,7 @@ class MongeGapMap(MapEstimator):
 
     def _fitted(self):
         if not hasattr(self, "model_"):
-            raise RuntimeError("MongeGapMap: call fit before transform / save")
+            raise NotFittedError("MongeGapMap: call fit before transform / save")
 
     def transform(self, X):
         """T(X) for X of shape (n, d)."""
