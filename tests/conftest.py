@@ -20,6 +20,7 @@ CORE_MODULES = {
     "test_bad_input.py", "test_datasets.py", "test_defaults.py", "test_emd.py", "test_errors.py",
     "test_maps.py", "test_properties.py", "test_ranking.py", "test_reliability.py",
     "test_routing.py", "test_sinkhorn.py", "test_smooth.py", "test_spectr.py", "test_doctests.py",
+    "test_pot.py",
 }
 OPTIONAL_PACKAGES = (
     "torch", "dask", "distributed", "rdkit", "transformers", "tokenizers", "geomloss", "pykeops",

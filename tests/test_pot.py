@@ -1,0 +1,136 @@
+"""monge.pot against POT itself: same results to the tolerance each solver reaches, same log
+dictionaries (keys and types), on POT's documentation examples and random problems."""
+import warnings
+
+import numpy as np
+import ot
+import pytest
+
+import monge.pot as mp
+
+
+def _problem(seed, n=30, m=20):
+    rng = np.random.default_rng(seed)
+    a, b = rng.random(n) + 0.5, rng.random(m) + 0.5
+    return a / a.sum(), b / b.sum(), rng.random((n, 2)), rng.random((m, 2)) + 0.2
+
+
+def _same_log(ours, theirs):
+    assert sorted(ours) == sorted(theirs)
+    for k in theirs:
+        assert type(ours[k]) is type(theirs[k]) or (isinstance(theirs[k], (float, np.floating))
+                                                     and isinstance(ours[k], (float, np.floating))), k
+
+
+def test_pot_documentation_examples():
+    a, b, M = [0.5, 0.5], [0.5, 0.5], [[0.0, 1.0], [1.0, 0.0]]
+    np.testing.assert_allclose(mp.emd(a, b, M), [[0.5, 0.0], [0.0, 0.5]])
+    assert mp.emd2(a, b, M) == 0.0
+    np.testing.assert_allclose(mp.sinkhorn(a, b, M, 1), ot.sinkhorn(a, b, M, 1), atol=1e-8)
+    np.testing.assert_allclose(mp.sinkhorn(a, b, M, 1), [[0.36552929, 0.13447071],
+                                                         [0.13447071, 0.36552929]], atol=1e-8)
+    np.testing.assert_allclose(mp.unif(4), ot.unif(4))
+
+
+@pytest.mark.parametrize("metric", ["sqeuclidean", "euclidean", "cityblock", "minkowski", "cosine"])
+def test_dist(metric):
+    _, _, x, y = _problem(0)
+    np.testing.assert_allclose(mp.dist(x, y, metric, p=3), ot.dist(x, y, metric, p=3), atol=1e-12)
+    np.testing.assert_allclose(mp.dist(x, metric=metric), ot.dist(x, metric=metric), atol=1e-12)
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_emd_and_emd2(seed):
+    a, b, x, y = _problem(seed)
+    M = ot.dist(x, y)
+    G, lg = mp.emd(a, b, M, log=True)
+    G2, lg2 = ot.emd(a, b, M, log=True)
+    np.testing.assert_allclose(G, G2, atol=1e-12)
+    _same_log(lg, lg2)
+    assert lg["cost"] == pytest.approx(lg2["cost"], rel=1e-12)
+    np.testing.assert_allclose(lg["u"], lg2["u"], atol=1e-10)       # centred duals
+    np.testing.assert_allclose(lg["v"], lg2["v"], atol=1e-10)
+    c, lg = mp.emd2(a, b, M, log=True, return_matrix=True)
+    c2, lg2 = ot.emd2(a, b, M, log=True, return_matrix=True)
+    assert c == pytest.approx(c2, rel=1e-12) and isinstance(c, float)
+    _same_log(lg, lg2)
+    B = np.stack([b, b[::-1]], 1)
+    np.testing.assert_allclose(mp.emd2(a, B, M), ot.emd2(a, B, M), rtol=1e-12)
+    np.testing.assert_allclose(mp.emd([], [], M[:20, :20]), ot.emd([], [], M[:20, :20]), atol=1e-12)
+    with warnings.catch_warnings(record=True) as w:
+        warnings.simplefilter("always")
+        _, lg = mp.emd(a, b, M, numItermax=3, log=True)
+    assert lg["result_code"] == 3 and lg["warning"].startswith("numItermax reached")
+    assert any("numItermax reached" in str(x.message) for x in w)
+
+
+@pytest.mark.parametrize("method", ["sinkhorn", "sinkhorn_log", "sinkhorn_stabilized",
+                                    "sinkhorn_epsilon_scaling"])
+def test_sinkhorn_methods(method):
+    a, b, x, y = _problem(2)
+    M = ot.dist(x, y)
+    P, lg = mp.sinkhorn(a, b, M, 0.05, method=method, log=True)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        P2, lg2 = ot.sinkhorn(a, b, M, 0.05, method=method, log=True, numItermax=10000)
+    np.testing.assert_allclose(P, P2, atol=1e-8)
+    _same_log(lg, lg2)
+    # the reported error meets stopThr as POT measures it (L2 of the column violation)
+    assert lg["err"][-1] <= 1e-9
+    if method != "sinkhorn_epsilon_scaling":   # POT's sinkhorn2 does not take this method
+        v = mp.sinkhorn2(a, b, M, 0.05, method=method)
+        assert v == pytest.approx(float(ot.sinkhorn2(a, b, M, 0.05, method=method,
+                                                     numItermax=10000)), rel=1e-7)
+        assert v == pytest.approx(float(np.sum(P * M)), rel=1e-12)
+
+
+def test_sinkhorn_warm_start_several_b_and_small_reg():
+    a, b, x, y = _problem(3)
+    M = ot.dist(x, y)
+    P, lg = mp.sinkhorn(a, b, M, 0.05, method="sinkhorn_log", log=True)
+    P2, lg2 = mp.sinkhorn(a, b, M, 0.05, method="sinkhorn_log", log=True,
+                          warmstart=(lg["log_u"], lg["log_v"]))
+    np.testing.assert_allclose(P2, P, atol=1e-9)
+    assert lg2["niter"] <= 2
+    B = np.stack([b, b[::-1]], 1)
+    np.testing.assert_allclose(mp.sinkhorn2(a, B, M, 0.05), ot.sinkhorn2(a, B, M, 0.05), rtol=1e-6)
+    # small reg: monge's log-domain engine converges where POT's default needs more iterations
+    Ps = mp.sinkhorn(a, b, M, 1e-3)
+    np.testing.assert_allclose(Ps.sum(1), a, atol=1e-9)
+    np.testing.assert_allclose(Ps.sum(0), b, atol=1e-9)
+
+
+def test_one_dimensional_and_sliced():
+    a, b, x, y = _problem(4)
+    for metric, p in (("sqeuclidean", 1), ("euclidean", 1), ("minkowski", 3)):
+        np.testing.assert_allclose(mp.emd_1d(x[:, 0], y[:, 0], a, b, metric=metric, p=p),
+                                   ot.emd_1d(x[:, 0], y[:, 0], a, b, metric=metric, p=p), atol=1e-12)
+        assert mp.emd2_1d(x[:, 0], y[:, 0], a, b, metric=metric, p=p) == pytest.approx(
+            ot.emd2_1d(x[:, 0], y[:, 0], a, b, metric=metric, p=p), rel=1e-12)
+    assert mp.wasserstein_1d(x[:, 0], y[:, 0], a, b, p=2) == pytest.approx(
+        ot.wasserstein_1d(x[:, 0], y[:, 0], a, b, p=2), rel=1e-12)
+    np.testing.assert_allclose(mp.wasserstein_1d(x[:, :2], y[:, :2], p=1),
+                               ot.wasserstein_1d(x[:, :2], y[:, :2], p=1), rtol=1e-12)
+    s, lg = mp.sliced_wasserstein_distance(x, y, a, b, n_projections=20, seed=5, log=True)
+    s2, lg2 = ot.sliced_wasserstein_distance(x, y, a, b, n_projections=20, seed=5, log=True)
+    assert s == pytest.approx(float(s2), rel=1e-12)
+    np.testing.assert_allclose(lg["projections"], lg2["projections"])
+    np.testing.assert_allclose(lg["projected_emds"], lg2["projected_emds"], rtol=1e-12)
+
+
+def test_what_differs_bad_input_and_uncovered_names():
+    a, b, x, y = _problem(5)
+    M = ot.dist(x, y)
+    M[0, 0] = np.nan
+    with pytest.raises(ValueError, match="M: contains NaN"):
+        mp.emd(a, b, M)
+    with pytest.raises(ValueError, match="M: contains NaN"):
+        mp.sinkhorn(a, b, M, 0.1)
+    with pytest.raises(ValueError, match="total masses differ"):
+        mp.emd(a, 2 * b, ot.dist(x, y))
+    with pytest.raises(ValueError, match="method: 'greenkhorn' is not covered"):
+        mp.sinkhorn(a, b, ot.dist(x, y), 0.1, method="greenkhorn")
+    with pytest.raises(AttributeError, match="gromov_wasserstein: not covered .* use POT itself"):
+        mp.gromov_wasserstein  # noqa: B018
+    with pytest.raises(AttributeError, match="sinkhorn_unbalanced: not covered .* monge.sinkhorn"):
+        mp.sinkhorn_unbalanced  # noqa: B018
