@@ -167,21 +167,27 @@ def emd_1d(x_a, x_b, a=None, b=None, metric="sqeuclidean", p=1.0, dense=True, lo
            check_marginals=True):
     """Exact OT plan on the line (monotone coupling), as ``ot.emd_1d``: dense (n, m) or, with
     dense=False, a scipy.sparse COO matrix; log=True adds {'cost'}."""
-    from .emd import emd_1d as _emd_1d
-
-    x_a = float_array("x_a", x_a, (1, 2), dtype=np.float64).reshape(-1)
-    x_b = float_array("x_b", x_b, (1, 2), dtype=np.float64).reshape(-1)
-    r = _emd_1d(x_a, x_b, None if a is None or len(a) == 0 else a,
-                None if b is None or len(b) == 0 else b, p=_metric_p(metric, p))
+    r = _solve_1d(x_a, x_b, a, b, metric, p)
     G = r.toarray() if dense else r.to_scipy().tocoo()
     return (G, {"cost": float(r.cost)}) if log else G
 
 
+def _solve_1d(x_a, x_b, a, b, metric, p):
+    from .emd import emd_1d as _emd_1d
+
+    x_a = float_array("x_a", x_a, (1, 2), dtype=np.float64).reshape(-1)
+    x_b = float_array("x_b", x_b, (1, 2), dtype=np.float64).reshape(-1)
+    return _emd_1d(x_a, x_b, None if a is None or len(a) == 0 else a,
+                   None if b is None or len(b) == 0 else b, p=_metric_p(metric, p))
+
+
 def emd2_1d(x_a, x_b, a=None, b=None, metric="sqeuclidean", p=1.0, dense=True, log=False):
-    """Exact OT cost on the line, as ``ot.emd2_1d``; log=True adds {'G'}."""
-    out = emd_1d(x_a, x_b, a, b, metric=metric, p=p, dense=dense, log=True)
-    G, lg = out
-    return (lg["cost"], {"G": G}) if log else lg["cost"]
+    """Exact OT cost on the line, as ``ot.emd2_1d`` (the plan is built only for log=True, which
+    adds {'G'})."""
+    r = _solve_1d(x_a, x_b, a, b, metric, p)
+    if not log:
+        return float(r.cost)
+    return float(r.cost), {"G": r.toarray() if dense else r.to_scipy().tocoo()}
 
 
 def wasserstein_1d(u_values, v_values, u_weights=None, v_weights=None, p=1, require_sort=True,
