@@ -48,6 +48,13 @@ def cases(quick):
          lambda ot: ot.sinkhorn(a, b, ot.dist(x, y), 0.01, method="sinkhorn_log", **it), (a, b)),
         ("sinkhorn2", f"n = m = {n2}, reg = 0.01", lambda ot: ot.sinkhorn2(a, b, ot.dist(x, y), 0.01, **it),
          None),
+        ("sinkhorn_unbalanced", f"n = m = {n2}, reg = 0.01, reg_m = 1",
+         lambda ot: ot.sinkhorn_unbalanced(a, b, ot.dist(x, y), 0.01, 1.0, **it), None),
+        ("bregman.empirical_sinkhorn_divergence", f"n = m = {n2 // 2}, reg = 0.05",
+         lambda ot: ot.bregman.empirical_sinkhorn_divergence(x[:n2 // 2], y[:n2 // 2], 0.05), None),
+        ("smooth.smooth_ot_dual", f"n = m = {n2 // 4}, reg = 0.5, l2",
+         lambda ot: ot.smooth.smooth_ot_dual(a[:n2 // 4] / a[:n2 // 4].sum(), b[:n2 // 4] / b[:n2 // 4].sum(),
+                                             ot.dist(x[:n2 // 4], y[:n2 // 4]), 0.5), None),
         ("sliced_wasserstein_distance", f"n = m = {len(xs)}, d = 10, 50 directions",
          lambda ot: ot.sliced_wasserstein_distance(xs, ys, seed=0), None),
     ]

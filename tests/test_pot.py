@@ -132,5 +132,35 @@ def test_what_differs_bad_input_and_uncovered_names():
         mp.sinkhorn(a, b, ot.dist(x, y), 0.1, method="greenkhorn")
     with pytest.raises(AttributeError, match="gromov_wasserstein: not covered .* use POT itself"):
         mp.gromov_wasserstein  # noqa: B018
-    with pytest.raises(AttributeError, match="sinkhorn_unbalanced: not covered .* monge.sinkhorn"):
-        mp.sinkhorn_unbalanced  # noqa: B018
+    with pytest.raises(AttributeError, match="da: not covered .* monge.maps.EntropicMap"):
+        mp.da  # noqa: B018
+
+
+def test_unbalanced_divergence_and_smooth():
+    a, b, x, y = _problem(6)
+    M = ot.dist(x, y)
+    kw = dict(stopThr=1e-12, numItermax=10000)
+    P, lg = mp.sinkhorn_unbalanced(a, b, M, 0.05, 1.0, log=True, **kw)
+    P2, lg2 = ot.sinkhorn_unbalanced(a, b, M, 0.05, 1.0, log=True, **kw)
+    np.testing.assert_allclose(P, P2, atol=1e-12)
+    _same_log(lg, lg2)
+    assert mp.sinkhorn_unbalanced2(a, b, M, 0.05, 1.0, **kw) == pytest.approx(
+        float(ot.sinkhorn_unbalanced2(a, b, M, 0.05, 1.0, **kw)), rel=1e-10)
+    # 'total': the primal objective with generalised KL terms, which at the optimum equals the
+    # dual objective monge's solver reports (POT 0.9.7's log['total_cost'] is not this quantity)
+    import monge
+
+    tot = mp.sinkhorn_unbalanced2(a, b, M, 0.05, 1.0, returnCost="total", **kw)
+    assert tot == pytest.approx(monge.sinkhorn(a=a, b=b, C=M, eps=0.05, tau=1.0, tol=1e-12).value,
+                                rel=1e-8)
+    d = mp.bregman.empirical_sinkhorn_divergence(x, y, 0.05)
+    assert d == pytest.approx(float(ot.bregman.empirical_sinkhorn_divergence(x, y, 0.05)), rel=1e-7)
+    for form in ("dual", "semi_dual"):
+        ours = getattr(mp.smooth, f"smooth_ot_{form}")(a, b, M, 0.5, log=True)
+        theirs = getattr(ot.smooth, f"smooth_ot_{form}")(a, b, M, 0.5, log=True)
+        np.testing.assert_allclose(ours[0], theirs[0], atol=1e-4)      # POT's L-BFGS-B stop
+        assert sorted(ours[1]) == sorted(theirs[1])
+    G = mp.smooth.smooth_ot_semi_dual(a, b, M, 0.5, reg_type="sparsity_constrained", max_nz=2)
+    assert ((G > 0).sum(0) <= 2).all()
+    with pytest.raises(AttributeError, match="smooth.smooth_ot_dual_plan: not covered"):
+        mp.smooth.smooth_ot_dual_plan  # noqa: B018

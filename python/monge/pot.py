@@ -4,7 +4,9 @@ Covered (POT 0.9 names, signatures, defaults, return types and ``log=True`` dict
 ``dist``, ``unif``, ``emd``, ``emd2`` (several b at once too), ``emd_1d``, ``emd2_1d``,
 ``wasserstein_1d``, ``sinkhorn`` / ``sinkhorn2`` (methods 'sinkhorn', 'sinkhorn_log',
 'sinkhorn_stabilized', 'sinkhorn_epsilon_scaling', all solved by monge's one log-domain engine),
-``sliced_wasserstein_distance``.  Any other name raises an AttributeError that says so (and names
+``sinkhorn_unbalanced`` / ``sinkhorn_unbalanced2`` (KL), ``sliced_wasserstein_distance``,
+``bregman.empirical_sinkhorn_divergence`` and ``smooth.smooth_ot_dual`` / ``smooth_ot_semi_dual``
+('l2', 'sparsity_constrained').  Any other name raises an AttributeError that says so (and names
 monge's equivalent when there is one): nothing falls back to POT.
 
 What differs from POT, by design:
@@ -27,14 +29,11 @@ from ._policy import ConvergenceWarning
 from ._validate import float_array, positive
 
 __all__ = ["dist", "unif", "emd", "emd2", "emd_1d", "emd2_1d", "wasserstein_1d", "sinkhorn",
-           "sinkhorn2", "sliced_wasserstein_distance"]
+           "sinkhorn2", "sinkhorn_unbalanced", "sinkhorn_unbalanced2", "sliced_wasserstein_distance",
+           "bregman", "smooth"]
 
 # names POT has that this module does not cover, with monge's nearest function
 _EQUIVALENT = {
-    "sinkhorn_unbalanced": "monge.sinkhorn(..., tau=reg_m) (KL marginal penalties)",
-    "sinkhorn_unbalanced2": "monge.sinkhorn(..., tau=reg_m).value",
-    "bregman": "monge.sinkhorn / monge.sinkhorn_divergence",
-    "smooth": "monge.quadratic_ot / monge.sparse_ot",
     "sliced": "monge.sliced_wasserstein",
     "gromov": None,
     "da": "monge.maps.EntropicMap (the entropic map out of sample)",
@@ -326,3 +325,139 @@ def sinkhorn2(a, b, M, reg, method="sinkhorn", numItermax=1000, stopThr=1e-9, ve
     loss = np.float64(np.sum(P * M))
     return (loss, lg) if log else loss
 
+
+
+def sinkhorn_unbalanced(a, b, M, reg, reg_m, method="sinkhorn", reg_type="kl", c=None,
+                        warmstart=None, numItermax=1000, stopThr=1e-6, verbose=False, log=False,
+                        **kwargs):
+    """Unbalanced entropic OT plan with KL marginal penalties reg_m, as ``ot.sinkhorn_unbalanced``
+    (monge.sinkhorn with eps = reg, tau = reg_m); log: {'cost', 'err', 'logu', 'logv',
+    'total_cost'}.  reg_type 'kl' only (POT's default)."""
+    P, lg = _unbalanced(a, b, M, reg, reg_m, reg_type, c, numItermax, stopThr, verbose)
+    return (P, lg) if log else P
+
+
+def sinkhorn_unbalanced2(a, b, M, reg, reg_m, method="sinkhorn", reg_type="kl", c=None,
+                         warmstart=None, returnCost="linear", numItermax=1000, stopThr=1e-6,
+                         verbose=False, log=False, **kwargs):
+    """<P, M> of the unbalanced plan (returnCost='linear', POT's default) or the whole objective
+    ('total'), as ``ot.sinkhorn_unbalanced2``."""
+    P, lg = _unbalanced(a, b, M, reg, reg_m, reg_type, c, numItermax, stopThr, verbose)
+    if returnCost not in ("linear", "total"):
+        raise ValueError(f"returnCost: expected 'linear' or 'total', got {returnCost!r}")
+    v = np.float64(lg["cost"] if returnCost == "linear" else lg["total_cost"])
+    return (v, lg) if log else v
+
+
+def _unbalanced(a, b, M, reg, reg_m, reg_type, c, numItermax, stopThr, verbose):
+    from .sinkhorn import sinkhorn as _sinkhorn
+
+    if reg_type != "kl":
+        raise ValueError(f"reg_type: {reg_type!r} is not covered (covered: 'kl')")
+    if c is not None:
+        raise ValueError("c: a reference measure other than a x b is not covered")
+    M = float_array("M", M, (2,), dtype=np.float64)
+    reg = positive("reg", reg)
+    tau = positive("reg_m", reg_m, allow_inf=True)
+    a, b = _hist("a", a, M.shape[0]), _hist("b", b, M.shape[1])
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        r = _sinkhorn(a=a, b=b, C=M, eps=reg, tau=tau, tol=stopThr, max_iter=int(numItermax))
+    if not r.converged:
+        warnings.warn(_SINKHORN_MSG, UserWarning, stacklevel=3)
+    if verbose:
+        print(f"monge.pot.sinkhorn_unbalanced: {r.n_iter} iterations, error {r.error:.3e}")
+    P = r.plan()
+    cost = float(np.sum(P * M))
+
+    def kl(p, q):
+        p = np.asarray(p, dtype=np.float64)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            t = np.where(p > 0, p * np.log(p / q), 0.0)
+        return float(np.sum(t) - p.sum() + np.sum(q))
+
+    total = cost + reg * kl(P, np.outer(a, b)) + tau * (kl(P.sum(1), a) + kl(P.sum(0), b))
+    lg = dict(cost=cost, err=[float(r.error)], logu=np.log(a) + r.f / reg,
+              logv=np.log(b) + r.g / reg, total_cost=total)
+    return P, lg
+
+
+def _empirical_sinkhorn_divergence(X_s, X_t, reg, a=None, b=None, metric="sqeuclidean",
+                                   numIterMax=10000, stopThr=1e-9, verbose=False, log=False,
+                                   warn=True, warmstart=None, **kwargs):
+    """POT's empirical Sinkhorn divergence: W(a, b) - (W(a, a) + W(b, b)) / 2 with W the
+    sinkhorn2 loss <P, M> (the linear term: POT's definition, not monge's S_eps, which uses the
+    entropic objective; see monge.sinkhorn_divergence)."""
+    X_s = float_array("X_s", X_s, (2,), dtype=np.float64)
+    X_t = float_array("X_t", X_t, (2,), dtype=np.float64)
+    a, b = _hist("a", a, len(X_s)), _hist("b", b, len(X_t))
+    kw = dict(numItermax=numIterMax, stopThr=stopThr, verbose=verbose, warn=warn)
+    ab = sinkhorn2(a, b, dist(X_s, X_t, metric), reg, log=log, **kw)
+    aa = sinkhorn2(a, a, dist(X_s, X_s, metric), reg, log=log, **kw)
+    bb = sinkhorn2(b, b, dist(X_t, X_t, metric), reg, log=log, **kw)
+    if log:
+        (ab, la), (aa, l1), (bb, l2) = ab, aa, bb
+        v = np.float64(ab - 0.5 * (aa + bb))
+        return v, {"log_sinkhorn_ab": la, "log_sinkhorn_a": l1, "log_sinkhorn_b": l2}
+    return np.float64(ab - 0.5 * (aa + bb))
+
+
+def _smooth(formulation):
+    def solve(a, b, M, reg, reg_type="l2", max_nz=None, method="L-BFGS-B", stopThr=1e-9,
+              numItermax=500, verbose=False, log=False):
+        from .smooth import quadratic_ot, sparse_ot
+
+        M = float_array("M", M, (2,), dtype=np.float64)
+        a, b = _hist("a", a, M.shape[0]), _hist("b", b, M.shape[1])
+        opts = dict(formulation=formulation, tol=max(stopThr, 1e-12), max_iter=int(numItermax))
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", ConvergenceWarning)
+            if reg_type == "l2":
+                r = quadratic_ot(a, b, M, reg, **opts)
+            elif reg_type == "sparsity_constrained":
+                if max_nz is None:
+                    raise ValueError("max_nz: required with reg_type='sparsity_constrained'")
+                r = sparse_ot(a, b, M, int(max_nz), reg, **opts)
+            else:
+                raise ValueError(f"reg_type: {reg_type!r} is not covered (covered: 'l2', "
+                                 "'sparsity_constrained')")
+        G = r.plan.toarray()
+        if not log:
+            return G
+        lg = {"alpha": r.alpha, "res": r}
+        if formulation == "dual":
+            lg["beta"] = r.beta
+        return G, lg
+
+    solve.__name__ = f"smooth_ot_{formulation}"
+    solve.__doc__ = (f"Smooth OT ({formulation.replace('_', '-')} formulation), as "
+                     f"``ot.smooth.smooth_ot_{formulation}``: reg_type 'l2' (monge.quadratic_ot) or "
+                     "'sparsity_constrained' with max_nz (monge.sparse_ot), both solved by monge's "
+                     "L-BFGS in C; log: {'alpha', ('beta',) 'res'} (res: monge's result).")
+    return solve
+
+
+def _submodule(name, doc, **fns):
+    import sys
+    import types
+
+    mod = types.ModuleType(f"{__name__}.{name}", doc)
+    for k, f in fns.items():
+        setattr(mod, k, f)
+
+    def missing(attr):
+        if attr.startswith("__"):
+            raise AttributeError(attr)
+        raise AttributeError(f"monge.pot.{name}.{attr}: not covered by monge's POT drop-in "
+                             f"(covered: {', '.join(fns)}); use POT itself (import ot) for it")
+
+    mod.__getattr__ = missing
+    sys.modules[mod.__name__] = mod
+    return mod
+
+
+bregman = _submodule("bregman", "POT's ot.bregman, the part monge covers.",
+                     empirical_sinkhorn_divergence=_empirical_sinkhorn_divergence,
+                     sinkhorn=sinkhorn, sinkhorn2=sinkhorn2)
+smooth = _submodule("smooth", "POT's ot.smooth on monge's L-BFGS.",
+                    smooth_ot_dual=_smooth("dual"), smooth_ot_semi_dual=_smooth("semi_dual"))
