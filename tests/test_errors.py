@@ -175,3 +175,13 @@ def test_finite_points_whose_costs_overflow_name_the_argument_and_the_fix():
     # the same clouds rescaled are fine, and large-but-safe magnitudes still pass
     assert monge.emd(x=big / 1e300, y=Y).converged
     assert np.isfinite(monge.cost_matrix(X * 1e150, Y)).all()
+
+
+def test_overflow_check_has_no_false_positive_on_image_scale_data():
+    """8-bit image values in float32, d = 784, pnorm p = 10: costs up to ~1e30 fit in float32."""
+    rng = np.random.default_rng(0)
+    x = rng.integers(0, 256, (5, 784)).astype(np.float32)
+    y = rng.integers(0, 256, (4, 784)).astype(np.float32)
+    C = monge.cost_matrix(x, y, cost="pnorm", p=10)
+    assert np.isfinite(C).all()
+    assert np.isfinite(monge.sliced_wasserstein(x, y, p=2, seed=0))

@@ -164,3 +164,40 @@ def test_unbalanced_divergence_and_smooth():
     assert ((G > 0).sum(0) <= 2).all()
     with pytest.raises(AttributeError, match="smooth.smooth_ot_dual_plan: not covered"):
         mp.smooth.smooth_ot_dual_plan  # noqa: B018
+
+
+def test_log_values_warm_starts_and_several_histograms():
+    """Values (not only keys) of the logs POT users read back, warm starts in each method's own
+    convention, and the structures POT returns for several b with log=True."""
+    a, b, x, y = _problem(7)
+    M = ot.dist(x, y)
+    kw = dict(stopThr=1e-12, numItermax=10000)
+    _, lg = mp.sinkhorn_unbalanced(a, b, M, 0.05, 1.0, log=True, **kw)
+    _, lg2 = ot.sinkhorn_unbalanced(a, b, M, 0.05, 1.0, log=True, **kw)
+    for k in ("logu", "logv"):       # up to the gauge (c, -c) of the potentials
+        d = lg[k] - lg2[k]
+        np.testing.assert_allclose(d - d.mean(), 0.0, atol=1e-8)
+    _, ls = mp.sinkhorn(a, b, M, 0.01, method="sinkhorn_log", log=True)
+    _, ls2 = ot.sinkhorn(a, b, M, 0.01, method="sinkhorn_log", log=True, numItermax=10000)
+    for k in ("log_u", "log_v"):
+        d = ls[k] - ls2[k]
+        np.testing.assert_allclose(d - d.mean(), 0.0, atol=1e-6)
+    for method in ("sinkhorn_stabilized", "sinkhorn_epsilon_scaling"):
+        P, lw = mp.sinkhorn(a, b, M, 0.01, method=method, log=True)
+        P1, l1 = mp.sinkhorn(a, b, M, 0.01, method=method, log=True, numItermax=2,
+                             warmstart=lw["warmstart"], warn=False)
+        np.testing.assert_allclose(P1, P, atol=1e-9)
+        P2 = ot.sinkhorn(a, b, M, 0.01, method=method, numItermax=2, warmstart=lw["warmstart"])
+        np.testing.assert_allclose(P2, P, atol=1e-6)     # POT reads our warm start the same way
+    B = np.stack([b, b[::-1]], 1)
+    ours, theirs = mp.emd2(a, B, M, log=True), ot.emd2(a, B, M, log=True)
+    assert len(ours) == len(theirs) == 2 and all(len(o) == 2 for o in ours)
+    assert ours[1][0] == pytest.approx(theirs[1][0], rel=1e-12)
+    v, lg = mp.sinkhorn2(a, B, M, 0.05, log=True)
+    v2, lg2 = ot.sinkhorn2(a, B, M, 0.05, log=True)
+    assert isinstance(lg, dict) and sorted(lg) == sorted(lg2) and lg["u"].shape == lg2["u"].shape
+    np.testing.assert_allclose(v, v2, rtol=1e-6)
+    d, ld = mp.bregman.empirical_sinkhorn_divergence(x, y, 0.05, log=True)
+    d2, ld2 = ot.bregman.empirical_sinkhorn_divergence(x, y, 0.05, log=True)
+    assert set(ld2) <= set(ld)
+    assert ld["sinkhorn_loss_ab"] == pytest.approx(float(ld2["sinkhorn_loss_ab"]), rel=1e-7)

@@ -463,3 +463,19 @@ def test_max_iter_during_eps_scaling_returns_the_stage_reached():
         rb = monge.sinkhorn(np.stack([x, x]), np.stack([y, 0.5 * y]), eps=1e-6, max_iter=60)
     assert np.shape(rb.eps) == (2,) and np.all(rb.eps > 1e-6)
     assert rb.plan(index=1).sum() == pytest.approx(1.0, abs=1e-3)
+
+
+def test_callback_stop_during_eps_scaling_reports_the_stage_reached():
+    """A callback that stops an annealed run returns that stage's eps (its plan sums to 1, no
+    overflow), the iterations done; in a batch, problems never started keep the target eps."""
+    rng = np.random.default_rng(4)
+    x, y = rng.random((30, 2)), rng.random((30, 2))
+    r = monge.sinkhorn(x, y, eps=1e-3, eps_scaling=True, callback=lambda it, err: it >= 3)
+    assert r.eps > 1e-3 and r.n_iter >= 3 and not r.converged
+    assert r.plan().sum() == pytest.approx(1.0, abs=1e-3)
+    X, Y = rng.random((3, 20, 2)), rng.random((3, 20, 2))
+    rb = monge.sinkhorn(X, Y, eps=1e-3, eps_scaling=True, callback=lambda it, err: it >= 3,
+                        nthreads=1)
+    assert rb.eps[0] > 1e-3 and np.all(rb.eps[1:] == 1e-3)
+    for k in range(3):
+        assert np.isfinite(rb.plan(k)).all()

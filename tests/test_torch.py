@@ -185,3 +185,11 @@ def test_torch_func_grad_and_vjp_match_backward(which):
     _, vjp = torch.func.vjp(lambda x: f(x, y), x)
     (vx,) = vjp(torch.tensor(3.0, dtype=torch.float64))
     assert torch.allclose(vx, 3.0 * gx, rtol=1e-10, atol=1e-12)
+
+
+def test_torch_func_jacrev_matches_grad():
+    g = torch.Generator().manual_seed(3)
+    x = torch.rand(20, 2, generator=g, dtype=torch.float64)
+    y = torch.rand(15, 2, generator=g, dtype=torch.float64)
+    f = lambda x: mt.sinkhorn_divergence(x, y, eps=0.1)  # noqa: E731
+    assert torch.allclose(torch.func.jacrev(f)(x), torch.func.grad(f)(x), rtol=1e-12, atol=1e-14)

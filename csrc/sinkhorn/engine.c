@@ -382,6 +382,12 @@ static int run(const monge_problem *pb, const monge_sinkhorn_params *par, double
     e.auto_probe = par->eps_scaling == 2 && !par->warm_start && e.eps <= par->eps;
     probe_reset(&e);
     st = stage_loop(&e);
+    /* also for a run the callback stopped: the state reached, at the eps its potentials belong
+       to (max_iter or a stop may end an annealed run before the target eps) */
+    info->n_iter = e.iter;
+    info->converged = e.converged;
+    info->error = e.err;
+    info->eps_reached = e.eps;
     if (st) goto done;
     if (balanced) {
         /* balanced potentials are defined up to (f + c, g - c): return the gauge <a,f> = <b,g>
@@ -393,13 +399,7 @@ static int run(const monge_problem *pb, const monge_sinkhorn_params *par, double
         for (int64_t i = 0; i < n; i++) f[i] -= c;
         for (int64_t j = 0; j < m; j++) g[j] += c;
     }
-    info->n_iter = e.iter;
-    info->converged = e.converged;
     info->overrelax = sk_accel_omega(&e.ac);
-    info->error = e.err;
-    /* max_iter may stop an annealed run before the target eps: report the state at the eps its
-       potentials belong to (at the target eps their plan would overflow) */
-    info->eps_reached = e.eps;
     if (par->compute_cost) {
         const double eps = e.eps;
         double mass = e.pass_mass, cost = e.pass_cost;
@@ -561,6 +561,7 @@ int monge_sinkhorn_batch(int64_t B, const monge_problem *pbs, const monge_sinkho
             if (c) {
                 status[k] = MONGE_EINTR;
                 memset(&info[k], 0, sizeof info[k]);
+                info[k].eps_reached = p.eps; /* potentials untouched */
                 continue;
             }
             status[k] = run(&pbs[k], &inner, f + k * n, g + k * m, &info[k]);
@@ -574,6 +575,7 @@ int monge_sinkhorn_batch(int64_t B, const monge_problem *pbs, const monge_sinkho
             if (cancel) {
                 status[k] = MONGE_EINTR;
                 memset(&info[k], 0, sizeof info[k]);
+                info[k].eps_reached = p.eps; /* potentials untouched */
                 continue;
             }
             status[k] = run(&pbs[k], &p, f + k * n, g + k * m, &info[k]);

@@ -322,7 +322,7 @@ def sliced_wasserstein(x, y, a=None, b=None, n_projections=50, p=2.0, seed=None,
     x = x.astype(np.float64, copy=False)
     y = y.astype(np.float64, copy=False)
     p = _exponent(p)
-    check_magnitude(x, y, "pnorm", p)          # |<theta, x - y>|^p must not overflow
+    check_magnitude(x, y, "projected", p)      # |<theta, x - y>|^p must not overflow
     mass_rtol = nonneg("mass_rtol", mass_rtol)
     nthreads = 0 if nthreads is None else integer("nthreads", nthreads, 1)
     d = x.shape[1]

@@ -38,9 +38,10 @@ def check_magnitude(x, y, cost="sqeuclidean", p=2.0, lam=1.0, names=("x", "y")):
     mx, my = float(np.abs(x).max()), float(np.abs(y).max())
     m, d = max(mx, my), x.shape[-1]
     with np.errstate(over="ignore"):
-        z = 2.0 * m                              # bound of any coordinate difference
+        z = np.float64(2.0 * m)          # bound of any coordinate difference (overflows to inf)
         bound = {"sqeuclidean": z * z * d, "euclidean": z * np.sqrt(d),
-                 "pnorm": max(z, z * np.sqrt(d)) ** max(float(p), 1.0) * d,
+                 "pnorm": z ** max(float(p), 1.0) * d,           # sum_k |z_k|^p
+                 "projected": (z * np.sqrt(d)) ** max(float(p), 1.0),  # |<theta, z>|^p
                  "elastic": 0.5 * z * z * d + abs(float(lam)) * z * d}.get(cost, z * z * d)
     limit = float(np.finfo(np.result_type(x.dtype, y.dtype)).max) / 16.0
     if not bound <= limit:

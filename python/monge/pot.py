@@ -18,6 +18,8 @@ What differs from POT, by design:
   (NaN or negative weights, masses that differ, non-finite costs); ``emd`` still returns the plan
   reached with ``numItermax`` and the same warning and ``result_code`` as POT.
 - NumPy arrays only (POT's other backends: use monge.torch for tensors).
+- ``sinkhorn_unbalanced2(returnCost='total')`` is the objective with generalised KL terms (the
+  value monge's solver reports); POT 0.9.7's total cost is a different quantity.
 """
 from __future__ import annotations
 
@@ -138,11 +140,9 @@ def emd2(a, b, M, processes=1, numItermax=100000, log=False, return_matrix=False
     a = _hist("a", a, M.shape[0])
     if b is not None and np.ndim(b) == 2:
         B = float_array("b", b, (2,), dtype=np.float64)
-        out = [emd2(a, B[:, k], M, numItermax=numItermax, log=log, return_matrix=return_matrix,
-                    center_dual=center_dual) for k in range(B.shape[1])]
-        if log:
-            return [o[0] for o in out], [o[1] for o in out]
-        return out
+        # POT: a list of costs, or with log=True a list of [cost, log] pairs
+        return [emd2(a, B[:, k], M, numItermax=numItermax, log=log, return_matrix=return_matrix,
+                     center_dual=center_dual) for k in range(B.shape[1])]
     b = _hist("b", b, M.shape[1])
     G, lg = _emd_one(a, b, M, numItermax, center_dual)
     if return_matrix:
@@ -253,23 +253,33 @@ _METHODS = ("sinkhorn", "sinkhorn_log", "sinkhorn_stabilized", "sinkhorn_epsilon
 def _sinkhorn_one(a, b, M, reg, method, numItermax, stopThr, warn, warmstart, verbose):
     from .sinkhorn import sinkhorn as _sinkhorn
 
+    with np.errstate(divide="ignore"):
+        la, lb = np.log(a), np.log(b)
     init = None
     if warmstart is not None:
-        lu, lv = warmstart               # POT: the logarithms of the scalings u, v
-        init = (reg * (np.asarray(lu, dtype=np.float64) - np.log(a)),
-                reg * (np.asarray(lv, dtype=np.float64) - np.log(b)))
+        w0, w1 = (np.asarray(w, dtype=np.float64) for w in warmstart)
+        if method in ("sinkhorn", "sinkhorn_log"):     # POT: log-scalings log u, log v
+            init = (reg * (w0 - la), reg * (w1 - lb))
+        else:                                           # POT: the duals alpha, beta
+            init = (w0 - reg * la, w1 - reg * lb)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
         r = _sinkhorn(a=a, b=b, C=M, eps=reg, tol=stopThr, max_iter=int(numItermax), init=init,
-                      eps_scaling=True if method == "sinkhorn_epsilon_scaling" else "auto")
+                      eps_scaling=False if init is not None else
+                      (True if method == "sinkhorn_epsilon_scaling" else "auto"))
     if not r.converged and warn:
         warnings.warn(_SINKHORN_MSG, UserWarning, stacklevel=3)
+    eps = float(r.eps)
+    if eps != reg:
+        # numItermax ran out during eps-scaling: the plan and the log are those of the stage reached
+        warnings.warn(f"numItermax ran out during eps-scaling, at reg = {eps:.3g} (asked {reg:.3g}): "
+                      "the plan and the log are that stage's", UserWarning, stacklevel=3)
     if verbose:
         print(f"monge.pot.sinkhorn: {r.n_iter} iterations, L1 marginal error {r.error:.3e}")
     P = r.plan()
     err = float(np.linalg.norm(P.sum(0) - b))          # POT's error: the L2 column violation
-    log_u = np.log(a) + r.f / reg
-    log_v = np.log(b) + r.g / reg
+    log_u = la + r.f / eps
+    log_v = lb + r.g / eps
     if method == "sinkhorn":
         lg = dict(err=[err], niter=int(r.n_iter), u=np.exp(log_u), v=np.exp(log_v))
     elif method == "sinkhorn_log":
@@ -277,7 +287,7 @@ def _sinkhorn_one(a, b, M, reg, method, numItermax, stopThr, warn, warmstart, ve
                   v=np.exp(log_v))
     else:
         # stabilised forms: the scalings absorbed into the duals (u = v = 1)
-        alpha, beta = reg * log_u, reg * log_v
+        alpha, beta = eps * log_u, eps * log_v
         lg = dict(err=[err], alpha=alpha, beta=beta, warmstart=(alpha, beta))
         if method == "sinkhorn_stabilized":
             lg.update(logu=log_u, logv=log_v, n_iter=int(r.n_iter))
@@ -319,7 +329,21 @@ def sinkhorn2(a, b, M, reg, method="sinkhorn", numItermax=1000, stopThr=1e-9, ve
         outs = [_sinkhorn_one(a, B[:, k], M, reg, method, numItermax, stopThr, warn, None, verbose)
                 for k in range(B.shape[1])]
         losses = np.array([float(np.sum(P * M)) for P, _ in outs])
-        return (losses, [lg for _, lg in outs]) if log else losses
+        if not log:
+            return losses
+        # POT solves the k problems together and returns one log: arrays stacked as columns
+        merged = {}
+        for key, val in outs[0][1].items():
+            vals = [lg[key] for _, lg in outs]
+            if isinstance(val, list):
+                merged[key] = [max(v[-1] for v in vals)]
+            elif isinstance(val, np.ndarray):
+                merged[key] = np.stack(vals, axis=-1)
+            elif isinstance(val, tuple):
+                merged[key] = tuple(np.stack([v[i] for v in vals], axis=-1) for i in range(len(val)))
+            else:
+                merged[key] = max(vals)
+        return losses, merged
     b = _hist("b", b, M.shape[1])
     P, lg = _sinkhorn_one(a, b, M, reg, method, numItermax, stopThr, warn, warmstart, verbose)
     loss = np.float64(np.sum(P * M))
@@ -377,8 +401,8 @@ def _unbalanced(a, b, M, reg, reg_m, reg_type, c, numItermax, stopThr, verbose):
         return float(np.sum(t) - p.sum() + np.sum(q))
 
     total = cost + reg * kl(P, np.outer(a, b)) + tau * (kl(P.sum(1), a) + kl(P.sum(0), b))
-    lg = dict(cost=cost, err=[float(r.error)], logu=np.log(a) + r.f / reg,
-              logv=np.log(b) + r.g / reg, total_cost=total)
+    # POT's unbalanced kernel carries a b^T: its scalings are exp(f / reg), exp(g / reg)
+    lg = dict(cost=cost, err=[float(r.error)], logu=r.f / reg, logv=r.g / reg, total_cost=total)
     return P, lg
 
 
@@ -397,9 +421,10 @@ def _empirical_sinkhorn_divergence(X_s, X_t, reg, a=None, b=None, metric="sqeucl
     bb = sinkhorn2(b, b, dist(X_t, X_t, metric), reg, log=log, **kw)
     if log:
         (ab, la), (aa, l1), (bb, l2) = ab, aa, bb
-        v = np.float64(ab - 0.5 * (aa + bb))
-        return v, {"log_sinkhorn_ab": la, "log_sinkhorn_a": l1, "log_sinkhorn_b": l2}
-    return np.float64(ab - 0.5 * (aa + bb))
+        v = np.float64(max(0.0, ab - 0.5 * (aa + bb)))       # POT clamps at 0
+        return v, {"sinkhorn_loss_ab": ab, "sinkhorn_loss_a": aa, "sinkhorn_loss_b": bb,
+                   "log_sinkhorn_ab": la, "log_sinkhorn_a": l1, "log_sinkhorn_b": l2}
+    return np.float64(max(0.0, ab - 0.5 * (aa + bb)))
 
 
 def _smooth(formulation):

@@ -326,7 +326,8 @@ def sinkhorn(x=None, y=None, a=None, b=None, *, C=None, eps=None, cost="sqeuclid
                          tau_a=ta, tau_b=tb, eps_start=eps_start, f0=f0, g0=g0, compute_cost=True,
                          callback=cb, lam=lam, kernel=kmode, **opts)
     conv = out["converged"]
-    reached = out["eps_reached"]
+    reached = np.asarray(out["eps_reached"], dtype=np.float64)
+    reached = np.where(np.isfinite(reached) & (reached > 0), reached, eps)   # not run: the target
     if not out["stopped"]:
         warn_unconverged("sinkhorn", conv, out["error"], out["n_iter"], tol, batched,
                          eps=eps, eps_reached=reached)

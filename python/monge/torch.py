@@ -67,6 +67,8 @@ class _FirstOrderOnly(torch.autograd.Function):
     """The identity on a returned gradient, tied to the inputs it depends on, so that a second
     backward through it raises instead of treating the gradient as a constant."""
 
+    generate_vmap_rule = True     # torch.func.jacrev vmaps the backward through it
+
     @staticmethod
     def forward(g, *deps):
         return g.clone()

@@ -186,7 +186,7 @@ class EntropicMap(_Fitted):
             eps = positive("eps", self.eps)
         r = sinkhorn(X, Y, eps=eps, tol=self.tol, max_iter=self.max_iter)
         self.result_ = r
-        self.eps_ = float(eps)
+        self.eps_ = float(r.eps)        # the eps its potentials belong to (see monge.sinkhorn)
         self.Y_ = Y
         self.log_b_ = np.full(len(Y), -np.log(len(Y)))
         self.g_ = np.asarray(r.g, dtype=np.float64)
