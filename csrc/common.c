@@ -15,6 +15,7 @@ const char *monge_status_str(int status)
     case MONGE_EINTR: return "interrupted";
     case MONGE_ENONFINITE: return "non-finite value in the iterates";
     case MONGE_ELINESEARCH: return "the line search found no decrease";
+    case MONGE_ESTAGE: return "max_iter ran out during eps-scaling, before the target eps";
     default: return "unknown status";
     }
 }

@@ -21,7 +21,9 @@ typedef enum {
     MONGE_ENOCONV = 3,   /* the iteration limit was reached before the tolerance */
     MONGE_EINTR = 4,     /* the progress callback asked to stop */
     MONGE_ENONFINITE = 5, /* a NaN or infinity appeared in the iterates (input out of range) */
-    MONGE_ELINESEARCH = 6 /* a line search found no decrease (L-BFGS solvers) */
+    MONGE_ELINESEARCH = 6, /* a line search found no decrease (L-BFGS solvers) */
+    MONGE_ESTAGE = 7      /* max_iter ran out during eps-scaling, before the target eps (losses:
+                             their terms would belong to different eps) */
 } monge_status;
 
 /* Human-readable text for a status code (static storage, never NULL). */

@@ -163,6 +163,11 @@ int monge_sinkhorn_divergence(const monge_problem *pb, const monge_divergence_pa
             goto done;
         }
     }
+    /* a solve that max_iter stopped in an earlier eps stage: its terms belong to another eps */
+    if (iab.eps_reached != eps || iaa.eps_reached != eps || (do_b && !same && ibb.eps_reached != eps)) {
+        st = MONGE_ESTAGE;
+        goto done;
+    }
     const double ma = mass_of(pb->a, n), mb = mass_of(pb->b, m);
     info->ot_ab = iab.value;
     info->ot_aa = iaa.value;
@@ -358,6 +363,10 @@ int monge_monge_gap(const monge_geometry *geom, const monge_gap_params *par, dou
         if (!solve_ok(st)) goto done;
         st = monge_sinkhorn_symmetric(&ptt, &sp, pt, &sti);
         if (!solve_ok(st)) goto done;
+    }
+    if (si.eps_reached != eps || (deb && (sxi.eps_reached != eps || sti.eps_reached != eps))) {
+        st = MONGE_ESTAGE;   /* max_iter stopped a solve in an earlier eps stage */
+        goto done;
     }
     st = monge_geom_paired(w, pc, grad_x ? pg : NULL, nth);
     if (st) goto done;

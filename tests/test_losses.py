@@ -279,3 +279,21 @@ def test_monge_gap_dense_equals_online(rng):
     r2 = monge.monge_gap(x, tx, grad=True, online=False, tol=1e-12)
     assert abs(r1.value - r2.value) <= 1e-11
     np.testing.assert_allclose(r1.grad_tx, r2.grad_tx, atol=1e-12)
+
+
+def test_losses_stopped_during_eps_scaling_say_so():
+    """max_iter that runs out during eps-scaling used to surface as FloatingPointError ('costs or
+    eps out of range'); the losses now say what happened (their terms would belong to different
+    eps), and the same calls with their iterations succeed."""
+    import numpy as np
+
+    import monge
+
+    rng = np.random.default_rng(0)
+    x, y = rng.random((200, 2)), rng.random((150, 2))
+    for f in (lambda **k: monge.sinkhorn_divergence(x, y, eps=1e-6, grad=True, **k),
+              lambda **k: monge.monge_gap(x, 2 * x, eps=1e-6, grad=True, **k),
+              lambda **k: monge.monge_gap(x, 2 * x, eps=1e-6, debiased=True, **k)):
+        with pytest.raises(RuntimeError, match="max_iter ran out during eps-scaling.*raise max_iter"):
+            f(max_iter=50)
+        assert np.isfinite(f().value)

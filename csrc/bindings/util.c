@@ -185,6 +185,10 @@ PyObject *bind_raise_status(int st, const char *what)
     else if (st == MONGE_ENONFINITE)
         PyErr_Format(PyExc_FloatingPointError,
                      "%s: the iterates became non-finite (costs or eps out of range)", what);
+    else if (st == MONGE_ESTAGE)
+        PyErr_Format(PyExc_RuntimeError,
+                     "%s: max_iter ran out during eps-scaling, before the target eps, so the "
+                     "loss and its gradients at eps cannot be formed; raise max_iter", what);
     else PyErr_Format(PyExc_RuntimeError, "%s: %s", what, monge_status_str(st));
     return NULL;
 }
