@@ -53,7 +53,8 @@ typedef struct {
 
 /* pb->geom must be an online geometry (points x, y).  Gradient outputs may be NULL:
  * grad_x (n x d), grad_y (m x d), grad_a (n), grad_b (m).  Returns MONGE_OK, or MONGE_ENOCONV
- * (values and gradients still written), or an error. */
+ * (values and gradients still written), MONGE_ESTAGE (max_iter stopped a solve before the target
+ * eps: nothing written), or an error. */
 int monge_sinkhorn_divergence(const monge_problem *pb, const monge_divergence_params *par,
                               double *grad_x, double *grad_y, double *grad_a, double *grad_b,
                               monge_divergence_info *info);
@@ -91,7 +92,8 @@ typedef struct {
     int converged;
 } monge_gap_info;
 
-/* geom: online points x (n x d) and t = T(x) (n x d) as its y.  grad_t, grad_x (n x d) may be NULL. */
+/* geom: online points x (n x d) and t = T(x) (n x d) as its y.  grad_t, grad_x (n x d) may be NULL.
+ * Returns as monge_sinkhorn_divergence (MONGE_ESTAGE included). */
 int monge_monge_gap(const monge_geometry *geom, const monge_gap_params *par, double *grad_t,
                     double *grad_x, monge_gap_info *info);
 

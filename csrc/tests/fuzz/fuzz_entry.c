@@ -62,7 +62,8 @@ static double *weights(src *s, int64_t len, int mode)
 static int known(int st)
 {
     return st == MONGE_OK || st == MONGE_EINVAL || st == MONGE_ENOMEM || st == MONGE_ENOCONV ||
-           st == MONGE_EINTR || st == MONGE_ENONFINITE || st == MONGE_ELINESEARCH;
+           st == MONGE_EINTR || st == MONGE_ENONFINITE || st == MONGE_ELINESEARCH ||
+           st == MONGE_ESTAGE;
 }
 
 static void expect(int ok, const char *what)
