@@ -105,9 +105,26 @@ def _backward(ctx, grad_out, scale=None):
     return tuple(out) + (None,)
 
 
-class _Sinkhorn(torch.autograd.Function):
-    """setup_context style (torch.func.grad / vjp work): forward returns the value and the
-    envelope gradients of the inputs in `wanted`, setup_context saves them."""
+class _PointsLoss(torch.autograd.Function):
+    """A loss of (x, y, a, b) in the setup_context style (torch.func.grad / vjp work): a
+    subclass's forward(x, y, a, b, kwargs, wanted) returns the value and the envelope gradients
+    of the inputs in `wanted` (empty tensors for the others); setup_context saves them."""
+
+    @staticmethod
+    def setup_context(ctx, inputs, output):
+        x, y, a, b, _, wanted = inputs
+        ctx.mark_non_differentiable(*output[1:])
+        gs = [g if k in wanted else None for k, g in zip(("x", "y", "a", "b"), output[1:])]
+        ctx.batched = x.dim() == 3
+        _save(ctx, gs, [t for t in (x, y, a, b) if t is not None])
+
+    @staticmethod
+    def backward(ctx, grad_out, *unused):
+        return _backward(ctx, grad_out) + (None,)
+
+
+class _Sinkhorn(_PointsLoss):
+    """OT_eps(a, b) and its envelope gradients."""
 
     @staticmethod
     def forward(x, y, a, b, kwargs, wanted):
@@ -125,17 +142,6 @@ class _Sinkhorn(torch.autograd.Function):
         value = torch.as_tensor(np.asarray(r.value), dtype=x.dtype, device=x.device)
         return (value,) + tuple(grad(w) for w in ("x", "y", "a", "b"))
 
-    @staticmethod
-    def setup_context(ctx, inputs, output):
-        x, y, a, b, _, wanted = inputs
-        ctx.mark_non_differentiable(*output[1:])
-        gs = [g if k in wanted else None for k, g in zip(("x", "y", "a", "b"), output[1:])]
-        ctx.batched = x.dim() == 3
-        _save(ctx, gs, [t for t in (x, y, a, b) if t is not None])
-
-    @staticmethod
-    def backward(ctx, grad_out, *unused):
-        return _backward(ctx, grad_out) + (None,)
 
 
 def sinkhorn(x, y, a=None, b=None, *, eps, **kwargs):
@@ -151,9 +157,8 @@ def _wants(*named):
     return tuple(k for k, t in named if isinstance(t, torch.Tensor) and t.requires_grad)
 
 
-class _Divergence(torch.autograd.Function):
-    """forward has no ctx (setup_context style, so torch.func.grad / vjp work): it returns the
-    value and the envelope gradients, which setup_context saves."""
+class _Divergence(_PointsLoss):
+    """S_eps and its gradients."""
 
     @staticmethod
     def forward(x, y, a, b, kwargs, wanted):
@@ -165,17 +170,6 @@ class _Divergence(torch.autograd.Function):
                    (r.grad_x, r.grad_y, r.grad_a, r.grad_b))
         return (value,) + gs
 
-    @staticmethod
-    def setup_context(ctx, inputs, output):
-        x, y, a, b, _, wanted = inputs
-        ctx.mark_non_differentiable(*output[1:])
-        gs = [g if k in wanted else None for k, g in zip(("x", "y", "a", "b"), output[1:])]
-        ctx.batched = x.dim() == 3
-        _save(ctx, gs, [t for t in (x, y, a, b) if t is not None])
-
-    @staticmethod
-    def backward(ctx, grad_out, *unused):
-        return _backward(ctx, grad_out) + (None,)
 
 
 def sinkhorn_divergence(x, y, a=None, b=None, *, eps, **kwargs):
