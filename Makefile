@@ -10,7 +10,7 @@ CFLAGS_SAN := -std=c11 -ffp-contract=fast -O1 -g -fopenmp -fsanitize=address,und
 CORE_SRC := $(wildcard csrc/*.c csrc/sinkhorn/*.c)
 CTESTS   := $(patsubst csrc/tests/%.c,build/ctest/%,$(wildcard csrc/tests/test_*.c))
 
-.PHONY: demo test venv install install-test ctest pytest valgrind fuzz fuzz-gcc fuzz-seed fuzz-loaders leak-check bench clean native wheel typecheck
+.PHONY: demo test venv install install-test install-docs docs docs-check ctest pytest valgrind fuzz fuzz-gcc fuzz-seed fuzz-loaders leak-check bench clean native wheel typecheck
 
 $(VPY):
 	$(PY) -m venv $(VENV)
@@ -23,6 +23,9 @@ install: $(VPY)
 
 install-test: $(VPY)
 	$(VPY) -m pip install -q -e ".[test]"
+
+install-docs: $(VPY)
+	$(VPY) -m pip install -q -e ".[test,docs]"
 
 demo: install
 	$(VPY) -m monge demo
@@ -101,6 +104,7 @@ test: $(VPY)
 	@$(call STAGE,pytest,$(VPY) -m pytest -q tests)
 	@$(call STAGE,leak check,$(VPY) tests/leak_check.py)
 	@$(call STAGE,sdist + wheel (fresh venvs),$(VPY) tests/dist_check.py)
+	@$(call STAGE,docs (Sphinx -W + links + headless Chromium),$(MAKE) --no-print-directory docs)
 	@if command -v valgrind >/dev/null; then $(call STAGE,valgrind,$(MAKE) --no-print-directory valgrind); \
 	  else echo "WARNING: valgrind not installed: the memcheck pass (make valgrind) did not run"; fi
 
@@ -122,6 +126,20 @@ typecheck: install-test
 # wheel with no compiler on PATH): tests/dist_check.py
 wheel: install-test
 	$(VPY) tests/dist_check.py --out wheelhouse
+
+# the documentation site in build/docs/html (offline; warnings are errors), then its internal links
+# and, when Debian's chromium and chromium-driver are installed, three pages checked in headless
+# Chromium (formulas typeset, images loaded; screenshots in build/docs/screenshots/).  Notebooks
+# run at build time unless tests/test_notebooks.py left fresh executed copies in build/.
+docs: install-docs
+	rm -rf build/docs/html docs/generated
+	$(VPY) -m sphinx -b html -W --keep-going -q docs build/docs/html
+	$(MAKE) --no-print-directory docs-check
+
+docs-check:
+	@if command -v chromium >/dev/null; then $(VPY) tools/check_docs.py; \
+	  else $(VPY) tools/check_docs.py --no-browser && \
+	  echo "WARNING: chromium not installed (apt-get install chromium chromium-driver): the pages were not checked in a browser"; fi
 
 bench: install-test
 	$(VPY) benchmarks/sinkhorn.py

@@ -1,4 +1,9 @@
-"""Every notebook in notebooks/ runs to the end (minutes-scale settings: MONGE_NOTEBOOK_QUICK=1)."""
+"""Every notebook in notebooks/ runs to the end (minutes-scale settings: MONGE_NOTEBOOK_QUICK=1).
+
+The executed notebooks are kept in build/executed-notebooks/ with the sha256 of their source: the
+documentation build (docs/conf.py) shows those outputs instead of running the notebooks again when
+they are newer than the notebook and the package."""
+import hashlib
 import os
 from pathlib import Path
 
@@ -6,7 +11,9 @@ import nbformat
 import pytest
 from nbclient import NotebookClient
 
-NOTEBOOKS = sorted((Path(__file__).parent.parent / "notebooks").glob("*.ipynb"))
+ROOT = Path(__file__).parent.parent
+NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.ipynb"))
+EXECUTED = ROOT / "build" / "executed-notebooks"
 
 
 def test_there_are_notebooks():
@@ -24,3 +31,6 @@ def test_notebook_executes(path, tmp_path, monkeypatch):
               for o in outputs if o.get("output_type") == "error"]
     assert not errors, errors
     assert any(o.get("output_type") == "display_data" for o in outputs)  # the plots were drawn
+    EXECUTED.mkdir(parents=True, exist_ok=True)
+    nb.metadata["monge_source_sha256"] = hashlib.sha256(path.read_bytes()).hexdigest()
+    nbformat.write(nb, EXECUTED / path.name)

@@ -27,12 +27,17 @@ _MODES = {None: 0, False: 0, "log_probs": 1, "logits": 2}
 class CTCResult:
     """Result of :func:`ctc_loss`.
 
-    loss         the reduced loss (float), or per sample (N,) with reduction='none'
-    per_sample   -log p(l | x) per sample (N,), +inf where no alignment fits (0 with zero_infinity)
-    grad         gradient of `loss` (reduced as asked) with respect to log_probs or to the logits,
-                 shape (T, N, C) in log_probs' dtype; None unless requested.  With
-                 reduction='none' it is the gradient of loss.sum().  Zero for frames past
-                 input_lengths and for impossible samples.
+    Attributes
+    ----------
+    loss
+        the reduced loss (float), or per sample (N,) with reduction='none'
+    per_sample
+        -log p(l | x) per sample (N,), +inf where no alignment fits (0 with zero_infinity)
+    grad
+        gradient of `loss` (reduced as asked) with respect to log_probs or to the logits,
+        shape (T, N, C) in log_probs' dtype; None unless requested.  With
+        reduction='none' it is the gradient of loss.sum().  Zero for frames past
+        input_lengths and for impossible samples.
     """
 
     loss: float | np.ndarray
@@ -126,17 +131,30 @@ def ctc_loss(log_probs, targets, input_lengths, target_lengths, blank=0, reducti
              zero_infinity=False, grad=None, nthreads=None):
     """CTC loss, values and gradients equal to ``torch.nn.functional.ctc_loss`` (float64).
 
-    log_probs : (T, N, C) (or (T, C)) log-probabilities over C classes (log_softmax outputs),
-        float32 or float64; -inf entries are allowed (probability 0).
-    targets : padded (N, S_max) or concatenated (sum(target_lengths),) integer labels in [0, C),
-        never `blank`.
-    input_lengths, target_lengths : (N,) integers, 1 <= input_lengths <= T.
-    reduction : 'mean' (loss_n / max(target_length_n, 1), averaged), 'sum' or 'none'.
-    zero_infinity : impossible alignments (too few frames) give loss 0 instead of +inf.
-    grad : None, 'log_probs' or 'logits' (see the module docstring).
+    Parameters
+    ----------
+    log_probs : array (T, N, C) or (T, C)
+        Log-probabilities over C classes (log_softmax outputs), float32 or float64; -inf entries
+        are allowed (probability 0).
+    targets : int array (N, S_max) padded, or (sum(target_lengths),) concatenated
+        Labels in [0, C), never `blank`.
+    input_lengths, target_lengths : int arrays (N,)
+        1 <= input_lengths <= T.
+    blank : int
+        The blank label.
+    reduction : {'mean', 'sum', 'none'}
+        'mean': loss_n / max(target_length_n, 1), averaged over the batch.
+    zero_infinity : bool
+        Impossible alignments (too few frames) give loss 0 instead of +inf.
+    grad : {None, 'log_probs', 'logits'}
+        Which gradient to return (see the module docstring).
+    nthreads : int, optional
+        Threads for this call.
 
-    Returns CTCResult.  Samples are processed in parallel; results do not depend on the thread
-    count.
+    Returns
+    -------
+    CTCResult
+        Samples are processed in parallel; results do not depend on the thread count.
 
     Examples
     --------

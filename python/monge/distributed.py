@@ -89,9 +89,13 @@ class PartialResultError(ValueError):
     """Raised after a run in which some clouds, pairs or problems failed, once all the others
     are done.
 
-    result   what was computed: the (N, N) matrix with NaN at the failed entries (pairwise), or
-             the list of results with None at the failed problems (map_problems)
-    errors   list of ProblemError, one per bad cloud / failed pair / failed problem
+    Attributes
+    ----------
+    result
+        what was computed: the (N, N) matrix with NaN at the failed entries (pairwise), or
+        the list of results with None at the failed problems (map_problems)
+    errors
+        list of ProblemError, one per bad cloud / failed pair / failed problem
     """
 
     def __init__(self, summary, result, errors):

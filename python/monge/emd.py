@@ -27,16 +27,24 @@ _INITS = {"auto": 0, "index": 1, "projection": 2}
 class EMDResult:
     """Result of :func:`emd` (one problem) or :func:`emd_1d`.
 
-    cost        <P, C>, the optimal transport cost (W_p^p for emd_1d)
+    Attributes
+    ----------
+    cost
+        <P, C>, the optimal transport cost (W_p^p for emd_1d)
     rows, cols, values
-                the plan's nonzeros: P[rows[k], cols[k]] = values[k], sorted by row then
-                column, at most n + m - 1 of them
-    f, g        dual potentials, f_i + g_j <= C_ij with equality on the support, in the gauge
-                <a, f> = <b, g> (None for emd_1d)
-    dual        <a, f> + <b, g>: equals cost at optimality (a certificate)
-    n_iter      network-simplex pivots
-    converged   False when max_iter stopped the solver: the plan is feasible, not optimal
-    shape       (n, m)
+        the plan's nonzeros: P[rows[k], cols[k]] = values[k], sorted by row then
+        column, at most n + m - 1 of them
+    f, g
+        dual potentials, f_i + g_j <= C_ij with equality on the support, in the gauge
+        <a, f> = <b, g> (None for emd_1d)
+    dual
+        <a, f> + <b, g>: equals cost at optimality (a certificate)
+    n_iter
+        network-simplex pivots
+    converged
+        False when max_iter stopped the solver: the plan is feasible, not optimal
+    shape
+        (n, m)
     """
 
     cost: float
@@ -141,6 +149,7 @@ def emd(a=None, b=None, C=None, *, x=None, y=None, cost="sqeuclidean", p=2.0, la
 
     Returns EMDResult (or EMDBatchResult for a batch).
 
+
     Examples
     --------
     >>> import numpy as np, monge
@@ -223,11 +232,12 @@ def _exponent(p):
 
 
 def emd_1d(x, y, a=None, b=None, p=2.0, mass_rtol=1e-8):
-    """Exact OT on the line with cost |x - y|^p (p >= 1), by sorting: O((n + m) log(n + m)).
+    """Exact OT on the line with cost ``|x - y|^p`` (p >= 1), by sorting: O((n + m) log(n + m)).
 
     The optimal plan is the monotone (quantile) coupling, the same for every p >= 1 up to ties
-    (strictly optimal for p > 1).  Returns EMDResult with cost = W_p^p = sum P_ij |x_i - y_j|^p
+    (strictly optimal for p > 1).  Returns EMDResult with cost = W_p^p = ``sum P_ij |x_i - y_j|^p``
     and the plan's nonzeros (f, g = None).
+
 
     Examples
     --------
@@ -248,10 +258,11 @@ def emd_1d(x, y, a=None, b=None, p=2.0, mass_rtol=1e-8):
 
 
 def wasserstein_1d(x, y, a=None, b=None, p=1.0, mass_rtol=1e-8):
-    """The p-Wasserstein distance on the line, W_p = (min_P sum P_ij |x_i - y_j|^p)^(1/p).
+    """The p-Wasserstein distance on the line, W_p = ``(min_P sum P_ij |x_i - y_j|^p)^(1/p)``.
 
     Note: POT's ``ot.wasserstein_1d`` returns the p-th power W_p^p; here that is
     ``emd_1d(...).cost``.
+
 
     Examples
     --------
@@ -306,6 +317,7 @@ def sliced_wasserstein(x, y, a=None, b=None, n_projections=50, p=2.0, seed=None,
     return_grad=True returns SlicedResult with the gradient with respect to x (hand-written:
     each direction's monotone plan held fixed; d|t|^p/dt at t = 0 taken as 0; at SW = 0 the
     gradient is 0).  Results do not depend on the thread count.
+
 
     Examples
     --------

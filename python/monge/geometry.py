@@ -92,6 +92,7 @@ def points_pair(x, y, batched=None):
 def cost_matrix(x, y, cost="sqeuclidean", p=2.0, lam=1.0):
     """The dense cost matrix C[i, j] = c(x_i, y_j), shape (n, m), in the inputs' dtype.
 
+
     Examples
     --------
     >>> import numpy as np, monge

@@ -81,7 +81,7 @@ def sinkhorn_divergence(x, y, a=None, b=None, *, eps, cost="sqeuclidean", p=2.0,
     a, b : weights (uniform when omitted); balanced problems need equal masses
     eps : float
         Entropic regularisation, absolute.  For GeomLoss's SamplesLoss('sinkhorn', p=2, blur=s),
-        whose cost is |x - y|^2 / 2, use cost='sqeuclidean', eps = 2 s^2 and halve the value.
+        whose cost is ``|x - y|^2`` / 2, use cost='sqeuclidean', eps = 2 s^2 and halve the value.
     cost, p, lam : ground cost as in :func:`monge.sinkhorn`
     tau, tau_a, tau_b : KL marginal penalties (unbalanced divergence)
     grad : bool or tuple of {'x', 'y', 'a', 'b'}
@@ -98,9 +98,10 @@ def sinkhorn_divergence(x, y, a=None, b=None, *, eps, cost="sqeuclidean", p=2.0,
     Returns
     -------
     DivergenceResult
+
     Examples
     --------
-    S_eps between a cloud and its translate by t is |t|^2 (sqeuclidean cost), at any eps:
+    S_eps between a cloud and its translate by t is ``|t|^2`` (sqeuclidean cost), at any eps:
 
     >>> import numpy as np, monge
     >>> x = np.random.default_rng(0).random((50, 2))
@@ -192,7 +193,7 @@ def monge_gap(x, tx, *, cost="sqeuclidean", eps=None, relative_epsilon=None, p=2
     ----------
     x, tx : arrays (n, d): samples and their images T(x_i)
     cost, p, lam : ground cost (sqeuclidean, euclidean, pnorm, cosine, or elastic
-        1/2 |z|^2 + lam |z|_1)
+        1/2 ``|z|^2`` + lam ``|z|_1``)
     eps : float, optional
         Entropic regularisation.  With relative_epsilon=None it is absolute; with 'mean' or 'std'
         it multiplies the mean or the standard deviation of the cost matrix between x and tx.
@@ -213,6 +214,7 @@ def monge_gap(x, tx, *, cost="sqeuclidean", eps=None, relative_epsilon=None, p=2
 
     Note: the estimator's value is at least about eps log n even for an optimal map (the entropy
     term of the plan), so compare Monge gaps at equal eps and n.
+
     Examples
     --------
     A gradient of a convex function (here x -> 2x) is an optimal map: its debiased gap is ~0; a

@@ -34,6 +34,10 @@ from .sinkhorn import sinkhorn
 from .smooth import sparse_ot
 
 
+__all__ = ["route", "topk_route", "sinkhorn_route", "sparse_ot_route", "capacity_from_factor",
+           "RoutingResult", "ROUTERS"]
+
+
 @dataclass
 class RoutingResult:
     """Dispatch of n tokens to E experts.

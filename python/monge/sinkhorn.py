@@ -65,19 +65,31 @@ class _Problem:
 class SinkhornResult:
     """Result of :func:`sinkhorn`.
 
-    f, g        dual potentials, shapes (n,), (m,) (or (B, n), (B, m) for a batch)
-    value       OT_eps at (f, g): the dual objective; <a, f> + <b, g> for balanced
-                probability weights at convergence
-    cost        the transport cost <P, C>
-    mass        total mass of the plan
-    error       L1 violation of the marginal (KKT) conditions at (f, g)
-    n_iter      iterations (each one f and one g update), all epsilon stages
-    converged   error <= tol at the target eps
-    eps         the regularisation the potentials belong to: the eps asked for, unless max_iter
-                stopped an eps-scaling run in an earlier stage (then that stage's eps, with a
-                ConvergenceWarning; per problem for a batch)
-    kernel_iter of n_iter, the iterations run on the kernel cache (see `kernel`)
-    anderson_iter of n_iter, the iterations ended by an Anderson extrapolation (see `anderson`)
+    Attributes
+    ----------
+    f, g
+        dual potentials, shapes (n,), (m,) (or (B, n), (B, m) for a batch)
+    value
+        OT_eps at (f, g): the dual objective; <a, f> + <b, g> for balanced
+        probability weights at convergence
+    cost
+        the transport cost <P, C>
+    mass
+        total mass of the plan
+    error
+        L1 violation of the marginal (KKT) conditions at (f, g)
+    n_iter
+        iterations (each one f and one g update), all epsilon stages
+    converged
+        error <= tol at the target eps
+    eps
+        the regularisation the potentials belong to: the eps asked for, unless max_iter
+        stopped an eps-scaling run in an earlier stage (then that stage's eps, with a
+        ConvergenceWarning; per problem for a batch)
+    kernel_iter
+        of n_iter, the iterations run on the kernel cache (see `kernel`)
+    anderson_iter
+        of n_iter, the iterations ended by an Anderson extrapolation (see `anderson`)
     """
 
     f: np.ndarray
@@ -189,8 +201,8 @@ def sinkhorn(x=None, y=None, a=None, b=None, *, C=None, eps=None, cost="sqeuclid
     eps : float
         Entropic regularisation (absolute, > 0).
     cost : {'sqeuclidean', 'euclidean', 'pnorm', 'cosine', 'elastic'}
-        Ground cost for point clouds; sqeuclidean is |x - y|^2 (no 1/2).  `p` is the pnorm
-        exponent, `lam` the L1 weight of the elastic cost 1/2 |x - y|^2 + lam |x - y|_1.
+        Ground cost for point clouds; sqeuclidean is ``|x - y|^2`` (no 1/2).  `p` is the pnorm
+        exponent, `lam` the L1 weight of the elastic cost 1/2 ``|x - y|^2`` + lam ``|x - y|_1``.
     tau, tau_a, tau_b : float, optional
         KL marginal penalties for unbalanced OT (`tau` sets both; inf or None = hard constraint).
     tol : float
@@ -243,6 +255,27 @@ def sinkhorn(x=None, y=None, a=None, b=None, *, C=None, eps=None, cost="sqeuclid
     SinkhornResult
         Potentials, value, transport cost, mass, error, iterations, convergence flag, and the plan
         on demand (`.plan()`, `.apply(v)`, `.apply_transpose(u)`).
+
+
+    Notes
+    -----
+    With the cost :math:`C_{ij} = c(x_i, y_j)` and :math:`\\varepsilon` = `eps`, the balanced problem is
+
+    .. math::
+
+        \\mathrm{OT}_\\varepsilon(a, b) = \\min_{P \\geq 0,\\; P 1 = a,\\; P^\\top 1 = b}
+            \\langle P, C \\rangle + \\varepsilon\\, \\mathrm{KL}(P \\,\\|\\, a \\otimes b),
+
+    whose optimal plan is :math:`P_{ij} = a_i b_j \\exp((f_i + g_j - C_{ij}) / \\varepsilon)`, with
+    the potentials `f`, `g` updated in the log domain (docs/conventions.md).
+
+
+    References
+    ----------
+    M. Cuturi, "Sinkhorn distances: lightspeed computation of optimal transport", NeurIPS 2013.
+    G. Peyré and M. Cuturi, "Computational optimal transport", Found. Trends Mach. Learn. 2019.
+
+
     Examples
     --------
     >>> import numpy as np, monge

@@ -95,20 +95,31 @@ class SparsePlan:
 class SmoothOTResult:
     """Result of :func:`quadratic_ot` and :func:`sparse_ot`.
 
-    alpha, beta   potentials, shapes (n,), (m,); for the semi-dual beta_j = -theta_j, the threshold
-                  of column j's projection
-    plan          the plan T as a :class:`SparsePlan` (``plan.toarray()`` for the dense matrix)
-    value         the dual or semi-dual objective at (alpha, beta) (maximised): at the optimum the
-                  optimal value of the (relaxed, for k < n) regularised problem
-    cost          <T, C>;  reg: gamma/2 |T|_F^2;  primal = cost + reg
-    error_a       sum_i |(T 1)_i - a_i|;  error_b: sum_j |(T^T 1)_j - b_j|;  error: their sum
-    n_iter        L-BFGS iterations;  n_eval: objective evaluations
-    converged     the L1 marginal error fell below tol.  With k < n the optimum is often at a
-                  kink of the objective, where the solver stops because the objective stopped
-                  improving (`status` says so): the value is then converged, but the plan read off
-                  the potentials misses the row marginals by `error_a`, and converged is False
-    status        why the solver stopped (text)
-    gamma, k, formulation   the problem solved (k is None for quadratic OT)
+    Attributes
+    ----------
+    alpha, beta
+        potentials, shapes (n,), (m,); for the semi-dual beta_j = -theta_j, the threshold
+        of column j's projection
+    plan
+        the plan T as a :class:`SparsePlan` (``plan.toarray()`` for the dense matrix)
+    value
+        the dual or semi-dual objective at (alpha, beta) (maximised): at the optimum the
+        optimal value of the (relaxed, for k < n) regularised problem
+    cost, reg, primal
+        ``<T, C>``, ``gamma/2 |T|_F^2`` and primal = cost + reg
+    error_a, error_b, error
+        ``sum_i |(T 1)_i - a_i|``, ``sum_j |(T^T 1)_j - b_j|`` and their sum
+    n_iter, n_eval
+        L-BFGS iterations and objective evaluations
+    converged
+        the L1 marginal error fell below tol.  With k < n the optimum is often at a
+        kink of the objective, where the solver stops because the objective stopped
+        improving (`status` says so): the value is then converged, but the plan read off
+        the potentials misses the row marginals by `error_a`, and converged is False
+    status
+        why the solver stopped (text)
+    gamma, k, formulation
+        the problem solved (k is None for quadratic OT)
     """
 
     alpha: np.ndarray
@@ -237,7 +248,7 @@ def _solve(a, b, C, gamma, k, formulation, tol, ftol, max_iter, memory, init, ca
 
 def quadratic_ot(a, b, C, gamma, *, formulation="semi_dual", tol=1e-6, ftol=1e-14, max_iter=1000,
                  memory=10, init=None, callback=None, verbose=False, nthreads=None):
-    """Quadratically regularised OT:  min_T <T, C> + gamma/2 |T|_F^2  over couplings of a and b.
+    """Quadratically regularised OT:  ``min_T <T, C> + gamma/2 |T|_F^2``  over couplings of a and b.
 
     Parameters
     ----------
@@ -269,6 +280,7 @@ def quadratic_ot(a, b, C, gamma, *, formulation="semi_dual", tol=1e-6, ftol=1e-1
     Returns
     -------
     SmoothOTResult
+
     Examples
     --------
     >>> import numpy as np, monge
@@ -290,16 +302,21 @@ def sparse_ot(a, b, C, k, gamma, *, formulation="semi_dual", tol=1e-6, ftol=1e-1
     the top-k conjugate (dual), or the projection onto the simplex with at most k nonzeros
     (semi-dual).  Every column of the returned plan has at most k nonzeros.  k >= n (the length of
     a column) or k = None / inf is quadratic OT.  For k = 1, n = m and uniform weights the optimal
-    value is the exact OT cost + gamma/2 |b|^2.
+    value is the exact OT cost + ``gamma/2 |b|^2``.
 
     The objective is not differentiable where the k-th and (k+1)-th entries of a column tie; the
     optimum of the relaxation often lies at such a point, where the plan read off the potentials
     need not meet the row marginals exactly (``error_a``) even though the objective has converged
     (then ``status`` says the objective stopped improving).  Ties are broken by the lower row.
 
-    Parameters are those of :func:`quadratic_ot`, plus
+    Parameters
+    ----------
+    a, b, C, gamma
+        As in :func:`quadratic_ot`.
     k : int
         Maximum number of nonzeros per column (>= 1).
+    formulation, tol, ftol, max_iter, memory, init, callback, verbose, nthreads
+        As in :func:`quadratic_ot`.
 
     Returns
     -------

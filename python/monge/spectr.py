@@ -180,11 +180,30 @@ def kseq_acceptance(p, q, k, nthreads=None):
 
 
 def residual_distribution(p, q, k=1, nthreads=None):
-    """The distribution K-SEQ samples from when all k drafts are rejected:
+    """The distribution K-SEQ samples from when all k drafts are rejected.
+
+    ::
+
         p_res(x) = [q(x) - c min(p(x), q(x)/rho*)] / (1 - beta(rho*))^k,
         c = (1 - (1 - beta)^k) / beta   (= (q - rho* p)_+ normalised at the root).
-    k = 1 is speculative sampling's (q - p)_+ / sum (q - p)_+.  Entries are >= 0 and rows sum to 1;
-    when it is never used ((1 - beta)^k = 0, e.g. p = q) q itself is returned."""
+
+    k = 1 is speculative sampling's ``(q - p)_+ / sum (q - p)_+``.
+
+    Parameters
+    ----------
+    p, q : arrays (V,) or (B, V)
+        Draft and target distributions.
+    k : int or array (B,)
+        Number of i.i.d. drafts.
+    nthreads : int, optional
+        Threads for a batch.
+
+    Returns
+    -------
+    array (V,) or (B, V)
+        Entries >= 0, rows summing to 1; where the residual is never used ((1 - beta)^k = 0,
+        e.g. p = q), q itself.
+    """
     P, Q, single = _pair(p, q)
     K, k_scalar = _counts("k", k, P.shape[0])
     P, Q, B = _batch(P, Q, K)
@@ -195,10 +214,28 @@ def residual_distribution(p, q, k=1, nthreads=None):
 
 
 def optimal_acceptance(p, q, k, nthreads=None):
-    """Exact optimal acceptance of OT with membership cost for k i.i.d. drafts from p and Y ~ q:
+    """Exact optimal acceptance of OT with membership cost for k i.i.d. drafts from p and Y ~ q.
+
+    ::
+
         alpha*(p, q, k) = min_A  q(A^c) + 1 - (1 - p(A))^k,
+
     the largest P(Y in {X_1..X_k}) over all couplings.  Computed in O(V log V) by scanning the level
-    sets of q/p (the minimiser is one of them because 1 - (1 - s)^k is concave)."""
+    sets of q/p (the minimiser is one of them because 1 - (1 - s)^k is concave).
+
+    Parameters
+    ----------
+    p, q : arrays (V,) or (B, V)
+        Draft and target distributions.
+    k : int or array (B,)
+        Number of i.i.d. drafts.
+    nthreads : int, optional
+        Threads for a batch.
+
+    Returns
+    -------
+    float or array (B,)
+    """
     P, Q, single = _pair(p, q)
     K, k_scalar = _counts("k", k, P.shape[0])
     P, Q, B = _batch(P, Q, K)
@@ -222,16 +259,32 @@ def _selection(res, single):
 def kseq_select(p, q, drafts, n_drafts=None, seed=None, stream=0, nthreads=None, check=True):
     """K-SEQ draft selection: the token to emit given drafts drawn i.i.d. from p.
 
-    p, q      (V,) or (B, V): draft and target distributions (one row shared, or one per position)
-    drafts    (k,) token ids for one position, or (B, k)
-    n_drafts  None (use all k) or (B,) counts: position b uses its first n_drafts[b] drafts
-    seed      int >= 0, a numpy Generator, or None (fresh entropy); stream: offset of the positions'
-              random streams, so successive calls with one seed stay independent
-    check     False skips the Python-side checks and normalisation (for decoding loops that call
-              this per token): p and q must then be 1-D float64 rows that already sum to 1 to
-              rounding, drafts a 1-D int64 array and seed an int; the C core still rejects invalid values
-              (ValueError), it only loses the messages naming the argument.
-    Returns a :class:`Selection`; its token is distributed exactly as q when the drafts are ~ p."""
+    Parameters
+    ----------
+    p, q : arrays (V,) or (B, V)
+        Draft and target distributions (one row shared, or one per position).
+    drafts : int array (k,) or (B, k)
+        Token ids of the drafts, for one position or per position.
+    n_drafts : int array (B,), optional
+        Position b uses its first n_drafts[b] drafts (default: all k).
+    seed : int >= 0, numpy Generator or None
+        Seeds the selection (None: fresh entropy).
+    stream : int
+        Offset of the positions' random streams, so successive calls with one seed stay
+        independent.
+    nthreads : int, optional
+        Threads for a batch.
+    check : bool
+        False skips the Python-side checks and normalisation (for decoding loops that call this
+        per token): p and q must then be 1-D float64 rows that already sum to 1 to rounding,
+        drafts a 1-D int64 array and seed an int; the C core still rejects invalid values
+        (ValueError), only the messages naming the argument are lost.
+
+    Returns
+    -------
+    Selection
+        Its token is distributed exactly as q when the drafts are drawn from p.
+    """
     if not check:
         res = _core.spectr_select(p.reshape(1, -1), q.reshape(1, -1), drafts.reshape(1, -1),
                                   seed=seed, stream=stream, nthreads=nthreads or 0)

@@ -7,7 +7,7 @@ h^t_1..h^t_{T_t}, both in R^d.  Each element is extended with its relative posit
     x_i = [h^s_i, lambda * i / (T_s - 1)],     y_j = [h^t_j, lambda * j / (T_t - 1)]
 
 (position 0 for a sequence of length 1), and the two are compared as uniform empirical measures with
-the Sinkhorn divergence (see :func:`monge.sinkhorn_divergence`, cost |x - y|^2, KL-form entropy eps)
+the Sinkhorn divergence (see :func:`monge.sinkhorn_divergence`, cost ``|x - y|^2``, KL-form entropy eps)
 
     L_OT = S_eps( (1/T_s) sum_i delta_{x_i},  (1/T_t) sum_j delta_{y_j} ).
 
@@ -81,15 +81,24 @@ def ot_alignment_loss(speech, text, speech_lengths=None, text_lengths=None, *, e
 
     Parameters
     ----------
-    speech : tensor (B, T_s, d)   speech-encoder outputs (padded)
-    text : tensor (B, T_t, d)     text-encoder outputs (padded)
-    speech_lengths, text_lengths : int sequences or tensors (B,), valid lengths (default: full)
-    eps : float      entropic regularisation of the Sinkhorn divergence (absolute, cost |x - y|^2)
-    position_weight : float   lambda, weight of the relative-position feature (paper: 1.0)
-    reduction : 'mean' | 'sum' | 'none'
-    tol, max_iter, **kwargs : passed to :func:`monge.torch.sinkhorn_divergence`
+    speech : tensor (B, T_s, d)
+        Speech-encoder outputs (padded).
+    text : tensor (B, T_t, d)
+        Text-encoder outputs (padded).
+    speech_lengths, text_lengths : int sequences or tensors (B,), optional
+        Valid lengths (default: full).
+    eps : float
+        Entropic regularisation of the Sinkhorn divergence (absolute, cost ``|x - y|^2``).
+    position_weight : float
+        lambda, the weight of the relative-position feature (paper: 1.0).
+    reduction : {'mean', 'sum', 'none'}
+    tol, max_iter, **kwargs
+        Passed to :func:`monge.torch.sinkhorn_divergence`.
 
-    Returns the reduced loss (scalar tensor), or the (B,) per-pair divergences for 'none'.
+    Returns
+    -------
+    tensor
+        The reduced loss (scalar), or the (B,) per-pair divergences for 'none'.
     Differentiable with respect to both encodings (gradients from the dual potentials).
     """
     for name, t in (("speech", speech), ("text", text)):

@@ -188,8 +188,8 @@ class SinkhornLoss(torch.nn.Module):
     Parameters
     ----------
     eps : float
-        Entropic regularisation, absolute, for monge's costs (sqeuclidean is |x - y|^2, no 1/2).
-        GeomLoss's ``SamplesLoss("sinkhorn", p=2, blur=s)`` uses |x - y|^2 / 2 and eps = s^2: the
+        Entropic regularisation, absolute, for monge's costs (sqeuclidean is ``|x - y|^2``, no 1/2).
+        GeomLoss's ``SamplesLoss("sinkhorn", p=2, blur=s)`` uses ``|x - y|^2`` / 2 and eps = s^2: the
         same loss is ``SinkhornLoss(eps=2 * s**2)`` divided by 2.
     debias : bool
         True (default): the Sinkhorn divergence S_eps (0 when x and y coincide); False: OT_eps.

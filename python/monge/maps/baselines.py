@@ -6,7 +6,7 @@
   projection of the Sinkhorn plan between the samples, extended out of sample through the
   c-transform of the target potential g,
 
-      T(x) = sum_j w_j(x) y_j,   w_j(x) = b_j exp((g_j - |x - y_j|^2) / eps) / sum_k (same with k).
+      T(x) = sum_j w_j(x) y_j,   w_j(x) = b_j exp((g_j - ``|x - y_j|^2``) / eps) / sum_k (same with k).
 
 Both follow the scikit-learn face of :class:`monge.maps.MongeGapMap` (fit / transform / __call__).
 """
@@ -154,7 +154,7 @@ class EntropicMap(_Fitted):
     Parameters
     ----------
     eps : float, optional
-        Entropic regularisation of the squared-Euclidean cost |x - y|^2, absolute.  Default:
+        Entropic regularisation of the squared-Euclidean cost ``|x - y|^2``, absolute.  Default:
         ``relative_eps`` x the mean squared distance between the samples.
     relative_eps : float
         Used when ``eps`` is None (default 0.01, chosen on the W2 benchmark's validation pairs,

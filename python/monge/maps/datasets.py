@@ -8,12 +8,12 @@ Bad arguments raise ValueError or TypeError whose message starts with the argume
     gaussian, eight_gaussians, moons, circles, checkerboard, spiral, uniform_square (any d)
 
 Problems with a known optimal map (for evaluating fitted maps, see :mod:`monge.maps.metrics`)
-    GaussianMap(d, seed)            Gaussian -> Gaussian, closed-form Brenier map for |x - y|^2
+    GaussianMap(d, seed)            Gaussian -> Gaussian, closed-form Brenier map for ``|x - y|^2``
     gaussian_pair(d, seed)          the same, as a function
     ConvexPotentialMap(d, ...)      Gaussian mixture -> grad(phi)#source, phi strictly convex
-                                    (nonlinear, any dimension), optimal for |x - y|^2
+                                    (nonlinear, any dimension), optimal for ``|x - y|^2``
     ElasticMap(d, lam, ...)         Gaussian mixture -> T#source with T(x) = x - S_lam(grad f(x)),
-                                    optimal for the elastic cost 1/2 |x - y|^2 + lam |x - y|_1
+                                    optimal for the elastic cost 1/2 ``|x - y|^2`` + lam ``|x - y|_1``
 
 Each problem object has ``sample_source(n, seed)``, ``sample_target(n, seed)`` (the map applied to
 ``sample_source(n, seed)``: call both with the same seed for paired samples, with different seeds
@@ -85,8 +85,8 @@ def _random_spd(d, rng, lo, hi):
 
 
 def soft_threshold(w, lam):
-    """S_lam(w) = sign(w) max(|w| - lam, 0), elementwise: the gradient of h^* for
-    h(z) = 1/2 |z|^2 + lam |z|_1 (equivalently the proximal operator of lam |.|_1)."""
+    """``S_lam(w) = sign(w) max(|w| - lam, 0)``, elementwise: the gradient of h^* for
+    ``h(z) = 1/2 |z|^2 + lam |z|_1`` (equivalently the proximal operator of ``lam |.|_1``)."""
     lam = nonneg("lam", lam)
     w = np.asarray(w, dtype=np.float64)
     return np.sign(w) * np.maximum(np.abs(w) - lam, 0.0)
@@ -250,11 +250,13 @@ class GaussianMap(_KnownMap):
     """Gaussian source N(m0, S0) and target N(m1, S1), random means N(0, I) and random SPD
     covariances (eigenvalues log-uniform in [cov_min, cov_max]), fixed by `seed`.
 
-    The Brenier (optimal for |x - y|^2) map is affine,
+    The Brenier (optimal for ``|x - y|^2``) map is affine::
+
         T(x) = m1 + A (x - m0),   A = S0^{-1/2} (S0^{1/2} S1 S0^{1/2})^{1/2} S0^{-1/2},
+
     A symmetric positive definite with A S0 A = S1; T = grad of the convex potential
     1/2 x^T A x + (m1 - A m0) . x.  ``w2_squared`` is the closed-form squared 2-Wasserstein
-    distance |m0 - m1|^2 + tr(S0 + S1 - 2 (S0^{1/2} S1 S0^{1/2})^{1/2}).
+    distance ``|m0 - m1|^2`` + tr(S0 + S1 - 2 (S0^{1/2} S1 S0^{1/2})^{1/2}).
 
     Attributes: d, mean_source, cov_source, mean_target, cov_target, A, w2_squared.
     """
@@ -303,7 +305,7 @@ def gaussian_pair(d, seed=0, **kwargs):
 
 
 class ConvexPotentialMap(_KnownMap):
-    """Nonlinear transport problem with a known optimal map for the cost |x - y|^2, any dimension.
+    """Nonlinear transport problem with a known optimal map for the cost ``|x - y|^2``, any dimension.
 
     Source: an equal-weight mixture of `n_components` Gaussians in R^d (means at distance
     `radius` from the origin, per-component random covariances with standard deviations in
@@ -316,7 +318,7 @@ class ConvexPotentialMap(_KnownMap):
     directions, steep (u_k . x has standard deviation ~`sharpness` within a mixture component,
     so each sigmoid is a smoothed step) and each hyperplane u_k . x + c_k = 0 passing through a
     source sample, so every ridge bends the map where the data is; w_k > 0 with jumps
-    w_k |u_k| ~ 3 sqrt(source total variance / K).  The Hessian
+    w_k ``|u_k|`` ~ 3 sqrt(source total variance / K).  The Hessian
     A + sum_k w_k sigmoid'(.) u_k u_k^T >= A > 0: phi is strictly convex, so by Brenier's
     theorem T is the (unique) optimal map from the source to T#source.  With the defaults the
     best affine map leaves ~7-14% of the target variance unexplained (L2-UVP); `nonlinearity`
@@ -374,16 +376,16 @@ class ConvexPotentialMap(_KnownMap):
 
 class ElasticMap(_KnownMap):
     """Transport problem with a known optimal map for the elastic cost
-    c(x, y) = h(x - y),  h(z) = 1/2 |z|^2 + lam |z|_1  (monge's cost='elastic', lam=lam).
+    ``c(x, y) = h(x - y),  h(z) = 1/2 |z|^2 + lam |z|_1``  (monge's cost='elastic', lam=lam).
 
     Construction (Cuturi, Klein & Ablin, ICML 2023; Uscidda & Cuturi, ICML 2023): for c = h(x - y)
     with h strictly convex and f c-concave, T(x) = x - grad h^*(grad f(x)) is an optimal map.
-    Here grad h^* = S_lam, soft thresholding, so
+    Here grad h^* = S_lam, soft thresholding, so::
 
         T(x) = x - S_lam(grad f(x)),   S_lam(w) = sign(w) max(|w| - lam, 0),
 
-    and the displacement x - T(x) is sparse: zero in every coordinate k where |d_k f(x)| <= lam.
-    f is a random smooth function of the first `n_active` coordinates (all by default):
+    and the displacement x - T(x) is sparse: zero in every coordinate k where ``|d_k f(x)|`` <= lam.
+    f is a random smooth function of the first `n_active` coordinates (all by default)::
 
         f(x) = 1/2 x^T Q x + b . x + sum_k w_k softplus(u_k . x + c_k),
 
@@ -397,7 +399,7 @@ class ElasticMap(_KnownMap):
     positive w_k are scaled down so that lambda_max(H) = kappa.  The
     constructor recomputes lambda_max(H), asserts it is <= kappa and stores it as
     ``hessian_bound``; ``hessian_potential(x)`` gives Hess f for spot checks.
-    Why it suffices: x -> c(x, y) - f(x) = [1/2 |x|^2 - f(x) - x.y + 1/2 |y|^2] + lam |x - y|_1
+    Why it suffices: x -> c(x, y) - f(x) = [1/2 ``|x|^2`` - f(x) - x.y + 1/2 ``|y|^2``] + lam ``|x - y|_1``
     is then (1 - kappa)-strongly convex for every y, and its optimality condition at x is
     grad f(x) in dh(x - y), i.e. y = T(x).  So with g = f^c, g(y) = inf_x c(x, y) - f(x):
     f(x) + g(y) <= c(x, y) for all x, y with equality on y = T(x).  This dual certificate makes
@@ -405,7 +407,7 @@ class ElasticMap(_KnownMap):
     optimal map, the source having a density and h being strictly convex), T is injective, and on
     any finite sample x_1..x_n the pairing x_i -> T(x_i) solves the assignment problem for c.
     No lower bound on Hess f is needed, and the L1 term never breaks the condition (it only
-    sparsifies the displacement); with lam = 0, T is the Brenier map grad(1/2 |x|^2 - f).
+    sparsifies the displacement); with lam = 0, T is the Brenier map grad(1/2 ``|x|^2`` - f).
 
     Source: equal-weight mixture of `n_components` Gaussians (as in ConvexPotentialMap).
     """

@@ -230,8 +230,8 @@ class MongeGapMap(MapEstimator):
     ``fit(X, Y)`` takes arrays of samples (n, d), (m, d) or callables ``sampler(n, rng) ->
     (n, d)`` that draw fresh samples (an unlimited-sample regime, as in neural-OT benchmarks).
 
-    Attributes after fit
-    --------------------
+    Attributes
+    ----------
     model_ : monge.maps.nn.AffineMLP
     history_ : dict of lists: 'step', 'loss', 'fit', 'gap', 'lambda', and 'val_step' with
         'val_loss', 'val_sinkhorn', 'val_monge_gap' (and 'val_l2_uvp' given a true map).

@@ -26,16 +26,25 @@ def _same_shape(name_a, a, name_b, b):
 
 
 def l2_uvp(pred, true, target_var=None):
-    """L2 unexplained variance percentage of a map (Korotin et al., "Do Neural Optimal Transport
-    Solvers Work? A Continuous Wasserstein-2 Benchmark", NeurIPS 2021):
+    """L2 unexplained variance percentage of a map.
+
+    As defined by Korotin et al. ("Do Neural Optimal Transport Solvers Work? A Continuous
+    Wasserstein-2 Benchmark", NeurIPS 2021)::
 
         L2-UVP = 100 * mean_i |pred_i - true_i|^2 / Var(target)
 
-    pred, true : (n, d) arrays, T_pred(x_i) and T_true(x_i) for the same test points x_i
+    Parameters
+    ----------
+    pred, true : arrays (n, d)
+        T_pred(x_i) and T_true(x_i) for the same test points x_i.
     target_var : float, optional
         Total variance of the target (trace of its covariance).  Default: that of `true`
         (biased estimator, so the constant map at the mean of `true` scores exactly 100).
-    Returns a float: 0 for the true map, ~100 for the best constant map.
+
+    Returns
+    -------
+    float
+        0 for the true map, ~100 for the best constant map.
     """
     pred = _points("pred", pred)
     true = _points("true", true)
@@ -50,7 +59,7 @@ def l2_uvp(pred, true, target_var=None):
 
 
 def _default_eps(y):
-    """5% of the total variance of y (floored): |x - y|^2 between samples is ~2 x that."""
+    """5% of the total variance of y (floored): ``|x - y|^2`` between samples is ~2 x that."""
     return max(0.05 * float(y.var(axis=0).sum()), 1e-3)
 
 
@@ -58,9 +67,16 @@ def sinkhorn_divergence(pred, target, eps=None, cost="sqeuclidean", **kwargs):
     """Sinkhorn divergence S_eps between the point clouds `pred` (n, d) and `target` (m, d),
     uniform weights, as a float (:func:`monge.sinkhorn_divergence`'s value).
 
-    eps : absolute entropic regularisation; default 0.05 x the total variance (trace of the
+    Parameters
+    ----------
+    pred, target : arrays (n, d), (m, d)
+    eps : float, optional
+        Absolute entropic regularisation; default 0.05 x the total variance (trace of the
         covariance) of `target`.
-    cost, kwargs : ground cost (p, lam) and solver options of monge.sinkhorn_divergence.
+    cost : str
+        Ground cost.
+    **kwargs
+        p, lam and solver options of :func:`monge.sinkhorn_divergence`.
     """
     pred = _points("pred", pred)
     target = _points("target", target)
@@ -100,24 +116,37 @@ def evaluate_map(transform, x_test, y_test=None, true_map=None, eps=None, cost="
                  divergence_cost="sqeuclidean", **solver_options):
     """Evaluates a fitted map on test samples of the source.
 
-    transform : callable (n, d) -> (n, d), or the precomputed images T(x_test)
-    x_test : (n, d) source test samples
-    y_test : (m, d) target test samples, optional
-    true_map : callable or precomputed images true_T(x_test), optional (e.g. a problem of
-        monge.maps.datasets: ``evaluate_map(T, x, true_map=problem, cost=problem.cost,
-        lam=problem.lam)``)
-    eps : regularisation of the Sinkhorn divergence (default: as :func:`sinkhorn_divergence`)
-    cost, lam, p : the cost the map should be optimal for, used by the Monge gap
-    gap_eps, relative_epsilon : eps of the Monge gap (default: monge.monge_gap's)
-    target_var : passed to l2_uvp
-    divergence_cost : ground cost of the Sinkhorn divergence (default 'sqeuclidean')
-    solver_options : tol, max_iter, eps_scaling, nthreads, ... passed to both solvers
+    Parameters
+    ----------
+    transform : callable (n, d) -> (n, d), or array
+        The map, or the precomputed images T(x_test).
+    x_test : array (n, d)
+        Source test samples.
+    y_test : array (m, d), optional
+        Target test samples.
+    true_map : callable or array, optional
+        The true map or its images true_T(x_test), e.g. a problem of monge.maps.datasets:
+        ``evaluate_map(T, x, true_map=problem, cost=problem.cost, lam=problem.lam)``.
+    eps : float, optional
+        Regularisation of the Sinkhorn divergence (default: as :func:`sinkhorn_divergence`).
+    cost, lam, p
+        The cost the map should be optimal for, used by the Monge gap.
+    gap_eps, relative_epsilon
+        eps of the Monge gap (default: :func:`monge.monge_gap`'s).
+    target_var : float, optional
+        Passed to :func:`l2_uvp`.
+    divergence_cost : str
+        Ground cost of the Sinkhorn divergence (default 'sqeuclidean').
+    **solver_options
+        tol, max_iter, eps_scaling, nthreads, ... passed to both solvers.
 
-    Returns a dict with
-        'l2_uvp'               when true_map is given: l2_uvp(T(x_test), true_map(x_test))
-        'sinkhorn_divergence'  S_eps(T(x_test), y_test), or vs true_map(x_test) without y_test;
-                               absent when neither is given
-        'monge_gap'            monge_gap(x_test, T(x_test)) for `cost`
+    Returns
+    -------
+    dict
+        'l2_uvp' when true_map is given: l2_uvp(T(x_test), true_map(x_test));
+        'sinkhorn_divergence': S_eps(T(x_test), y_test), or against true_map(x_test) without
+        y_test (absent when neither is given); 'monge_gap': monge_gap(x_test, T(x_test)) for
+        `cost`.
     """
     x_test = _points("x_test", x_test)
     if transform is None:

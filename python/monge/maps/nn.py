@@ -124,7 +124,7 @@ _ERFC_HUGE = 27.5        # erfc(x) underflows to 0 in float64 beyond about 26.6
 
 
 def _erf_small(x):
-    """erf(x) for |x| <= 0.46875."""
+    """erf(x) for ``|x|`` <= 0.46875."""
     z = x * x
     num = _ERF_A[4] * z
     den = z
@@ -162,7 +162,7 @@ def _erfc_large(y):
 
 
 def _erf_parts(x):
-    """(small, e) with small the mask |x| <= 0.46875, e = erf(x) there and erfc(|x|) elsewhere."""
+    """(small, e) with small the mask ``|x|`` <= 0.46875, e = erf(x) there and erfc(``|x|``) elsewhere."""
     ax = np.abs(x)
     small = ax <= _ERF_SMALL
     e = np.empty_like(x)
@@ -774,9 +774,11 @@ def _betas(betas):
 
 
 class Adam(Optimizer):
-    """Adam (Kingma & Ba, 2015), as ``torch.optim.Adam``:
+    """Adam (Kingma & Ba, 2015), as ``torch.optim.Adam``::
+
         m <- b1 m + (1 - b1) g,  v <- b2 v + (1 - b2) g^2,
         p <- p - lr / (1 - b1^t) * m / (sqrt(v) / sqrt(1 - b2^t) + eps).
+
     ``weight_decay`` > 0 adds the coupled L2 term weight_decay * p to g (use AdamW for the
     decoupled form)."""
 
