@@ -149,4 +149,4 @@ native: $(VPY)
 	MONGE_NATIVE=1 $(VPY) -m pip install -q --no-build-isolation -e . --force-reinstall --no-deps
 
 clean:
-	rm -rf build *.egg-info python/*.egg-info python/monge/*.so
+	rm -rf build *.egg-info python/*.egg-info python/monge/*.so docs/generated docs/notebooks docs/jupyter_execute docs/benchmarks
