@@ -5,8 +5,8 @@ import sys
 
 import pytest
 
-MODULES = {"monge.sinkhorn": 5, "monge.losses": 9, "monge.geometry": 2, "monge.emd": 12,
-           "monge.ctc": 3, "monge.smooth": 5}
+MODULES = {"monge": 6, "monge.sinkhorn": 5, "monge.losses": 9, "monge.geometry": 2, "monge.emd": 15,
+           "monge.ctc": 3, "monge.smooth": 9, "monge.align": 4}
 
 
 @pytest.mark.parametrize("name", sorted(MODULES))

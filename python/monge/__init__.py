@@ -26,7 +26,32 @@ __version__ = _core.build_info()["version"]
 
 
 def set_num_threads(n):
-    """Default number of threads for every parallel kernel (results do not depend on it)."""
+    """Default number of threads for every parallel kernel (results do not depend on it).
+
+    Parameters
+    ----------
+    n : int
+        Threads (>= 1).  Each call's ``nthreads=`` argument overrides it.
+
+    Raises
+    ------
+    TypeError
+        When n is not an integer.
+    ValueError
+        When n < 1.
+
+    See Also
+    --------
+    get_num_threads
+
+    Examples
+    --------
+    >>> import monge
+    >>> before = monge.get_num_threads()
+    >>> monge.set_num_threads(1); monge.get_num_threads()
+    1
+    >>> monge.set_num_threads(before)
+    """
     import numbers
 
     if isinstance(n, bool) or not isinstance(n, numbers.Integral):
@@ -35,12 +60,33 @@ def set_num_threads(n):
 
 
 def get_num_threads():
-    """Default number of threads (OMP_NUM_THREADS or the number of cores at import)."""
+    """Default number of threads (OMP_NUM_THREADS or the number of cores at import).
+
+    Returns
+    -------
+    int
+
+    See Also
+    --------
+    set_num_threads
+    """
     return _core.get_num_threads()
 
 
 def build_info():
-    """Version, whether OpenMP is compiled in, and the SIMD level the kernels dispatch to."""
+    """Version, whether OpenMP is compiled in, and the SIMD level the kernels dispatch to.
+
+    Returns
+    -------
+    dict
+        'version' (str), 'openmp' (bool), 'simd' (str, e.g. 'avx2' or 'avx512').
+
+    Examples
+    --------
+    >>> import monge
+    >>> sorted(monge.build_info())
+    ['openmp', 'simd', 'version']
+    """
     return _core.build_info()
 
 

@@ -79,8 +79,16 @@ class EMDResult:
 class EMDBatchResult:
     """Result of :func:`emd` on a batch: arrays with a leading batch axis B.
 
-    cost, dual, n_iter, converged, nnz: (B,);  f (B, n), g (B, m);  rows, cols, values
-    (B, n + m - 1) padded after nnz[k] entries.  ``result[k]`` is problem k as an EMDResult.
+    ``result[k]`` is problem k as an :class:`EMDResult`.
+
+    Attributes
+    ----------
+    cost, dual, n_iter, converged, nnz : arrays (B,)
+        Per problem, as in :class:`EMDResult`; nnz is the number of nonzeros of each plan.
+    f, g : arrays (B, n), (B, m)
+        Dual potentials.
+    rows, cols, values : arrays (B, n + m - 1)
+        Each plan's nonzeros, padded after nnz[k] entries.
     """
 
     cost: np.ndarray
@@ -235,9 +243,33 @@ def emd_1d(x, y, a=None, b=None, p=2.0, mass_rtol=1e-8):
     """Exact OT on the line with cost ``|x - y|^p`` (p >= 1), by sorting: O((n + m) log(n + m)).
 
     The optimal plan is the monotone (quantile) coupling, the same for every p >= 1 up to ties
-    (strictly optimal for p > 1).  Returns EMDResult with cost = W_p^p = ``sum P_ij |x_i - y_j|^p``
-    and the plan's nonzeros (f, g = None).
+    (strictly optimal for p > 1).
 
+    Parameters
+    ----------
+    x, y : arrays (n,), (m,)
+        Samples on the line (a cloud of shape (n, 1) is accepted; (n, d) with d > 1 is not).
+    a, b : arrays (n,), (m,), optional
+        Non-negative weights of equal mass (uniform when omitted).
+    p : float
+        Exponent of the cost (>= 1).
+    mass_rtol : float
+        Relative tolerance on the equality of the two masses.
+
+    Returns
+    -------
+    EMDResult
+        cost = W_p^p = ``sum P_ij |x_i - y_j|^p`` and the plan's nonzeros (f, g = None).
+
+    Raises
+    ------
+    ValueError
+        Non-finite samples, negative weights, unequal masses or p < 1 (naming the argument).
+
+    See Also
+    --------
+    wasserstein_1d : W_p itself, without the plan.
+    emd : exact OT in any dimension (network simplex).
 
     Examples
     --------
@@ -260,9 +292,31 @@ def emd_1d(x, y, a=None, b=None, p=2.0, mass_rtol=1e-8):
 def wasserstein_1d(x, y, a=None, b=None, p=1.0, mass_rtol=1e-8):
     """The p-Wasserstein distance on the line, W_p = ``(min_P sum P_ij |x_i - y_j|^p)^(1/p)``.
 
-    Note: POT's ``ot.wasserstein_1d`` returns the p-th power W_p^p; here that is
-    ``emd_1d(...).cost``.
+    POT's ``ot.wasserstein_1d`` returns the p-th power W_p^p; here that is ``emd_1d(...).cost``.
 
+    Parameters
+    ----------
+    x, y : arrays (n,), (m,)
+        Samples on the line (a cloud of shape (n, 1) is accepted; (n, d) with d > 1 is not).
+    a, b : arrays (n,), (m,), optional
+        Non-negative weights of equal mass (uniform when omitted).
+    p : float
+        Order of the distance (>= 1; default 1).
+    mass_rtol : float
+        Relative tolerance on the equality of the two masses.
+
+    Returns
+    -------
+    float
+
+    Raises
+    ------
+    ValueError
+        Non-finite samples, negative weights, unequal masses or p < 1 (naming the argument).
+
+    See Also
+    --------
+    emd_1d : the optimal plan and W_p^p.
 
     Examples
     --------
@@ -284,10 +338,16 @@ def wasserstein_1d(x, y, a=None, b=None, p=1.0, mass_rtol=1e-8):
 class SlicedResult:
     """Result of :func:`sliced_wasserstein` with return_grad=True.
 
-    value        SW_p = (mean_l W_p^p(<theta_l, x>, <theta_l, y>))^(1/p)
-    grad         d value / d x, shape (n, d)
-    projected    W_p^p along each direction, shape (P,)
-    projections  the unit directions theta, shape (P, d)
+    Attributes
+    ----------
+    value : float
+        SW_p = (mean_l W_p^p(<theta_l, x>, <theta_l, y>))^(1/p)
+    grad : array (n, d)
+        d value / d x
+    projected : array (P,)
+        W_p^p along each direction
+    projections : array (P, d)
+        The directions theta.
     """
 
     value: float
@@ -297,7 +357,29 @@ class SlicedResult:
 
 
 def random_projections(d, n_projections, seed=None):
-    """n_projections directions drawn uniformly on the unit sphere of R^d, shape (P, d)."""
+    """n_projections directions drawn uniformly on the unit sphere of R^d, shape (P, d).
+
+    Parameters
+    ----------
+    d : int
+        Dimension (>= 1).
+    n_projections : int
+        Number of directions P (>= 1).
+    seed : int, numpy Generator or None
+        Seeds the draw (normalised Gaussian vectors).
+
+    Returns
+    -------
+    array (P, d)
+        Unit rows.
+
+    Examples
+    --------
+    >>> import numpy as np, monge
+    >>> th = monge.random_projections(3, 4, seed=0)
+    >>> th.shape, np.allclose(np.linalg.norm(th, axis=1), 1.0)
+    ((4, 3), True)
+    """
     d = integer("d", d, 1)
     n_projections = integer("n_projections", n_projections, 1)
     rng = seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)
@@ -318,6 +400,45 @@ def sliced_wasserstein(x, y, a=None, b=None, n_projections=50, p=2.0, seed=None,
     each direction's monotone plan held fixed; d|t|^p/dt at t = 0 taken as 0; at SW = 0 the
     gradient is 0).  Results do not depend on the thread count.
 
+    Parameters
+    ----------
+    x, y : arrays (n, d), (m, d)
+        Point clouds.
+    a, b : arrays (n,), (m,), optional
+        Non-negative weights of equal mass (uniform when omitted).
+    n_projections : int
+        Number of random directions (ignored when `projections` is given).
+    p : float
+        Order (>= 1).
+    seed : int, numpy Generator or None
+        Seeds the random directions.
+    projections : array (P, d), optional
+        Directions to use as given.
+    return_grad : bool
+        Return a :class:`SlicedResult` with the gradient with respect to x instead of a float.
+    mass_rtol : float
+        Relative tolerance on the equality of the two masses.
+    nthreads : int, optional
+        Threads for this call.
+
+    Returns
+    -------
+    float or SlicedResult
+
+    Raises
+    ------
+    ValueError
+        Non-finite points, mismatched dimensions, negative weights, unequal masses or p < 1.
+
+    See Also
+    --------
+    emd_1d : the exact 1-D problem solved along each direction.
+    random_projections : the directions drawn from `seed`.
+
+    References
+    ----------
+    J. Rabin, G. Peyré, J. Delon and M. Bernot, "Wasserstein barycenter and its application to
+    texture mixing", SSVM 2011.
 
     Examples
     --------

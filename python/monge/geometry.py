@@ -92,6 +92,31 @@ def points_pair(x, y, batched=None):
 def cost_matrix(x, y, cost="sqeuclidean", p=2.0, lam=1.0):
     """The dense cost matrix C[i, j] = c(x_i, y_j), shape (n, m), in the inputs' dtype.
 
+    Parameters
+    ----------
+    x, y : arrays (n, d), (m, d)
+        Point clouds (float32 or float64; one cloud each, not a batch).
+    cost : {'sqeuclidean', 'euclidean', 'pnorm', 'cosine', 'elastic'}
+        ``|x - y|^2`` (no 1/2), ``|x - y|``, ``sum_k |x_k - y_k|^p``, 1 - cosine similarity, or
+        ``1/2 |x - y|^2 + lam |x - y|_1``.
+    p : float
+        Exponent of 'pnorm' (>= 1).
+    lam : float
+        L1 weight of 'elastic' (>= 0).
+
+    Returns
+    -------
+    array (n, m)
+
+    Raises
+    ------
+    ValueError
+        For a batch (B, n, d), mismatched dimensions, an unknown cost, non-finite points or costs
+        that overflow (the message names the argument).
+
+    See Also
+    --------
+    sinkhorn : computes the same costs on the fly (``online=True``) without this matrix.
 
     Examples
     --------

@@ -29,11 +29,18 @@ _GRADS = ("x", "y", "a", "b")
 class DivergenceResult:
     """Result of :func:`sinkhorn_divergence` (arrays gain a leading batch axis for a batch).
 
-    value                  S_eps (with static_b: S_eps minus the constant 1/2 OT_eps(b, b))
-    grad_x, grad_y         dS/dx (n, d), dS/dy (m, d), or None when not requested
-    grad_a, grad_b         dS/da (n,), dS/db (m,), or None
-    ot_ab, ot_aa, ot_bb    the three OT_eps terms (ot_bb is NaN with static_b)
-    n_iter, converged, error   of the three solves together
+    Attributes
+    ----------
+    value
+        S_eps (with static_b: S_eps minus the constant 1/2 OT_eps(b, b))
+    grad_x, grad_y
+        dS/dx (n, d), dS/dy (m, d), or None when not requested
+    grad_a, grad_b
+        dS/da (n,), dS/db (m,), or None
+    ot_ab, ot_aa, ot_bb
+        the three OT_eps terms (ot_bb is NaN with static_b)
+    n_iter, converged, error
+        of the three solves together
     """
 
     value: float | np.ndarray
@@ -157,11 +164,21 @@ def sinkhorn_divergence(x, y, a=None, b=None, *, eps, cost="sqeuclidean", p=2.0,
 class MongeGapResult:
     """Result of :func:`monge_gap`.
 
-    value          M(T) = displacement - ent_reg_cost
-    displacement   (1/n) sum_i c(x_i, T x_i)
-    ent_reg_cost   <P, C> - eps H(P) for the entropic plan between {x_i} and {T x_i}
-    eps            the absolute eps used (after relative scaling)
-    grad_tx, grad_x   dM/d(T x) and dM/dx, shape (n, d), or None
+    Attributes
+    ----------
+    value
+        M(T) = displacement - ent_reg_cost
+    displacement
+        (1/n) sum_i c(x_i, T x_i)
+    ent_reg_cost
+        <P, C> - eps H(P) for the entropic plan between {x_i} and {T x_i}; with debiased=True,
+        the Sinkhorn divergence S_eps(x, T x)
+    eps
+        the absolute eps used (after relative scaling)
+    grad_tx, grad_x
+        dM/d(T x) and dM/dx, shape (n, d), or None
+    n_iter, converged, error
+        of the solves together (iterations, error <= tol, L1 marginal error)
     """
 
     value: float
@@ -204,6 +221,7 @@ def monge_gap(x, tx, *, cost="sqeuclidean", eps=None, relative_epsilon=None, p=2
         symmetric, solves).  The plain estimator's entropic term grows with the spread of T x, so
         it rewards maps that contract; M~ is 0 at T = id and close to 0 for every optimal map at
         any eps.  ``ent_reg_cost`` is then S_eps(x, T x).
+    grad : bool or tuple of {'tx', 'x'}
         Gradients to return (True: both).  With a relative eps they hold eps fixed at the value
         the data gave (``result.eps``), as OTT-JAX's do: no term for eps moving with the costs.
     online : bool, optional

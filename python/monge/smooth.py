@@ -39,7 +39,24 @@ class SparsePlan:
     """A transport plan in compressed sparse column (CSC) form.
 
     Column j has its row indices in ``indices[indptr[j]:indptr[j + 1]]`` (ascending) and its
-    values in ``data[...]`` at the same positions; every stored value is > 0.
+    values in ``data[...]`` at the same positions; every stored value is > 0.  ``nnz``,
+    ``col_nnz()``, ``row_nnz()``, ``sum(axis)`` (the marginals), ``tocoo()``, ``toarray()`` and
+    ``tocsc()`` (SciPy) read it.
+
+    Attributes
+    ----------
+    shape : tuple (n, m)
+    indptr : int array (m + 1,)
+    indices : int array (nnz,)
+    data : float array (nnz,)
+
+    Examples
+    --------
+    >>> import numpy as np, monge
+    >>> C = np.array([[0.0, 1.0], [1.0, 0.0]])
+    >>> plan = monge.quadratic_ot(None, None, C, gamma=0.1).plan
+    >>> plan.nnz, plan.sum(axis=1).round(6).tolist()
+    (2, [0.5, 0.5])
     """
 
     shape: tuple
