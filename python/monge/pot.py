@@ -63,15 +63,94 @@ def _hist(name, w, n):
 
 
 def unif(n, type_as=None):
-    """Uniform histogram of size n (``type_as`` is accepted for POT's signature; NumPy only)."""
+    """Uniform histogram of n bins, each of weight 1/n, as POT's ``ot.unif``.
+
+    Parameters
+    ----------
+    n : int
+        Number of bins (converted with ``int(n)``).
+    type_as : optional
+        Accepted for POT's signature and ignored: the result is always a NumPy float64 array
+        (POT's other backends are not covered; use monge.torch for tensors).
+
+    Returns
+    -------
+    ndarray (n,)
+        ``np.full(n, 1 / n)``.
+
+    Raises
+    ------
+    ValueError
+        If n is negative (NumPy's "negative dimensions" message) or a string that is not an
+        integer.
+    TypeError
+        If n cannot be converted by ``int`` (None, for instance).
+    ZeroDivisionError
+        If n is 0.
+
+    See Also
+    --------
+    monge.emd, monge.sinkhorn : uniform weights when a or b is None.
+
+    Examples
+    --------
+    >>> import monge.pot as ot
+    >>> ot.unif(4).tolist()
+    [0.25, 0.25, 0.25, 0.25]
+    """
     return np.full(int(n), 1.0 / int(n))
 
 
 def dist(x1, x2=None, metric="sqeuclidean", p=2, w=None, backend="auto", nx=None,
          use_tensor=False):
-    """Cost matrix between the rows of x1 and x2 (x1 when x2 is None).  Metrics:
-    'sqeuclidean', 'euclidean', 'cityblock', 'minkowski' (with p) and 'cosine' (1 - cos),
-    computed by monge's C kernels; others raise ValueError (scipy.spatial.distance.cdist has them)."""
+    """Cost matrix between the rows of two point clouds, as POT's ``ot.dist``.
+
+    Entry (i, j) is the distance between x1[i] and x2[j], computed by monge's C kernels
+    (:func:`monge.cost_matrix`).
+
+    Parameters
+    ----------
+    x1 : array (n, d)
+        First point cloud, one point per row.
+    x2 : array (m, d), optional
+        Second point cloud; None for x1 itself.
+    metric : {'sqeuclidean', 'euclidean', 'cityblock', 'minkowski', 'cosine'}, default 'sqeuclidean'
+        'sqeuclidean' is ``|x - y|^2`` (no 1/2), 'euclidean' ``|x - y|``, 'cityblock' the L1
+        distance, 'minkowski' the p-norm of x - y and 'cosine' 1 - cos(x, y).  Other metrics of
+        POT are not covered (scipy.spatial.distance.cdist has them).
+    p : float, default 2
+        Exponent of the 'minkowski' metric (>= 1); unused by the other metrics.
+    w : None
+        Weights of a weighted metric: not covered, must be None.
+    backend, nx, use_tensor
+        Accepted for POT's signature and ignored: NumPy arrays only.
+
+    Returns
+    -------
+    ndarray (n, m)
+        The float64 cost matrix (n, n when x2 is None).
+
+    Raises
+    ------
+    ValueError
+        If `w` is given; if `metric` is not one of the five covered; if x1 or x2 is not 2-D, is
+        empty or has NaN or infinite entries; if their dimensions d differ (the message names
+        them x, y); if p < 1 with 'minkowski'.
+    TypeError
+        If x1 or x2 is not a real numeric array (strings, objects, torch tensors, sparse matrices).
+
+    See Also
+    --------
+    monge.cost_matrix : the kernel run here, with more costs.
+
+    Examples
+    --------
+    >>> import numpy as np, monge.pot as ot
+    >>> ot.dist(np.array([[0.0], [1.0]]), np.array([[0.0], [2.0]])).tolist()
+    [[0.0, 4.0], [1.0, 1.0]]
+    >>> ot.dist(np.array([[0.0, 0.0], [3.0, 4.0]]), metric="euclidean").tolist()
+    [[0.0, 5.0], [5.0, 0.0]]
+    """
     from .geometry import cost_matrix
 
     if w is not None:
@@ -123,9 +202,72 @@ def _emd_one(a, b, M, numItermax, center_dual):
 
 def emd(a, b, M, numItermax=100000, log=False, center_dual=True, numThreads=1,
         check_marginals=True, potentials_init=None):
-    """Exact OT plan (network simplex, monge's C solver), as ``ot.emd``.  Returns the dense plan
-    G (n, m), and with log=True the dict {'cost', 'u', 'v', 'warning', 'result_code'} (duals
-    centred as POT's ``center_dual``).  Unequal masses or negative weights raise ValueError."""
+    """Exact optimal transport plan by the network simplex, as POT's ``ot.emd``.
+
+    Solves ``min_G <G, M>`` over the couplings G of a and b (G >= 0, G 1 = a, G^T 1 = b) with
+    monge's C network simplex (:func:`monge.emd`) and returns the plan as a dense array.
+
+    Parameters
+    ----------
+    a : array (n,) or list, optional
+        Source weights, non-negative; None or ``[]`` for uniform weights 1/n.
+    b : array (m,) or list, optional
+        Target weights, non-negative, with the total mass of `a`; None or ``[]`` for uniform.
+    M : array (n, m)
+        Cost matrix, finite (integers are accepted; read as float64).
+    numItermax : int, default 100000
+        Most network-simplex pivots (monge's ``max_iter``).  Reaching it returns a feasible plan
+        that is not optimal (see Warns).
+    log : bool, default False
+        Also return the log dictionary.
+    center_dual : bool, default True
+        Shift the duals by a constant, u + c and v - c, so that <a, u> = <b, v> (POT's
+        ``center_ot_dual``).
+    numThreads, check_marginals, potentials_init
+        Accepted for POT's signature and ignored: one problem runs on one thread, the marginals
+        are always checked (see Raises) and the simplex starts from its own basis.
+
+    Returns
+    -------
+    G : ndarray (n, m)
+        The optimal plan (float64).
+    log : dict
+        Only with ``log=True``: 'cost' (<G, M>), 'u' (n,) and 'v' (m,) (the dual potentials,
+        centred when `center_dual`), 'warning' (None, or the message of Warns) and 'result_code'
+        (1: optimal, 3: numItermax reached), as POT.
+
+    Raises
+    ------
+    ValueError
+        If M is not 2-D, is empty or has NaN or infinite entries; if a or b has the wrong length,
+        NaN, infinite or negative entries or no mass; if the total masses of a and b differ by more
+        than 1e-8 (relative), where POT returns a plan anyway; if numItermax < 1.
+    TypeError
+        If an input is not a real numeric array (strings, objects, torch tensors, sparse matrices).
+
+    Warns
+    -----
+    UserWarning
+        "numItermax reached before optimality. Try to increase numItermax.", as POT, when the
+        pivot limit is reached; the plan reached is still returned.
+
+    See Also
+    --------
+    monge.emd : the solver run here (point clouds, batches, sparse plan).
+    emd2 : the optimal cost instead of the plan.
+
+    References
+    ----------
+    N. Bonneel, M. van de Panne, S. Paris and W. Heidrich, "Displacement interpolation using
+    Lagrangian mass transport", ACM Trans. Graph. (SIGGRAPH Asia) 2011.
+
+    Examples
+    --------
+    >>> import numpy as np, monge.pot as ot
+    >>> M = np.array([[0.0, 1.0], [1.0, 0.0]])
+    >>> ot.emd([0.5, 0.5], [0.25, 0.75], M).tolist()
+    [[0.25, 0.25], [0.0, 0.5]]
+    """
     M = float_array("M", M, (2,), dtype=np.float64)
     a, b = _hist("a", a, M.shape[0]), _hist("b", b, M.shape[1])
     G, lg = _emd_one(a, b, M, numItermax, center_dual)
@@ -134,8 +276,74 @@ def emd(a, b, M, numItermax=100000, log=False, center_dual=True, numThreads=1,
 
 def emd2(a, b, M, processes=1, numItermax=100000, log=False, return_matrix=False,
          center_dual=True, numThreads=1, check_marginals=True, potentials_init=None):
-    """Exact OT cost <G, M>, as ``ot.emd2``; b of shape (m, k) gives the k costs (a list, as
-    POT).  log=True adds the dict of :func:`emd` (with 'G' when return_matrix=True)."""
+    """Exact optimal transport cost <G, M>, as POT's ``ot.emd2``.
+
+    The cost of the plan of :func:`emd`.  A 2-D b, of shape (m, k), gives the k costs of the
+    problems (a, b[:, j], M), solved one after the other, as a list (as POT).
+
+    Parameters
+    ----------
+    a : array (n,) or list, optional
+        Source weights, non-negative; None or ``[]`` for uniform weights 1/n.
+    b : array (m,) or (m, k), or list, optional
+        Target weights with the total mass of `a` (each column, when 2-D); None or ``[]`` for
+        uniform.
+    M : array (n, m)
+        Cost matrix, finite.
+    processes : int, default 1
+        Accepted for POT's signature and ignored.
+    numItermax : int, default 100000
+        Most network-simplex pivots per problem (monge's ``max_iter``).
+    log : bool, default False
+        Also return the log dictionary of :func:`emd`.
+    return_matrix : bool, default False
+        With ``log=True``, add the plan to the log as 'G'.
+    center_dual : bool, default True
+        Centre the duals of the log as :func:`emd` does.
+    numThreads, check_marginals, potentials_init
+        Accepted for POT's signature and ignored, as in :func:`emd`.
+
+    Returns
+    -------
+    cost : float
+        <G, M> for the optimal plan G.  For a 2-D b: a list of the k costs, or with ``log=True``
+        a list of k (cost, log) pairs.
+    log : dict
+        Only with ``log=True`` and a 1-D b: the dictionary of :func:`emd` ('cost', 'u', 'v',
+        'warning', 'result_code'), with 'G' when `return_matrix`.
+
+    Raises
+    ------
+    ValueError
+        As :func:`emd`: M not 2-D, empty or non-finite; a or b of the wrong length, with NaN,
+        infinite or negative entries or no mass; total masses that differ by more than 1e-8
+        (relative); numItermax < 1.
+    TypeError
+        If an input is not a real numeric array.
+
+    Warns
+    -----
+    UserWarning
+        "numItermax reached before optimality. Try to increase numItermax.", as :func:`emd`.
+
+    See Also
+    --------
+    monge.emd : the solver run here; its result has the cost, the duals and the sparse plan.
+    emd : the plan.
+
+    References
+    ----------
+    N. Bonneel, M. van de Panne, S. Paris and W. Heidrich, "Displacement interpolation using
+    Lagrangian mass transport", ACM Trans. Graph. (SIGGRAPH Asia) 2011.
+
+    Examples
+    --------
+    >>> import numpy as np, monge.pot as ot
+    >>> ot.emd2([0.5, 0.5], [0.25, 0.75], [[0.0, 1.0], [1.0, 0.0]])
+    0.25
+    >>> ot.emd2([0.5, 0.5], np.array([[0.5, 0.25], [0.5, 0.75]]), [[0.0, 1.0], [1.0, 0.0]])  # 2 b's
+    [0.0, 0.25]
+    """
     M = float_array("M", M, (2,), dtype=np.float64)
     a = _hist("a", a, M.shape[0])
     if b is not None and np.ndim(b) == 2:
@@ -164,8 +372,68 @@ def _metric_p(metric, p):
 
 def emd_1d(x_a, x_b, a=None, b=None, metric="sqeuclidean", p=1.0, dense=True, log=False,
            check_marginals=True):
-    """Exact OT plan on the line (monotone coupling), as ``ot.emd_1d``: dense (n, m) or, with
-    dense=False, a scipy.sparse COO matrix; log=True adds {'cost'}."""
+    """Exact optimal transport plan between two sets of points on the line, as POT's ``ot.emd_1d``.
+
+    On the line the optimal plan is the monotone (quantile) coupling, found by sorting
+    (:func:`monge.emd_1d`) in O((n + m) log(n + m)), without a cost matrix.
+
+    Parameters
+    ----------
+    x_a : array (n,) or (n, 1)
+        Source positions (a 2-D array is flattened).
+    x_b : array (m,) or (m, 1)
+        Target positions.
+    a : array (n,) or list, optional
+        Source weights, non-negative; None or ``[]`` for uniform.
+    b : array (m,) or list, optional
+        Target weights with the total mass of `a`; None or ``[]`` for uniform.
+    metric : {'sqeuclidean', 'euclidean', 'cityblock', 'minkowski'}, default 'sqeuclidean'
+        Ground cost: ``|x - y|^2`` for 'sqeuclidean', ``|x - y|`` for 'euclidean' and
+        'cityblock', ``|x - y|^p`` for 'minkowski'.
+    p : float, default 1.0
+        Exponent of the 'minkowski' cost (>= 1); unused by the other metrics.
+    dense : bool, default True
+        Return a dense (n, m) array; False returns a ``scipy.sparse`` COO matrix (needs SciPy).
+    log : bool, default False
+        Also return the log dictionary.
+    check_marginals : bool
+        Accepted for POT's signature and ignored: the masses are always checked (see Raises).
+
+    Returns
+    -------
+    G : ndarray (n, m) or scipy.sparse.coo_matrix
+        The optimal plan.
+    log : dict
+        Only with ``log=True``: {'cost': <G, M>} (POT's log also has the sort permutations
+        'perms_x_a' and 'perms_x_b'; this one does not).
+
+    Raises
+    ------
+    ValueError
+        If `metric` is not one of the four covered; if p < 1 with 'minkowski'; if x_a or x_b is
+        not 1-D or 2-D, is empty or has NaN or infinite entries; if a or b has the wrong length,
+        NaN, infinite or negative entries or no mass; if the total masses differ by more than 1e-8
+        (relative).
+    TypeError
+        If an input is not a real numeric array.
+
+    See Also
+    --------
+    monge.emd_1d : the solver run here.
+    emd2_1d : the cost instead of the plan.
+
+    References
+    ----------
+    G. Peyré and M. Cuturi, "Computational optimal transport", Found. Trends Mach. Learn. 2019.
+
+    Examples
+    --------
+    >>> import monge.pot as ot
+    >>> ot.emd_1d([0.0, 1.0], [0.5, 2.0]).tolist()
+    [[0.5, 0.0], [0.0, 0.5]]
+    >>> ot.emd_1d([0.0, 1.0], [0.5, 2.0], log=True)[1]
+    {'cost': 0.625}
+    """
     r = _solve_1d(x_a, x_b, a, b, metric, p)
     G = r.toarray() if dense else r.to_scipy().tocoo()
     return (G, {"cost": float(r.cost)}) if log else G
@@ -181,8 +449,62 @@ def _solve_1d(x_a, x_b, a, b, metric, p):
 
 
 def emd2_1d(x_a, x_b, a=None, b=None, metric="sqeuclidean", p=1.0, dense=True, log=False):
-    """Exact OT cost on the line, as ``ot.emd2_1d`` (the plan is built only for log=True, which
-    adds {'G'})."""
+    """Exact optimal transport cost between two sets of points on the line, as POT's ``ot.emd2_1d``.
+
+    The cost <G, M> of the monotone coupling of :func:`emd_1d`, computed by sorting; the plan is
+    built only for ``log=True``.
+
+    Parameters
+    ----------
+    x_a : array (n,) or (n, 1)
+        Source positions.
+    x_b : array (m,) or (m, 1)
+        Target positions.
+    a, b : array or list, optional
+        Source and target weights, non-negative with equal total masses; None or ``[]`` for
+        uniform.
+    metric : {'sqeuclidean', 'euclidean', 'cityblock', 'minkowski'}, default 'sqeuclidean'
+        Ground cost, as in :func:`emd_1d`.
+    p : float, default 1.0
+        Exponent of the 'minkowski' cost ``|x - y|^p`` (>= 1).
+    dense : bool, default True
+        Form of the plan in the log: dense array, or ``scipy.sparse`` COO matrix when False.
+    log : bool, default False
+        Also return the log dictionary.
+
+    Returns
+    -------
+    cost : float
+        The optimal transport cost.
+    log : dict
+        Only with ``log=True``: {'G': the optimal plan}.
+
+    Raises
+    ------
+    ValueError
+        As :func:`emd_1d`: uncovered `metric`, p < 1 with 'minkowski', positions not 1-D or 2-D,
+        empty or non-finite, invalid weights, or total masses that differ by more than 1e-8
+        (relative).
+    TypeError
+        If an input is not a real numeric array.
+
+    See Also
+    --------
+    monge.emd_1d : the solver run here.
+    wasserstein_1d : the same cost for ``|x - y|^p``, with 2-D values.
+
+    References
+    ----------
+    G. Peyré and M. Cuturi, "Computational optimal transport", Found. Trends Mach. Learn. 2019.
+
+    Examples
+    --------
+    >>> import monge.pot as ot
+    >>> ot.emd2_1d([0.0, 1.0], [0.5, 2.0])
+    0.625
+    >>> ot.emd2_1d([0.0, 1.0], [0.5, 2.0], metric="euclidean")
+    0.75
+    """
     r = _solve_1d(x_a, x_b, a, b, metric, p)
     if not log:
         return float(r.cost)
@@ -191,8 +513,62 @@ def emd2_1d(x_a, x_b, a=None, b=None, metric="sqeuclidean", p=1.0, dense=True, l
 
 def wasserstein_1d(u_values, v_values, u_weights=None, v_weights=None, p=1, require_sort=True,
                    return_plans=False):
-    """W_p^p on the line (POT's convention: the p-th power), as ``ot.wasserstein_1d``; 2-D
-    values (n, k) give the k columns' values."""
+    """Wasserstein distance on the line to the power p, as POT's ``ot.wasserstein_1d``.
+
+    Returns W_p^p, the optimal cost for ``|x - y|^p`` (POT's convention: the p-th power, not
+    W_p), computed by sorting.  2-D values (n, k) give the k values of the columns, problem j
+    being u_values[:, j] against v_values[:, j].
+
+    Parameters
+    ----------
+    u_values : array (n,) or (n, k)
+        Source positions.
+    v_values : array (m,) or (m, k)
+        Target positions, with the number of columns of `u_values`.
+    u_weights : array (n,) or (n, k), optional
+        Source weights, non-negative; None for uniform.  A 1-D array is shared by every column.
+    v_weights : array (m,) or (m, k), optional
+        Target weights with the total mass of `u_weights`; None for uniform.
+    p : float, default 1
+        Exponent of the ground cost (>= 1).
+    require_sort : bool
+        Accepted for POT's signature and ignored: the values are always sorted.
+    return_plans : bool, default False
+        Not covered (must be False); :func:`monge.emd_1d` returns the plan.
+
+    Returns
+    -------
+    float or ndarray (k,)
+        W_p^p, or for 2-D values the k values.
+
+    Raises
+    ------
+    ValueError
+        If `return_plans` is True; if p is not positive or p < 1; if a values array is not 1-D or
+        2-D, is empty or has NaN or infinite entries; if u_values is 2-D and v_values is not, or
+        their numbers of columns differ; if u_values is 1-D and v_values has several columns (the
+        message names it y); if the weights are invalid (wrong length, NaN, negative, no mass) or
+        their total masses differ by more than 1e-8 (relative).
+    TypeError
+        If p is not a real number or an input is not a real numeric array.
+
+    See Also
+    --------
+    monge.wasserstein_1d, monge.emd_1d : the solvers on the line.
+    emd2_1d : the same cost with POT's metric names.
+
+    References
+    ----------
+    G. Peyré and M. Cuturi, "Computational optimal transport", Found. Trends Mach. Learn. 2019.
+
+    Examples
+    --------
+    >>> import monge.pot as ot
+    >>> ot.wasserstein_1d([0.0, 1.0], [0.5, 2.0])
+    0.75
+    >>> ot.wasserstein_1d([0.0, 1.0], [0.5, 2.0], p=2)
+    0.625
+    """
     from .emd import emd_1d as _emd_1d
 
     if return_plans:
@@ -214,10 +590,71 @@ def wasserstein_1d(u_values, v_values, u_weights=None, v_weights=None, p=1, requ
 
 def sliced_wasserstein_distance(X_s, X_t, a=None, b=None, n_projections=50, p=2, projections=None,
                                 seed=None, log=False, scaler=None):
-    """Sliced Wasserstein distance, as ``ot.sliced_wasserstein_distance``: the same random
-    directions as POT for the same seed (normal draws of np.random.RandomState(seed), shape
-    (d, n_projections), normalised per column), or ``projections`` (d, P).  log=True adds
-    {'projections', 'projected_emds'}."""
+    """Sliced Wasserstein distance between two point clouds, as POT's ``ot.sliced_wasserstein_distance``.
+
+    The clouds are projected on P unit directions and the result is
+    ``(mean_k W_p^p(projection k)) ** (1 / p)``, each 1-D problem solved exactly by sorting
+    (:func:`monge.emd_1d`).  For the same seed the random directions are POT's: normal draws of
+    ``np.random.RandomState(seed)``, shape (d, n_projections), normalised per column.
+
+    Parameters
+    ----------
+    X_s : array (n, d)
+        Source samples.
+    X_t : array (m, d)
+        Target samples, in the same dimension d.
+    a, b : array (n,), (m,) or list, optional
+        Sample weights, non-negative with equal total masses; None or ``[]`` for uniform.
+    n_projections : int, default 50
+        Number of random directions P (unused when `projections` is given).
+    p : float, default 2
+        Exponent of the ground cost ``|x - y|^p`` on each direction (>= 1).
+    projections : array (d, P), optional
+        The directions, one per column, instead of random ones.
+    seed : int, numpy.random.RandomState or None
+        Seed or generator of the random directions.
+    log : bool, default False
+        Also return the log dictionary.
+    scaler : None
+        Not covered by monge.pot, must be None.
+
+    Returns
+    -------
+    float
+        The sliced Wasserstein distance (not its p-th power).
+    log : dict
+        Only with ``log=True``: 'projections' (d, P) and 'projected_emds' (P,), the W_p^p of each
+        direction.
+
+    Raises
+    ------
+    ValueError
+        If `scaler` is given; if X_s or X_t is not 2-D, is empty or has NaN or infinite entries; if
+        their dimensions differ; if `projections` is not of shape (d, P); if p is not positive or
+        p < 1; if the weights are invalid or their total masses differ by more than 1e-8
+        (relative).
+    TypeError
+        If p is not a real number or an input is not a real numeric array.
+
+    See Also
+    --------
+    monge.sliced_wasserstein : monge's sliced Wasserstein distance.
+    monge.emd_1d : the 1-D solver run on each direction.
+
+    References
+    ----------
+    J. Rabin, G. Peyré, J. Delon and M. Bernot, "Wasserstein barycenter and its application to
+    texture mixing", SSVM 2011.
+    N. Bonneel, J. Rabin, G. Peyré and H. Pfister, "Sliced and Radon Wasserstein barycenters of
+    measures", J. Math. Imaging Vis. 2015.
+
+    Examples
+    --------
+    >>> import numpy as np, monge.pot as ot
+    >>> X = np.array([[0.0, 0.0], [1.0, 0.0], [0.0, 1.0]])
+    >>> round(ot.sliced_wasserstein_distance(X, X + 1.0, n_projections=10, seed=0), 6)  # POT's too
+    1.098861
+    """
     from .emd import emd_1d as _emd_1d
 
     if scaler is not None:
@@ -307,9 +744,103 @@ def _sinkhorn_args(a, b, M, reg, method):
 
 def sinkhorn(a, b, M, reg, method="sinkhorn", numItermax=1000, stopThr=1e-9, verbose=False,
              log=False, warn=True, warmstart=None, **kwargs):
-    """Entropic OT plan, as ``ot.sinkhorn`` (every method is solved by monge's log-domain engine,
-    stable at small reg; the log dict has each method's keys).  b of shape (m, k): the k
-    entropic costs <P_k, M>, as POT."""
+    """Entropic optimal transport plan, as POT's ``ot.sinkhorn``.
+
+    Every `method` is solved by monge's one log-domain engine (:func:`monge.sinkhorn`), stable at
+    small reg; the method only selects the keys of the log and the meaning of `warmstart`.  A 2-D
+    b, of shape (m, k), gives the k entropic costs <P_k, M> instead of a plan, as POT.
+
+    Parameters
+    ----------
+    a : array (n,) or list, optional
+        Source weights, non-negative; None or ``[]`` for uniform weights 1/n.
+    b : array (m,) or (m, k), or list, optional
+        Target weights with the total mass of `a` (each column, when 2-D); None or ``[]`` for
+        uniform.
+    M : array (n, m)
+        Cost matrix, finite.
+    reg : float
+        Entropic regularisation (> 0), POT's: the plan minimises ``<P, M> + reg sum P log P``
+        (see Notes).
+    method : {'sinkhorn', 'sinkhorn_log', 'sinkhorn_stabilized', 'sinkhorn_epsilon_scaling'}
+        POT's method name, default 'sinkhorn'.  'sinkhorn_epsilon_scaling' always anneals reg
+        (eps-scaling); the others let monge decide ('auto').
+    numItermax : int, default 1000
+        Most iterations, over all eps-scaling stages (monge's ``max_iter``).
+    stopThr : float, default 1e-9
+        Stop when the L1 marginal violation (rows and columns) is <= stopThr (monge's ``tol``).
+    verbose : bool, default False
+        Print one line after the solve: iterations and L1 marginal error (not POT's table).
+    log : bool, default False
+        Also return the log dictionary.
+    warn : bool, default True
+        Warn when numItermax is reached before convergence.
+    warmstart : tuple of two arrays (n,), (m,), optional
+        Starting point: POT's log-scalings (log u, log v) for 'sinkhorn' and 'sinkhorn_log', the
+        duals (alpha, beta) for the two stabilised methods.  It turns eps-scaling off; ignored for
+        a 2-D b.
+    **kwargs
+        Accepted for POT's signature and ignored.
+
+    Returns
+    -------
+    P : ndarray (n, m)
+        The entropic plan.  For a 2-D b: an array (k,) of the costs <P_k, M>, as :func:`sinkhorn2`
+        (with its log when ``log=True``).
+    log : dict
+        Only with ``log=True``; POT's keys for each method.  'err' is a one-element list, POT's
+        final error (the L2 norm of the column-marginal violation).  'sinkhorn': 'err', 'niter',
+        'u', 'v' (the scalings); 'sinkhorn_log': those and 'log_u', 'log_v';
+        'sinkhorn_stabilized': 'err', 'alpha', 'beta' (the duals, the scalings being absorbed
+        into them), 'warmstart' (alpha, beta), 'logu', 'logv', 'n_iter';
+        'sinkhorn_epsilon_scaling': 'err', 'alpha', 'beta', 'warmstart', 'niter'.
+
+    Raises
+    ------
+    ValueError
+        If reg is not a positive finite number; if `method` is not one of the four covered; if M
+        is not 2-D, is empty or has NaN or infinite entries; if a or b has the wrong length,
+        NaN, infinite or negative entries or no mass; if the total masses of a and b differ
+        (relative tolerance 1e-6), where POT returns garbage; if numItermax < 0 or stopThr < 0
+        (the messages name monge's max_iter and tol); if a warmstart vector has the wrong length
+        (NumPy's broadcasting message).
+    TypeError
+        If reg or stopThr is not a real number, or an input is not a real numeric array.
+
+    Warns
+    -----
+    UserWarning
+        "Sinkhorn did not converge. ..." (POT's message) when numItermax is reached and `warn` is
+        True; "numItermax ran out during eps-scaling ..." when it is reached before the last
+        stage: the plan and the log are then those of the stage reached.
+
+    See Also
+    --------
+    monge.sinkhorn : the solver run here (point clouds, batches, unbalanced OT, float32).
+    sinkhorn2 : the loss <P, M> instead of the plan.
+
+    Notes
+    -----
+    ``reg`` is POT's: the plan minimises ``<P, M> + reg sum P log P``, the same plan as monge's
+    ``eps = reg`` with ``eps KL(P | a x b)``.  ``stopThr`` is honoured as an upper bound: monge
+    stops when the L1 marginal violation of rows and columns is <= stopThr, which bounds POT's L2
+    column error.  Bad input raises a ValueError or TypeError naming the argument where POT
+    returns garbage or NaN.  NumPy arrays only (for tensors, use monge.torch).
+
+    References
+    ----------
+    M. Cuturi, "Sinkhorn distances: lightspeed computation of optimal transport", NeurIPS 2013.
+    B. Schmitzer, "Stabilized sparse scaling algorithms for entropy regularized transport
+    problems", SIAM J. Sci. Comput. 2019.
+    G. Peyré and M. Cuturi, "Computational optimal transport", Found. Trends Mach. Learn. 2019.
+
+    Examples
+    --------
+    >>> import numpy as np, monge.pot as ot
+    >>> M = np.array([[0.0, 1.0], [1.0, 0.0]])
+    >>> ot.sinkhorn([0.5, 0.5], [0.25, 0.75], M, 1.0).round(4).tolist()
+    [[0.2065, 0.2935], [0.0435, 0.4565]]
+    """
     M, reg, a = _sinkhorn_args(a, b, M, reg, method)
     if b is not None and np.ndim(b) == 2:
         return sinkhorn2(a, b, M, reg, method=method, numItermax=numItermax, stopThr=stopThr,
@@ -321,8 +852,84 @@ def sinkhorn(a, b, M, reg, method="sinkhorn", numItermax=1000, stopThr=1e-9, ver
 
 def sinkhorn2(a, b, M, reg, method="sinkhorn", numItermax=1000, stopThr=1e-9, verbose=False,
               log=False, warn=False, warmstart=None, **kwargs):
-    """Entropic OT loss <P, M> (POT's sinkhorn2 value: the linear term, without the entropy),
-    as ``ot.sinkhorn2``; b of shape (m, k) gives the k losses (an array)."""
+    """Entropic optimal transport loss <P, M>, as POT's ``ot.sinkhorn2``.
+
+    The value is POT's sinkhorn2 value: the linear term <P, M> of the entropic plan P of
+    :func:`sinkhorn`, without the entropy.  A 2-D b, of shape (m, k), gives the k losses as an
+    array.
+
+    Parameters
+    ----------
+    a : array (n,) or list, optional
+        Source weights, non-negative; None or ``[]`` for uniform weights 1/n.
+    b : array (m,) or (m, k), or list, optional
+        Target weights with the total mass of `a` (each column, when 2-D); None or ``[]`` for
+        uniform.
+    M : array (n, m)
+        Cost matrix, finite.
+    reg : float
+        Entropic regularisation (> 0), POT's, as in :func:`sinkhorn`.
+    method : {'sinkhorn', 'sinkhorn_log', 'sinkhorn_stabilized', 'sinkhorn_epsilon_scaling'}
+        As in :func:`sinkhorn` (default 'sinkhorn'): all run monge's log-domain engine.
+    numItermax : int, default 1000
+        Most iterations per problem, over all eps-scaling stages.
+    stopThr : float, default 1e-9
+        Stop when the L1 marginal violation is <= stopThr.
+    verbose : bool, default False
+        Print one line per solve: iterations and L1 marginal error.
+    log : bool, default False
+        Also return the log dictionary.
+    warn : bool, default False
+        Warn when numItermax is reached before convergence (POT's default: no warning).
+    warmstart : tuple of two arrays, optional
+        As in :func:`sinkhorn`; ignored for a 2-D b.
+    **kwargs
+        Accepted for POT's signature and ignored.
+
+    Returns
+    -------
+    loss : numpy.float64 or ndarray (k,)
+        <P, M>, or for a 2-D b the k losses.
+    log : dict
+        Only with ``log=True``: the log of :func:`sinkhorn` for `method`.  For a 2-D b, POT solves
+        the k problems together and returns one log: here the arrays of the k logs are stacked as
+        columns, 'err' and the iteration counts are their maxima.
+
+    Raises
+    ------
+    ValueError
+        As :func:`sinkhorn`: reg not positive and finite, uncovered `method`, invalid M, a or b,
+        total masses that differ (relative tolerance 1e-6), numItermax < 0 or stopThr < 0 (the
+        messages name monge's max_iter and tol).
+    TypeError
+        If reg or stopThr is not a real number, or an input is not a real numeric array.
+
+    Warns
+    -----
+    UserWarning
+        As :func:`sinkhorn`: non-convergence (only when `warn`), and numItermax running out
+        during eps-scaling.
+
+    See Also
+    --------
+    monge.sinkhorn : the solver run here; its result has the entropic objective too.
+    sinkhorn : the plan.
+
+    References
+    ----------
+    M. Cuturi, "Sinkhorn distances: lightspeed computation of optimal transport", NeurIPS 2013.
+    B. Schmitzer, "Stabilized sparse scaling algorithms for entropy regularized transport
+    problems", SIAM J. Sci. Comput. 2019.
+    G. Peyré and M. Cuturi, "Computational optimal transport", Found. Trends Mach. Learn. 2019.
+
+    Examples
+    --------
+    >>> import numpy as np, monge.pot as ot
+    >>> round(float(ot.sinkhorn2([0.5, 0.5], [0.25, 0.75], [[0.0, 1.0], [1.0, 0.0]], 1.0)), 6)
+    0.336955
+    >>> ot.sinkhorn2([.5, .5], np.array([[.5, .25], [.5, .75]]), [[0, 1], [1, 0]], 1).round(4).tolist()
+    [0.2689, 0.337]
+    """
     M, reg, a = _sinkhorn_args(a, b, M, reg, method)
     if b is not None and np.ndim(b) == 2:
         B = float_array("b", b, (2,), dtype=np.float64)
@@ -354,9 +961,87 @@ def sinkhorn2(a, b, M, reg, method="sinkhorn", numItermax=1000, stopThr=1e-9, ve
 def sinkhorn_unbalanced(a, b, M, reg, reg_m, method="sinkhorn", reg_type="kl", c=None,
                         warmstart=None, numItermax=1000, stopThr=1e-6, verbose=False, log=False,
                         **kwargs):
-    """Unbalanced entropic OT plan with KL marginal penalties reg_m, as ``ot.sinkhorn_unbalanced``
-    (monge.sinkhorn with eps = reg, tau = reg_m); log: {'cost', 'err', 'logu', 'logv',
-    'total_cost'}.  reg_type 'kl' only (POT's default)."""
+    """Unbalanced entropic optimal transport plan, as POT's ``ot.sinkhorn_unbalanced``.
+
+    The plan minimises ``<P, M> + reg KL(P | a x b) + reg_m (KL(P 1 | a) + KL(P^T 1 | b))``
+    (generalised KL divergences): the marginal constraints are replaced by KL penalties of weight
+    reg_m.  Solved by :func:`monge.sinkhorn` with ``eps = reg``, ``tau = reg_m``.
+
+    Parameters
+    ----------
+    a : array (n,) or list, optional
+        Source weights, non-negative; None or ``[]`` for uniform weights 1/n.
+    b : array (m,) or list, optional
+        Target weights, non-negative; the total masses of a and b may differ.  None or ``[]``
+        for uniform.
+    M : array (n, m)
+        Cost matrix, finite.
+    reg : float
+        Entropic regularisation (> 0): the term ``reg KL(P | a x b)`` (monge's ``eps``).
+    reg_m : float
+        Weight of the KL marginal penalties (> 0; inf gives balanced OT), monge's ``tau``.
+    method : str
+        Accepted for POT's signature and ignored: monge's log-domain engine solves every method.
+    reg_type : {'kl'}
+        The marginal penalty: 'kl' only (POT's default).
+    c : None
+        Reference measure of the entropic term: only a x b (None) is covered.
+    warmstart : optional
+        Accepted for POT's signature and ignored.
+    numItermax : int, default 1000
+        Most iterations (monge's ``max_iter``).
+    stopThr : float, default 1e-6
+        Tolerance of monge's stopping test (its ``tol``).
+    verbose : bool, default False
+        Print one line after the solve: iterations and final error.
+    log : bool, default False
+        Also return the log dictionary.
+    **kwargs
+        Accepted for POT's signature and ignored.
+
+    Returns
+    -------
+    P : ndarray (n, m)
+        The unbalanced plan.
+    log : dict
+        Only with ``log=True``: 'cost' (<P, M>), 'err' (one-element list: monge's final error),
+        'logu', 'logv' (f / reg and g / reg: POT's unbalanced kernel carries a b^T, so its
+        scalings are exp(f / reg), exp(g / reg)) and 'total_cost' (the objective above).
+
+    Raises
+    ------
+    ValueError
+        If `reg_type` is not 'kl'; if `c` is given; if reg is not a positive finite number or
+        reg_m not a positive number (inf allowed); if M is not 2-D, is empty or has NaN or
+        infinite entries; if a or b has the wrong length, NaN, infinite or negative entries or no
+        mass; if numItermax < 0 or stopThr < 0 (the messages name monge's max_iter and tol).
+    TypeError
+        If reg, reg_m or stopThr is not a real number, or an input is not a real numeric array.
+
+    Warns
+    -----
+    UserWarning
+        "Sinkhorn did not converge. ..." (POT's message) when numItermax is reached.
+
+    See Also
+    --------
+    monge.sinkhorn : the solver run here, with ``tau`` (or ``tau_a``, ``tau_b``).
+    sinkhorn_unbalanced2 : the cost instead of the plan.
+
+    References
+    ----------
+    L. Chizat, G. Peyré, B. Schmitzer and F.-X. Vialard, "Scaling algorithms for unbalanced
+    optimal transport problems", Math. Comp. 2018.
+    C. Frogner, C. Zhang, H. Mobahi, M. Araya-Polo and T. Poggio, "Learning with a Wasserstein
+    loss", NeurIPS 2015.
+
+    Examples
+    --------
+    >>> import numpy as np, monge.pot as ot
+    >>> M = np.array([[0.0, 1.0], [1.0, 0.0]])
+    >>> ot.sinkhorn_unbalanced([0.5, 0.5], [0.25, 0.75], M, 1.0, 1.0).round(4).tolist()
+    [[0.1775, 0.2073], [0.0511, 0.4409]]
+    """
     P, lg = _unbalanced(a, b, M, reg, reg_m, reg_type, c, numItermax, stopThr, verbose)
     return (P, lg) if log else P
 
@@ -364,8 +1049,89 @@ def sinkhorn_unbalanced(a, b, M, reg, reg_m, method="sinkhorn", reg_type="kl", c
 def sinkhorn_unbalanced2(a, b, M, reg, reg_m, method="sinkhorn", reg_type="kl", c=None,
                          warmstart=None, returnCost="linear", numItermax=1000, stopThr=1e-6,
                          verbose=False, log=False, **kwargs):
-    """<P, M> of the unbalanced plan (returnCost='linear', POT's default) or the whole objective
-    ('total'), as ``ot.sinkhorn_unbalanced2``."""
+    """Unbalanced entropic optimal transport cost, as POT's ``ot.sinkhorn_unbalanced2``.
+
+    <P, M> for the plan P of :func:`sinkhorn_unbalanced` (``returnCost='linear'``, POT's
+    default) or the whole objective (``'total'``).
+
+    Parameters
+    ----------
+    a : array (n,) or list, optional
+        Source weights, non-negative; None or ``[]`` for uniform weights 1/n.
+    b : array (m,) or list, optional
+        Target weights, non-negative; the total masses of a and b may differ.  None or ``[]``
+        for uniform.
+    M : array (n, m)
+        Cost matrix, finite.
+    reg : float
+        Entropic regularisation (> 0): the term ``reg KL(P | a x b)`` (monge's ``eps``).
+    reg_m : float
+        Weight of the KL marginal penalties (> 0; inf gives balanced OT), monge's ``tau``.
+    method : str
+        Accepted for POT's signature and ignored: monge's log-domain engine solves every method.
+    reg_type : {'kl'}
+        The marginal penalty: 'kl' only (POT's default).
+    c : None
+        Reference measure of the entropic term: only a x b (None) is covered.
+    warmstart : optional
+        Accepted for POT's signature and ignored.
+    returnCost : {'linear', 'total'}, default 'linear'
+        'linear': <P, M>.  'total': the objective with generalised KL terms,
+        ``<P, M> + reg KL(P | a x b) + reg_m (KL(P 1 | a) + KL(P^T 1 | b))`` (the value monge's
+        solver reports); POT 0.9.7's total cost is a different quantity.
+    numItermax : int, default 1000
+        Most iterations (monge's ``max_iter``).
+    stopThr : float, default 1e-6
+        Tolerance of monge's stopping test (its ``tol``).
+    verbose : bool, default False
+        Print one line after the solve: iterations and final error.
+    log : bool, default False
+        Also return the log dictionary.
+    **kwargs
+        Accepted for POT's signature and ignored.
+
+    Returns
+    -------
+    cost : numpy.float64
+        The linear or total cost.
+    log : dict
+        Only with ``log=True``: the log of :func:`sinkhorn_unbalanced`.
+
+    Raises
+    ------
+    ValueError
+        If `reg_type` is not 'kl'; if `c` is given; if reg is not a positive finite number or
+        reg_m not a positive number (inf allowed); if M is not 2-D, is empty or has NaN or
+        infinite entries; if a or b has the wrong length, NaN, infinite or negative entries or no
+        mass; if numItermax < 0 or stopThr < 0 (the messages name monge's max_iter and tol).
+        If `returnCost` is neither 'linear' nor 'total' (checked after the solve).
+    TypeError
+        If reg, reg_m or stopThr is not a real number, or an input is not a real numeric array.
+
+    Warns
+    -----
+    UserWarning
+        "Sinkhorn did not converge. ..." (POT's message) when numItermax is reached.
+
+    See Also
+    --------
+    monge.sinkhorn : the solver run here, with ``tau``; its value is the 'total' cost.
+    sinkhorn_unbalanced : the plan.
+
+    References
+    ----------
+    L. Chizat, G. Peyré, B. Schmitzer and F.-X. Vialard, "Scaling algorithms for unbalanced
+    optimal transport problems", Math. Comp. 2018.
+    C. Frogner, C. Zhang, H. Mobahi, M. Araya-Polo and T. Poggio, "Learning with a Wasserstein
+    loss", NeurIPS 2015.
+
+    Examples
+    --------
+    >>> import numpy as np, monge.pot as ot
+    >>> M = np.array([[0.0, 1.0], [1.0, 0.0]])
+    >>> round(float(ot.sinkhorn_unbalanced2([0.5, 0.5], [0.25, 0.75], M, 1.0, 1.0)), 6)
+    0.258438
+    """
     P, lg = _unbalanced(a, b, M, reg, reg_m, reg_type, c, numItermax, stopThr, verbose)
     if returnCost not in ("linear", "total"):
         raise ValueError(f"returnCost: expected 'linear' or 'total', got {returnCost!r}")
@@ -409,9 +1175,81 @@ def _unbalanced(a, b, M, reg, reg_m, reg_type, c, numItermax, stopThr, verbose):
 def _empirical_sinkhorn_divergence(X_s, X_t, reg, a=None, b=None, metric="sqeuclidean",
                                    numIterMax=10000, stopThr=1e-9, verbose=False, log=False,
                                    warn=True, warmstart=None, **kwargs):
-    """POT's empirical Sinkhorn divergence: W(a, b) - (W(a, a) + W(b, b)) / 2 with W the
-    sinkhorn2 loss <P, M> (the linear term: POT's definition, not monge's S_eps, which uses the
-    entropic objective; see monge.sinkhorn_divergence)."""
+    """Sinkhorn divergence of two point clouds, as POT's ``ot.bregman.empirical_sinkhorn_divergence``.
+
+    POT's empirical Sinkhorn divergence ``W(a, b) - (W(a, a) + W(b, b)) / 2``, clamped at 0 as
+    POT does, with W the :func:`sinkhorn2` loss <P, M> on the costs ``dist(X, Y, metric)``.  W is
+    the linear term: this is POT's definition, not monge's S_eps, which uses the entropic
+    objective (see :func:`monge.sinkhorn_divergence`).
+
+    Parameters
+    ----------
+    X_s : array (n, d)
+        Source samples.
+    X_t : array (m, d)
+        Target samples, in the same dimension d.
+    reg : float
+        Entropic regularisation (> 0), POT's, as in :func:`sinkhorn`.
+    a, b : array (n,), (m,) or list, optional
+        Sample weights, non-negative with equal total masses; None or ``[]`` for uniform.
+    metric : str, default 'sqeuclidean'
+        Ground cost, one of the metrics of :func:`dist`.
+    numIterMax : int, default 10000
+        Most iterations of each of the three solves (POT's spelling, capital I).
+    stopThr : float, default 1e-9
+        Stop each solve when its L1 marginal violation is <= stopThr.
+    verbose : bool, default False
+        Print one line per solve.
+    log : bool, default False
+        Also return the log dictionary.
+    warn : bool, default True
+        Warn when a solve reaches numIterMax before convergence.
+    warmstart : optional
+        Accepted for POT's signature and ignored.
+    **kwargs
+        Accepted for POT's signature and ignored.
+
+    Returns
+    -------
+    divergence : numpy.float64
+        The divergence, >= 0.
+    log : dict
+        Only with ``log=True``: 'sinkhorn_loss_ab', 'sinkhorn_loss_a', 'sinkhorn_loss_b' (the
+        three losses W) and 'log_sinkhorn_ab', 'log_sinkhorn_a', 'log_sinkhorn_b' (the logs of
+        :func:`sinkhorn2`).
+
+    Raises
+    ------
+    ValueError
+        If X_s or X_t is not 2-D, is empty or has NaN or infinite entries; if their dimensions
+        differ (the message names them x, y); if `metric` is not covered by :func:`dist`; if reg
+        is not a positive finite number; if the weights are invalid or their total masses differ
+        (relative tolerance 1e-6); if numIterMax < 0 or stopThr < 0.
+    TypeError
+        If reg or stopThr is not a real number, or an input is not a real numeric array.
+
+    Warns
+    -----
+    UserWarning
+        "Sinkhorn did not converge. ..." when a solve reaches numIterMax and `warn` is True.
+
+    See Also
+    --------
+    monge.sinkhorn_divergence : monge's Sinkhorn divergence S_eps (entropic objective).
+    monge.sinkhorn : the solver of the three problems.
+
+    References
+    ----------
+    A. Genevay, G. Peyré and M. Cuturi, "Learning generative models with Sinkhorn divergences",
+    AISTATS 2018.
+
+    Examples
+    --------
+    >>> import numpy as np, monge.pot as ot
+    >>> X = np.array([[0.0, 0.0], [1.0, 0.0], [0.0, 1.0]])
+    >>> round(float(ot.bregman.empirical_sinkhorn_divergence(X, X + 1.0, 1.0)), 6)
+    2.0
+    """
     X_s = float_array("X_s", X_s, (2,), dtype=np.float64)
     X_t = float_array("X_t", X_t, (2,), dtype=np.float64)
     a, b = _hist("a", a, len(X_s)), _hist("b", b, len(X_t))
@@ -455,10 +1293,87 @@ def _smooth(formulation):
         return G, lg
 
     solve.__name__ = f"smooth_ot_{formulation}"
-    solve.__doc__ = (f"Smooth OT ({formulation.replace('_', '-')} formulation), as "
-                     f"``ot.smooth.smooth_ot_{formulation}``: reg_type 'l2' (monge.quadratic_ot) or "
-                     "'sparsity_constrained' with max_nz (monge.sparse_ot), both solved by monge's "
-                     "L-BFGS in C; log: {'alpha', ('beta',) 'res'} (res: monge's result).")
+    name, form = f"smooth_ot_{formulation}", formulation.replace("_", "-")
+    if formulation == "dual":
+        what = "the dual, over both potentials (alpha, beta)"
+        keys = "'alpha', 'beta' (the potentials)"
+    else:
+        what = "the semi-dual, over alpha alone (the columns of the plan sum to b exactly)"
+        keys = "'alpha' (the potential)"
+    solve.__doc__ = f"""Smooth optimal transport by the {form} formulation, as POT's ``ot.smooth.{name}``.
+
+    Quadratically regularised OT, ``min_G <G, M> + reg/2 sum G^2`` over couplings of a and b
+    (reg_type 'l2', :func:`monge.quadratic_ot`), optionally with at most max_nz nonzeros per
+    column of the plan (reg_type 'sparsity_constrained', :func:`monge.sparse_ot`).  Both maximise
+    {what},
+    with monge's L-BFGS in C; the plan has exact zeros.
+
+    Parameters
+    ----------
+    a : array (n,) or list, optional
+        Source weights, non-negative; None or ``[]`` for uniform weights 1/n.
+    b : array (m,) or list, optional
+        Target weights with the total mass of `a`; None or ``[]`` for uniform.
+    M : array (n, m)
+        Cost matrix, finite.
+    reg : float
+        Regularisation strength (> 0), monge's ``gamma``: smaller is sparser.
+    reg_type : {{'l2', 'sparsity_constrained'}}, default 'l2'
+        'l2': quadratic regularisation.  'sparsity_constrained': the same with at most `max_nz`
+        nonzeros in each column of the plan.
+    max_nz : int, optional
+        Most nonzeros per column (>= 1; monge's ``k``), required with 'sparsity_constrained'.
+    method : str
+        Accepted for POT's signature and ignored: monge's L-BFGS always runs.
+    stopThr : float, default 1e-9
+        Tolerance of the solver (monge's ``tol``, at least 1e-12).
+    numItermax : int, default 500
+        Most L-BFGS iterations (monge's ``max_iter``).
+    verbose : bool
+        Accepted for POT's signature and ignored.
+    log : bool, default False
+        Also return the log dictionary.
+
+    Returns
+    -------
+    G : ndarray (n, m)
+        The plan, dense.
+    log : dict
+        Only with ``log=True``: {keys} and 'res', monge's result (:class:`monge.SmoothOTResult`:
+        value, marginal errors, ``converged``, the sparse plan).
+
+    Raises
+    ------
+    ValueError
+        If `reg_type` is not covered; if max_nz is None with 'sparsity_constrained' or < 1 (the
+        message names monge's k); if reg is not a positive finite number (the message names
+        monge's gamma); if M is not 2-D, is empty or has NaN or infinite entries; if a or b has the
+        wrong length, NaN, infinite or negative entries or no mass; if the total masses differ
+        (relative tolerance 1e-6); if numItermax < 0.
+    TypeError
+        If reg is not a real number, or an input is not a real numeric array.
+
+    See Also
+    --------
+    monge.quadratic_ot : the 'l2' solver run here.
+    monge.sparse_ot : the 'sparsity_constrained' solver run here.
+
+    Notes
+    -----
+    Non-convergence is not warned about: check ``log['res'].converged``.
+
+    References
+    ----------
+    M. Blondel, V. Seguy and A. Rolet, "Smooth and sparse optimal transport", AISTATS 2018.
+    T. Liu, J. Puigcerver and M. Blondel, "Sparsity-constrained optimal transport", ICLR 2023.
+
+    Examples
+    --------
+    >>> import numpy as np, monge.pot as ot
+    >>> M = np.array([[0.0, 1.0], [1.0, 0.0]])
+    >>> ot.smooth.{name}([0.5, 0.5], [0.25, 0.75], M, 10.0).round(4).tolist()
+    [[0.175, 0.325], [0.075, 0.425]]
+    """
     return solve
 
 
@@ -481,8 +1396,12 @@ def _submodule(name, doc, **fns):
     return mod
 
 
-bregman = _submodule("bregman", "POT's ot.bregman, the part monge covers.",
+bregman = _submodule("bregman", "POT's ``ot.bregman``, the part monge covers.\n\n"
+                     "Covered: ``empirical_sinkhorn_divergence``, ``sinkhorn`` and ``sinkhorn2`` "
+                     "(those of monge.pot); any other name raises an AttributeError.",
                      empirical_sinkhorn_divergence=_empirical_sinkhorn_divergence,
                      sinkhorn=sinkhorn, sinkhorn2=sinkhorn2)
-smooth = _submodule("smooth", "POT's ot.smooth on monge's L-BFGS.",
+smooth = _submodule("smooth", "POT's ``ot.smooth`` on monge's L-BFGS.\n\n"
+                    "Covered: ``smooth_ot_dual`` and ``smooth_ot_semi_dual`` (reg_type 'l2' and "
+                    "'sparsity_constrained'); any other name raises an AttributeError.",
                     smooth_ot_dual=_smooth("dual"), smooth_ot_semi_dual=_smooth("semi_dual"))

@@ -40,14 +40,39 @@ __all__ = ["route", "topk_route", "sinkhorn_route", "sparse_ot_route", "capacity
 
 @dataclass
 class RoutingResult:
-    """Dispatch of n tokens to E experts.
+    """Dispatch of n tokens to E experts, as returned by the routers.
 
-    experts     (n, slots) int: the experts of each token, -1 in unused slots
-    weights     (n, slots) float: combine weights (0 in unused slots)
-    dropped     number of tokens dispatched to no expert
-    load        (E,) int: tokens dispatched to each expert (<= capacity)
-    capacity    the capacity the router enforced
-    converged   whether the OT solve behind the router converged (True for top-k)
+    Each token has `slots` slots (k for top-k, 1 for Sinkhorn routing, the most experts of a token
+    for sparse-OT routing), filled with its experts and their combine weights.
+
+    Attributes
+    ----------
+    experts : ndarray (n, slots) of int64
+        The experts of each token, -1 in unused slots.
+    weights : ndarray (n, slots) of float64
+        Combine weights (0 in unused slots).
+    dropped : int
+        Number of tokens dispatched to no expert.
+    load : ndarray (E,) of int64
+        Tokens dispatched to each expert (<= capacity).
+    capacity : int
+        The capacity the router enforced.
+    converged : bool
+        Whether the OT solve behind the router converged (True for top-k).
+    n_experts : int
+        The number of experts E (a read-only property: the length of `load`).
+
+    See Also
+    --------
+    route : runs one of the routers below by name.
+    topk_route, sinkhorn_route, sparse_ot_route : the routers.
+
+    Examples
+    --------
+    >>> from monge.routing import topk_route
+    >>> r = topk_route([[2.0, 0.0], [1.5, 0.0], [0.0, 1.0], [1.0, 0.5]], capacity=2)
+    >>> r.experts.ravel().tolist(), r.dropped, r.load.tolist(), r.n_experts
+    ([0, 0, 1, -1], 1, [2, 1], 2)
     """
 
     experts: np.ndarray
@@ -59,10 +84,27 @@ class RoutingResult:
 
     @property
     def n_experts(self):
+        """Number of experts E: the length of `load`."""
         return self.load.shape[0]
 
     def dispatch_mask(self):
-        """(n, E) bool: token i is dispatched to expert j."""
+        """Boolean dispatch matrix: entry (i, j) is True when token i is dispatched to expert j.
+
+        Returns
+        -------
+        ndarray (n, E) of bool
+            The dispatch mask, False in the rows of dropped tokens.
+
+        See Also
+        --------
+        combine_matrix : the combine weights in the same layout.
+
+        Examples
+        --------
+        >>> from monge.routing import topk_route
+        >>> topk_route([[2.0, 0.0], [0.0, 1.0]]).dispatch_mask().tolist()
+        [[True, False], [False, True]]
+        """
         n = self.experts.shape[0]
         mask = np.zeros((n, self.n_experts), dtype=bool)
         rows, slots = np.nonzero(self.experts >= 0)
@@ -70,7 +112,23 @@ class RoutingResult:
         return mask
 
     def combine_matrix(self):
-        """(n, E) float: the combine weight of expert j for token i (0 when not dispatched)."""
+        """Dense combine matrix: entry (i, j) is the weight of expert j for token i.
+
+        Returns
+        -------
+        ndarray (n, E) of float64
+            The combine weights, 0 where token i is not dispatched to expert j.
+
+        See Also
+        --------
+        dispatch_mask : where the weights are nonzero.
+
+        Examples
+        --------
+        >>> from monge.routing import topk_route
+        >>> topk_route([[2.0, 0.0], [1.0, 0.5]], capacity=2, k=2).combine_matrix().round(4).tolist()
+        [[0.8808, 0.1192], [0.6225, 0.3775]]
+        """
         n = self.experts.shape[0]
         out = np.zeros((n, self.n_experts))
         rows, slots = np.nonzero(self.experts >= 0)
@@ -78,7 +136,20 @@ class RoutingResult:
         return out
 
     def balance(self):
-        """max load / mean load over the experts (1 = perfectly balanced; inf if nothing routed)."""
+        """Load balance of the dispatch: max load / mean load over the experts.
+
+        Returns
+        -------
+        float
+            1 when perfectly balanced, larger otherwise; inf if no token was routed.
+
+        Examples
+        --------
+        >>> from monge.routing import topk_route
+        >>> r = topk_route([[2.0, 0.0], [1.5, 0.0], [0.0, 1.0], [1.0, 0.5]], capacity=2)
+        >>> r.load.tolist(), round(r.balance(), 4)
+        ([2, 1], 1.3333)
+        """
         mean = self.load.mean()
         return float(self.load.max() / mean) if mean > 0 else math.inf
 
@@ -98,7 +169,51 @@ def _capacity(capacity, n, E):
 
 
 def capacity_from_factor(n_tokens, n_experts, factor):
-    """ceil(factor * n_tokens / n_experts): the usual capacity-factor convention."""
+    """Expert capacity for a capacity factor: ceil(factor * n_tokens / n_experts), at least 1.
+
+    The usual capacity-factor convention of mixture-of-experts layers: factor 1 gives each
+    expert its balanced share of the tokens, a larger factor leaves room for imbalance.
+
+    Parameters
+    ----------
+    n_tokens : int
+        Number of tokens n.
+    n_experts : int
+        Number of experts E.
+    factor : float
+        Capacity factor (> 0).
+
+    Returns
+    -------
+    int
+        ``max(1, ceil(factor * n_tokens / n_experts))``.
+
+    Raises
+    ------
+    ValueError
+        If factor is not a positive finite number.
+    TypeError
+        If factor is not a real number.
+    ZeroDivisionError
+        If n_experts is 0 (n_tokens and n_experts are not validated).
+
+    See Also
+    --------
+    route : the routers take the capacity this returns.
+
+    References
+    ----------
+    D. Lepikhin et al., "GShard: scaling giant models with conditional computation and automatic
+    sharding", ICLR 2021.
+    W. Fedus, B. Zoph and N. Shazeer, "Switch Transformers: scaling to trillion parameter models
+    with simple and efficient sparsity", JMLR 2022.
+
+    Examples
+    --------
+    >>> from monge.routing import capacity_from_factor
+    >>> capacity_from_factor(8, 4, 1.25)
+    3
+    """
     factor = positive("factor", factor)
     return max(1, int(math.ceil(factor * n_tokens / n_experts)))
 
@@ -127,9 +242,61 @@ def _result(choice_lists, n, E, capacity, slots, converged):
 
 
 def topk_route(scores, capacity=None, k=1, priority="score"):
-    """Top-k gating with a capacity: each token asks for its k best experts, first choices of all
-    tokens before second choices, tokens in order of `priority` ('score': highest gate probability
-    first; 'order': token order); an expert past its capacity drops the token."""
+    """Top-k gating with a capacity: each token asks for its k best experts.
+
+    First choices of all tokens are served before second choices, and so on; within a round the
+    tokens come in order of `priority`.  An expert that has reached its capacity drops the
+    token (for that choice).  The weights are the gate probabilities softmax(S) of the experts a
+    token kept, renormalised over them.
+
+    Parameters
+    ----------
+    scores : array (n, E)
+        Scores of the n tokens for the E experts (e.g. the gating logits), higher is better;
+        finite.
+    capacity : int, optional
+        Most tokens an expert may process (>= 1).  Default: ceil(n / E), exactly balanced.
+    k : int, default 1
+        Experts per token (1 <= k <= E).
+    priority : {'score', 'order'}, default 'score'
+        Order of the tokens in each round: 'score', highest gate probability first ("batch
+        prioritised routing"); 'order', token order.
+
+    Returns
+    -------
+    RoutingResult
+        k slots per token; converged is True.
+
+    Raises
+    ------
+    ValueError
+        If scores is not 2-D, is empty or has NaN or infinite entries; if capacity < 1; if k < 1
+        or k > E; if `priority` is not 'score' or 'order'.
+    TypeError
+        If capacity or k is not an integer, priority is not a string or scores is not a real
+        numeric array.
+
+    See Also
+    --------
+    sinkhorn_route, sparse_ot_route : OT routers that balance the load.
+    route : any router by name.
+
+    References
+    ----------
+    N. Shazeer et al., "Outrageously large neural networks: the sparsely-gated mixture-of-experts
+    layer", ICLR 2017.
+    D. Lepikhin et al., "GShard: scaling giant models with conditional computation and automatic
+    sharding", ICLR 2021.
+    C. Riquelme et al., "Scaling vision with sparse mixture of experts", NeurIPS 2021 (batch
+    prioritised routing).
+
+    Examples
+    --------
+    >>> from monge.routing import topk_route
+    >>> r = topk_route([[2.0, 0.0], [1.5, 0.0], [0.0, 1.0], [1.0, 0.5]], capacity=2)
+    >>> r.experts.ravel().tolist(), r.dropped         # token 3 finds expert 0 full
+    ([0, 0, 1, -1], 1)
+    """
     S = _scores(scores)
     n, E = S.shape
     capacity = _capacity(capacity, n, E)
@@ -158,9 +325,61 @@ def topk_route(scores, capacity=None, k=1, priority="score"):
 
 
 def sinkhorn_route(scores, capacity=None, eps=0.05, max_iter=2000, tol=1e-4):
-    """Balanced entropic routing: Sinkhorn between uniform tokens and uniform experts on the
-    standardised cost -S, then every token to the expert of its largest plan entry, each expert
-    keeping at most `capacity` tokens (those of largest plan entry)."""
+    """Balanced entropic routing: Sinkhorn between the tokens and the experts, then argmax.
+
+    Balanced entropic OT between uniform tokens (mass 1/n each) and uniform experts (1/E each)
+    on the standardised cost C = -(S - mean S) / std S, P = monge.sinkhorn(C=C, eps=eps).plan();
+    every token goes to the expert of its largest plan entry, and an expert over capacity keeps
+    its tokens of largest plan entry (the others are dropped).  Combine weight 1.
+
+    Parameters
+    ----------
+    scores : array (n, E)
+        Scores of the n tokens for the E experts (e.g. the gating logits), higher is better;
+        finite.
+    capacity : int, optional
+        Most tokens an expert may process (>= 1).  Default: ceil(n / E), exactly balanced.
+    eps : float, default 0.05
+        Entropic regularisation (> 0), in units of the score spread (the cost is standardised).
+    max_iter : int, default 2000
+        Most Sinkhorn iterations (>= 1).
+    tol : float, default 1e-4
+        Sinkhorn stops when the L1 marginal violation is <= tol.
+
+    Returns
+    -------
+    RoutingResult
+        One slot per token, weight 1; converged says whether Sinkhorn converged (no warning is
+        raised when it did not).
+
+    Raises
+    ------
+    ValueError
+        If scores is not 2-D, is empty or has NaN or infinite entries; if capacity < 1; if eps
+        is not a positive finite number; if max_iter < 1; if tol < 0.
+    TypeError
+        If capacity or max_iter is not an integer, eps or tol is not a real number, or scores is
+        not a real numeric array.
+
+    See Also
+    --------
+    monge.sinkhorn : the solver run here.
+    sparse_ot_route : routing that respects the capacity in the OT problem itself.
+
+    References
+    ----------
+    M. Lewis, S. Bhosale, T. Dettmers, N. Goyal and L. Zettlemoyer, "BASE layers: simplifying
+    training of large, sparse models", ICML 2021.
+    A. Clark et al., "Unified scaling laws for routed language models", ICML 2022 (Sinkhorn
+    routing, S-BASE).
+
+    Examples
+    --------
+    >>> from monge.routing import sinkhorn_route
+    >>> r = sinkhorn_route([[2.0, 0.0], [1.5, 0.0], [0.0, 1.0], [1.0, 0.5]], capacity=2)
+    >>> r.experts.ravel().tolist(), r.load.tolist()
+    ([0, 0, 1, 1], [2, 2])
+    """
     S = _scores(scores)
     n, E = S.shape
     capacity = _capacity(capacity, n, E)
@@ -183,11 +402,61 @@ def sinkhorn_route(scores, capacity=None, eps=0.05, max_iter=2000, tol=1e-4):
 
 
 def sparse_ot_route(scores, capacity=None, gamma=0.5, max_iter=500, max_experts=None):
-    """k-sparse OT routing: the plan of monge.sparse_ot between uniform tokens (rows) and uniform
-    experts (columns) on the standardised cost -S with k = capacity nonzeros per expert column, so
-    that no expert exceeds its capacity.  A token is dispatched to the experts of its nonzero plan
-    entries (at most `max_experts` of them, the largest, when given) with weights its normalised
-    plan row; tokens whose row is empty are dropped."""
+    """k-sparse OT routing: sparsity-constrained OT with the capacity as the per-expert k.
+
+    The plan of :func:`monge.sparse_ot` between uniform tokens (rows) and uniform experts
+    (columns) on the standardised cost C = -(S - mean S) / std S, with k = capacity nonzeros per
+    expert column, so that no expert exceeds its capacity.  A token is dispatched to the experts
+    of its nonzero plan entries (at most `max_experts` of them, the largest, when given) with
+    weights its normalised plan row; tokens whose row is empty are dropped.
+
+    Parameters
+    ----------
+    scores : array (n, E)
+        Scores of the n tokens for the E experts (e.g. the gating logits), higher is better;
+        finite.
+    capacity : int, optional
+        Most tokens an expert may process (>= 1).  Default: ceil(n / E), exactly balanced.
+    gamma : float, default 0.5
+        Regularisation (> 0), in units of the score spread: the solver's regularisation is
+        gamma * n, i.e. a margin of gamma standard deviations between a token's score and its
+        expert's threshold is worth a full token.
+    max_iter : int, default 500
+        Most L-BFGS iterations (>= 1).
+    max_experts : int, optional
+        Most experts per token (>= 1); None for every expert of its plan row.
+
+    Returns
+    -------
+    RoutingResult
+        As many slots as the most experts of a token (at least 1); converged says whether the
+        sparse-OT solve converged (no warning is raised when it did not).
+
+    Raises
+    ------
+    ValueError
+        If scores is not 2-D, is empty or has NaN or infinite entries; if capacity < 1; if gamma
+        is not a positive finite number; if max_iter < 1 or max_experts < 1.
+    TypeError
+        If capacity, max_iter or max_experts is not an integer, gamma is not a real number, or
+        scores is not a real numeric array.
+
+    See Also
+    --------
+    monge.sparse_ot : the solver run here.
+    sinkhorn_route, topk_route : the other routers.
+
+    References
+    ----------
+    T. Liu, J. Puigcerver and M. Blondel, "Sparsity-constrained optimal transport", ICLR 2023.
+
+    Examples
+    --------
+    >>> from monge.routing import sparse_ot_route
+    >>> r = sparse_ot_route([[2.0, 0.0], [0.0, 2.0], [1.0, 1.0], [1.0, 1.0]], capacity=3)
+    >>> r.combine_matrix().round(4).tolist(), r.load.tolist()     # tokens 2 and 3 split
+    ([[1.0, 0.0], [0.0, 1.0], [0.5, 0.5], [0.5, 0.5]], [3, 3])
+    """
     S = _scores(scores)
     n, E = S.shape
     capacity = _capacity(capacity, n, E)
@@ -214,9 +483,52 @@ def sparse_ot_route(scores, capacity=None, gamma=0.5, max_iter=500, max_experts=
 
 
 ROUTERS = {"topk": topk_route, "sinkhorn": sinkhorn_route, "sparse_ot": sparse_ot_route}
+"""The routers by method name, as :func:`route` looks them up.
+
+'topk' is :func:`topk_route`, 'sinkhorn' :func:`sinkhorn_route` and 'sparse_ot'
+:func:`sparse_ot_route`.
+"""
 
 
 def route(scores, method="sparse_ot", capacity=None, **kw):
-    """Dispatch with the router `method` ('topk', 'sinkhorn' or 'sparse_ot'); see each router."""
+    """Dispatch tokens to experts with the router named `method`.
+
+    Parameters
+    ----------
+    scores : array (n, E)
+        Scores of the n tokens for the E experts, higher is better.
+    method : {'topk', 'sinkhorn', 'sparse_ot'}, default 'sparse_ot'
+        The router: :func:`topk_route`, :func:`sinkhorn_route` or :func:`sparse_ot_route`
+        (:data:`ROUTERS`).
+    capacity : int, optional
+        Most tokens an expert may process (>= 1).  Default: ceil(n / E), exactly balanced.
+    **kw
+        The router's other options: k, priority (topk); eps, max_iter, tol (sinkhorn); gamma,
+        max_iter, max_experts (sparse_ot).
+
+    Returns
+    -------
+    RoutingResult
+        The router's dispatch.
+
+    Raises
+    ------
+    ValueError
+        If `method` is not one of the three routers, or as the router does on its arguments.
+    TypeError
+        If `method` is not a string, a keyword of `kw` is not an option of the router, or as the
+        router does on its arguments.
+
+    See Also
+    --------
+    topk_route, sinkhorn_route, sparse_ot_route : the routers.
+    capacity_from_factor : a capacity from a capacity factor.
+
+    Examples
+    --------
+    >>> from monge.routing import route
+    >>> route([[2.0, 0.0], [1.5, 0.0], [0.0, 1.0], [1.0, 0.5]], method="topk", capacity=2).dropped
+    1
+    """
     choice("method", method, tuple(ROUTERS))
     return ROUTERS[method](scores, capacity=capacity, **kw)
