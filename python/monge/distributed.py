@@ -76,7 +76,28 @@ _MAX_RESUBMITS = 3
 
 @dataclass(frozen=True)
 class ProblemError:
-    """One failure: `where` is (i,) for cloud/problem i, (i, j) for the pair of clouds i, j."""
+    """One failure of a distributed run: which cloud, pair or problem, and why.
+
+    Collected in :attr:`PartialResultError.errors`; ``str(error)`` is its message.
+
+    Attributes
+    ----------
+    where : tuple of int
+        (i,) for cloud or problem i, (i, j) for the pair of clouds i, j.
+    message : str
+        The reason, naming the input (e.g. ``"pair (0, 3) (x=clouds[0], y=clouds[3]): ..."``).
+
+    See Also
+    --------
+    PartialResultError : The exception that carries these.
+
+    Examples
+    --------
+    >>> from monge.distributed import ProblemError
+    >>> e = ProblemError((0, 3), "pair (0, 3): the task failed")
+    >>> e.where, str(e)
+    ((0, 3), 'pair (0, 3): the task failed')
+    """
 
     where: tuple
     message: str
@@ -86,16 +107,46 @@ class ProblemError:
 
 
 class PartialResultError(ValueError):
-    """Raised after a run in which some clouds, pairs or problems failed, once all the others
-    are done.
+    """Raised after a run in which some clouds, pairs or problems failed, once all others are done.
+
+    A ValueError: :func:`pairwise` and :func:`map_problems` compute everything that can be
+    computed, then raise this with the partial result and the reasons.  The message is the
+    summary followed by the first 20 errors, one per line.
+
+    Parameters
+    ----------
+    summary : str
+        First line of the message.
+    result : ndarray or list
+        Stored as :attr:`result`.
+    errors : iterable of ProblemError
+        Stored as the list :attr:`errors`.
 
     Attributes
     ----------
-    result
-        what was computed: the (N, N) matrix with NaN at the failed entries (pairwise), or
-        the list of results with None at the failed problems (map_problems)
-    errors
-        list of ProblemError, one per bad cloud / failed pair / failed problem
+    result : ndarray or list
+        What was computed: the (N, N) matrix with NaN at the failed entries (pairwise), or
+        the list of results with None at the failed problems (map_problems).
+    errors : list of ProblemError
+        One per bad cloud / failed pair / failed problem.
+
+    See Also
+    --------
+    ProblemError : One entry of `errors`.
+
+    Examples
+    --------
+    Keeping the partial matrix of a run, ``D = err.result`` in ``except PartialResultError as
+    err:``; the exception itself needs no cluster:
+
+    >>> from monge.distributed import PartialResultError, ProblemError
+    >>> err = PartialResultError("map_problems: 1 of 2 problems failed:", [0.5, None],
+    ...                          [ProblemError((1,), "problems[1]: ValueError: eps: required")])
+    >>> isinstance(err, ValueError), err.result, err.errors[0].where
+    (True, [0.5, None], (1,))
+    >>> print(err)
+    map_problems: 1 of 2 problems failed:
+      problems[1]: ValueError: eps: required
     """
 
     def __init__(self, summary, result, errors):
@@ -430,39 +481,113 @@ def pairwise(clouds, method="emd", weights=None, *, eps=None, cost=None, p=2.0, 
              verbose=True):
     """The symmetric matrix of OT distances between every pair of point clouds, on Dask.
 
+    Only pairs i < j are solved, with x = clouds[i], y = clouds[j], and mirrored: D is exactly
+    symmetric.  The clouds are sorted by size and the upper triangle of the matrix is cut into
+    tiles of rows x columns; one Dask task solves one tile (at most `block` pairs).  Inside a task,
+    pairs whose clouds have equal shapes go to the solver as one batch (the batched C solvers
+    release the GIL and give results identical to one call per pair); other pairs are solved one
+    by one.  The clouds are sent to the cluster once (``client.scatter``); a task receives only
+    the clouds of its tile, and Dask keeps a copy on each worker that needed it.  A worker that
+    dies mid-run has its tasks rerun elsewhere (scattered clouds lost with it are sent again), so
+    the matrix is the same.
+
+    The same call runs on a multi-machine cluster: pass
+    ``client=distributed.Client("tcp://scheduler-address:8786")``.  When no client is given,
+    worker processes start by importing the main script: keep the call under
+    ``if __name__ == "__main__":``.  This function needs a cluster, so it has no doctest: a
+    runnable example, and the task granularity, are in docs/experiments/dask.md.
+
     Parameters
     ----------
-    clouds : sequence of N arrays (n_i, d) (sizes n_i may differ, d is common), or (N, n, d)
-    method : 'emd' | 'sinkhorn' | 'sinkhorn_divergence' | 'sliced'
-        What D_ij is (module docstring): 'emd' the exact cost OT = W_2^2 for the default
-        sqeuclidean cost; 'sinkhorn' OT_eps (diagonal computed, not 0); 'sinkhorn_divergence'
-        S_eps; 'sliced' SW_p (a distance, not a power).  All with x = clouds[i], y = clouds[j]
-        for i < j, mirrored.
-    weights : sequence of N arrays (n_i,) or None entries (uniform), or None: all uniform.
-        Balanced methods need equal total masses (normalise them).
-    eps : entropic regularisation (absolute), required for 'sinkhorn' and 'sinkhorn_divergence'.
-    cost, p : ground cost and exponent as in monge.emd / monge.sinkhorn (default 'sqeuclidean');
-        for 'sliced', `p` is the exponent of SW_p and `cost` must be left None.
-    n_projections, seed : directions of 'sliced' (drawn once, shared by every pair).
-    options : dict of further solver keyword arguments (tol, max_iter, block_size, ...).
-    client : a distributed.Client (local or connected to a remote scheduler), used as is; None
-        starts a LocalCluster of `n_workers` processes (default: one per core) with one thread
-        each on 127.0.0.1, and closes it afterwards.
-    block : pairs per task, at most (a tile of about sqrt(block) x sqrt(block) clouds).  Default:
+    clouds : sequence of N arrays (n_i, d), or an array (N, n, d)
+        The point clouds; sizes n_i may differ, the dimension d is common.  At least 2.
+    method : {'emd', 'sinkhorn', 'sinkhorn_divergence', 'sliced'}
+        What D_ij is, for clouds X_i with weights a_i:
+
+        - 'emd': ``D_ij = OT(a_i, a_j) = min_P <P, C(X_i, X_j)>``, the exact transport cost
+          (``monge.emd(...).cost``).  With the default cost 'sqeuclidean' (``c = |x - y|^2``)
+          that is W_2^2: use ``np.sqrt(D)`` for W_2.  Diagonal 0.
+        - 'sinkhorn': ``D_ij = OT_eps(a_i, a_j) = min_P <P, C> + eps KL(P | a_i x a_j)``, the
+          entropic value (``monge.sinkhorn(...).value``).  Not a distance: its diagonal
+          ``OT_eps(a_i, a_i) > 0`` is computed, not set.
+        - 'sinkhorn_divergence': ``D_ij = S_eps(a_i, a_j) = OT_eps(a_i, a_j) - 1/2 OT_eps(a_i,
+          a_i) - 1/2 OT_eps(a_j, a_j)`` (``monge.sinkhorn_divergence(...).value``).  It behaves
+          like W_2^2 for small eps.  Diagonal 0 (``S_eps(a, a) = 0``).
+        - 'sliced': ``D_ij = SW_p(a_i, a_j) = (mean_l W_p^p(<theta_l, X_i>, <theta_l,
+          X_j>))^(1/p)`` (:func:`monge.sliced_wasserstein`), with the same `n_projections`
+          directions theta (drawn from `seed`) for every pair.  A distance (not a power).
+          Diagonal 0.
+    weights : sequence of N arrays (n_i,) or None entries, optional
+        Weights of each cloud (None entries, or None for all: uniform).  Balanced methods need
+        equal total masses (normalise them).
+    eps : float, optional
+        Entropic regularisation (absolute); required for 'sinkhorn' and 'sinkhorn_divergence',
+        refused for the others.
+    cost : str, optional
+        Ground cost as in :func:`monge.emd` / :func:`monge.sinkhorn` (default 'sqeuclidean');
+        must be left None for 'sliced'.
+    p : float, default 2.0
+        Exponent of the cost as in :func:`monge.emd` / :func:`monge.sinkhorn`; for 'sliced', the
+        exponent of SW_p (finite, >= 1).
+    n_projections : int, default 50
+        Number of directions of 'sliced' (drawn once, shared by every pair).
+    seed : int, default 0
+        Seed of the directions of 'sliced'.
+    options : dict, optional
+        Further solver keyword arguments (tol, max_iter, block_size, ...); not the arguments
+        pairwise sets itself (x, y, a, b, C, eps, cost, p, nthreads, n_projections, seed, ...).
+    client : distributed.Client, optional
+        A client (local or connected to a remote scheduler), used as is.  None starts a
+        LocalCluster of `n_workers` processes with one thread each on 127.0.0.1, and closes it
+        afterwards.
+    n_workers : int, optional
+        Worker processes of the local cluster (default: one per core); only when client is
+        None.
+    block : int, optional
+        Pairs per task, at most (a tile of about sqrt(block) x sqrt(block) clouds).  Default:
         about 4 tasks per worker thread, at most 1024 pairs a task.
-    nthreads : threads of each solver call inside a task (default 1: Dask's workers are the
-        parallelism).
-    verbose : show a progress bar (tqdm, on stderr) over the pairs.
+    nthreads : int, default 1
+        Threads of each solver call inside a task (1: Dask's workers are the parallelism).
+    verbose : bool, default True
+        Show a progress bar (tqdm, on stderr) over the pairs.
 
     Returns
     -------
-    D : (N, N) float64 array, symmetric.
+    D : ndarray of float64, shape (N, N)
+        Symmetric.
 
     Raises
     ------
-    PartialResultError (a ValueError) after the run when clouds or pairs failed: ``.result`` is D
-    with NaN in the failed rows/entries, ``.errors`` a list of ProblemError naming each cloud or
-    pair and the reason.  Unconverged solves give one ConvergenceWarning listing the pairs.
+    PartialResultError
+        A ValueError, raised after the run when clouds or pairs failed: ``.result`` is D with
+        NaN in the failed rows/entries, ``.errors`` a list of ProblemError naming each cloud or
+        pair and the reason.  Bad clouds (NaN or infinite values, a dimension other than the
+        others', no points, bad weights) are found before any work is sent and their rows are
+        left out; a pair whose solve raises is recorded and the rest of its task goes on.
+    ValueError
+        Before any work, if method is unknown; if eps is missing for an entropic method, given
+        for another, or not positive; if cost is given or p is not a finite number >= 1 for
+        'sliced'; if options sets a reserved argument; if nthreads, block or n_workers is below
+        1; if clouds is an array that is not 3-D; if there are fewer than 2 clouds or no valid
+        one; if weights has not N entries; if n_workers is given with a client.
+    TypeError
+        Before any work, if method, eps, nthreads, block or n_workers has the wrong type; if
+        clouds or weights is not a sequence; if options is not a dict; if client is not a
+        distributed.Client.
+    RuntimeError
+        If the local cluster cannot start, in particular when a script calls this at its top
+        level: Dask's worker processes import the script (put the call under
+        ``if __name__ == "__main__":``, or pass an existing client).
+
+    Warns
+    -----
+    ConvergenceWarning
+        One warning listing the pairs whose solves stopped at max_iter before convergence.
+
+    See Also
+    --------
+    map_problems : A list of independent problems instead of a matrix.
+    monge.emd, monge.sinkhorn, monge.sinkhorn_divergence, monge.sliced_wasserstein
     """
     method = choice("method", method, METHODS)
     if method in ("sinkhorn", "sinkhorn_divergence"):
@@ -659,28 +784,64 @@ def map_problems(problems, solver, *, options=None, client=None, n_workers=None,
                  verbose=True):
     """Solve a list of independent problems on Dask; results in the order of `problems`.
 
+    The problems are split into tasks of `block` problems (sorted so that problems of equal
+    shapes share tasks); each problem is sent to the cluster once.  A problem that raises is
+    recorded and the others go on.  This function needs a cluster, so it has no doctest: a
+    runnable example is in docs/experiments/dask.md.
+
     Parameters
     ----------
-    problems : sequence of dicts of keyword arguments for `solver` (or tuples of positional
-        arguments), e.g. ``dict(x=x_k, y=y_k)``.  Each is sent to the cluster once.
-    solver : 'emd' | 'sinkhorn' | 'sinkhorn_divergence' | 'sliced' (monge.emd, monge.sinkhorn,
-        monge.sinkhorn_divergence, monge.sliced_wasserstein) or any callable the workers can
-        unpickle (a module-level function; cloudpickle also takes lambdas).  For 'emd' and
+    problems : sequence of dict or tuple
+        Keyword arguments for `solver` (or tuples of positional arguments), e.g.
+        ``dict(x=x_k, y=y_k)``.  Each is sent to the cluster once.
+    solver : {'emd', 'sinkhorn', 'sinkhorn_divergence', 'sliced'} or callable
+        :func:`monge.emd`, :func:`monge.sinkhorn`, :func:`monge.sinkhorn_divergence`,
+        :func:`monge.sliced_wasserstein`, or any callable the workers can unpickle (a
+        module-level function; cloudpickle also takes lambdas).  For 'emd' and
         'sinkhorn_divergence', problems of a task with the same keys, equal 2-D array shapes and
         equal other arguments are solved in one batched call (same results as one call each).
-    options : dict of keyword arguments passed to every call (e.g. eps, nthreads).
-    client, n_workers, verbose : as in :func:`pairwise`.
-    block : problems per task (default: about 4 tasks per worker thread, at most 256).
+    options : dict, optional
+        Keyword arguments passed to every call (e.g. eps, nthreads).
+    client : distributed.Client, optional
+        As in :func:`pairwise`: used as is, or None for a LocalCluster closed afterwards.
+    n_workers : int, optional
+        As in :func:`pairwise`: worker processes of the local cluster.
+    block : int, optional
+        Problems per task (default: about 4 tasks per worker thread, at most 256).
+    verbose : bool, default True
+        As in :func:`pairwise`: a progress bar (tqdm, on stderr) over the problems.
 
     Returns
     -------
-    list of the solver's results (EMDResult, SinkhornResult, DivergenceResult, float, ...).
+    list
+        The solver's results (EMDResult, SinkhornResult, DivergenceResult, float, ...), one per
+        problem, in order.
 
     Raises
     ------
-    PartialResultError (a ValueError) after the run when problems raised: ``.result`` is the list
-    with None at the failed problems, ``.errors`` names each problem and the reason.  Warnings
-    raised by a solve (e.g. ConvergenceWarning) are re-issued here, naming the problem.
+    PartialResultError
+        A ValueError, raised after the run when problems raised: ``.result`` is the list with
+        None at the failed problems, ``.errors`` names each problem and the reason.
+    ValueError
+        Before any work, if solver is an unknown name, problems is empty, block or n_workers is
+        below 1, or n_workers is given with a client.
+    TypeError
+        Before any work, if solver is neither a name nor a callable; if problems is not a
+        sequence, or an entry is not a dict, tuple or list; if options is not a dict; if block
+        or n_workers is not an integer; if client is not a distributed.Client.
+    RuntimeError
+        If the local cluster cannot start, as in :func:`pairwise`.
+
+    Warns
+    -----
+    ConvergenceWarning
+        Re-issued here, naming the problem, for each solve that stopped at max_iter.
+    UserWarning
+        Other warnings raised by a solve, re-issued here naming the problem.
+
+    See Also
+    --------
+    pairwise : The matrix of distances between every pair of clouds.
     """
     if isinstance(solver, str):
         solver = choice("solver", solver, SOLVERS)

@@ -49,13 +49,39 @@ SUM_TOL = 1e-6
 
 @dataclass
 class Selection:
-    """Result of :func:`kseq_select` / :func:`kseq_sample` / :func:`speculative_sample`.
+    """Outcome of a K-SEQ draft selection, for one position or a batch of positions.
 
-    token     the selected token(s), distributed as q
-    index     which draft was accepted (0-based), -1 when the token came from the residual
-    accepted  index >= 0
-    rho       the K-SEQ rho* used at each position
-    drafts    the drafts (as given, or as drawn by :func:`kseq_sample`)
+    Returned by :func:`kseq_select`, :func:`kseq_sample` and :func:`speculative_sample`.  For a
+    single position the fields are Python scalars and `drafts` has shape (k,); for a batch of B
+    positions each field is an array with one entry per position and `drafts` has shape (B, k).
+
+    Attributes
+    ----------
+    token : int or ndarray of int64, shape (B,)
+        The selected token(s).  When the drafts are drawn i.i.d. from p, the token is distributed
+        exactly as q.
+    index : int or ndarray of int64, shape (B,)
+        Which draft was accepted (0-based), or -1 when the token came from the residual
+        distribution (see :func:`residual_distribution`).
+    accepted : bool or ndarray of bool, shape (B,)
+        ``index >= 0``.
+    rho : float or ndarray of float64, shape (B,)
+        The K-SEQ rho* used at each position (see :func:`kseq_rho`); 1 for speculative sampling.
+    drafts : ndarray of int64, shape (k,) or (B, k)
+        The drafts, as given, or as drawn by :func:`kseq_sample`.
+
+    See Also
+    --------
+    kseq_select, kseq_sample, speculative_sample
+
+    Examples
+    --------
+    When q = p, rho* = 1 and the first draft is always accepted:
+
+    >>> from monge.spectr import kseq_select
+    >>> sel = kseq_select([0.5, 0.3, 0.2], [0.5, 0.3, 0.2], [2, 0], seed=0)
+    >>> sel.token, sel.index, sel.accepted, sel.rho
+    (2, 0, True, 1.0)
     """
 
     token: int | np.ndarray
@@ -137,8 +163,60 @@ def _out(arr, single):
 # ------------------------------------------------------------------ closed forms and kernels
 
 def beta(p, q, rho):
-    """beta(rho) = sum_x min(p(x), q(x) / rho): the probability that one draft X ~ p is accepted
-    by K-SEQ's test min(1, q(X) / (rho p(X))).  NumPy; p, q of shape (V,) or (B, V)."""
+    """Probability that one draft from p passes K-SEQ's acceptance test at a given rho.
+
+    The test accepts a draft X ~ p with probability ``min(1, q(X) / (rho p(X)))``, so one draft is
+    accepted with probability ::
+
+        beta(rho) = sum_x min(p(x), q(x) / rho).
+
+    Computed in NumPy (no call into the C core).  ``beta(1)`` is :func:`speculative_acceptance`.
+
+    Parameters
+    ----------
+    p : array_like, shape (V,) or (B, V)
+        Draft distribution (the small model's next-token probabilities), one row or one per
+        position.  Non-negative, each row summing to 1 within `SUM_TOL` (it is then normalised
+        exactly).
+    q : array_like, shape (V,) or (B, V)
+        Target distribution (the large model's), with the same conventions.  A single row of p or
+        q is shared by every position of a batch.
+    rho : float or array_like of float, shape (B,)
+        K-SEQ's rho, finite and >= 1; one value for all positions, or one per position.
+
+    Returns
+    -------
+    float or ndarray of float64, shape (B,)
+        A float when p and q are single rows and rho is a scalar; otherwise one value per
+        position.
+
+    Raises
+    ------
+    TypeError
+        If p or q is not a real numeric array (a torch tensor or a sparse matrix included).
+    ValueError
+        If p or q is not 1-D or 2-D, is empty, holds NaN, infinite or negative entries, or has a
+        row whose sum differs from 1 by more than `SUM_TOL`; if p and q have different
+        vocabulary sizes or different numbers of rows (neither being 1); if rho is not finite or
+        is below 1.
+
+    See Also
+    --------
+    kseq_rho : The rho at which K-SEQ runs.
+    kseq_acceptance : ``1 - (1 - beta(rho*))^k``, K-SEQ's acceptance with k drafts.
+    speculative_acceptance : ``beta(1)``.
+
+    References
+    ----------
+    Sun et al., "SpecTr: Fast Speculative Decoding via Optimal Transport", NeurIPS 2023.
+
+    Examples
+    --------
+    >>> from monge.spectr import beta
+    >>> p, q = [0.5, 0.3, 0.2], [0.2, 0.3, 0.5]
+    >>> round(beta(p, q, 1.0), 6), round(beta(p, q, 1.5), 6)
+    (0.7, 0.533333)
+    """
     P, Q, single = _pair(p, q)
     r = np.asarray(rho, dtype=np.float64)
     if not np.isfinite(r).all() or (r < 1).any():
@@ -148,8 +226,58 @@ def beta(p, q, rho):
 
 
 def speculative_acceptance(p, q):
-    """Acceptance of standard speculative sampling (one draft, maximal coupling):
-    sum_x min(p(x), q(x)) = 1 - TV(p, q)."""
+    """Acceptance probability of standard speculative sampling with one draft.
+
+    Speculative sampling couples the draft X ~ p and the emitted token Y ~ q maximally, so the
+    draft is accepted with probability ::
+
+        sum_x min(p(x), q(x)) = 1 - TV(p, q),
+
+    TV being the total-variation distance.  This equals :func:`kseq_acceptance` and
+    :func:`optimal_acceptance` at k = 1.
+
+    Parameters
+    ----------
+    p : array_like, shape (V,) or (B, V)
+        Draft distribution, one row or one per position: non-negative, each row summing to 1
+        within `SUM_TOL`.
+    q : array_like, shape (V,) or (B, V)
+        Target distribution, with the same conventions.  A single row is shared by a batch.
+
+    Returns
+    -------
+    float or ndarray of float64, shape (B,)
+        A float when p and q are single rows, else one value per position.
+
+    Raises
+    ------
+    TypeError
+        If p or q is not a real numeric array.
+    ValueError
+        If p or q is not 1-D or 2-D, is empty, holds NaN, infinite or negative entries, or has a
+        row not summing to 1 within `SUM_TOL`; if the vocabulary sizes or the numbers of rows
+        (neither being 1) differ.
+
+    See Also
+    --------
+    speculative_sample : Draws the token this probability refers to.
+    kseq_acceptance : The acceptance with k drafts.
+    optimal_acceptance : The best acceptance any selection rule reaches with k drafts.
+
+    References
+    ----------
+    Leviathan, Kalman and Matias, "Fast Inference from Transformers via Speculative Decoding",
+    ICML 2023.
+
+    Chen et al., "Accelerating Large Language Model Decoding with Speculative Sampling",
+    arXiv:2302.01318, 2023.
+
+    Examples
+    --------
+    >>> from monge.spectr import speculative_acceptance
+    >>> round(speculative_acceptance([0.5, 0.3, 0.2], [0.2, 0.3, 0.5]), 6)
+    0.7
+    """
     P, Q, single = _pair(p, q)
     return _out(np.minimum(P, Q).sum(axis=1), single)
 
@@ -165,16 +293,124 @@ def _rho_call(p, q, k, nthreads):
 
 
 def kseq_rho(p, q, k, nthreads=None):
-    """rho*, the root in [1, k] of  1 - (1 - beta(rho))^k = rho beta(rho)  (the smallest rho whose
-    K-SEQ residual is a distribution).  Exact: beta is A + B/rho between consecutive ratios q/p, the
-    piece holding the root is found by a scan of the sorted ratios and the root solved in it by
-    safeguarded Newton; the returned rho satisfies h(rho) <= 0 as computed.  k = 1 gives 1."""
+    """K-SEQ's rho*, the smallest rho whose residual is a distribution.
+
+    rho* is the root in [1, k] of ::
+
+        h(rho) = 1 - (1 - beta(rho))^k - rho beta(rho) = 0,
+
+    with ``beta`` as in :func:`beta`; K-SEQ's residual distribution is non-negative exactly when
+    ``h(rho) <= 0``.  The solve is exact: beta is ``A + B / rho`` between consecutive ratios q/p,
+    the piece holding the root is found by a scan of the sorted ratios, and the root is solved in
+    it by safeguarded Newton; the returned rho satisfies ``h(rho) <= 0`` as computed.  k = 1
+    gives 1.
+
+    Parameters
+    ----------
+    p : array_like, shape (V,) or (B, V)
+        Draft distribution, one row or one per position: non-negative, each row summing to 1
+        within `SUM_TOL` (then normalised exactly).
+    q : array_like, shape (V,) or (B, V)
+        Target distribution, with the same conventions.  A single row is shared by a batch.
+    k : int or array_like of int, shape (B,)
+        Number of i.i.d. drafts, >= 1: one for all positions, or one per position.
+    nthreads : int, optional
+        Threads for a batch (default: monge.get_num_threads()).
+
+    Returns
+    -------
+    float or ndarray of float64, shape (B,)
+        A float when p and q are single rows and k is an integer, else one value per position.
+
+    Raises
+    ------
+    TypeError
+        If p or q is not a real numeric array, if k is neither an integer nor an integer array
+        (booleans are refused), or if nthreads is not an integer.
+    ValueError
+        If p or q is not 1-D or 2-D, is empty, holds NaN, infinite or negative entries, or has a
+        row not summing to 1 within `SUM_TOL`; if the vocabulary sizes or numbers of rows of p
+        and q differ; if k is below 1, is an array that is not 1-D, or has a length that does not
+        match the positions of p and q; if nthreads is below 1.
+
+    See Also
+    --------
+    kseq_acceptance : The acceptance K-SEQ reaches at rho*.
+    residual_distribution : The distribution K-SEQ samples from after rejecting every draft.
+    beta : The one-draft acceptance at a given rho.
+
+    References
+    ----------
+    Sun et al., "SpecTr: Fast Speculative Decoding via Optimal Transport", NeurIPS 2023.
+
+    Examples
+    --------
+    >>> from monge.spectr import kseq_rho
+    >>> p, q = [0.5, 0.3, 0.2], [0.2, 0.3, 0.5]
+    >>> kseq_rho(p, q, 1), round(kseq_rho(p, q, 2), 6)
+    (1.0, 1.456776)
+    """
     rho, _, single = _rho_call(p, q, k, nthreads)
     return _out(rho, single)
 
 
 def kseq_acceptance(p, q, k, nthreads=None):
-    """Probability that K-SEQ with k i.i.d. drafts from p accepts one: 1 - (1 - beta(rho*))^k."""
+    """Probability that K-SEQ accepts one of k i.i.d. drafts from p.
+
+    With rho* from :func:`kseq_rho`, the acceptance is ::
+
+        1 - (1 - beta(rho*))^k.
+
+    By the SpecTr paper's theorem it is at least ``1 - (1 - 1/k)^k >= 1 - 1/e`` times the optimum
+    :func:`optimal_acceptance` (measured in tests/test_spectr.py).
+
+    Parameters
+    ----------
+    p : array_like, shape (V,) or (B, V)
+        Draft distribution, one row or one per position: non-negative, each row summing to 1
+        within `SUM_TOL`.
+    q : array_like, shape (V,) or (B, V)
+        Target distribution, with the same conventions.  A single row is shared by a batch.
+    k : int or array_like of int, shape (B,)
+        Number of i.i.d. drafts, >= 1: one for all positions, or one per position.
+    nthreads : int, optional
+        Threads for a batch (default: monge.get_num_threads()).
+
+    Returns
+    -------
+    float or ndarray of float64, shape (B,)
+        A float when p and q are single rows and k is an integer, else one value per position.
+
+    Raises
+    ------
+    TypeError
+        If p or q is not a real numeric array, if k is neither an integer nor an integer array,
+        or if nthreads is not an integer.
+    ValueError
+        If p or q is not 1-D or 2-D, is empty, holds NaN, infinite or negative entries, or has a
+        row not summing to 1 within `SUM_TOL`; if the vocabulary sizes or numbers of rows of p
+        and q differ; if k is below 1 or its length does not match the positions; if nthreads
+        is below 1.
+
+    See Also
+    --------
+    kseq_rho : The rho* the acceptance is computed at.
+    optimal_acceptance : The best acceptance over all couplings.
+    kseq_sample : A Monte Carlo estimate (``accepted.mean()``).
+    speculative_acceptance : The case k = 1.
+
+    References
+    ----------
+    Sun et al., "SpecTr: Fast Speculative Decoding via Optimal Transport", NeurIPS 2023.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from monge.spectr import kseq_acceptance
+    >>> p, q = [0.5, 0.3, 0.2], [0.2, 0.3, 0.5]
+    >>> kseq_acceptance(p, q, np.array([1, 2, 3])).round(6)
+    array([0.7     , 0.791355, 0.858519])
+    """
     _, acc, single = _rho_call(p, q, k, nthreads)
     return _out(acc, single)
 
@@ -182,27 +418,63 @@ def kseq_acceptance(p, q, k, nthreads=None):
 def residual_distribution(p, q, k=1, nthreads=None):
     """The distribution K-SEQ samples from when all k drafts are rejected.
 
-    ::
+    With rho* from :func:`kseq_rho` and ``beta = beta(rho*)`` (see :func:`beta`) ::
 
         p_res(x) = [q(x) - c min(p(x), q(x)/rho*)] / (1 - beta(rho*))^k,
         c = (1 - (1 - beta)^k) / beta   (= (q - rho* p)_+ normalised at the root).
 
-    k = 1 is speculative sampling's ``(q - p)_+ / sum (q - p)_+``.
+    Drawing from p_res after k rejections makes the emitted token exactly q-distributed.  k = 1
+    is speculative sampling's ``(q - p)_+ / sum (q - p)_+``.
 
     Parameters
     ----------
-    p, q : arrays (V,) or (B, V)
-        Draft and target distributions.
-    k : int or array (B,)
-        Number of i.i.d. drafts.
+    p : array_like, shape (V,) or (B, V)
+        Draft distribution, one row or one per position: non-negative, each row summing to 1
+        within `SUM_TOL`.
+    q : array_like, shape (V,) or (B, V)
+        Target distribution, with the same conventions.  A single row is shared by a batch.
+    k : int or array_like of int, shape (B,), default 1
+        Number of i.i.d. drafts, >= 1: one for all positions, or one per position.
     nthreads : int, optional
-        Threads for a batch.
+        Threads for a batch (default: monge.get_num_threads()).
 
     Returns
     -------
-    array (V,) or (B, V)
+    ndarray of float64, shape (V,) or (B, V)
         Entries >= 0, rows summing to 1; where the residual is never used ((1 - beta)^k = 0,
-        e.g. p = q), q itself.
+        e.g. p = q), q itself.  Shape (V,) when p and q are single rows and k is an integer.
+
+    Raises
+    ------
+    TypeError
+        If p or q is not a real numeric array, if k is neither an integer nor an integer array,
+        or if nthreads is not an integer.
+    ValueError
+        If p or q is not 1-D or 2-D, is empty, holds NaN, infinite or negative entries, or has a
+        row not summing to 1 within `SUM_TOL`; if the vocabulary sizes or numbers of rows of p
+        and q differ; if k is below 1 or its length does not match the positions; if nthreads
+        is below 1.
+
+    See Also
+    --------
+    kseq_rho : The rho* the residual is taken at.
+    kseq_select : Selection that falls back on this distribution.
+
+    References
+    ----------
+    Sun et al., "SpecTr: Fast Speculative Decoding via Optimal Transport", NeurIPS 2023.
+
+    Leviathan, Kalman and Matias, "Fast Inference from Transformers via Speculative Decoding",
+    ICML 2023 (the case k = 1).
+
+    Examples
+    --------
+    >>> from monge.spectr import residual_distribution
+    >>> p, q = [0.6, 0.2, 0.2], [0.2, 0.3, 0.5]
+    >>> residual_distribution(p, q)                # (q - p)_+ normalised
+    array([0.  , 0.25, 0.75])
+    >>> residual_distribution(p, q, k=2).round(6)
+    array([0.      , 0.034169, 0.965831])
     """
     P, Q, single = _pair(p, q)
     K, k_scalar = _counts("k", k, P.shape[0])
@@ -214,27 +486,61 @@ def residual_distribution(p, q, k=1, nthreads=None):
 
 
 def optimal_acceptance(p, q, k, nthreads=None):
-    """Exact optimal acceptance of OT with membership cost for k i.i.d. drafts from p and Y ~ q.
+    """Exact optimal acceptance of OT with membership cost, for k i.i.d. drafts from p and Y ~ q.
 
-    ::
+    The transport problem couples the drafts X_1..X_k ~ p (i.i.d.) with the emitted token Y ~ q
+    under the membership cost ``1{Y not in {X_1..X_k}}``; its value is ::
 
         alpha*(p, q, k) = min_A  q(A^c) + 1 - (1 - p(A))^k,
 
-    the largest P(Y in {X_1..X_k}) over all couplings.  Computed in O(V log V) by scanning the level
-    sets of q/p (the minimiser is one of them because 1 - (1 - s)^k is concave).
+    the largest P(Y in {X_1..X_k}) over all couplings (A ranges over the subsets of the
+    vocabulary).  Computed in O(V log V) by scanning the level sets of q/p (the minimiser is one
+    of them because 1 - (1 - s)^k is concave; csrc/spectr.h gives the argument).  No selection
+    rule accepts more often; K-SEQ (:func:`kseq_acceptance`) reaches at least 1 - 1/e of it.
 
     Parameters
     ----------
-    p, q : arrays (V,) or (B, V)
-        Draft and target distributions.
-    k : int or array (B,)
-        Number of i.i.d. drafts.
+    p : array_like, shape (V,) or (B, V)
+        Draft distribution, one row or one per position: non-negative, each row summing to 1
+        within `SUM_TOL`.
+    q : array_like, shape (V,) or (B, V)
+        Target distribution, with the same conventions.  A single row is shared by a batch.
+    k : int or array_like of int, shape (B,)
+        Number of i.i.d. drafts, >= 1: one for all positions, or one per position.
     nthreads : int, optional
-        Threads for a batch.
+        Threads for a batch (default: monge.get_num_threads()).
 
     Returns
     -------
-    float or array (B,)
+    float or ndarray of float64, shape (B,)
+        A float when p and q are single rows and k is an integer, else one value per position.
+
+    Raises
+    ------
+    TypeError
+        If p or q is not a real numeric array, if k is neither an integer nor an integer array,
+        or if nthreads is not an integer.
+    ValueError
+        If p or q is not 1-D or 2-D, is empty, holds NaN, infinite or negative entries, or has a
+        row not summing to 1 within `SUM_TOL`; if the vocabulary sizes or numbers of rows of p
+        and q differ; if k is below 1 or its length does not match the positions; if nthreads
+        is below 1.
+
+    See Also
+    --------
+    kseq_acceptance : What K-SEQ reaches.
+    speculative_acceptance : The optimum for k = 1.
+
+    References
+    ----------
+    Sun et al., "SpecTr: Fast Speculative Decoding via Optimal Transport", NeurIPS 2023.
+
+    Examples
+    --------
+    >>> from monge.spectr import kseq_acceptance, optimal_acceptance
+    >>> p, q = [0.5, 0.3, 0.2], [0.2, 0.3, 0.5]
+    >>> round(optimal_acceptance(p, q, 2), 6), kseq_acceptance(p, q, 2) <= optimal_acceptance(p, q, 2)
+    (0.86, True)
     """
     P, Q, single = _pair(p, q)
     K, k_scalar = _counts("k", k, P.shape[0])
@@ -259,22 +565,31 @@ def _selection(res, single):
 def kseq_select(p, q, drafts, n_drafts=None, seed=None, stream=0, nthreads=None, check=True):
     """K-SEQ draft selection: the token to emit given drafts drawn i.i.d. from p.
 
+    Draft i (in order) is accepted with probability ``min(1, q(X_i) / (rho* p(X_i)))``, rho* from
+    :func:`kseq_rho`; if every draft is rejected, the token is drawn from
+    :func:`residual_distribution`.  The emitted token is then distributed exactly as q.
+
     Parameters
     ----------
-    p, q : arrays (V,) or (B, V)
-        Draft and target distributions (one row shared, or one per position).
-    drafts : int array (k,) or (B, k)
-        Token ids of the drafts, for one position or per position.
-    n_drafts : int array (B,), optional
-        Position b uses its first n_drafts[b] drafts (default: all k).
+    p : array_like, shape (V,) or (B, V)
+        Draft distribution (one row shared by every position, or one per position):
+        non-negative, each row summing to 1 within `SUM_TOL`.
+    q : array_like, shape (V,) or (B, V)
+        Target distribution, with the same conventions.
+    drafts : array_like of int, shape (k,) or (B, k)
+        Token ids of the drafts, in [0, V), for one position or per position.  Shape (k,) needs
+        single rows p and q.
+    n_drafts : array_like of int, shape (B,), optional
+        Position b uses its first n_drafts[b] drafts (default: all k); each in [1, k].
     seed : int >= 0, numpy Generator or None
-        Seeds the selection (None: fresh entropy).
-    stream : int
+        Seeds the selection (None: fresh entropy).  Randomness is counter-based: position b
+        uses the stream (seed, stream + b), so results do not depend on the number of threads.
+    stream : int >= 0, default 0
         Offset of the positions' random streams, so successive calls with one seed stay
         independent.
     nthreads : int, optional
-        Threads for a batch.
-    check : bool
+        Threads for a batch (default: monge.get_num_threads()).
+    check : bool, default True
         False skips the Python-side checks and normalisation (for decoding loops that call this
         per token): p and q must then be 1-D float64 rows that already sum to 1 to rounding,
         drafts a 1-D int64 array and seed an int; the C core still rejects invalid values
@@ -283,7 +598,40 @@ def kseq_select(p, q, drafts, n_drafts=None, seed=None, stream=0, nthreads=None,
     Returns
     -------
     Selection
-        Its token is distributed exactly as q when the drafts are drawn from p.
+        Its token is distributed exactly as q when the drafts are drawn from p.  Scalar fields
+        for drafts of shape (k,), arrays of shape (B,) for drafts of shape (B, k).
+
+    Raises
+    ------
+    TypeError
+        If p or q is not a real numeric array; if drafts or n_drafts does not hold integers;
+        if seed (other than None or a Generator), stream or nthreads is not an integer.
+    ValueError
+        If p or q is not 1-D or 2-D, is empty, holds NaN, infinite or negative entries, or has a
+        row not summing to 1 within `SUM_TOL`, or if their shapes disagree; if drafts is not
+        1-D or 2-D, is empty, holds an id outside [0, V), is 1-D while p or q is a batch, or has a
+        number of rows that does not match p and q; if n_drafts is below 1, above the number of
+        drafts or of the wrong length; if seed, stream or nthreads is out of range.  With
+        ``check=False`` the C core raises ValueError on invalid values.
+
+    See Also
+    --------
+    kseq_sample : Draws the drafts too.
+    speculative_sample : The one-draft case.
+    kseq_acceptance : The probability that a draft is accepted.
+
+    References
+    ----------
+    Sun et al., "SpecTr: Fast Speculative Decoding via Optimal Transport", NeurIPS 2023.
+
+    Examples
+    --------
+    A draft that q never emits is always rejected; the token then comes from the residual:
+
+    >>> from monge.spectr import kseq_select
+    >>> sel = kseq_select([0.5, 0.5], [0.0, 1.0], [0, 0], seed=0)
+    >>> sel.token, sel.index, sel.accepted
+    (1, -1, False)
     """
     if not check:
         res = _core.spectr_select(p.reshape(1, -1), q.reshape(1, -1), drafts.reshape(1, -1),
@@ -317,10 +665,65 @@ def kseq_select(p, q, drafts, n_drafts=None, seed=None, stream=0, nthreads=None,
 
 
 def kseq_sample(p, q, k, size=None, seed=None, stream=0, nthreads=None):
-    """Draws k drafts i.i.d. from p and selects with K-SEQ, at `size` positions (or one position per
-    row of a batched p, q).  Returns a :class:`Selection` whose `drafts` are the drawn drafts.
-    For Monte Carlo checks: the tokens are distributed as q and `accepted.mean()` estimates
-    :func:`kseq_acceptance`."""
+    """Draw k drafts i.i.d. from p and select among them with K-SEQ.
+
+    Runs at `size` positions (or one position per row of a batched p, q).  For Monte Carlo
+    checks: the tokens are distributed as q and ``accepted.mean()`` estimates
+    :func:`kseq_acceptance`.
+
+    Parameters
+    ----------
+    p : array_like, shape (V,) or (B, V)
+        Draft distribution: non-negative, each row summing to 1 within `SUM_TOL`.
+    q : array_like, shape (V,) or (B, V)
+        Target distribution, with the same conventions.  A single row is shared by a batch.
+    k : int
+        Number of drafts drawn at each position, >= 1.
+    size : int, optional
+        Number of positions.  p and q must then be single rows or have `size` rows.  None: one
+        position per row of p, q (a single position, with scalar fields, for rows of shape (V,)).
+    seed : int >= 0, numpy Generator or None
+        Seeds the drafts and the selection (None: fresh entropy); position b uses the stream
+        (seed, stream + b).
+    stream : int >= 0, default 0
+        Offset of the positions' random streams, so successive calls with one seed stay
+        independent.
+    nthreads : int, optional
+        Threads for a batch (default: monge.get_num_threads()).
+
+    Returns
+    -------
+    Selection
+        Its `drafts` are the drawn drafts, shape (k,) for a single position, else (B, k).
+
+    Raises
+    ------
+    TypeError
+        If p or q is not a real numeric array; if k, size, seed (other than None or a Generator),
+        stream or nthreads is not an integer.
+    ValueError
+        If p or q is not 1-D or 2-D, is empty, holds NaN, infinite or negative entries, or has a
+        row not summing to 1 within `SUM_TOL`, or if their shapes disagree; if k or size is below
+        1; if size differs from the number of rows of a batched p, q; if seed, stream or nthreads
+        is out of range.
+
+    See Also
+    --------
+    kseq_select : Selection among given drafts.
+    kseq_acceptance : The exact acceptance the sample estimates.
+
+    References
+    ----------
+    Sun et al., "SpecTr: Fast Speculative Decoding via Optimal Transport", NeurIPS 2023.
+
+    Examples
+    --------
+    >>> from monge.spectr import kseq_acceptance, kseq_sample
+    >>> p, q = [0.5, 0.3, 0.2], [0.2, 0.3, 0.5]
+    >>> sel = kseq_sample(p, q, 2, size=100_000, seed=0)
+    >>> sel.drafts.shape, bool(abs(sel.accepted.mean() - kseq_acceptance(p, q, 2)) < 0.01)
+    ((100000, 2), True)
+    """
     P, Q, single = _pair(p, q)
     kk = integer("k", k, minimum=1)
     if size is None:
@@ -336,9 +739,64 @@ def kseq_sample(p, q, k, size=None, seed=None, stream=0, nthreads=None):
 
 
 def speculative_sample(p, q, draft, seed=None, stream=0, nthreads=None):
-    """Standard speculative sampling of one draft (K-SEQ with k = 1, rho = 1): accept `draft` with
-    probability min(1, q/p), else draw from (q - p)_+ normalised.  `draft`: a token id (p, q of
-    shape (V,)) or (B,) ids."""
+    """Standard speculative sampling of one draft (K-SEQ with k = 1, rho = 1).
+
+    Accepts `draft` with probability ``min(1, q(draft) / p(draft))``, else draws the token from
+    ``(q - p)_+`` normalised; the token is then distributed exactly as q when the draft is drawn
+    from p.
+
+    Parameters
+    ----------
+    p : array_like, shape (V,) or (B, V)
+        Draft distribution: non-negative, each row summing to 1 within `SUM_TOL`.
+    q : array_like, shape (V,) or (B, V)
+        Target distribution, with the same conventions.  A single row is shared by a batch.
+    draft : int or array_like of int, shape (B,)
+        A token id in [0, V) (p and q of shape (V,)), or one id per position.
+    seed : int >= 0, numpy Generator or None
+        Seeds the test (None: fresh entropy); position b uses the stream (seed, stream + b).
+    stream : int >= 0, default 0
+        Offset of the positions' random streams.
+    nthreads : int, optional
+        Threads for a batch (default: monge.get_num_threads()).
+
+    Returns
+    -------
+    Selection
+        Scalar fields for a single id, arrays of shape (B,) for (B,) ids; `rho` is 1.
+
+    Raises
+    ------
+    TypeError
+        If draft does not hold integers; if p or q is not a real numeric array; if seed (other
+        than None or a Generator), stream or nthreads is not an integer.
+    ValueError
+        If draft has more than one dimension or holds an id outside [0, V); if a single id is
+        given for a batch of distributions, or the number of ids does not match their rows; if p
+        or q is invalid as in :func:`kseq_select`; if seed, stream or nthreads is out of range.
+
+    See Also
+    --------
+    speculative_acceptance : The probability that the draft is accepted.
+    kseq_select : The k-draft generalisation.
+
+    References
+    ----------
+    Leviathan, Kalman and Matias, "Fast Inference from Transformers via Speculative Decoding",
+    ICML 2023.
+
+    Chen et al., "Accelerating Large Language Model Decoding with Speculative Sampling",
+    arXiv:2302.01318, 2023.
+
+    Examples
+    --------
+    Token 1 has q/p = 1 and is always accepted; token 0 is kept or replaced by token 2:
+
+    >>> from monge.spectr import speculative_sample
+    >>> p, q = [0.5, 0.3, 0.2], [0.2, 0.3, 0.5]
+    >>> speculative_sample(p, q, [1, 1], seed=0).token, speculative_sample(p, q, 0, seed=3).token in (0, 2)
+    (array([1, 1]), True)
+    """
     d = np.asarray(draft)
     if d.dtype == bool or d.dtype.kind not in "iu":
         raise TypeError(f"draft: expected integer token ids, got dtype {d.dtype}")

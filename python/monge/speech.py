@@ -51,7 +51,37 @@ def _lengths(name, lengths, B, T):
 
 
 def length_weights(lengths, T, dtype=torch.float64):
-    """Uniform weights 1/len over the first len positions, 0 on padding: (B, T)."""
+    """Uniform weights over the valid positions of padded sequences, zero on padding.
+
+    Row b holds 1/len_b at its first len_b positions and 0 on the padding after them: the weights
+    of the uniform empirical measure of each sequence, as :func:`ot_alignment_loss` uses them.
+
+    Parameters
+    ----------
+    lengths : sequence of int or integer torch.Tensor, shape (B,)
+        Valid lengths, in [1, T].  Not checked here (:func:`ot_alignment_loss` checks them); a
+        length of 0 gives a row of NaN.
+    T : int
+        Padded length of the sequences.
+    dtype : torch.dtype, default torch.float64
+        Floating dtype of the result.
+
+    Returns
+    -------
+    torch.Tensor, shape (B, T)
+        The weights; each row sums to 1.
+
+    See Also
+    --------
+    position_features : The other input :func:`ot_alignment_loss` builds.
+
+    Examples
+    --------
+    >>> from monge.speech import length_weights
+    >>> length_weights([2, 4], 4)
+    tensor([[0.5000, 0.5000, 0.0000, 0.0000],
+            [0.2500, 0.2500, 0.2500, 0.2500]], dtype=torch.float64)
+    """
     L = torch.as_tensor(lengths).long()
     pos = torch.arange(T)
     mask = pos[None, :] < L[:, None]
@@ -59,8 +89,52 @@ def length_weights(lengths, T, dtype=torch.float64):
 
 
 def position_features(h, lengths=None, weight=1.0):
-    """h (B, T, d) extended with weight * i / (len - 1) as a last feature (0 on padding and when
-    len = 1): (B, T, d + 1)."""
+    """Append each position's relative index in its sequence as a last feature.
+
+    Position i of a sequence of valid length len gets the feature ``weight * i / (len - 1)``, from
+    0 at the first position to `weight` at the last; the feature is 0 on padding and when
+    len = 1.  This is the position term of Le et al.'s OT loss (see :func:`ot_alignment_loss`).
+
+    Parameters
+    ----------
+    h : torch.Tensor, shape (B, T, d)
+        Padded sequences of encodings.
+    lengths : sequence of int or integer torch.Tensor, shape (B,), optional
+        Valid lengths, each in [1, T] (default: all T).
+    weight : float, default 1.0
+        The weight lambda of the feature, >= 0.
+
+    Returns
+    -------
+    torch.Tensor, shape (B, T, d + 1)
+        The encodings h with the feature appended, in the dtype and on the device of h.
+
+    Raises
+    ------
+    TypeError
+        If h is not a torch.Tensor, or lengths are not integers (floating or boolean tensors,
+        or not a sequence).
+    ValueError
+        If h is not 3-D; if weight is not a real number >= 0; if lengths has not B entries or
+        one is outside [1, T].
+
+    See Also
+    --------
+    ot_alignment_loss : The loss that uses these features.
+    length_weights : The weights of the padded positions.
+
+    References
+    ----------
+    Le et al., "Pre-training for Speech Translation: CTC Meets Optimal Transport", ICML 2023.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from monge.speech import position_features
+    >>> position_features(torch.zeros(2, 3, 1), [3, 2])[..., -1]
+    tensor([[0.0000, 0.5000, 1.0000],
+            [0.0000, 1.0000, 0.0000]])
+    """
     if not isinstance(h, torch.Tensor):
         raise TypeError(f"h: expected a torch.Tensor, got {type(h).__name__}")
     if h.dim() != 3:
@@ -77,29 +151,79 @@ def position_features(h, lengths=None, weight=1.0):
 
 def ot_alignment_loss(speech, text, speech_lengths=None, text_lengths=None, *, eps=1.0,
                       position_weight=1.0, reduction="mean", tol=None, max_iter=2000, **kwargs):
-    """The paper's OT loss between padded speech and text encodings, batched.
+    """The OT loss of Le et al. between padded speech and text encodings, batched.
+
+    Each element is extended with its relative position in its own sequence
+    (:func:`position_features`) and the two sequences are compared as uniform empirical measures
+    (:func:`length_weights`) with the Sinkhorn divergence of
+    :func:`monge.torch.sinkhorn_divergence` ::
+
+        x_i = [h^s_i, lambda * i / (T_s - 1)],     y_j = [h^t_j, lambda * j / (T_t - 1)]
+        L_OT = S_eps( (1/T_s) sum_i delta_{x_i},  (1/T_t) sum_j delta_{y_j} )
+
+    with T_s, T_t the valid lengths.  Padded positions carry no mass, get no gradient and do not
+    change the value.  The loss is differentiable with respect to both encodings (gradients from
+    the dual potentials); all B problems are solved in one batched C call.
 
     Parameters
     ----------
-    speech : tensor (B, T_s, d)
-        Speech-encoder outputs (padded).
-    text : tensor (B, T_t, d)
-        Text-encoder outputs (padded).
-    speech_lengths, text_lengths : int sequences or tensors (B,), optional
-        Valid lengths (default: full).
-    eps : float
+    speech : torch.Tensor, shape (B, T_s, d)
+        Speech-encoder outputs (padded), float32 or float64.
+    text : torch.Tensor, shape (B, T_t, d)
+        Text-encoder outputs (padded), same dtype and d as speech.
+    speech_lengths : sequence of int or integer torch.Tensor, shape (B,), optional
+        Valid lengths of the speech sequences, in [1, T_s] (default: full).
+    text_lengths : sequence of int or integer torch.Tensor, shape (B,), optional
+        Valid lengths of the text sequences, in [1, T_t] (default: full).
+    eps : float, default 1.0
         Entropic regularisation of the Sinkhorn divergence (absolute, cost ``|x - y|^2``).
-    position_weight : float
-        lambda, the weight of the relative-position feature (paper: 1.0).
+    position_weight : float, default 1.0
+        The weight lambda of the relative-position feature (paper: 1.0); 0 gives a
+        bag-of-frames loss.
     reduction : {'mean', 'sum', 'none'}
-    tol, max_iter, **kwargs
+        How the B per-pair divergences are reduced: their mean, their sum, or none.
+    tol : float, optional
+        Passed to :func:`monge.torch.sinkhorn_divergence` (None: its default).
+    max_iter : int, default 2000
         Passed to :func:`monge.torch.sinkhorn_divergence`.
+    **kwargs
+        Further options of :func:`monge.torch.sinkhorn_divergence`.
 
     Returns
     -------
-    tensor
+    torch.Tensor
         The reduced loss (scalar), or the (B,) per-pair divergences for 'none'.
-    Differentiable with respect to both encodings (gradients from the dual potentials).
+
+    Raises
+    ------
+    TypeError
+        If speech or text is not a torch.Tensor, their dtypes differ, or lengths are not
+        integers.
+    ValueError
+        If speech or text is not 3-D, their batch or feature sizes differ, reduction is not
+        'mean', 'sum' or 'none', a lengths argument has not B entries or one out of range,
+        position_weight is not a real number >= 0; and from
+        :func:`monge.torch.sinkhorn_divergence`'s checks (e.g. eps not positive).
+
+    See Also
+    --------
+    monge.torch.sinkhorn_divergence : The divergence computed here.
+    monge.torch.ctc_loss : The CTC loss the paper combines with this one.
+
+    References
+    ----------
+    Le et al., "Pre-training for Speech Translation: CTC Meets Optimal Transport", ICML 2023.
+
+    Examples
+    --------
+    Without the position feature, shifting every text encoding by t costs ``|t|^2`` (here 3):
+
+    >>> import numpy as np, torch
+    >>> from monge.speech import ot_alignment_loss
+    >>> speech = torch.from_numpy(np.random.default_rng(0).normal(size=(2, 5, 3)))
+    >>> loss = ot_alignment_loss(speech, speech + 1.0, position_weight=0.0, reduction="none")
+    >>> [round(v, 6) for v in loss.tolist()]
+    [3.0, 3.0]
     """
     for name, t in (("speech", speech), ("text", text)):
         if not isinstance(t, torch.Tensor):

@@ -145,8 +145,61 @@ class _Sinkhorn(_PointsLoss):
 
 
 def sinkhorn(x, y, a=None, b=None, *, eps, **kwargs):
-    """OT_eps(a, b) between point clouds (see :func:`monge.sinkhorn` for every option), as a
-    tensor differentiable with respect to x, y, a and b.  x: (n, d) or (B, n, d)."""
+    """Entropic OT value OT_eps(a, b) between point clouds, as a differentiable tensor.
+
+    The value of :func:`monge.sinkhorn` (see it for every option), differentiable with respect to
+    x, y, a and b.  Gradients come from the dual potentials (envelope theorem) and are first
+    order only; ``torch.func.grad`` and ``torch.func.vjp`` work, ``vmap`` does not (the solve runs
+    in C).  CPU tensors are shared with the C core without a copy; tensors on another device are
+    copied to the CPU for the solve and the results copied back.
+
+    Parameters
+    ----------
+    x : torch.Tensor, shape (n, d) or (B, n, d)
+        Source points, float32 or float64 (the result follows its dtype and device); a leading
+        batch axis solves B problems at once.
+    y : torch.Tensor, shape (m, d) or (B, m, d)
+        Target points.
+    a : torch.Tensor, shape (n,) or (B, n), optional
+        Source weights (uniform when omitted).
+    b : torch.Tensor, shape (m,) or (B, m), optional
+        Target weights (uniform when omitted).
+    eps : float
+        Entropic regularisation, absolute (keyword-only, required).
+    **kwargs
+        Further options of :func:`monge.sinkhorn` (cost, p, tol, max_iter, ...).
+
+    Returns
+    -------
+    torch.Tensor
+        OT_eps: a scalar for one pair, shape (B,) for a batch.
+
+    Raises
+    ------
+    TypeError
+        If x, y, a or b (when given) is not a float32 or float64 torch.Tensor, or a keyword is
+        not an option of :func:`monge.sinkhorn`.
+    ValueError
+        From :func:`monge.sinkhorn`'s checks, e.g. eps not positive or x and y of different
+        dimensions.
+    RuntimeError
+        When the returned gradients are differentiated again (second derivatives are not
+        implemented).
+
+    See Also
+    --------
+    monge.sinkhorn : The NumPy solver, with every option.
+    sinkhorn_divergence : The debiased loss, 0 when x and y coincide.
+    SinkhornLoss : The same as an ``nn.Module``.
+
+    Examples
+    --------
+    >>> import torch, monge.torch as mt
+    >>> x = torch.tensor([[0.0, 0.0], [1.0, 0.0], [0.0, 1.0]], dtype=torch.float64, requires_grad=True)
+    >>> v = mt.sinkhorn(x, x.detach() + 1.0, eps=0.1)
+    >>> v.backward(); round(v.item(), 3), x.grad.shape
+    (2.11, torch.Size([3, 2]))
+    """
     wanted = _wants(("x", x), ("y", y), ("a", a), ("b", b))
     return _Sinkhorn.apply(x, y, a, b, dict(kwargs, eps=eps), wanted)[0]
 
@@ -173,8 +226,63 @@ class _Divergence(_PointsLoss):
 
 
 def sinkhorn_divergence(x, y, a=None, b=None, *, eps, **kwargs):
-    """The Sinkhorn divergence S_eps (see :func:`monge.sinkhorn_divergence`), differentiable with
-    respect to x, y, a and b.  x: (n, d) or (B, n, d) (then one value per problem)."""
+    """The Sinkhorn divergence S_eps between point clouds, as a differentiable tensor.
+
+    The value of :func:`monge.sinkhorn_divergence` (see it for every option), differentiable with
+    respect to x, y, a and b.  With ``static_b=True`` the target is fixed: the value omits the
+    constant 1/2 OT_eps(b, b) and only x and a receive gradients.  Gradients come from the dual
+    potentials (envelope theorem) and are first order only; ``torch.func.grad`` and
+    ``torch.func.vjp`` work, ``vmap`` does not.
+
+    Parameters
+    ----------
+    x : torch.Tensor, shape (n, d) or (B, n, d)
+        Source points, float32 or float64 (the result follows its dtype and device); with a
+        leading batch axis, one value per problem.
+    y : torch.Tensor, shape (m, d) or (B, m, d)
+        Target points.
+    a : torch.Tensor, shape (n,) or (B, n), optional
+        Source weights (uniform when omitted).
+    b : torch.Tensor, shape (m,) or (B, m), optional
+        Target weights (uniform when omitted).
+    eps : float
+        Entropic regularisation, absolute (keyword-only, required).
+    **kwargs
+        Further options of :func:`monge.sinkhorn_divergence` (cost, p, static_b, tol, max_iter,
+        ...); `grad` is set here and may not be given.
+
+    Returns
+    -------
+    torch.Tensor
+        S_eps: a scalar for one pair, shape (B,) for a batch.
+
+    Raises
+    ------
+    TypeError
+        If x, y, a or b (when given) is not a float32 or float64 torch.Tensor, or a keyword is
+        not an option of :func:`monge.sinkhorn_divergence`.
+    ValueError
+        From :func:`monge.sinkhorn_divergence`'s checks, e.g. eps not positive or x and y of
+        different dimensions.
+    RuntimeError
+        When the returned gradients are differentiated again.
+
+    See Also
+    --------
+    monge.sinkhorn_divergence : The NumPy version, with every option.
+    sinkhorn : The biased value OT_eps.
+    SinkhornLoss : The same as an ``nn.Module``.
+
+    Examples
+    --------
+    Between a cloud and its translate by t the divergence is ``|t|^2`` (sqeuclidean cost):
+
+    >>> import torch, monge.torch as mt
+    >>> x = torch.tensor([[0.0, 0.0], [1.0, 0.0], [0.0, 1.0]], dtype=torch.float64, requires_grad=True)
+    >>> s = mt.sinkhorn_divergence(x, x.detach() + 1.0, eps=0.1)
+    >>> s.backward(); round(s.item(), 6), torch.allclose(x.grad, torch.full_like(x, -2 / 3), atol=1e-4)
+    (2.0, True)
+    """
     wanted = _wants(("x", x), ("y", y), ("a", a), ("b", b))
     if kwargs.get("static_b"):
         wanted = tuple(k for k in wanted if k in ("x", "a"))
@@ -182,29 +290,66 @@ def sinkhorn_divergence(x, y, a=None, b=None, *, eps, **kwargs):
 
 
 class SinkhornLoss(torch.nn.Module):
-    """An OT loss between point clouds as a module, in the shape of GeomLoss's ``SamplesLoss``:
-    ``loss(x, y)`` or ``loss(a, x, b, y)`` with weights a, b.
+    """An OT loss between point clouds as a ``torch.nn.Module``, shaped like GeomLoss's SamplesLoss.
+
+    Call it as ``loss(x, y)`` or ``loss(a, x, b, y)`` with weights a, b (see :meth:`forward`).
+    Gradients with respect to the points and the weights come from the dual potentials
+    (envelope theorem); they are first-order only (a second backward raises).  CPU tensors are
+    shared with the C core; tensors on another device are copied to the CPU for the solve and the
+    results copied back (an explicit copy each call, documented here rather than hidden).
 
     Parameters
     ----------
     eps : float
-        Entropic regularisation, absolute, for monge's costs (sqeuclidean is ``|x - y|^2``, no 1/2).
-        GeomLoss's ``SamplesLoss("sinkhorn", p=2, blur=s)`` uses ``|x - y|^2`` / 2 and eps = s^2: the
-        same loss is ``SinkhornLoss(eps=2 * s**2)`` divided by 2.
-    debias : bool
-        True (default): the Sinkhorn divergence S_eps (0 when x and y coincide); False: OT_eps.
-    cost : str
-        Ground cost ('sqeuclidean', 'euclidean', 'pnorm', 'cosine', 'elastic').
+        Entropic regularisation, absolute, for monge's costs (sqeuclidean is ``|x - y|^2``, no
+        1/2).  GeomLoss's ``SamplesLoss("sinkhorn", p=2, blur=s)`` uses ``|x - y|^2 / 2`` and
+        eps = s^2: the same loss is ``SinkhornLoss(eps=2 * s**2)`` divided by 2.
+    debias : bool, default True
+        True: the Sinkhorn divergence S_eps (0 when x and y coincide, see
+        :func:`sinkhorn_divergence`); False: OT_eps (see :func:`sinkhorn`).
+    cost : str, default 'sqeuclidean'
+        Ground cost ('sqeuclidean', 'euclidean', 'pnorm', 'cosine', 'elastic'); checked when
+        the loss is called.
     reduction : {'mean', 'sum', 'none'}
         For batches (B, n, d): how the B values are reduced.  A single pair gives a scalar.
     **options
         Solver options of :func:`monge.sinkhorn_divergence` / :func:`monge.sinkhorn` (tol,
         max_iter, p, ...).
 
-    Gradients with respect to the points and the weights come from the dual potentials
-    (envelope theorem); they are first-order only (a second backward raises).  CPU tensors are
-    shared with the C core; tensors on another device are copied to the CPU for the solve and the
-    results copied back (an explicit copy each call, documented here rather than hidden).
+    Attributes
+    ----------
+    eps : float
+        The entropic regularisation, as a float.
+    debias : bool
+        Whether the loss is the divergence S_eps (True) or OT_eps (False).
+    cost : str
+        The ground cost.
+    reduction : str
+        The batch reduction.
+    options : dict
+        The further solver options, passed on each call.
+
+    Raises
+    ------
+    TypeError
+        If eps is not a real number, debias is not a bool, or reduction is not a string.
+    ValueError
+        If eps is not positive and finite, or reduction is not 'mean', 'sum' or 'none'.
+
+    See Also
+    --------
+    sinkhorn_divergence, sinkhorn : The functions the module calls.
+    monge.sinkhorn_divergence : The NumPy version.
+
+    Examples
+    --------
+    >>> import torch, monge.torch as mt
+    >>> x = torch.tensor([[0.0, 0.0], [1.0, 0.0], [0.0, 1.0]], dtype=torch.float64)
+    >>> round(float(mt.SinkhornLoss(eps=0.1)(x, x + 1.0)), 6)
+    2.0
+    >>> xb = x.repeat(4, 1, 1)                               # a batch of 4 pairs (4, 3, 2)
+    >>> mt.SinkhornLoss(eps=0.1, reduction="none")(xb, xb + 1.0).shape
+    torch.Size([4])
     """
 
     def __init__(self, eps, *, debias=True, cost="sqeuclidean", reduction="mean", **options):
@@ -220,6 +365,29 @@ class SinkhornLoss(torch.nn.Module):
         self.options = dict(options)
 
     def forward(self, *args):
+        """The loss between two point clouds, optionally weighted.
+
+        Parameters
+        ----------
+        *args : torch.Tensor
+            ``(x, y)`` or ``(a, x, b, y)``: points x (n, d) or (B, n, d), y (m, d) or (B, m, d),
+            float32 or float64, and weights a (n,) or (B, n), b (m,) or (B, m) (GeomLoss's
+            argument order).
+
+        Returns
+        -------
+        torch.Tensor
+            A scalar for one pair; for a batch the B values reduced by `reduction` (shape (B,)
+            with 'none').
+
+        Raises
+        ------
+        TypeError
+            If called with a number of arguments other than 2 or 4, or with inputs that are not
+            float32 or float64 tensors.
+        ValueError
+            From the solver's checks (shapes, weights, cost).
+        """
         if len(args) == 2:
             a, (x, y), b = None, args, None
         elif len(args) == 4:
@@ -262,8 +430,53 @@ class _MongeGap(torch.autograd.Function):
 
 
 def monge_gap(x, tx, **kwargs):
-    """The Monge gap M(T) of samples x and their images tx = T(x) (see :func:`monge.monge_gap`),
-    differentiable with respect to tx (and x): the regulariser of map fitting."""
+    """The Monge gap M(T) of samples and their images under a map, as a differentiable tensor.
+
+    The value of :func:`monge.monge_gap` for samples x and their images tx = T(x) (see it for the
+    estimator and every option), differentiable with respect to tx (and x): the regulariser of
+    map fitting.  Gradients are first order only; ``torch.func.grad`` and ``torch.func.vjp``
+    work.
+
+    Parameters
+    ----------
+    x : torch.Tensor, shape (n, d)
+        Samples, float32 or float64.
+    tx : torch.Tensor, shape (n, d)
+        Their images T(x_i); the result follows its dtype and device.
+    **kwargs
+        Options of :func:`monge.monge_gap` (cost, eps, relative_epsilon, debiased, tol, ...);
+        `grad` is set here and may not be given.
+
+    Returns
+    -------
+    torch.Tensor
+        The Monge gap, a scalar.
+
+    Raises
+    ------
+    TypeError
+        If x or tx is not a float32 or float64 torch.Tensor, or a keyword is not an option of
+        :func:`monge.monge_gap`.
+    ValueError
+        If x and tx are batched (3-D) or hold different numbers of points, and from
+        :func:`monge.monge_gap`'s other checks.
+    RuntimeError
+        When the returned gradients are differentiated again.
+
+    See Also
+    --------
+    monge.monge_gap : The NumPy version.
+
+    Examples
+    --------
+    x -> 2x is the gradient of a convex function, an optimal map: its debiased gap is about 0.
+
+    >>> import numpy as np, torch, monge.torch as mt
+    >>> x = torch.from_numpy(np.random.default_rng(0).normal(size=(200, 2)))
+    >>> tx = (2.0 * x).requires_grad_()
+    >>> g = mt.monge_gap(x, tx, debiased=True); g.backward(); abs(g.item()) < 0.05, tx.grad.shape
+    (True, torch.Size([200, 2]))
+    """
     return _MongeGap.apply(x, tx, kwargs, _wants(("x", x), ("tx", tx)))[0]
 
 
@@ -301,11 +514,61 @@ class _CTC(torch.autograd.Function):
 
 def ctc_loss(log_probs, targets, input_lengths, target_lengths, blank=0, reduction="mean",
              zero_infinity=False):
-    """CTC loss as a differentiable tensor, same conventions and values as
-    ``torch.nn.functional.ctc_loss`` (see :func:`monge.ctc_loss`).  log_probs: (T, N, C) tensor
-    (float32/float64), typically ``logits.log_softmax(-1)``; the backward returns the true
-    gradient with respect to log_probs (-gamma), so gradients reaching the logits through
-    log_softmax equal torch's."""
+    """CTC loss as a differentiable tensor, with the conventions of torch's ctc_loss.
+
+    Same conventions and values as ``torch.nn.functional.ctc_loss`` (see :func:`monge.ctc_loss`).
+    The backward returns the true gradient with respect to log_probs (-gamma), so gradients
+    reaching the logits through log_softmax equal torch's.  The gradient is first order only.
+
+    Parameters
+    ----------
+    log_probs : torch.Tensor, shape (T, N, C) or (T, C)
+        Log-probabilities over C classes, float32 or float64, typically
+        ``logits.log_softmax(-1)``; (T, C) is one unbatched sample.
+    targets : torch.Tensor or array_like of int, shape (N, S_max) or (sum(target_lengths),)
+        Labels in [0, C), never `blank`: padded per sample, or concatenated.
+    input_lengths : torch.Tensor or array_like of int, shape (N,)
+        Frames of each sample, 1 <= input_lengths <= T.
+    target_lengths : torch.Tensor or array_like of int, shape (N,)
+        Labels of each sample, >= 0.
+    blank : int, default 0
+        The blank label, < C.
+    reduction : {'mean', 'sum', 'none'}
+        'mean': loss_n / max(target_length_n, 1), averaged over the batch; 'sum': the sum of the
+        losses; 'none': the per-sample losses.
+    zero_infinity : bool, default False
+        Impossible alignments (too few frames) give loss 0 instead of +inf.
+
+    Returns
+    -------
+    torch.Tensor
+        A scalar for 'mean' and 'sum'; shape (N,) for 'none' (a scalar for an unbatched sample).
+
+    Raises
+    ------
+    TypeError
+        If log_probs is not a float32 or float64 torch.Tensor, targets are not integers, or
+        reduction is not a string.
+    ValueError
+        If reduction is unknown; if log_probs is not 2-D or 3-D, is empty, or holds NaN or +inf;
+        if blank >= C; if a length is out of range or the targets' shape does not match the
+        lengths; if a label is outside [0, C) or equals blank.
+
+    See Also
+    --------
+    monge.ctc_loss : The NumPy version, with gradients on request.
+    torch.nn.functional.ctc_loss : The reference the values match.
+
+    Examples
+    --------
+    One frame, one label: the loss is -log p(label).
+
+    >>> import torch, monge.torch as mt
+    >>> log_probs = torch.tensor([[[0.4, 0.6]]], dtype=torch.float64).log()    # (T, N, C) = (1, 1, 2)
+    >>> loss = mt.ctc_loss(log_probs, torch.tensor([[1]]), torch.tensor([1]), torch.tensor([1]))
+    >>> round(float(loss), 6)
+    0.510826
+    """
     from ._validate import choice
 
     choice("reduction", reduction, ("mean", "sum", "none"))
@@ -352,9 +615,75 @@ class _Align(torch.autograd.Function):
 
 def align(X, Y, mask_x=None, mask_y=None, *, method="sinkhorn", eps=0.1, tol=1e-6,
           max_iter=1000, beta=0.5, outer=50, inner=1):
-    """Token alignment (see :func:`monge.align`) on tensors X (B, n, d), Y (B, m, d) with
-    boolean padding masks.  Returns (distance (B,), plan (B, n, m)): the distance is
-    differentiable with respect to X and Y with the plan held fixed, the plan is not."""
+    """Token alignment of padded embedding batches, with a distance differentiable in X and Y.
+
+    The alignment of :func:`monge.align` (cosine cost, entropic OT or IPOT) on tensors X
+    (B, n, d), Y (B, m, d) with boolean padding masks.  The distance ``D = <P, C>`` is
+    differentiable with respect to X and Y with the plan P held fixed; the plan is not
+    differentiable.  The gradient is first order only.
+
+    Parameters
+    ----------
+    X : torch.Tensor, shape (B, n, d)
+        Embeddings of the first sequences, float32 or float64 (the results follow its dtype
+        and device); add a leading axis for one pair.
+    Y : torch.Tensor, shape (B, m, d)
+        Embeddings of the second sequences.
+    mask_x : torch.Tensor or array_like of bool, shape (B, n), optional
+        True for real entries, False for padding (None: all real); 0/1 integers are accepted.
+    mask_y : torch.Tensor or array_like of bool, shape (B, m), optional
+        The same for Y.
+    method : {'sinkhorn', 'ipot'}
+        Entropic OT iterated to `tol`, or IPOT's proximal point iterations (a fixed count).
+    eps : float, default 0.1
+        Entropic regularisation of 'sinkhorn'.
+    tol : float, default 1e-6
+        Marginal error at which 'sinkhorn' stops.
+    max_iter : int, default 1000
+        Iteration limit of 'sinkhorn'.
+    beta : float, default 0.5
+        IPOT's proximal parameter (its kernel is ``exp(-C / beta)``).
+    outer : int, default 50
+        IPOT's outer iterations.
+    inner : int, default 1
+        IPOT's scaling steps per outer iteration.
+
+    Returns
+    -------
+    distance : torch.Tensor, shape (B,)
+        ``<P, C>`` per pair, differentiable with respect to X and Y.
+    plan : torch.Tensor, shape (B, n, m)
+        The plans P, zero on padding, not differentiable.
+
+    Raises
+    ------
+    TypeError
+        If X or Y is not a torch.Tensor (or not float32/float64), a mask is not boolean or 0/1
+        integers, or an option has the wrong type.
+    ValueError
+        If X and Y are single pairs (n, d) instead of a batch; if their embedding dimensions or
+        batch sizes differ; if a mask has the wrong shape, values other than 0 and 1, or a pair
+        without a valid entry; if a real vector is zero (the cosine cost is undefined); if method
+        is unknown or an option is out of range.
+
+    Warns
+    -----
+    ConvergenceWarning
+        When Sinkhorn stops at max_iter before reaching tol for some pair.
+
+    See Also
+    --------
+    monge.align : The NumPy version, with the cost and the methods described.
+
+    Examples
+    --------
+    >>> import torch, monge.torch as mt
+    >>> X = torch.tensor([[[1.0, 0.0], [0.0, 1.0]]], dtype=torch.float64, requires_grad=True)
+    >>> Y = torch.tensor([[[0.0, 1.0], [1.0, 0.0], [1.0, 1.0]]], dtype=torch.float64)
+    >>> D, P = mt.align(X, Y, mask_y=torch.tensor([[True, True, False]]))
+    >>> D.sum().backward(); D.shape, P.shape, round(float(P.sum()), 6), X.grad.shape
+    (torch.Size([1]), torch.Size([1, 2, 3]), 1.0, torch.Size([1, 2, 2]))
+    """
     if not isinstance(X, torch.Tensor) or not isinstance(Y, torch.Tensor):
         raise TypeError("X, Y: expected torch tensors")
     as_np = lambda v: None if v is None else (v.detach().cpu().numpy()  # noqa: E731
