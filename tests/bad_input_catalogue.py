@@ -77,6 +77,11 @@ CATALOGUE = [
     ("maps.MongeGapMap.fit", "dimensions differ", lambda: monge.maps.MongeGapMap(n_iter=1, verbose=False).fit(X, X3), ValueError, "X, Y: dimensions differ"),
     ("maps.MongeGapMap", "unknown dtype", lambda: monge.maps.MongeGapMap(n_iter=1, verbose=False, dtype="float16").fit(X, Y), ValueError, "dtype: unknown value"),
     ("set_num_threads", "non-integer", lambda: monge.set_num_threads(1.5), TypeError, "n: expected an integer"),
+    ("routing.capacity_from_factor", "no experts", lambda: _m("routing").capacity_from_factor(8, 0, 1.0), ValueError, "n_experts: must be >= 1"),
+    ("pot.unif", "n < 1", lambda: _m("pot").unif(0), ValueError, "n: must be >= 1"),
+    ("pot.sliced_wasserstein_distance", "n_projections < 1", lambda: _m("pot").sliced_wasserstein_distance(X, Y, n_projections=0), ValueError, "n_projections: must be >= 1"),
+    ("pot.sinkhorn", "numItermax < 1", lambda: _m("pot").sinkhorn(A, B, C, 0.1, numItermax=0), ValueError, "numItermax: must be >= 1"),
+    ("pot.smooth.smooth_ot_dual", "numItermax < 1", lambda: _m("pot").smooth.smooth_ot_dual(A, B, C, 0.1, numItermax=0), ValueError, "numItermax: must be >= 1"),
     # data loaders: the message starts with the file (and line, for text formats)
     ("experiments.orma.data.load_chebi20", "bytes that are not UTF-8", lambda: _m("experiments.orma.data").load_chebi20(_file("a.txt", CHEBI + b"1\tC\tm\xe9thane\n")), DataFormatError, "{path}:2: not UTF-8 text: byte 0xe9 at column 6"),
     ("experiments.orma.data.load_chebi20", "wrong number of fields", lambda: _m("experiments.orma.data").load_chebi20(_file("b.txt", CHEBI + b"1\tC\n")), DataFormatError, "{path}:2: expected 3 tab-separated fields"),

@@ -28,7 +28,7 @@ import warnings
 import numpy as np
 
 from ._policy import ConvergenceWarning
-from ._validate import float_array, positive
+from ._validate import integer, float_array, positive
 
 __all__ = ["dist", "unif", "emd", "emd2", "emd_1d", "emd2_1d", "wasserstein_1d", "sinkhorn",
            "sinkhorn2", "sinkhorn_unbalanced", "sinkhorn_unbalanced2", "sliced_wasserstein_distance",
@@ -81,12 +81,9 @@ def unif(n, type_as=None):
     Raises
     ------
     ValueError
-        If n is negative (NumPy's "negative dimensions" message) or a string that is not an
-        integer.
+        If n < 1.
     TypeError
-        If n cannot be converted by ``int`` (None, for instance).
-    ZeroDivisionError
-        If n is 0.
+        If n is not an integer.
 
     See Also
     --------
@@ -98,7 +95,8 @@ def unif(n, type_as=None):
     >>> ot.unif(4).tolist()
     [0.25, 0.25, 0.25, 0.25]
     """
-    return np.full(int(n), 1.0 / int(n))
+    n = integer("n", n, 1)
+    return np.full(n, 1.0 / n)
 
 
 def dist(x1, x2=None, metric="sqeuclidean", p=2, w=None, backend="auto", nx=None,
@@ -185,7 +183,7 @@ def _emd_one(a, b, M, numItermax, center_dual):
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
-        r = _emd(a, b, M, max_iter=int(numItermax))
+        r = _emd(a, b, M, max_iter=integer("numItermax", numItermax, 1))
     G = r.toarray()
     cost = float(np.sum(G * M))
     if r.f is not None and r.g is not None:
@@ -665,13 +663,15 @@ def sliced_wasserstein_distance(X_s, X_t, a=None, b=None, n_projections=50, p=2,
         raise ValueError(f"X_s, X_t: dimensions differ ({X_s.shape[1]} vs {X_t.shape[1]})")
     d = X_s.shape[1]
     if projections is None:
+        n_projections = integer("n_projections", n_projections, 1)
         rs = seed if isinstance(seed, np.random.RandomState) else np.random.RandomState(seed)
-        projections = rs.normal(0.0, 1.0, [d, int(n_projections)])
+        projections = rs.normal(0.0, 1.0, [d, n_projections])
         projections = projections / np.sqrt(np.sum(projections ** 2, 0, keepdims=True))
     else:
         projections = float_array("projections", projections, (2,), dtype=np.float64)
-        if projections.shape[0] != d:
-            raise ValueError(f"projections: expected shape ({d}, P), got {projections.shape}")
+        if projections.shape[0] != d or projections.shape[1] == 0:
+            raise ValueError(f"projections: expected shape ({d}, P) with P >= 1, got "
+                             f"{projections.shape}")
     p = positive("p", p)
     ps, pt = X_s @ projections, X_t @ projections
     a = None if a is None or len(a) == 0 else a
@@ -690,7 +690,7 @@ _METHODS = ("sinkhorn", "sinkhorn_log", "sinkhorn_stabilized", "sinkhorn_epsilon
 def _sinkhorn_one(a, b, M, reg, method, numItermax, stopThr, warn, warmstart, verbose):
     from .sinkhorn import sinkhorn as _sinkhorn
 
-    with np.errstate(divide="ignore"):
+    with np.errstate(divide="ignore", invalid="ignore"):   # bad weights are reported below
         la, lb = np.log(a), np.log(b)
     init = None
     if warmstart is not None:
@@ -701,7 +701,8 @@ def _sinkhorn_one(a, b, M, reg, method, numItermax, stopThr, warn, warmstart, ve
             init = (w0 - reg * la, w1 - reg * lb)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
-        r = _sinkhorn(a=a, b=b, C=M, eps=reg, tol=stopThr, max_iter=int(numItermax), init=init,
+        r = _sinkhorn(a=a, b=b, C=M, eps=positive("reg", reg), tol=positive("stopThr", stopThr),
+                      max_iter=integer("numItermax", numItermax, 1), init=init,
                       eps_scaling=False if init is not None else
                       (True if method == "sinkhorn_epsilon_scaling" else "auto"))
     if not r.converged and warn:
@@ -1272,7 +1273,8 @@ def _smooth(formulation):
 
         M = float_array("M", M, (2,), dtype=np.float64)
         a, b = _hist("a", a, M.shape[0]), _hist("b", b, M.shape[1])
-        opts = dict(formulation=formulation, tol=max(stopThr, 1e-12), max_iter=int(numItermax))
+        opts = dict(formulation=formulation, tol=max(positive("stopThr", stopThr), 1e-12),
+                    max_iter=integer("numItermax", numItermax, 1))
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", ConvergenceWarning)
             if reg_type == "l2":

@@ -191,11 +191,9 @@ def capacity_from_factor(n_tokens, n_experts, factor):
     Raises
     ------
     ValueError
-        If factor is not a positive finite number.
+        If factor is not a positive finite number, n_tokens < 0 or n_experts < 1.
     TypeError
-        If factor is not a real number.
-    ZeroDivisionError
-        If n_experts is 0 (n_tokens and n_experts are not validated).
+        If factor is not a real number or n_tokens, n_experts are not integers.
 
     See Also
     --------
@@ -214,6 +212,8 @@ def capacity_from_factor(n_tokens, n_experts, factor):
     >>> capacity_from_factor(8, 4, 1.25)
     3
     """
+    n_tokens = integer("n_tokens", n_tokens, 0)
+    n_experts = integer("n_experts", n_experts, 1)
     factor = positive("factor", factor)
     return max(1, int(math.ceil(factor * n_tokens / n_experts)))
 
