@@ -28,10 +28,62 @@ def _sym_pow(S, power, floor):
 
 
 def bures_map(mean_x, cov_x, mean_y, cov_y, ridge=1e-8):
-    """(A, b) of the optimal map x -> A x + b between N(mean_x, cov_x) and N(mean_y, cov_y).
+    """The optimal (Bures) affine map between two Gaussians, as (A, b).
 
-    ``ridge`` x (mean eigenvalue) is the floor of cov_x's eigenvalues (a rank-deficient sample
-    covariance gives a finite, if arbitrary, map on the missing directions)."""
+    The map x -> A x + b is the optimal transport map for the squared Euclidean cost from
+    N(mean_x, cov_x) to N(mean_y, cov_y) [1]_ [2]_::
+
+        A = S_x^{-1/2} (S_x^{1/2} S_y S_x^{1/2})^{1/2} S_x^{-1/2},   b = m_y - A m_x,
+
+    A symmetric positive semi-definite.  ``ridge`` x (mean eigenvalue) is the floor of cov_x's
+    eigenvalues (a rank-deficient sample covariance gives a finite, if arbitrary, map on the
+    missing directions).
+
+    Parameters
+    ----------
+    mean_x, mean_y : array_like, shape (d,)
+        Means of the source and the target.
+    cov_x, cov_y : array_like, shape (d, d)
+        Covariances of the source and the target (symmetric positive semi-definite; a scalar
+        is read as a 1 x 1 matrix).
+    ridge : float, default 1e-8
+        Relative floor of cov_x's eigenvalues; should be > 0.
+
+    Returns
+    -------
+    A : ndarray, shape (d, d)
+        Symmetric matrix of the map.
+    b : ndarray, shape (d,)
+        Offset of the map.
+
+    Raises
+    ------
+    ValueError
+        If the shapes of the means and covariances do not agree (raised by NumPy's matrix
+        products).  The arguments are not validated otherwise: pass finite, symmetric
+        covariances and a positive `ridge`.
+
+    See Also
+    --------
+    LinearMap : Fits this map to two samples.
+    monge.maps.datasets.GaussianMap : A problem whose optimal map is this formula.
+
+    References
+    ----------
+    .. [1] I. Olkin and F. Pukelsheim, "The distance between two random vectors with given
+       dispersion matrices", Linear Algebra and its Applications 48 (1982), 257-263.
+    .. [2] M. Knott and C. S. Smith, "On the optimal mapping of distributions", Journal of
+       Optimization Theory and Applications 43 (1984), 39-49.
+
+    Examples
+    --------
+    From N(0, 1) to N(1, 4) the map is x -> 2 x + 1:
+
+    >>> from monge.maps import bures_map
+    >>> A, b = bures_map([0.0], [[1.0]], [1.0], [[4.0]])
+    >>> A.round(6).tolist(), b.round(6).tolist()
+    ([[2.0]], [1.0])
+    """
     cov_x = np.atleast_2d(np.asarray(cov_x, dtype=np.float64))
     cov_y = np.atleast_2d(np.asarray(cov_y, dtype=np.float64))
     floor = ridge * max(float(np.trace(cov_x)) / len(cov_x), 1e-300)
@@ -129,13 +181,67 @@ class _Fitted(MapEstimator):
 class LinearMap(_Fitted):
     """The Bures (Gaussian) optimal map between the samples' means and covariances.
 
-    Attributes after fit: ``A_`` (d, d) symmetric positive semi-definite, ``b_`` (d,),
-    ``fit_time_``."""
+    ``fit(X, Y)`` estimates the means and (unbiased) covariances of the source samples X and the
+    target samples Y and stores the optimal map between the two Gaussians with those moments
+    (:func:`bures_map`): T(x) = A x + b.  It is the optimal map, up to sampling error, when both
+    distributions are Gaussian, and the baseline a nonlinear map must beat.  Follows the
+    scikit-learn conventions of :class:`monge.maps.MongeGapMap` (fit / transform /
+    fit_transform / __call__, get_params / set_params).
+
+    Parameters
+    ----------
+    ridge : float, default 1e-8
+        Relative floor of the source covariance's eigenvalues, > 0 (see :func:`bures_map`).
+
+    Attributes
+    ----------
+    A_ : ndarray, shape (d, d)
+        Symmetric positive semi-definite matrix of the map.
+    b_ : ndarray, shape (d,)
+        Offset of the map.
+    dim_, n_features_in_ : int
+        Dimension d of the samples.
+    fit_time_ : float
+        Seconds taken by fit.
+
+    Raises
+    ------
+    TypeError
+        On fit: if `X` or `Y` is not a real numeric array (or is a torch tensor or a sparse
+        matrix), or `ridge` is not a real number.
+    ValueError
+        On fit: if `Y` is None, `X` or `Y` is not 2-D, is empty or holds NaN or infinity, their
+        dimensions differ, either has fewer than 2 samples, or `ridge` is not positive and
+        finite.  On transform: if `X` does not have the fitted dimension.
+    monge.maps.NotFittedError
+        On transform before fit (a RuntimeError, ValueError and AttributeError).
+
+    See Also
+    --------
+    bures_map : The closed form used.
+    EntropicMap : A nonparametric baseline.
+    monge.maps.MongeGapMap : A neural map that starts from this one.
+
+    References
+    ----------
+    .. [1] I. Olkin and F. Pukelsheim, "The distance between two random vectors with given
+       dispersion matrices", Linear Algebra and its Applications 48 (1982), 257-263.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from monge.maps import LinearMap
+    >>> X = np.random.default_rng(0).normal(size=(500, 2))
+    >>> T = LinearMap().fit(X, 2.0 * X + 1.0)
+    >>> bool(np.allclose(T.A_, 2.0 * np.eye(2)) and np.allclose(T(X), 2.0 * X + 1.0))
+    True
+    """
 
     def __init__(self, ridge=1e-8):
         self.ridge = ridge
 
     def fit(self, X, Y):
+        """Fit the map to source samples X (n, d) and target samples Y (m, d); returns self."""
         t0 = time.perf_counter()
         X, Y = _pair(X, Y)
         positive("ridge", self.ridge)
@@ -145,24 +251,87 @@ class LinearMap(_Fitted):
         return self
 
     def transform(self, X):
+        """T(X) = X A^T + b for X of shape (k, d)."""
         return self._input(X) @ self.A_.T + self.b_
 
 
 class EntropicMap(_Fitted):
-    """Entropic map (barycentric projection of the Sinkhorn plan, extended by the c-transform).
+    """Entropic map: barycentric projection of the Sinkhorn plan, extended by the c-transform.
+
+    The estimator of Pooladian & Niles-Weed [1]_.  ``fit(X, Y)`` solves the entropic transport
+    problem between the samples (uniform weights, squared Euclidean cost) and keeps the target
+    potential g; any x is then mapped to a weighted mean of the target samples::
+
+        T(x) = sum_j w_j(x) y_j,   w_j(x) = b_j exp((g_j - |x - y_j|^2) / eps) / sum_k (same with k),
+
+    b_j = 1/m.  On the source samples this is the barycentric projection of the plan.  Follows
+    the scikit-learn conventions of :class:`monge.maps.MongeGapMap` (fit / transform /
+    fit_transform / __call__, get_params / set_params).
 
     Parameters
     ----------
     eps : float, optional
         Entropic regularisation of the squared-Euclidean cost ``|x - y|^2``, absolute.  Default:
-        ``relative_eps`` x the mean squared distance between the samples.
-    relative_eps : float
-        Used when ``eps`` is None (default 0.01, chosen on the W2 benchmark's validation pairs,
-        see docs/experiments/w2bench.md).
-    tol, max_iter : Sinkhorn's stopping rule (see :func:`monge.sinkhorn`).
+        ``relative_eps`` x the mean squared distance between the samples (over all pairs of a
+        source and a target sample).
+    relative_eps : float, default 0.01
+        Used when ``eps`` is None (0.01 was chosen on the W2 benchmark's validation pairs, see
+        docs/experiments/w2bench.md).
+    tol, max_iter : float and int, defaults 1e-6 and 10000
+        Sinkhorn's stopping rule (see :func:`monge.sinkhorn`).
+    chunk : int, default 1024
+        transform handles this many points at a time (memory ~ chunk x m).
 
-    Attributes after fit: ``eps_``, ``g_`` (target potentials), ``Y_``, ``result_`` (the
-    :class:`monge.SinkhornResult`), ``fit_time_``.
+    Attributes
+    ----------
+    eps_ : float
+        The eps the potentials belong to (that of the Sinkhorn result, see :func:`monge.sinkhorn`).
+    g_ : ndarray, shape (m,)
+        Target potentials.
+    Y_ : ndarray, shape (m, d)
+        The target samples.
+    log_b_ : ndarray, shape (m,)
+        Log-weights of the target samples, -log m.
+    result_ : monge.SinkhornResult
+        The solver's full result.
+    dim_, n_features_in_ : int
+        Dimension d of the samples.
+    fit_time_ : float
+        Seconds taken by fit.
+
+    Raises
+    ------
+    TypeError
+        On fit: if `X` or `Y` is not a real numeric array (or is a torch tensor or a sparse
+        matrix), or the `eps` or `relative_eps` in use is not a real number.
+    ValueError
+        On fit: if `Y` is None, `X` or `Y` is not 2-D, is empty or holds NaN or infinity, their
+        dimensions differ, either has fewer than 2 samples, or the `eps` or `relative_eps` in
+        use is not positive and finite (:func:`monge.sinkhorn` checks `tol` and `max_iter`).
+        On transform: if `X` does not have the fitted dimension.
+    monge.maps.NotFittedError
+        On transform before fit (a RuntimeError, ValueError and AttributeError).
+
+    See Also
+    --------
+    LinearMap : The Gaussian (Bures) baseline.
+    monge.sinkhorn : The solver used by fit.
+    monge.maps.MongeGapMap : A neural map, usable out of sample at any scale.
+
+    References
+    ----------
+    .. [1] A.-A. Pooladian and J. Niles-Weed, "Entropic estimation of optimal transport maps",
+       arXiv:2109.12004 (2021).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from monge.maps import EntropicMap
+    >>> X = np.random.default_rng(0).normal(size=(100, 2))
+    >>> Y = X + [3.0, 0.0]
+    >>> T = EntropicMap().fit(X, Y)
+    >>> T(X).shape, bool(np.allclose(T(X).mean(axis=0), Y.mean(axis=0), atol=1e-3))
+    ((100, 2), True)
     """
 
     def __init__(self, eps=None, relative_eps=0.01, tol=1e-6, max_iter=10000, chunk=1024):
@@ -173,6 +342,7 @@ class EntropicMap(_Fitted):
         self.chunk = chunk
 
     def fit(self, X, Y):
+        """Solve the Sinkhorn problem between X (n, d) and Y (m, d); returns self."""
         from ..sinkhorn import sinkhorn
 
         t0 = time.perf_counter()
@@ -195,6 +365,7 @@ class EntropicMap(_Fitted):
         return self
 
     def transform(self, X):
+        """T(X) for X of shape (k, d): weighted means of the target samples."""
         X = self._input(X)
         Y, eps = self.Y_, self.eps_
         yy = np.einsum("ij,ij->i", Y, Y)

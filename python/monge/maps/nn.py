@@ -183,7 +183,42 @@ def _float_input(x):
 
 
 def erf(x):
-    """Error function, elementwise (float32 or float64; relative error ~1e-16 in float64)."""
+    """Error function, elementwise, in NumPy alone (no SciPy).
+
+    Uses W. J. Cody's rational Chebyshev approximations [1]_ and keeps the floating dtype of the
+    input: float32 stays float32; in float64 the relative error is about 1e-16.
+
+    Parameters
+    ----------
+    x : array_like
+        Real input of any shape.  float32 and float64 arrays keep their dtype; integers and
+        booleans are converted to float64.
+
+    Returns
+    -------
+    ndarray
+        erf(x), of the shape of `x` (0-d for a scalar); NaN where `x` is NaN.
+
+    Raises
+    ------
+    TypeError
+        If `x` is not a real numeric array (object, complex or string dtype).
+
+    See Also
+    --------
+    erfc : The complement 1 - erf(x), accurate in the tails.
+
+    References
+    ----------
+    .. [1] W. J. Cody, "Rational Chebyshev approximations for the error function",
+       Mathematics of Computation 23 (1969), 631-637.
+
+    Examples
+    --------
+    >>> from monge.maps import nn
+    >>> nn.erf([0.0, 0.5, -1.0]).round(6).tolist()
+    [0.0, 0.5205, -0.842701]
+    """
     x = _float_input(x)
     shape = x.shape
     x = np.atleast_1d(x)
@@ -194,7 +229,45 @@ def erf(x):
 
 
 def erfc(x):
-    """Complementary error function 1 - erf(x), elementwise, accurate in the tails."""
+    """Complementary error function 1 - erf(x), elementwise, accurate in the tails.
+
+    Computed directly from W. J. Cody's approximations [1]_ rather than as 1 - erf(x), so that
+    large positive `x` keeps full relative accuracy until the result underflows (about x = 26.6
+    in float64).  The floating dtype of the input is kept.
+
+    Parameters
+    ----------
+    x : array_like
+        Real input of any shape.  float32 and float64 arrays keep their dtype; integers and
+        booleans are converted to float64.
+
+    Returns
+    -------
+    ndarray
+        erfc(x), of the shape of `x` (0-d for a scalar); NaN where `x` is NaN.
+
+    Raises
+    ------
+    TypeError
+        If `x` is not a real numeric array (object, complex or string dtype).
+
+    See Also
+    --------
+    erf : The error function itself.
+
+    References
+    ----------
+    .. [1] W. J. Cody, "Rational Chebyshev approximations for the error function",
+       Mathematics of Computation 23 (1969), 631-637.
+
+    Examples
+    --------
+    >>> from monge.maps import nn
+    >>> nn.erfc([-1.0, 0.0, 1.0]).round(6).tolist()
+    [1.842701, 1.0, 0.157299]
+    >>> print(f"{float(nn.erfc(10.0)):.6e}")     # 1 - erf(10.0) would give 0.0
+    2.088488e-45
+    """
     x = _float_input(x)
     shape = x.shape
     x = np.atleast_1d(x)
@@ -242,8 +315,56 @@ _INV_SQRT_2PI = 1.0 / math.sqrt(2.0 * math.pi)
 class Activation:
     """An elementwise nonlinearity with its exact derivative.
 
-    ``act(x)`` is the value, ``act.derivative(x)`` the derivative (at the kinks of relu and
-    leaky_relu, x = 0, the left derivative, as PyTorch).  Build with :func:`activation`.
+    ``act(x)`` is the value and ``act.derivative(x)`` the derivative, both elementwise and in the
+    floating dtype of `x` (other real dtypes are converted to float64).  At the kink x = 0 of
+    relu and leaky_relu the derivative is the left one, as in PyTorch.  The usual way to build
+    one is :func:`activation`; :class:`MLP` applies it after every hidden layer.
+
+    gelu is the exact form x Phi(x), Phi the standard normal CDF [1]_.  In float64 Phi comes from
+    :func:`erfc`; in float32 from the Abramowitz & Stegun formula 7.1.26 [2]_ (absolute error
+    at most 1.5e-7, the resolution of float32, with a single exponential).  silu is
+    x sigmoid(x).
+
+    Parameters
+    ----------
+    name : {'relu', 'leaky_relu', 'gelu', 'silu', 'tanh', 'identity'}
+        The nonlinearity: one of :data:`ACTIVATIONS`.
+    negative_slope : float, default 0.01
+        Slope of 'leaky_relu' for x < 0 (kept, and unused, for the other names).
+
+    Attributes
+    ----------
+    name : str
+        The name given.
+    negative_slope : float
+        The slope given, as a float.
+
+    Raises
+    ------
+    TypeError
+        If `name` is not a string or `negative_slope` is not a real number (bool included);
+        calling the activation or its derivative on a non-real array (object, complex, string).
+    ValueError
+        If `name` is not one of :data:`ACTIVATIONS` or `negative_slope` is NaN or infinite.
+
+    See Also
+    --------
+    activation : Builds an Activation from its name.
+    MLP : The network that uses it.
+
+    References
+    ----------
+    .. [1] D. Hendrycks and K. Gimpel, "Gaussian Error Linear Units (GELUs)", arXiv:1606.08415
+       (2016).
+    .. [2] M. Abramowitz and I. A. Stegun, "Handbook of Mathematical Functions", National Bureau
+       of Standards (1964), formula 7.1.26.
+
+    Examples
+    --------
+    >>> from monge.maps import nn
+    >>> act = nn.Activation("leaky_relu", negative_slope=0.1)
+    >>> act([-2.0, 0.0, 3.0]).tolist(), act.derivative([-2.0, 0.0, 3.0]).tolist()
+    ([-0.2, 0.0, 3.0], [0.1, 0.1, 1.0])
     """
 
     def __init__(self, name, negative_slope=0.01):
@@ -301,11 +422,47 @@ class Activation:
         return self._derivative(x, self._forward(x)[1])
 
 
+#: Names of the nonlinearities that :func:`activation`, :class:`Activation` and :class:`MLP`
+#: accept: ``('relu', 'leaky_relu', 'gelu', 'silu', 'tanh', 'identity')``.
 ACTIVATIONS = ("relu", "leaky_relu", "gelu", "silu", "tanh", "identity")
 
 
 def activation(name, negative_slope=0.01):
-    """The activation ``name`` (one of ACTIVATIONS); gelu is the exact x * Phi(x) form."""
+    """The activation called `name`, with its exact derivative.
+
+    Shorthand for ``Activation(name, negative_slope)``.  gelu is the exact form x Phi(x)
+    (Phi the standard normal CDF), not the tanh approximation.
+
+    Parameters
+    ----------
+    name : {'relu', 'leaky_relu', 'gelu', 'silu', 'tanh', 'identity'}
+        One of :data:`ACTIVATIONS`.
+    negative_slope : float, default 0.01
+        Slope of 'leaky_relu' for x < 0 (unused by the other names).
+
+    Returns
+    -------
+    Activation
+        Callable elementwise: ``act(x)`` is the value, ``act.derivative(x)`` the derivative.
+
+    Raises
+    ------
+    TypeError
+        If `name` is not a string or `negative_slope` is not a real number.
+    ValueError
+        If `name` is not one of :data:`ACTIVATIONS` or `negative_slope` is NaN or infinite.
+
+    See Also
+    --------
+    Activation : The class returned, with the details of each nonlinearity.
+
+    Examples
+    --------
+    >>> from monge.maps import nn
+    >>> gelu = nn.activation("gelu")
+    >>> gelu([-1.0, 0.0, 1.0]).round(6).tolist(), gelu.derivative([0.0]).tolist()
+    ([-0.158655, 0.0, 0.841345], [0.5])
+    """
     return Activation(name, negative_slope)
 
 
@@ -315,26 +472,104 @@ _INITS = ("he", "xavier", "zeros_last")
 
 
 class MLP:
-    """Multi-layer perceptron  x -> A_L(s(A_{L-1}(... s(A_1 x)))), A_l(h) = h @ W_l + b_l.
+    """Multi-layer perceptron in NumPy, with a hand-written backward pass.
+
+    The map is::
+
+        x -> A_L(s(A_{L-1}(... s(A_1 x)))),   A_l(h) = h @ W_l + b_l,
+
+    s the activation, W_l of shape (fan_in, fan_out) (the transpose of ``torch.nn.Linear.weight``);
+    with ``residual=True`` it is T(x) = x + MLP(x).  ``forward(x)`` caches the activations for
+    ``backward(grad_y)``; ``mlp(x)`` is the same map without caching (inference).  x is
+    (batch, in_dim) or a single (in_dim,) point; it is cast to the model's dtype.
 
     Parameters
     ----------
-    in_dim, out_dim : input / output width (out_dim defaults to in_dim).
-    hidden : widths of the hidden layers (``()`` gives an affine map).
-    activation : name in ACTIVATIONS (or an :class:`Activation`), applied after every hidden layer.
-    residual : T(x) = x + MLP(x); needs out_dim == in_dim.
-    seed : seed of ``np.random.default_rng`` for the initial weights.
-    dtype : np.float64 (default) or np.float32.
-    init : 'he' (W ~ N(0, 2/fan_in)), 'xavier' (W ~ N(0, 2/(fan_in + fan_out))), or 'zeros_last'
-        (He for the hidden layers, last layer exactly zero: a residual map starts as the identity,
-        a plain one as the zero map).  Biases start at zero.
-    last_scale : factor applied to the initial last-layer weights.  Default: 1e-3 for residual maps
-        (T starts within ~1e-3 of the identity yet every layer receives gradient at the first
-        step), 1 otherwise.  init='zeros_last' overrides it with 0.
-    negative_slope : slope of 'leaky_relu' for x < 0.
+    in_dim : int
+        Input width (>= 1).
+    hidden : int or sequence of int, default (64, 64)
+        Widths of the hidden layers (an int means one hidden layer; ``()`` gives an affine map).
+    out_dim : int, optional
+        Output width; defaults to `in_dim`.
+    activation : str or Activation, default 'gelu'
+        A name in :data:`ACTIVATIONS`, or an :class:`Activation`, applied after every hidden
+        layer.
+    residual : bool, default False
+        T(x) = x + MLP(x); needs ``out_dim == in_dim``.
+    seed : int or None, default 0
+        Seed of ``np.random.default_rng`` for the initial weights (None: fresh entropy).
+    dtype : {np.float64, np.float32}, default np.float64
+        Dtype of the parameters and of the computation.
+    init : {'he', 'xavier', 'zeros_last'}, default 'he'
+        'he': W ~ N(0, 2/fan_in) [1]_; 'xavier': W ~ N(0, 2/(fan_in + fan_out)) [2]_;
+        'zeros_last': He for the hidden layers and the last layer exactly zero, so a residual
+        map starts as the identity and a plain one as the zero map.  Biases start at zero.
+    last_scale : float, optional
+        Factor applied to the initial last-layer weights.  Default: 1e-3 for residual maps (T
+        starts within ~1e-3 of the identity, yet every layer receives gradient at the first
+        step), 1 otherwise.  ``init='zeros_last'`` overrides it with 0.
+    negative_slope : float, default 0.01
+        Slope of 'leaky_relu' for x < 0 (ignored when `activation` is an Activation).
 
-    ``forward(x)`` caches the activations for ``backward(grad_y)``; ``mlp(x)`` is the same map
-    without caching (inference).  x is (batch, in_dim) or a single (in_dim,) point.
+    Attributes
+    ----------
+    params : list of ndarray
+        ``[W1, b1, ..., WL, bL]``, updated in place by the optimizers and never rebound
+        (``set_flat`` and ``from_arrays`` copy into these arrays).
+    param_names : list of str
+        ``['W1', 'b1', ..., 'WL', 'bL']``, the keys of :meth:`to_arrays`.
+    n_layers : int
+        Number of affine layers, ``len(hidden) + 1``.
+    n_params : int
+        Total number of scalar parameters.
+    config : dict
+        JSON-serialisable constructor arguments, defaults resolved.
+    in_dim, out_dim, hidden, activation, residual, seed, dtype, init, last_scale
+        The constructor arguments after validation (`hidden` a tuple, `activation` an
+        :class:`Activation`, `last_scale` with its default resolved).
+
+    Raises
+    ------
+    TypeError
+        If `in_dim`, `out_dim`, `seed` or a hidden width is not an integer (bool included),
+        `hidden` is not a sequence, `activation` or `init` is neither a string nor (for
+        `activation`) an Activation, `residual` is not a bool, `dtype` is not a dtype, or
+        `last_scale` or `negative_slope` is not a real number.
+    ValueError
+        If a width is < 1, `seed` is < 0, `activation` or `init` is an unknown name, `dtype` is
+        not float32 or float64, ``residual=True`` with ``out_dim != in_dim``, `last_scale` is
+        negative or not finite, or `negative_slope` is not finite.
+
+    See Also
+    --------
+    AffineMLP : An affine map plus a standardised MLP correction.
+    Adam, SGD : Optimizers that update ``params`` in place.
+    monge.maps.MongeGapMap : The estimator that trains these networks.
+
+    Notes
+    -----
+    :meth:`backward` returns ``(grads, grad_x)``, ``grads`` matching ``params``; it raises
+    RuntimeError when called before :meth:`forward`.  :meth:`forward`, :meth:`backward` and
+    the call raise ValueError for inputs of the wrong shape, empty batches, or NaN and infinite
+    values, and TypeError for non-real inputs and torch tensors.  ``np.savez(path,
+    **mlp.to_arrays())`` and :meth:`from_arrays` round-trip a model without pickle (:meth:`save`,
+    :meth:`load`).
+
+    References
+    ----------
+    .. [1] K. He, X. Zhang, S. Ren and J. Sun, "Delving Deep into Rectifiers: Surpassing
+       Human-Level Performance on ImageNet Classification", ICCV 2015.
+    .. [2] X. Glorot and Y. Bengio, "Understanding the difficulty of training deep feedforward
+       neural networks", AISTATS 2010.
+
+    Examples
+    --------
+    >>> from monge.maps import nn
+    >>> T = nn.MLP(2, hidden=(8,), residual=True)
+    >>> T.param_names, T.n_params
+    (['W1', 'b1', 'W2', 'b2'], 42)
+    >>> T([[1.0, -1.0]]).round(2).tolist()       # starts within ~1e-3 of the identity
+    [[1.0, -1.0]]
     """
 
     def __init__(self, in_dim, hidden=(64, 64), out_dim=None, activation="gelu", residual=False,
@@ -565,7 +800,11 @@ class MLP:
 
 
 class AffineMLP:
-    """T(x) = A x + b + s_out * MLP((x - m_in) * s_in): an affine map with an MLP correction.
+    """An affine map plus an MLP correction on standardised inputs.
+
+    The map is::
+
+        T(x) = A x + b + s_out * MLP((x - m_in) * s_in).
 
     The affine part (``At`` = A^T of shape (d, d), and ``b``) is trainable and usually starts at a
     closed-form map (the Bures map between Gaussian approximations, or the identity); the MLP's
@@ -573,8 +812,70 @@ class AffineMLP:
     ``s_out`` (per coordinate), so that its He initialisation and learning rate see unit-scale
     data whatever the units of x.  Its last layer starts at ``last_scale`` x He (1e-3), so T starts
     within ~1e-3 x s_out of the affine map.  ``affine=False`` drops A and b: T = s_out * MLP(.).
+    A new AffineMLP is the identity plus the small MLP term (A = I, b = 0, m_in = 0, s_in = s_out
+    = 1); :meth:`set_affine` sets these values.
 
-    ``params`` is ``[At, b, W1, b1, ...]`` (or the MLP's alone), updated in place by optimizers.
+    Parameters
+    ----------
+    in_dim : int
+        Dimension d of the inputs and outputs.
+    hidden : int or sequence of int, default (64, 64)
+        Widths of the MLP's hidden layers.
+    activation : str or Activation, default 'gelu'
+        Nonlinearity of the MLP (a name in :data:`ACTIVATIONS`).
+    affine : bool, default True
+        Keep the trainable affine part A x + b.
+    seed : int or None, default 0
+        Seed of the MLP's initial weights.
+    dtype : {np.float64, np.float32}, default np.float64
+        Dtype of every array and of the computation.
+    last_scale : float, default 1e-3
+        Factor applied to the initial last-layer weights of the MLP.
+
+    Attributes
+    ----------
+    params : list of ndarray
+        ``[At, b, W1, b1, ...]`` (the MLP's alone when ``affine=False``), updated in place by
+        optimizers.
+    n_params : int
+        Total number of trainable scalars.
+    mlp : MLP
+        The correction network (not residual).
+    At : ndarray, shape (d, d)
+        A^T, trainable.
+    b : ndarray, shape (d,)
+        Offset, trainable.
+    m_in, s_in, s_out : ndarray, shape (d,)
+        Fixed input shift, input scale and output scale.
+    in_dim, dtype, affine
+        The constructor arguments after validation.
+
+    Raises
+    ------
+    TypeError
+        If `affine` is not a bool, or an argument passed on to :class:`MLP` has the wrong type.
+    ValueError
+        If an argument passed on to :class:`MLP` has a bad value (see there).
+
+    See Also
+    --------
+    MLP : The correction network, and the errors its arguments raise.
+    monge.maps.bures_map : The closed-form affine map the affine part usually starts from.
+    monge.maps.MongeGapMap : The estimator that trains this model.
+
+    Notes
+    -----
+    :meth:`backward` returns ``(grads, grad_x)`` for dL/dT(x) of the last :meth:`forward`,
+    ``grads`` matching ``params``; it raises RuntimeError when called before :meth:`forward`.
+    :meth:`to_arrays` and :meth:`from_arrays` round-trip the model (MLP keys under ``'mlp/'``).
+
+    Examples
+    --------
+    >>> from monge.maps import nn
+    >>> T = nn.AffineMLP(2, hidden=(8,))
+    >>> T.set_affine(A=[[2.0, 0.0], [0.0, 1.0]], b=[1.0, 0.0])
+    >>> T([[1.0, 1.0]]).round(2).tolist(), T.n_params
+    ([[3.0, 1.0]], 48)
     """
 
     def __init__(self, in_dim, hidden=(64, 64), activation="gelu", affine=True, seed=0,
@@ -726,9 +1027,57 @@ def _check_grads(params, grads):
 
 
 class Optimizer:
-    """Base class: holds ``params`` (updated in place), ``lr`` (settable between steps), the
-    step count ``t``, and ``lr_scale``: one non-negative multiplier of lr per parameter (None:
-    all 1; 0 freezes a parameter)."""
+    """Base class of the optimizers: parameters updated in place, one step at a time.
+
+    ``step(grads)`` checks the gradients (one array per parameter, same shapes, finite), adds 1
+    to ``t`` and applies the subclass's update to the arrays of ``params`` in place.  ``lr`` may
+    be changed between steps (by a schedule, for instance).
+
+    Parameters
+    ----------
+    params : list of ndarray
+        The arrays to update (e.g. ``mlp.params``): writeable float32 or float64 arrays, kept by
+        reference.
+    lr : float
+        Learning rate, >= 0.
+    lr_scale : sequence of float, optional
+        One non-negative multiplier of lr per parameter (None: all 1; 0 freezes a parameter).
+
+    Attributes
+    ----------
+    params : list of ndarray
+        The parameter arrays (the caller's, not copies).
+    lr : float
+        Learning rate; settable between steps, checked on assignment.
+    t : int
+        Number of steps taken.
+    lr_scale : list of float
+        Per-parameter multipliers of lr.
+
+    Raises
+    ------
+    TypeError
+        If `params` is one array or not a list of float32/float64 arrays, `lr` or an entry of
+        `lr_scale` is not a real number, or `lr_scale` is not a sequence.  ``step`` raises it
+        for gradients passed as one array or of a non-real dtype.
+    ValueError
+        If `params` is empty or holds a read-only array, `lr` or an entry of `lr_scale` is
+        negative or not finite, or `lr_scale` does not have one value per parameter.  ``step``
+        raises it for a wrong number of gradients, a wrong shape, or NaN and infinite values.
+
+    See Also
+    --------
+    Adam, AdamW, SGD : The concrete optimizers.
+    clip_grad_norm : Rescales gradients before a step.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from monge.maps import nn
+    >>> opt = nn.Optimizer([np.zeros(3), np.zeros(2)], lr=0.1, lr_scale=[1.0, 0.0])
+    >>> opt.lr, opt.t, opt.lr_scale
+    (0.1, 0, [1.0, 0.0])
+    """
 
     def __init__(self, params, lr, lr_scale=None):
         self.params = _param_list(params)
@@ -753,6 +1102,7 @@ class Optimizer:
         self._lr = _nonneg("lr", value)
 
     def step(self, grads):
+        """One update of ``params`` in place from ``grads`` (one array per parameter)."""
         grads = _check_grads(self.params, grads)
         self.t += 1
         self._update(grads)
@@ -774,13 +1124,72 @@ def _betas(betas):
 
 
 class Adam(Optimizer):
-    """Adam (Kingma & Ba, 2015), as ``torch.optim.Adam``::
+    """Adam optimizer (Kingma & Ba, 2015), step for step as ``torch.optim.Adam``.
+
+    With g the gradient of a parameter p at step t (t = 1, 2, ...), each step does [1]_::
 
         m <- b1 m + (1 - b1) g,  v <- b2 v + (1 - b2) g^2,
         p <- p - lr / (1 - b1^t) * m / (sqrt(v) / sqrt(1 - b2^t) + eps).
 
-    ``weight_decay`` > 0 adds the coupled L2 term weight_decay * p to g (use AdamW for the
-    decoupled form)."""
+    ``weight_decay`` > 0 adds the coupled L2 term weight_decay * p to g (use :class:`AdamW` for
+    the decoupled form).  The per-parameter ``lr_scale`` multiplies lr.
+
+    Parameters
+    ----------
+    params : list of ndarray
+        The arrays to update in place (e.g. ``mlp.params``).
+    lr : float, default 1e-3
+        Learning rate, >= 0.
+    betas : (float, float), default (0.9, 0.999)
+        Decay rates b1, b2 of the moment estimates, each in [0, 1).
+    eps : float, default 1e-8
+        Added to the denominator, >= 0.
+    weight_decay : float, default 0.0
+        Coupled L2 penalty, >= 0.
+    lr_scale : sequence of float, optional
+        One multiplier of lr per parameter (None: all 1; 0 freezes a parameter).
+
+    Attributes
+    ----------
+    m, v : list of ndarray
+        First and second moment estimates, one per parameter.
+    betas : tuple of float
+        (b1, b2).
+    eps, weight_decay : float
+        As given.
+    params, lr, t, lr_scale
+        As in :class:`Optimizer`.
+
+    Raises
+    ------
+    TypeError
+        If `betas` is not a pair of real numbers, `eps` or `weight_decay` is not a real number,
+        or `params`, `lr`, `lr_scale` have the wrong type (see :class:`Optimizer`).
+    ValueError
+        If a beta is outside [0, 1), `eps` or `weight_decay` is negative or not finite, or
+        `params`, `lr`, `lr_scale` have a bad value (see :class:`Optimizer`).
+
+    See Also
+    --------
+    AdamW : Adam with decoupled weight decay.
+    SGD : Stochastic gradient descent with momentum.
+    make_schedule : Learning-rate schedules to set ``lr`` between steps.
+
+    References
+    ----------
+    .. [1] Diederik P. Kingma and Jimmy Ba, "Adam: A Method for Stochastic Optimization", ICLR 2015.
+
+    Examples
+    --------
+    The first step moves every coordinate by about lr against the sign of its gradient:
+
+    >>> import numpy as np
+    >>> from monge.maps import nn
+    >>> p = np.array([1.0, -2.0])
+    >>> nn.Adam([p], lr=0.1).step([np.array([0.5, -3.0])])
+    >>> p.round(6).tolist()
+    [0.9, -1.9]
+    """
 
     def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0,
                  lr_scale=None):
@@ -814,9 +1223,63 @@ class Adam(Optimizer):
 
 
 class AdamW(Adam):
-    """AdamW (Loshchilov & Hutter, 2019): Adam with decoupled weight decay, as
-    ``torch.optim.AdamW``: p <- p (1 - lr * weight_decay) before the Adam update (the decay
-    follows the learning-rate schedule)."""
+    """AdamW optimizer (Loshchilov & Hutter, 2019): Adam with decoupled weight decay.
+
+    As ``torch.optim.AdamW`` [1]_: each step first shrinks the parameter, ::
+
+        p <- p (1 - lr * weight_decay),
+
+    then applies the :class:`Adam` update without any L2 term in the gradient.  The decay
+    follows the learning-rate schedule (and the per-parameter ``lr_scale``).
+
+    Parameters
+    ----------
+    params : list of ndarray
+        The arrays to update in place (e.g. ``mlp.params``).
+    lr : float, default 1e-3
+        Learning rate, >= 0.
+    betas : (float, float), default (0.9, 0.999)
+        Decay rates of the moment estimates, each in [0, 1).
+    eps : float, default 1e-8
+        Added to the denominator, >= 0.
+    weight_decay : float, default 1e-2
+        Decoupled decay rate, >= 0.
+    lr_scale : sequence of float, optional
+        One multiplier of lr per parameter (None: all 1; 0 freezes a parameter).
+
+    Attributes
+    ----------
+    m, v, betas, eps, weight_decay, params, lr, t, lr_scale
+        As in :class:`Adam`.
+
+    Raises
+    ------
+    TypeError
+        As :class:`Adam`: `betas` not a pair of real numbers, `eps`, `weight_decay` or `lr` not
+        real numbers, `params` or `lr_scale` of the wrong type.
+    ValueError
+        As :class:`Adam`: a beta outside [0, 1), a negative or non-finite `eps`,
+        `weight_decay` or `lr`, empty or read-only `params`, `lr_scale` of the wrong length.
+
+    See Also
+    --------
+    Adam : The coupled (L2) form of weight decay.
+
+    References
+    ----------
+    .. [1] Ilya Loshchilov and Frank Hutter, "Decoupled Weight Decay Regularization", ICLR 2019.
+
+    Examples
+    --------
+    With a zero gradient only the decay acts, 1 - 0.1 * 0.5 = 0.95:
+
+    >>> import numpy as np
+    >>> from monge.maps import nn
+    >>> p = np.array([1.0, -2.0])
+    >>> nn.AdamW([p], lr=0.1, weight_decay=0.5).step([np.zeros(2)])
+    >>> p.round(6).tolist()
+    [0.95, -1.9]
+    """
 
     def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=1e-2,
                  lr_scale=None):
@@ -826,8 +1289,70 @@ class AdamW(Adam):
 
 
 class SGD(Optimizer):
-    """SGD with optional (heavy-ball or Nesterov) momentum, as ``torch.optim.SGD`` (no dampening):
-    buf <- momentum buf + g (buf = g at the first step), p <- p - lr buf."""
+    """Stochastic gradient descent with optional heavy-ball or Nesterov momentum.
+
+    As ``torch.optim.SGD`` without dampening.  With g the gradient (plus weight_decay * p when
+    ``weight_decay`` > 0) and momentum mu > 0, each step does (Nesterov momentum as in [1]_)::
+
+        buf <- mu buf + g    (buf = g at the first step),
+        p   <- p - lr buf            (heavy ball),
+        p   <- p - lr (g + mu buf)   (Nesterov);
+
+    with mu = 0 it is p <- p - lr g.  The per-parameter ``lr_scale`` multiplies lr.
+
+    Parameters
+    ----------
+    params : list of ndarray
+        The arrays to update in place (e.g. ``mlp.params``).
+    lr : float
+        Learning rate, >= 0 (no default).
+    momentum : float, default 0.0
+        mu, >= 0.
+    nesterov : bool, default False
+        Nesterov momentum (needs ``momentum > 0``).
+    weight_decay : float, default 0.0
+        Coupled L2 penalty, >= 0.
+    lr_scale : sequence of float, optional
+        One multiplier of lr per parameter (None: all 1; 0 freezes a parameter).
+
+    Attributes
+    ----------
+    buf : list of ndarray or None
+        Momentum buffers, one per parameter (None until the first step with momentum).
+    momentum, nesterov, weight_decay
+        As given.
+    params, lr, t, lr_scale
+        As in :class:`Optimizer`.
+
+    Raises
+    ------
+    TypeError
+        If `nesterov` is not a bool, `momentum` or `weight_decay` is not a real number, or
+        `params`, `lr`, `lr_scale` have the wrong type (see :class:`Optimizer`).
+    ValueError
+        If ``nesterov=True`` with ``momentum == 0``, `momentum` or `weight_decay` is negative
+        or not finite, or `params`, `lr`, `lr_scale` have a bad value (see :class:`Optimizer`).
+
+    See Also
+    --------
+    Adam : Adaptive steps, the usual choice for fitting maps.
+
+    References
+    ----------
+    .. [1] I. Sutskever, J. Martens, G. Dahl and G. Hinton, "On the importance of
+       initialization and momentum in deep learning", ICML 2013.
+
+    Examples
+    --------
+    Two steps with gradient 1 and momentum 0.9: p moves by 0.1, then by 0.1 x 1.9:
+
+    >>> import numpy as np
+    >>> from monge.maps import nn
+    >>> p = np.array([1.0])
+    >>> opt = nn.SGD([p], lr=0.1, momentum=0.9)
+    >>> opt.step([np.ones(1)]); opt.step([np.ones(1)]); p.round(6).tolist()
+    [0.71]
+    """
 
     def __init__(self, params, lr, momentum=0.0, nesterov=False, weight_decay=0.0,
                  lr_scale=None):
@@ -857,10 +1382,52 @@ class SGD(Optimizer):
 
 
 def clip_grad_norm(grads, max_norm):
-    """Scale ``grads`` so that their global L2 norm is at most ``max_norm``.
+    """Scale gradients so that their global L2 norm is at most `max_norm`.
 
-    Returns ``(clipped, total_norm)``: new arrays (the inputs are not modified) and the norm
-    before clipping.  A non-finite norm is returned as is, with the gradients unchanged."""
+    The global norm is that of all the arrays concatenated, as ``torch.nn.utils.clip_grad_norm_``
+    computes it; when it exceeds `max_norm` every array is multiplied by max_norm / norm [1]_.
+    The inputs are not modified.
+
+    Parameters
+    ----------
+    grads : list of array_like
+        Gradients, e.g. the first output of :meth:`MLP.backward`.
+    max_norm : float
+        Largest allowed global norm, > 0.
+
+    Returns
+    -------
+    clipped : list of ndarray
+        New arrays (copies even when no scaling is needed).
+    total_norm : float
+        The global norm before clipping.  A non-finite norm is returned as is, with the
+        gradients unchanged.
+
+    Raises
+    ------
+    TypeError
+        If `max_norm` is not a real number, `grads` is one array rather than a list, or an
+        entry of `grads` is a torch tensor or not a real numeric array.
+    ValueError
+        If `max_norm` is <= 0 or not finite.
+
+    See Also
+    --------
+    Optimizer.step : Takes the clipped gradients.
+
+    References
+    ----------
+    .. [1] R. Pascanu, T. Mikolov and Y. Bengio, "On the difficulty of training recurrent neural
+       networks", ICML 2013.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from monge.maps import nn
+    >>> clipped, norm = nn.clip_grad_norm([np.array([3.0]), np.array([4.0])], 1.0)
+    >>> [g.round(6).tolist() for g in clipped], norm
+    ([[0.6], [0.8]], 5.0)
+    """
     max_norm = _real("max_norm", max_norm)
     if max_norm <= 0:
         raise ValueError(f"max_norm: must be > 0, got {max_norm}")
@@ -882,7 +1449,37 @@ def _step(step):
 
 
 class constant:
-    """step -> lr."""
+    """Constant learning-rate schedule: step -> lr.
+
+    Parameters
+    ----------
+    lr : float
+        The learning rate returned at every step, >= 0.
+
+    Attributes
+    ----------
+    lr : float
+        As given.
+
+    Raises
+    ------
+    TypeError
+        If `lr` is not a real number; calling with a step that is not an integer.
+    ValueError
+        If `lr` is negative or not finite; calling with a negative step.
+
+    See Also
+    --------
+    cosine : Cosine decay.
+    warmup : Linear warm-up in front of a schedule.
+    make_schedule : Builds a schedule by name.
+
+    Examples
+    --------
+    >>> from monge.maps import nn
+    >>> nn.constant(1e-3)(0), nn.constant(1e-3)(500)
+    (0.001, 0.001)
+    """
 
     def __init__(self, lr):
         self.lr = _nonneg("lr", lr)
@@ -896,8 +1493,55 @@ class constant:
 
 
 class cosine:
-    """Cosine decay from ``lr`` at step 0 to ``final_lr`` at ``total_steps`` (then constant):
-    final_lr + (lr - final_lr) (1 + cos(pi min(step, total) / total)) / 2."""
+    """Cosine learning-rate decay from `lr` at step 0 to `final_lr` at `total_steps`.
+
+    The schedule (without restarts) of Loshchilov & Hutter [1]_, constant after `total_steps`::
+
+        lr(step) = final_lr + (lr - final_lr) (1 + cos(pi min(step, total) / total)) / 2,
+
+    total = `total_steps`.
+
+    Parameters
+    ----------
+    lr : float
+        Learning rate at step 0, >= 0.
+    total_steps : int
+        Step at which `final_lr` is reached, >= 1.
+    final_lr : float, default 0.0
+        Learning rate from `total_steps` on, >= 0.
+
+    Attributes
+    ----------
+    lr, total_steps, final_lr
+        As given.
+
+    Raises
+    ------
+    TypeError
+        If `lr` or `final_lr` is not a real number or `total_steps` not an integer; calling
+        with a step that is not an integer.
+    ValueError
+        If `lr` or `final_lr` is negative or not finite, or `total_steps` < 1; calling with a
+        negative step.
+
+    See Also
+    --------
+    constant : Constant learning rate.
+    warmup : Linear warm-up in front of a schedule.
+    make_schedule : Builds a schedule by name.
+
+    References
+    ----------
+    .. [1] Ilya Loshchilov and Frank Hutter, "SGDR: Stochastic Gradient Descent with Warm
+       Restarts", ICLR 2017.
+
+    Examples
+    --------
+    >>> from monge.maps import nn
+    >>> sched = nn.cosine(1.0, total_steps=10)
+    >>> [round(sched(k), 6) for k in (0, 5, 10, 20)]
+    [1.0, 0.5, 0.0, 0.0]
+    """
 
     def __init__(self, lr, total_steps, final_lr=0.0):
         self.lr = _nonneg("lr", lr)
@@ -914,9 +1558,44 @@ class cosine:
 
 
 class warmup:
-    """Linear warm-up, then ``schedule`` shifted by ``warmup_steps``:
-    lr(step) = schedule(0) (step + 1) / warmup_steps for step < warmup_steps,
-    schedule(step - warmup_steps) afterwards."""
+    """Linear warm-up, then `schedule` shifted by `warmup_steps`.
+
+    The learning rate is::
+
+        lr(step) = schedule(0) (step + 1) / warmup_steps    for step < warmup_steps,
+        lr(step) = schedule(step - warmup_steps)             afterwards.
+
+    Parameters
+    ----------
+    schedule : callable
+        A schedule, step -> lr (e.g. :class:`constant` or :class:`cosine`).
+    warmup_steps : int
+        Length of the warm-up, >= 0 (0: `schedule` unchanged).
+
+    Attributes
+    ----------
+    schedule, warmup_steps
+        As given.
+
+    Raises
+    ------
+    TypeError
+        If `schedule` is not callable or `warmup_steps` not an integer; calling with a step
+        that is not an integer.
+    ValueError
+        If `warmup_steps` < 0; calling with a negative step.
+
+    See Also
+    --------
+    make_schedule : Builds a warmed-up constant or cosine schedule in one call.
+
+    Examples
+    --------
+    >>> from monge.maps import nn
+    >>> sched = nn.warmup(nn.constant(1.0), warmup_steps=4)
+    >>> [sched(k) for k in range(6)]
+    [0.25, 0.5, 0.75, 1.0, 1.0, 1.0]
+    """
 
     def __init__(self, schedule, warmup_steps):
         if not callable(schedule):
@@ -939,8 +1618,50 @@ _SCHEDULES = ("constant", "cosine")
 
 
 def make_schedule(name, lr, total_steps, warmup_steps=0):
-    """'constant' or 'cosine' (to 0 at total_steps), with ``warmup_steps`` of linear warm-up
-    counted inside ``total_steps``."""
+    """A 'constant' or 'cosine' learning-rate schedule, with optional linear warm-up.
+
+    'cosine' decays to 0 at `total_steps`; the `warmup_steps` of linear warm-up are counted
+    inside `total_steps` (the cosine part lasts ``total_steps - warmup_steps``).
+
+    Parameters
+    ----------
+    name : {'constant', 'cosine'}
+        Shape of the schedule after the warm-up.
+    lr : float
+        Peak learning rate, >= 0.
+    total_steps : int
+        Total number of steps, >= 1.
+    warmup_steps : int, default 0
+        Steps of linear warm-up, 0 <= warmup_steps < total_steps.
+
+    Returns
+    -------
+    constant or cosine or warmup
+        A callable step -> lr: the bare schedule when ``warmup_steps == 0``, else a
+        :class:`warmup` around it.
+
+    Raises
+    ------
+    TypeError
+        If `name` is not a string, `lr` is not a real number, or `total_steps` or
+        `warmup_steps` is not an integer.
+    ValueError
+        If `name` is not 'constant' or 'cosine', `lr` is negative or not finite,
+        `total_steps` < 1, or `warmup_steps` is negative or >= `total_steps`.
+
+    See Also
+    --------
+    constant, cosine, warmup : The schedules it builds.
+
+    Examples
+    --------
+    >>> from monge.maps import nn
+    >>> sched = nn.make_schedule("cosine", 1e-3, total_steps=100, warmup_steps=10)
+    >>> sched
+    warmup(cosine(0.001, 90, final_lr=0.0), 10)
+    >>> [round(sched(k), 6) for k in (0, 9, 55, 100)]
+    [0.0001, 0.001, 0.0005, 0.0]
+    """
     if not isinstance(name, str):
         raise TypeError(f"name: expected a string, got {type(name).__name__}")
     if name not in _SCHEDULES:
