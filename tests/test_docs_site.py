@@ -34,3 +34,34 @@ def test_api_page_lists_every_public_name(module):
     listed |= {n.split(".")[0] for n in listed}
     missing = sorted(public - listed - {s for s in submodules if f"{module}.{s}" in API})
     assert not missing, f"docs/api.md does not list {module}.{{{', '.join(missing)}}}"
+
+
+# need a Dask cluster to run: their docstrings point to docs/experiments/dask.md instead
+NO_EXAMPLES = {"monge.distributed.pairwise", "monge.distributed.map_problems"}
+
+
+def _sections(doc):
+    return set(re.findall(r"^(\w[\w ]*)\n-{3,}$", doc, flags=re.M))
+
+
+@pytest.mark.parametrize("module", MODULES)
+def test_every_public_object_has_numpydoc_sections(module):
+    import inspect
+
+    mod = importlib.import_module(module)
+    missing = []
+    for name in mod.__all__:
+        obj = getattr(mod, name)
+        if not (inspect.isfunction(obj) or inspect.isclass(obj)):
+            continue                                  # constants and submodules
+        sections = _sections(inspect.getdoc(obj) or "")
+        want = {"Examples"} if f"{module}.{name}" not in NO_EXAMPLES else set()
+        # an exception class without a constructor of its own has nothing to list
+        plain_exception = (inspect.isclass(obj) and issubclass(obj, BaseException)
+                           and "__init__" not in vars(obj))
+        if not plain_exception and not sections & {"Parameters", "Attributes", "Returns"}:
+            want.add("Parameters, Attributes or Returns")
+        lacking = sorted(w for w in want if w not in sections)
+        if lacking:
+            missing.append(f"{name} ({', '.join(lacking)})")
+    assert not missing, f"{module}: docstrings without {'; '.join(missing)}"

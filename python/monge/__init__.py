@@ -69,6 +69,12 @@ def get_num_threads():
     See Also
     --------
     set_num_threads
+
+    Examples
+    --------
+    >>> import monge
+    >>> monge.get_num_threads() >= 1
+    True
     """
     return _core.get_num_threads()
 

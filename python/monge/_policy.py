@@ -13,7 +13,22 @@ from ._validate import integer, nonneg, positive
 
 
 class ConvergenceWarning(UserWarning):
-    """A solver stopped at its iteration limit before reaching its tolerance."""
+    """A solver stopped at its iteration limit before reaching its tolerance.
+
+    The result is still returned, with ``converged=False`` and the error reached; the warning's
+    message says which limit ran out and what to change.  Turn it into an exception with the
+    warnings filter when a run must not go on with an unconverged result.
+
+    Examples
+    --------
+    >>> import warnings, numpy as np, monge
+    >>> x = np.random.default_rng(0).random((50, 2))
+    >>> with warnings.catch_warnings(record=True) as caught:
+    ...     warnings.simplefilter("always")
+    ...     r = monge.sinkhorn(x, x[::-1], eps=1e-3, max_iter=2, eps_scaling=False)
+    >>> r.converged, caught[0].category.__name__
+    (False, 'ConvergenceWarning')
+    """
 
 
 # The C defaults (monge_sinkhorn_params_init and the thresholds of csrc/sinkhorn.h): the one source

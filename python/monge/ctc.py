@@ -38,6 +38,15 @@ class CTCResult:
         shape (T, N, C) in log_probs' dtype; None unless requested.  With
         reduction='none' it is the gradient of loss.sum().  Zero for frames past
         input_lengths and for impossible samples.
+
+    Examples
+    --------
+    >>> import numpy as np, monge
+    >>> lp = np.log(np.array([[[0.4, 0.6]]]))             # (T, N, C) = (1, 1, 2)
+    >>> r = monge.ctc_loss(lp, np.array([[1]]), np.array([1]), np.array([1]), grad="log_probs",
+    ...                    reduction="none")
+    >>> r.loss.round(6).tolist(), r.grad.round(4).tolist()
+    ([0.510826], [[[0.0, -1.0]]])
     """
 
     loss: float | np.ndarray

@@ -45,6 +45,13 @@ class EMDResult:
         False when max_iter stopped the solver: the plan is feasible, not optimal
     shape
         (n, m)
+
+    Examples
+    --------
+    >>> import numpy as np, monge
+    >>> r = monge.emd(None, None, np.array([[0.0, 1.0], [1.0, 0.0]]))
+    >>> r.cost, r.rows.tolist(), r.cols.tolist(), r.values.tolist(), r.dual
+    (0.0, [0, 1], [0, 1], [0.5, 0.5], 0.0)
     """
 
     cost: float
@@ -89,6 +96,14 @@ class EMDBatchResult:
         Dual potentials.
     rows, cols, values : arrays (B, n + m - 1)
         Each plan's nonzeros, padded after nnz[k] entries.
+
+    Examples
+    --------
+    >>> import numpy as np, monge
+    >>> C = np.array([[0.0, 1.0], [1.0, 0.0]])
+    >>> r = monge.emd(None, None, np.stack([C, 1.0 - C]))     # a batch of two problems
+    >>> r.cost.tolist(), r[1].cols.tolist()
+    ([0.0, 0.0], [1, 0])
     """
 
     cost: np.ndarray
@@ -348,6 +363,14 @@ class SlicedResult:
         W_p^p along each direction
     projections : array (P, d)
         The directions theta.
+
+    Examples
+    --------
+    >>> import numpy as np, monge
+    >>> x, y = np.array([[0.0], [1.0]]), np.array([[0.0], [2.0]])
+    >>> s = monge.sliced_wasserstein(x, y, projections=np.eye(1), return_grad=True)
+    >>> round(s.value, 6), s.grad.round(4).tolist(), s.projected.tolist()
+    (0.707107, [[0.0], [-0.7071]], [0.5])
     """
 
     value: float

@@ -90,6 +90,14 @@ class SinkhornResult:
         of n_iter, the iterations run on the kernel cache (see `kernel`)
     anderson_iter
         of n_iter, the iterations ended by an Anderson extrapolation (see `anderson`)
+
+    Examples
+    --------
+    >>> import numpy as np, monge
+    >>> x, y = np.array([[0.0], [1.0]]), np.array([[0.0], [2.0]])
+    >>> r = monge.sinkhorn(x, y, eps=0.01)
+    >>> r.converged, round(r.cost, 6), r.apply(np.ones(2)).round(6).tolist()   # P 1 = a
+    (True, 0.5, [0.5, 0.5])
     """
 
     f: np.ndarray

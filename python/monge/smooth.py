@@ -137,6 +137,13 @@ class SmoothOTResult:
         why the solver stopped (text)
     gamma, k, formulation
         the problem solved (k is None for quadratic OT)
+
+    Examples
+    --------
+    >>> import numpy as np, monge
+    >>> r = monge.quadratic_ot(None, None, np.array([[0.0, 1.0], [1.0, 0.0]]), gamma=0.1)
+    >>> r.converged, round(r.cost, 6), r.plan.nnz
+    (True, 0.0, 2)
     """
 
     alpha: np.ndarray
@@ -338,6 +345,20 @@ def sparse_ot(a, b, C, k, gamma, *, formulation="semi_dual", tol=1e-6, ftol=1e-1
     Returns
     -------
     SmoothOTResult
+
+    References
+    ----------
+    T. Liu, J. Puigcerver and M. Blondel, "Sparsity-constrained optimal transport", ICLR 2023.
+
+    Examples
+    --------
+    With k = 1 every column of the plan has one nonzero:
+
+    >>> import numpy as np, monge
+    >>> C = np.array([[0.0, 1.0, 2.0], [1.0, 0.0, 1.0], [2.0, 1.0, 0.0]])
+    >>> r = monge.sparse_ot(None, None, C, k=1, gamma=0.1)
+    >>> r.plan.col_nnz().tolist(), r.plan.toarray().round(4).tolist()
+    ([1, 1, 1], [[0.3333, 0.0, 0.0], [0.0, 0.3333, 0.0], [0.0, 0.0, 0.3333]])
     """
     if k is None:
         raise ValueError("k: required (an integer >= 1; use quadratic_ot for no constraint)")

@@ -110,8 +110,21 @@ def _pair(X, Y):
 
 
 class NotFittedError(RuntimeError, ValueError, AttributeError):
-    """transform / save before fit.  A RuntimeError (as before), and a ValueError and an
-    AttributeError like scikit-learn's NotFittedError, so its checks recognise it."""
+    """Raised by transform / save before fit.
+
+    A RuntimeError (as before), and a ValueError and an AttributeError like scikit-learn's
+    NotFittedError, so its checks recognise it.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from monge.maps import LinearMap, NotFittedError
+    >>> try:
+    ...     LinearMap().transform(np.zeros((2, 2)))
+    ... except NotFittedError as exc:
+    ...     print(type(exc).__name__)
+    NotFittedError
+    """
 
 
 class MapEstimator:
