@@ -321,3 +321,13 @@ def test_sliced_thread_independent_and_errors():
         monge.sliced_wasserstein(x, y, n_projections=0)
     with pytest.raises(ValueError, match="x, y: dimensions differ"):
         monge.sliced_wasserstein(x, y[:, :3])
+
+
+def test_verbose_reports_progress_and_result(capsys):
+    rng = np.random.default_rng(0)
+    x, y = rng.random((300, 2)), rng.random((300, 2))
+    r = monge.emd(x=x, y=y, verbose=True)
+    out = capsys.readouterr().out
+    assert out.startswith("emd: ") and f"{int(r.n_iter):,} pivots" in out and "done" in out
+    monge.emd(x=x, y=y)
+    assert capsys.readouterr().out == ""

@@ -149,6 +149,21 @@ def test_torch_route_reaches_the_same_quality():
     assert metrics.l2_uvp(pred, P.map(xt)) < 2.0 and hist["fit"][-1] < hist["fit"][0]
 
 
+@pytest.mark.optional
+def test_long_fits_show_progress(capsys):
+    # fit_torch_map used to be silent for its whole run; both fitters now report on stderr and
+    # MongeGapMap's bar stays when done
+    from monge.maps import MongeGapMap, fit_torch_map
+
+    X = np.random.default_rng(0).normal(size=(64, 2))
+    fit_torch_map(X, X + 1.0, hidden=(8,), n_iter=20, batch_size=32)
+    MongeGapMap(n_iter=20, batch_size=32, validation_fraction=0.0).fit(X, X + 1.0)
+    err = capsys.readouterr().err
+    assert "fit_torch_map" in err and "MongeGapMap.fit" in err and "20/20" in err
+    fit_torch_map(X, X + 1.0, hidden=(8,), n_iter=5, batch_size=32, verbose=False)
+    assert capsys.readouterr().err == ""
+
+
 # ------------------------------------------------------------------ baselines and the new defaults
 
 

@@ -10,6 +10,7 @@ so memory is O(n + m) whatever n and m; a dense C is read in place.  The plan co
 from __future__ import annotations
 
 import numbers
+import time
 import warnings
 from dataclasses import dataclass, field
 
@@ -144,7 +145,7 @@ def _mass_check(A, Bw, B, n, m, mass_rtol):
 
 def emd(a=None, b=None, C=None, *, x=None, y=None, cost="sqeuclidean", p=2.0, lam=1.0,
         max_iter=None, block_size=None, init="auto", mass_rtol=1e-8, callback=None,
-        nthreads=None):
+        verbose=False, nthreads=None):
     """Exact optimal transport by the network simplex.
 
     Solves  min_P <P, C>  s.t.  P 1 = a, P^T 1 = b, P >= 0  and its dual
@@ -168,6 +169,9 @@ def emd(a=None, b=None, C=None, *, x=None, y=None, cost="sqeuclidean", p=2.0, la
         principal axis of both clouds: the 1-D optimal plan on that axis).
     callback : callable(pivots, reduced_cost) called every 4096 pivots; a truthy return stops
         (the result then has converged=False, without a warning).
+    verbose : bool
+        Print progress during the solve (pivots, reduced cost of the last entering arc, seconds;
+        every second at first, every 10 s at most in long solves) and a last line with the result.
     nthreads : threads for a batch (problems are solved in parallel, one per thread).
 
     Returns EMDResult (or EMDBatchResult for a batch).
@@ -197,6 +201,16 @@ def emd(a=None, b=None, C=None, *, x=None, y=None, cost="sqeuclidean", p=2.0, la
 
         def callback(it, rc):  # the C core reports every 64 pivots (for Ctrl-C); thin it out
             return user(it, rc) if it and it % 4096 == 0 else False
+    t0 = time.perf_counter()
+    if verbose:
+        inner, last = callback, [t0]
+
+        def callback(it, rc):  # the C core reports every 64 pivots: print at most once a second
+            now = time.perf_counter()
+            if now - last[0] >= min(10.0, max(1.0, 0.2 * (now - t0))):   # 1 s, then sparser
+                last[0] = now
+                print(f"emd: {it:,} pivots, reduced cost {rc:.3e}, {now - t0:.1f} s", flush=True)
+            return bool(inner(it, rc)) if inner is not None else False
     if C is not None:
         if x is not None or y is not None:
             raise ValueError("C: give either C or the point clouds x and y, not both")
@@ -234,6 +248,10 @@ def emd(a=None, b=None, C=None, *, x=None, y=None, cost="sqeuclidean", p=2.0, la
                       ConvergenceWarning, stacklevel=2)
     res = EMDBatchResult(r["cost"], r["dual"], r["n_iter"], conv, r["nnz"], r["f"], r["g"],
                          r["rows"], r["cols"], r["vals"], (n, m))
+    if verbose:
+        print(f"emd: done, {int(np.sum(r['n_iter'])):,} pivots, cost "
+              f"{', '.join(f'{c:.6g}' for c in np.atleast_1d(r['cost'])[:4])}"
+              f"{' ...' if B > 4 else ''}, {time.perf_counter() - t0:.1f} s", flush=True)
     return res if batched else res[0]
 
 

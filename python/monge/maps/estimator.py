@@ -50,7 +50,7 @@ class _Progress:
             except ImportError:
                 tqdm = None
             if tqdm is not None:
-                self.bar = tqdm(total=total, desc=desc, leave=False)
+                self.bar = tqdm(total=total, desc=desc, leave=True)
 
     def update(self, info):
         self.n += 1
@@ -700,7 +700,7 @@ def _check_model_size(path, model):
 
 
 def fit_torch_map(X, Y, *, hidden=(64, 64), reg=1.0, cost="sqeuclidean", lam=1.0, fitting_eps=None,
-                  gap_eps=None, n_iter=2000, batch_size=256, lr=1e-3, seed=0, tol=1e-3):
+                  gap_eps=None, n_iter=2000, batch_size=256, lr=1e-3, seed=0, tol=1e-3, verbose=True):
     """Fit a Monge gap map with a PyTorch MLP and the monge.torch losses.
 
     The same kind of fit as :class:`MongeGapMap`, written with PyTorch to show the torch route:
@@ -743,6 +743,8 @@ def fit_torch_map(X, Y, *, hidden=(64, 64), reg=1.0, cost="sqeuclidean", lam=1.0
         Seeds ``torch.manual_seed`` (initial weights) and the minibatch draws.
     tol : float, default 1e-3
         Marginal tolerance of the inner Sinkhorn solves.
+    verbose : bool, default True
+        Progress bar (tqdm when installed, else a line every 10% on stderr), as MongeGapMap.fit.
 
     Returns
     -------
@@ -780,7 +782,7 @@ def fit_torch_map(X, Y, *, hidden=(64, 64), reg=1.0, cost="sqeuclidean", lam=1.0
     >>> import numpy as np
     >>> from monge.maps import fit_torch_map
     >>> X = np.random.default_rng(0).normal(size=(64, 2))
-    >>> model, history = fit_torch_map(X, X + 1.0, hidden=(8,), n_iter=3, batch_size=32)
+    >>> model, history = fit_torch_map(X, X + 1.0, hidden=(8,), n_iter=3, batch_size=32, verbose=False)
     >>> sorted(history), len(history["loss"])
     (['fit', 'gap', 'loss'], 3)
     """
@@ -823,6 +825,7 @@ def fit_torch_map(X, Y, *, hidden=(64, 64), reg=1.0, cost="sqeuclidean", lam=1.0
     from .._policy import ConvergenceWarning
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
+        bar = _Progress(n_iter, bool(verbose), "fit_torch_map")
         for _ in range(n_iter):
             xb = torch.from_numpy(X[rng.choice(len(X), size=min(batch_size, len(X)), replace=False)])
             yb = torch.from_numpy(Y[rng.choice(len(Y), size=min(batch_size, len(Y)), replace=False)])
@@ -838,4 +841,6 @@ def fit_torch_map(X, Y, *, hidden=(64, 64), reg=1.0, cost="sqeuclidean", lam=1.0
             hist["loss"].append(loss.item())
             hist["fit"].append(fit.item())
             hist["gap"].append(gap.item())
+            bar.update({"loss": f"{hist['loss'][-1]:.3g}", "gap": f"{hist['gap'][-1]:.3g}"})
+        bar.close()
     return model, hist
