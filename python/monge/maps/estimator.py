@@ -32,6 +32,7 @@ from ..losses import monge_gap, sinkhorn_divergence
 __all__ = ["MongeGapMap", "fit_torch_map"]
 
 _PARAMS = ("hidden", "activation", "init", "standardize", "cost", "p", "lam", "fitting_loss", "fitting_eps", "fitting_relative_eps",
+           "plan_size", "plan_every",
            "reg", "gap_eps", "gap_relative_epsilon", "gap_debiased", "n_iter", "batch_size", "optimizer", "lr", "affine_lr",
            "schedule", "warmup", "weight_decay", "grad_clip", "tol", "validation_fraction",
            "n_validation", "validate_every", "early_stopping", "patience", "seed", "verbose",
@@ -115,6 +116,22 @@ def _split_fit(tx, y, eps, tol):
     return float(value), g
 
 
+def _whole_sets(sx, sy, plan_size):
+    """True when each plan would hold the whole of two fixed training sets (then one plan serves)."""
+    return (sx.fn is None and sy.fn is None and len(sx.data) <= plan_size
+            and len(sy.data) <= plan_size)
+
+
+def _barycentric_labels(x, y, eps, tol):
+    """(x, labels): the barycentric projection (P y)_i / (P 1)_i of the entropic plan between x
+    and y (uniform weights, cost |x - y|^2), the pseudo-label of x_i for fitting_loss='barycentric'."""
+    from ..sinkhorn import sinkhorn
+
+    r = sinkhorn(x, y, eps=eps, tol=tol)
+    mass = r.apply(np.ones(len(y), dtype=y.dtype))
+    return x, (r.apply(y) / mass[:, None]).astype(x.dtype, copy=False)
+
+
 def _auto_hidden(d):
     """Default widths: two hidden layers of max(128, 4 d) units."""
     w = max(128, 4 * d)
@@ -170,17 +187,27 @@ class MongeGapMap(MapEstimator):
         init='identity', as OTT-JAX's residual maps).
     cost, p, lam : ground cost of the Monge gap ('sqeuclidean', 'elastic' 1/2|z|^2 + lam|z|_1,
         'pnorm', 'euclidean', 'cosine'); the map is pushed towards an optimal map for this cost.
-    fitting_loss : {'sinkhorn_divergence', 'split'}
+    fitting_loss : {'sinkhorn_divergence', 'split', 'barycentric'}
         Estimator of the fitting loss on minibatches.  'sinkhorn_divergence' (default): S_eps
         between the whole batches, whose expectation slightly favours maps that contract T#mu;
         'split': the batches are halved and the self-terms taken between independent halves, so
         the expected loss vanishes at T#mu = nu, at the price of noisier gradients (it was not
         better on the validation pairs, docs/experiments/w2bench.md).
+        'barycentric': a regression on pseudo-labels.  Every ``plan_every`` steps an entropic
+        plan P is solved between ``plan_size`` source and ``plan_size`` target samples (the
+        whole training set when it is smaller), and T(x_i) is fitted to the barycentric
+        projection (P y)_i / (P 1)_i by least squares on minibatches of its rows.  Its gradient
+        is unbiased for the average minibatch entropic map, which approaches the optimal map as
+        plan_size grows, where the divergences' minibatch estimates favour maps that contract.
     fitting_eps : float, optional
-        eps of the fitting loss (sqeuclidean cost), absolute.  Default:
-        ``fitting_relative_eps`` x the mean squared distance between target points.
-    fitting_relative_eps : float
-        Default 0.05.
+        eps of the fitting loss (sqeuclidean cost), absolute.  Default: ``fitting_relative_eps``
+        x the mean squared distance between target points (divergences) or between the plan's
+        source and target samples ('barycentric').
+    fitting_relative_eps : float, optional
+        Default 0.05 for the divergences, 0.01 for 'barycentric' (the entropic map's default).
+    plan_size, plan_every : int
+        'barycentric' only: samples per side of each plan (default 2048) and steps between new
+        plans (default 16).
     reg : float, callable or ('linear', start, end)
         lambda, the weight of the Monge gap (0: plain fitting); a callable gets the iteration.
     gap_eps, gap_relative_epsilon : eps of the Monge gap, as in :func:`monge.monge_gap`
@@ -257,7 +284,8 @@ class MongeGapMap(MapEstimator):
     """
 
     def __init__(self, hidden="auto", activation="gelu", init="bures", standardize=True, cost="sqeuclidean", p=2.0,
-                 lam=1.0, fitting_loss="sinkhorn_divergence", fitting_eps=None, fitting_relative_eps=0.05, reg=3.0, gap_eps=None,
+                 lam=1.0, fitting_loss="sinkhorn_divergence", fitting_eps=None, fitting_relative_eps=None,
+                 plan_size=2048, plan_every=16, reg=3.0, gap_eps=None,
                  gap_relative_epsilon=None, gap_debiased=True, n_iter=2000, batch_size=256, optimizer="adam", lr=1e-2,
                  affine_lr="auto", schedule="cosine", warmup=0, weight_decay=0.0, grad_clip=None, tol=1e-3,
                  validation_fraction=0.1, n_validation=1024, validate_every=100,
@@ -273,6 +301,8 @@ class MongeGapMap(MapEstimator):
         self.fitting_loss = fitting_loss
         self.fitting_eps = fitting_eps
         self.fitting_relative_eps = fitting_relative_eps
+        self.plan_size = plan_size
+        self.plan_every = plan_every
         self.reg = reg
         self.gap_eps = gap_eps
         self.gap_relative_epsilon = gap_relative_epsilon
@@ -316,7 +346,7 @@ class MongeGapMap(MapEstimator):
     def _check(self):
         choice("cost", self.cost, COSTS)
         choice("init", self.init, ("bures", "identity", "none"))
-        choice("fitting_loss", self.fitting_loss, ("split", "sinkhorn_divergence"))
+        choice("fitting_loss", self.fitting_loss, ("split", "sinkhorn_divergence", "barycentric"))
         choice("optimizer", self.optimizer, ("adam", "adamw", "sgd"))
         choice("schedule", self.schedule, ("cosine", "constant"))
         if not (isinstance(self.hidden, str) and self.hidden == "auto"):
@@ -336,7 +366,10 @@ class MongeGapMap(MapEstimator):
             nonneg("affine_lr", self.affine_lr)
         nonneg("weight_decay", self.weight_decay)
         positive("tol", self.tol)
-        positive("fitting_relative_eps", self.fitting_relative_eps)
+        if self.fitting_relative_eps is not None:
+            positive("fitting_relative_eps", self.fitting_relative_eps)
+        integer("plan_size", self.plan_size, 2)
+        integer("plan_every", self.plan_every, 1)
         frac = nonneg("validation_fraction", self.validation_fraction)
         if frac >= 0.5:
             raise ValueError(f"validation_fraction: must be < 0.5, got {frac}")
@@ -469,11 +502,19 @@ class MongeGapMap(MapEstimator):
                "sgd": nn.SGD(params, lr=self.lr, momentum=0.9, weight_decay=self.weight_decay,
                              lr_scale=scale)}[self.optimizer]
         sched = nn.make_schedule(self.schedule, self.lr, self.n_iter, self.warmup)
-        if self.fitting_eps is None:
-            eps_fit = relative_fitting_eps(Yi, self.fitting_relative_eps)
-        else:
+        bary = self.fitting_loss == "barycentric"
+        if self.fitting_eps is not None:
             eps_fit = float(self.fitting_eps)
+        elif bary:      # the entropic map's convention: x the mean |x - y|^2 over all pairs
+            rel = 0.01 if self.fitting_relative_eps is None else self.fitting_relative_eps
+            eps_fit = rel * float(np.sum((Xi.mean(0) - Yi.mean(0)) ** 2) + Xi.var(0).sum()
+                                  + Yi.var(0).sum())
+        else:
+            rel = 0.05 if self.fitting_relative_eps is None else self.fitting_relative_eps
+            eps_fit = relative_fitting_eps(Yi, rel)
         self.fitting_eps_ = eps_fit
+        self._val_target = None
+        plan = [None, None]                     # the current plan's source rows and their labels
         gap_kw = dict(cost=self.cost, p=self.p, lam=self.lam, eps=self.gap_eps,
                       relative_epsilon=self.gap_relative_epsilon, debiased=bool(self.gap_debiased),
                       tol=self.tol)
@@ -509,8 +550,18 @@ class MongeGapMap(MapEstimator):
                 warnings.simplefilter("ignore", ConvergenceWarning)
                 validate(-1)
                 for step in range(self.n_iter):
-                    xb = sx.draw(self.batch_size, rng)
-                    yb = sy.draw(self.batch_size, rng)
+                    if bary:
+                        if plan[0] is None or (step % self.plan_every == 0 and not
+                                               _whole_sets(sx, sy, self.plan_size)):
+                            plan[:] = _barycentric_labels(sx.draw(self.plan_size, rng),
+                                                          sy.draw(self.plan_size, rng), eps_fit,
+                                                          self.tol)
+                        rows = rng.choice(len(plan[0]), size=min(self.batch_size, len(plan[0])),
+                                          replace=False)
+                        xb, yb = plan[0][rows], plan[1][rows]
+                    else:
+                        xb = sx.draw(self.batch_size, rng)
+                        yb = sy.draw(self.batch_size, rng)
                     tx = model.forward(xb)
                     lam = _reg_value(self.reg, step, self.n_iter)
                     # the two solves are independent and single-threaded at minibatch sizes: the
@@ -559,6 +610,9 @@ class MongeGapMap(MapEstimator):
         return self
 
     def _fit_loss(self, tx, y, eps, grad=True):
+        if self.fitting_loss == "barycentric":          # y: the labels of the source rows
+            diff = tx - y
+            return float(np.mean(np.sum(diff * diff, axis=1))), (2.0 / len(tx)) * diff
         if self.fitting_loss == "split":
             return _split_fit(tx, y, eps, self.tol)  # (the gradient comes with the value)
         r = sinkhorn_divergence(tx, y, eps=eps, grad=("x",) if grad else False, static_b=True,
@@ -569,7 +623,12 @@ class MongeGapMap(MapEstimator):
         """Held-out fitting loss (T#X_val vs Y_val) + lambda * M(T; X_val); records it, returns
         it (NaN without Y_val)."""
         tx = self.model_(X_val)
-        s = self._fit_loss(tx, Y_val, eps_fit, grad=False)[0] if Y_val is not None else math.nan
+        target = Y_val
+        if self.fitting_loss == "barycentric" and Y_val is not None:
+            if self._val_target is None:     # labels of the held-out sources, from their own plan
+                self._val_target = _barycentric_labels(X_val, Y_val, eps_fit, self.tol)[1]
+            target = self._val_target
+        s = self._fit_loss(tx, target, eps_fit, grad=False)[0] if Y_val is not None else math.nan
         gap = monge_gap(X_val, tx, **gap_kw).value
         loss = s + lam * gap
         hist["val_step"].append(step)
