@@ -112,6 +112,9 @@ def test_reg_schedules_and_elastic_cost():
     (dict(affine_lr="fast"), ValueError, "affine_lr: expected 'auto' or a number"),
     (dict(gap_debiased=1), TypeError, "gap_debiased: expected a bool"),
     (dict(standardize="no"), TypeError, "standardize: expected a bool"),
+    (dict(fitting_loss="mse"), ValueError, "fitting_loss: unknown value"),
+    (dict(fitting_loss="barycentric", plan_size=1), ValueError, "plan_size: must be >= 2"),
+    (dict(fitting_loss="barycentric", plan_every=0), ValueError, "plan_every: must be >= 1"),
 ])
 def test_bad_parameters(kw, exc, text):
     X = np.random.default_rng(0).standard_normal((20, 2))
@@ -221,6 +224,43 @@ def test_split_fitting_loss_gradient_matches_finite_differences():
             tm[i, j] -= e
             fd[i, j] = (_split_fit(tp, y, 0.5, 1e-12)[0] - _split_fit(tm, y, 0.5, 1e-12)[0]) / (2 * e)
     np.testing.assert_allclose(g, fd, atol=1e-7)
+
+
+def test_barycentric_labels_are_pots_barycentric_projection():
+    import ot
+
+    from monge.maps.estimator import _barycentric_labels
+
+    rng = np.random.default_rng(3)
+    X, Y = rng.standard_normal((40, 2)), rng.standard_normal((30, 2)) * 0.7 + 0.5
+    _, labels = _barycentric_labels(X, Y, 0.3, 1e-12)
+    G = ot.sinkhorn(np.full(40, 1 / 40), np.full(30, 1 / 30), ot.dist(X, Y), reg=0.3,
+                    method="sinkhorn_log", stopThr=1e-13, numItermax=100_000)
+    np.testing.assert_allclose(labels, (G @ Y) / G.sum(axis=1, keepdims=True), atol=1e-8)
+
+
+def test_barycentric_fitting_loss_beats_the_divergence_on_a_known_map():
+    # the minibatch divergence favours maps that contract; the plan labels do not
+    # (docs/experiments/w2bench.md): on a nonlinear known map the new loss ends below both the
+    # divergence-fitted map and the entropic map of the same samples
+    from monge.maps import EntropicMap
+
+    P = datasets.ConvexPotentialMap(4, seed=0)
+    X, Y = P.sample_source(2000, seed=0), P.sample_target(2000, seed=1)
+    x = P.sample_source(1000, seed=2)
+    err = {}
+    for loss in ("sinkhorn_divergence", "barycentric"):
+        T = MongeGapMap(n_iter=600, verbose=False, fitting_loss=loss).fit(X, Y)
+        err[loss] = metrics.l2_uvp(T.transform(x).astype(np.float64), P.map(x))
+    err["entropic"] = metrics.l2_uvp(EntropicMap().fit(X, Y).transform(x), P.map(x))
+    assert err["barycentric"] < err["sinkhorn_divergence"]
+    assert err["barycentric"] < 1.1 * err["entropic"], err
+    # from samplers: a new plan of plan_size per side every plan_every steps
+    est = MongeGapMap(n_iter=60, verbose=False, fitting_loss="barycentric", plan_size=256,
+                      plan_every=10, n_validation=128)
+    est.fit(lambda n, rng: P.sample_source(n, seed=int(rng.integers(1 << 30))),
+            lambda n, rng: P.sample_target(n, seed=int(rng.integers(1 << 30))))
+    assert np.isfinite(est.history_["val_loss"]).all() and len(est.history_["step"]) == 60
 
 
 def test_bures_start_and_the_guard():
