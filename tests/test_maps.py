@@ -329,8 +329,13 @@ def test_fit_from_samplers():
     xt = P.sample_source(1000, seed=9)
     assert metrics.l2_uvp(est.transform(xt).astype(np.float64), P.map(xt)) < 5.0
     with pytest.raises(ValueError, match="X: the sampler returned 3 rows, asked 64"):
-        MongeGapMap(n_iter=2, batch_size=64, verbose=False, validation_fraction=0.0).fit(
+        MongeGapMap(n_iter=2, batch_size=64, verbose=False, validation_fraction=0.0,
+                    fitting_loss="sinkhorn_divergence").fit(
             lambda n, rng: np.zeros((min(n, 3), 2)) if n == 64 else np.ones((n, 2)),
+            lambda n, rng: np.ones((n, 2)))
+    with pytest.raises(ValueError, match="X: the sampler returned 3 rows, asked 100"):
+        MongeGapMap(n_iter=2, plan_size=100, verbose=False, validation_fraction=0.0).fit(
+            lambda n, rng: np.zeros((min(n, 3), 2)) if n == 100 else np.ones((n, 2)),
             lambda n, rng: np.ones((n, 2)))
     with pytest.raises(TypeError, match="X, Y: pass two arrays or two samplers"):
         MongeGapMap(n_iter=2, verbose=False).fit(lambda n, rng: np.zeros((n, 2)), np.zeros((5, 2)))
