@@ -114,6 +114,7 @@ def test_reg_schedules_and_elastic_cost():
     (dict(standardize="no"), TypeError, "standardize: expected a bool"),
     (dict(fitting_loss="mse"), ValueError, "fitting_loss: unknown value"),
     (dict(fitting_loss="barycentric", plan_size=1), ValueError, "plan_size: must be >= 2"),
+    (dict(fitting_loss="barycentric", plan_size="all"), ValueError, "plan_size: expected 'auto'"),
     (dict(fitting_loss="barycentric", plan_every=0), ValueError, "plan_every: must be >= 1"),
 ])
 def test_bad_parameters(kw, exc, text):
