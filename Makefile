@@ -102,7 +102,7 @@ test: $(VPY)
 	  else echo "WARNING: clang not installed: the coverage-guided libFuzzer pass (make fuzz) did not run"; fi
 	@$(call STAGE,mypy + stub,$(TYPECHECK))
 	@$(call STAGE,pytest,$(VPY) -m pytest -q tests)
-	@$(call STAGE,leak check,$(VPY) tests/leak_check.py)
+	@$(call STAGE,leak check,$(VPY) tests/leak_check.py --seconds 1.5)
 	@$(call STAGE,sdist + wheel (fresh venvs),$(VPY) tests/dist_check.py)
 	@$(call STAGE,docs (Sphinx -W + links + headless Chromium),$(MAKE) --no-print-directory docs)
 	@if command -v valgrind >/dev/null; then $(call STAGE,valgrind,$(MAKE) --no-print-directory valgrind); \
