@@ -1,6 +1,6 @@
 # The two commands of the README, and the pieces they are made of.
 #   make demo   set up .venv, build, run the demo on built-in data
-#   make test   set up .venv with the test extra, build, C unit tests under ASan+UBSan, pytest
+#   make test   set up .venv with the test and docs extras, build, C unit tests under ASan+UBSan, pytest
 PY      ?= python3
 VENV    ?= .venv
 VPY     := $(VENV)/bin/python
@@ -10,7 +10,7 @@ CFLAGS_SAN := -std=c11 -ffp-contract=fast -O1 -g -fopenmp -fsanitize=address,und
 CORE_SRC := $(wildcard csrc/*.c csrc/sinkhorn/*.c)
 CTESTS   := $(patsubst csrc/tests/%.c,build/ctest/%,$(wildcard csrc/tests/test_*.c))
 
-.PHONY: demo test venv install install-test install-docs docs docs-check ctest pytest valgrind fuzz fuzz-gcc fuzz-seed fuzz-loaders leak-check bench clean native wheel typecheck
+.PHONY: demo test venv install install-test install-docs docs docs-html docs-check ctest pytest valgrind fuzz fuzz-gcc fuzz-seed fuzz-loaders leak-check bench clean native wheel typecheck
 
 $(VPY):
 	$(PY) -m venv $(VENV)
@@ -95,7 +95,7 @@ pytest: install-test
 # each stage prints its wall time ("[make test] <stage>: N s"); the total is kept under 15 min
 STAGE = t0=$$(date +%s); $(2); rc=$$?; echo "[make test] $(1): $$(( $$(date +%s) - t0 )) s"; exit $$rc
 test: $(VPY)
-	@$(call STAGE,install (pip install -e .[test]),$(MAKE) --no-print-directory install-test)
+	@$(call STAGE,install (pip install -e .[test,docs]),$(MAKE) --no-print-directory install-docs)
 	@$(call STAGE,C unit tests (build + run under ASan+UBSan),$(MAKE) --no-print-directory -j2 $(CTESTS) build/fuzz_gcc && $(MAKE) --no-print-directory ctest)
 	@$(call STAGE,fuzz-gcc (30 s),$(MAKE) --no-print-directory fuzz-gcc FUZZ_TIME=30)
 	@if command -v clang >/dev/null; then $(call STAGE,libFuzzer (60 s),$(MAKE) --no-print-directory fuzz FUZZ_TIME=60); \
@@ -104,8 +104,8 @@ test: $(VPY)
 	@$(call STAGE,pytest,$(VPY) -m pytest -q tests)
 	@$(call STAGE,leak check,$(VPY) tests/leak_check.py --seconds 1.5)
 	@$(call STAGE,sdist + wheel (fresh venvs),$(VPY) tests/dist_check.py)
-	@$(call STAGE,docs (Sphinx -W + links + headless Chromium),$(MAKE) --no-print-directory docs)
-	@if command -v valgrind >/dev/null; then $(call STAGE,valgrind,$(MAKE) --no-print-directory valgrind); \
+	@$(call STAGE,docs (Sphinx -W + links + headless Chromium),$(MAKE) --no-print-directory docs-html)
+	@if command -v valgrind >/dev/null; then $(call STAGE,valgrind,$(VPY) tests/valgrind_check.py); \
 	  else echo "WARNING: valgrind not installed: the memcheck pass (make valgrind) did not run"; fi
 
 # RSS flat over 10^5 calls of every public function and every raising catalogue call (`make test`
@@ -132,6 +132,10 @@ wheel: install-test
 # Chromium (formulas typeset, images loaded; screenshots in build/docs/screenshots/).  Notebooks
 # run at build time unless tests/test_notebooks.py left fresh executed copies in build/.
 docs: install-docs
+	$(MAKE) --no-print-directory docs-html
+
+# the same without the install step (`make test` installs the docs extra in its first stage)
+docs-html:
 	rm -rf build/docs/html docs/generated
 	$(VPY) -m sphinx -b html -W --keep-going -q docs build/docs/html
 	$(MAKE) --no-print-directory docs-check

@@ -116,6 +116,7 @@ def test_reg_schedules_and_elastic_cost():
     (dict(fitting_loss="barycentric", plan_size=1), ValueError, "plan_size: must be >= 2"),
     (dict(fitting_loss="barycentric", plan_size="all"), ValueError, "plan_size: expected 'auto'"),
     (dict(fitting_loss="barycentric", plan_every=0), ValueError, "plan_every: must be >= 1"),
+    (dict(label_noise=-0.1), ValueError, "label_noise"),
 ])
 def test_bad_parameters(kw, exc, text):
     X = np.random.default_rng(0).standard_normal((20, 2))
@@ -262,6 +263,20 @@ def test_barycentric_fitting_loss_beats_the_divergence_on_a_known_map():
     est.fit(lambda n, rng: P.sample_source(n, seed=int(rng.integers(1 << 30))),
             lambda n, rng: P.sample_target(n, seed=int(rng.integers(1 << 30))))
     assert np.isfinite(est.history_["val_loss"]).all() and len(est.history_["step"]) == 60
+
+
+def test_label_noise_smooths_the_labels_of_a_small_training_set():
+    # with few samples in d = 8 the network overfits the plan's labels at the samples; labels of
+    # the same plan's entropic map at jittered samples generalise better (and the jitter is the
+    # only difference between the two fits: same seed, plan, network and steps)
+    P = datasets.ConvexPotentialMap(8, seed=1)
+    X, Y = P.sample_source(400, seed=0), P.sample_target(400, seed=1)
+    x = P.sample_source(2000, seed=2)
+    err = {}
+    for h in (0.0, 0.25):
+        T = MongeGapMap(n_iter=400, verbose=False, label_noise=h, seed=0).fit(X, Y)
+        err[h] = metrics.l2_uvp(T.transform(x).astype(np.float64), P.map(x))
+    assert err[0.25] < 0.9 * err[0.0], err
 
 
 def test_bures_start_and_the_guard():

