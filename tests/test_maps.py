@@ -105,6 +105,7 @@ def test_reg_schedules_and_elastic_cost():
     (dict(lr=-1.0), ValueError, "lr: must be a positive number"),
     (dict(reg=-1.0), ValueError, "reg: must be a finite number >= 0"),
     (dict(reg=("cosine", 0, 1)), ValueError, "reg: a schedule tuple"),
+    (dict(reg="large"), ValueError, "reg: expected 'auto'"),
     (dict(seed=1.5), TypeError, "seed: expected an integer"),
     (dict(dtype="float16"), ValueError, "dtype: unknown value"),
     (dict(blas_threads=0), ValueError, "blas_threads: must be >= 1"),

@@ -15,6 +15,7 @@ def _demo(args):
     import monge
     from monge.maps import datasets, metrics
     from monge.maps import EntropicMap, LinearMap, MongeGapMap
+    from monge.maps.estimator import auto_reg
 
     P = datasets.ConvexPotentialMap(2, seed=args.seed)
     X, Y = P.sample_source(args.n, seed=args.seed), P.sample_target(args.n, seed=args.seed + 1)
@@ -25,7 +26,7 @@ def _demo(args):
           f"n = {args.n}, {args.n_iter} iterations")
     print(f"  {'map':>24} {'L2-UVP %':>9} {'S_eps(T#mu, nu)':>16} {'Monge gap':>10} {'time':>7}")
     fitted = {}
-    reg = MongeGapMap().reg if args.reg is None else args.reg
+    reg = auto_reg(X.shape[1]) if args.reg is None else args.reg
     contenders = [("linear (Bures)", lambda: LinearMap()), ("entropic map", lambda: EntropicMap()),
                   ("MLP, lambda = 0", lambda: MongeGapMap(reg=0.0, n_iter=args.n_iter,
                                                           seed=args.seed, verbose=False)),

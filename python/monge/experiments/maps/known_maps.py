@@ -62,7 +62,7 @@ def run(quick=False, seeds=(0, 1, 2), regs=None, n_iter=None, verbose=False, nam
     """Fits and evaluates every (dataset, lambda, seed); `names` restricts the datasets."""
     n_iter = n_iter or (400 if quick else 2000)
     if regs is None:
-        regs = (0.0, MongeGapMap().reg)     # without the gap, and with the default lambda
+        regs = (0.0, "auto")     # without the gap, and with the default lambda
     results = []
     for name, (sample, true_map, cost, lam) in problems(quick, n_test).items():
         if names is not None and name not in names:
@@ -82,7 +82,7 @@ def run(quick=False, seeds=(0, 1, 2), regs=None, n_iter=None, verbose=False, nam
                     warnings.simplefilter("ignore", ConvergenceWarning)
                     ev = metrics.evaluate_map(est.transform, Xt, y_test=Yt, true_map=true_map,
                                               cost=cost, lam=lam if lam else 1.0)
-                row = dict(dataset=name, reg=reg, seed=seed, fit_time=fit_time, **ev)
+                row = dict(dataset=name, reg=float(est.reg_), seed=seed, fit_time=fit_time, **ev)
                 results.append(row)
                 print(json.dumps(row), file=sys.stderr)
     return results

@@ -555,7 +555,7 @@ def render_ablation(paths):
                             f" ({st['n_iter']} steps)" if meth in ("supervised", "w2gn") else "")
             rows.append((label, cells[meth]))
         m = res["meta"]
-        notes.append(f"`{os.path.basename(path)}`: {m['date']}, commit {m['machine']['commit'][:10]}, "
+        notes.append(f"`{os.path.basename(path)}`: {m['date']}, commit {_commit(m)}, "
                      f"load {m['machine']['load_average'][0]:.1f} → {m['load_average_after'][0]:.1f}, "
                      f"{st['seeds']} seeds, {m['data']['pairs']} pairs")
     cols = sorted(cols, key=lambda c: (REGIMES.index(c[0]), c[1]))
@@ -574,13 +574,22 @@ def render_ablation(paths):
     return "\n".join(out) + "\n"
 
 
+def _commit(meta):
+    """The commit a run used, shortened; a run of a modified tree says so (and its note says what)."""
+    c = meta["machine"]["commit"]
+    short = c.split("+")[0][:10]
+    if "+uncommitted" in c:
+        short += " + uncommitted changes" + (f" ({meta['note']})" if meta.get("note") else "")
+    return short
+
+
 def _source_line(path, res):
     m = res["meta"]
     over = m["settings"].get("mg_params")
     over = ("; MongeGapMap overrides " + ", ".join(f"{k} = {v}" for k, v in over.items())
             if over else "")
     return (f"Source: `{os.path.basename(path)}` — {m['date']}, commit "
-            f"{m['machine']['commit'][:10]}, {m['machine']['cpu']} "
+            f"{_commit(m)}, {m['machine']['cpu']} "
             f"({m['machine']['cores']} cores, load {m['machine']['load_average'][0]:.1f} "
             f"→ {m['load_average_after'][0]:.1f}); {m['data']['pairs']} pairs; "
             f"{m['settings']['n_iter']} steps of batch {m['settings']['batch_size']}, "
