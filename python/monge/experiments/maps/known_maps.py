@@ -82,7 +82,8 @@ def run(quick=False, seeds=(0, 1, 2), regs=None, n_iter=None, verbose=False, nam
                     warnings.simplefilter("ignore", ConvergenceWarning)
                     ev = metrics.evaluate_map(est.transform, Xt, y_test=Yt, true_map=true_map,
                                               cost=cost, lam=lam if lam else 1.0)
-                row = dict(dataset=name, reg=float(est.reg_), seed=seed, fit_time=fit_time, **ev)
+                row = dict(dataset=name, reg=reg, reg_value=float(est.reg_), seed=seed,
+                           fit_time=fit_time, **ev)
                 results.append(row)
                 print(json.dumps(row), file=sys.stderr)
     return results
@@ -102,7 +103,8 @@ def table(results):
         for k in keys:
             vals = np.array([r[k] for r in rows if k in r], dtype=float)
             cells.append("-" if len(vals) == 0 else f"{vals.mean():.3g} ± {vals.std():.2g}")
-        lines.append(f"| {name} | {reg:g} | " + " | ".join(cells) + " |")
+        lam = f"{reg:g}" if not isinstance(reg, str) else f"{reg} ({rows[0]['reg_value']:g})"
+        lines.append(f"| {name} | {lam} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
 

@@ -551,6 +551,9 @@ def render_ablation(paths):
         cols = have if cols is None else cols & have          # the cells every file has
         for meth in sorted(cells, key=METHODS.index):
             tuned = meth in ("mlp", "monge_gap") and change
+            if meth in ("mlp", "monge_gap") and res["meta"].get("label"):
+                change = change + [res["meta"]["label"]]     # what the run changed in the code
+                tuned = True
             label = meth + (" (" + ", ".join(change) + ")" if tuned else
                             f" ({st['n_iter']} steps)" if meth in ("supervised", "w2gn") else "")
             rows.append((label, cells[meth]))
