@@ -1,6 +1,8 @@
 """The W2-benchmark loader (monge.experiments.maps.w2bench) on checkpoints the tests write
 themselves: the ICNN's hand-written gradient against finite differences and torch autograd, the
 source mixture against NumPy's legacy global generator, the standardised map, bad files."""
+import json
+
 import numpy as np
 import pytest
 import torch
@@ -179,3 +181,21 @@ def test_supervised_ceiling_fits_the_true_map(data_dir):
         e_lin, e_sup = wb.evaluate(pair, lin, 0, n_test=2048), wb.evaluate(pair, sup, 0, n_test=2048)
         assert secs > 0
         assert e_sup < 0.5 * e_lin, (regime, e_sup, e_lin)
+
+
+def test_known_maps_results_file_round_trip(tmp_path):
+    # the known-map experiment writes a results file (meta + rows) that renders its table
+    from monge.experiments.maps import known_maps
+
+    out = tmp_path / "km.json"
+    assert known_maps.main(["--quick", "--seeds", "1", "--n-iter", "3", "--datasets",
+                            "convex-potential d=8", "--n-test", "200", "--out", str(out)]) == 0
+    res = json.loads(out.read_text())
+    assert {"date", "command", "machine", "versions", "settings"} <= set(res["meta"])
+    methods = {(r["dataset"], r["method"]) for r in res["rows"]}
+    assert ("convex-potential d=8", "entropic") in methods and \
+        ("convex-potential d=8", "monge_gap") in methods
+    auto = [r for r in res["rows"] if r["reg"] == "auto" and r["dataset"] == "convex-potential d=8"]
+    assert auto and auto[0]["reg_value"] == 1.0
+    text = known_maps.render(str(out))
+    assert "| convex-potential d=8 | Monge gap, λ = auto (1) |" in text and "Source: `km.json`" in text

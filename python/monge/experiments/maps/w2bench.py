@@ -36,6 +36,7 @@ import time
 import numpy as np
 
 from ..._io import DataFormatError
+from .._results import machine_info, versions_info
 
 DIMS = (2, 4, 8, 16, 32, 64)
 _KEYS_PER_QUAD = ("quadratic_decomposed", "weight", "bias")
@@ -417,47 +418,6 @@ def _pair_cached(data, dim, versions, standardize_size=2 ** 16):
         _PAIRS[key] = load_pair(data, dim, versions=tuple(versions),
                                 standardize_size=standardize_size)
     return _PAIRS[key]
-
-
-def machine_info():
-    import platform
-    import subprocess
-
-    cpu = platform.processor()
-    try:
-        with open("/proc/cpuinfo") as fh:
-            for line in fh:
-                if line.startswith("model name"):
-                    cpu = line.split(":", 1)[1].strip()
-                    break
-    except OSError:
-        pass
-    here = os.path.dirname(os.path.abspath(__file__))
-    try:
-        commit = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True,
-                                cwd=here).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"],
-                               capture_output=True, text=True, cwd=here).stdout.strip()
-        if commit and dirty:
-            commit += "+uncommitted"
-    except OSError:
-        commit = ""
-    return dict(cpu=cpu, cores=os.cpu_count(), load_average=list(os.getloadavg()), commit=commit,
-                python=platform.python_version())
-
-
-def versions_info():
-    out = {"numpy": np.__version__}
-    from ... import __version__
-
-    out["monge"] = __version__
-    try:
-        import torch
-
-        out["torch"] = torch.__version__
-    except ImportError:
-        pass
-    return out
 
 
 def table(rows, published=True):

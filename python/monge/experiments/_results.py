@@ -1,0 +1,93 @@
+"""Results files of the experiments: what ran, where, on what code and data (docs/benchmarks).
+
+A results file is ``{"meta": ..., "rows": [...]}``; ``meta`` holds the command, the date, the
+machine (CPU, cores, load average before and after, the git commit, marked ``+uncommitted`` when
+the tree had changes), the library versions and, where data was read, its path and sha256.
+"""
+from __future__ import annotations
+
+import datetime
+import hashlib
+import json
+import os
+import platform
+import subprocess
+import sys
+
+import numpy as np
+
+
+def machine_info():
+    """CPU model, cores, load average, git commit of the package's tree, Python version."""
+    cpu = platform.processor()
+    try:
+        with open("/proc/cpuinfo") as fh:
+            for line in fh:
+                if line.startswith("model name"):
+                    cpu = line.split(":", 1)[1].strip()
+                    break
+    except OSError:
+        pass
+    here = os.path.dirname(os.path.abspath(__file__))
+    try:
+        commit = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True,
+                                cwd=here).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"],
+                               capture_output=True, text=True, cwd=here).stdout.strip()
+        if commit and dirty:
+            commit += "+uncommitted"
+    except OSError:
+        commit = ""
+    return dict(cpu=cpu, cores=os.cpu_count(), load_average=list(os.getloadavg()), commit=commit,
+                python=platform.python_version())
+
+
+def versions_info(extra=("torch",)):
+    """numpy, monge and the optional packages in ``extra`` that are installed."""
+    from .. import __version__
+
+    out = {"numpy": np.__version__, "monge": __version__}
+    for name in extra:
+        try:
+            mod = __import__(name)
+        except ImportError:
+            continue
+        out[name] = getattr(mod, "__version__", "?")
+    return out
+
+
+def sha256(path):
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def start(prog, argv=None, extra=("torch",)):
+    """The meta of a run that starts now: date, command (``prog`` + the arguments), machine,
+    versions."""
+    args = sys.argv[1:] if argv is None else list(argv)
+    return dict(date=datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+                command=" ".join([prog] + args), machine=machine_info(),
+                versions=versions_info(extra))
+
+
+def finish(meta, **fields):
+    """The meta of a finished run: the load average after, and ``fields`` (data, settings...)."""
+    return dict(meta, load_average_after=list(os.getloadavg()), **fields)
+
+
+def write(path, meta, rows):
+    with open(path, "w") as fh:
+        json.dump(dict(meta=meta, rows=rows), fh, indent=1)
+
+
+def source_line(path, meta):
+    """One line naming a run for the docs: file, date, commit, machine and load."""
+    c = meta["machine"]["commit"]
+    commit = c.split("+")[0][:10] + (" + uncommitted changes" if "+uncommitted" in c else "")
+    return (f"Source: `{os.path.basename(path)}` — {meta['date']}, commit {commit}, "
+            f"{meta['machine']['cpu']} ({meta['machine']['cores']} cores, load "
+            f"{meta['machine']['load_average'][0]:.1f} → {meta['load_average_after'][0]:.1f}); "
+            f"`{meta['command']}`.")
