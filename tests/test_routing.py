@@ -105,3 +105,18 @@ def test_toy_plans_have_k_per_column():
     # k = 1 on sorted 1-D points: the exact (monotone) OT plan, the identity / n
     np.testing.assert_allclose(plans[1], np.eye(12) / 12, atol=1e-9)
     assert ((plans[None] > 0).sum(axis=0) > 1).any()  # quadratic OT spreads some columns
+
+
+def test_routing_experiment_results_file_round_trip(tmp_path):
+    # --out writes meta + rows; --render turns them into the docs' table
+    import json
+
+    out = tmp_path / "routing.json"
+    assert experiment.main(["--quick", "--seeds", "0", "--routers", "sinkhorn", "--out",
+                            str(out)]) == 0
+    res = json.loads(out.read_text())
+    assert res["meta"]["settings"]["capacity_factor"] == 1.0 and res["meta"]["command"].startswith(
+        "python -m monge.experiments.routing --quick")
+    assert [r["router"] for r in res["rows"]] == ["sinkhorn"]
+    text = experiment.render(str(out))
+    assert text.startswith("capacity factor 1, 4 experts, 1 seeds") and "| sinkhorn |" in text

@@ -5,6 +5,7 @@ tokens are the 8 pixel rows of an image, trained with each router of monge.routi
     python -m monge.experiments.routing                # full run: 60 epochs, 3 seeds x 3 routers (~2 min)
     python -m monge.experiments.routing --quick        # seconds: one short epoch on a subset
     python -m monge.experiments.routing --out results.json
+    python -m monge.experiments.routing --render results.json   # its table, as in the docs
 
 Model: row embedding (8 -> d) + position embedding; one MoE layer (a linear router to E experts,
 each a 2-layer MLP, residual: a dropped token passes through unchanged); mean pooling; a linear
@@ -115,6 +116,18 @@ def table(results):
     return "\n".join(rows)
 
 
+def render(path):
+    """The table of a results file written by ``--out``, and the line naming its run."""
+    from .._results import source_line
+
+    with open(path) as fh:
+        res = json.load(fh)
+    st = res["meta"]["settings"]
+    head = (f"capacity factor {st['capacity_factor']:g}, {st['experts']} experts, "
+            f"{len(st['seeds'])} seeds (mean ± std)")
+    return head + "\n\n" + table(res["rows"]) + "\n\n" + source_line(path, res["meta"]) + "\n"
+
+
 def toy_plans(n=16, gamma=None, ks=(1, 2, 4, None), seed=0):
     """Dense plans of k-sparse OT between two 1-D point sets for each k (None: quadratic OT):
     {k: (n, n) plan}, the points sorted so that the exact OT plan is the identity."""
@@ -146,9 +159,16 @@ def main(argv=None):
     ap.add_argument("--epochs", type=int, default=None)
     ap.add_argument("--experts", type=int, default=4)
     ap.add_argument("--capacity-factor", type=float, default=1.0)
-    ap.add_argument("--out", help="write the per-run results as JSON")
+    ap.add_argument("--out", help="results JSON (meta: command, commit, machine, versions; per-run rows)")
+    ap.add_argument("--render", metavar="JSON", help="print the table of a results file and exit")
     ap.add_argument("-v", "--verbose", action="store_true")
     args = ap.parse_args(argv)
+    if args.render:
+        print(render(args.render))
+        return 0
+    from .. import _results
+
+    meta = _results.start("python -m monge.experiments.routing", argv)
     quick = args.quick or os.environ.get("MONGE_NOTEBOOK_QUICK") == "1"
     t0 = time.perf_counter()
     res = run(quick=quick, seeds=tuple(args.seeds), routers=tuple(args.routers),
@@ -159,8 +179,12 @@ def main(argv=None):
           f"({'quick' if quick else 'full'}; {args.experts} experts, capacity factor "
           f"{args.capacity_factor:g})")
     if args.out:
-        with open(args.out, "w") as fh:
-            json.dump(res, fh, indent=1)
+        meta = _results.finish(meta, data="scikit-learn's bundled 8x8 digits (load_digits)",
+                               settings=dict(quick=quick, seeds=list(args.seeds),
+                                             routers=list(args.routers), epochs=args.epochs,
+                                             experts=args.experts,
+                                             capacity_factor=args.capacity_factor))
+        _results.write(args.out, meta, res)
     return 0
 
 
