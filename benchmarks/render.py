@@ -18,6 +18,7 @@ and KIND is one of
     estimator-bias FILE       monge.experiments.maps.estimator_bias.render
     known-maps FILE           monge.experiments.maps.known_maps.render
     routing FILE              monge.experiments.routing.run.render
+    spectr FILE               monge.experiments.spectr.run.render
     sinkhorn-suite FILE...    benchmarks/sinkhorn_suite.py's tables
 FILE paths are relative to the repository root.  tests/test_render.py runs --check.
 """
@@ -85,6 +86,10 @@ def render_spec(spec):
 
         files = [a for a in args if a != "--merge"]
         return w2bench.render([_abs(f) for f in files], merge="--merge" in args)
+    if kind == "spectr":
+        from monge.experiments.spectr import run
+
+        return run.render(_abs(args[0]))
     if kind == "routing":
         from monge.experiments.routing import run
 

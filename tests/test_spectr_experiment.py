@@ -88,7 +88,14 @@ def test_run_table_cache_and_cli(tmp_path, models, monkeypatch, capsys):
     f.write_text(text, encoding="utf-8")
     ex.main(["--quick", "--data", str(f), "--cache-dir", str(tmp_path), "--out", str(tmp_path / "r.json")])
     assert f"data: file {f} ({len(text)} characters)" in capsys.readouterr().out
-    assert json.loads((tmp_path / "r.json").read_text())["source"] == f"file {f} ({len(text)} characters)"
+    res3 = json.loads((tmp_path / "r.json").read_text())
+    assert res3["source"] == f"file {f} ({len(text)} characters)"
+    # the results file names the data by path and hash, and renders the table the docs show
+    import hashlib
+
+    assert res3["meta"]["data"]["sha256"] == hashlib.sha256(f.read_bytes()).hexdigest()
+    assert res3["meta"]["command"].startswith("python -m monge.experiments.spectr --quick --data")
+    assert ex.render(str(tmp_path / "r.json")).startswith(f"data: file {f}")
 
 
 @pytest.mark.parametrize("argv, message", [

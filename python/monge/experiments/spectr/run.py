@@ -138,6 +138,14 @@ def format_table(res):
     return "\n".join(lines)
 
 
+def render(path):
+    """The table of a results file written by ``--out``, and the line naming its run."""
+    from .._results import source_line
+
+    res = json.loads(Path(path).read_text())
+    return format_table(res) + "\n\n" + source_line(path, res["meta"]) + "\n"
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(prog="python -m monge.experiments.spectr",
                                  description=__doc__.split("\n\n")[0])
@@ -150,8 +158,16 @@ def main(argv=None):
     ap.add_argument("--no-cache", action="store_true")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--threads", type=int, default=1, help="torch threads (default 1)")
-    ap.add_argument("--out", help="write the results as JSON")
+    ap.add_argument("--out", help="results JSON (meta: command, commit, machine, versions, data "
+                    "and its sha256; the rows and the baselines)")
+    ap.add_argument("--render", metavar="JSON", help="print the table of a results file and exit")
     args = ap.parse_args(argv)
+    if args.render:
+        print(render(args.render))
+        return
+    from .. import _results
+
+    meta = _results.start("python -m monge.experiments.spectr", argv)
     # generated text only on request: a run without data must not pass for a run on data
     if args.data and args.toy:
         ap.error("--data and --toy exclude each other: give one training text")
@@ -170,7 +186,10 @@ def main(argv=None):
     print(json.dumps(res["info"], indent=1))
     print(format_table(res))
     if args.out:
-        Path(args.out).write_text(json.dumps(res, indent=1))
+        data = (dict(path=os.path.abspath(args.data), sha256=_results.sha256(args.data))
+                if args.data else source)
+        Path(args.out).write_text(json.dumps(dict(meta=_results.finish(meta, data=data), **res),
+                                             indent=1))
 
 
 if __name__ == "__main__":
