@@ -15,6 +15,7 @@ and KIND is one of
                               (the results file's "log"), then a line naming the run
     w2bench FILE... [--merge] monge.experiments.maps.w2bench.render
     w2bench-ablation FILE...  monge.experiments.maps.w2bench.render_ablation (one row per file)
+    w2bench-paired FILE       monge.experiments.maps.w2bench.render_paired (Monge gap - baselines)
     estimator-bias FILE       monge.experiments.maps.estimator_bias.render
     known-maps FILE           monge.experiments.maps.known_maps.render
     routing FILE              monge.experiments.routing.run.render
@@ -77,6 +78,10 @@ def render_spec(spec):
         if k >= len(tables):
             raise ValueError(f"{args[0]}: its log has {len(tables)} tables, asked for number {k}")
         return "\n".join(tables[k]) + "\n\n" + run_line(args[0]) + "\n"
+    if kind == "w2bench-paired":
+        from monge.experiments.maps import w2bench
+
+        return w2bench.render_paired(_abs(args[0]))
     if kind == "w2bench-ablation":
         from monge.experiments.maps import w2bench
 

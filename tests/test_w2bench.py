@@ -199,3 +199,22 @@ def test_known_maps_results_file_round_trip(tmp_path):
     assert auto and auto[0]["reg_value"] == 1.0
     text = known_maps.render(str(out))
     assert "| convex-potential d=8 | Monge gap, λ = auto (1) |" in text and "Source: `km.json`" in text
+
+
+def test_paired_differences_and_their_interval_match_scipy():
+    from scipy import stats
+
+    from monge.experiments.maps.w2bench import paired
+
+    rng = np.random.default_rng(0)
+    rows, diffs = [], []
+    for seed in range(5):
+        e, g = rng.uniform(10, 12), rng.normal(-1.0, 0.5)
+        rows += [dict(regime="fixed", dim=8, seed=seed, method="entropic", l2_uvp=e),
+                 dict(regime="fixed", dim=8, seed=seed, method="monge_gap", l2_uvp=e + g)]
+        diffs.append(g)
+    rows.append(dict(regime="fixed", dim=8, seed=9, method="entropic", l2_uvp=3.0))   # unpaired
+    mean, half, n = paired(rows, "monge_gap", "entropic")[("fixed", 8)]
+    lo, hi = stats.t.interval(0.95, 4, loc=np.mean(diffs), scale=stats.sem(diffs))
+    assert n == 5 and mean == pytest.approx(np.mean(diffs), abs=1e-12)
+    assert half == pytest.approx((hi - lo) / 2, rel=1e-3)

@@ -487,6 +487,65 @@ def render(paths, merge=False):
     return "\n".join(parts).rstrip() + "\n"
 
 
+# two-sided 95 % quantiles of Student's t for 1..30 degrees of freedom
+_T975 = (12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228, 2.201, 2.179,
+         2.160, 2.145, 2.131, 2.120, 2.110, 2.101, 2.093, 2.086, 2.080, 2.074, 2.069, 2.064,
+         2.060, 2.056, 2.052, 2.048, 2.045, 2.042)
+
+
+def paired(rows, a, b):
+    """{(regime, d): (mean, half-width, n)} of the per-seed differences L2-UVP(a) - L2-UVP(b),
+    the seeds paired (a seed fixes the data of both in the fixed regime and their test points in
+    both); half-width of the 95 % t-interval of the mean difference."""
+    by = {}
+    for r in rows:
+        by.setdefault((r["regime"], r["dim"], r["seed"]), {})[r["method"]] = r["l2_uvp"]
+    diffs = {}
+    for (reg, d, _), m in by.items():
+        if a in m and b in m:
+            diffs.setdefault((reg, d), []).append(m[a] - m[b])
+    out = {}
+    for key, v in diffs.items():
+        v = np.asarray(v, dtype=float)
+        n = len(v)
+        half = (_T975[min(n - 2, len(_T975) - 1)] if n <= 31 else 1.96) * v.std(ddof=1) / np.sqrt(n) \
+            if n > 1 else float("inf")
+        out[key] = (float(v.mean()), float(half), n)
+    return out
+
+
+def render_paired(path, a="monge_gap", against=("entropic", "mlp", "w2gn")):
+    """Markdown: for each method of ``against``, the paired difference a - it per (regime, d) with
+    its 95 % interval, and the verdict (below / above / not separated)."""
+    import json
+
+    with open(path) as fh:
+        res = json.load(fh)
+    rows = res["rows"]
+    cols = sorted({(r["regime"], r["dim"]) for r in rows},
+                  key=lambda c: (REGIMES.index(c[0]), c[1]))
+    out = [f"L2-UVP of {a} minus that of each baseline, percentage points: mean over paired seeds "
+           "± half-width of the 95 % t-interval; **below** / above: the interval excludes 0 "
+           "(not separated otherwise)\n",
+           "| against | " + " | ".join(f"{reg}, d = {d}" for reg, d in cols) + " |",
+           "|---|" + "---|" * len(cols)]
+    for b in against:
+        pr = paired(rows, a, b)
+        cells = []
+        for c in cols:
+            if c not in pr:
+                cells.append("–")
+                continue
+            mean, half, n = pr[c]
+            verdict = ("**below**" if mean + half < 0 else "above" if mean - half > 0 else
+                       "not separated")
+            cells.append(f"{mean:+.2f} ± {half:.2f} ({verdict})")
+        out.append(f"| {b} | " + " | ".join(cells) + " |")
+    out.append("")
+    out.append(_source_line(path, res))
+    return "\n".join(out) + "\n"
+
+
 def render_ablation(paths):
     """One table for several results files (tuning runs that each change a setting): a row per
     (file, method), labelled by what the file changes against the defaults (MongeGapMap
