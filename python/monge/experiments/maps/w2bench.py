@@ -29,14 +29,13 @@ benchmark's pairs (v1 + v2) are only reported.
 """
 from __future__ import annotations
 
-import hashlib
 import os
 import time
 
 import numpy as np
 
 from ..._io import DataFormatError
-from .._results import machine_info, versions_info
+from .._results import machine_info, sha256, versions_info
 
 DIMS = (2, 4, 8, 16, 32, 64)
 _KEYS_PER_QUAD = ("quadratic_decomposed", "weight", "bias")
@@ -172,14 +171,6 @@ def read_checkpoint(path):
     return {k: v.detach().cpu().double().numpy() for k, v in state.items()}
 
 
-def _sha256(path):
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
 class W2Pair:
     """One benchmark pair (P, Q = T*#P) in dimension ``dim``.
 
@@ -256,7 +247,7 @@ def load_pair(data_dir, dim, versions=("v1", "v2"), **kwargs):
             raise DataFormatError(path, None, f"ICNN of dimension {net.dim}, expected {dim}")
         net.strong_convexity = 1e-2  # the benchmark's constructor argument for these pairs
         icnns.append(net)
-        sources[os.path.basename(path)] = _sha256(path)
+        sources[os.path.basename(path)] = sha256(path)
     return W2Pair(dim, icnns, sources=sources, **kwargs)
 
 
