@@ -83,11 +83,18 @@ def write(path, meta, rows):
         json.dump(dict(meta=meta, rows=rows), fh, indent=1)
 
 
+def commit_label(meta):
+    """The commit a run used, shortened; a run of a modified tree says so (and its note says what)."""
+    c = meta["machine"]["commit"]
+    short = c.split("+")[0][:10]
+    if "+uncommitted" in c:
+        short += " + uncommitted changes" + (f" ({meta['note']})" if meta.get("note") else "")
+    return short
+
+
 def source_line(path, meta):
     """One line naming a run for the docs: file, date, commit, machine and load."""
-    c = meta["machine"]["commit"]
-    commit = c.split("+")[0][:10] + (" + uncommitted changes" if "+uncommitted" in c else "")
-    return (f"Source: `{os.path.basename(path)}` — {meta['date']}, commit {commit}, "
+    return (f"Source: `{os.path.basename(path)}` — {meta['date']}, commit {commit_label(meta)}, "
             f"{meta['machine']['cpu']} ({meta['machine']['cores']} cores, load "
             f"{meta['machine']['load_average'][0]:.1f} → {meta['load_average_after'][0]:.1f}); "
             f"`{meta['command']}`.")

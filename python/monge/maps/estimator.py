@@ -131,16 +131,6 @@ def _entropic_map(x, y, eps, tol):
     return EntropicMap(eps=eps, tol=tol).fit(x, y)
 
 
-def _barycentric_labels(x, y, eps, tol):
-    """(x, labels): the barycentric projection (P y)_i / (P 1)_i of the entropic plan between x
-    and y (uniform weights, cost |x - y|^2), the pseudo-label of x_i for fitting_loss='barycentric'."""
-    from ..sinkhorn import sinkhorn
-
-    r = sinkhorn(x, y, eps=eps, tol=tol)
-    mass = r.apply(np.ones(len(y), dtype=y.dtype))
-    return x, (r.apply(y) / mass[:, None]).astype(x.dtype, copy=False)
-
-
 def auto_reg(d):
     """reg='auto': lambda = min(3, d / 8) (docs/experiments/w2bench.md, "lambda by dimension")."""
     return min(3.0, d / 8.0)
@@ -562,9 +552,9 @@ class MongeGapMap(MapEstimator):
         plan = None                             # the current plan's entropic map
         plan_size = self.plan_size
         if plan_size == "auto":
-            whole = sx.fn is None and sy.fn is None and max(len(sx.data), len(sy.data)) <= 8192
-            plan_size = max(len(sx.data), len(sy.data)) if whole else 2048
-        whole = _whole_sets(sx, sy, plan_size)
+            small = sx.fn is None and sy.fn is None and max(len(sx.data), len(sy.data)) <= 8192
+            plan_size = max(len(sx.data), len(sy.data)) if small else 2048
+        whole = _whole_sets(sx, sy, plan_size)      # then one plan serves the whole fit
         noise = None                            # per-coordinate std of the label points' jitter
         if bary and sx.fn is None and self.label_noise > 0:
             noise = (float(self.label_noise) * sx.data.std(axis=0)).astype(dt)
@@ -680,7 +670,8 @@ class MongeGapMap(MapEstimator):
         target = Y_val
         if self.fitting_loss == "barycentric" and Y_val is not None:
             if self._val_target is None:     # labels of the held-out sources, from their own plan
-                self._val_target = _barycentric_labels(X_val, Y_val, eps_fit, self.tol)[1]
+                self._val_target = _entropic_map(X_val, Y_val, eps_fit, self.tol).transform(
+                    X_val).astype(X_val.dtype, copy=False)
             target = self._val_target
         s = self._fit_loss(tx, target, eps_fit, grad=False)[0] if Y_val is not None else math.nan
         gap = monge_gap(X_val, tx, **gap_kw).value

@@ -35,7 +35,7 @@ import time
 import numpy as np
 
 from ..._io import DataFormatError
-from .._results import machine_info, sha256, versions_info
+from .._results import commit_label, machine_info, sha256, versions_info
 
 DIMS = (2, 4, 8, 16, 32, 64)
 _KEYS_PER_QUAD = ("quadratic_decomposed", "weight", "bias")
@@ -568,7 +568,7 @@ def render_ablation(paths):
                             f" ({st['n_iter']} steps)" if meth in ("supervised", "w2gn") else "")
             rows.append((label, cells[meth]))
         m = res["meta"]
-        notes.append(f"`{os.path.basename(path)}`: {m['date']}, commit {_commit(m)}, "
+        notes.append(f"`{os.path.basename(path)}`: {m['date']}, commit {commit_label(m)}, "
                      f"load {m['machine']['load_average'][0]:.1f} → {m['load_average_after'][0]:.1f}, "
                      f"{st['seeds']} seeds, {m['data']['pairs']} pairs")
     cols = sorted(cols, key=lambda c: (REGIMES.index(c[0]), c[1]))
@@ -587,22 +587,13 @@ def render_ablation(paths):
     return "\n".join(out) + "\n"
 
 
-def _commit(meta):
-    """The commit a run used, shortened; a run of a modified tree says so (and its note says what)."""
-    c = meta["machine"]["commit"]
-    short = c.split("+")[0][:10]
-    if "+uncommitted" in c:
-        short += " + uncommitted changes" + (f" ({meta['note']})" if meta.get("note") else "")
-    return short
-
-
 def _source_line(path, res):
     m = res["meta"]
     over = m["settings"].get("mg_params")
     over = ("; MongeGapMap overrides " + ", ".join(f"{k} = {v}" for k, v in over.items())
             if over else "")
     return (f"Source: `{os.path.basename(path)}` — {m['date']}, commit "
-            f"{_commit(m)}, {m['machine']['cpu']} "
+            f"{commit_label(m)}, {m['machine']['cpu']} "
             f"({m['machine']['cores']} cores, load {m['machine']['load_average'][0]:.1f} "
             f"→ {m['load_average_after'][0]:.1f}); {m['data']['pairs']} pairs; "
             f"{m['settings']['n_iter']} steps of batch {m['settings']['batch_size']}, "
