@@ -15,7 +15,7 @@ and KIND is one of
                               (the results file's "log"), then a line naming the run
     w2bench FILE... [--merge] monge.experiments.maps.w2bench.render
     w2bench-ablation FILE...  monge.experiments.maps.w2bench.render_ablation (one row per file)
-    w2bench-paired FILE       monge.experiments.maps.w2bench.render_paired (Monge gap - baselines)
+    w2bench-paired FILE...    monge.experiments.maps.w2bench.render_paired (Monge gap - baselines)
     estimator-bias FILE       monge.experiments.maps.estimator_bias.render
     known-maps FILE           monge.experiments.maps.known_maps.render
     routing FILE              monge.experiments.routing.run.render
@@ -81,7 +81,7 @@ def render_spec(spec):
     if kind == "w2bench-paired":
         from monge.experiments.maps import w2bench
 
-        return w2bench.render_paired(_abs(args[0]))
+        return w2bench.render_paired([_abs(f) for f in args])
     if kind == "w2bench-ablation":
         from monge.experiments.maps import w2bench
 

@@ -224,6 +224,25 @@ def test_entropic_map_is_the_barycentric_projection_of_pots_plan():
         E.transform(np.zeros((2, 3)))
 
 
+def test_entropic_map_float32_matches_float64():
+    from monge.maps import EntropicMap
+
+    rng = np.random.default_rng(3)
+    X, Y = rng.standard_normal((300, 5)), rng.standard_normal((280, 5)) * 0.7 + 0.5
+    x = rng.standard_normal((40, 5))
+    e64 = EntropicMap(tol=1e-6).fit(X, Y)
+    e32 = EntropicMap(tol=1e-6, dtype="float32").fit(X.astype(np.float32), Y)
+    t64, t32 = e64.transform(x), e32.transform(x)
+    assert t64.dtype == np.float64 and t32.dtype == np.float32 and e32.g_.dtype == np.float32
+    # float32 rounding of costs ~ 1e-7 x |x|^2, over eps ~ 0.1: weights and images agree to ~1e-4
+    np.testing.assert_allclose(t32, t64, rtol=0, atol=1e-4 * np.abs(t64).max())
+    assert EntropicMap(dtype=np.float32).fit(X, Y).transform(x).dtype == np.float32
+    with pytest.raises(ValueError, match="dtype: unknown value 'float16'"):
+        EntropicMap(dtype="float16").fit(X, Y)
+    with pytest.raises(TypeError, match="dtype: expected 'float32' or 'float64'"):
+        EntropicMap(dtype=object()).fit(X, Y)
+
+
 def test_split_fitting_loss_gradient_matches_finite_differences():
     from monge.maps.estimator import _split_fit
 

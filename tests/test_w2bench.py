@@ -218,3 +218,30 @@ def test_paired_differences_and_their_interval_match_scipy():
     lo, hi = stats.t.interval(0.95, 4, loc=np.mean(diffs), scale=stats.sem(diffs))
     assert n == 5 and mean == pytest.approx(np.mean(diffs), abs=1e-12)
     assert half == pytest.approx((hi - lo) / 2, rel=1e-3)
+
+
+def test_render_paired_merges_a_rerun_with_the_baselines_of_the_same_seeds(tmp_path):
+    import json
+
+    from monge.experiments.maps.w2bench import render_paired
+
+    def meta(n_iter):
+        return dict(date="2026-12-04", machine=dict(cpu="cpu", cores=2, load_average=[0.0], commit="abc"),
+                    load_average_after=[0.0], data=dict(pairs="benchmark (v1 + v2)"),
+                    settings=dict(n_iter=n_iter, batch_size=256, seeds=3))
+
+    def rows(method, vals):
+        return [dict(regime="fixed", dim=8, seed=s, method=method, l2_uvp=v) for s, v in enumerate(vals)]
+
+    old = tmp_path / "old.json"
+    old.write_text(json.dumps(dict(meta=meta(1000), rows=rows("entropic", [5.0, 5.2, 5.1])
+                                   + rows("monge_gap", [6.0, 6.3, 6.1]))))
+    new = tmp_path / "new.json"
+    new.write_text(json.dumps(dict(meta=meta(5000), rows=rows("monge_gap", [4.0, 4.1, 4.1]))))
+    alone = render_paired(str(old))
+    assert "| entropic | +1.03 ± " in alone and "(above)" in alone and "| mlp |" not in alone
+    both = render_paired([str(old), str(new)])
+    # the rerun's rows replace the first file's monge_gap rows: -1.0, -1.1, -1.0 from entropic
+    assert "| entropic | -1.03 ± 0.14 (**below**) |" in both
+    assert "`old.json`" in both and "Methods shown from it: entropic." in both
+    assert "`new.json`" in both and "5000 steps" in both and "Methods shown from it: monge_gap." in both

@@ -109,6 +109,16 @@ def weights(name, w, length, batch):
     return np.ascontiguousarray(arr)
 
 
+def float_dtype(name, value):
+    """'float32' or 'float64' (a string, a NumPy dtype or a NumPy scalar type) as a np.dtype."""
+    if not isinstance(value, str):
+        try:
+            value = str(np.dtype(value))
+        except TypeError:
+            raise TypeError(f"{name}: expected 'float32' or 'float64', got {value!r}") from None
+    return np.dtype(choice(name, value, ("float32", "float64")))
+
+
 def choice(name, value, options):
     if not isinstance(value, str):
         raise TypeError(f"{name}: expected a string, got {type(value).__name__}")

@@ -26,7 +26,7 @@ from . import nn
 from .baselines import MapEstimator, NotFittedError
 from .._blas import blas_threads
 from .._io import DataFormatError, read_npz
-from .._validate import choice, float_array, integer, nonneg, positive
+from .._validate import choice, float_array, float_dtype, integer, nonneg, positive
 from ..geometry import COSTS
 from ..losses import monge_gap, sinkhorn_divergence
 
@@ -123,12 +123,12 @@ def _whole_sets(sx, sy, plan_size):
             and len(sy.data) <= plan_size)
 
 
-def _entropic_map(x, y, eps, tol):
+def _entropic_map(x, y, eps, tol, dtype="float64"):
     """The entropic map of the plan between x and y (its barycentric projection, extended off the
     samples by the c-transform): the labels of fitting_loss='barycentric'."""
     from .baselines import EntropicMap
 
-    return EntropicMap(eps=eps, tol=tol).fit(x, y)
+    return EntropicMap(eps=eps, tol=tol, dtype=dtype).fit(x, y)
 
 
 def auto_reg(d):
@@ -431,8 +431,7 @@ class MongeGapMap(MapEstimator):
             raise TypeError(f"seed: expected an integer, got {type(self.seed).__name__}")
         if self.blas_threads is not None:
             integer("blas_threads", self.blas_threads, 1)
-        choice("dtype", str(np.dtype(self.dtype)) if not isinstance(self.dtype, str) else self.dtype,
-               ("float32", "float64"))
+        float_dtype("dtype", self.dtype)
 
     # -- training
     def _data(self, X, Y, rng, dt):
@@ -596,7 +595,7 @@ class MongeGapMap(MapEstimator):
                     if bary:
                         if plan is None or (step % self.plan_every == 0 and not whole):
                             plan = _entropic_map(sx.draw(plan_size, rng), sy.draw(plan_size, rng),
-                                                 eps_fit, self.tol)
+                                                 eps_fit, self.tol, dt)
                         # points drawn apart from the plan's rows (fresh, or training points
                         # plus noise), labelled by its entropic map
                         xb = sx.draw(self.batch_size, rng)

@@ -444,6 +444,35 @@ def table(rows, published=True):
     return "\n".join(out)
 
 
+def _merged(paths):
+    """Rows of several results files, a later file's rows replacing an earlier file's for each
+    (regime, method) it holds; and, per file, (path, results, methods kept from it)."""
+    import json
+
+    merged, loaded = {}, []
+    for path in paths:
+        with open(path) as fh:
+            res = json.load(fh)
+        groups = {}
+        for r in res["rows"]:
+            groups.setdefault((r["regime"], r["method"]), []).append(r)
+        merged.update(groups)
+        loaded.append((path, res, groups))
+    rows = [r for g in merged.values() for r in g]
+    sources = [(path, res, sorted({meth for (reg, meth), g in groups.items()
+                                   if merged[(reg, meth)] is g}, key=METHODS.index))
+               for path, res, groups in loaded]
+    return rows, sources
+
+
+def _sources_lines(sources, always=False):
+    """A source line per file; with several (or always=True), each names the methods taken."""
+    if len(sources) == 1 and not always:
+        return [_source_line(*sources[0][:2])]
+    return [_source_line(path, res) + f" Methods shown from it: {', '.join(kept)}."
+            for path, res, kept in sources]
+
+
 def render(paths, merge=False):
     """The tables of results files (one per regime), as docs/experiments/w2bench.md shows them.
 
@@ -452,29 +481,20 @@ def render(paths, merge=False):
     then one source line per file naming the methods taken from it."""
     import json
 
-    parts, merged, sources = [], {}, []
+    if merge:
+        rows, sources = _merged(paths)
+        validation = any(res["meta"]["data"]["pairs"].startswith("validation")
+                         for _, res, _ in sources)
+        parts = [table(rows, published=not validation)]
+        parts += [line + "\n" for line in _sources_lines(sources, always=True)]
+        return "\n".join(parts).rstrip() + "\n"
+    parts = []
     for path in paths:
         with open(path) as fh:
             res = json.load(fh)
-        m = res["meta"]
-        validation = m["data"]["pairs"].startswith("validation")
-        if merge:
-            groups = {}
-            for r in res["rows"]:
-                groups.setdefault((r["regime"], r["method"]), []).append(r)
-            merged.update(groups)
-            sources.append((path, res, sorted(groups)))
-        else:
-            parts.append(table(res["rows"], published=not validation))
-            parts.append(_source_line(path, res) + "\n")
-    if merge:
-        rows = [r for g in merged.values() for r in g]
-        validation = any(res["meta"]["data"]["pairs"].startswith("validation") for _, res, _ in sources)
-        parts.append(table(rows, published=not validation))
-        for path, res, groups in sources:
-            kept = sorted({meth for reg, meth in groups if merged[(reg, meth)][0] in res["rows"]},
-                          key=METHODS.index)
-            parts.append(_source_line(path, res) + f" Methods shown from it: {', '.join(kept)}.\n")
+        validation = res["meta"]["data"]["pairs"].startswith("validation")
+        parts.append(table(res["rows"], published=not validation))
+        parts.append(_source_line(path, res) + "\n")
     return "\n".join(parts).rstrip() + "\n"
 
 
@@ -505,15 +525,16 @@ def paired(rows, a, b):
     return out
 
 
-def render_paired(path, a="monge_gap", against=("entropic", "mlp", "w2gn")):
+def render_paired(paths, a="monge_gap", against=("entropic", "mlp", "w2gn")):
     """Markdown: for each method of ``against``, the paired difference a - it per (regime, d) with
-    its 95 % interval, and the verdict (below / above / not separated)."""
-    import json
-
-    with open(path) as fh:
-        res = json.load(fh)
-    rows = res["rows"]
-    cols = sorted({(r["regime"], r["dim"]) for r in rows},
+    its 95 % interval, and the verdict (below / above / not separated).  paths: one results file,
+    or several merged as :func:`render` merges them (e.g. a rerun of ``a`` beside the baselines'
+    rows of the same seeds); baselines absent from every file are left out."""
+    if isinstance(paths, str):
+        paths = [paths]
+    rows, sources = _merged(paths)
+    methods = {r["method"] for r in rows}
+    cols = sorted({(r["regime"], r["dim"]) for r in rows if r["method"] == a},
                   key=lambda c: (REGIMES.index(c[0]), c[1]))
     out = [f"L2-UVP of {a} minus that of each baseline, percentage points: mean over paired seeds "
            "± half-width of the 95 % t-interval; **below** / above: the interval excludes 0 "
@@ -521,6 +542,8 @@ def render_paired(path, a="monge_gap", against=("entropic", "mlp", "w2gn")):
            "| against | " + " | ".join(f"{reg}, d = {d}" for reg, d in cols) + " |",
            "|---|" + "---|" * len(cols)]
     for b in against:
+        if b not in methods:
+            continue
         pr = paired(rows, a, b)
         cells = []
         for c in cols:
@@ -533,7 +556,7 @@ def render_paired(path, a="monge_gap", against=("entropic", "mlp", "w2gn")):
             cells.append(f"{mean:+.2f} ± {half:.2f} ({verdict})")
         out.append(f"| {b} | " + " | ".join(cells) + " |")
     out.append("")
-    out.append(_source_line(path, res))
+    out += _sources_lines(sources)
     return "\n".join(out) + "\n"
 
 
