@@ -305,7 +305,8 @@ class EntropicMap(_Fitted):
     -----
     fit keeps the solver's float kernel cache (4 n m bytes: 268 MB for 8,192 samples a side) up to
     n m = 2^28, where :func:`monge.sinkhorn` alone would keep O(n + m) memory above n m = 2^21 and
-    recompute every exp at each iteration, 10x slower here (docs/experiments/w2bench.md).
+    recompute every exp at each iteration (timings: docs/experiments/w2bench.md, "The plans'
+    solver").
 
     Attributes
     ----------
