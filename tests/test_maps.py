@@ -129,6 +129,7 @@ def test_reg_schedules_and_elastic_cost():
     (dict(fitting_loss="barycentric", plan_size=1), ValueError, "plan_size: must be >= 2"),
     (dict(fitting_loss="barycentric", plan_size="all"), ValueError, "plan_size: expected 'auto'"),
     (dict(fitting_loss="barycentric", plan_every=0), ValueError, "plan_every: must be >= 1"),
+    (dict(fitting_loss="barycentric", plan_every="often"), ValueError, "plan_every: expected 'auto'"),
     (dict(label_noise=-0.1), ValueError, "label_noise"),
 ])
 def test_bad_parameters(kw, exc, text):
@@ -368,6 +369,12 @@ def test_standardize_false_is_x_plus_a_raw_mlp():
     on = MongeGapMap(init="identity", n_iter=3, verbose=False, validation_fraction=0.0,
                      dtype="float64").fit(X, Y).model_
     assert np.allclose(on.s_in, 1.0 / X.std(0)) and np.allclose(on.m_in, X.mean(0))
+
+
+def test_auto_plan_every_keeps_the_plan_cost_per_step_level():
+    from monge.maps.estimator import auto_plan_every
+
+    assert [auto_plan_every(n) for n in (256, 1024, 2048, 4096, 8192)] == [1, 4, 16, 64, 256]
 
 
 def test_fit_from_samplers():

@@ -131,6 +131,11 @@ def _entropic_map(x, y, eps, tol, dtype="float64"):
     return EntropicMap(eps=eps, tol=tol, dtype=dtype).fit(x, y)
 
 
+def auto_plan_every(plan_size):
+    """Steps between plans: a plan costs ~plan_size^2, so this keeps the cost per step level."""
+    return max(1, round(16 * (plan_size / 2048) ** 2))
+
+
 def auto_reg(d):
     """reg='auto': lambda = min(3, d / 8) (docs/experiments/w2bench.md, "lambda by dimension")."""
     return min(3.0, d / 8.0)
@@ -220,9 +225,12 @@ class MongeGapMap(MapEstimator):
     plan_size : int or 'auto'
         'barycentric' only: samples per side of each plan.  'auto' (default): the whole training
         sets when both hold at most 8192 samples (then one plan serves the whole fit), else
-        plans of 2048 samples (always 2048 with samplers).
-    plan_every : int
-        'barycentric' only: steps between new plans (default 16).
+        plans of 8192 samples (always 8192 with samplers).
+    plan_every : int or 'auto'
+        'barycentric' only: steps between new plans.  'auto' (default): 16 x (plan_size /
+        2048)^2, at least 1, so that solving plans costs about the same per step at any size
+        (256 steps for plans of 8192).  Larger plans less often beat smaller plans more often
+        on the validation pairs (docs/experiments/w2bench.md, "Plan size").
     label_noise : float
         'barycentric' with fixed training sets only: the minibatch points are training points
         plus Gaussian noise of this many standard deviations of the source (per coordinate), and
@@ -311,7 +319,7 @@ class MongeGapMap(MapEstimator):
 
     def __init__(self, hidden="auto", activation="gelu", init="bures", standardize=True, cost="sqeuclidean", p=2.0,
                  lam=1.0, fitting_loss="barycentric", fitting_eps=None, fitting_relative_eps=None,
-                 plan_size="auto", plan_every=16, label_noise=0.25, reg="auto", gap_eps=None,
+                 plan_size="auto", plan_every="auto", label_noise=0.25, reg="auto", gap_eps=None,
                  gap_relative_epsilon=None, gap_debiased=True, n_iter=2000, batch_size=256, optimizer="adam", lr=1e-2,
                  affine_lr="auto", schedule="cosine", warmup=0, weight_decay=0.0, grad_clip=None, tol=1e-3,
                  validation_fraction=0.1, n_validation=1024, validate_every=100,
@@ -399,7 +407,10 @@ class MongeGapMap(MapEstimator):
             if isinstance(self.plan_size, str):
                 raise ValueError(f"plan_size: expected 'auto' or an integer >= 2, got {self.plan_size!r}")
             integer("plan_size", self.plan_size, 2)
-        integer("plan_every", self.plan_every, 1)
+        if not (isinstance(self.plan_every, str) and self.plan_every == "auto"):
+            if isinstance(self.plan_every, str):
+                raise ValueError(f"plan_every: expected 'auto' or an integer >= 1, got {self.plan_every!r}")
+            integer("plan_every", self.plan_every, 1)
         nonneg("label_noise", self.label_noise)
         frac = nonneg("validation_fraction", self.validation_fraction)
         if frac >= 0.5:
@@ -552,7 +563,10 @@ class MongeGapMap(MapEstimator):
         plan_size = self.plan_size
         if plan_size == "auto":
             small = sx.fn is None and sy.fn is None and max(len(sx.data), len(sy.data)) <= 8192
-            plan_size = max(len(sx.data), len(sy.data)) if small else 2048
+            plan_size = max(len(sx.data), len(sy.data)) if small else 8192
+        plan_every = self.plan_every
+        if plan_every == "auto":
+            plan_every = auto_plan_every(plan_size)
         whole = _whole_sets(sx, sy, plan_size)      # then one plan serves the whole fit
         noise = None                            # per-coordinate std of the label points' jitter
         if bary and sx.fn is None and self.label_noise > 0:
@@ -593,7 +607,7 @@ class MongeGapMap(MapEstimator):
                 validate(-1)
                 for step in range(self.n_iter):
                     if bary:
-                        if plan is None or (step % self.plan_every == 0 and not whole):
+                        if plan is None or (step % plan_every == 0 and not whole):
                             plan = _entropic_map(sx.draw(plan_size, rng), sy.draw(plan_size, rng),
                                                  eps_fit, self.tol, dt)
                         # points drawn apart from the plan's rows (fresh, or training points
