@@ -170,6 +170,28 @@ def test_estimator_bias_runner(data_dir, tmp_path):
     assert abs(named["true map"]["monge_gap_debiased"]) < 0.2 * named["true map"]["monge_gap"]
 
 
+def test_entropic_bagging_table(data_dir, tmp_path):
+    """--bagging: by convexity of the squared error, the average of k maps is never worse than
+    the mean of their errors; k = 1 is the first map alone."""
+    import json
+
+    from monge.experiments.maps import estimator_bias as eb
+
+    out = tmp_path / "bag.json"
+    eb.main(["--data", str(data_dir), "--dims", "4", "--bagging", "64", "3", "128", "2",
+             "--out", str(out)])
+    res = json.loads(out.read_text())
+    rows = res["dims"]["4"]["bagging"]["rows"]
+    assert [(r["n"], r["maps"]) for r in rows] == [(64, 3), (128, 2)]
+    for r in rows:
+        assert set(r["averaged"]) == {"1", "2"} | ({"3"} if r["maps"] == 3 else set())
+        assert r["averaged"][str(r["maps"])] <= r["single_mean"] + 1e-9
+        assert r["single_std"] > 0
+    assert "| 64 | 3 |" in eb.render(str(out))
+    with pytest.raises(SystemExit):
+        eb.main(["--data", str(data_dir), "--bagging", "64"])
+
+
 def test_supervised_ceiling_fits_the_true_map(data_dir):
     """The 'supervised' row (the network fitted to T*(x) by least squares) must beat the linear
     map by a wide margin on the fixture pair, in both regimes: it sees the labels."""

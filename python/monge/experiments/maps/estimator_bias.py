@@ -8,6 +8,10 @@ Monge gap is 0; the entropic estimator's value still moves with s, the debiased 
 
     python -m monge.experiments.maps.estimator_bias --data ../shared/data/w2bench --dims 8 32 \
         --out benchmarks/results/w2bench-estimator-bias-2026-12-03.json
+
+With --bagging: how much of one entropic map's error is variance, which averaging the maps of
+independent plans (as the barycentric fitting loss does) removes, and how much is the bias of the
+plan size, which it keeps.
 """
 import json
 import os
@@ -81,6 +85,42 @@ def measure_maps(pair, batch_size=256, repeats=20, seed=0, n_fit=2048, n_iter=10
                 n_eval=n_eval, rows=rows)
 
 
+def measure_bagging(pair, sizes=((2048, 16), (8192, 6)), n_test=4096, seed=0):
+    """For each (n, K): K entropic maps (EntropicMap defaults) fitted on independent samples of n
+    points a side; the L2-UVP of each map alone and of the average of the first k maps' outputs
+    on the same n_test points, k = 1, 2, 4, K."""
+    from ...maps import EntropicMap
+
+    x = pair.sample_source(n_test, np.random.default_rng(10_000 + seed))
+    rows = []
+    for n, K in sizes:
+        rng = np.random.default_rng(seed)
+        preds = []
+        for _ in range(K):
+            X, Y = pair.sample_source(n, rng), pair.sample_target(n, rng)
+            preds.append(EntropicMap().fit(X, Y).transform(x))
+        single = [float(pair.l2_uvp(p, x)) for p in preds]
+        ks = sorted({k for k in (1, 2, 4, K) if k <= K})
+        rows.append(dict(n=n, maps=K, single_mean=float(np.mean(single)),
+                         single_std=float(np.std(single, ddof=1)) if K > 1 else 0.0,
+                         averaged={str(k): float(pair.l2_uvp(np.mean(preds[:k], axis=0), x))
+                                   for k in ks}))
+    return dict(n_test=n_test, rows=rows)
+
+
+def render_bagging(d, r):
+    ks = sorted({int(k) for row in r["rows"] for k in row["averaged"]})
+    lines = [f"d = {d}: L2-UVP % of entropic maps on {r['n_test']} test points, one map (mean ± std "
+             "over the maps) and the average of k maps fitted on independent samples",
+             "| points a side | maps | one map | " + " | ".join(f"average of {k}" for k in ks) + " |",
+             "|---|---|---|" + "---|" * len(ks)]
+    for row in r["rows"]:
+        cells = [f"{row['averaged'][str(k)]:.2f}" if str(k) in row["averaged"] else "–" for k in ks]
+        lines.append(f"| {row['n']} | {row['maps']} | {row['single_mean']:.2f} ± "
+                     f"{row['single_std']:.2f} | " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
 def render_maps(d, r):
     lines = [f"d = {d}: the objective's terms at named maps (fits on {r['n_fit']} samples a side, "
              f"{r['n_iter']} steps; S_eps on {r['n_eval']} points; gaps: mean over {r['repeats']} "
@@ -109,8 +149,12 @@ def main(argv=None):
     ap.add_argument("--no-maps", action="store_true", help="skip the table at named maps")
     ap.add_argument("--n-iter", type=int, default=1000, help="steps of the MongeGapMap fits")
     ap.add_argument("--n-fit", type=int, default=2048, help="samples a side for the fitted maps")
+    ap.add_argument("--bagging", nargs="*", type=int, metavar="N K",
+                    help="only the bagging table: pairs of (points a side, maps), default 2048 16 8192 6")
     ap.add_argument("--out")
     args = ap.parse_args(argv)
+    if args.bagging is not None and len(args.bagging) % 2:
+        ap.error("--bagging: expected pairs N K")
     res = dict(meta=dict(date=datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
                          command="python -m monge.experiments.maps.estimator_bias " + " ".join(
                              argv if argv is not None else sys.argv[1:]),
@@ -121,6 +165,11 @@ def main(argv=None):
         warnings.simplefilter("ignore")
         for d in args.dims:
             pair = _pair_cached(args.data, d, ("v1",))
+            if args.bagging is not None:
+                sizes = list(zip(args.bagging[::2], args.bagging[1::2])) or [(2048, 16), (8192, 6)]
+                r = res["dims"][str(d)] = dict(bagging=measure_bagging(pair, sizes))
+                print(render_bagging(d, r["bagging"]), flush=True)
+                continue
             r = measure(pair, args.batch_size, repeats=args.repeats)
             if not args.no_maps:
                 r["maps"] = measure_maps(pair, args.batch_size, n_iter=args.n_iter,
@@ -151,8 +200,14 @@ def render_one(d, r):
 def render(path):
     with open(path) as fh:
         res = json.load(fh)
-    return "\n".join(render_one(int(d), r) + ("\n" + render_maps(int(d), r["maps"]) if "maps" in r else "")
-                     for d, r in res["dims"].items())
+    out = []
+    for d, r in res["dims"].items():
+        if "bagging" in r:
+            out.append(render_bagging(int(d), r["bagging"]))
+        else:
+            out.append(render_one(int(d), r) + ("\n" + render_maps(int(d), r["maps"])
+                                                if "maps" in r else ""))
+    return "\n".join(out)
 
 
 if __name__ == "__main__":
