@@ -172,7 +172,7 @@ def test_estimator_bias_runner(data_dir, tmp_path):
 
 def test_entropic_bagging_table(data_dir, tmp_path):
     """--bagging: by convexity of the squared error, the average of k maps is never worse than
-    the mean of their errors; k = 1 is the first map alone."""
+    the mean of their errors."""
     import json
 
     from monge.experiments.maps import estimator_bias as eb

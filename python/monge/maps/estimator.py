@@ -131,6 +131,14 @@ def _entropic_map(x, y, eps, tol, dtype="float64"):
     return EntropicMap(eps=eps, tol=tol, dtype=dtype).fit(x, y)
 
 
+def _auto_or_integer(name, value, lo):
+    if isinstance(value, str):
+        if value != "auto":
+            raise ValueError(f"{name}: expected 'auto' or an integer >= {lo}, got {value!r}")
+        return
+    integer(name, value, lo)
+
+
 def auto_plan_every(plan_size):
     """Steps between plans: a plan costs ~plan_size^2, so this keeps the cost per step level."""
     return max(1, round(16 * (plan_size / 2048) ** 2))
@@ -403,14 +411,8 @@ class MongeGapMap(MapEstimator):
         positive("tol", self.tol)
         if self.fitting_relative_eps is not None:
             positive("fitting_relative_eps", self.fitting_relative_eps)
-        if not (isinstance(self.plan_size, str) and self.plan_size == "auto"):
-            if isinstance(self.plan_size, str):
-                raise ValueError(f"plan_size: expected 'auto' or an integer >= 2, got {self.plan_size!r}")
-            integer("plan_size", self.plan_size, 2)
-        if not (isinstance(self.plan_every, str) and self.plan_every == "auto"):
-            if isinstance(self.plan_every, str):
-                raise ValueError(f"plan_every: expected 'auto' or an integer >= 1, got {self.plan_every!r}")
-            integer("plan_every", self.plan_every, 1)
+        _auto_or_integer("plan_size", self.plan_size, 2)
+        _auto_or_integer("plan_every", self.plan_every, 1)
         nonneg("label_noise", self.label_noise)
         frac = nonneg("validation_fraction", self.validation_fraction)
         if frac >= 0.5:
