@@ -221,6 +221,11 @@ def test_entropic_map_is_the_barycentric_projection_of_pots_plan():
     np.testing.assert_allclose(E.transform(X), bary, atol=1e-8)
     # out of sample: the same formula, so a point duplicated into X maps identically
     np.testing.assert_allclose(E.transform(X[:3] + 0.0), E.transform(X)[:3], atol=1e-12)
+    # chunks of 7 rows (the last one short) give the same images
+    E.set_params(chunk=7)
+    np.testing.assert_allclose(E.transform(X), bary, atol=1e-8)
+    with pytest.raises(ValueError, match="chunk"):
+        E.set_params(chunk=0).transform(X)
     with pytest.raises(ValueError, match="X: dimension 3, the map was fitted in 2"):
         E.transform(np.zeros((2, 3)))
 

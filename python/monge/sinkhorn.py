@@ -325,8 +325,8 @@ def sinkhorn(x=None, y=None, a=None, b=None, *, C=None, eps=None, cost="sqeuclid
         if online:
             geom = dict(C=None, x=xb, y=yb)
         else:
-            Cs = np.stack([_core.cost_matrix(xb[k], yb[k], cost=cost, p=p, lam=lam)
-                           for k in range(B)])
+            Cs = [_core.cost_matrix(xb[k], yb[k], cost=cost, p=p, lam=lam) for k in range(B)]
+            Cs = Cs[0][None] if B == 1 else np.stack(Cs)    # no copy of a single matrix
             geom = dict(C=Cs, x=None, y=None)
     A = weights("a", a, n, B)
     Bw = weights("b", b, m, B)

@@ -16,7 +16,7 @@ import time
 
 import numpy as np
 
-from .._validate import float_array, float_dtype, positive
+from .._validate import float_array, float_dtype, integer, positive
 
 __all__ = ["LinearMap", "EntropicMap", "bures_map"]
 
@@ -334,7 +334,8 @@ class EntropicMap(_Fitted):
         On fit: if `Y` is None, `X` or `Y` is not 2-D, is empty or holds NaN or infinity, their
         dimensions differ, either has fewer than 2 samples, or the `eps` or `relative_eps` in
         use is not positive and finite (:func:`monge.sinkhorn` checks `tol` and `max_iter`).
-        On transform: if `X` does not have the fitted dimension.
+        On transform: if `X` does not have the fitted dimension, or `chunk` is below 1 (a
+        TypeError if it is not an integer).
     monge.maps.NotFittedError
         On transform before fit (a RuntimeError, ValueError and AttributeError).
 
@@ -402,16 +403,21 @@ class EntropicMap(_Fitted):
     def transform(self, X):
         """T(X) for X of shape (k, d): weighted means of the target samples."""
         X = self._input(X).astype(self.Y_.dtype, copy=False)
-        Y, eps = self.Y_, self.eps_
-        yy = self._yy
-        shift = self.log_b_ + self.g_ / Y.dtype.type(eps)
+        Y = self.Y_
+        eps = Y.dtype.type(self.eps_)
+        # log w_j(x) = log b_j + (g_j - |y_j|^2 + 2 <x, y_j>) / eps + (a term of x alone, which the
+        # normalisation removes): one product and four in-place passes per chunk
+        shift = self.log_b_ + (self.g_ - self._yy) / eps
+        two_over_eps = Y.dtype.type(2.0) / eps
         out = np.empty_like(X)
-        for i in range(0, len(X), int(self.chunk)):
-            x = X[i:i + int(self.chunk)]
-            cost = np.einsum("ij,ij->i", x, x)[:, None] + yy[None, :] - 2.0 * (x @ Y.T)
-            z = shift[None, :] - np.maximum(cost, 0.0) / eps
+        chunk = integer("chunk", self.chunk, 1)
+        buf = np.empty((min(chunk, len(X)), len(Y)), dtype=Y.dtype)
+        for i in range(0, len(X), chunk):
+            x = X[i:i + chunk]
+            z = np.matmul(x, Y.T, out=buf[:len(x)])
+            z *= two_over_eps
+            z += shift
             z -= z.max(axis=1, keepdims=True)
-            w = np.exp(z)
-            w /= w.sum(axis=1, keepdims=True)
-            out[i:i + len(x)] = w @ Y
+            np.exp(z, out=z)
+            np.divide(z @ Y, z.sum(axis=1, keepdims=True), out=out[i:i + len(x)])
         return out

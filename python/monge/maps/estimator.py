@@ -593,6 +593,21 @@ class MongeGapMap(MapEstimator):
                 else:
                     since_best += 1
 
+        def minibatch(step):
+            """The points of one step and their targets (labels, or target samples)."""
+            nonlocal plan
+            if not bary:
+                return sx.draw(self.batch_size, rng), sy.draw(self.batch_size, rng)
+            if plan is None or (step % plan_every == 0 and not whole):
+                plan = _entropic_map(sx.draw(plan_size, rng), sy.draw(plan_size, rng),
+                                     eps_fit, self.tol, dt)
+            # points drawn apart from the plan's rows (fresh, or training points plus noise),
+            # labelled by its entropic map
+            xb = sx.draw(self.batch_size, rng)
+            if noise is not None:
+                xb = xb + noise * rng.standard_normal(xb.shape).astype(dt)
+            return xb, plan.transform(xb).astype(dt, copy=False)
+
         bar = _Progress(self.n_iter, bool(self.verbose), "MongeGapMap.fit")
         t0 = time.perf_counter()
         import warnings
@@ -607,26 +622,17 @@ class MongeGapMap(MapEstimator):
                 # minibatch solves stop at self.tol or max_iter; an approximate gradient is fine
                 warnings.simplefilter("ignore", ConvergenceWarning)
                 validate(-1)
+                batch = minibatch(0) if self.n_iter > 0 else None
                 for step in range(self.n_iter):
-                    if bary:
-                        if plan is None or (step % plan_every == 0 and not whole):
-                            plan = _entropic_map(sx.draw(plan_size, rng), sy.draw(plan_size, rng),
-                                                 eps_fit, self.tol, dt)
-                        # points drawn apart from the plan's rows (fresh, or training points
-                        # plus noise), labelled by its entropic map
-                        xb = sx.draw(self.batch_size, rng)
-                        if noise is not None:
-                            xb = xb + noise * rng.standard_normal(xb.shape).astype(dt)
-                        yb = plan.transform(xb).astype(dt, copy=False)
-                    else:
-                        xb = sx.draw(self.batch_size, rng)
-                        yb = sy.draw(self.batch_size, rng)
+                    xb, yb = batch
                     tx = model.forward(xb)
                     lam = _reg_value(reg, step, self.n_iter)
-                    # the two solves are independent and single-threaded at minibatch sizes: the
-                    # gap runs on a second thread (the C calls release the GIL)
+                    # the gap runs on a second thread (its C calls release the GIL) while this
+                    # one draws and labels the next minibatch: same draws in the same order
                     pending = pool.submit(monge_gap, xb, tx, grad=("tx",), **gap_kw) \
                         if lam > 0 else None
+                    if step + 1 < self.n_iter:
+                        batch = minibatch(step + 1)
                     fit_v, g = self._fit_loss(tx, yb, eps_fit)
                     gap_v = 0.0
                     if pending is not None:
