@@ -179,15 +179,18 @@ def test_entropic_bagging_table(data_dir, tmp_path):
 
     out = tmp_path / "bag.json"
     eb.main(["--data", str(data_dir), "--dims", "4", "--bagging", "64", "3", "128", "2",
-             "--out", str(out)])
+             "--relative-eps", "0.01", "0.003", "--out", str(out)])
     res = json.loads(out.read_text())
     rows = res["dims"]["4"]["bagging"]["rows"]
-    assert [(r["n"], r["maps"]) for r in rows] == [(64, 3), (128, 2)]
+    assert [(r["n"], r["relative_eps"], r["maps"]) for r in rows] == [
+        (64, 0.01, 3), (64, 0.003, 3), (128, 0.01, 2), (128, 0.003, 2)]
+    # the same samples for each eps, so the maps differ only by eps
+    assert rows[0]["single_mean"] != rows[1]["single_mean"]
     for r in rows:
         assert set(r["averaged"]) == {"1", "2"} | ({"3"} if r["maps"] == 3 else set())
         assert r["averaged"][str(r["maps"])] <= r["single_mean"] + 1e-9
         assert r["single_std"] > 0
-    assert "| 64 | 3 |" in eb.render(str(out))
+    assert "| 64 | 0.003 | 3 |" in eb.render(str(out))
     with pytest.raises(SystemExit):
         eb.main(["--data", str(data_dir), "--bagging", "64"])
 
