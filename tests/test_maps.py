@@ -382,6 +382,42 @@ def test_auto_plan_every_keeps_the_plan_cost_per_step_level():
     assert [auto_plan_every(n) for n in (256, 1024, 2048, 4096, 8192)] == [1, 4, 16, 64, 256]
 
 
+def test_tail_average_is_the_mean_of_the_last_iterates(monkeypatch):
+    """average=a: the fitted parameters are the mean of the last round(a n_iter) iterates, and
+    averaging does not change the iterates themselves."""
+    from monge.maps import nn
+
+    iterates = []
+    step = nn.Optimizer.step
+
+    def recording(self, grads):
+        step(self, grads)
+        iterates.append([q.astype(np.float64) for q in self.params])
+
+    monkeypatch.setattr(nn.Optimizer, "step", recording)
+    P = datasets.gaussian_pair(2, seed=0)
+    X, Y = P.sample_source(600, seed=1), np.tanh(P.sample_target(600, seed=2))
+    kw = dict(n_iter=30, batch_size=64, verbose=False, early_stopping=False, seed=3)
+    last = MongeGapMap(average=0.0, **kw).fit(X, Y)
+    assert last.n_averaged_ == 1
+    for q, it in zip(last.model_.params, iterates[-1]):
+        np.testing.assert_array_equal(q, it.astype(q.dtype))
+    plain = iterates[:]
+    iterates.clear()
+    avg = MongeGapMap(average=0.4, **kw).fit(X, Y)
+    assert avg.n_averaged_ == 12 and len(iterates) == 30
+    for a, b in zip(plain[:-1], iterates[:-1]):         # the same trajectory
+        for qa, qb in zip(a, b):
+            np.testing.assert_array_equal(qa, qb)
+    for k, q in enumerate(avg.model_.params):
+        mean = np.mean([it[k] for it in plain[-12:]], axis=0)
+        np.testing.assert_allclose(q, mean, rtol=1e-6, atol=1e-7)
+        assert not np.allclose(q, plain[-1][k], rtol=0, atol=1e-6)
+    for bad in (1.0, -0.1):
+        with pytest.raises(ValueError, match="average"):
+            MongeGapMap(average=bad, **kw).fit(X, Y)
+
+
 def test_fit_from_samplers():
     P = datasets.gaussian_pair(2, seed=0)
     est = MongeGapMap(n_iter=40, batch_size=64, verbose=False, n_validation=128)

@@ -35,7 +35,7 @@ __all__ = ["MongeGapMap", "fit_torch_map"]
 _PARAMS = ("hidden", "activation", "init", "standardize", "cost", "p", "lam", "fitting_loss", "fitting_eps", "fitting_relative_eps",
            "plan_size", "plan_every", "label_noise",
            "reg", "gap_eps", "gap_relative_epsilon", "gap_debiased", "n_iter", "batch_size", "optimizer", "lr", "affine_lr",
-           "schedule", "warmup", "weight_decay", "grad_clip", "tol", "validation_fraction",
+           "schedule", "warmup", "weight_decay", "grad_clip", "average", "tol", "validation_fraction",
            "n_validation", "validate_every", "early_stopping", "patience", "seed", "verbose",
            "blas_threads", "dtype")
 
@@ -261,6 +261,11 @@ class MongeGapMap(MapEstimator):
     n_iter, batch_size : iterations and minibatch size.
     optimizer : {'adam', 'adamw', 'sgd'};  lr, schedule ('cosine' or 'constant'), warmup (steps),
         weight_decay, grad_clip (max gradient norm, None for none).
+    average : float in [0, 1)
+        The fitted parameters are the mean of the iterates of the last ``average`` x n_iter
+        steps (tail averaging; 0, the default: the last iterate).  The labels change with every
+        plan and the network follows the latest ones; the mean of the iterates is closer to the
+        average of the plans' maps.  The early-stopping rule judges the mean.
     affine_lr : float or 'auto'
         Multiplier of lr for the affine part A, b (0 keeps the starting map's).  'auto'
         (default): 1/d.  Adam moves each of A's d^2 entries by about lr per step, a change of
@@ -305,6 +310,7 @@ class MongeGapMap(MapEstimator):
         'val_loss', 'val_sinkhorn', 'val_monge_gap' (and 'val_l2_uvp' given a true map).
     best_step_ : the iteration whose parameters were kept (-1: the starting map).
     reg_ : the lambda used (``reg``, or its value for reg='auto').
+    n_averaged_ : how many iterates the fitted parameters average (1: the last iterate).
     fitting_eps_, fit_time_ : the fitting loss's eps, seconds spent in fit.
 
     References
@@ -329,7 +335,8 @@ class MongeGapMap(MapEstimator):
                  lam=1.0, fitting_loss="barycentric", fitting_eps=None, fitting_relative_eps=None,
                  plan_size="auto", plan_every="auto", label_noise=0.25, reg="auto", gap_eps=None,
                  gap_relative_epsilon=None, gap_debiased=True, n_iter=2000, batch_size=256, optimizer="adam", lr=1e-2,
-                 affine_lr="auto", schedule="cosine", warmup=0, weight_decay=0.0, grad_clip=None, tol=1e-3,
+                 affine_lr="auto", schedule="cosine", warmup=0, weight_decay=0.0, grad_clip=None, average=0.0,
+                 tol=1e-3,
                  validation_fraction=0.1, n_validation=1024, validate_every=100,
                  early_stopping="guard", patience=None, seed=0, verbose=True, blas_threads=1,
                  dtype="float32"):
@@ -359,6 +366,7 @@ class MongeGapMap(MapEstimator):
         self.warmup = warmup
         self.weight_decay = weight_decay
         self.grad_clip = grad_clip
+        self.average = average
         self.tol = tol
         self.validation_fraction = validation_fraction
         self.n_validation = n_validation
@@ -419,6 +427,8 @@ class MongeGapMap(MapEstimator):
             raise ValueError(f"validation_fraction: must be < 0.5, got {frac}")
         if self.grad_clip is not None:
             positive("grad_clip", self.grad_clip)
+        if nonneg("average", self.average) >= 1.0:
+            raise ValueError(f"average: must be in [0, 1), got {self.average}")
         if self.fitting_eps is not None:
             positive("fitting_eps", self.fitting_eps)
         reg = self.reg
@@ -608,6 +618,12 @@ class MongeGapMap(MapEstimator):
                 xb = xb + noise * rng.standard_normal(xb.shape).astype(dt)
             return xb, plan.transform(xb).astype(dt, copy=False)
 
+        # the last round(average * n_iter) iterates are averaged (at least the last one)
+        avg_start = self.n_iter - max(1, round(float(self.average) * self.n_iter))
+        avg_sum = [np.zeros(q.shape, np.float64) for q in params] if avg_start < self.n_iter - 1 \
+            else None
+        if avg_sum is None:
+            avg_start = self.n_iter                 # nothing to average: the last iterate
         bar = _Progress(self.n_iter, bool(self.verbose), "MongeGapMap.fit")
         t0 = time.perf_counter()
         import warnings
@@ -647,6 +663,12 @@ class MongeGapMap(MapEstimator):
                         grads, _ = nn.clip_grad_norm(grads, self.grad_clip)
                     opt.lr = sched(step)
                     opt.step(grads)
+                    if step >= avg_start:          # tail averaging, judged by the last validation
+                        for acc, q in zip(avg_sum, params):
+                            acc += q
+                        if step + 1 == self.n_iter:
+                            for acc, q in zip(avg_sum, params):
+                                q[...] = acc / (self.n_iter - avg_start)
 
                     hist["step"].append(step)
                     hist["fit"].append(fit_v)
@@ -670,6 +692,8 @@ class MongeGapMap(MapEstimator):
             for q, v in zip(params, best[2]):
                 q[...] = v
             self.best_step_ = best[1]
+        averaged = self.best_step_ == self.n_iter - 1 and avg_start < self.n_iter
+        self.n_averaged_ = self.n_iter - avg_start if averaged else 1
         self.fit_time_ = time.perf_counter() - t0
         self.history_ = hist
         return self
