@@ -382,6 +382,26 @@ def test_auto_plan_every_keeps_the_plan_cost_per_step_level():
     assert [auto_plan_every(n) for n in (256, 1024, 2048, 4096, 8192)] == [1, 4, 16, 64, 256]
 
 
+def test_auto_plan_eps_and_averaging_follow_the_number_of_plans():
+    """One plan over the whole training sets: eps 1 % of the mean squared distance, the last
+    iterate.  Many plans (sets larger than plan_size, or samplers): eps 0.25 %, the mean of the
+    second half of the iterates."""
+    rng = np.random.default_rng(0)
+    X, Y = rng.standard_normal((300, 2)), np.tanh(rng.standard_normal((300, 2))) + 1.0
+    mean_sq = np.sum((X.mean(0) - Y.mean(0)) ** 2) + X.var(0).sum() + Y.var(0).sum()
+    kw = dict(n_iter=20, batch_size=32, verbose=False, early_stopping=False, validation_fraction=0.0,
+              dtype="float64")
+    one = MongeGapMap(**kw).fit(X, Y)
+    assert one.fitting_eps_ == pytest.approx(0.01 * mean_sq) and one.n_averaged_ == 1
+    many = MongeGapMap(plan_size=100, plan_every=5, **kw).fit(X, Y)
+    assert many.fitting_eps_ == pytest.approx(0.0025 * mean_sq) and many.n_averaged_ == 10
+    # explicit values win over 'auto'
+    set_ = MongeGapMap(plan_size=100, fitting_relative_eps=0.02, average=0.0, **kw).fit(X, Y)
+    assert set_.fitting_eps_ == pytest.approx(0.02 * mean_sq) and set_.n_averaged_ == 1
+    with pytest.raises(ValueError, match="average: expected 'auto' or a number"):
+        MongeGapMap(average="mean", **kw).fit(X, Y)
+
+
 def test_tail_average_is_the_mean_of_the_last_iterates(monkeypatch):
     """average=a: the fitted parameters are the mean of the last round(a n_iter) iterates, and
     averaging does not change the iterates themselves."""

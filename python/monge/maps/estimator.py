@@ -139,6 +139,13 @@ def _auto_or_integer(name, value, lo):
     integer(name, value, lo)
 
 
+# with labels from many plans (samplers, or training sets larger than a plan): the plans' eps
+# relative to the mean squared distance, and the averaged fraction of the iterates
+# (docs/experiments/w2bench.md, "Averaging the plans")
+_PLANS_RELATIVE_EPS = 0.0025
+_PLANS_AVERAGE = 0.5
+
+
 def auto_plan_every(plan_size):
     """Steps between plans: a plan costs ~plan_size^2, so this keeps the cost per step level."""
     return max(1, round(16 * (plan_size / 2048) ** 2))
@@ -229,7 +236,10 @@ class MongeGapMap(MapEstimator):
         x the mean squared distance between target points (divergences) or between the plan's
         source and target samples ('barycentric').
     fitting_relative_eps : float, optional
-        Default 0.05 for the divergences, 0.01 for 'barycentric' (the entropic map's default).
+        Default 0.05 for the divergences; for 'barycentric', 0.01 (the entropic map's default)
+        when one plan serves the whole fit, and 0.0025 when the labels come from many plans,
+        whose average has the variance of one plan's map removed, so that a smaller eps (less
+        bias) pays (docs/experiments/w2bench.md).
     plan_size : int or 'auto'
         'barycentric' only: samples per side of each plan.  'auto' (default): the whole training
         sets when both hold at most 8192 samples (then one plan serves the whole fit), else
@@ -261,11 +271,14 @@ class MongeGapMap(MapEstimator):
     n_iter, batch_size : iterations and minibatch size.
     optimizer : {'adam', 'adamw', 'sgd'};  lr, schedule ('cosine' or 'constant'), warmup (steps),
         weight_decay, grad_clip (max gradient norm, None for none).
-    average : float in [0, 1)
+    average : float in [0, 1) or 'auto'
         The fitted parameters are the mean of the iterates of the last ``average`` x n_iter
-        steps (tail averaging; 0, the default: the last iterate).  The labels change with every
-        plan and the network follows the latest ones; the mean of the iterates is closer to the
-        average of the plans' maps.  The early-stopping rule judges the mean.
+        steps (tail averaging; 0: the last iterate).  The labels change with every plan and the
+        network follows the latest ones; the mean of the iterates is closer to the average of
+        the plans' maps.  'auto' (default): 0.5 when the labels come from many plans
+        (barycentric fitting loss with samplers, or training sets larger than ``plan_size``),
+        else 0 (one plan: nothing to average; no change on the validation pairs).  The
+        early-stopping rule judges the mean.
     affine_lr : float or 'auto'
         Multiplier of lr for the affine part A, b (0 keeps the starting map's).  'auto'
         (default): 1/d.  Adam moves each of A's d^2 entries by about lr per step, a change of
@@ -335,7 +348,7 @@ class MongeGapMap(MapEstimator):
                  lam=1.0, fitting_loss="barycentric", fitting_eps=None, fitting_relative_eps=None,
                  plan_size="auto", plan_every="auto", label_noise=0.25, reg="auto", gap_eps=None,
                  gap_relative_epsilon=None, gap_debiased=True, n_iter=2000, batch_size=256, optimizer="adam", lr=1e-2,
-                 affine_lr="auto", schedule="cosine", warmup=0, weight_decay=0.0, grad_clip=None, average=0.0,
+                 affine_lr="auto", schedule="cosine", warmup=0, weight_decay=0.0, grad_clip=None, average="auto",
                  tol=1e-3,
                  validation_fraction=0.1, n_validation=1024, validate_every=100,
                  early_stopping="guard", patience=None, seed=0, verbose=True, blas_threads=1,
@@ -427,8 +440,11 @@ class MongeGapMap(MapEstimator):
             raise ValueError(f"validation_fraction: must be < 0.5, got {frac}")
         if self.grad_clip is not None:
             positive("grad_clip", self.grad_clip)
-        if nonneg("average", self.average) >= 1.0:
-            raise ValueError(f"average: must be in [0, 1), got {self.average}")
+        if not (isinstance(self.average, str) and self.average == "auto"):
+            if isinstance(self.average, str):
+                raise ValueError(f"average: expected 'auto' or a number in [0, 1), got {self.average!r}")
+            if nonneg("average", self.average) >= 1.0:
+                raise ValueError(f"average: must be in [0, 1), got {self.average}")
         if self.fitting_eps is not None:
             positive("fitting_eps", self.fitting_eps)
         reg = self.reg
@@ -560,17 +576,6 @@ class MongeGapMap(MapEstimator):
                              lr_scale=scale)}[self.optimizer]
         sched = nn.make_schedule(self.schedule, self.lr, self.n_iter, self.warmup)
         bary = self.fitting_loss == "barycentric"
-        if self.fitting_eps is not None:
-            eps_fit = float(self.fitting_eps)
-        elif bary:      # the entropic map's convention: x the mean |x - y|^2 over all pairs
-            rel = 0.01 if self.fitting_relative_eps is None else self.fitting_relative_eps
-            eps_fit = rel * float(np.sum((Xi.mean(0) - Yi.mean(0)) ** 2) + Xi.var(0).sum()
-                                  + Yi.var(0).sum())
-        else:
-            rel = 0.05 if self.fitting_relative_eps is None else self.fitting_relative_eps
-            eps_fit = relative_fitting_eps(Yi, rel)
-        self.fitting_eps_ = eps_fit
-        self._val_target = None
         plan = None                             # the current plan's entropic map
         plan_size = self.plan_size
         if plan_size == "auto":
@@ -580,6 +585,25 @@ class MongeGapMap(MapEstimator):
         if plan_every == "auto":
             plan_every = auto_plan_every(plan_size)
         whole = _whole_sets(sx, sy, plan_size)      # then one plan serves the whole fit
+        # labels from many plans: their average has the variance of one plan removed, so a
+        # smaller eps (less bias) pays, and the mean of the iterates averages the plans
+        many = bary and not whole
+        if self.fitting_eps is not None:
+            eps_fit = float(self.fitting_eps)
+        elif bary:      # the entropic map's convention: x the mean |x - y|^2 over all pairs
+            rel = self.fitting_relative_eps
+            if rel is None:
+                rel = _PLANS_RELATIVE_EPS if many else 0.01
+            eps_fit = rel * float(np.sum((Xi.mean(0) - Yi.mean(0)) ** 2) + Xi.var(0).sum()
+                                  + Yi.var(0).sum())
+        else:
+            rel = 0.05 if self.fitting_relative_eps is None else self.fitting_relative_eps
+            eps_fit = relative_fitting_eps(Yi, rel)
+        self.fitting_eps_ = eps_fit
+        self._val_target = None
+        average = self.average
+        if average == "auto":
+            average = _PLANS_AVERAGE if many else 0.0
         noise = None                            # per-coordinate std of the label points' jitter
         if bary and sx.fn is None and self.label_noise > 0:
             noise = (float(self.label_noise) * sx.data.std(axis=0)).astype(dt)
@@ -619,7 +643,7 @@ class MongeGapMap(MapEstimator):
             return xb, plan.transform(xb).astype(dt, copy=False)
 
         # the last round(average * n_iter) iterates are averaged (at least the last one)
-        avg_start = self.n_iter - max(1, round(float(self.average) * self.n_iter))
+        avg_start = self.n_iter - max(1, round(float(average) * self.n_iter))
         avg_sum = [np.zeros(q.shape, np.float64) for q in params] if avg_start < self.n_iter - 1 \
             else None
         if avg_sum is None:
