@@ -89,8 +89,10 @@ ctest: $(CTESTS)
 	@for t in $(CTESTS); do echo "== $$t (ASan+UBSan)"; \
 	  ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1 $$t || exit 1; done
 
+# pytest-xdist: the suite is mostly serial Python, so it runs on as many workers as cores
+PYTEST_WORKERS ?= 2
 pytest: install-test
-	$(VPY) -m pytest -q tests
+	$(VPY) -m pytest -q -n $(PYTEST_WORKERS) tests
 
 # each stage prints its wall time ("[make test] <stage>: N s"); the total is kept under 15 min
 STAGE = t0=$$(date +%s); $(2); rc=$$?; echo "[make test] $(1): $$(( $$(date +%s) - t0 )) s"; exit $$rc
@@ -101,7 +103,7 @@ test: $(VPY)
 	@if command -v clang >/dev/null; then $(call STAGE,libFuzzer (60 s),$(MAKE) --no-print-directory fuzz FUZZ_TIME=60); \
 	  else echo "WARNING: clang not installed: the coverage-guided libFuzzer pass (make fuzz) did not run"; fi
 	@$(call STAGE,mypy + stub,$(TYPECHECK))
-	@$(call STAGE,pytest,$(VPY) -m pytest -q tests)
+	@$(call STAGE,pytest ($(PYTEST_WORKERS) workers),$(VPY) -m pytest -q -n $(PYTEST_WORKERS) tests)
 	@$(call STAGE,leak check,$(VPY) tests/leak_check.py --seconds 1.5)
 	@$(call STAGE,sdist + wheel (fresh venvs),$(VPY) tests/dist_check.py)
 	@$(call STAGE,docs (Sphinx -W + links + headless Chromium),$(MAKE) --no-print-directory docs-html)

@@ -440,7 +440,8 @@ def test_tail_average_is_the_mean_of_the_last_iterates(monkeypatch):
 
 def test_fit_from_samplers():
     P = datasets.gaussian_pair(2, seed=0)
-    est = MongeGapMap(n_iter=40, batch_size=64, verbose=False, n_validation=128)
+    est = MongeGapMap(n_iter=40, batch_size=64, verbose=False, n_validation=128, plan_size=1024,
+                      plan_every=20)
     est.fit(lambda n, rng: P.sample_source(n, seed=int(rng.integers(1 << 30))),
             lambda n, rng: P.sample_target(n, seed=int(rng.integers(1 << 30))))
     xt = P.sample_source(1000, seed=9)

@@ -131,7 +131,7 @@ def test_benchmark_runner_smoke(data_dir, tmp_path):
     wb.main(["--data", str(data_dir), "--dims", "4", "--seeds", "2", "--regimes", "fixed",
              "fresh", "--methods", "linear", "entropic", "monge_gap", "--n-iter", "20",
              "--batch-size", "64", "--n", "256", "--standardize-size", "4096",
-             "--n-entropic-fresh", "512", "--mg-params", '{"plan_size": 512}',
+             "--n-entropic-fresh", "512", "--mg-params", '{"plan_size": 512, "plan_every": 10}',
              "--out", str(out)])
     res = json.loads(out.read_text())
     assert len(res["rows"]) == 12
@@ -142,7 +142,7 @@ def test_benchmark_runner_smoke(data_dir, tmp_path):
     assert "| monge_gap |" in text and "published: W2GN (W2)" in text
     abl = wb.render_ablation([str(out)])
     assert "| method | fixed, d = 4 | fresh, d = 4 |" in abl
-    assert "| monge_gap (plan_size = 512, 20 steps, batch 64) |" in abl and "r.json" in abl
+    assert "| monge_gap (plan_size = 512, plan_every = 10, 20 steps, batch 64) |" in abl and "r.json" in abl
 
 
 def test_estimator_bias_runner(data_dir, tmp_path):
