@@ -265,8 +265,17 @@ PUBLISHED = {
 PUBLISHED_SOURCE = ("Korotin, Li, Genevay, Solomon, Filippov, Burnaev, 'Do neural optimal transport "
                     "solvers work? A continuous Wasserstein-2 benchmark', NeurIPS 2021 "
                     "(arXiv:2106.01954), table of L2-UVP on the high-dimensional pairs")
-METHODS = ("linear", "entropic", "mlp", "monge_gap", "w2gn", "mm", "supervised")
+METHODS = ("linear", "entropic", "entropic_tuned", "mlp", "monge_gap", "w2gn", "mm", "supervised")
 REGIMES = ("fixed", "fresh")
+
+# 'entropic_tuned': the entropic map with its relative eps chosen per regime and d on the validation
+# pairs, from this grid (tune_entropic_eps on results/w2bench-tuning-entropic-eps-2026-12-04.json;
+# tests/test_w2bench.py checks that the table below is what that file gives)
+ENTROPIC_EPS_GRID = (0.04, 0.02, 0.01, 0.005, 0.0025, 0.00125)
+TUNED_ENTROPIC_EPS = {
+    "fixed": {2: None, 4: None, 8: None, 16: None, 32: None, 64: None},
+    "fresh": {2: None, 4: None, 8: None, 16: None, 32: None, 64: None},
+}
 
 
 def _sampler(fn):
@@ -306,13 +315,15 @@ def fit_supervised(pair, X, seed, *, n_iter, batch_size, mg_params=None):
 
 
 def fit_method(pair, method, regime, seed, *, n=2048, n_iter=5000, batch_size=256,
-               n_entropic_fresh=8192, threads=1, mg_params=None):
+               n_entropic_fresh=8192, threads=1, mg_params=None, entropic_eps=None):
     """Fits one method on one pair; returns (map callable, fit seconds, extras dict).
 
     regime 'fixed': n samples of each side drawn once (seeded), every method sees only those.
     regime 'fresh': the samplers themselves (neural methods draw new minibatches at every step;
     the linear map uses 2^16 samples, the entropic map ``n_entropic_fresh``).  mg_params: keyword
-    overrides of MongeGapMap's defaults (for 'mlp' and 'monge_gap'), for tuning runs."""
+    overrides of MongeGapMap's defaults (for 'mlp' and 'monge_gap'), for tuning runs.
+    entropic_eps: relative eps of 'entropic' (EntropicMap's default when None); 'entropic_tuned'
+    takes it from TUNED_ENTROPIC_EPS."""
     from ...maps import EntropicMap, LinearMap, MongeGapMap
 
     rng = np.random.default_rng(seed)
@@ -328,12 +339,15 @@ def fit_method(pair, method, regime, seed, *, n=2048, n_iter=5000, batch_size=25
         if X is None:
             X, Y = pair.sample_source(2 ** 16, rng), pair.sample_target(2 ** 16, rng)
         est = LinearMap().fit(X, Y)
-    elif method == "entropic":
+    elif method in ("entropic", "entropic_tuned"):
         if X is None:
             X = pair.sample_source(n_entropic_fresh, rng)
             Y = pair.sample_target(n_entropic_fresh, rng)
-        est = EntropicMap().fit(X, Y)
-        extras.update(eps=est.eps_, sinkhorn_iter=int(est.result_.n_iter))
+        rel = entropic_eps if method == "entropic" else tuned_entropic_eps(regime, pair.dim)
+        est = (EntropicMap() if rel is None else EntropicMap(relative_eps=rel)).fit(X, Y)
+        extras.update(relative_eps=est.relative_eps, eps=est.eps_,
+                      sinkhorn_iter=int(est.result_.n_iter),
+                      converged=bool(est.result_.converged))
     elif method in ("mlp", "monge_gap"):
         kw = dict(n_iter=n_iter, batch_size=batch_size, seed=seed, verbose=False, **(mg_params or {}))
         if method == "mlp":
@@ -373,6 +387,72 @@ def fit_method(pair, method, regime, seed, *, n=2048, n_iter=5000, batch_size=25
     else:
         raise ValueError(f"method: expected one of {METHODS}, got {method!r}")
     return est.transform, time.perf_counter() - t0, extras
+
+
+def tuned_entropic_eps(regime, dim):
+    """The relative eps of 'entropic_tuned' for a regime and dimension (TUNED_ENTROPIC_EPS)."""
+    eps = TUNED_ENTROPIC_EPS.get(regime, {}).get(dim)
+    if eps is None:
+        raise ValueError(f"entropic_tuned: no eps tuned for regime {regime!r}, d = {dim} "
+                         "(tuned: the benchmark's d = 2..64 in both regimes)")
+    return eps
+
+
+def tune_entropic_eps(path):
+    """{regime: {d: relative eps}} minimising the mean L2-UVP over seeds among the 'entropic'
+    rows of a tuning file (w2bench --validation --entropic-eps ...).  Ties go to the larger eps
+    (cheaper, smoother); a cell where some fit did not converge is not eligible."""
+    import json
+
+    with open(path) as fh:
+        res = json.load(fh)
+    cells: dict = {}
+    for r in res["rows"]:
+        if r["method"] == "entropic":
+            cells.setdefault((r["regime"], r["dim"]), {}).setdefault(r["relative_eps"], []).append(r)
+    out: dict = {}
+    for (regime, d), by_eps in sorted(cells.items()):
+        ok = {e: float(np.mean([r["l2_uvp"] for r in rs])) for e, rs in by_eps.items()
+              if all(r.get("converged", True) for r in rs)}
+        if ok:
+            out.setdefault(regime, {})[d] = min(ok, key=lambda e: (ok[e], -e))
+    return out
+
+
+def render_entropic_tuning(path):
+    """Markdown: L2-UVP of the entropic map per relative eps (rows) and (regime, d) (columns) on
+    the validation pairs, the chosen eps in bold; cells where a fit did not converge marked."""
+    import json
+
+    with open(path) as fh:
+        res = json.load(fh)
+    rows = [r for r in res["rows"] if r["method"] == "entropic"]
+    chosen = tune_entropic_eps(path)
+    cols = sorted({(r["regime"], r["dim"]) for r in rows},
+                  key=lambda c: (REGIMES.index(c[0]), c[1]))
+    out = ["L2-UVP % of the entropic map on the validation pairs, mean ± std over seeds; rows: "
+           "ε / mean squared distance; **bold**: the lowest mean (the ε `entropic_tuned` uses); "
+           "† some fit stopped at max_iter\n",
+           "| relative ε | " + " | ".join(f"{reg}, d = {d}" for reg, d in cols) + " |",
+           "|---|" + "---|" * len(cols)]
+    for e in sorted({r["relative_eps"] for r in rows}, reverse=True):
+        cells = []
+        for reg, d in cols:
+            sel = [r for r in rows if (r["regime"], r["dim"], r["relative_eps"]) == (reg, d, e)]
+            if not sel:
+                cells.append("–")
+                continue
+            u = np.array([r["l2_uvp"] for r in sel])
+            txt = f"{u.mean():.2f} ± {u.std(ddof=1) if len(u) > 1 else 0:.2f}"
+            if chosen.get(reg, {}).get(d) == e:
+                txt = f"**{txt}**"
+            if not all(r.get("converged", True) for r in sel):
+                txt += " †"
+            cells.append(txt)
+        out.append(f"| {e:g} | " + " | ".join(cells) + " |")
+    out.append("")
+    out.append(_source_line(path, res))
+    return "\n".join(out) + "\n"
 
 
 def evaluate(pair, transform, seed, n_test=4096):
@@ -643,6 +723,11 @@ def main(argv=None):
                     help="samples per side of the entropic map, fresh regime")
     ap.add_argument("--validation", action="store_true",
                     help="the validation pairs (the v1 checkpoint alone), for tuning")
+    ap.add_argument("--entropic-eps", type=float, nargs="+", metavar="E",
+                    help="relative eps of the 'entropic' method (one run per value; default "
+                         "EntropicMap's), for tuning on the validation pairs")
+    ap.add_argument("--render-entropic-tuning", metavar="JSON",
+                    help="print the eps table of a tuning file (--entropic-eps) and exit")
     ap.add_argument("--jobs", type=int, default=1, help="processes (each single-threaded)")
     ap.add_argument("--standardize-size", type=int, default=2 ** 16,
                     help="samples that estimate the target's standardisation and variance")
@@ -657,6 +742,9 @@ def main(argv=None):
     if args.render:
         print(render(args.render, merge=args.merge))
         return 0
+    if args.render_entropic_tuning:
+        print(render_entropic_tuning(args.render_entropic_tuning))
+        return 0
     if not args.data:
         ap.error("--data: required (the folder of the benchmark's checkpoints)")
     versions = ("v1",) if args.validation else ("v1", "v2")
@@ -668,9 +756,16 @@ def main(argv=None):
         if isinstance(args.mg_params.get("reg"), list):      # JSON has no tuples
             args.mg_params["reg"] = tuple(args.mg_params["reg"])
         kw["mg_params"] = args.mg_params
-    jobs = [(args.data, d, versions, regime, m, s, kw, args.standardize_size)
+    if args.entropic_eps:
+        for e in args.entropic_eps:
+            if not e > 0:
+                ap.error(f"--entropic-eps: expected positive values, got {e}")
+    eps_list = args.entropic_eps or [None]
+    jobs = [(args.data, d, versions, regime, m, s,
+             dict(kw, entropic_eps=e) if e is not None else kw, args.standardize_size)
             for regime in args.regimes
-            for d in args.dims for s in range(args.seeds) for m in args.methods]
+            for d in args.dims for s in range(args.seeds) for m in args.methods
+            for e in (eps_list if m == "entropic" else [None])]
     start = dict(date=datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
                  command="python -m monge.experiments.maps.w2bench " + " ".join(
                      argv if argv is not None else sys.argv[1:]),
@@ -693,8 +788,10 @@ def main(argv=None):
                 data=dict(path=os.path.abspath(args.data), pairs="validation (v1)" if
                           args.validation else "benchmark (v1 + v2)",
                           sha256={str(d): s for d, s in pairs.items()}),
-                settings=dict(kw, seeds=args.seeds), published_source=PUBLISHED_SOURCE)
-    print(table(rows))
+                settings=dict(kw, seeds=args.seeds, **({"entropic_eps": args.entropic_eps}
+                                                         if args.entropic_eps else {})),
+                published_source=PUBLISHED_SOURCE)
+    print(table([r for r in rows if len(eps_list) == 1 or r["method"] != "entropic"]))
     if args.out:
         with open(args.out, "w") as fh:
             json.dump(dict(meta=meta, rows=rows), fh, indent=1)
