@@ -16,6 +16,7 @@ and KIND is one of
     w2bench FILE... [--merge] monge.experiments.maps.w2bench.render
     w2bench-ablation FILE...  monge.experiments.maps.w2bench.render_ablation (one row per file)
     w2bench-paired FILE...    monge.experiments.maps.w2bench.render_paired (Monge gap - baselines)
+    w2bench-entropic-eps FILE monge.experiments.maps.w2bench.render_entropic_tuning
     estimator-bias FILE       monge.experiments.maps.estimator_bias.render
     known-maps FILE           monge.experiments.maps.known_maps.render
     routing FILE              monge.experiments.routing.run.render
@@ -82,6 +83,10 @@ def render_spec(spec):
         from monge.experiments.maps import w2bench
 
         return w2bench.render_paired([_abs(f) for f in args])
+    if kind == "w2bench-entropic-eps":
+        from monge.experiments.maps import w2bench
+
+        return w2bench.render_entropic_tuning(_abs(args[0]))
     if kind == "w2bench-ablation":
         from monge.experiments.maps import w2bench
 

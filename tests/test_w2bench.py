@@ -2,6 +2,7 @@
 themselves: the ICNN's hand-written gradient against finite differences and torch autograd, the
 source mixture against NumPy's legacy global generator, the standardised map, bad files."""
 import json
+import os
 
 import numpy as np
 import pytest
@@ -142,7 +143,55 @@ def test_benchmark_runner_smoke(data_dir, tmp_path):
     assert "| monge_gap |" in text and "published: W2GN (W2)" in text
     abl = wb.render_ablation([str(out)])
     assert "| method | fixed, d = 4 | fresh, d = 4 |" in abl
-    assert "| monge_gap (plan_size = 512, plan_every = 10, 20 steps, batch 64) |" in abl and "r.json" in abl
+    assert "| monge_gap (plan_size = 512, plan_every = 10, 20 steps, batch 64) |" in abl
+    assert "r.json" in abl
+
+
+def test_entropic_eps_tuning_runner_and_choice(data_dir, tmp_path):
+    """--entropic-eps runs the entropic map once per eps; the choice is the lowest mean L2-UVP,
+    ties to the larger eps, unconverged cells not eligible; the committed table is the committed
+    tuning file's choice."""
+    import json
+
+    out = tmp_path / "eps.json"
+    wb.main(["--data", str(data_dir), "--dims", "4", "--seeds", "2", "--regimes", "fixed",
+             "--methods", "entropic", "entropic_tuned", "--n", "256",
+             "--standardize-size", "4096", "--entropic-eps", "0.05", "0.01", "--out", str(out)])
+    res = json.loads(out.read_text())
+    ent = [r for r in res["rows"] if r["method"] == "entropic"]
+    assert sorted(r["relative_eps"] for r in ent) == [0.01, 0.01, 0.05, 0.05]
+    assert all(r["converged"] for r in ent)
+    tuned = [r for r in res["rows"] if r["method"] == "entropic_tuned"]
+    assert [r["relative_eps"] for r in tuned] == [wb.TUNED_ENTROPIC_EPS["fixed"][4]] * 2
+    # the eps is a relative one: eps_ / relative_eps is the same mean squared distance per seed
+    by_seed = {}
+    for r in ent:
+        by_seed.setdefault(r["seed"], []).append(r["eps"] / r["relative_eps"])
+    assert all(np.isclose(*v) for v in by_seed.values())
+    means = {e: np.mean([r["l2_uvp"] for r in ent if r["relative_eps"] == e]) for e in (0.05, 0.01)}
+    assert wb.tune_entropic_eps(str(out)) == {"fixed": {4: min(means, key=means.get)}}
+    assert "| 0.05 |" in wb.render_entropic_tuning(str(out))
+
+    rows = [dict(regime="fresh", dim=2, method="entropic", seed=s, l2_uvp=u, relative_eps=e,
+                 converged=c)
+            for s in range(2) for e, u, c in ((0.02, 1.0, True), (0.01, 1.0, True),
+                                              (0.005, 0.5, s == 0))]
+    fake = dict(meta=res["meta"], rows=rows)
+    (tmp_path / "fake.json").write_text(json.dumps(fake))
+    assert wb.tune_entropic_eps(str(tmp_path / "fake.json")) == {"fresh": {2: 0.02}}
+    assert "0.50 ± 0.00 †" in wb.render_entropic_tuning(str(tmp_path / "fake.json"))
+    with pytest.raises(ValueError, match="entropic_tuned: no eps tuned for regime 'fixed', d = 3"):
+        wb.tuned_entropic_eps("fixed", 3)
+    with pytest.raises(SystemExit):
+        wb.main(["--data", str(data_dir), "--entropic-eps", "0", "--dims", "4"])
+
+
+def test_tuned_entropic_eps_is_the_committed_tuning_files_choice():
+    path = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "benchmarks",
+                        "results", "w2bench-tuning-entropic-eps-2026-12-04.json")
+    chosen = wb.tune_entropic_eps(path)
+    assert chosen == wb.TUNED_ENTROPIC_EPS
+    assert all(e in wb.ENTROPIC_EPS_GRID for c in chosen.values() for e in c.values())
 
 
 def test_estimator_bias_runner(data_dir, tmp_path):
@@ -270,3 +319,28 @@ def test_render_paired_merges_a_rerun_with_the_baselines_of_the_same_seeds(tmp_p
     assert "| entropic | -1.03 ± 0.14 (**below**) |" in both
     assert "`old.json`" in both and "Methods shown from it: entropic." in both
     assert "`new.json`" in both and "5000 steps" in both and "Methods shown from it: monge_gap." in both
+
+
+def test_render_merge_replaces_rows_per_dimension(tmp_path):
+    """Two reruns of one method at different d both show; a rerun of a d replaces that d only."""
+    import json
+
+    def res(method, dims, val):
+        return dict(meta=dict(date="2026-12-04", load_average_after=[0.0],
+                              machine=dict(cpu="cpu", cores=2, load_average=[0.0], commit="abc"),
+                              data=dict(pairs="benchmark (v1 + v2)"),
+                              settings=dict(n_iter=5000, batch_size=256, seeds=2)),
+                    rows=[dict(regime="fresh", dim=d, seed=s, method=method, l2_uvp=val,
+                               fit_time=1.0) for d in dims for s in range(2)])
+
+    paths = []
+    for name, dims, val in (("all", (2, 16), 9.0), ("low", (2,), 1.0), ("high", (16,), 3.0)):
+        paths.append(str(tmp_path / f"{name}.json"))
+        (tmp_path / f"{name}.json").write_text(json.dumps(res("monge_gap", dims, val)))
+    text = wb.render(paths, merge=True)
+    assert "| monge_gap | 1.00 ± 0.00 (1 s, 2) | 3.00 ± 0.00 (1 s, 2) |" in text
+    # a file none of whose rows is shown is not named as a source
+    assert "9.00" not in text and "`all.json`" not in text
+    import re
+
+    assert re.search(r"`low\.json`[^\n]*Methods shown from it: monge_gap\.$", text, re.M)

@@ -409,7 +409,8 @@ def tune_entropic_eps(path):
     cells: dict = {}
     for r in res["rows"]:
         if r["method"] == "entropic":
-            cells.setdefault((r["regime"], r["dim"]), {}).setdefault(r["relative_eps"], []).append(r)
+            cell = cells.setdefault((r["regime"], r["dim"]), {})
+            cell.setdefault(r["relative_eps"], []).append(r)
     out: dict = {}
     for (regime, d), by_eps in sorted(cells.items()):
         ok = {e: float(np.mean([r["l2_uvp"] for r in rs])) for e, rs in by_eps.items()
@@ -526,7 +527,7 @@ def table(rows, published=True):
 
 def _merged(paths):
     """Rows of several results files, a later file's rows replacing an earlier file's for each
-    (regime, method) it holds; and, per file, (path, results, methods kept from it)."""
+    (regime, method, d) it holds; and, per file, (path, results, methods kept from it)."""
     import json
 
     merged, loaded = {}, []
@@ -535,12 +536,12 @@ def _merged(paths):
             res = json.load(fh)
         groups = {}
         for r in res["rows"]:
-            groups.setdefault((r["regime"], r["method"]), []).append(r)
+            groups.setdefault((r["regime"], r["method"], r["dim"]), []).append(r)
         merged.update(groups)
         loaded.append((path, res, groups))
     rows = [r for g in merged.values() for r in g]
-    sources = [(path, res, sorted({meth for (reg, meth), g in groups.items()
-                                   if merged[(reg, meth)] is g}, key=METHODS.index))
+    sources = [(path, res, sorted({key[1] for key, g in groups.items() if merged[key] is g},
+                                  key=METHODS.index))
                for path, res, groups in loaded]
     return rows, sources
 
@@ -550,14 +551,14 @@ def _sources_lines(sources, always=False):
     if len(sources) == 1 and not always:
         return [_source_line(*sources[0][:2])]
     return [_source_line(path, res) + f" Methods shown from it: {', '.join(kept)}."
-            for path, res, kept in sources]
+            for path, res, kept in sources if kept]     # a file wholly replaced is not a source
 
 
 def render(paths, merge=False):
     """The tables of results files (one per regime), as docs/experiments/w2bench.md shows them.
 
     merge=True: one table of all files' rows, a later file's rows replacing an earlier file's for
-    each (regime, method) it holds (a rerun of some methods after a change of their defaults),
+    each (regime, method, d) it holds (a rerun of some methods after a change of their defaults),
     then one source line per file naming the methods taken from it."""
     import json
 
@@ -605,7 +606,8 @@ def paired(rows, a, b):
     return out
 
 
-def render_paired(paths, a="monge_gap", against=("entropic", "mlp", "w2gn")):
+def render_paired(paths, a="monge_gap",
+                  against=("entropic", "entropic_tuned", "mlp", "w2gn", "mm")):
     """Markdown: for each method of ``against``, the paired difference a - it per (regime, d) with
     its 95 % interval, and the verdict (below / above / not separated).  paths: one results file,
     or several merged as :func:`render` merges them (e.g. a rerun of ``a`` beside the baselines'
