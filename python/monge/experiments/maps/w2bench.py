@@ -467,11 +467,12 @@ def _job(args):
     import os as _os
     import warnings
 
-    _os.environ.setdefault("OMP_NUM_THREADS", "1")
+    threads = kw.get("threads", 1)
+    _os.environ.setdefault("OMP_NUM_THREADS", str(threads))
     from ... import set_num_threads
     from ..._policy import ConvergenceWarning
 
-    set_num_threads(kw.get("threads", 1))
+    set_num_threads(threads)
     pair = _pair_cached(data, dim, versions, std_size)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
@@ -730,7 +731,9 @@ def main(argv=None):
                          "EntropicMap's), for tuning on the validation pairs")
     ap.add_argument("--render-entropic-tuning", metavar="JSON",
                     help="print the eps table of a tuning file (--entropic-eps) and exit")
-    ap.add_argument("--jobs", type=int, default=1, help="processes (each single-threaded)")
+    ap.add_argument("--jobs", type=int, default=1, help="processes (fits run in parallel)")
+    ap.add_argument("--threads", type=int, default=1,
+                    help="OpenMP threads per fit (the plans' Sinkhorn solves, the ICNN solvers)")
     ap.add_argument("--standardize-size", type=int, default=2 ** 16,
                     help="samples that estimate the target's standardisation and variance")
     ap.add_argument("--mg-params", type=json.loads, default=None, metavar="JSON",
@@ -750,8 +753,12 @@ def main(argv=None):
     if not args.data:
         ap.error("--data: required (the folder of the benchmark's checkpoints)")
     versions = ("v1",) if args.validation else ("v1", "v2")
+    if args.threads < 1 or args.jobs < 1:
+        ap.error("--threads, --jobs: expected integers >= 1")
     kw = dict(n=args.n, n_iter=args.n_iter, batch_size=args.batch_size,
               n_entropic_fresh=args.n_entropic_fresh)
+    if args.threads != 1:
+        kw["threads"] = args.threads
     if args.mg_params:
         if not isinstance(args.mg_params, dict):
             ap.error("--mg-params: expected a JSON object")
