@@ -273,8 +273,8 @@ REGIMES = ("fixed", "fresh")
 # tests/test_w2bench.py checks that the table below is what that file gives)
 ENTROPIC_EPS_GRID = (0.04, 0.02, 0.01, 0.005, 0.0025, 0.00125)
 TUNED_ENTROPIC_EPS = {
-    "fixed": {2: None, 4: None, 8: None, 16: None, 32: None, 64: None},
-    "fresh": {2: None, 4: None, 8: None, 16: None, 32: None, 64: None},
+    "fixed": {2: 0.01, 4: 0.005, 8: 0.01, 16: 0.01, 32: 0.01, 64: 0.005},
+    "fresh": {2: 0.005, 4: 0.0025, 8: 0.01, 16: 0.005, 32: 0.005, 64: 0.005},
 }
 
 
