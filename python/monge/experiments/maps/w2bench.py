@@ -470,16 +470,19 @@ def _job(args):
     threads = kw.get("threads", 1)
     _os.environ.setdefault("OMP_NUM_THREADS", str(threads))
     from ... import set_num_threads
+    from ..._blas import blas_threads
     from ..._policy import ConvergenceWarning
 
     set_num_threads(threads)
     pair = _pair_cached(data, dim, versions, std_size)
-    with warnings.catch_warnings():
+    # NumPy's BLAS at the fit's thread count: with its default (every core) in each of --jobs
+    # processes, the samplers' small products oversubscribe the cores and spin
+    with warnings.catch_warnings(), blas_threads(threads):
         warnings.simplefilter("ignore", ConvergenceWarning)
         transform, secs, extras = fit_method(pair, method, regime, seed, **kw)
-    row = dict(dim=dim, regime=regime, method=method, seed=seed, fit_time=secs,
-               l2_uvp=evaluate(pair, transform, seed), **extras)
-    return row
+        l2_uvp = evaluate(pair, transform, seed)
+    return dict(dim=dim, regime=regime, method=method, seed=seed, fit_time=secs, l2_uvp=l2_uvp,
+                **extras)
 
 
 _PAIRS: dict = {}
