@@ -405,9 +405,12 @@ def tune_entropic_eps(path):
     import json
 
     with open(path) as fh:
-        res = json.load(fh)
+        return _choose_entropic_eps(json.load(fh)["rows"])
+
+
+def _choose_entropic_eps(rows):
     cells: dict = {}
-    for r in res["rows"]:
+    for r in rows:
         if r["method"] == "entropic":
             cell = cells.setdefault((r["regime"], r["dim"]), {})
             cell.setdefault(r["relative_eps"], []).append(r)
@@ -428,7 +431,7 @@ def render_entropic_tuning(path):
     with open(path) as fh:
         res = json.load(fh)
     rows = [r for r in res["rows"] if r["method"] == "entropic"]
-    chosen = tune_entropic_eps(path)
+    chosen = _choose_entropic_eps(rows)
     cols = sorted({(r["regime"], r["dim"]) for r in rows},
                   key=lambda c: (REGIMES.index(c[0]), c[1]))
     out = ["L2-UVP % of the entropic map on the validation pairs, mean ± std over seeds; rows: "
