@@ -5,7 +5,7 @@ PY      ?= python3
 VENV    ?= .venv
 VPY     := $(VENV)/bin/python
 CC      ?= gcc
-CFLAGS_SAN := -std=c11 -ffp-contract=fast -O1 -g -fopenmp -fsanitize=address,undefined -fno-sanitize-recover=all \
+CFLAGS_SAN := -std=c11 -ffp-contract=fast -fno-trapping-math -O1 -g -fopenmp -fsanitize=address,undefined -fno-sanitize-recover=all \
               -fno-omit-frame-pointer -Wall -Wextra -Werror -Icsrc
 CORE_SRC := $(wildcard csrc/*.c csrc/sinkhorn/*.c)
 CTESTS   := $(patsubst csrc/tests/%.c,build/ctest/%,$(wildcard csrc/tests/test_*.c))

@@ -175,7 +175,8 @@ def compile_floor(outdir):
         raise RuntimeError(f"compiler {cc!r} not found")
     exe = os.path.join(outdir, "floor")
     # the flags the library is built with (setup.py): the same exp, contracted into FMAs
-    cmd = [cc, "-std=c11", "-O3", "-ffp-contract=fast", "-fno-math-errno", "-fopenmp",
+    cmd = [cc, "-std=c11", "-O3", "-ffp-contract=fast", "-fno-math-errno", "-fno-trapping-math",
+           "-fopenmp",
            os.path.join(HERE, "floor.c"), "-lm", "-o", exe]
     p = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT)
     if p.returncode != 0:
