@@ -270,6 +270,20 @@ int monge_geom_cost_stats(const monge_geom_work *w, double *mean, double *std, i
     return isnan(*mean) ? MONGE_ENOMEM : MONGE_OK;
 }
 
+int monge_softmax_rows(monge_dtype dtype, int64_t k, int64_t m, void *Z, const void *shift,
+                       double scale, double *rowsum, int nthreads)
+{
+    if (k < 0 || m < 1 || (k > 0 && (!Z || !shift || !rowsum)) || !isfinite(scale))
+        return MONGE_EINVAL;
+    if (dtype != MONGE_F32 && dtype != MONGE_F64) return MONGE_EINVAL;
+    const int nth = monge_resolve_threads(nthreads);
+    if (dtype == MONGE_F32) softmax_rows_f32(k, m, (float *)Z, (const float *)shift, (float)scale, rowsum, nth);
+    else softmax_rows_f64(k, m, (double *)Z, (const double *)shift, scale, rowsum, nth);
+    for (int64_t i = 0; i < k; i++)
+        if (!(rowsum[i] >= 1.0) || !isfinite(rowsum[i])) return MONGE_ENONFINITE; /* NaN / inf input */
+    return MONGE_OK;
+}
+
 /* Raw costs for the network simplex (declared in internal.h), compiled per CPU like the kernels. */
 MONGE_HOT const double *monge_geom_cost_row(const monge_geom_work *w, int transpose, int64_t i,
                                             int64_t j0, int64_t len, double *buf)

@@ -112,6 +112,14 @@ int monge_geom_cost_matrix(const monge_geom_work *w, void *C, int nthreads);
  * online), used to start epsilon-scaling. */
 int monge_geom_max_cost(const monge_geom_work *w, double *out, int nthreads);
 
+/* The weights of an entropic map (a softmax per row), in place on a k x m array of dtype:
+ * Z_ij <- exp(scale Z_ij + shift_j - M_i) with M_i the row's largest scale Z_ij + shift_j, and
+ * rowsum[i] = sum_j of the new Z_ij (>= 1).  With Z = X Y^T (by a BLAS), scale 2/eps and shift_j =
+ * (g_j - |y_j|^2)/eps + log b_j, (Z Y) / rowsum is the entropic map at the rows of X.  Returns
+ * MONGE_ENONFINITE when a row held NaN or infinity. */
+int monge_softmax_rows(monge_dtype dtype, int64_t k, int64_t m, void *Z, const void *shift,
+                       double scale, double *rowsum, int nthreads);
+
 #ifdef __cplusplus
 }
 #endif

@@ -321,17 +321,6 @@ int monge_monge_gap(const monge_geometry *geom, const monge_gap_params *par, dou
     monge_sinkhorn_params sp = par->sk;
     sp.warm_start = 0;
     sp.nthreads = nth;
-    if (par->eps_mode != MONGE_EPS_ABSOLUTE) {
-        double mean, sd;
-        st = monge_geom_cost_stats(w, &mean, &sd, nth);
-        if (st) goto done;
-        sp.eps *= par->eps_mode == MONGE_EPS_MEAN ? mean : sd;
-        if (!(sp.eps > 0)) { /* all costs equal: no scale to be relative to */
-            st = MONGE_EINVAL;
-            goto done;
-        }
-    }
-    const double eps = sp.eps;
     monge_geometry gsolve = *geom, sxx = gxx, stt = gtt;
     if (par->dense) {
         const size_t es = geom->dtype == MONGE_F32 ? sizeof(float) : sizeof(double);
@@ -352,6 +341,22 @@ int monge_monge_gap(const monge_geometry *geom, const monge_gap_params *par, dou
         sxx.C = Cxx;
         stt.C = Ctt;
     }
+    if (par->eps_mode != MONGE_EPS_ABSOLUTE) {
+        /* the statistics of the costs: read from the dense matrix when there is one (the same
+           values; the online geometry would compute every cost twice more) */
+        double mean, sd;
+        monge_geom_work *wd = NULL;
+        if (par->dense) st = monge_geom_prepare(&gsolve, nth, &wd);
+        if (!st) st = monge_geom_cost_stats(wd ? wd : w, &mean, &sd, nth);
+        monge_geom_release(wd);
+        if (st) goto done;
+        sp.eps *= par->eps_mode == MONGE_EPS_MEAN ? mean : sd;
+        if (!(sp.eps > 0)) { /* all costs equal: no scale to be relative to */
+            st = MONGE_EINVAL;
+            goto done;
+        }
+    }
+    const double eps = sp.eps;
     monge_problem pb = {&gsolve, NULL, NULL, INFINITY, INFINITY};
     monge_problem pxx = {&sxx, NULL, NULL, INFINITY, INFINITY};
     monge_problem ptt = {&stt, NULL, NULL, INFINITY, INFINITY};

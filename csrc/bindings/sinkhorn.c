@@ -339,6 +339,62 @@ out:
     return res;
 }
 
+/* In place on Z (k x m, float32 or float64, C-contiguous, writable): the entropic map's weights
+ * (monge_softmax_rows); returns the row sums. */
+static PyObject *py_softmax_rows(PyObject *self, PyObject *args, PyObject *kw)
+{
+    (void)self;
+    static char *kwlist[] = {"Z", "shift", "scale", "nthreads", NULL};
+    PyObject *zo, *so;
+    double scale;
+    int nthreads = 0;
+    if (!PyArg_ParseTupleAndKeywords(args, kw, "OOd|i", kwlist, &zo, &so, &scale, &nthreads))
+        return NULL;
+    if (!PyArray_Check(zo) || PyArray_NDIM((PyArrayObject *)zo) != 2 ||
+        !PyArray_IS_C_CONTIGUOUS((PyArrayObject *)zo) || !PyArray_ISWRITEABLE((PyArrayObject *)zo) ||
+        !PyArray_ISALIGNED((PyArrayObject *)zo) ||
+        (PyArray_TYPE((PyArrayObject *)zo) != NPY_FLOAT32 &&
+         PyArray_TYPE((PyArrayObject *)zo) != NPY_FLOAT64)) {
+        PyErr_SetString(PyExc_TypeError,
+                        "Z: expected a writable C-contiguous 2-D float32 or float64 ndarray");
+        return NULL;
+    }
+    PyArrayObject *Z = (PyArrayObject *)zo;
+    const int type = PyArray_TYPE(Z);
+    const npy_intp k = PyArray_DIM(Z, 0), m = PyArray_DIM(Z, 1);
+    if (m < 1) {
+        PyErr_SetString(PyExc_ValueError, "Z: needs at least one column");
+        return NULL;
+    }
+    PyArrayObject *sh = bind_as_array(so, type, 1, "shift");
+    if (!sh) return NULL;
+    PyObject *res = NULL;
+    if (PyArray_DIM(sh, 0) != m) {
+        PyErr_Format(PyExc_ValueError, "shift: expected %zd entries (the columns of Z), got %zd",
+                     (Py_ssize_t)m, (Py_ssize_t)PyArray_DIM(sh, 0));
+        goto out;
+    }
+    npy_intp dims[1] = {k};
+    PyArrayObject *rs = (PyArrayObject *)PyArray_SimpleNew(1, dims, NPY_FLOAT64);
+    if (!rs) goto out;
+    int st;
+    Py_BEGIN_ALLOW_THREADS
+    st = monge_softmax_rows(type == NPY_FLOAT32 ? MONGE_F32 : MONGE_F64, (int64_t)k, (int64_t)m,
+                            PyArray_DATA(Z), PyArray_DATA(sh), scale, PyArray_DATA(rs), nthreads);
+    Py_END_ALLOW_THREADS
+    if (st) {
+        Py_DECREF(rs);
+        if (st == MONGE_ENONFINITE)
+            PyErr_SetString(PyExc_ValueError, "Z, shift: a row holds NaN or infinity");
+        else bind_raise_status(st, "softmax_rows");
+        goto out;
+    }
+    res = (PyObject *)rs;
+out:
+    Py_DECREF(sh);
+    return res;
+}
+
 /* ------------------------------------------------------------------ defaults */
 
 /* monge_sinkhorn_params_init and the thresholds of sinkhorn.h, as a dict: the one source of the
@@ -418,4 +474,6 @@ PyMethodDef monge_bind_sinkhorn_methods[] = {
      "Gradient of OT_eps with respect to the points (private)."},
     {"cost_matrix", BIND_KW(py_cost_matrix), METH_VARARGS | METH_KEYWORDS,
      "Dense cost matrix between two point clouds (private; use monge.cost_matrix)."},
+    {"softmax_rows", BIND_KW(py_softmax_rows), METH_VARARGS | METH_KEYWORDS,
+     "In place: the entropic map's weights per row of Z; returns the row sums (private)."},
     {NULL, NULL, 0, NULL}};

@@ -126,7 +126,11 @@ static int ker_update(const double *S, const double *w, const double *pot, doubl
         const double logratio = log(ratio);
         const double sink = lam * (old - eps * logratio);
         const double upd = old + omega * (sink - old);
-        sk_kkt_errors(old, upd, logratio, w[i], eps, tau, &eb, &ea);
+        if (isinf(tau)) { /* sk_kkt_errors with its targets 1 and exp(logratio) = ratio */
+            eb += w[i] * fabs(ratio - 1.0);
+            ea += omega == 1.0 ? 0.0 : w[i] * fabs(exp((1.0 - omega) * logratio) - 1.0);
+        } else
+            sk_kkt_errors(old, upd, logratio, w[i], eps, tau, &eb, &ea);
         lu[i] = (upd - pot[i]) / eps;
         eu[i] = exp(lu[i]);
     }

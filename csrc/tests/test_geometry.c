@@ -2,7 +2,8 @@
  * float32, with zero weights (-inf), and identical results on 1 and 2 threads:
  *  - the dense column softmin (row-streamed, with a hint, its exact fallback, no hint);
  *  - the one-pass marginals (row sums, column sums, row costs), dense and online, with potentials
- *    large enough that their rounding to float would show without the compensation. */
+ *    large enough that their rounding to float would show without the compensation;
+ *  - the in-place softmax of the entropic map's weights (monge_softmax_rows), and its errors. */
 #include "../geometry.h"
 #include "check.h"
 
@@ -267,6 +268,68 @@ static void test_online_softmin(monge_dtype dt, int64_t n, int64_t m, int64_t d)
     free(ref);
 }
 
+/* monge_softmax_rows against exp(scale z + shift - max) and its row sum in long double */
+static void test_softmax_rows(monge_dtype dt, int64_t k, int64_t m)
+{
+    const size_t es = dt == MONGE_F32 ? sizeof(float) : sizeof(double);
+    double *z0 = malloc(sizeof(double) * (size_t)(k * m)), *sh = malloc(sizeof(double) * (size_t)m);
+    void *Z = malloc(es * (size_t)(k * m)), *S = malloc(es * (size_t)m);
+    double *rs = malloc(sizeof(double) * (size_t)k);
+    const double scale = 7.5;
+    for (int64_t t = 0; t < k * m; t++) z0[t] = 4.0 * urand() - 2.0;
+    for (int64_t j = 0; j < m; j++) sh[j] = 30.0 * urand() - 15.0; /* spans exp's float range */
+    for (int64_t t = 0; t < k * m; t++) {
+        if (dt == MONGE_F32) ((float *)Z)[t] = (float)z0[t];
+        else ((double *)Z)[t] = z0[t];
+    }
+    for (int64_t j = 0; j < m; j++) {
+        if (dt == MONGE_F32) ((float *)S)[j] = (float)sh[j];
+        else ((double *)S)[j] = sh[j];
+    }
+    CHECK(monge_softmax_rows(dt, k, m, Z, S, scale, rs, 2) == MONGE_OK, "softmax_rows status");
+    double werr = 0, serr = 0;
+    for (int64_t i = 0; i < k; i++) {
+        long double mx = -INFINITY, s = 0;
+        for (int64_t j = 0; j < m; j++) {
+            const double zz = dt == MONGE_F32 ? (double)(float)z0[i * m + j] : z0[i * m + j];
+            const long double v = scale * (long double)zz +
+                                  (dt == MONGE_F32 ? (long double)(float)sh[j] : sh[j]);
+            if (v > mx) mx = v;
+        }
+        for (int64_t j = 0; j < m; j++) {
+            const double zz = dt == MONGE_F32 ? (double)(float)z0[i * m + j] : z0[i * m + j];
+            const long double v = scale * (long double)zz +
+                                  (dt == MONGE_F32 ? (long double)(float)sh[j] : sh[j]);
+            const long double e = expl(v - mx);
+            s += e;
+            const double got = dt == MONGE_F32 ? (double)((float *)Z)[i * m + j]
+                                               : ((double *)Z)[i * m + j];
+            const double err = fabs(got - (double)e);
+            werr = err > werr ? err : werr;
+        }
+        const double rel = fabs(rs[i] - (double)s) / (double)s;
+        serr = rel > serr ? rel : serr;
+    }
+    const double tol = dt == MONGE_F32 ? 2e-5 : 1e-12; /* float: scale x |z| ~ 15 times its ulp */
+    CHECK(werr < tol, "softmax_rows weights (%s, %lld x %lld): max error %.3g", dt == MONGE_F32 ? "f32" : "f64",
+          (long long)k, (long long)m, werr);
+    CHECK(serr < tol, "softmax_rows row sums: relative error %.3g", serr);
+    /* NaN in a row is reported, bad arguments refused */
+    if (dt == MONGE_F32) ((float *)Z)[m + 1] = NAN;
+    else ((double *)Z)[m + 1] = NAN;
+    CHECK(k < 2 || monge_softmax_rows(dt, k, m, Z, S, scale, rs, 1) == MONGE_ENONFINITE,
+          "softmax_rows: NaN -> MONGE_ENONFINITE");
+    CHECK(monge_softmax_rows(dt, k, 0, Z, S, scale, rs, 1) == MONGE_EINVAL, "softmax_rows: m = 0");
+    CHECK(monge_softmax_rows(dt, k, m, Z, S, INFINITY, rs, 1) == MONGE_EINVAL, "softmax_rows: scale inf");
+    CHECK(monge_softmax_rows((monge_dtype)7, k, m, Z, S, scale, rs, 1) == MONGE_EINVAL,
+          "softmax_rows: bad dtype");
+    free(z0);
+    free(sh);
+    free(Z);
+    free(S);
+    free(rs);
+}
+
 int main(void)
 {
     rng_seed(7);
@@ -283,5 +346,8 @@ int main(void)
         test_online_softmin(MONGE_F64, 300, 1100, d);
         test_online_softmin(MONGE_F32, 300, 1100, d);
     }
+    test_softmax_rows(MONGE_F64, 37, 1300); /* ragged last tile of 512 columns */
+    test_softmax_rows(MONGE_F32, 37, 1300);
+    test_softmax_rows(MONGE_F64, 3, 1);
     return REPORT();
 }
