@@ -18,7 +18,7 @@ import numpy as np
 
 
 def machine_info():
-    """CPU model, cores, load average, git commit of the package's tree, Python version."""
+    """CPU model, cores, load average, git commit of the package's tree, Python version, SIMD level."""
     cpu = platform.processor()
     try:
         with open("/proc/cpuinfo") as fh:
@@ -38,8 +38,12 @@ def machine_info():
             commit += "+uncommitted"
     except OSError:
         commit = ""
+    from .. import _core
+
+    # the vector level the kernels run at (AVX-512 and AVX2 hosts of the same CPU name differ)
+    simd = _core.build_info().get("simd", "?")
     return dict(cpu=cpu, cores=os.cpu_count(), load_average=list(os.getloadavg()), commit=commit,
-                python=platform.python_version())
+                python=platform.python_version(), simd=simd)
 
 
 def versions_info(extra=("torch",)):

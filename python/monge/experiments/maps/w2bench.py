@@ -706,7 +706,9 @@ def _source_line(path, res):
             if over else "")
     return (f"Source: `{os.path.basename(path)}` — {m['date']}, commit "
             f"{commit_label(m)}, {m['machine']['cpu']} "
-            f"({m['machine']['cores']} cores, load {m['machine']['load_average'][0]:.1f} "
+            f"({m['machine']['cores']} cores"
+            + (f", {m['machine']['simd']}" if "simd" in m["machine"] else "")
+            + f", load {m['machine']['load_average'][0]:.1f} "
             f"→ {m['load_average_after'][0]:.1f}); {m['data']['pairs']} pairs; "
             f"{m['settings']['n_iter']} steps of batch {m['settings']['batch_size']}, "
             f"{m['settings']['seeds']} seeds{over}.")
