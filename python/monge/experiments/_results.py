@@ -18,7 +18,7 @@ import numpy as np
 
 
 def machine_info():
-    """CPU model, cores, load average, git commit of the package's tree, Python version, SIMD level."""
+    """CPU model, cores, load average, git commit of the package's tree, Python, SIMD level."""
     cpu = platform.processor()
     try:
         with open("/proc/cpuinfo") as fh:

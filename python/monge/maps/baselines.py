@@ -407,7 +407,7 @@ class EntropicMap(_Fitted):
         Y = self.Y_
         eps = Y.dtype.type(self.eps_)
         # log w_j(x) = log b_j + (g_j - |y_j|^2 + 2 <x, y_j>) / eps + (a term of x alone, which the
-        # normalisation removes): one product and four in-place passes per chunk
+        # normalisation removes): per chunk, a BLAS product, one fused C pass, a second product
         shift = self.log_b_ + (self.g_ - self._yy) / eps
         out = np.empty_like(X)
         chunk = integer("chunk", self.chunk, 1)
