@@ -383,7 +383,7 @@ def test_auto_plan_every_keeps_the_plan_cost_per_step_level():
 
 
 def test_auto_plan_eps_and_averaging_follow_the_number_of_plans():
-    """One plan over the whole training sets: eps 1 % of the mean squared distance, the last
+    """One plan over the whole training sets: eps 0.5 % of the mean squared distance, the last
     iterate.  Many plans (sets larger than plan_size, or samplers): eps 0.25 %, the mean of the
     second half of the iterates."""
     rng = np.random.default_rng(0)
@@ -392,7 +392,7 @@ def test_auto_plan_eps_and_averaging_follow_the_number_of_plans():
     kw = dict(n_iter=20, batch_size=32, verbose=False, early_stopping=False, validation_fraction=0.0,
               dtype="float64")
     one = MongeGapMap(**kw).fit(X, Y)
-    assert one.fitting_eps_ == pytest.approx(0.01 * mean_sq) and one.n_averaged_ == 1
+    assert one.fitting_eps_ == pytest.approx(0.005 * mean_sq) and one.n_averaged_ == 1
     many = MongeGapMap(plan_size=100, plan_every=5, **kw).fit(X, Y)
     assert many.fitting_eps_ == pytest.approx(0.0025 * mean_sq) and many.n_averaged_ == 10
     # explicit values win over 'auto'
@@ -400,6 +400,46 @@ def test_auto_plan_eps_and_averaging_follow_the_number_of_plans():
     assert set_.fitting_eps_ == pytest.approx(0.02 * mean_sq) and set_.n_averaged_ == 1
     with pytest.raises(ValueError, match="average: expected 'auto' or a number"):
         MongeGapMap(average="mean", **kw).fit(X, Y)
+
+
+def test_the_labelling_plan_sees_the_held_out_samples_but_minibatches_do_not(monkeypatch):
+    """With validation split off the training arrays, the one plan is solved on every sample
+    (train + held out) while minibatches draw only the training part; a validation set passed to
+    fit stays out of the plan."""
+    from monge.maps import estimator
+
+    plans, batches = [], []
+    solve = estimator._entropic_map
+
+    def recording_plan(x, y, *a, **k):
+        plans.append((np.asarray(x, np.float64).copy(), np.asarray(y, np.float64).copy()))
+        return solve(x, y, *a, **k)
+
+    monkeypatch.setattr(estimator, "_entropic_map", recording_plan)
+    forward = estimator.nn.AffineMLP.forward
+
+    def recording_forward(self, x, *a, **k):
+        batches.append(np.asarray(x, np.float64).copy())
+        return forward(self, x, *a, **k)
+
+    monkeypatch.setattr(estimator.nn.AffineMLP, "forward", recording_forward)
+    rng = np.random.default_rng(0)
+    X, Y = rng.standard_normal((200, 2)), rng.standard_normal((180, 2)) + 1.0
+    kw = dict(n_iter=15, batch_size=32, verbose=False, dtype="float64", label_noise=0.0, seed=1)
+    est = MongeGapMap(validation_fraction=0.1, **kw).fit(X, Y)
+    train_plans = [p for p in plans if len(p[0]) > 20]       # the held-out labels' own plan: 20
+    assert len(train_plans) == 1
+    px, py = train_plans[0]
+    np.testing.assert_array_equal(np.sort(px, axis=0), np.sort(X, axis=0))
+    np.testing.assert_array_equal(np.sort(py, axis=0), np.sort(Y, axis=0))
+    seen = {tuple(r) for b in batches if len(b) == 32 for r in b}
+    held_out = {tuple(r) for r in X} - seen
+    assert len(held_out) >= 20 and len(est.history_["val_loss"]) > 0
+    assert {tuple(r) for r in X} >= seen                  # label_noise=0: minibatches are rows of X
+    # a validation set given to fit is not part of the plan
+    plans.clear()
+    MongeGapMap(**kw).fit(X[:150], Y[:150], X_val=X[150:], Y_val=Y[150:])
+    assert max(len(p[0]) for p in plans) == 150
 
 
 def test_tail_average_is_the_mean_of_the_last_iterates(monkeypatch):
