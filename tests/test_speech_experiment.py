@@ -148,8 +148,15 @@ def test_cli_tts_table_and_results_name_the_data(tmp_path, monkeypatch, capsys):
     torch.set_num_threads(n)
     source = "synthetic: grammar sentences spoken by eSpeak NG, generated here (40 utterances, data seed 0)"
     assert f"data: {source}\n" in capsys.readouterr().out
-    info = json.loads((tmp_path / "r.json").read_text())["info"]
+    res = json.loads((tmp_path / "r.json").read_text())
+    info, meta = res["info"], res["meta"]
     assert info["source"] == source and info["corpus"] == "tts"
+    assert meta["command"].startswith("python -m monge.experiments.speech_ctc_ot --quick --corpus tts")
+    assert meta["data"]["source"] == source and "load_average_after" in meta
+    assert "sacrebleu" in meta["versions"] and meta["machine"]["cores"] >= 1
+    E.main(["--render", str(tmp_path / "r.json")])
+    out = capsys.readouterr().out
+    assert out.startswith(f"data: {source}\n") and "Source: `r.json`" in out
 
 
 def test_describe_corpus():
@@ -164,3 +171,93 @@ def test_describe_corpus():
         E.describe_corpus(c)
     with pytest.raises(ValueError, match="corpus: its info names no 'kind'"):
         E.run(c, E.quick_settings())
+
+
+@pytest.mark.parametrize("norm", ["mean", "paper"])
+def test_loss_normalisations_against_torch_per_utterance_losses(norm, corpus, monkeypatch):
+    """'mean': CTC per character averaged over the batch, OT averaged; 'paper' (the release):
+    CTC summed per utterance and both summed over the batch.  Checked against torch's own
+    per-utterance CTC losses and the per-pair OT losses of the same call."""
+    from monge.experiments.speech_ctc_ot import train as T
+
+    seen = {"ctc": [], "ot": []}
+    ctc, ota = T.mt.ctc_loss, T.ot_alignment_loss
+
+    def ctc_spy(lp, ids, Lo, Lt, **kw):
+        out = ctc(lp, ids, Lo, Lt, **kw)
+        per = torch.nn.functional.ctc_loss(lp.detach(), ids, Lo, Lt, blank=0, reduction="none",
+                                           zero_infinity=True)
+        seen["ctc"].append((kw["reduction"], float(out.detach()), per.double(),
+                           torch.as_tensor(Lt).double()))
+        return out
+
+    def ot_spy(h_s, h_t, L_s, L_t, **kw):
+        out = ota(h_s, h_t, L_s, L_t, **kw)
+        per = ota(h_s.detach(), h_t, L_s, L_t, **dict(kw, reduction="none"))
+        seen["ot"].append((kw["reduction"], float(out.detach()), per.double()))
+        return out
+
+    monkeypatch.setattr(T.mt, "ctc_loss", ctc_spy)
+    monkeypatch.setattr(T, "ot_alignment_loss", ot_spy)
+    s = replace(E.quick_settings(), variants=("ctc+ot",), pre_steps=3, mt_steps=5, ft_steps=2,
+                loss_norm=norm)
+    res = E.run(corpus, s)
+    want = "sum" if norm == "paper" else "mean"
+    assert len(seen["ctc"]) == 3 and len(seen["ot"]) == 3
+    for red, value, per, Lt in seen["ctc"]:
+        ref = per.sum() if norm == "paper" else (per / Lt).mean()
+        assert red == want and value == pytest.approx(float(ref), rel=1e-5)
+    for red, value, per in seen["ot"]:
+        ref = per.sum() if norm == "paper" else per.mean()
+        assert red == want and value == pytest.approx(float(ref), rel=1e-5)
+    (row,) = res["rows"]
+    ctc_v = np.array([v for _, v, _, _ in seen["ctc"]])
+    ot_v = np.array([v for _, v, _ in seen["ot"]])
+    assert row["ctc_ot_ratio"] == pytest.approx(np.mean(s.ctc_weight * ctc_v / (s.ot_weight * ot_v)))
+    assert f"loss normalisation {norm!r}" in E.format_table(res)
+    with pytest.raises(ValueError, match="loss_norm"):
+        E.run(corpus, replace(s, loss_norm="median"))
+
+
+def test_dev_speakers_come_from_the_training_speakers(random_data):
+    """evaluate='dev': the measured speakers are carved from the training speakers; the test
+    speakers stay out of training and of the measurement."""
+    _, s = random_data
+    sents = ds.grammar_sentences(12, seed=1)
+    corpus = ds.Corpus([np.zeros((20, 80), np.float32)] * 12, sents,
+                       [ds.translate_en_fr(x) for x in sents], [f"s{i % 6}" for i in range(12)],
+                       [f"u{i}" for i in range(12)], {"kind": "hand-made test corpus"})
+    dev = Data(corpus, replace(s, evaluate="dev", n_test_speakers=2, n_dev_speakers=1))
+    test = Data(corpus, replace(s, n_test_speakers=2))
+    assert len(dev.test_speakers) == 1 and dev.test_speakers[0] in test.train_speakers
+    assert sorted(dev.train_speakers + dev.test_speakers) == sorted(test.train_speakers)
+    assert not set(test.test_speakers) & set(dev.train_speakers + dev.test_speakers)
+    with pytest.raises(ValueError, match="evaluate"):
+        E.run(corpus, replace(s, evaluate="validation"))
+
+
+def test_paired_differences_follow_the_papers_ordering():
+    """The ordering block: later minus earlier variant per seed, 95 % t-interval (scipy's t)."""
+    from scipy import stats
+
+    rng = np.random.default_rng(0)
+    rows, info = [], dict(source="hand-made", test_speakers=["a"], n_train=1, n_test=1, seconds=0,
+                          settings=dict(seeds=[0, 1, 2, 3], ot_eps=1.0, loss_norm="mean"))
+    for seed in range(4):
+        for v, shift in (("ce", 0.0), ("ctc", 2.0), ("ctc+ot", 2.5)):
+            rows.append(dict(seed=seed, variant=v, divergence=50 - 10 * shift + rng.normal(),
+                             retrieval=0.1 * shift, bleu_zero_shot=shift + rng.normal(),
+                             bleu=20 + rng.normal(), mt_bleu=90.0))
+    m, h, n = E.paired_differences(rows, "ce", "ctc", "bleu_zero_shot")
+    d = np.array([r["bleu_zero_shot"] for r in rows if r["variant"] == "ctc"]) - \
+        np.array([r["bleu_zero_shot"] for r in rows if r["variant"] == "ce"])
+    assert n == 4 and m == pytest.approx(d.mean())
+    assert h == pytest.approx(stats.t.ppf(0.975, 3) * d.std(ddof=1) / 2, rel=1e-3)
+    summary = {v: {k: (0.0, 0.0) for k in ("divergence", "retrieval", "bleu_zero_shot", "bleu",
+                                            "mt_bleu")} | {"gap_solves": 4, "gap_unconverged": 0}
+               for v in ("ce", "ctc", "ctc+ot")}
+    table = E.format_table(dict(rows=rows, summary=summary, info=info))
+    line = next(x for x in table.splitlines() if x.startswith("| ctc − ce |"))
+    assert "(better)" in line.split("|")[2]            # S_eps fell by ~20 with a spread of ~1.4
+    assert line.split("|")[3].strip().startswith("+0.200 ± 0.000")
+    assert "| ctc+ot − ctc |" in table

@@ -54,11 +54,18 @@ def pad(seqs, value=0):
 
 
 class Data:
-    """A corpus split by speakers, features normalised with the training statistics, tokenised."""
+    """A corpus split by speakers, features normalised with the training statistics, tokenised.
+
+    ``test`` is the split measured: the held-out test speakers, or with settings.evaluate = 'dev'
+    the dev speakers (chosen among the others, which then train without them; the test
+    speakers stay out of both)."""
 
     def __init__(self, corpus, settings):
         train_spk, test_spk = ds.split_speakers(corpus.speakers, settings.n_test_speakers,
                                                 seed=settings.data_seed)
+        if getattr(settings, "evaluate", "test") == "dev":
+            train_spk, test_spk = ds.split_speakers(train_spk, settings.n_dev_speakers,
+                                                    seed=settings.data_seed + 1)
         self.train_speakers, self.test_speakers = train_spk, test_spk
         self.train, self.test = corpus.by_speakers(train_spk), corpus.by_speakers(test_spk)
         if len(self.train) == 0 or len(self.test) == 0:

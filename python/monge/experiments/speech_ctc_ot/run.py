@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import sys
 import time
@@ -52,6 +53,10 @@ from .model import Data
 from .train import bleu, finetune, modality_gap, mt_bleu, pretrain, train_mt
 
 VARIANTS = ("none", "ce", "ctc", "ctc+ot")
+LOSS_NORMS = ("mean", "paper")
+# the release's GeomLoss loss (p = 2, blur 0.05) has cost |x - y|^2 / 2 and eps = blur^2; on
+# our cost |x - y|^2 that is eps = 2 * 0.05^2
+PAPER_OT_EPS = 0.005
 
 
 @dataclass
@@ -72,10 +77,17 @@ class Settings:
     ot_weight: float = 0.1
     pos_weight: float = 1.0
     ot_eps: float = 1.0
+    # 'mean': CTC per character averaged over the batch (torch's 'mean'), OT averaged over the
+    # batch; 'paper': the release's normalisation, CTC summed per utterance and both summed over
+    # the batch (main() then takes ot_eps = PAPER_OT_EPS unless --ot-eps is given)
+    loss_norm: str = "mean"
+    gap_eps: float = 1.0          # eps of the measured modality gap, the same for every loss_norm
     gap_max_iter: int = 2000      # Sinkhorn iterations per divergence of the measured modality gap
     dropout: float = 0.1
     n_utterances: int = 1500
     n_test_speakers: int = 2
+    n_dev_speakers: int = 1
+    evaluate: str = "test"        # 'dev': train without the dev speakers, measure on them
     data_seed: int = 0
     seeds: tuple = (0, 1, 2)
     variants: tuple = ("ce", "ctc", "ctc+ot")
@@ -98,6 +110,10 @@ def run(corpus, settings=None, verbose=False, threads=1):
     for v in s.variants:
         if v not in VARIANTS:
             raise ValueError(f"variants: unknown variant {v!r}; expected some of {', '.join(VARIANTS)}")
+    if s.loss_norm not in LOSS_NORMS:
+        raise ValueError(f"loss_norm: expected one of {', '.join(LOSS_NORMS)}, got {s.loss_norm!r}")
+    if s.evaluate not in ("test", "dev"):
+        raise ValueError(f"evaluate: expected 'test' or 'dev', got {s.evaluate!r}")
     torch.set_num_threads(threads)
     data = Data(corpus, s)
     log = (lambda *a: print(*a, file=sys.stderr, flush=True)) if verbose else (lambda *a: None)
@@ -119,9 +135,14 @@ def run(corpus, settings=None, verbose=False, threads=1):
             fenc, fdec = finetune(data, s, enc, mt_dec, seed)
             ft, hyps = bleu(data, fenc, fdec)
             last = {k: float(np.mean([h[k] for h in hist[-20:]])) for k in (hist[-1] if hist else {})}
+            # how much the weighted CTC term outweighs the weighted OT term, over pre-training
+            ratio = (float(np.mean([s.ctc_weight * h["ctc"] / (s.ot_weight * h["ot"])
+                                    for h in hist if h.get("ot", 0) > 0]))
+                     if v == "ctc+ot" and s.ot_weight > 0 and hist else None)
             row = dict(seed=seed, variant=v, divergence=div, retrieval=acc, bleu_zero_shot=zs,
                        bleu=ft, mt_bleu=mtb, gap_solves=gap.solves, gap_unconverged=gap.unconverged,
-                       gap_max_error=gap.max_error, final_losses=last, seconds=time.time() - t,
+                       gap_max_error=gap.max_error, final_losses=last, ctc_ot_ratio=ratio,
+                       seconds=time.time() - t,
                        examples=[[data.test.src[i], data.test.tgt[i], hyps[i]] for i in range(3)])
             rows.append(row)
             log(f"seed {seed} {v:7s}: gap S_eps {div:8.3f} ({gap.unconverged} of {gap.solves} "
@@ -137,6 +158,7 @@ def run(corpus, settings=None, verbose=False, threads=1):
                           gap_unconverged=sum(x["gap_unconverged"] for x in r))
     info = dict(settings=asdict(s), n_train=len(data.train), n_test=len(data.test),
                 train_speakers=data.train_speakers, test_speakers=data.test_speakers,
+                evaluated_on=s.evaluate,
                 corpus=corpus.info.get("kind"), source=source, seconds=time.time() - t0,
                 threads=threads)
     return dict(rows=rows, summary=summary, info=info)
@@ -163,8 +185,30 @@ def describe_corpus(corpus):
     return f"{kind} ({n} utterances)"
 
 
+# the paper's ordering, compared pairwise in format_table (later minus earlier, paired by seed)
+ORDERING = (("ce", "ctc"), ("ctc", "ctc+ot"))
+_T975 = (12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228)
+
+
+def paired_differences(rows, a, b, key):
+    """(mean, half-width of the 95 % t-interval, n) of key(b) - key(a) over the seeds both ran."""
+    by = {}
+    for r in rows:
+        by.setdefault(r["seed"], {})[r["variant"]] = r[key]
+    d = np.asarray([m[b] - m[a] for m in by.values() if a in m and b in m], dtype=float)
+    if len(d) < 2:
+        return (float(d.mean()) if len(d) else math.nan), math.inf, len(d)
+    t = _T975[len(d) - 2] if len(d) - 2 < len(_T975) else 1.96
+    return float(d.mean()), float(t * d.std(ddof=1) / np.sqrt(len(d))), len(d)
+
+
 def format_table(res):
-    lines = [f"data: {res['info']['source']}\n",
+    info = res["info"]
+    norm = info["settings"].get("loss_norm", "mean")
+    lines = [f"data: {info['source']}\n",
+             f"measured on the {info.get('evaluated_on', 'test')} speakers "
+             f"{', '.join(info['test_speakers'])}; loss normalisation {norm!r}, OT eps "
+             f"{info['settings']['ot_eps']:g}, gap eps {info['settings'].get('gap_eps', info['settings']['ot_eps']):g}\n",
              "| variant | S_eps speech-text (lower: smaller gap) | retrieval acc. | BLEU zero-shot | "
              "BLEU fine-tuned |", "|---|---|---|---|---|"]
     for v, m in res["summary"].items():
@@ -178,7 +222,35 @@ def format_table(res):
                  f"{len(res['info']['settings']['seeds'])} seeds; {res['info']['seconds']:.0f} s")
     lines.append("S_eps solves that did not converge (all seeds): " + ", ".join(
         f"{v} {m['gap_unconverged']} of {m['gap_solves']}" for v, m in res["summary"].items()))
+    ratios = [r["ctc_ot_ratio"] for r in res["rows"] if r.get("ctc_ot_ratio") is not None]
+    if ratios:
+        lines.append(f"weighted CTC / weighted OT loss during pre-training (ctc+ot, mean over steps "
+                     f"and seeds): {np.mean(ratios):.3g}")
+    pairs = [(a, b) for a, b in ORDERING if a in res["summary"] and b in res["summary"]]
+    if pairs and len(info["settings"]["seeds"]) > 1:
+        lines += ["", "Paired by seed, later minus earlier variant: mean ± half-width of the 95 % "
+                  "t-interval (better / worse: the interval excludes 0)", "",
+                  "| comparison | S_eps (lower is better) | retrieval | BLEU zero-shot | "
+                  "BLEU fine-tuned |", "|---|---|---|---|---|"]
+        for a, b in pairs:
+            cells = []
+            for key, p, lower in (("divergence", 2, True), ("retrieval", 3, False),
+                                  ("bleu_zero_shot", 1, False), ("bleu", 1, False)):
+                m, h, _ = paired_differences(res["rows"], a, b, key)
+                gain = -m if lower else m
+                verdict = "better" if gain - h > 0 else "worse" if gain + h < 0 else "not separated"
+                cells.append(f"{m:+.{p}f} ± {h:.{p}f} ({verdict})")
+            lines.append(f"| {b} − {a} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
+
+
+def render(path):
+    """The tables of a results file written by ``--out``, and the line naming its run."""
+    from .._results import source_line
+
+    with open(path) as fh:
+        res = json.load(fh)
+    return format_table(res) + "\n\n" + source_line(path, res["meta"]) + "\n"
 
 
 def load_corpus(kind, data=None, manifest=None, n_utterances=1500, data_seed=0, cache_dir="default"):
@@ -216,15 +288,37 @@ def main(argv=None):
     ap.add_argument("--ft-steps", type=int, default=None)
     ap.add_argument("--cache-dir", default=str(ds.default_cache_dir()))
     ap.add_argument("--no-cache", action="store_true")
+    ap.add_argument("--loss-norm", choices=LOSS_NORMS, default="mean",
+                    help="mean (default): CTC per character and OT averaged over the batch; paper: "
+                         "the release's, CTC summed per utterance and both summed over the batch, "
+                         f"with OT eps {PAPER_OT_EPS} unless --ot-eps is given")
+    ap.add_argument("--gap-eps", type=float, default=None,
+                    help="eps of the measured modality gap (default 1.0, whatever the training eps)")
+    ap.add_argument("--evaluate", choices=("test", "dev"), default="test",
+                    help="measure on the held-out test speakers (default) or on dev speakers carved "
+                         "from the training speakers, for choosing settings")
+    ap.add_argument("--dev-speakers", type=int, default=None, help="dev speakers (default 1)")
     ap.add_argument("--threads", type=int, default=1, help="torch threads (default 1)")
-    ap.add_argument("--out", help="write the results as JSON")
+    ap.add_argument("--out", help="results JSON (meta: command, date, commit, machine, versions, "
+                                  "data; the rows, the summary, the run's info)")
+    ap.add_argument("--render", metavar="JSON", help="print the tables of a results file and exit")
     args = ap.parse_args(argv)
+    if args.render:
+        print(render(args.render))
+        return
+    from .. import _results
+
+    meta = _results.start("python -m monge.experiments.speech_ctc_ot", argv, extra=("torch", "sacrebleu"))
     s = quick_settings() if args.quick else Settings()
+    s = replace(s, loss_norm=args.loss_norm, evaluate=args.evaluate)
+    if args.loss_norm == "paper":
+        s = replace(s, ot_eps=PAPER_OT_EPS)
     s = replace(s, seeds=tuple(range(1 if args.quick else args.seeds)))
     for name, attr in (("utterances", "n_utterances"), ("ot_weight", "ot_weight"),
                        ("pos_weight", "pos_weight"), ("ot_eps", "ot_eps"),
                        ("mt_steps", "mt_steps"), ("pre_steps", "pre_steps"),
-                       ("ft_steps", "ft_steps")):
+                       ("ft_steps", "ft_steps"), ("gap_eps", "gap_eps"),
+                       ("dev_speakers", "n_dev_speakers")):
         if getattr(args, name) is not None:
             s = replace(s, **{attr: getattr(args, name)})
     if args.variants:
@@ -246,8 +340,13 @@ def main(argv=None):
     res = run(corpus, s, verbose=True, threads=args.threads)
     print(format_table(res))
     if args.out:
+        record = dict(source=res["info"]["source"])
+        if kind == "fsdd":
+            record["path"] = os.path.abspath(data)
+        elif kind == "manifest":
+            record.update(path=os.path.abspath(args.manifest), sha256=_results.sha256(args.manifest))
         with open(args.out, "w") as f:
-            json.dump(res, f, indent=1)
+            json.dump(dict(meta=_results.finish(meta, data=record), **res), f, indent=1)
 
 
 if __name__ == "__main__":

@@ -70,7 +70,12 @@ def ot_loss(h_s, L_s, h_t, L_t, s):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
         return ot_alignment_loss(h_s, h_t, L_s, L_t, eps=s.ot_eps, position_weight=s.pos_weight,
-                                 max_iter=500)
+                                 max_iter=500, reduction=_reduction(s))
+
+
+def _reduction(s):
+    """'sum' for the release's normalisation (CTC per utterance, both summed over the batch)."""
+    return "sum" if getattr(s, "loss_norm", "mean") == "paper" else "mean"
 
 
 def pretrain(data, s, variant, text_enc, seed):
@@ -99,7 +104,8 @@ def pretrain(data, s, variant, text_enc, seed):
         else:
             ids, Lt = data.src("train", idx)
             lp = heads["ctc"](h).log_softmax(-1).transpose(0, 1)
-            ctc = mt.ctc_loss(lp, ids, Lo, Lt, blank=0, zero_infinity=True)
+            ctc = mt.ctc_loss(lp, ids, Lo, Lt, blank=0, zero_infinity=True,
+                              reduction=_reduction(s))
             loss = s.ctc_weight * ctc
             parts = {"ctc": ctc.item()}
             if variant == "ctc+ot":
@@ -195,7 +201,7 @@ def modality_gap(data, speech_enc, text_enc, s):
         with warnings.catch_warnings():
             # each batch's warning names one pair only: the flags are counted over all pairs below
             warnings.simplefilter("ignore", ConvergenceWarning)
-            r = sinkhorn_divergence(x.numpy(), y.numpy(), a.numpy(), b.numpy(), eps=s.ot_eps,
+            r = sinkhorn_divergence(x.numpy(), y.numpy(), a.numpy(), b.numpy(), eps=s.gap_eps,
                                     max_iter=s.gap_max_iter)
         divs.append(np.atleast_1d(r.value))
         converged.append(np.atleast_1d(r.converged))
