@@ -90,12 +90,12 @@ def test_estimator_protocol():
 def test_reg_auto_grows_with_the_dimension():
     from monge.maps.estimator import auto_reg
 
-    assert [auto_reg(d) for d in (2, 8, 16, 24, 64)] == [0.25, 1.0, 2.0, 3.0, 3.0]
+    assert [auto_reg(d) for d in (2, 4, 8, 16, 24, 64)] == [0.0625, 0.25, 1.0, 2.0, 3.0, 3.0]
     rng = np.random.default_rng(0)
     for d in (2, 32):
         X = rng.standard_normal((64, d))
         est = MongeGapMap(n_iter=2, verbose=False, validation_fraction=0.0).fit(X, X + 1.0)
-        assert est.reg_ == min(3.0, d / 8) and est.history_["lambda"][0] == est.reg_
+        assert est.reg_ == min(3.0, d / 8, (d / 8) ** 2) and est.history_["lambda"][0] == est.reg_
     assert MongeGapMap(n_iter=1, reg=0.7, verbose=False).fit(X, X).reg_ == 0.7
 
 
