@@ -145,6 +145,14 @@ def test_benchmark_runner_smoke(data_dir, tmp_path):
     assert "| method | fixed, d = 4 | fresh, d = 4 |" in abl
     assert "| monge_gap (plan_size = 512, plan_every = 10, 20 steps, batch 64) |" in abl
     assert "r.json" in abl
+    # a label (what a run changed in the code) is said once per row, on mlp and monge_gap alike
+    res["meta"]["label"] = "a code change"
+    res["rows"] += [dict(r, method="mlp") for r in res["rows"] if r["method"] == "monge_gap"]
+    out.write_text(json.dumps(res))
+    abl = wb.render_ablation([str(out)])
+    for meth in ("mlp", "monge_gap"):
+        assert f"| {meth} (plan_size = 512, plan_every = 10, 20 steps, batch 64, a code change) |" in abl
+    assert "| entropic |" in abl
 
 
 def test_entropic_eps_tuning_runner_and_choice(data_dir, tmp_path):

@@ -672,11 +672,11 @@ def render_ablation(paths):
         have = {(r["regime"], r["dim"]) for r in res["rows"]}
         cols = have if cols is None else cols & have          # the cells every file has
         for meth in sorted(cells, key=METHODS.index):
-            tuned = meth in ("mlp", "monge_gap") and change
+            said = change
             if meth in ("mlp", "monge_gap") and res["meta"].get("label"):
-                change = change + [res["meta"]["label"]]     # what the run changed in the code
-                tuned = True
-            label = meth + (" (" + ", ".join(change) + ")" if tuned else
+                said = change + [res["meta"]["label"]]       # what the run changed in the code
+            tuned = meth in ("mlp", "monge_gap") and said
+            label = meth + (" (" + ", ".join(said) + ")" if tuned else
                             f" ({st['n_iter']} steps)" if meth in ("supervised", "w2gn") else "")
             rows.append((label, cells[meth]))
         m = res["meta"]
