@@ -21,6 +21,7 @@ and KIND is one of
     known-maps FILE           monge.experiments.maps.known_maps.render
     routing FILE              monge.experiments.routing.run.render
     spectr FILE               monge.experiments.spectr.run.render
+    speech FILE               monge.experiments.speech_ctc_ot.run.render
     sinkhorn-suite FILE...    benchmarks/sinkhorn_suite.py's tables
 FILE paths are relative to the repository root.  tests/test_render.py runs --check.
 """
@@ -98,6 +99,10 @@ def render_spec(spec):
         return w2bench.render([_abs(f) for f in files], merge="--merge" in args)
     if kind == "spectr":
         from monge.experiments.spectr import run
+
+        return run.render(_abs(args[0]))
+    if kind == "speech":
+        from monge.experiments.speech_ctc_ot import run
 
         return run.render(_abs(args[0]))
     if kind == "routing":

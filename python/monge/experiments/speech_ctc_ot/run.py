@@ -104,7 +104,7 @@ def quick_settings(**kw):
 
 def run(corpus, settings=None, verbose=False, threads=1):
     """Every variant x seed on `corpus` (a :class:`.data.Corpus`).  Returns a dict
-    with per-run rows, a summary (mean, std over seeds per variant) and info."""
+    with per-run rows, a summary (mean, sample std over seeds per variant) and info."""
     s = settings or Settings()
     source = describe_corpus(corpus)
     for v in s.variants:
@@ -151,7 +151,8 @@ def run(corpus, settings=None, verbose=False, threads=1):
     summary = {}
     for v in s.variants:
         r = [x for x in rows if x["variant"] == v]
-        summary[v] = {k: (float(np.mean([x[k] for x in r])), float(np.std([x[k] for x in r])))
+        summary[v] = {k: (float(np.mean([x[k] for x in r])),
+                         float(np.std([x[k] for x in r], ddof=1)) if len(r) > 1 else 0.0)
                       for k in ("divergence", "retrieval", "bleu_zero_shot", "bleu", "mt_bleu")}
         # totals over the seeds: how many gap divergences stopped short of the tolerance
         summary[v].update(gap_solves=sum(x["gap_solves"] for x in r),
