@@ -320,15 +320,7 @@ int monge_align(int64_t B, int64_t n, int64_t m, int64_t d, const double *X, con
             }
         }
     }
-    int st = MONGE_OK;
-    for (int64_t k = 0; k < B; k++)
-        if (status[k] != MONGE_OK && status[k] != MONGE_ENOCONV) {
-            st = status[k];
-            break;
-        }
-    if (st == MONGE_OK)
-        for (int64_t k = 0; k < B; k++)
-            if (status[k] == MONGE_ENOCONV) st = MONGE_ENOCONV;
+    int st = monge_batch_status(B, status);
     free(pool);
     free(ipool);
     free(status);

@@ -20,6 +20,16 @@ const char *monge_status_str(int status)
     }
 }
 
+int monge_batch_status(int64_t B, const int *status)
+{
+    int st = MONGE_OK;
+    for (int64_t k = 0; k < B; k++) {
+        if (status[k] != MONGE_OK && status[k] != MONGE_ENOCONV) return status[k];
+        if (status[k] == MONGE_ENOCONV) st = MONGE_ENOCONV;
+    }
+    return st;
+}
+
 static int g_num_threads = 0; /* 0: not yet initialised */
 
 void monge_set_num_threads(int n)

@@ -976,9 +976,7 @@ int monge_emd_batch(int64_t B, const monge_geometry *geoms, const double *a, con
                               rows + k * cap, cols + k * cap, vals + k * cap, f ? f + k * n : NULL,
                               g ? g + k * m : NULL, &info[k]);
     }
-    for (int64_t k = 0; k < B; k++)
-        if (status[k] != MONGE_OK) return status[k];
-    return MONGE_OK;
+    return monge_batch_status(B, status);
 }
 
 /* ------------------------------------------------------------------ 1-D */

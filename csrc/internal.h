@@ -40,6 +40,10 @@
 
 /* Number of threads to use for a call that asked for `requested` (<= 0: the library default). */
 int monge_resolve_threads(int requested);
+/* The status of a batch from its problems' statuses: the first hard error (anything but OK and
+ * ENOCONV, whose outputs are still valid), else ENOCONV if any problem stopped at max_iter, else OK.
+ * A batch must never report ENOCONV while another problem wrote nothing. */
+int monge_batch_status(int64_t B, const int *status);
 
 /* Raw costs of a prepared float64 geometry (geometry.c), for solvers that price arcs one segment at
  * a time (the network simplex) instead of through the entropic kernels:

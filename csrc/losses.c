@@ -266,9 +266,7 @@ int monge_sinkhorn_divergence_batch(int64_t B, const monge_problem *pbs,
             cancelled = 1;
         }
     }
-    for (int64_t k = 0; k < B; k++)
-        if (status[k] != MONGE_OK) return status[k];
-    return MONGE_OK;
+    return monge_batch_status(B, status);
 }
 
 int monge_monge_gap(const monge_geometry *geom, const monge_gap_params *par, double *grad_t,

@@ -1,9 +1,12 @@
 """monge.speech.ot_alignment_loss: the paper's OT loss between padded speech and text encodings."""
+import warnings
+
 import numpy as np
 import pytest
 import torch
 
 import monge
+from monge import ConvergenceWarning
 from monge.speech import length_weights, ot_alignment_loss, position_features
 
 
@@ -122,3 +125,19 @@ def test_bad_inputs():
         position_features(s, Ls, weight=-1.0)
     with pytest.raises(ValueError, match="eps"):
         ot_alignment_loss(s, t, eps=0.0)
+
+
+def test_a_batch_whose_solve_stopped_mid_scaling_raises_not_nan():
+    """Some pairs of this batch stop at max_iter during eps-scaling (nothing to form the loss
+    from) while others merely end unconverged at the target eps: the call must raise, never
+    return NaN for the former behind a convergence warning about the latter."""
+    torch.manual_seed(0)
+    B, Ts, Tt, d = 32, 60, 40, 64
+    hs = torch.nn.functional.layer_norm(torch.randn(B, Ts, d), (d,)).double()
+    ht = torch.nn.functional.layer_norm(torch.randn(B, Tt, d), (d,)).double()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        with pytest.raises(RuntimeError, match="max_iter ran out during eps-scaling"):
+            ot_alignment_loss(hs, ht, eps=0.005, max_iter=500, reduction="none")
+        v = ot_alignment_loss(hs, ht, eps=0.005, max_iter=5000, reduction="none")
+    assert torch.isfinite(v).all()

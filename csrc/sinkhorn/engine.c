@@ -582,7 +582,5 @@ int monge_sinkhorn_batch(int64_t B, const monge_problem *pbs, const monge_sinkho
             if (status[k] == MONGE_EINTR) cancel = 1;
         }
     }
-    for (int64_t k = 0; k < B; k++)
-        if (status[k] != MONGE_OK) return status[k];
-    return MONGE_OK;
+    return monge_batch_status(B, status);
 }

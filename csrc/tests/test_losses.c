@@ -1,6 +1,7 @@
 /* C unit tests of the losses: Sinkhorn divergence and Monge gap, values and gradients against
  * central finite differences, for every cost (run under ASan + UBSan by `make test`). */
 #include "../monge.h"
+#include "../internal.h"
 
 #include <math.h>
 #include <stdio.h>
@@ -208,9 +209,25 @@ static void test_monge_gap(monge_cost cost, monge_eps_mode mode, int debiased)
               "two derivatives apart", cost, mode, eps_term);
 }
 
+/* A batch reports its first hard error before any ENOCONV: a problem that wrote nothing must not
+ * hide behind another that merely stopped at max_iter (the batched losses, Sinkhorn and emd). */
+static void test_batch_status(void)
+{
+    const int ok[] = {MONGE_OK, MONGE_OK}, noconv[] = {MONGE_OK, MONGE_ENOCONV, MONGE_OK};
+    const int stage[] = {MONGE_ENOCONV, MONGE_OK, MONGE_ESTAGE, MONGE_ENONFINITE};
+    const int nonfinite[] = {MONGE_ENOCONV, MONGE_ENONFINITE};
+    CHECK(monge_batch_status(2, ok) == MONGE_OK, "all OK");
+    CHECK(monge_batch_status(0, ok) == MONGE_OK, "empty batch");
+    CHECK(monge_batch_status(3, noconv) == MONGE_ENOCONV, "one ENOCONV");
+    CHECK(monge_batch_status(4, stage) == MONGE_ESTAGE, "ESTAGE after ENOCONV: %d",
+          monge_batch_status(4, stage));
+    CHECK(monge_batch_status(2, nonfinite) == MONGE_ENONFINITE, "ENONFINITE after ENOCONV");
+}
+
 int main(void)
 {
     rng_seed(0x9E3779B97F4A7C15ull);
+    test_batch_status();
     const monge_cost costs[] = {MONGE_COST_SQEUCLIDEAN, MONGE_COST_EUCLIDEAN, MONGE_COST_PNORM,
                                 MONGE_COST_COSINE, MONGE_COST_ELASTIC};
     for (int c = 0; c < 5; c++) {
