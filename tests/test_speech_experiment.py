@@ -261,3 +261,21 @@ def test_paired_differences_follow_the_papers_ordering():
     assert "(better)" in line.split("|")[2]            # S_eps fell by ~20 with a spread of ~1.4
     assert line.split("|")[3].strip().startswith("+0.200 ± 0.000")
     assert "| ctc+ot − ctc |" in table
+
+
+def test_cli_paper_normalisation_takes_the_releases_eps(tmp_path, capsys):
+    """--loss-norm paper: eps 0.005 (GeomLoss blur 0.05 on our cost), more Sinkhorn iterations
+    for its scaling, the gap still measured at eps 1; an explicit --ot-eps wins."""
+    n = torch.get_num_threads()
+    E.main(["--quick", "--corpus", "tts", "--utterances", "40", "--variants", "ctc+ot", "--no-cache",
+            "--loss-norm", "paper", "--out", str(tmp_path / "p.json")])
+    E.main(["--quick", "--corpus", "tts", "--utterances", "40", "--variants", "ctc", "--no-cache",
+            "--loss-norm", "paper", "--ot-eps", "0.05", "--out", str(tmp_path / "q.json")])
+    torch.set_num_threads(n)
+    st = json.loads((tmp_path / "p.json").read_text())["info"]["settings"]
+    assert (st["loss_norm"], st["ot_eps"], st["ot_max_iter"], st["gap_eps"]) == \
+        ("paper", E.PAPER_OT_EPS, E.PAPER_OT_MAX_ITER, 1.0)
+    assert E.PAPER_OT_EPS == pytest.approx(2 * 0.05 ** 2)
+    row = json.loads((tmp_path / "p.json").read_text())["rows"][0]
+    assert row["ctc_ot_ratio"] > 0 and "weighted CTC / weighted OT" in capsys.readouterr().out
+    assert json.loads((tmp_path / "q.json").read_text())["info"]["settings"]["ot_eps"] == 0.05

@@ -57,6 +57,7 @@ LOSS_NORMS = ("mean", "paper")
 # the release's GeomLoss loss (p = 2, blur 0.05) has cost |x - y|^2 / 2 and eps = blur^2; on
 # our cost |x - y|^2 that is eps = 2 * 0.05^2
 PAPER_OT_EPS = 0.005
+PAPER_OT_MAX_ITER = 50000
 
 
 @dataclass
@@ -81,6 +82,8 @@ class Settings:
     # batch; 'paper': the release's normalisation, CTC summed per utterance and both summed over
     # the batch (main() then takes ot_eps = PAPER_OT_EPS unless --ot-eps is given)
     loss_norm: str = "mean"
+    ot_max_iter: int = 500        # Sinkhorn iterations of the training OT term (PAPER_OT_MAX_ITER
+                                  # with loss_norm 'paper', whose small eps needs more scaling stages)
     gap_eps: float = 1.0          # eps of the measured modality gap, the same for every loss_norm
     gap_max_iter: int = 2000      # Sinkhorn iterations per divergence of the measured modality gap
     dropout: float = 0.1
@@ -293,6 +296,9 @@ def main(argv=None):
                     help="mean (default): CTC per character and OT averaged over the batch; paper: "
                          "the release's, CTC summed per utterance and both summed over the batch, "
                          f"with OT eps {PAPER_OT_EPS} unless --ot-eps is given")
+    ap.add_argument("--ot-max-iter", type=int, default=None,
+                    help=f"Sinkhorn iterations of the training OT term (default 500; "
+                         f"{PAPER_OT_MAX_ITER} with --loss-norm paper)")
     ap.add_argument("--gap-eps", type=float, default=None,
                     help="eps of the measured modality gap (default 1.0, whatever the training eps)")
     ap.add_argument("--evaluate", choices=("test", "dev"), default="test",
@@ -313,12 +319,13 @@ def main(argv=None):
     s = quick_settings() if args.quick else Settings()
     s = replace(s, loss_norm=args.loss_norm, evaluate=args.evaluate)
     if args.loss_norm == "paper":
-        s = replace(s, ot_eps=PAPER_OT_EPS)
+        s = replace(s, ot_eps=PAPER_OT_EPS, ot_max_iter=PAPER_OT_MAX_ITER)
     s = replace(s, seeds=tuple(range(1 if args.quick else args.seeds)))
     for name, attr in (("utterances", "n_utterances"), ("ot_weight", "ot_weight"),
                        ("pos_weight", "pos_weight"), ("ot_eps", "ot_eps"),
                        ("mt_steps", "mt_steps"), ("pre_steps", "pre_steps"),
                        ("ft_steps", "ft_steps"), ("gap_eps", "gap_eps"),
+                       ("ot_max_iter", "ot_max_iter"),
                        ("dev_speakers", "n_dev_speakers")):
         if getattr(args, name) is not None:
             s = replace(s, **{attr: getattr(args, name)})

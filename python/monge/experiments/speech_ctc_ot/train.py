@@ -70,7 +70,7 @@ def ot_loss(h_s, L_s, h_t, L_t, s):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
         return ot_alignment_loss(h_s, h_t, L_s, L_t, eps=s.ot_eps, position_weight=s.pos_weight,
-                                 max_iter=500, reduction=_reduction(s))
+                                 max_iter=getattr(s, "ot_max_iter", 500), reduction=_reduction(s))
 
 
 def _reduction(s):
