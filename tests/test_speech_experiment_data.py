@@ -199,3 +199,25 @@ def test_manifest_header_and_symlink_escape(manifest_dir, tmp_path):
     p = _write(manifest_dir, [], header="")
     with pytest.raises(ValueError, match="empty manifest"):
         ds.load_manifest(p)
+
+
+def test_cache_save_is_whole_under_concurrent_writers(tmp_path, monkeypatch):
+    """Two runs building the same cache: each writes its own temporary file and replaces the
+    cache with a whole copy (a shared temporary name let one run move the other's file away)."""
+    import os
+
+    c = ds.Corpus([np.ones((3, 80), np.float32)], ["one"], ["eins"], ["a"], ["u0"], {"kind": "t"})
+    path = tmp_path / "c.npz"
+    real_replace, seen = os.replace, []
+
+    def other_writer_first(src, dst):
+        seen.append(str(src))
+        if len(seen) == 1:                     # another process saves the same cache meanwhile
+            monkeypatch.setattr(os, "getpid", lambda: 12345)
+            c.save(path)
+        real_replace(src, dst)
+
+    monkeypatch.setattr(os, "replace", other_writer_first)
+    c.save(path)
+    assert len(set(seen)) == 2 and os.listdir(tmp_path) == ["c.npz"]
+    assert ds.Corpus.load(path).src == ["one"]

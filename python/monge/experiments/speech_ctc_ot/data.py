@@ -216,11 +216,17 @@ class Corpus:
         lengths = np.array([f.shape[0] for f in self.feats], np.int64)
         n_mels = self.feats[0].shape[1] if self.feats else 0
         feats = np.concatenate(self.feats) if self.feats else np.zeros((0, n_mels), np.float32)
-        tmp = Path(str(path) + ".tmp.npz")
-        np.savez(tmp, feats=feats.astype(np.float32), lengths=lengths, src=np.array(self.src, dtype=str),
-                 tgt=np.array(self.tgt, dtype=str), speakers=np.array(self.speakers, dtype=str),
-                 ids=np.array(self.ids, dtype=str), info=np.array(json.dumps(self.info)))
-        os.replace(tmp, path)
+        # a temporary name of this process's own, so that runs building the same cache at once
+        # each replace the file with a whole copy
+        tmp = Path(f"{path}.{os.getpid()}.tmp.npz")
+        try:
+            np.savez(tmp, feats=feats.astype(np.float32), lengths=lengths,
+                     src=np.array(self.src, dtype=str), tgt=np.array(self.tgt, dtype=str),
+                     speakers=np.array(self.speakers, dtype=str), ids=np.array(self.ids, dtype=str),
+                     info=np.array(json.dumps(self.info)))
+            os.replace(tmp, path)
+        finally:
+            tmp.unlink(missing_ok=True)
 
     @classmethod
     def load(cls, path):
