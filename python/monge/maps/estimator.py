@@ -144,8 +144,8 @@ def _auto_or_integer(name, value, lo):
 # (docs/experiments/w2bench.md, "Averaging the plans")
 _PLANS_RELATIVE_EPS = 0.0025
 _PLANS_AVERAGE = 0.5
-# one plan over fixed training sets: flat from 0.0025 to 0.005 at d = 4-64 and from 0.005 to
-# 0.01 at d = 2 on the validation pairs (docs/experiments/w2bench.md, "Every sample in the plan")
+# one plan over fixed training sets: the value inside the flat region of the validation pairs
+# at every d (docs/experiments/w2bench.md, "Every sample in the plan")
 _ONE_PLAN_RELATIVE_EPS = 0.005
 
 
@@ -510,8 +510,7 @@ class MongeGapMap(MapEstimator):
         if X.shape[1] != Y.shape[1]:
             raise ValueError(f"X, Y: dimensions differ ({X.shape[1]} vs {Y.shape[1]})")
         Xv = Yv = None
-        # the plans see every sample: the entropic map's error is set by the sample count at
-        # low d, where holding 10 % out of the labels cost 0.2-0.3 L2-UVP points
+        # the plans see every sample: at low d the labels' error is set by the sample count
         # (docs/experiments/w2bench.md, "Every sample in the plan")
         plans = (_Sampler("X", X, dt), _Sampler("Y", Y, dt))
         if self.validation_fraction > 0:
