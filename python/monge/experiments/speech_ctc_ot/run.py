@@ -82,8 +82,9 @@ class Settings:
     # batch; 'paper': the release's normalisation, CTC summed per utterance and both summed over
     # the batch (main() then takes ot_eps = PAPER_OT_EPS unless --ot-eps is given)
     loss_norm: str = "mean"
-    ot_max_iter: int = 500        # Sinkhorn iterations of the training OT term (PAPER_OT_MAX_ITER
-                                  # with loss_norm 'paper', whose small eps needs more scaling stages)
+    # a cap on the training OT term's Sinkhorn iterations, room for its eps-scaling (a batch that
+    # stops mid-scaling raises); PAPER_OT_MAX_ITER with loss_norm 'paper', whose eps is smaller
+    ot_max_iter: int = 5000
     gap_eps: float = 1.0          # eps of the measured modality gap, the same for every loss_norm
     gap_max_iter: int = 2000      # Sinkhorn iterations per divergence of the measured modality gap
     dropout: float = 0.1
@@ -297,7 +298,7 @@ def main(argv=None):
                          "the release's, CTC summed per utterance and both summed over the batch, "
                          f"with OT eps {PAPER_OT_EPS} unless --ot-eps is given")
     ap.add_argument("--ot-max-iter", type=int, default=None,
-                    help=f"Sinkhorn iterations of the training OT term (default 500; "
+                    help=f"Sinkhorn iterations of the training OT term (default 5000; "
                          f"{PAPER_OT_MAX_ITER} with --loss-norm paper)")
     ap.add_argument("--gap-eps", type=float, default=None,
                     help="eps of the measured modality gap (default 1.0, whatever the training eps)")
