@@ -242,7 +242,8 @@ def test_paired_differences_follow_the_papers_ordering():
 
     rng = np.random.default_rng(0)
     rows, info = [], dict(source="hand-made", test_speakers=["a"], n_train=1, n_test=1, seconds=0,
-                          settings=dict(seeds=[0, 1, 2, 3], ot_eps=1.0, loss_norm="mean"))
+                          settings=dict(seeds=[0, 1, 2, 3], ot_eps=1.0, gap_eps=1.0,
+                                                       loss_norm="mean"))
     for seed in range(4):
         for v, shift in (("ce", 0.0), ("ctc", 2.0), ("ctc+ot", 2.5)):
             rows.append(dict(seed=seed, variant=v, divergence=50 - 10 * shift + rng.normal(),

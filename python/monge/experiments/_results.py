@@ -60,6 +60,23 @@ def versions_info(extra=("torch",)):
     return out
 
 
+# two-sided 95 % quantiles of Student's t for 1..30 degrees of freedom
+_T975 = (12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228, 2.201, 2.179,
+         2.160, 2.145, 2.131, 2.120, 2.110, 2.101, 2.093, 2.086, 2.080, 2.074, 2.069, 2.064,
+         2.060, 2.056, 2.052, 2.048, 2.045, 2.042)
+
+
+def mean_and_half_width(diffs):
+    """(mean, half-width of the 95 % t-interval of the mean, n) of paired differences (one per
+    seed); the half-width is infinite below two pairs and the mean NaN without any."""
+    d = np.asarray(diffs, dtype=float)
+    n = len(d)
+    if n < 2:
+        return (float(d.mean()) if n else float("nan")), float("inf"), n
+    t = _T975[n - 2] if n - 2 < len(_T975) else 1.96
+    return float(d.mean()), float(t * d.std(ddof=1) / np.sqrt(n)), n
+
+
 def sha256(path):
     h = hashlib.sha256()
     with open(path, "rb") as fh:

@@ -35,7 +35,7 @@ import time
 import numpy as np
 
 from ..._io import DataFormatError
-from .._results import commit_label, machine_info, sha256, versions_info
+from .._results import commit_label, machine_info, mean_and_half_width, sha256, versions_info
 
 DIMS = (2, 4, 8, 16, 32, 64)
 _KEYS_PER_QUAD = ("quadratic_decomposed", "weight", "bias")
@@ -586,12 +586,6 @@ def render(paths, merge=False):
     return "\n".join(parts).rstrip() + "\n"
 
 
-# two-sided 95 % quantiles of Student's t for 1..30 degrees of freedom
-_T975 = (12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228, 2.201, 2.179,
-         2.160, 2.145, 2.131, 2.120, 2.110, 2.101, 2.093, 2.086, 2.080, 2.074, 2.069, 2.064,
-         2.060, 2.056, 2.052, 2.048, 2.045, 2.042)
-
-
 def paired(rows, a, b):
     """{(regime, d): (mean, half-width, n)} of the per-seed differences L2-UVP(a) - L2-UVP(b),
     the seeds paired (a seed fixes the data of both in the fixed regime and their test points in
@@ -603,14 +597,7 @@ def paired(rows, a, b):
     for (reg, d, _), m in by.items():
         if a in m and b in m:
             diffs.setdefault((reg, d), []).append(m[a] - m[b])
-    out = {}
-    for key, v in diffs.items():
-        v = np.asarray(v, dtype=float)
-        n = len(v)
-        half = (_T975[min(n - 2, len(_T975) - 1)] if n <= 31 else 1.96) * v.std(ddof=1) / np.sqrt(n) \
-            if n > 1 else float("inf")
-        out[key] = (float(v.mean()), float(half), n)
-    return out
+    return {key: mean_and_half_width(v) for key, v in diffs.items()}
 
 
 def render_paired(paths, a="monge_gap",

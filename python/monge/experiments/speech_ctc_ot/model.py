@@ -63,7 +63,7 @@ class Data:
     def __init__(self, corpus, settings):
         train_spk, test_spk = ds.split_speakers(corpus.speakers, settings.n_test_speakers,
                                                 seed=settings.data_seed)
-        if getattr(settings, "evaluate", "test") == "dev":
+        if settings.evaluate == "dev":
             train_spk, test_spk = ds.split_speakers(train_spk, settings.n_dev_speakers,
                                                     seed=settings.data_seed + 1)
         self.train_speakers, self.test_speakers = train_spk, test_spk

@@ -35,7 +35,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import os
 import sys
 import time
@@ -48,6 +47,7 @@ try:
 except ImportError as exc:  # pragma: no cover
     raise ImportError("monge.experiments.speech_ctc_ot needs PyTorch: pip install 'monge[speech]'") from exc
 
+from .._results import mean_and_half_width
 from . import data as ds
 from .model import Data
 from .train import bleu, finetune, modality_gap, mt_bleu, pretrain, train_mt
@@ -192,7 +192,6 @@ def describe_corpus(corpus):
 
 # the paper's ordering, compared pairwise in format_table (later minus earlier, paired by seed)
 ORDERING = (("ce", "ctc"), ("ctc", "ctc+ot"))
-_T975 = (12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228)
 
 
 def paired_differences(rows, a, b, key):
@@ -200,20 +199,16 @@ def paired_differences(rows, a, b, key):
     by = {}
     for r in rows:
         by.setdefault(r["seed"], {})[r["variant"]] = r[key]
-    d = np.asarray([m[b] - m[a] for m in by.values() if a in m and b in m], dtype=float)
-    if len(d) < 2:
-        return (float(d.mean()) if len(d) else math.nan), math.inf, len(d)
-    t = _T975[len(d) - 2] if len(d) - 2 < len(_T975) else 1.96
-    return float(d.mean()), float(t * d.std(ddof=1) / np.sqrt(len(d))), len(d)
+    return mean_and_half_width([m[b] - m[a] for m in by.values() if a in m and b in m])
 
 
 def format_table(res):
     info = res["info"]
-    norm = info["settings"].get("loss_norm", "mean")
+    norm = info["settings"]["loss_norm"]
     lines = [f"data: {info['source']}\n",
              f"measured on the {info.get('evaluated_on', 'test')} speakers "
              f"{', '.join(info['test_speakers'])}; loss normalisation {norm!r}, OT eps "
-             f"{info['settings']['ot_eps']:g}, gap eps {info['settings'].get('gap_eps', info['settings']['ot_eps']):g}\n",
+             f"{info['settings']['ot_eps']:g}, gap eps {info['settings']['gap_eps']:g}\n",
              "| variant | S_eps speech-text (lower: smaller gap) | retrieval acc. | BLEU zero-shot | "
              "BLEU fine-tuned |", "|---|---|---|---|---|"]
     for v, m in res["summary"].items():

@@ -70,12 +70,12 @@ def ot_loss(h_s, L_s, h_t, L_t, s):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
         return ot_alignment_loss(h_s, h_t, L_s, L_t, eps=s.ot_eps, position_weight=s.pos_weight,
-                                 max_iter=getattr(s, "ot_max_iter", 500), reduction=_reduction(s))
+                                 max_iter=s.ot_max_iter, reduction=_reduction(s))
 
 
 def _reduction(s):
     """'sum' for the release's normalisation (CTC per utterance, both summed over the batch)."""
-    return "sum" if getattr(s, "loss_norm", "mean") == "paper" else "mean"
+    return "sum" if s.loss_norm == "paper" else "mean"
 
 
 def pretrain(data, s, variant, text_enc, seed):
