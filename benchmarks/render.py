@@ -22,6 +22,7 @@ and KIND is one of
     routing FILE              monge.experiments.routing.run.render
     spectr FILE               monge.experiments.spectr.run.render
     speech FILE               monge.experiments.speech_ctc_ot.run.render
+    orma FILE...              monge.experiments.orma.run.render (one run split over processes)
     sinkhorn-suite FILE...    benchmarks/sinkhorn_suite.py's tables
 FILE paths are relative to the repository root.  tests/test_render.py runs --check.
 """
@@ -105,6 +106,10 @@ def render_spec(spec):
         from monge.experiments.speech_ctc_ot import run
 
         return run.render(_abs(args[0]))
+    if kind == "orma":
+        from monge.experiments.orma import run
+
+        return run.render(*[_abs(f) for f in args])
     if kind == "routing":
         from monge.experiments.routing import run
 

@@ -301,7 +301,7 @@ def small_prep():
     states = TextStore.from_list([np.zeros((len(i), MINILM_DIM), np.float16) for i in ids])
     return E.Prepared(smiles, descs, [chem.mol_graph(s) for s in smiles],
                       TextStore.from_list(ids), states, np.arange(32), np.arange(32, 48),
-                      "test", wp.vocab_size, 48, 0)
+                      "test", wp.vocab_size, 48, 0, fingerprints=chem.morgan_counts(smiles))
 
 
 def test_model_output_shapes(small_prep):
@@ -323,7 +323,7 @@ def test_model_output_shapes(small_prep):
 @pytest.mark.parametrize("method", ["ipot", "sinkhorn"])
 def test_training_decreases_the_full_loss(small_prep, method):
     cfg = E.RunConfig(text="scratch", w_token_atom=1.0, w_motif=1.0, method=method, dim=32,
-                      hidden=64, gnn_layers=2, steps=1, batch_size=16, lr=3e-3, seed=0)
+                      hidden=64, gnn_layers=2, epochs=1, batch_size=16, lr=3e-3, seed=0)
     model = E.build_model(cfg, small_prep)
     idx = np.arange(16)
     x, mask = small_prep.ids.batch(idx)
@@ -374,20 +374,176 @@ def test_minilm_loads_offline_with_its_pretrained_weights():
         assert close - far > 0.4 and far < 0.3, (triple, close, far)
 
 
+def test_morgan_counts():
+    # at radius 0 every heavy atom contributes one environment: the counts sum to the atom count
+    for smi, n in (("CCO", 3), ("c1ccccc1", 6), ("CC(=O)Nc1ccc(O)cc1", 11)):
+        fp0 = chem.morgan_counts([smi], radius=0, n_bits=4096)
+        assert fp0.shape == (1, 4096) and fp0.dtype == np.uint16 and fp0.sum() == n
+    # benzene: six equivalent atoms -> one bit counting 6 at radius 0
+    assert sorted(chem.morgan_counts(["c1ccccc1"], radius=0).ravel()[np.flatnonzero(
+        chem.morgan_counts(["c1ccccc1"], radius=0))]) == [6]
+    fp = chem.morgan_counts(["CCO", "OCC", "CCN"])
+    assert np.array_equal(fp[0], fp[1]) and not np.array_equal(fp[0], fp[2])
+    with pytest.raises(ValueError, match="mols\\[1\\]"):
+        chem.morgan_counts(["CCO", "C1CC"])
+    with pytest.raises(ValueError, match="radius"):
+        chem.morgan_counts(["CCO"], radius=-1)
+
+
+def test_fingerprint_mlp_baseline_trains_and_refuses_fine_scales(small_prep):
+    # the fixture's MiniLM states are zeros: train the scratch text encoder against it
+    cfg = E.RunConfig(text="scratch", mol="morgan", dim=16, hidden=32, epochs=1, batch_size=16)
+    model = E.build_model(cfg, small_prep)
+    idx = np.arange(16)
+    x, mask = small_prep.ids.batch(idx)
+    fp = E._mol_batch(small_prep, cfg, idx)
+    assert fp.shape == (16, 2048)
+    out = model(x, mask, fp)
+    assert out["mol"].shape == (16, 16) and out["atoms"] is None and out["motifs"] is None
+    opt = torch.optim.Adam(model.parameters(), lr=3e-3)
+    model.eval()
+    first = None
+    for _ in range(20):
+        loss = orma_losses(model(x, mask, fp), model.scale())["total"]
+        first = first or loss.item()
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    assert loss.item() < 0.5 * first
+    with pytest.raises(ValueError, match="mol: the fingerprint MLP"):
+        E.build_model(E.RunConfig(mol="morgan", w_motif=1.0), small_prep)
+    with pytest.raises(ValueError, match="mol: expected"):
+        E.build_model(E.RunConfig(mol="ecfp"), small_prep)
+
+
+def _chebi_folder(tmp_path, n_val=30, n_test=20, n_train=0):
+    smiles, descs = data.generated_corpus(n_val + n_test + n_train, seed=3)
+    cids = list(range(1, len(smiles) + 1))
+    d = tmp_path / "chebi20"
+    d.mkdir()
+    parts = {"validation.txt": slice(0, n_val), "test.txt": slice(n_val, n_val + n_test)}
+    if n_train:
+        parts["train.txt"] = slice(n_val + n_test, None)
+    for name, sl in parts.items():
+        data.write_chebi20(d / name, cids[sl], smiles[sl], descs[sl])
+    (d / "notes.txt").write_text("not a split")
+    return d, smiles
+
+
+def test_prepare_standard_protocol(tmp_path):
+    d, smiles = _chebi_folder(tmp_path, n_train=15)
+    prep = E.prepare(d, n_dev=8, split_seed=1, max_len=32, cache_dir=None, log=lambda *a: None)
+    by_smiles = {s: k for k, s in enumerate(prep.smiles)}
+    test = {prep.smiles[i] for i in prep.test}
+    dev = {prep.smiles[i] for i in prep.dev}
+    train = {prep.smiles[i] for i in prep.train}
+    assert test == set(smiles[30:50])                      # every test.txt pair, nothing else
+    assert len(dev) == 8 and dev <= set(smiles[:30])        # dev: drawn from validation.txt
+    assert train == (set(smiles[:30]) - dev) | set(smiles[50:])
+    assert len(by_smiles) == len(prep.smiles) == 65         # notes.txt was not read
+    assert set(prep.data_files) == {"test.txt", "train.txt", "validation.txt"}
+    assert prep.data_files["test.txt"] == __import__("hashlib").sha256(
+        (d / "test.txt").read_bytes()).hexdigest()
+    assert prep.fingerprints.shape == (65, 2048) and "test.txt 20 pairs" in prep.source
+    # another split seed draws another dev part from the same file
+    other = E.prepare(d, n_dev=8, split_seed=2, max_len=32, cache_dir=None, log=lambda *a: None)
+    assert {other.smiles[i] for i in other.dev} != dev
+    (d / "test.txt").unlink()
+    with pytest.raises(ValueError, match="data: .* has no test.txt"):
+        E.prepare(d, cache_dir=None, log=lambda *a: None)
+    (tmp_path / "b").mkdir()
+    with pytest.raises(ValueError, match="n_dev"):
+        E.prepare(_chebi_folder(tmp_path / "b")[0], n_dev=30, cache_dir=None, log=lambda *a: None)
+
+
+def test_training_keeps_the_epoch_with_the_best_dev_mrr(small_prep, monkeypatch):
+    prep = E.Prepared(**{**small_prep.__dict__, "train": np.arange(24), "dev": np.arange(24, 36),
+                         "test": np.arange(36, 48)})
+    cfg = E.RunConfig(text="scratch", mol="morgan", dim=16, hidden=32, epochs=6, patience=6,
+                      batch_size=8, lr=5e-3)
+    # a scripted dev curve peaking at epoch 2; record the weights at each evaluation
+    script, snapshots = iter([0.1, 0.5, 0.2, 0.3, 0.4, 0.45]), []
+
+    def scripted(model, cfg, prep):
+        snapshots.append({k: v.clone() for k, v in model.state_dict().items()})
+        return next(script)
+
+    monkeypatch.setattr(E, "_dev_score", scripted)
+    model, hist, info = E.train(cfg, prep)
+    assert info["epochs_run"] == 6 and info["best_epoch"] == 2
+    assert len(hist) == 6 * info["steps_per_epoch"] == 6 * 3
+    state = model.state_dict()
+    assert all(torch.equal(state[k], snapshots[1][k]) for k in state)       # epoch 2's weights
+    assert not all(torch.equal(state[k], snapshots[-1][k]) for k in state)
+    # patience 2 stops two epochs after the last improvement
+    script = iter([0.1, 0.5, 0.2, 0.3, 0.9, 0.95])
+    _, _, early = E.train(E.RunConfig(**{**cfg.__dict__, "patience": 2}), prep)
+    assert early["epochs_run"] == 4 and early["best_epoch"] == 2
+    with pytest.raises(ValueError, match="batch_size"):
+        E.train(E.RunConfig(**{**cfg.__dict__, "batch_size": 64}), prep)
+
+
+def test_paired_table_and_render(tmp_path):
+    def row(config, seed, mrr_t, mrr_m):
+        met = {"hits@1": 0.1, "hits@10": 0.5, "mean_rank": 20.0}
+        return {"config": config, "seed": seed, "best_epoch": 3,
+                "text_to_mol": dict(met, mrr=mrr_t), "mol_to_text": dict(met, mrr=mrr_m)}
+    rows = [row("global", s, 0.10 + 0.01 * s, 0.10) for s in range(3)]
+    rows += [row("full (IPOT)", s, 0.15 + 0.01 * s + 0.001 * (s == 1), 0.10 + 0.002 * (s - 1))
+             for s in range(3)]
+    text = E.paired_table(rows)
+    d = np.array([5.0, 5.1, 5.0])       # text->mol MRR differences in points
+    half = 4.303 * d.std(ddof=1) / np.sqrt(3)
+    assert f"+{d.mean():.2f} ± {half:.2f}" in text
+    assert "above / not separated" in text
+    s = E.summarize(rows)
+    assert s["global"]["text_to_mol"]["mrr"] == pytest.approx((0.11, 0.01))
+    meta = {"date": "2026-12-05", "command": "python -m monge.experiments.orma", "note": "",
+            "machine": {"commit": "abc", "cpu": "cpu", "cores": 2, "load_average": [0.0]},
+            "load_average_after": [0.0], "data": {"source": "fixture"}}
+    info = {"n_train": 10, "n_dev": 5, "n_test": 7, "dropped_large": 0, "max_atoms": 150,
+            "base": {"epochs": 4, "batch_size": 8}}
+    path = tmp_path / "r.json"
+    path.write_text(json.dumps({"meta": meta, "rows": rows, "info": info}))
+    out = E.render(str(path))
+    assert "Data: fixture; 10 training pairs" in out and "| global |" in out
+    assert "Text2Mol MLP1, published" in out and "37.2" in out and text in out
+    # a run split over two processes by seed renders as one
+    a, b = tmp_path / "a.json", tmp_path / "b.json"
+    a.write_text(json.dumps({"meta": meta, "rows": rows[:2] + rows[3:5], "info": info}))
+    b.write_text(json.dumps({"meta": meta, "rows": [rows[2], rows[5]], "info": info}))
+    assert E.paired_table(rows) in E.render(str(a), str(b))
+    with pytest.raises(ValueError, match="repeat"):
+        E.render(str(a), str(a))
+    c = tmp_path / "c.json"
+    c.write_text(json.dumps({"meta": meta, "rows": [rows[2]], "info": dict(info, n_test=8)}))
+    with pytest.raises(ValueError, match="n_test"):
+        E.render(str(a), str(c))
+
+
 def test_experiment_cli_quick(tmp_path):
     out = tmp_path / "r.json"
     n = torch.get_num_threads()
-    rc = E.main(["--quick", "--seeds", "2", "--steps", "4", "--configs", "global,full (Sinkhorn)",
-                 "--n-pairs", "50", "--n-test", "20", "--cache-dir", str(tmp_path / "cache"), "--out", str(out),
+    rc = E.main(["--quick", "--seeds", "2", "--epochs", "2", "--configs",
+                 "fingerprint MLP (global),global,full (Sinkhorn)", "--n-pairs", "60", "--n-test",
+                 "20", "--n-dev", "10", "--cache-dir", str(tmp_path / "cache"), "--out", str(out),
                  "--plots", str(tmp_path / "figs")])
     torch.set_num_threads(n)
     assert rc == 0
     r = json.loads(out.read_text())
-    assert set(r["results"]) == {"global", "full (Sinkhorn)"} and r["n_test"] == 20
-    for v in r["results"].values():
-        assert len(v["runs"]) == 2
-        s = v["summary"]["text_to_mol"]
-        assert 0 <= s["hits@1"][0] <= s["hits@10"][0] <= 1 and 1 <= s["mean_rank"][0] <= 20
-        assert len(v["runs"][0]["mol_to_text"]["curve"]) == 100
+    assert r["meta"]["command"].startswith("python -m monge.experiments.orma --quick")
+    assert "generated corpus" in r["meta"]["data"]["source"]
+    assert r["info"]["n_test"] == 20 and r["info"]["n_dev"] == 10 and r["info"]["n_train"] == 30
+    assert {x["config"] for x in r["rows"]} == {"fingerprint MLP (global)", "global",
+                                                "full (Sinkhorn)"}
+    assert len(r["rows"]) == 6
+    for x in r["rows"]:
+        assert 1 <= x["best_epoch"] <= x["epochs_run"] <= 2 and len(x["dev_mrr"]) == x["epochs_run"]
+        t = x["text_to_mol"]
+        assert 0 <= t["hits@1"] <= t["hits@10"] <= 1 and 1 <= t["mean_rank"] <= 20
+        assert len(x["mol_to_text"]["curve"]) == 100
     assert (tmp_path / "figs" / "orma_plan.png").stat().st_size > 0
     assert list((tmp_path / "cache").glob("minilm_*.npz"))        # the cache was written
+    assert "| global |" in E.render(str(out))
+    with pytest.raises(SystemExit):
+        E.main(["--quick", "--configs", "global,bogus"])

@@ -42,7 +42,7 @@ try:
 except ImportError as exc:  # pragma: no cover - the module needs the orma extra
     raise ImportError("monge.experiments.orma.chem needs RDKit: pip install 'monge[orma]'") from exc
 
-__all__ = ["motifs", "mol_graph", "MolGraph", "MAX_SMILES_LENGTH", "ATOM_FEATURES",
+__all__ = ["motifs", "mol_graph", "morgan_counts", "MolGraph", "MAX_SMILES_LENGTH", "ATOM_FEATURES",
            "MOTIF_FEATURES", "EDGE_TYPES"]
 
 # ------------------------------------------------------------------ features
@@ -236,3 +236,17 @@ def mol_graph(mol):
         atom_motif=np.array(am, dtype=np.int64).T.reshape(2, -1),
         motif_mol=np.stack([np.arange(len(mots)), np.zeros(len(mots), dtype=np.int64)]).astype(np.int64),
     )
+
+
+def morgan_counts(mols, radius=2, n_bits=2048):
+    """Folded Morgan (ECFP-like) count fingerprints of ``mols`` (SMILES or rdkit Mols): an
+    (N, n_bits) uint16 array, counts clipped at 65535.  The input of the fingerprint-MLP baseline."""
+    from rdkit.Chem import rdFingerprintGenerator
+
+    if int(radius) < 0 or int(n_bits) < 1:
+        raise ValueError(f"radius, n_bits: expected radius >= 0 and n_bits >= 1, got {radius}, {n_bits}")
+    gen = rdFingerprintGenerator.GetMorganGenerator(radius=int(radius), fpSize=int(n_bits))
+    out = np.zeros((len(mols), int(n_bits)), dtype=np.uint16)
+    for k, m in enumerate(mols):
+        out[k] = np.minimum(gen.GetCountFingerprintAsNumPy(_as_mol(m, f"mols[{k}]")), 65535)
+    return out

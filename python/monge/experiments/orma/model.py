@@ -29,7 +29,7 @@ from .chem import ATOM_FEATURES, EDGE_TYPES, MOTIF_FEATURES
 from .text import MINILM_DIM
 
 __all__ = ["collate_graphs", "GraphBatch", "HierGNN", "PretrainedTokenHead", "ScratchTransformer",
-           "OrmaModel"]
+           "FingerprintMLP", "OrmaModel"]
 
 
 def _masked_mean(x, mask):
@@ -193,6 +193,26 @@ class HierGNN(nn.Module):
         return h[:N], h[N:N + M], h[N + M:]
 
 
+class FingerprintMLP(nn.Module):
+    """The global baseline of Text2Mol's MLP variant: an MLP on a molecule's Morgan count
+    fingerprint (log(1 + count) per bit), giving one molecule state and no atoms or motifs."""
+
+    kind = "fingerprint"
+
+    def __init__(self, n_bits=2048, dim=256, dropout=0.1):
+        super().__init__()
+        self.net = nn.Sequential(nn.Linear(n_bits, 2 * dim), nn.GELU(), nn.Dropout(dropout),
+                                 nn.Linear(2 * dim, dim), nn.GELU(), nn.Dropout(dropout),
+                                 nn.Linear(dim, dim), nn.LayerNorm(dim))
+        self.n_bits, self.dim = n_bits, dim
+
+    def forward(self, counts):
+        if counts.dim() != 2 or counts.shape[1] != self.n_bits:
+            raise ValueError(f"counts: expected (B, {self.n_bits}) fingerprints, got "
+                             f"{tuple(counts.shape)}")
+        return self.net(torch.log1p(counts.to(torch.float32)))
+
+
 # ------------------------------------------------------------------ model and losses
 
 
@@ -212,7 +232,11 @@ class OrmaModel(nn.Module):
         tok, sent = self.text(x, mask)
         return self.tok_proj(tok), self.sent_proj(sent)
 
-    def encode_mol(self, g: GraphBatch):
+    def encode_mol(self, g):
+        """(atoms, atom mask, motifs, motif mask, molecule) states; a fingerprint encoder (``g`` a
+        (B, n_bits) count tensor) has only the molecule state, the rest are None."""
+        if getattr(self.mol, "kind", None) == "fingerprint":
+            return None, None, None, None, self.mol_proj(self.mol(g))
         atoms, motifs, mols = self.mol(g)
         atoms, amask = _pad(self.atom_proj(atoms), g.atom_batch, g.atom_pos, g.n_graphs)
         motifs, mmask = _pad(self.motif_proj(motifs), g.motif_batch, g.motif_pos, g.n_graphs)
