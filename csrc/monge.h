@@ -12,4 +12,5 @@
 #include "ctc.h"
 #include "align.h"
 #include "spectr.h"
+#include "barycenter.h"
 #endif

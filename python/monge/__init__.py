@@ -12,6 +12,7 @@ _os.environ.setdefault("GOMP_SPINCOUNT", "1000")
 
 from . import _core  # noqa: E402
 from .align import AlignResult, align
+from .barycenter import BarycenterResult, barycenter
 from .ctc import CTCResult, ctc_loss
 from .emd import (EMDBatchResult, EMDResult, SlicedResult, emd, emd_1d, random_projections,
                   sliced_wasserstein, wasserstein_1d)
@@ -98,7 +99,7 @@ def build_info():
 
 __all__ = ["sinkhorn", "SinkhornResult", "sinkhorn_divergence", "DivergenceResult", "monge_gap",
            "MongeGapResult", "ConvergenceWarning", "cost_matrix", "COSTS",
-           "align", "AlignResult", "ctc_loss", "CTCResult", "emd", "EMDResult", "EMDBatchResult", "emd_1d", "wasserstein_1d",
+           "align", "AlignResult", "barycenter", "BarycenterResult", "ctc_loss", "CTCResult", "emd", "EMDResult", "EMDBatchResult", "emd_1d", "wasserstein_1d",
            "sliced_wasserstein", "SlicedResult", "random_projections", "quadratic_ot", "sparse_ot",
            "SmoothOTResult", "SparsePlan", "set_num_threads", "get_num_threads", "build_info",
            "__version__", "spectr"]

@@ -331,16 +331,80 @@ static void fz_spectr(src *s)
     free(q);
 }
 
+static void fz_barycenter(src *s)
+{
+    const int64_t K = small(s, 1, 3), n = small(s, 1, 6), d = small(s, 1, 2);
+    int64_t m[3];
+    double *C[3], *y[3], *b[3];
+    double *x = arr(s, n * d, u8(s) < 40), *Cxx = arr(s, n * n, u8(s) < 40);
+    const int online = u8(s) < 128;
+    monge_geometry g[3], self;
+    for (int64_t k = 0; k < K; k++) {
+        m[k] = small(s, 1, 6);
+        C[k] = arr(s, n * m[k], u8(s) < 40);
+        y[k] = arr(s, m[k] * d, u8(s) < 40);
+        b[k] = weights(s, m[k], u8(s) % 3);
+        double sb = 0;
+        for (int64_t j = 0; j < m[k]; j++) sb += b[k][j];
+        if (u8(s) < 220 && sb > 0 && isfinite(sb))
+            for (int64_t j = 0; j < m[k]; j++) b[k][j] /= sb;
+        memset(&g[k], 0, sizeof g[k]);
+        g[k].n = n;
+        g[k].m = m[k];
+        g[k].dtype = MONGE_F64;
+        if (online) {
+            g[k].x = x;
+            g[k].y = y[k];
+            g[k].d = d;
+            g[k].cost = (monge_cost)(u8(s) % 3);
+            g[k].p = 1.5;
+        } else {
+            g[k].C = C[k];
+        }
+    }
+    memset(&self, 0, sizeof self);
+    self.n = self.m = n;
+    self.dtype = MONGE_F64;
+    self.C = Cxx;
+    double lam[3] = {1.0 / (double)K, 1.0 / (double)K, 1.0 / (double)K};
+    if (u8(s) < 30) lam[0] = num(s);
+    monge_barycenter_params par;
+    monge_barycenter_params_init(&par);
+    const double epss[] = {1e-300, 1e-3, 0.1, 10.0, 0.0, -1.0, NAN, 1e300};
+    par.eps = epss[u8(s) % 8];
+    par.tol = u8(s) < 30 ? num(s) : 1e-6;
+    par.max_iter = u8(s) % 60;
+    par.debiased = u8(s) % 2;
+    double *a = malloc(sizeof(double) * (size_t)n), *f = malloc(sizeof(double) * (size_t)(3 * n));
+    double gg[18], lc[6], err;
+    int64_t it;
+    const double *bs[3] = {b[0], K > 1 ? b[1] : NULL, K > 2 ? b[2] : NULL};
+    int st = monge_barycenter(K, g, bs, lam, u8(s) < 240 ? &self : NULL, &par, a, f, gg, lc, &err,
+                              &it);
+    expect(known(st), "barycenter status");
+    if (st == MONGE_OK) expect(all_finite(a, n) && isfinite(err), "barycenter OK but non-finite");
+    for (int64_t k = 0; k < K; k++) {
+        free(C[k]);
+        free(y[k]);
+        free(b[k]);
+    }
+    free(x);
+    free(Cxx);
+    free(a);
+    free(f);
+}
+
 /* inputs tried per entry group, printed at exit (both drivers exit through exit()) */
-static const char *const group_names[7] = {
+static const char *const group_names[8] = {
     "sinkhorn", "sinkhorn_divergence + monge_gap", "emd (+ 1-D, sliced)",
-    "ctc_loss", "align (Sinkhorn / IPOT)", "quadratic / sparse OT", "spectr"};
-static long long group_calls[7];
+    "ctc_loss", "align (Sinkhorn / IPOT)", "quadratic / sparse OT", "spectr",
+    "barycenter"};
+static long long group_calls[8];
 
 static void report_groups(void)
 {
     fprintf(stderr, "fuzz inputs per entry group:");
-    for (int k = 0; k < 7; k++) fprintf(stderr, "%s %s %lld", k ? "," : "", group_names[k], group_calls[k]);
+    for (int k = 0; k < 8; k++) fprintf(stderr, "%s %s %lld", k ? "," : "", group_names[k], group_calls[k]);
     fprintf(stderr, "\n");
 }
 
@@ -352,7 +416,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         atexit(report_groups);
     }
     src s = {data, size, 0};
-    const int group = u8(&s) % 7;
+    const int group = u8(&s) % 8;
     group_calls[group]++;
     switch (group) {
     case 0: fz_sinkhorn(&s, 0); break;
@@ -361,7 +425,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     case 3: fz_ctc(&s); break;
     case 4: fz_align(&s); break;
     case 5: fz_smooth(&s); break;
-    default: fz_spectr(&s); break;
+    case 6: fz_spectr(&s); break;
+    default: fz_barycenter(&s); break;
     }
     return 0;
 }

@@ -1,0 +1,59 @@
+/* monge fixed-support entropic Wasserstein barycenters.
+ *
+ * Given K weighted inputs (support y_k with weights b_k, sum 1) and weights lambda_k >= 0 summing
+ * to 1, the barycenter on a fixed support x_1..x_n is the a minimising
+ *     sum_k lambda_k OT_eps(a, b_k),  OT_eps(a, b) = min_{P 1 = a, P^T 1 = b} <P, C> + eps KL(P | K)
+ * with the Gibbs kernel K = exp(-C/eps) as reference (Benamou et al. 2015).  It is found by
+ * iterative Bregman projections in the log domain, f_k and g_k the potentials of plan k,
+ * P_k = exp((f_k,i + g_k,j - C_k,ij) / eps):
+ *     g_k   = eps log b_k - softmin_cols(f_k)          (plan k's second marginal is b_k)
+ *     r_k   = softmin_rows(g_k)                         (eps log of K_k exp(g_k/eps))
+ *     log a = log c + sum_k lambda_k r_k / eps          (weighted geometric mean of the first
+ *     f_k   = eps log a - r_k                            marginals; every plan's first is a)
+ * with c = 1.  The debiased barycenter (Janati et al., ICML 2020) removes the entropic blur: c is
+ * the solution of c * (K_xx c) = a, K_xx = exp(-C_xx/eps) on the barycenter's support, updated by
+ *     log c <- (log c + log a - softmin_rows_xx(eps log c) / eps) / 2.
+ * The error tested against tol is the largest L1 error of a plan's second marginal,
+ * max_k |P_k^T 1 - b_k|_1 (the first marginals are a by construction), plus for the debiased
+ * variant the residual |c * (K_xx c) - a|_1.  Every kernel is monge_softmin on the inputs'
+ * geometries: dense costs or point clouds with an online cost, float64 or float32.
+ */
+#ifndef MONGE_BARYCENTER_H
+#define MONGE_BARYCENTER_H
+
+#include "common.h"
+#include "geometry.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct {
+    double eps;        /* regularisation (absolute, > 0).  Default 0.1. */
+    double tol;        /* stop when the error (see above) <= tol.  Default 1e-6. */
+    int64_t max_iter;  /* iteration limit.  Default 10000. */
+    int debiased;      /* 1: the debiased barycenter (needs the support's own geometry). */
+    int nthreads;      /* threads of the kernels; <= 0: the library default. */
+    monge_progress_fn progress; /* may be NULL; called once per iteration */
+    void *progress_ctx;
+} monge_barycenter_params;
+
+void monge_barycenter_params_init(monge_barycenter_params *par);
+
+/* K >= 1 inputs.  geoms[k]: the n x m_k geometry between the barycenter's support (rows, the same
+ * n for every k) and input k's support; b[k]: its m_k weights (>= 0, sum 1 within 1e-6);
+ * lambda: K weights (>= 0, sum 1 within 1e-6).  self: the n x n geometry of the barycenter's
+ * support with itself, needed when par->debiased (ignored otherwise; may be NULL).
+ * Writes a (n; sums to 1 at convergence), and when non-NULL: f (K x n), g (sum_k m_k, input k's
+ * block after input k-1's), logc (n, eps log c of the debiasing; 0 when not debiased), *error
+ * and *n_iter.  Returns MONGE_OK, MONGE_ENOCONV (max_iter reached; outputs valid), MONGE_EINVAL,
+ * MONGE_ENONFINITE, MONGE_ENOMEM or MONGE_EINTR. */
+int monge_barycenter(int64_t K, const monge_geometry *geoms, const double *const *b,
+                     const double *lambda, const monge_geometry *self,
+                     const monge_barycenter_params *par, double *a, double *f, double *g,
+                     double *logc, double *error, int64_t *n_iter);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

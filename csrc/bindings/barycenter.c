@@ -1,0 +1,120 @@
+/* Bindings of barycenter.c: fixed-support entropic barycenters of histograms on a common support. */
+#include "bind.h"
+
+#include <string.h>
+
+/* barycenter(B (K, m), weights (K,), C (n, m) or None, x (n, d) or None, y (m, d) or None, cost,
+ *            p, lam, eps, tol, max_iter, debiased, nthreads, callback)
+ * -> {"a", "f" (K, n), "g" (K, m), "logc" (n,), "error", "n_iter", "unconverged", "stopped"}
+ * Every input lives on the support of y (or the columns of C); the barycenter on that of x (rows).
+ * The debiased variant needs the barycenter's support with itself: x with x, or C itself when
+ * it is square (the two supports are then taken to be one). */
+static PyObject *py_barycenter(PyObject *self, PyObject *args, PyObject *kw)
+{
+    (void)self;
+    static char *kwlist[] = {"B", "weights", "C", "x", "y", "cost", "p", "lam", "eps", "tol",
+                             "max_iter", "debiased", "nthreads", "callback", NULL};
+    PyObject *Bo, *wo, *C = Py_None, *x = Py_None, *y = Py_None, *callback = Py_None;
+    const char *cost = "sqeuclidean";
+    double p = 2.0, lam = 1.0, eps = 0.1, tol = 1e-6;
+    long long max_iter = 10000;
+    int debiased = 0, nthreads = 0;
+    if (!PyArg_ParseTupleAndKeywords(args, kw, "OO|OOOsddddLpiO", kwlist, &Bo, &wo, &C, &x, &y,
+                                     &cost, &p, &lam, &eps, &tol, &max_iter, &debiased, &nthreads,
+                                     &callback))
+        return NULL;
+    if (callback != Py_None && !PyCallable_Check(callback)) {
+        PyErr_SetString(PyExc_TypeError, "callback: must be callable");
+        return NULL;
+    }
+    batch_geom bg;
+    PyArrayObject *Ba = NULL, *wa = NULL, *aa = NULL, *fa = NULL, *ga = NULL, *ca = NULL;
+    monge_geometry *geoms = NULL;
+    const double **bs = NULL;
+    PyObject *result = NULL;
+    if (bind_batch_geom_parse(C, x, y, cost, p, lam, 0, &bg)) goto out;
+    if (!(Ba = bind_as_array(Bo, NPY_FLOAT64, 2, "B")) || !(wa = bind_as_array(wo, NPY_FLOAT64, 1, "weights")))
+        goto out;
+    const int64_t K = PyArray_DIM(Ba, 0), n = bg.n, m = bg.m;
+    if (K < 1 || PyArray_DIM(Ba, 1) != m || PyArray_DIM(wa, 0) != K) {
+        PyErr_SetString(PyExc_ValueError, "B, weights: expected shapes (K, m) and (K,), K >= 1, m "
+                                          "the size of the inputs' support");
+        goto out;
+    }
+    monge_geometry selfg = bg.geoms[0];
+    if (debiased) {
+        if (bg.C) {
+            if (n != m) {
+                PyErr_SetString(PyExc_ValueError, "C: the debiased barycenter on a cost matrix "
+                                                  "needs a square C (one support)");
+                goto out;
+            }
+        } else {
+            selfg.m = n;
+            selfg.y = selfg.x;
+        }
+    }
+    geoms = PyMem_Calloc((size_t)K, sizeof *geoms);
+    bs = PyMem_Calloc((size_t)K, sizeof *bs);
+    if (!geoms || !bs) {
+        PyErr_NoMemory();
+        goto out;
+    }
+    for (int64_t k = 0; k < K; k++) {
+        geoms[k] = bg.geoms[0];
+        bs[k] = (const double *)PyArray_DATA(Ba) + k * m;
+    }
+    npy_intp nd[1] = {(npy_intp)n}, fd[2] = {(npy_intp)K, (npy_intp)n},
+             gd[2] = {(npy_intp)K, (npy_intp)m};
+    aa = (PyArrayObject *)PyArray_SimpleNew(1, nd, NPY_FLOAT64);
+    fa = (PyArrayObject *)PyArray_SimpleNew(2, fd, NPY_FLOAT64);
+    ga = (PyArrayObject *)PyArray_SimpleNew(2, gd, NPY_FLOAT64);
+    ca = (PyArrayObject *)PyArray_SimpleNew(1, nd, NPY_FLOAT64);
+    if (!aa || !fa || !ga || !ca) goto out;
+    monge_barycenter_params par;
+    monge_barycenter_params_init(&par);
+    par.eps = eps;
+    par.tol = tol;
+    par.max_iter = max_iter;
+    par.debiased = debiased;
+    par.nthreads = nthreads;
+    progress_ctx pctx = {callback != Py_None ? callback : NULL, bind_now(), 0, 0};
+    par.progress = bind_progress_cb;
+    par.progress_ctx = &pctx;
+    double err = 0.0;
+    int64_t it = 0;
+    int st;
+    Py_BEGIN_ALLOW_THREADS
+    st = monge_barycenter(K, geoms, bs, (const double *)PyArray_DATA(wa), debiased ? &selfg : NULL,
+                          &par, (double *)PyArray_DATA(aa), (double *)PyArray_DATA(fa),
+                          (double *)PyArray_DATA(ga), (double *)PyArray_DATA(ca), &err, &it);
+    Py_END_ALLOW_THREADS
+    if (st == MONGE_EINTR && !pctx.user_stop) {
+        if (!PyErr_Occurred()) PyErr_SetNone(PyExc_KeyboardInterrupt);
+        goto out;
+    }
+    if (st != MONGE_OK && st != MONGE_ENOCONV && st != MONGE_EINTR) {
+        bind_raise_status(st, "barycenter");
+        goto out;
+    }
+    result = Py_BuildValue("{s:O,s:O,s:O,s:O,s:d,s:L,s:O,s:O}", "a", aa, "f", fa, "g", ga, "logc",
+                           ca, "error", err, "n_iter", (long long)it, "unconverged",
+                           st == MONGE_ENOCONV ? Py_True : Py_False, "stopped",
+                           st == MONGE_EINTR ? Py_True : Py_False);
+out:
+    bind_batch_geom_free(&bg);
+    PyMem_Free(geoms);
+    PyMem_Free(bs);
+    Py_XDECREF(Ba);
+    Py_XDECREF(wa);
+    Py_XDECREF(aa);
+    Py_XDECREF(fa);
+    Py_XDECREF(ga);
+    Py_XDECREF(ca);
+    return result;
+}
+
+PyMethodDef monge_bind_barycenter_methods[] = {
+    {"barycenter", BIND_KW(py_barycenter), METH_VARARGS | METH_KEYWORDS,
+     "Fixed-support entropic barycenter (private: use monge.barycenter)."},
+    {NULL, NULL, 0, NULL}};

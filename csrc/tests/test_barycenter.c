@@ -1,0 +1,282 @@
+/* C unit tests of the fixed-support barycenter (run under AddressSanitizer + UBSan): against a
+ * kernel-domain iterative Bregman projection written here (Benamou et al. 2015; the debiased
+ * variant of Janati et al. 2020), the plans' marginals rebuilt from the potentials, online and
+ * dense geometries agreeing, the debiased barycenter of identical inputs being that input, and
+ * argument and status checks. */
+#include "../monge.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "check.h"
+
+enum { N = 7, M0 = 5, M1 = 6, D = 2, KIN = 2 };
+
+static void sqdist(const double *x, int64_t n, const double *y, int64_t m, double *C)
+{
+    for (int64_t i = 0; i < n; i++)
+        for (int64_t j = 0; j < m; j++) {
+            double s = 0;
+            for (int k = 0; k < D; k++) s += (x[i * D + k] - y[j * D + k]) * (x[i * D + k] - y[j * D + k]);
+            C[i * m + j] = s;
+        }
+}
+
+/* The reference: kernel-domain IBP, u_k = a / (K_k v_k), v_k = b_k / (K_k^T u_k), a the weighted
+ * geometric mean of K_k v_k (times c when debiased, c <- sqrt(c a / (K_xx c))), `iters` sweeps. */
+static void reference(const double *const *C, const int64_t *m, const double *const *b,
+                      const double *lam, const double *Cxx, double eps, int debiased, int iters,
+                      double *a)
+{
+    double u[KIN][N], v[KIN][8], Kv[KIN][N], c[N];
+    for (int k = 0; k < KIN; k++)
+        for (int i = 0; i < N; i++) u[k][i] = 1.0;
+    for (int i = 0; i < N; i++) c[i] = 1.0;
+    for (int t = 0; t < iters; t++) {
+        for (int k = 0; k < KIN; k++) {
+            for (int64_t j = 0; j < m[k]; j++) {
+                double s = 0;
+                for (int i = 0; i < N; i++) s += exp(-C[k][i * m[k] + j] / eps) * u[k][i];
+                v[k][j] = b[k][j] / s;
+            }
+            for (int i = 0; i < N; i++) {
+                double s = 0;
+                for (int64_t j = 0; j < m[k]; j++) s += exp(-C[k][i * m[k] + j] / eps) * v[k][j];
+                Kv[k][i] = s;
+            }
+        }
+        for (int i = 0; i < N; i++) {
+            double la = 0;
+            for (int k = 0; k < KIN; k++) la += lam[k] * log(Kv[k][i]);
+            a[i] = c[i] * exp(la);
+        }
+        for (int k = 0; k < KIN; k++)
+            for (int i = 0; i < N; i++) u[k][i] = a[i] / Kv[k][i];
+        if (debiased) {
+            double Kc[N];
+            for (int i = 0; i < N; i++) {
+                double s = 0;
+                for (int l = 0; l < N; l++) s += exp(-Cxx[i * N + l] / eps) * c[l];
+                Kc[i] = s;
+            }
+            for (int i = 0; i < N; i++) c[i] = sqrt(c[i] * a[i] / Kc[i]);
+        }
+    }
+}
+
+static double xs[N * D], y0s[M0 * D], y1s[M1 * D], b0[M0], b1[M1];
+static double C0[N * M0], C1[N * M1], Cxx[N * N];
+
+static void setup(void)
+{
+    rng_seed(7);
+    for (int i = 0; i < N * D; i++) xs[i] = urand();
+    for (int i = 0; i < M0 * D; i++) y0s[i] = 0.5 * urand();
+    for (int i = 0; i < M1 * D; i++) y1s[i] = 0.5 + 0.5 * urand();
+    double s0 = 0, s1 = 0;
+    for (int j = 0; j < M0; j++) s0 += (b0[j] = 0.2 + urand());
+    for (int j = 0; j < M1; j++) s1 += (b1[j] = 0.2 + urand());
+    for (int j = 0; j < M0; j++) b0[j] /= s0;
+    for (int j = 0; j < M1; j++) b1[j] /= s1;
+    b1[2] = 0.0;   /* a zero weight: g = -inf there */
+    s1 = 0;
+    for (int j = 0; j < M1; j++) s1 += b1[j];
+    for (int j = 0; j < M1; j++) b1[j] /= s1;
+    sqdist(xs, N, y0s, M0, C0);
+    sqdist(xs, N, y1s, M1, C1);
+    sqdist(xs, N, xs, N, Cxx);
+}
+
+static void dense_geoms(monge_geometry g[KIN], monge_geometry *self)
+{
+    memset(g, 0, KIN * sizeof *g);
+    g[0] = (monge_geometry){.n = N, .m = M0, .dtype = MONGE_F64, .C = C0};
+    g[1] = (monge_geometry){.n = N, .m = M1, .dtype = MONGE_F64, .C = C1};
+    *self = (monge_geometry){.n = N, .m = N, .dtype = MONGE_F64, .C = Cxx};
+}
+
+static void test_against_reference(int debiased)
+{
+    monge_geometry g[KIN], self;
+    dense_geoms(g, &self);
+    const double *bs[KIN] = {b0, b1};
+    const double lam[KIN] = {0.3, 0.7};
+    monge_barycenter_params par;
+    monge_barycenter_params_init(&par);
+    par.eps = 0.05;
+    par.tol = 1e-12;
+    par.debiased = debiased;
+    double a[N], f[KIN * N], g_[M0 + M1], lc[N], err;
+    int64_t it;
+    int st = monge_barycenter(KIN, g, bs, lam, &self, &par, a, f, g_, lc, &err, &it);
+    CHECK(st == MONGE_OK, "debiased %d: status %d", debiased, st);
+    CHECK(err <= 1e-12 && it > 1, "error %g after %lld", err, (long long)it);
+    const double *Cs[KIN] = {C0, C1};
+    const int64_t ms[KIN] = {M0, M1};
+    double ref[N];
+    reference(Cs, ms, bs, lam, Cxx, par.eps, debiased, 5000, ref);
+    double dmax = 0, sa = 0;
+    for (int i = 0; i < N; i++) {
+        dmax = fmax(dmax, fabs(a[i] - ref[i]));
+        sa += a[i];
+    }
+    CHECK(dmax < 1e-10, "debiased %d: |a - reference| = %g", debiased, dmax);
+    CHECK(fabs(sa - 1) < 1e-10, "sum a = %.15g", sa);
+    /* the plans rebuilt from the potentials have first marginal a and second marginal b_k */
+    int64_t off = 0;
+    for (int k = 0; k < KIN; k++) {
+        double row[N] = {0}, colerr = 0;
+        for (int64_t j = 0; j < ms[k]; j++) {
+            double col = 0;
+            for (int i = 0; i < N; i++) {
+                const double P = exp((f[k * N + i] + g_[off + j] - Cs[k][i * ms[k] + j]) / par.eps);
+                row[i] += P;
+                col += P;
+            }
+            colerr += fabs(col - bs[k][j]);
+        }
+        double rowerr = 0;
+        for (int i = 0; i < N; i++) rowerr += fabs(row[i] - a[i]);
+        CHECK(rowerr < 1e-13 && colerr <= 1e-12, "plan %d: row error %g, column error %g", k,
+              rowerr, colerr);
+        off += ms[k];
+    }
+    double lcmax = 0;
+    for (int i = 0; i < N; i++) lcmax = fmax(lcmax, fabs(lc[i]));
+    CHECK(debiased ? lcmax > 1e-3 : lcmax == 0.0, "log c: max %g", lcmax);
+}
+
+static void test_online_matches_dense(void)
+{
+    monge_geometry gd[KIN], selfd, go[KIN], selfo;
+    dense_geoms(gd, &selfd);
+    memset(go, 0, sizeof go);
+    go[0] = (monge_geometry){.n = N, .m = M0, .dtype = MONGE_F64, .x = xs, .y = y0s, .d = D,
+                             .cost = MONGE_COST_SQEUCLIDEAN};
+    go[1] = (monge_geometry){.n = N, .m = M1, .dtype = MONGE_F64, .x = xs, .y = y1s, .d = D,
+                             .cost = MONGE_COST_SQEUCLIDEAN};
+    selfo = (monge_geometry){.n = N, .m = N, .dtype = MONGE_F64, .x = xs, .y = xs, .d = D,
+                             .cost = MONGE_COST_SQEUCLIDEAN};
+    const double *bs[KIN] = {b0, b1};
+    const double lam[KIN] = {0.5, 0.5};
+    monge_barycenter_params par;
+    monge_barycenter_params_init(&par);
+    par.eps = 0.02;
+    par.tol = 1e-11;
+    par.debiased = 1;
+    double ad[N], ao[N];
+    int s1 = monge_barycenter(KIN, gd, bs, lam, &selfd, &par, ad, NULL, NULL, NULL, NULL, NULL);
+    int s2 = monge_barycenter(KIN, go, bs, lam, &selfo, &par, ao, NULL, NULL, NULL, NULL, NULL);
+    double dmax = 0;
+    for (int i = 0; i < N; i++) dmax = fmax(dmax, fabs(ad[i] - ao[i]));
+    CHECK(s1 == MONGE_OK && s2 == MONGE_OK && dmax < 1e-10, "online vs dense: %d %d %g", s1, s2,
+          dmax);
+}
+
+/* Identical inputs on the barycenter's own support: the debiased barycenter is the input itself
+ * (the Sinkhorn divergence vanishes only there); the plain one is blurred away from it. */
+static void test_debiased_identical_inputs(void)
+{
+    double b[N], s = 0;
+    for (int i = 0; i < N; i++) s += (b[i] = 0.1 + urand());
+    for (int i = 0; i < N; i++) b[i] /= s;
+    monge_geometry g[2], self = {.n = N, .m = N, .dtype = MONGE_F64, .C = Cxx};
+    g[0] = self;
+    g[1] = self;
+    const double *bs[2] = {b, b};
+    const double lam[2] = {0.4, 0.6};
+    monge_barycenter_params par;
+    monge_barycenter_params_init(&par);
+    par.eps = 0.1;
+    par.tol = 1e-12;
+    double a[N], ap[N];
+    par.debiased = 1;
+    int st = monge_barycenter(2, g, bs, lam, &self, &par, a, NULL, NULL, NULL, NULL, NULL);
+    par.debiased = 0;
+    int sp = monge_barycenter(2, g, bs, lam, NULL, &par, ap, NULL, NULL, NULL, NULL, NULL);
+    double d = 0, dp = 0;
+    for (int i = 0; i < N; i++) {
+        d += fabs(a[i] - b[i]);
+        dp += fabs(ap[i] - b[i]);
+    }
+    CHECK(st == MONGE_OK && sp == MONGE_OK, "status %d %d", st, sp);
+    CHECK(d < 1e-9 && dp > 1e-2, "debiased |a - b|_1 = %g, plain %g", d, dp);
+}
+
+static int stop_at_3(void *ctx, int64_t it, double err)
+{
+    (void)err;
+    *(int64_t *)ctx = it;
+    return it >= 3;
+}
+
+static void test_arguments_and_status(void)
+{
+    monge_geometry g[KIN], self;
+    dense_geoms(g, &self);
+    const double *bs[KIN] = {b0, b1};
+    double lam[KIN] = {0.5, 0.5};
+    monge_barycenter_params par;
+    monge_barycenter_params_init(&par);
+    double a[N], err;
+    int64_t it;
+    CHECK(monge_barycenter(0, g, bs, lam, NULL, &par, a, NULL, NULL, NULL, NULL, NULL) ==
+              MONGE_EINVAL, "K = 0");
+    lam[0] = 0.6;
+    CHECK(monge_barycenter(KIN, g, bs, lam, NULL, &par, a, NULL, NULL, NULL, NULL, NULL) ==
+              MONGE_EINVAL, "lambda summing to 1.1");
+    lam[0] = -0.5;
+    lam[1] = 1.5;
+    CHECK(monge_barycenter(KIN, g, bs, lam, NULL, &par, a, NULL, NULL, NULL, NULL, NULL) ==
+              MONGE_EINVAL, "negative lambda");
+    lam[0] = lam[1] = 0.5;
+    double bad[M0];
+    memcpy(bad, b0, sizeof bad);
+    bad[0] += 0.01;
+    const double *bb[KIN] = {bad, b1};
+    CHECK(monge_barycenter(KIN, g, bb, lam, NULL, &par, a, NULL, NULL, NULL, NULL, NULL) ==
+              MONGE_EINVAL, "b not summing to 1");
+    bad[0] = NAN;
+    CHECK(monge_barycenter(KIN, g, bb, lam, NULL, &par, a, NULL, NULL, NULL, NULL, NULL) ==
+              MONGE_EINVAL, "NaN weight");
+    par.debiased = 1;
+    CHECK(monge_barycenter(KIN, g, bs, lam, NULL, &par, a, NULL, NULL, NULL, NULL, NULL) ==
+              MONGE_EINVAL, "debiased without its geometry");
+    monge_geometry wrong = self;
+    wrong.m = N - 1;
+    CHECK(monge_barycenter(KIN, g, bs, lam, &wrong, &par, a, NULL, NULL, NULL, NULL, NULL) ==
+              MONGE_EINVAL, "debiased geometry not n x n");
+    par.debiased = 0;
+    monge_geometry g2[KIN] = {g[0], g[1]};
+    g2[1].n = N + 1;
+    CHECK(monge_barycenter(KIN, g2, bs, lam, NULL, &par, a, NULL, NULL, NULL, NULL, NULL) ==
+              MONGE_EINVAL, "inputs with different n");
+    par.eps = 0.0;
+    CHECK(monge_barycenter(KIN, g, bs, lam, NULL, &par, a, NULL, NULL, NULL, NULL, NULL) ==
+              MONGE_EINVAL, "eps = 0");
+    par.eps = 0.05;
+    par.max_iter = 2;
+    par.tol = 1e-14;
+    int st = monge_barycenter(KIN, g, bs, lam, NULL, &par, a, NULL, NULL, NULL, &err, &it);
+    CHECK(st == MONGE_ENOCONV && it == 2 && err > 1e-14 && isfinite(a[0]),
+          "max_iter: status %d after %lld, error %g", st, (long long)it, err);
+    int64_t seen = 0;
+    par.max_iter = 1000;
+    par.progress = stop_at_3;
+    par.progress_ctx = &seen;
+    st = monge_barycenter(KIN, g, bs, lam, NULL, &par, a, NULL, NULL, NULL, NULL, NULL);
+    CHECK(st == MONGE_EINTR && seen == 3, "progress: status %d at %lld", st, (long long)seen);
+}
+
+int main(void)
+{
+    setup();
+    test_against_reference(0);
+    test_against_reference(1);
+    test_online_matches_dense();
+    test_debiased_identical_inputs();
+    test_arguments_and_status();
+    return REPORT();
+}

@@ -1,0 +1,122 @@
+"""Fixed-support entropic barycenters: against POT's iterative Bregman projections (plain and
+debiased), the closed form of Gaussian barycenters (which the debiased one meets and the plain one
+misses by its blur), plans rebuilt from the potentials, dense against online costs, float32, and
+bad input."""
+import numpy as np
+import ot
+import pytest
+
+import monge
+
+GRID = np.linspace(-3, 3, 120)[:, None]
+
+
+def gauss(mu, s, x=GRID):
+    v = np.exp(-(x[:, 0] - mu) ** 2 / (2 * s * s))
+    return v / v.sum()
+
+
+@pytest.fixture(scope="module")
+def hists():
+    return np.stack([gauss(-1.0, 0.3), gauss(1.2, 0.6), gauss(0.2, 0.4)])
+
+
+@pytest.mark.parametrize("debiased", [False, True])
+def test_matches_pot(hists, debiased):
+    M = (GRID - GRID.T) ** 2
+    w = np.array([0.2, 0.5, 0.3])
+    eps = 0.05
+    # the debiasing equation c (K c) = a is a deconvolution: both libraries approach its solution
+    # sublinearly and by different paths, agreeing to ~1e-5 at any affordable iteration count
+    # (the closed-form test below checks the debiased fixed point itself)
+    tol, atol = (1e-6, 5e-5) if debiased else (1e-11, 1e-9)
+    r = monge.barycenter(hists, M, weights=w, eps=eps, debiased=debiased, tol=tol, max_iter=50000)
+    assert r.converged and r.error <= tol
+    pot = ot.bregman.barycenter_debiased if debiased else ot.bregman.barycenter
+    ref = pot(hists.T, M, eps, w, method="sinkhorn_log", numItermax=2000, stopThr=1e-15)
+    np.testing.assert_allclose(r.a, ref, atol=atol)
+    assert r.a.sum() == pytest.approx(1.0, abs=1e-10)
+    # the same on the fly from the points, and in float32 (tolerance 1e-4 there)
+    r2 = monge.barycenter(hists, y=GRID, weights=w, eps=eps, debiased=debiased, tol=tol,
+                          max_iter=50000)
+    np.testing.assert_allclose(r2.a, r.a, atol=1e-12)
+    r3 = monge.barycenter(hists, y=GRID.astype(np.float32), weights=w, eps=eps,
+                          debiased=debiased, tol=1e-5)
+    assert r3.converged
+    np.testing.assert_allclose(r3.a, r.a, atol=1e-4 if debiased else 2e-5)
+
+
+def test_plans_from_the_potentials(hists):
+    x = np.linspace(-2, 2, 40)[:, None]              # a coarser support for the barycenter
+    r = monge.barycenter(hists, x=x, y=GRID, eps=0.03, tol=1e-10)
+    C = (x - GRID.T) ** 2
+    for k in range(3):
+        P = np.exp((r.f[k][:, None] + r.g[k][None, :] - C) / 0.03)
+        np.testing.assert_allclose(P.sum(1), r.a, atol=1e-13)            # first marginal: a
+        assert np.abs(P.sum(0) - hists[k]).sum() <= 1e-10                # second: b_k
+    assert np.all(r.logc == 0)
+
+
+def test_gaussian_closed_form_debiased_meets_plain_misses(hists):
+    # 1-D Gaussians: the W2 barycenter is the Gaussian with the weighted mean and std
+    w = np.array([0.4, 0.6, 0.0])
+    mus = hists @ GRID[:, 0]
+    sds = np.sqrt(((GRID[:, 0][None] - mus[:, None]) ** 2 * hists).sum(1))
+    mu, sd = w @ mus, w @ sds
+    out = {}
+    for deb in (False, True):
+        r = monge.barycenter(hists, y=GRID, weights=w, eps=1e-2, debiased=deb, tol=1e-9,
+                             max_iter=50000)
+        m = r.a @ GRID[:, 0]
+        out[deb] = (m, np.sqrt(r.a @ (GRID[:, 0] - m) ** 2))
+    assert abs(out[True][0] - mu) < 1e-4 and abs(out[True][1] - sd) < 2e-4
+    assert out[False][1] - sd > 2e-3                 # entropic blur: too wide
+
+
+def test_debiased_barycenter_of_identical_inputs_is_the_input():
+    b = gauss(0.3, 0.5)
+    r = monge.barycenter(np.stack([b, b]), y=GRID, eps=0.05, debiased=True, tol=1e-10,
+                         max_iter=50000)
+    assert np.abs(r.a - b).sum() < 1e-8
+    plain = monge.barycenter(np.stack([b, b]), y=GRID, eps=0.05)
+    assert np.abs(plain.a - b).sum() > 1e-2
+
+
+def test_histograms_and_weights_are_normalised(hists):
+    r1 = monge.barycenter(hists, y=GRID, weights=[1, 1, 2], eps=0.05)
+    r2 = monge.barycenter(3.0 * hists, y=GRID, weights=[0.25, 0.25, 0.5], eps=0.05)
+    np.testing.assert_allclose(r1.a, r2.a, atol=1e-12)
+
+
+def test_convergence_warning_and_callback(hists):
+    with pytest.warns(monge.ConvergenceWarning, match="barycenter did not converge"):
+        r = monge.barycenter(hists, y=GRID, eps=1e-3, max_iter=3)
+    assert not r.converged and r.n_iter == 3 and np.isfinite(r.a).all()
+    seen = []
+    r = monge.barycenter(hists, y=GRID, eps=1e-3, callback=lambda it, err: seen.append(it) or it >= 5)
+    assert not r.converged and seen[-1] == 5
+
+
+@pytest.mark.parametrize("kwargs, exc, match", [
+    (dict(B=-np.ones((2, 120))), ValueError, "B: histograms must be non-negative"),
+    (dict(B=np.zeros((2, 120))), ValueError, "B: histogram 0 has zero mass"),
+    (dict(B=np.ones(120)), ValueError, "B: expected 2 dimensions"),
+    (dict(weights=[1.0]), ValueError, "weights: expected shape"),
+    (dict(weights=[1.0, -1.0]), ValueError, "weights: must be non-negative"),
+    (dict(eps=0.0), ValueError, "eps: must be a positive"),
+    (dict(y=None), ValueError, "y: the inputs' support is required"),
+    (dict(y=GRID[:50]), ValueError, "y: expected 120 points"),
+    (dict(C=np.ones((120, 120))), ValueError, "C, x, y: give either C"),
+    (dict(y=None, C=np.ones((30, 120)), debiased=True), ValueError, "C: the debiased"),
+    (dict(y=None, C=np.ones((30, 7))), ValueError, "C: expected 120 columns"),
+    (dict(x=np.ones((4, 3))), ValueError, "x, y: dimensions differ"),
+    (dict(cost="hamming"), ValueError, "cost"),
+    (dict(max_iter=0), ValueError, "max_iter"),
+    (dict(debiased="yes"), TypeError, "debiased"),
+    (dict(callback=3), TypeError, "callback"),
+])
+def test_bad_input(kwargs, exc, match):
+    args = dict(B=np.ones((2, 120)), y=GRID, eps=0.1)
+    args.update(kwargs)
+    with pytest.raises(exc, match=match):
+        monge.barycenter(args.pop("B"), **args)
