@@ -435,8 +435,11 @@ def table(rows, n_test, published=True):
     lines.append("")
     lines.append(f"Ours: mean ± std over {n_seeds} seeds, each description ranked against all "
                  f"{n_test} test molecules and the reverse (chance Hits@1 = {100 / n_test:.2f} %)"
-                 + ("; published rows as their papers report them (sources below)."
-                    if published and PUBLISHED else "."))
+                 + ("; published rows as their papers report them, '–' where the source at hand "
+                    "does not give the figure:" if published and PUBLISHED else "."))
+    if published:
+        lines += [f"- {name}: {p['source']}; candidates: {p['candidates']}; training: {p['train']}."
+                  for name, p in PUBLISHED.items()]
     return "\n".join(lines)
 
 
