@@ -85,8 +85,10 @@ def barycenter(B, C=None, *, x=None, y=None, weights=None, eps, cost="sqeuclidea
         Entropic regularisation (absolute, > 0), as POT's ``reg``.
     cost, p, lam : the ground cost for point clouds (see :func:`monge.cost_matrix`).
     debiased : bool
-        The debiased barycenter (Janati et al. 2020).  Its iteration converges more slowly than
-        the plain one (sublinearly near the solution): expect more iterations at small tol.
+        The debiased barycenter (Janati et al. 2020).  Its extra equation c (K c) = a is a
+        deconvolution, solved by a multiplicative fixed point that converges sublinearly: on fine
+        grids at small eps it can need orders of magnitude more iterations than the plain
+        barycenter (check ``converged``; a larger eps or a coarser support helps).
     tol : float
         Stop when the error (see :class:`BarycenterResult`) <= tol.  Default 1e-6.
     max_iter : int
