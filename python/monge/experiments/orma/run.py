@@ -482,7 +482,9 @@ def render(*paths):
         if diff or r["meta"]["data"] != res[0]["meta"]["data"]:
             raise ValueError(f"paths: {path} ran other settings than {paths[0]} "
                              f"({', '.join(diff) or 'data'})")
-    rows = [row for r in res for row in r["rows"]]
+    order = {c: k for k, c in enumerate(CONFIGS)}
+    rows = sorted((row for r in res for row in r["rows"]),
+                  key=lambda row: (order.get(row["config"], len(order)), row["seed"]))
     seen = [(row["config"], row["seed"]) for row in rows]
     if len(set(seen)) != len(seen):
         raise ValueError("paths: the files repeat a (config, seed) run")
