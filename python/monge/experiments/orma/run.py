@@ -443,13 +443,14 @@ def table(rows, n_test, published=True):
     return "\n".join(lines)
 
 
-def paired_table(rows, reference="global"):
-    """Per config, the MRR difference from ``reference`` (same seeds), mean and 95 % t-interval."""
+def paired_table(rows, reference="global", only=None):
+    """Per config (those in ``only``, default all), the MRR difference from ``reference`` (same
+    seeds), mean and 95 % t-interval."""
     ref = {r["seed"]: r for r in rows if r["config"] == reference}
     lines = [f"| model − {reference} | text→mol MRR (points) | mol→text MRR (points) | separated |",
              "|---|---|---|---|"]
     for name in dict.fromkeys(r["config"] for r in rows):
-        if name == reference:
+        if name == reference or (only is not None and name not in only):
             continue
         rs = [r for r in rows if r["config"] == name and r["seed"] in ref]
         if not rs:
@@ -497,8 +498,10 @@ def render(*paths):
                 f"{c} {np.median([r['best_epoch'] for r in rows if r['config'] == c]):g}"
                 for c in dict.fromkeys(r["config"] for r in rows)) + ").")
     sources = "\n".join(_results.source_line(p, r["meta"]) for p, r in zip(paths, res))
-    return (head + "\n\n" + table(rows, info["n_test"]) + "\n\n" + paired_table(rows) + "\n\n" +
-            sources + "\n")
+    out = head + "\n\n" + table(rows, info["n_test"]) + "\n\n" + paired_table(rows) + "\n\n"
+    if any(r["config"] == "+token-atom" for r in rows):   # the OT scale on top of token–atom
+        out += paired_table(rows, "+token-atom", only=("full (IPOT)", "full (Sinkhorn)")) + "\n\n"
+    return out + sources + "\n"
 
 
 # ------------------------------------------------------------------ plots
