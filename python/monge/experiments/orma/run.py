@@ -76,8 +76,8 @@ PUBLISHED = {
     "Text2Mol MLP1, published": dict(
         text_to_mol={"hits@1": 22.4, "hits@10": 68.6, "mrr": 37.2, "mean_rank": 30.38},
         candidates="all 33,010 ChEBI-20 molecules", train="26,407 pairs (train.txt)",
-        source="Edwards, Zhai & Ji, EMNLP 2021 (Text2Mol), Table 1: SciBERT fine-tuned, "
-               "Mol2vec MLP"),
+        source="Edwards, Zhai & Ji, EMNLP 2021 (Text2Mol), as Papers with Code's ChEBI-20 "
+               "leaderboard lists it: SciBERT fine-tuned, Mol2vec MLP"),
     "ORMA, published": dict(
         text_to_mol={"hits@1": 66.5},
         candidates="the test split (3,277 pairs after ORMA drops bond-less molecules)",
@@ -415,7 +415,9 @@ def table(rows, n_test, published=True):
     """Markdown table of the ablation (mean ± std over seeds), with the published rows of
     :data:`PUBLISHED` beneath when ``published``."""
     summary = summarize(rows)
-    n_seeds = max(sum(1 for r in rows if r["config"] == c) for c in summary)
+    counts = {c: sum(1 for r in rows if r["config"] == c) for c in summary}
+    n_seeds = max(counts.values())
+    fewer = ", ".join(f"{c}: {k}" for c, k in counts.items() if k < n_seeds)
     lines = ["| model | text→mol H@1 % | H@10 % | MRR % | mean rank | mol→text H@1 % | H@10 % | "
              "MRR % | mean rank |", "|---|---|---|---|---|---|---|---|---|"]
     for name, s in summary.items():
@@ -433,7 +435,8 @@ def table(rows, n_test, published=True):
                 cells.append(f"{v['mean_rank']:.2f}" if "mean_rank" in v else "–")
             lines.append(f"| {name} | " + " | ".join(cells) + " |")
     lines.append("")
-    lines.append(f"Ours: mean ± std over {n_seeds} seeds, each description ranked against all "
+    lines.append(f"Ours: mean ± std over {n_seeds} seeds" + (f" ({fewer})" if fewer else "") +
+                 ", each description ranked against all "
                  f"{n_test} test molecules and the reverse (chance Hits@1 = {100 / n_test:.2f} %)"
                  + ("; published rows as their papers report them, '–' where the source at hand "
                     "does not give the figure:" if published and PUBLISHED else "."))
