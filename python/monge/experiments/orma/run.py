@@ -147,9 +147,12 @@ def minilm_states(texts, ids, max_len, cache_dir=None, log=print):
     store = minilm_token_states(ids, progress=progress)
     if path is not None:
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f"{path.stem}.{os.getpid()}.tmp.npz")
-        np.savez(tmp, flat=store.flat, offsets=store.offsets)
-        os.replace(tmp, path)
+        tmp = path.with_name(f"{path.stem}.{os.getpid()}.tmp.npz")   # this process's own
+        try:
+            np.savez(tmp, flat=store.flat, offsets=store.offsets)
+            os.replace(tmp, path)
+        finally:
+            tmp.unlink(missing_ok=True)
     return store
 
 
