@@ -13,4 +13,5 @@
 #include "align.h"
 #include "spectr.h"
 #include "barycenter.h"
+#include "gromov.h"
 #endif

@@ -394,17 +394,61 @@ static void fz_barycenter(src *s)
     free(f);
 }
 
+static void fz_gromov(src *s)
+{
+    const int64_t n = small(s, 1, 6), m = small(s, 1, 6);
+    double *C1 = arr(s, n * n, u8(s) < 40), *C2 = arr(s, m * m, u8(s) < 40);
+    double *M = arr(s, n * m, u8(s) < 40), *T = arr(s, n * m, u8(s) < 40);
+    if (u8(s) < 200) /* non-negative costs, as distance matrices are (the kl loss needs them) */
+        for (int64_t k = 0; k < n * n; k++) C1[k] = fabs(C1[k]);
+    if (u8(s) < 200)
+        for (int64_t k = 0; k < m * m; k++) C2[k] = fabs(C2[k]) + 0.01;
+    double *p = weights(s, n, u8(s) % 3), *q = weights(s, m, u8(s) % 3);
+    double sp = 0, sq = 0;
+    for (int64_t k = 0; k < n; k++) sp += p[k];
+    for (int64_t k = 0; k < m; k++) sq += q[k];
+    if (u8(s) < 220 && sp > 0 && sq > 0 && isfinite(sp) && isfinite(sq)) {
+        for (int64_t k = 0; k < n; k++) p[k] /= sp;
+        for (int64_t k = 0; k < m; k++) q[k] /= sq;
+    }
+    monge_gw_params par;
+    monge_gw_params_init(&par);
+    par.loss = u8(s) % 3;           /* 2 is invalid */
+    par.solver = u8(s) % 3;
+    par.alpha = u8(s) < 30 ? num(s) : 0.5;
+    const double epss[] = {1e-300, 1e-3, 0.1, 10.0, 0.0, -1.0, NAN, 1e300};
+    par.eps = epss[u8(s) % 8];
+    par.tol = u8(s) < 30 ? num(s) : 1e-9;
+    par.max_iter = u8(s) % 20;
+    par.inner_max_iter = u8(s) % 200;
+    par.warm_start = u8(s) < 60;
+    double f[6], g[6], g1[36], g2[36];
+    monge_gw_info info;
+    const int with_m = u8(s) < 128;
+    int st = monge_gromov(n, m, C1, C2, u8(s) < 30 ? NULL : p, q, with_m ? M : NULL, &par, T, f,
+                          g, u8(s) < 128 ? g1 : NULL, g2, &info);
+    expect(known(st), "gromov status");
+    if (st == MONGE_OK)
+        expect(all_finite(T, n * m) && isfinite(info.value), "gromov OK but non-finite");
+    free(C1);
+    free(C2);
+    free(M);
+    free(T);
+    free(p);
+    free(q);
+}
+
 /* inputs tried per entry group, printed at exit (both drivers exit through exit()) */
-static const char *const group_names[8] = {
+static const char *const group_names[9] = {
     "sinkhorn", "sinkhorn_divergence + monge_gap", "emd (+ 1-D, sliced)",
     "ctc_loss", "align (Sinkhorn / IPOT)", "quadratic / sparse OT", "spectr",
-    "barycenter"};
-static long long group_calls[8];
+    "barycenter", "gromov_wasserstein"};
+static long long group_calls[9];
 
 static void report_groups(void)
 {
     fprintf(stderr, "fuzz inputs per entry group:");
-    for (int k = 0; k < 8; k++) fprintf(stderr, "%s %s %lld", k ? "," : "", group_names[k], group_calls[k]);
+    for (int k = 0; k < 9; k++) fprintf(stderr, "%s %s %lld", k ? "," : "", group_names[k], group_calls[k]);
     fprintf(stderr, "\n");
 }
 
@@ -416,7 +460,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         atexit(report_groups);
     }
     src s = {data, size, 0};
-    const int group = u8(&s) % 8;
+    const int group = u8(&s) % 9;
     group_calls[group]++;
     switch (group) {
     case 0: fz_sinkhorn(&s, 0); break;
@@ -426,7 +470,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     case 4: fz_align(&s); break;
     case 5: fz_smooth(&s); break;
     case 6: fz_spectr(&s); break;
-    default: fz_barycenter(&s); break;
+    case 7: fz_barycenter(&s); break;
+    default: fz_gromov(&s); break;
     }
     return 0;
 }

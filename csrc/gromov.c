@@ -1,0 +1,540 @@
+/* monge Gromov–Wasserstein: the tensor-product gradient, the entropic (mirror descent) and
+ * conditional-gradient solvers, and the matrix product they run on (see gromov.h). */
+#include "gromov.h"
+#include "emd.h"
+#include "internal.h"
+#include "sinkhorn.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+
+void monge_gw_params_init(monge_gw_params *par)
+{
+    memset(par, 0, sizeof *par);
+    par->loss = MONGE_GW_SQUARE;
+    par->solver = MONGE_GW_CG;
+    par->alpha = 0.5;
+    par->eps = 0.1;
+    par->tol = 1e-9;
+    par->tol_abs = 1e-9;
+    par->max_iter = 1000;
+    par->inner_tol = 1e-9;
+    par->inner_max_iter = 0;
+    par->warm_start = 0;
+    par->nthreads = 0;
+}
+
+/* ---- matrix product ------------------------------------------------------------------------ */
+
+enum { GEMM_MR = 4, GEMM_NR = 16, GEMM_KC = 128 };
+
+/* C[0..4, 0..16) (+)= A[0..4, 0..kc) B[0..kc, 0..16): the accumulators stay in registers. */
+MONGE_HOT static void gemm_tile(int64_t kc, const double *restrict A, int64_t lda,
+                                const double *restrict B, int64_t ldb, double *restrict C,
+                                int64_t ldc, int first)
+{
+    double acc[GEMM_MR][GEMM_NR];
+    for (int r = 0; r < GEMM_MR; r++)
+        for (int j = 0; j < GEMM_NR; j++) acc[r][j] = first ? 0.0 : C[r * ldc + j];
+    for (int64_t k = 0; k < kc; k++) {
+        const double *b = B + k * ldb;
+        for (int r = 0; r < GEMM_MR; r++) {
+            const double a = A[r * lda + k];
+            MONGE_SIMD
+            for (int j = 0; j < GEMM_NR; j++) acc[r][j] += a * b[j];
+        }
+    }
+    for (int r = 0; r < GEMM_MR; r++)
+        for (int j = 0; j < GEMM_NR; j++) C[r * ldc + j] = acc[r][j];
+}
+
+/* The same for a partial tile at the edges (mr <= 4 rows, nr <= 16 columns), in the same order. */
+static void gemm_edge(int64_t mr, int64_t nr, int64_t kc, const double *A, int64_t lda,
+                      const double *B, int64_t ldb, double *C, int64_t ldc, int first)
+{
+    for (int64_t r = 0; r < mr; r++)
+        for (int64_t j = 0; j < nr; j++) {
+            double s = first ? 0.0 : C[r * ldc + j];
+            for (int64_t k = 0; k < kc; k++) s += A[r * lda + k] * B[k * ldb + j];
+            C[r * ldc + j] = s;
+        }
+}
+
+int monge_gemm(int64_t M, int64_t N, int64_t K, const double *A, const double *B, double *C,
+               int nthreads)
+{
+    if (M < 0 || N < 0 || K < 0 || (M * N > 0 && (!C || (K > 0 && (!A || !B)))))
+        return MONGE_EINVAL;
+    if (M == 0 || N == 0) return MONGE_OK;
+    if (K == 0) {
+        memset(C, 0, (size_t)(M * N) * sizeof *C);
+        return MONGE_OK;
+    }
+    const int64_t nq = (M + GEMM_MR - 1) / GEMM_MR;
+    int nt = monge_resolve_threads(nthreads);
+    if ((int64_t)nt > nq) nt = (int)nq;
+    if ((double)M * (double)N * (double)K < 1e6) nt = 1;
+#pragma omp parallel num_threads(nt)
+    {
+        int t = 0, tn = 1;
+#ifdef _OPENMP
+        t = omp_get_thread_num();
+        tn = omp_get_num_threads();
+#endif
+        /* rows of C by quads, a static block per thread: each entry's sum order is fixed */
+        const int64_t q0 = nq * t / tn, q1 = nq * (t + 1) / tn;
+        for (int64_t k0 = 0; k0 < K; k0 += GEMM_KC) {
+            const int64_t kc = K - k0 < GEMM_KC ? K - k0 : GEMM_KC;
+            for (int64_t j0 = 0; j0 < N; j0 += GEMM_NR) {
+                const int64_t nr = N - j0 < GEMM_NR ? N - j0 : GEMM_NR;
+                for (int64_t q = q0; q < q1; q++) {
+                    const int64_t i0 = q * GEMM_MR, mr = M - i0 < GEMM_MR ? M - i0 : GEMM_MR;
+                    const double *a = A + i0 * K + k0, *b = B + k0 * N + j0;
+                    double *c = C + i0 * N + j0;
+                    if (mr == GEMM_MR && nr == GEMM_NR)
+                        gemm_tile(kc, a, K, b, N, c, N, k0 == 0);
+                    else
+                        gemm_edge(mr, nr, kc, a, K, b, N, c, N, k0 == 0);
+                }
+            }
+        }
+    }
+    return MONGE_OK;
+}
+
+/* ---- the loss split L(a, b) = f1(a) + f2(b) - h1(a) h2(b), h1(a) = a --------------------- */
+
+static inline double loss_f1(int loss, double a)
+{
+    return loss == MONGE_GW_SQUARE ? a * a : (a > 0.0 ? a * log(a) - a : 0.0);
+}
+static inline double loss_f2(int loss, double b) { return loss == MONGE_GW_SQUARE ? b * b : b; }
+static inline double loss_h2(int loss, double b) { return loss == MONGE_GW_SQUARE ? 2.0 * b : log(b); }
+/* derivatives, for the gradients with respect to C1 and C2 (d f1 / da is -inf at a = 0 for kl) */
+static inline double loss_df1(int loss, double a) { return loss == MONGE_GW_SQUARE ? 2.0 * a : log(a); }
+static inline double loss_df2(int loss, double b) { return loss == MONGE_GW_SQUARE ? 2.0 * b : 1.0; }
+static inline double loss_dh2(int loss, double b) { return loss == MONGE_GW_SQUARE ? 2.0 : 1.0 / b; }
+
+typedef struct {
+    int64_t n, m;
+    int loss, sym, nt;
+    const double *C1, *C2;
+    double *C1T; /* C1^T (n x n), only when not symmetric */
+    double *H2T; /* h2(C2)^T (m x m) */
+    double *H2;  /* h2(C2) (m x m), only when not symmetric */
+    double *Y, *Z; /* n x m scratch (Z only when not symmetric) */
+    double *r, *c, *v1, *v2, *rowbuf; /* n, m, n, m, max(n, m) */
+} gw_work;
+
+/* sum_i rows[i] in index order (the fixed reduction of every parallel dot product here) */
+static double sum_ordered(const double *v, int64_t len)
+{
+    double s = 0.0;
+    for (int64_t i = 0; i < len; i++) s += v[i];
+    return s;
+}
+
+/* <A, B> over n x m, each row summed by one thread, rows summed in order */
+static double dot_nm(const gw_work *w, const double *A, const double *B)
+{
+    const int64_t n = w->n, m = w->m;
+#pragma omp parallel for schedule(static) num_threads(w->nt)
+    for (int64_t i = 0; i < n; i++) {
+        double s = 0.0;
+        const double *a = A + i * m, *b = B + i * m;
+        for (int64_t j = 0; j < m; j++) s += a[j] * b[j];
+        w->rowbuf[i] = s;
+    }
+    return sum_ordered(w->rowbuf, n);
+}
+
+/* r = X 1 (n), c = X^T 1 (m) */
+static void marginals(const gw_work *w, const double *X, double *r, double *c)
+{
+    const int64_t n = w->n, m = w->m;
+#pragma omp parallel for schedule(static) num_threads(w->nt)
+    for (int64_t i = 0; i < n; i++) r[i] = sum_ordered(X + i * m, m);
+    const int64_t nb = (m + 63) / 64;
+#pragma omp parallel for schedule(static) num_threads(w->nt)
+    for (int64_t b = 0; b < nb; b++) {
+        const int64_t j0 = b * 64, j1 = j0 + 64 < m ? j0 + 64 : m;
+        for (int64_t j = j0; j < j1; j++) c[j] = 0.0;
+        for (int64_t i = 0; i < n; i++)
+            for (int64_t j = j0; j < j1; j++) c[j] += X[i * m + j];
+    }
+}
+
+/* out_i = sum_k f(A_ik) x_k (or f(A_ki) with tr), A len x len, f = f1 (which 1) or f2 (2) */
+static void fmatvec(const gw_work *w, int which, const double *A, int64_t len, int tr,
+                    const double *x, double *out)
+{
+    const int loss = w->loss;
+#pragma omp parallel for schedule(static) num_threads(w->nt)
+    for (int64_t i = 0; i < len; i++) {
+        double s = 0.0;
+        for (int64_t k = 0; k < len; k++) {
+            const double v = tr ? A[k * len + i] : A[i * len + k];
+            s += (which == 1 ? loss_f1(loss, v) : loss_f2(loss, v)) * x[k];
+        }
+        out[i] = s;
+    }
+}
+
+/* G = grad GW(X) = tens(X) + tens^T(X), with X's own marginals (zero for a direction). */
+static int gw_grad(gw_work *w, const double *X, double *G)
+{
+    const int64_t n = w->n, m = w->m;
+    int st;
+    marginals(w, X, w->r, w->c);
+    fmatvec(w, 1, w->C1, n, 0, w->r, w->v1);
+    fmatvec(w, 2, w->C2, m, 0, w->c, w->v2);
+    if ((st = monge_gemm(n, m, n, w->C1, X, w->Y, w->nt)) != MONGE_OK) return st;
+    if ((st = monge_gemm(n, m, m, w->Y, w->H2T, G, w->nt)) != MONGE_OK) return st;
+    const double s = w->sym ? 2.0 : 1.0;
+#pragma omp parallel for schedule(static) num_threads(w->nt)
+    for (int64_t i = 0; i < n; i++)
+        for (int64_t j = 0; j < m; j++)
+            G[i * m + j] = s * (w->v1[i] + w->v2[j] - G[i * m + j]);
+    if (w->sym) return MONGE_OK;
+    fmatvec(w, 1, w->C1, n, 1, w->r, w->v1);
+    fmatvec(w, 2, w->C2, m, 1, w->c, w->v2);
+    if ((st = monge_gemm(n, m, n, w->C1T, X, w->Y, w->nt)) != MONGE_OK) return st;
+    if ((st = monge_gemm(n, m, m, w->Y, w->H2, w->Z, w->nt)) != MONGE_OK) return st;
+#pragma omp parallel for schedule(static) num_threads(w->nt)
+    for (int64_t i = 0; i < n; i++)
+        for (int64_t j = 0; j < m; j++)
+            G[i * m + j] += w->v1[i] + w->v2[j] - w->Z[i * m + j];
+    return MONGE_OK;
+}
+
+/* ---- argument checks --------------------------------------------------------------------- */
+
+static int all_finite(const double *v, int64_t len)
+{
+    for (int64_t i = 0; i < len; i++)
+        if (!isfinite(v[i])) return 0;
+    return 1;
+}
+
+static int is_symmetric(const double *A, int64_t len)
+{
+    for (int64_t i = 0; i < len; i++)
+        for (int64_t k = 0; k < i; k++)
+            if (A[i * len + k] != A[k * len + i]) return 0;
+    return 1;
+}
+
+/* Non-negative finite weights (uniform when NULL) into out; returns the mass or -1. */
+static double weights(const double *w, int64_t len, double *out)
+{
+    double s = 0.0;
+    for (int64_t i = 0; i < len; i++) {
+        const double v = w ? w[i] : 1.0 / (double)len;
+        if (!isfinite(v) || v < 0.0) return -1.0;
+        out[i] = v;
+        s += v;
+    }
+    return s;
+}
+
+static int check_params(const monge_gw_params *par)
+{
+    if (par->loss != MONGE_GW_SQUARE && par->loss != MONGE_GW_KL) return MONGE_EINVAL;
+    if (par->solver != MONGE_GW_ENTROPIC && par->solver != MONGE_GW_CG) return MONGE_EINVAL;
+    if (!(par->alpha >= 0.0 && par->alpha <= 1.0)) return MONGE_EINVAL;
+    if (!(par->tol >= 0.0) || !isfinite(par->tol) || !(par->tol_abs >= 0.0) ||
+        !isfinite(par->tol_abs) || par->max_iter < 1 || par->inner_max_iter < 0)
+        return MONGE_EINVAL;
+    if (par->solver != MONGE_GW_CG &&
+        (!(par->eps > 0.0) || !isfinite(par->eps) || !(par->inner_tol > 0.0) ||
+         !isfinite(par->inner_tol)))
+        return MONGE_EINVAL;
+    return MONGE_OK;
+}
+
+/* ---- the solvers ------------------------------------------------------------------------- */
+
+typedef struct {
+    monge_progress_fn fn;
+    void *ctx;
+} inner_progress;
+
+static int inner_progress_cb(void *vctx, int64_t iter, double err)
+{
+    (void)iter;
+    const inner_progress *ip = vctx;
+    return ip->fn(ip->ctx, -1, err);
+}
+
+static double rel_change(double dF, double F) { return fabs(dF) / fmax(fabs(F), 1e-300); }
+
+int monge_gromov(int64_t n, int64_t m, const double *C1, const double *C2, const double *p,
+                 const double *q, const double *M, const monge_gw_params *par, double *T,
+                 double *f_out, double *g_out, double *grad_C1, double *grad_C2,
+                 monge_gw_info *info)
+{
+    if (!par || !C1 || !C2 || !T || n < 1 || m < 1) return MONGE_EINVAL;
+    if (check_params(par) != MONGE_OK) return MONGE_EINVAL;
+    if (n > (INT64_MAX / 16) / m || n > (INT64_MAX / 16) / n || m > (INT64_MAX / 16) / m)
+        return MONGE_EINVAL;
+    const int loss = par->loss;
+    if (!all_finite(C1, n * n) || !all_finite(C2, m * m) || (M && !all_finite(M, n * m)))
+        return MONGE_EINVAL;
+    if (loss == MONGE_GW_KL) {
+        for (int64_t i = 0; i < n * n; i++)
+            if (C1[i] < 0.0) return MONGE_EINVAL;
+        for (int64_t i = 0; i < m * m; i++)
+            if (!(C2[i] > 0.0)) return MONGE_EINVAL;
+    }
+    if (par->warm_start) {
+        for (int64_t i = 0; i < n * m; i++)
+            if (!isfinite(T[i]) || T[i] < 0.0) return MONGE_EINVAL;
+    }
+    const double alpha = M ? par->alpha : 1.0;
+    const int sym = is_symmetric(C1, n) && is_symmetric(C2, m);
+    const int nt = monge_resolve_threads(par->nthreads);
+    const int cg = par->solver == MONGE_GW_CG;
+    const size_t nm = (size_t)(n * m);
+    const int64_t mx = n > m ? n : m;
+
+    gw_work w = {n, m, loss, sym, nt, C1, C2, NULL, NULL, NULL, NULL, NULL,
+                 NULL, NULL, NULL, NULL, NULL};
+    double *pw = malloc((size_t)n * sizeof *pw), *qw = malloc((size_t)m * sizeof *qw);
+    double *G = malloc(nm * sizeof *G);    /* grad GW at T */
+    double *Cst = malloc(nm * sizeof *Cst); /* grad F at T: the linear problem's cost */
+    double *D = cg ? malloc(nm * sizeof *D) : NULL;   /* cg: the direction */
+    double *GD = cg ? malloc(nm * sizeof *GD) : NULL; /* cg: grad GW at D */
+    const int64_t cap = n + m - 1;
+    int64_t *rows = cg ? malloc((size_t)cap * sizeof *rows) : NULL;
+    int64_t *cols = cg ? malloc((size_t)cap * sizeof *cols) : NULL;
+    double *vals = cg ? malloc((size_t)cap * sizeof *vals) : NULL;
+    double *f = calloc((size_t)n, sizeof *f), *g = calloc((size_t)m, sizeof *g);
+    w.H2T = malloc((size_t)(m * m) * sizeof *w.H2T);
+    w.Y = malloc(nm * sizeof *w.Y);
+    w.r = malloc((size_t)n * sizeof *w.r);
+    w.c = malloc((size_t)m * sizeof *w.c);
+    w.v1 = malloc((size_t)n * sizeof *w.v1);
+    w.v2 = malloc((size_t)m * sizeof *w.v2);
+    w.rowbuf = malloc((size_t)mx * sizeof *w.rowbuf);
+    if (!sym) {
+        w.C1T = malloc((size_t)(n * n) * sizeof *w.C1T);
+        w.H2 = malloc((size_t)(m * m) * sizeof *w.H2);
+        w.Z = malloc(nm * sizeof *w.Z);
+    }
+    int st = MONGE_OK;
+    if (!pw || !qw || !G || !Cst || (cg && (!D || !GD || !rows || !cols || !vals)) || !f || !g ||
+        !w.H2T || !w.Y || !w.r || !w.c || !w.v1 || !w.v2 || !w.rowbuf ||
+        (!sym && (!w.C1T || !w.H2 || !w.Z))) {
+        st = MONGE_ENOMEM;
+        goto out;
+    }
+    const double mp = weights(p, n, pw), mq = weights(q, m, qw);
+    if (!(mp > 0.0) || !(mq > 0.0) || fabs(mp - mq) > 1e-8 * fmax(mp, mq)) {
+        st = MONGE_EINVAL;
+        goto out;
+    }
+    for (int64_t j = 0; j < m; j++)
+        for (int64_t l = 0; l < m; l++) {
+            const double h = loss_h2(loss, C2[j * m + l]);
+            w.H2T[l * m + j] = h;
+            if (!sym) w.H2[j * m + l] = h;
+        }
+    if (!sym)
+        for (int64_t i = 0; i < n; i++)
+            for (int64_t k = 0; k < n; k++) w.C1T[k * n + i] = C1[i * n + k];
+    if (!par->warm_start)
+        for (int64_t i = 0; i < n; i++)
+            for (int64_t j = 0; j < m; j++) T[i * m + j] = pw[i] * qw[j] / mp;
+
+    inner_progress ip = {par->progress, par->progress_ctx};
+    int64_t k = 0, inner_iter = 0;
+    int converged = 0, inner_ok = 1;
+    double delta = NAN, fw_gap = NAN;
+    if ((st = gw_grad(&w, T, G)) != MONGE_OK) goto out;
+    double F = (M ? (1.0 - alpha) * dot_nm(&w, M, T) : 0.0) + 0.5 * alpha * dot_nm(&w, G, T);
+    if (!isfinite(F)) {
+        st = MONGE_ENONFINITE;
+        goto out;
+    }
+
+    monge_geometry geom = {n, m, MONGE_F64, Cst, NULL, NULL, 0, MONGE_COST_SQEUCLIDEAN, 2.0, 0.0};
+    monge_problem pb = {&geom, pw, qw, INFINITY, INFINITY};
+    monge_sinkhorn_params sp;
+    monge_sinkhorn_params_init(&sp);
+    sp.eps = par->eps;
+    sp.tol = par->inner_tol;
+    sp.max_iter = par->inner_max_iter > 0 ? par->inner_max_iter : 10000;
+    sp.compute_cost = 0;
+    sp.nthreads = nt;
+    sp.progress = par->progress ? inner_progress_cb : NULL;
+    sp.progress_ctx = &ip;
+    monge_emd_params ep;
+    monge_emd_params_init(&ep);
+    ep.max_iter = par->inner_max_iter;
+    ep.progress = sp.progress;
+    ep.progress_ctx = &ip;
+
+    for (k = 1; k <= par->max_iter; k++) {
+#pragma omp parallel for schedule(static) num_threads(nt)
+        for (int64_t i = 0; i < n; i++)
+            for (int64_t j = 0; j < m; j++)
+                Cst[i * m + j] = (M ? (1.0 - alpha) * M[i * m + j] : 0.0) + alpha * G[i * m + j];
+        double Fnew;
+        if (!cg) {
+            monge_sinkhorn_info si;
+            const int s2 = monge_sinkhorn(&pb, &sp, f, g, &si);
+            if (s2 != MONGE_OK && s2 != MONGE_ENOCONV) {
+                st = s2;
+                goto out;
+            }
+            sp.warm_start = 1;
+            inner_iter += si.n_iter;
+            inner_ok = si.converged;
+            if ((st = monge_sinkhorn_plan(&pb, par->eps, f, g, T, nt)) != MONGE_OK) goto out;
+            if ((st = gw_grad(&w, T, G)) != MONGE_OK) goto out;
+            Fnew = (M ? (1.0 - alpha) * dot_nm(&w, M, T) : 0.0) + 0.5 * alpha * dot_nm(&w, G, T);
+        } else {
+            monge_emd_info ei;
+            const int s2 = monge_emd(&geom, pw, qw, &ep, rows, cols, vals, f, g, &ei);
+            if (s2 != MONGE_OK && s2 != MONGE_ENOCONV) {
+                st = s2;
+                goto out;
+            }
+            inner_iter += ei.n_iter;
+            inner_ok = s2 == MONGE_OK;
+            for (size_t e = 0; e < nm; e++) D[e] = -T[e];
+            for (int64_t e = 0; e < ei.nnz; e++) D[rows[e] * m + cols[e]] += vals[e];
+            const double b = dot_nm(&w, Cst, D);
+            fw_gap = -b;
+            if ((st = gw_grad(&w, D, GD)) != MONGE_OK) goto out;
+            const double a = 0.5 * alpha * dot_nm(&w, GD, D);
+            double t;
+            if (a > 0.0)
+                t = fmin(1.0, fmax(0.0, -b / (2.0 * a)));
+            else
+                t = a + b < 0.0 ? 1.0 : 0.0;
+            const double dF = t * b + t * t * a;
+            if (t > 0.0) {
+#pragma omp parallel for schedule(static) num_threads(nt)
+                for (int64_t i = 0; i < n; i++)
+                    for (int64_t j = 0; j < m; j++) {
+                        T[i * m + j] += t * D[i * m + j];
+                        G[i * m + j] += t * GD[i * m + j];
+                    }
+            }
+            Fnew = F + dF;
+        }
+        if (!isfinite(Fnew)) {
+            st = MONGE_ENONFINITE;
+            goto out;
+        }
+        const double dF = Fnew - F;
+        F = Fnew;
+        delta = rel_change(dF, F);
+        if (par->progress && par->progress(par->progress_ctx, k, delta)) {
+            st = MONGE_EINTR;
+            break;
+        }
+        if (fabs(dF) <= par->tol * fabs(F) + par->tol_abs && inner_ok) {
+            converged = 1;
+            break;
+        }
+    }
+    if (k > par->max_iter) k = par->max_iter;
+
+    /* the reported values, recomputed from T (the cg gradient was updated incrementally) */
+    if (cg) {
+        const int s2 = gw_grad(&w, T, G);
+        if (s2 != MONGE_OK) {
+            st = s2;
+            goto out;
+        }
+    }
+    const double gw = 0.5 * dot_nm(&w, G, T), lin = M ? dot_nm(&w, M, T) : 0.0;
+    marginals(&w, T, w.r, w.c);
+    double err = 0.0;
+    for (int64_t i = 0; i < n; i++) err += fabs(w.r[i] - pw[i]);
+    for (int64_t j = 0; j < m; j++) err += fabs(w.c[j] - qw[j]);
+
+    if (grad_C1 || grad_C2) {
+        /* d F / d C1_ik = alpha (f1'(C1_ik) r_i r_k - (T h2(C2) T^T)_ik), and likewise for C2 */
+        double *Tt = malloc(nm * sizeof *Tt), *V = malloc(nm * sizeof *V);
+        if (!Tt || !V) {
+            free(Tt);
+            free(V);
+            st = MONGE_ENOMEM;
+            goto out;
+        }
+        for (int64_t i = 0; i < n; i++)
+            for (int64_t j = 0; j < m; j++) Tt[j * n + i] = T[i * m + j];
+        int s2 = MONGE_OK;
+        if (grad_C1) {
+            s2 = monge_gemm(n, m, m, T, sym ? w.H2T : w.H2, w.Y, nt);
+            if (s2 == MONGE_OK) s2 = monge_gemm(n, n, m, w.Y, Tt, grad_C1, nt);
+            if (s2 == MONGE_OK)
+                for (int64_t i = 0; i < n; i++)
+                    for (int64_t l = 0; l < n; l++)
+                        grad_C1[i * n + l] =
+                            alpha * (loss_df1(loss, C1[i * n + l]) * w.r[i] * w.r[l] -
+                                     grad_C1[i * n + l]);
+        }
+        if (grad_C2 && s2 == MONGE_OK) {
+            s2 = monge_gemm(m, n, n, Tt, C1, V, nt);
+            if (s2 == MONGE_OK) s2 = monge_gemm(m, m, n, V, T, grad_C2, nt);
+            if (s2 == MONGE_OK)
+                for (int64_t j = 0; j < m; j++)
+                    for (int64_t l = 0; l < m; l++)
+                        grad_C2[j * m + l] =
+                            alpha * (loss_df2(loss, C2[j * m + l]) * w.c[j] * w.c[l] -
+                                     loss_dh2(loss, C2[j * m + l]) * grad_C2[j * m + l]);
+        }
+        free(Tt);
+        free(V);
+        if (s2 != MONGE_OK) {
+            st = s2;
+            goto out;
+        }
+    }
+    if (f_out) memcpy(f_out, f, (size_t)n * sizeof *f);
+    if (g_out) memcpy(g_out, g, (size_t)m * sizeof *g);
+    if (info) {
+        info->value = (1.0 - alpha) * lin + alpha * gw;
+        info->gw = gw;
+        info->linear = lin;
+        info->delta = delta;
+        info->error = err;
+        info->fw_gap = cg ? fw_gap : NAN;
+        info->n_iter = k;
+        info->inner_iter = inner_iter;
+        info->converged = converged;
+    }
+    if (st == MONGE_OK && !converged) st = MONGE_ENOCONV;
+out:
+    free(pw);
+    free(qw);
+    free(G);
+    free(Cst);
+    free(D);
+    free(GD);
+    free(rows);
+    free(cols);
+    free(vals);
+    free(f);
+    free(g);
+    free(w.C1T);
+    free(w.H2T);
+    free(w.H2);
+    free(w.Y);
+    free(w.Z);
+    free(w.r);
+    free(w.c);
+    free(w.v1);
+    free(w.v2);
+    free(w.rowbuf);
+    return st;
+}
