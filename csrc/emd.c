@@ -26,6 +26,34 @@ void monge_emd_params_init(monge_emd_params *par)
     par->nthreads = 0;
     par->progress = NULL;
     par->progress_ctx = NULL;
+    par->basis = NULL;
+}
+
+struct monge_emd_basis {
+    int64_t n0, m0;               /* the problem's sizes */
+    int32_t n, m, root, cap;      /* active sizes; capacity of the node arrays */
+    int32_t *parent, *thread, *rthread, *depth;
+    double *wa, *wb;              /* the unit-mass weights it was solved with (n0, m0) */
+    int valid;
+};
+
+int monge_emd_basis_new(monge_emd_basis **out)
+{
+    if (!out) return MONGE_EINVAL;
+    *out = calloc(1, sizeof **out);
+    return *out ? MONGE_OK : MONGE_ENOMEM;
+}
+
+void monge_emd_basis_free(monge_emd_basis *b)
+{
+    if (!b) return;
+    free(b->parent);
+    free(b->thread);
+    free(b->rthread);
+    free(b->depth);
+    free(b->wa);
+    free(b->wb);
+    free(b);
 }
 
 /* ------------------------------------------------------------------ sorting */
@@ -517,7 +545,8 @@ static void principal_axis(const nws *w, const double *xs, const double *ys, dou
 }
 
 /* Solve on the active problem; writes the tree solution into w. */
-static int simplex(nws *w, const monge_emd_params *par, int use_projection, int64_t *n_iter)
+static int simplex(nws *w, const monge_emd_params *par, int use_projection, int warm,
+                   int64_t *n_iter)
 {
     const int64_t n = w->n, m = w->m;
     int st = MONGE_OK;
@@ -530,7 +559,17 @@ static int simplex(nws *w, const monge_emd_params *par, int use_projection, int6
         st = MONGE_ENOMEM;
         goto out;
     }
-    if (use_projection) {
+    if (warm) {
+        /* the kept basis: same weights, so the same flows, still strongly feasible */
+        const monge_emd_basis *kb = par->basis;
+        const size_t N = (size_t)w->N * sizeof(int32_t);
+        w->root = kb->root;
+        memcpy(w->parent, kb->parent, N);
+        memcpy(w->thread, kb->thread, N);
+        memcpy(w->rthread, kb->rthread, N);
+        memcpy(w->depth, kb->depth, N);
+        compute_flows(w);
+    } else if (use_projection) {
         /* the points the costs are computed from (normalised for the cosine cost) */
         const int64_t d = w->d;
         const double *xs = monge_geom_points(w->geo, 0), *ys = monge_geom_points(w->geo, 1);
@@ -557,7 +596,7 @@ static int simplex(nws *w, const monge_emd_params *par, int use_projection, int6
         for (int64_t i = 0; i < n; i++) ro[i] = i;
         for (int64_t j = 0; j < m; j++) co[j] = j;
     }
-    initial_tree(w, ro, co);
+    if (!warm) initial_tree(w, ro, co);
 #ifdef MONGE_EMD_DEBUG
     check_tree(w, -1);
 #endif
@@ -709,6 +748,46 @@ static int check_geometry(const monge_geometry *g)
         if (g->cost == MONGE_COST_ELASTIC && !(g->lam >= 0.0)) return MONGE_EINVAL;
         if ((int)g->cost < 0 || (int)g->cost > MONGE_COST_ELASTIC) return MONGE_EINVAL;
     }
+    return MONGE_OK;
+}
+
+/* Stores the final tree of w (on a cancelled or unfinished solve too: it is a feasible basis). */
+static int keep_basis(monge_emd_basis *kb, const nws *w, int64_t n0, int64_t m0, const double *wa,
+                      const double *wb)
+{
+    kb->valid = 0;
+    if (kb->n0 != n0 || kb->m0 != m0 || !kb->wa) {
+        free(kb->wa);
+        free(kb->wb);
+        kb->wa = malloc(sizeof(double) * (size_t)n0);
+        kb->wb = malloc(sizeof(double) * (size_t)m0);
+        if (!kb->wa || !kb->wb) return MONGE_ENOMEM;
+        kb->n0 = n0;
+        kb->m0 = m0;
+    }
+    if (kb->cap < w->N) {
+        int32_t **arrs[4] = {&kb->parent, &kb->thread, &kb->rthread, &kb->depth};
+        for (int k = 0; k < 4; k++) {
+            free(*arrs[k]);
+            *arrs[k] = malloc(sizeof(int32_t) * (size_t)w->N);
+            if (!*arrs[k]) {
+                kb->cap = 0;
+                return MONGE_ENOMEM;
+            }
+        }
+        kb->cap = w->N;
+    }
+    const size_t N = (size_t)w->N * sizeof(int32_t);
+    memcpy(kb->parent, w->parent, N);
+    memcpy(kb->thread, w->thread, N);
+    memcpy(kb->rthread, w->rthread, N);
+    memcpy(kb->depth, w->depth, N);
+    memcpy(kb->wa, wa, sizeof(double) * (size_t)n0);
+    memcpy(kb->wb, wb, sizeof(double) * (size_t)m0);
+    kb->n = w->n;
+    kb->m = w->m;
+    kb->root = w->root;
+    kb->valid = 1;
     return MONGE_OK;
 }
 
@@ -876,14 +955,19 @@ int monge_emd(const monge_geometry *geom, const double *a, const double *b,
         st = MONGE_EINVAL;
         goto out;
     }
+    monge_emd_basis *kb = par->basis;
+    const int warm = kb && kb->valid && kb->n0 == n0 && kb->m0 == m0 && kb->n == n && kb->m == m &&
+                     !memcmp(kb->wa, wa, sizeof(double) * (size_t)n0) &&
+                     !memcmp(kb->wb, wb, sizeof(double) * (size_t)m0);
     int64_t it = 0;
-    int sst = simplex(&w, par, use_proj, &it);
+    int sst = simplex(&w, par, use_proj, warm, &it);
     if (sst == MONGE_ENOMEM || sst == MONGE_EINVAL || sst == MONGE_ENONFINITE) {
         st = sst;
         goto out;
     }
     compute_flows(&w);
     compute_potentials(&w);
+    if (kb && (st = keep_basis(kb, &w, n0, m0, wa, wb))) goto out;
 
     /* outputs: the plan, the cost, the potentials */
     int64_t nnz = 0;
@@ -960,11 +1044,13 @@ int monge_emd_batch(int64_t B, const monge_geometry *geoms, const double *a, con
                     double *f, double *g, monge_emd_info *info, int *status)
 {
     if (B < 1 || !geoms || !rows || !cols || !vals || !info || !status) return MONGE_EINVAL;
-    monge_emd_params defaults;
-    if (!par) {
-        monge_emd_params_init(&defaults);
-        par = &defaults;
-    }
+    monge_emd_params local;
+    if (par)
+        local = *par;
+    else
+        monge_emd_params_init(&local);
+    local.basis = NULL; /* one basis cannot serve parallel solves */
+    par = &local;
     const int64_t n = geoms[0].n, m = geoms[0].m, cap = n + m - 1;
     for (int64_t k = 0; k < B; k++)
         if (geoms[k].n != n || geoms[k].m != m) return MONGE_EINVAL;

@@ -33,6 +33,15 @@
 extern "C" {
 #endif
 
+/* A spanning-tree basis kept between solves of problems with the same weights (the costs may
+ * differ): a solve given one starts from the basis it holds, which stays feasible since the
+ * weights are the same, and leaves its final basis there.  Solves of a sequence of nearby costs
+ * (the linear problems of a Frank-Wolfe method) then need few pivots.  Opaque; one per thread. */
+typedef struct monge_emd_basis monge_emd_basis;
+/* *out = an empty basis; MONGE_ENOMEM or MONGE_EINVAL (out NULL). */
+int monge_emd_basis_new(monge_emd_basis **out);
+void monge_emd_basis_free(monge_emd_basis *basis);
+
 typedef struct {
     int64_t max_iter;     /* pivot limit; 0 = none.  Reaching it returns MONGE_ENOCONV with the
                              current feasible (not optimal) plan.  Default 0. */
@@ -49,6 +58,9 @@ typedef struct {
                                    pricing scan (with 0); a non-zero return stops: MONGE_EINTR.
                                    May be NULL. */
     void *progress_ctx;   /* passed to progress.  Default NULL. */
+    monge_emd_basis *basis; /* a basis to start from (when it was left by a solve with the same
+                               weights; `init` is then unused) and to leave the final one in; not
+                               used by monge_emd_batch.  May be NULL.  Default NULL. */
 } monge_emd_params;
 
 void monge_emd_params_init(monge_emd_params *par);

@@ -212,6 +212,42 @@ static int gw_grad(gw_work *w, const double *X, double *G)
     return MONGE_OK;
 }
 
+/* G = grad GW(S) for a plan S given by its nnz entries (the network simplex's vertex): the
+ * products C1 (S h2(C2)^T) start from a sparse S h2(C2)^T (nnz x m work), so one dense product
+ * remains where gw_grad needs two.  W: n x m scratch. */
+static int gw_grad_sparse(gw_work *w, int64_t nnz, const int64_t *rows, const int64_t *cols,
+                          const double *vals, double *G, double *W)
+{
+    const int64_t n = w->n, m = w->m;
+    int st;
+    for (int pass = 0; pass < (w->sym ? 1 : 2); pass++) {
+        const double *H = pass ? w->H2 : w->H2T; /* rows l of h2(C2)^T, or of h2(C2) */
+        memset(w->r, 0, (size_t)n * sizeof *w->r);
+        memset(w->c, 0, (size_t)m * sizeof *w->c);
+        memset(W, 0, (size_t)(n * m) * sizeof *W);
+        for (int64_t e = 0; e < nnz; e++) {
+            const double v = vals[e];
+            double *wr = W + rows[e] * m;
+            const double *h = H + cols[e] * m;
+            for (int64_t j = 0; j < m; j++) wr[j] += v * h[j];
+            w->r[rows[e]] += v;
+            w->c[cols[e]] += v;
+        }
+        fmatvec(w, 1, w->C1, n, pass, w->r, w->v1);
+        fmatvec(w, 2, w->C2, m, pass, w->c, w->v2);
+        if ((st = monge_gemm(n, m, n, pass ? w->C1T : w->C1, W, w->Y, w->nt)) != MONGE_OK)
+            return st;
+        const double s = w->sym ? 2.0 : 1.0;
+#pragma omp parallel for schedule(static) num_threads(w->nt)
+        for (int64_t i = 0; i < n; i++)
+            for (int64_t j = 0; j < m; j++) {
+                const double v = s * (w->v1[i] + w->v2[j] - w->Y[i * m + j]);
+                G[i * m + j] = pass ? G[i * m + j] + v : v;
+            }
+    }
+    return MONGE_OK;
+}
+
 /* ---- argument checks --------------------------------------------------------------------- */
 
 static int all_finite(const double *v, int64_t len)
@@ -307,8 +343,8 @@ int monge_gromov(int64_t n, int64_t m, const double *C1, const double *C2, const
     double *pw = malloc((size_t)n * sizeof *pw), *qw = malloc((size_t)m * sizeof *qw);
     double *G = malloc(nm * sizeof *G);    /* grad GW at T */
     double *Cst = malloc(nm * sizeof *Cst); /* grad F at T: the linear problem's cost */
-    double *D = cg ? malloc(nm * sizeof *D) : NULL;   /* cg: the direction */
-    double *GD = cg ? malloc(nm * sizeof *GD) : NULL; /* cg: grad GW at D */
+    double *D = cg ? malloc(nm * sizeof *D) : NULL;   /* cg: scratch of the sparse gradient */
+    double *GD = cg ? malloc(nm * sizeof *GD) : NULL; /* cg: grad GW at the direction */
     const int64_t cap = n + m - 1;
     int64_t *rows = cg ? malloc((size_t)cap * sizeof *rows) : NULL;
     int64_t *cols = cg ? malloc((size_t)cap * sizeof *cols) : NULL;
@@ -327,6 +363,7 @@ int monge_gromov(int64_t n, int64_t m, const double *C1, const double *C2, const
         w.Z = malloc(nm * sizeof *w.Z);
     }
     int st = MONGE_OK;
+    monge_emd_basis *basis = NULL;
     if (!pw || !qw || !G || !Cst || (cg && (!D || !GD || !rows || !cols || !vals)) || !f || !g ||
         !w.H2T || !w.Y || !w.r || !w.c || !w.v1 || !w.v2 || !w.rowbuf ||
         (!sym && (!w.C1T || !w.H2 || !w.Z))) {
@@ -378,6 +415,8 @@ int monge_gromov(int64_t n, int64_t m, const double *C1, const double *C2, const
     ep.max_iter = par->inner_max_iter;
     ep.progress = sp.progress;
     ep.progress_ctx = &ip;
+    if (cg && (st = monge_emd_basis_new(&basis)) != MONGE_OK) goto out;
+    ep.basis = basis; /* each linear problem starts from the last one's optimal basis */
 
     for (k = 1; k <= par->max_iter; k++) {
 #pragma omp parallel for schedule(static) num_threads(nt)
@@ -407,12 +446,18 @@ int monge_gromov(int64_t n, int64_t m, const double *C1, const double *C2, const
             }
             inner_iter += ei.n_iter;
             inner_ok = s2 == MONGE_OK;
-            for (size_t e = 0; e < nm; e++) D[e] = -T[e];
-            for (int64_t e = 0; e < ei.nnz; e++) D[rows[e] * m + cols[e]] += vals[e];
-            const double b = dot_nm(&w, Cst, D);
+            /* direction D = S - T; grad GW(D) = grad GW(S) - G by linearity */
+            double cs = 0.0;
+            for (int64_t e = 0; e < ei.nnz; e++) cs += Cst[rows[e] * m + cols[e]] * vals[e];
+            const double b = cs - dot_nm(&w, Cst, T);
             fw_gap = -b;
-            if ((st = gw_grad(&w, D, GD)) != MONGE_OK) goto out;
-            const double a = 0.5 * alpha * dot_nm(&w, GD, D);
+            if ((st = gw_grad_sparse(&w, ei.nnz, rows, cols, vals, GD, D)) != MONGE_OK) goto out;
+#pragma omp parallel for schedule(static) num_threads(nt)
+            for (int64_t i = 0; i < n; i++)
+                for (int64_t j = 0; j < m; j++) GD[i * m + j] -= G[i * m + j];
+            double gs = 0.0;
+            for (int64_t e = 0; e < ei.nnz; e++) gs += GD[rows[e] * m + cols[e]] * vals[e];
+            const double a = 0.5 * alpha * (gs - dot_nm(&w, GD, T));
             double t;
             if (a > 0.0)
                 t = fmin(1.0, fmax(0.0, -b / (2.0 * a)));
@@ -423,9 +468,10 @@ int monge_gromov(int64_t n, int64_t m, const double *C1, const double *C2, const
 #pragma omp parallel for schedule(static) num_threads(nt)
                 for (int64_t i = 0; i < n; i++)
                     for (int64_t j = 0; j < m; j++) {
-                        T[i * m + j] += t * D[i * m + j];
+                        T[i * m + j] -= t * T[i * m + j];
                         G[i * m + j] += t * GD[i * m + j];
                     }
+                for (int64_t e = 0; e < ei.nnz; e++) T[rows[e] * m + cols[e]] += t * vals[e];
             }
             Fnew = F + dF;
         }
@@ -515,6 +561,7 @@ int monge_gromov(int64_t n, int64_t m, const double *C1, const double *C2, const
     }
     if (st == MONGE_OK && !converged) st = MONGE_ENOCONV;
 out:
+    monge_emd_basis_free(basis);
     free(pw);
     free(qw);
     free(G);

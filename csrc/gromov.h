@@ -19,10 +19,11 @@
  *   each step a log-domain Sinkhorn solve (sinkhorn.h) warm-started from the previous potentials.
  *   At small eps the iterates may cycle instead of converging: that is reported (MONGE_ENOCONV).
  * - cg: conditional gradient (Frank–Wolfe) with the exact network simplex (emd.h) as the linear
- *   minimisation oracle and an exact line search: F is quadratic in T and the direction
- *   D = S - T keeps the marginals, so F(T + t D) = F(T) + t <grad F(T), D> + t^2 alpha GW(D) is
- *   minimised in closed form over t in [0, 1]; grad GW(T + t D) = grad GW(T) + t grad GW(D) costs
- *   no further product.
+ *   minimisation oracle, each solve started from the previous one's optimal basis, and an exact
+ *   line search: F is quadratic in T and the direction D = S - T keeps the marginals, so
+ *   F(T + t D) = F(T) + t <grad F(T), D> + t^2 alpha GW(D) is minimised in closed form over t in
+ *   [0, 1].  By linearity grad GW(T + t D) = (1 - t) grad GW(T) + t grad GW(S), and the vertex S
+ *   has at most n + m - 1 entries, so an iteration costs one dense product, not two.
  * All stop when the objective's change between iterates is <= tol |F| + tol_abs; the entropic
  * solver also needs its last Sinkhorn solve to have met inner_tol (the plan's L1 marginal error).
  */

@@ -439,6 +439,54 @@ static void test_extreme_weights(void)
     CHECK(st == MONGE_OK, "weights 1e-300 apart: status %d", st);
 }
 
+/* a kept basis: solves of nearby costs from the previous optimal basis reach the same optimum as
+ * cold solves, with fewer pivots; other weights are not started from it */
+static void test_kept_basis(void)
+{
+    const int64_t n = 60, m = 50;
+    double *C = malloc(sizeof(double) * n * m), *a = malloc(sizeof(double) * n),
+           *b = malloc(sizeof(double) * m), *a2 = malloc(sizeof(double) * n);
+    int64_t cap = n + m - 1, *r = malloc(sizeof(int64_t) * cap), *c = malloc(sizeof(int64_t) * cap);
+    double *v = malloc(sizeof(double) * cap);
+    for (int64_t k = 0; k < n * m; k++) C[k] = urand();
+    random_weights(a, n);
+    random_weights(b, m);
+    random_weights(a2, n);
+    monge_emd_basis *kb = NULL;
+    CHECK(monge_emd_basis_new(&kb) == MONGE_OK && kb, "basis_new");
+    CHECK(monge_emd_basis_new(NULL) == MONGE_EINVAL, "basis_new(NULL)");
+    monge_emd_params warm, cold;
+    monge_emd_params_init(&warm);
+    monge_emd_params_init(&cold);
+    warm.basis = kb;
+    monge_emd_info iw, ic;
+    int64_t pw = 0, pc = 0;
+    for (int step = 0; step < 6; step++) {
+        for (int64_t k = 0; k < n * m; k++) C[k] += 0.02 * (urand() - 0.5);
+        const double *aa = step == 4 ? a2 : a; /* other weights: a cold start, kept after */
+        CHECK(monge_emd(&(monge_geometry){n, m, MONGE_F64, C, NULL, NULL, 0, 0, 2.0, 0.0}, aa, b,
+                        &warm, r, c, v, NULL, NULL, &iw) == MONGE_OK, "warm solve");
+        CHECK(monge_emd(&(monge_geometry){n, m, MONGE_F64, C, NULL, NULL, 0, 0, 2.0, 0.0}, aa, b,
+                        &cold, r, c, v, NULL, NULL, &ic) == MONGE_OK, "cold solve");
+        CHECK(fabs(iw.cost - ic.cost) <= 1e-12 * fabs(ic.cost), "step %d: warm %.17g cold %.17g",
+              step, iw.cost, ic.cost);
+        if (step > 0 && step != 4 && step != 5) {
+            pw += iw.n_iter;
+            pc += ic.n_iter;
+        }
+    }
+    CHECK(pw * 3 < pc, "kept basis: %lld pivots against %lld cold", (long long)pw, (long long)pc);
+    monge_emd_basis_free(kb);
+    monge_emd_basis_free(NULL);
+    free(C);
+    free(a);
+    free(b);
+    free(a2);
+    free(r);
+    free(c);
+    free(v);
+}
+
 int main(void)
 {
     rng_seed(12345);
@@ -450,5 +498,6 @@ int main(void)
     test_batch_and_interrupt();
     test_1d_and_sliced();
     test_extreme_weights();
+    test_kept_basis();
     return REPORT();
 }
