@@ -25,6 +25,10 @@ void monge_gw_params_init(monge_gw_params *par)
     par->max_iter = 1000;
     par->inner_tol = 1e-9;
     par->inner_max_iter = 0;
+    par->eps_scaling = 0;
+    par->eps_start = 0.0;
+    par->scaling_factor = 0.5;
+    par->damping = -1.0;
     par->warm_start = 0;
     par->nthreads = 0;
 }
@@ -128,7 +132,7 @@ typedef struct {
     double *H2T; /* h2(C2)^T (m x m) */
     double *H2;  /* h2(C2) (m x m), only when not symmetric */
     double *Y, *Z; /* n x m scratch (Z only when not symmetric) */
-    double *r, *c, *v1, *v2, *rowbuf; /* n, m, n, m, max(n, m) */
+    double *r, *c, *v1, *v2, *rowbuf, *aux; /* n, m, n, m, max(n, m), n + m */
 } gw_work;
 
 /* sum_i rows[i] in index order (the fixed reduction of every parallel dot product here) */
@@ -212,6 +216,43 @@ static int gw_grad(gw_work *w, const double *X, double *G)
     return MONGE_OK;
 }
 
+/* G = grad GW(u v^T) without a dense product: C1 (u v^T) h2(C2)^T = (C1 u)(h2(C2) v)^T. */
+static void gw_grad_rank1(gw_work *w, const double *u, const double *v, double *G)
+{
+    const int64_t n = w->n, m = w->m;
+    double su = 0.0, sv = 0.0;
+    for (int64_t i = 0; i < n; i++) su += u[i];
+    for (int64_t j = 0; j < m; j++) sv += v[j];
+    for (int pass = 0; pass < (w->sym ? 1 : 2); pass++) {
+        for (int64_t i = 0; i < n; i++) w->r[i] = u[i] * sv;
+        for (int64_t j = 0; j < m; j++) w->c[j] = v[j] * su;
+        fmatvec(w, 1, w->C1, n, pass, w->r, w->v1);
+        fmatvec(w, 2, w->C2, m, pass, w->c, w->v2);
+        /* cu = C1 u (C1^T u), hv = h2(C2) v (h2(C2)^T v) */
+        double *cu = w->aux, *hv = w->aux + n;
+        const double *H = pass ? w->H2T : (w->H2 ? w->H2 : w->H2T); /* h2(C2)^T or h2(C2) */
+#pragma omp parallel for schedule(static) num_threads(w->nt)
+        for (int64_t i = 0; i < n; i++) {
+            double s = 0.0;
+            for (int64_t k = 0; k < n; k++) s += (pass ? w->C1T : w->C1)[i * n + k] * u[k];
+            cu[i] = s;
+        }
+#pragma omp parallel for schedule(static) num_threads(w->nt)
+        for (int64_t j = 0; j < m; j++) {
+            double s = 0.0;
+            for (int64_t l = 0; l < m; l++) s += H[j * m + l] * v[l];
+            hv[j] = s;
+        }
+        const double sc = w->sym ? 2.0 : 1.0;
+#pragma omp parallel for schedule(static) num_threads(w->nt)
+        for (int64_t i = 0; i < n; i++)
+            for (int64_t j = 0; j < m; j++) {
+                const double g = sc * (w->v1[i] + w->v2[j] - cu[i] * hv[j]);
+                G[i * m + j] = pass ? G[i * m + j] + g : g;
+            }
+    }
+}
+
 /* G = grad GW(S) for a plan S given by its nnz entries (the network simplex's vertex): the
  * products C1 (S h2(C2)^T) start from a sparse S h2(C2)^T (nnz x m work), so one dense product
  * remains where gw_grad needs two.  W: n x m scratch. */
@@ -288,7 +329,8 @@ static int check_params(const monge_gw_params *par)
         return MONGE_EINVAL;
     if (par->solver != MONGE_GW_CG &&
         (!(par->eps > 0.0) || !isfinite(par->eps) || !(par->inner_tol > 0.0) ||
-         !isfinite(par->inner_tol)))
+         !isfinite(par->inner_tol) || !(par->eps_start >= 0.0) || !isfinite(par->eps_start) ||
+         !(par->scaling_factor > 0.0 && par->scaling_factor < 1.0)))
         return MONGE_EINVAL;
     return MONGE_OK;
 }
@@ -338,12 +380,20 @@ int monge_gromov(int64_t n, int64_t m, const double *C1, const double *C2, const
     const size_t nm = (size_t)(n * m);
     const int64_t mx = n > m ? n : m;
 
-    gw_work w = {n, m, loss, sym, nt, C1, C2, NULL, NULL, NULL, NULL, NULL,
-                 NULL, NULL, NULL, NULL, NULL};
+    gw_work w;
+    memset(&w, 0, sizeof w);
+    w.n = n;
+    w.m = m;
+    w.loss = loss;
+    w.sym = sym;
+    w.nt = nt;
+    w.C1 = C1;
+    w.C2 = C2;
     double *pw = malloc((size_t)n * sizeof *pw), *qw = malloc((size_t)m * sizeof *qw);
     double *G = malloc(nm * sizeof *G);    /* grad GW at T */
     double *Cst = malloc(nm * sizeof *Cst); /* grad F at T: the linear problem's cost */
-    double *D = cg ? malloc(nm * sizeof *D) : NULL;   /* cg: scratch of the sparse gradient */
+    double *D = malloc(nm * sizeof *D); /* cg: scratch of the sparse gradient; entropic: the last
+                                           Sinkhorn cost */
     double *GD = cg ? malloc(nm * sizeof *GD) : NULL; /* cg: grad GW at the direction */
     const int64_t cap = n + m - 1;
     int64_t *rows = cg ? malloc((size_t)cap * sizeof *rows) : NULL;
@@ -357,6 +407,7 @@ int monge_gromov(int64_t n, int64_t m, const double *C1, const double *C2, const
     w.v1 = malloc((size_t)n * sizeof *w.v1);
     w.v2 = malloc((size_t)m * sizeof *w.v2);
     w.rowbuf = malloc((size_t)mx * sizeof *w.rowbuf);
+    w.aux = malloc((size_t)(n + m) * sizeof *w.aux);
     if (!sym) {
         w.C1T = malloc((size_t)(n * n) * sizeof *w.C1T);
         w.H2 = malloc((size_t)(m * m) * sizeof *w.H2);
@@ -364,8 +415,8 @@ int monge_gromov(int64_t n, int64_t m, const double *C1, const double *C2, const
     }
     int st = MONGE_OK;
     monge_emd_basis *basis = NULL;
-    if (!pw || !qw || !G || !Cst || (cg && (!D || !GD || !rows || !cols || !vals)) || !f || !g ||
-        !w.H2T || !w.Y || !w.r || !w.c || !w.v1 || !w.v2 || !w.rowbuf ||
+    if (!pw || !qw || !G || !Cst || !D || (cg && (!GD || !rows || !cols || !vals)) || !f || !g ||
+        !w.H2T || !w.Y || !w.r || !w.c || !w.v1 || !w.v2 || !w.rowbuf || !w.aux ||
         (!sym && (!w.C1T || !w.H2 || !w.Z))) {
         st = MONGE_ENOMEM;
         goto out;
@@ -392,7 +443,12 @@ int monge_gromov(int64_t n, int64_t m, const double *C1, const double *C2, const
     int64_t k = 0, inner_iter = 0;
     int converged = 0, inner_ok = 1;
     double delta = NAN, fw_gap = NAN;
-    if ((st = gw_grad(&w, T, G)) != MONGE_OK) goto out;
+    if (par->warm_start) {
+        if ((st = gw_grad(&w, T, G)) != MONGE_OK) goto out;
+    } else {
+        for (int64_t i = 0; i < n; i++) w.rowbuf[i] = pw[i] / mp;
+        gw_grad_rank1(&w, w.rowbuf, qw, G);
+    }
     double F = (M ? (1.0 - alpha) * dot_nm(&w, M, T) : 0.0) + 0.5 * alpha * dot_nm(&w, G, T);
     if (!isfinite(F)) {
         st = MONGE_ENONFINITE;
@@ -403,8 +459,24 @@ int monge_gromov(int64_t n, int64_t m, const double *C1, const double *C2, const
     monge_problem pb = {&geom, pw, qw, INFINITY, INFINITY};
     monge_sinkhorn_params sp;
     monge_sinkhorn_params_init(&sp);
-    sp.eps = par->eps;
+    /* entropic eps-scaling: stages from eps_start (default: the largest entry of the first
+     * linear cost) down by scaling_factor, each ended at a relative change of 1e-4 */
+    double eps_k = par->eps;
+    if (!cg && par->eps_scaling) {
+        double cmax = 0.0;
+        for (size_t e = 0; e < nm; e++) {
+            const double v = fabs((M ? (1.0 - alpha) * M[e] : 0.0) + alpha * G[e]);
+            cmax = v > cmax ? v : cmax;
+        }
+        eps_k = par->eps_start > 0.0 ? par->eps_start : cmax;
+        if (!(eps_k > par->eps)) eps_k = par->eps;
+    }
+    sp.eps = eps_k;
     sp.tol = par->inner_tol;
+    double lam = cg || par->damping < 0.0 ? 0.0 : par->damping;
+    const int auto_damp = !cg && par->damping < 0.0;
+    int alternations = 0;
+    double last_dF = 0.0;
     sp.max_iter = par->inner_max_iter > 0 ? par->inner_max_iter : 10000;
     sp.compute_cost = 0;
     sp.nthreads = nt;
@@ -424,6 +496,18 @@ int monge_gromov(int64_t n, int64_t m, const double *C1, const double *C2, const
             for (int64_t j = 0; j < m; j++)
                 Cst[i * m + j] = (M ? (1.0 - alpha) * M[i * m + j] : 0.0) + alpha * G[i * m + j];
         double Fnew;
+        if (!cg && lam > 0.0) {
+            /* damped step: + lam KL(T | T_k), with lam log(T_k / p q^T) = lam (f + g - C_k) / eps'
+             * from the last solve, at eps' = eps + lam */
+            if (k > 1) {
+                const double r = lam / sp.eps;
+#pragma omp parallel for schedule(static) num_threads(nt)
+                for (int64_t i = 0; i < n; i++)
+                    for (int64_t j = 0; j < m; j++)
+                        Cst[i * m + j] -= r * (f[i] + g[j] - D[i * m + j]);
+            }
+            sp.eps = eps_k + lam;
+        }
         if (!cg) {
             monge_sinkhorn_info si;
             const int s2 = monge_sinkhorn(&pb, &sp, f, g, &si);
@@ -432,9 +516,10 @@ int monge_gromov(int64_t n, int64_t m, const double *C1, const double *C2, const
                 goto out;
             }
             sp.warm_start = 1;
+            if (lam > 0.0) memcpy(D, Cst, nm * sizeof *D);
             inner_iter += si.n_iter;
             inner_ok = si.converged;
-            if ((st = monge_sinkhorn_plan(&pb, par->eps, f, g, T, nt)) != MONGE_OK) goto out;
+            if ((st = monge_sinkhorn_plan(&pb, sp.eps, f, g, T, nt)) != MONGE_OK) goto out;
             if ((st = gw_grad(&w, T, G)) != MONGE_OK) goto out;
             Fnew = (M ? (1.0 - alpha) * dot_nm(&w, M, T) : 0.0) + 0.5 * alpha * dot_nm(&w, G, T);
         } else {
@@ -482,25 +567,33 @@ int monge_gromov(int64_t n, int64_t m, const double *C1, const double *C2, const
         const double dF = Fnew - F;
         F = Fnew;
         delta = rel_change(dF, F);
+        if (auto_damp) {
+            /* a cycle shows as changes of alternating sign: damp it (more at each new run) */
+            alternations = dF * last_dF < 0.0 ? alternations + 1 : 0;
+            last_dF = dF;
+            if (alternations >= 4) {
+                lam = lam > 0.0 ? 2.0 * lam : eps_k;
+                alternations = 0;
+            }
+        }
         if (par->progress && par->progress(par->progress_ctx, k, delta)) {
             st = MONGE_EINTR;
             break;
         }
-        if (fabs(dF) <= par->tol * fabs(F) + par->tol_abs && inner_ok) {
+        if (eps_k > par->eps) {
+            if (fabs(dF) <= 1e-4 * fabs(F)) {
+                eps_k = fmax(par->eps, eps_k * par->scaling_factor);
+                sp.eps = eps_k;
+            }
+        } else if (fabs(dF) <= par->tol * fabs(F) + par->tol_abs && inner_ok) {
             converged = 1;
             break;
         }
     }
     if (k > par->max_iter) k = par->max_iter;
 
-    /* the reported values, recomputed from T (the cg gradient was updated incrementally) */
-    if (cg) {
-        const int s2 = gw_grad(&w, T, G);
-        if (s2 != MONGE_OK) {
-            st = s2;
-            goto out;
-        }
-    }
+    /* the reported values (cg: from the gradient kept as a convex combination, whose rounding
+     * does not build up) */
     const double gw = 0.5 * dot_nm(&w, G, T), lin = M ? dot_nm(&w, M, T) : 0.0;
     marginals(&w, T, w.r, w.c);
     double err = 0.0;
@@ -555,6 +648,7 @@ int monge_gromov(int64_t n, int64_t m, const double *C1, const double *C2, const
         info->delta = delta;
         info->error = err;
         info->fw_gap = cg ? fw_gap : NAN;
+        info->eps = cg ? NAN : eps_k;
         info->n_iter = k;
         info->inner_iter = inner_iter;
         info->converged = converged;
@@ -583,5 +677,6 @@ out:
     free(w.v1);
     free(w.v2);
     free(w.rowbuf);
+    free(w.aux);
     return st;
 }

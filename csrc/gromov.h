@@ -17,7 +17,9 @@
  * - entropic: projected mirror descent of Peyré et al. (2016) with step 1/eps,
  *       T_{k+1} = argmin_{T in U(p, q)} <grad F(T_k), T> + eps KL(T | p q^T),
  *   each step a log-domain Sinkhorn solve (sinkhorn.h) warm-started from the previous potentials.
- *   At small eps the iterates may cycle instead of converging: that is reported (MONGE_ENOCONV).
+ *   At small eps these iterates can cycle; a damped step, + lam KL(T | T_k), keeps the fixed
+ *   points and breaks the cycles (lam is raised automatically when the objective oscillates).
+ *   Optional eps-scaling anneals eps over the outer iterations.
  * - cg: conditional gradient (Frank–Wolfe) with the exact network simplex (emd.h) as the linear
  *   minimisation oracle, each solve started from the previous one's optimal basis, and an exact
  *   line search: F is quadratic in T and the direction D = S - T keeps the marginals, so
@@ -52,6 +54,16 @@ typedef struct {
     double inner_tol;    /* entropic: Sinkhorn's L1 marginal tolerance.  Default 1e-9. */
     int64_t inner_max_iter; /* Sinkhorn iterations per step (0: 10000), or the network simplex's
                                pivots (0: no limit).  Default 0. */
+    int eps_scaling;     /* entropic: 1 anneals eps from eps_start down to eps, by scaling_factor
+                            each time the objective's relative change falls below 1e-4; the
+                            last stage (at eps) stops on tol.  Default 0. */
+    double eps_start;    /* first eps of the annealing; 0: the largest entry of the first linear
+                            cost.  Default 0. */
+    double scaling_factor; /* in (0, 1).  Default 0.5. */
+    double damping;      /* entropic: lam >= 0 adds lam KL(T | T_k) to each step (the same fixed
+                            points, shorter steps); < 0: automatic, 0 until the objective's
+                            change alternates in sign 4 times in a row (the iterates cycle),
+                            then eps, doubled at each further such run.  Default -1. */
     int warm_start;      /* 1: T holds the initial plan (its marginals should be p and q);
                             0: start from p q^T.  Default 0. */
     int nthreads;        /* threads; <= 0: the library default.  Default 0. */
@@ -71,6 +83,8 @@ typedef struct {
     double error;     /* L1 marginal error of T: |T 1 - p|_1 + |T^T 1 - q|_1 */
     double fw_gap;    /* cg: <grad F(T), T - S> at the last linearisation (>= 0; 0 at a
                          stationary point); entropic: NaN */
+    double eps;       /* entropic: the eps of the returned plan (> the target when max_iter ran out
+                         during eps-scaling); cg: NaN */
     int64_t n_iter;   /* outer iterations */
     int64_t inner_iter; /* Sinkhorn iterations or network simplex pivots, summed */
     int converged;

@@ -14,7 +14,7 @@ MODULES = {"monge": 8, "monge._policy": 4, "monge.sinkhorn": 9, "monge.losses": 
            "monge.align": 8, "monge.barycenter": 5, "monge.gromov": 9, "monge.pot": 38, "monge.routing": 23, "monge.spectr": 32,
            "monge.maps.nn": 54, "monge.maps.datasets": 46, "monge.maps.baselines": 17,
            "monge.maps.metrics": 18}
-OPTIONAL = {"monge.torch": 26, "monge.speech": 10, "monge.distributed": 7,
+OPTIONAL = {"monge.torch": 31, "monge.speech": 10, "monge.distributed": 7,
             "monge.maps.estimator": 11}     # fit_torch_map's example needs PyTorch
 CASES = [pytest.param(n, k, id=n) for n, k in sorted(MODULES.items())] + \
         [pytest.param(n, k, id=n, marks=pytest.mark.optional) for n, k in sorted(OPTIONAL.items())]

@@ -205,3 +205,69 @@ def test_fused_bad_input():
         monge.fused_gromov_wasserstein(np.ones((2, 2)), C, C, alpha=1.5)
     with pytest.raises(ValueError, match="M: required"):
         monge.fused_gromov_wasserstein(None, C, C)
+
+
+def test_torch_bridge_matches_pot_and_gradcheck():
+    torch = pytest.importorskip("torch")
+    import monge.torch as mt
+    C1, C2 = clouds(10, 12, seed=17)
+    p, q = weights(10, 18), weights(12, 19)
+    M = np.random.default_rng(20).random((10, 12))
+    ours = [torch.tensor(v, requires_grad=True) for v in (C1, C2, p, q, M)]
+    theirs = [torch.tensor(v, requires_grad=True) for v in (C1, C2, p, q, M)]
+    v = mt.gromov_wasserstein2(*ours[:4], M=ours[4], alpha=0.3)
+    w = ot.gromov.fused_gromov_wasserstein2(theirs[4], theirs[0], theirs[1], theirs[2], theirs[3],
+                                            alpha=0.3)
+    v.backward()
+    w.backward()
+    assert v.item() == pytest.approx(w.item(), rel=1e-8)
+    for name, a, b in zip(("C1", "C2", "p", "q", "M"), ours, theirs):
+        ga, gb = a.grad.numpy(), b.grad.numpy()
+        if name in ("p", "q"):            # defined up to a constant on the simplex
+            ga, gb = ga - ga.mean(), gb - gb.mean()
+        np.testing.assert_allclose(ga, gb, atol=1e-7, err_msg=name)
+    # the plan is a vertex, so the value is differentiable in C1, C2 and M around it
+    inputs = tuple(torch.tensor(v, requires_grad=True) for v in (C1, C2, M))
+    assert torch.autograd.gradcheck(
+        lambda a, b, m: mt.gromov_wasserstein2(a, b, M=m, alpha=0.3), inputs, eps=1e-6,
+        atol=1e-6)
+    with pytest.raises(TypeError, match="'grad' is set by the bridge"):
+        mt.gromov_wasserstein2(*ours[:2], grad=True)
+
+
+def test_entropic_damping_breaks_cycles_and_keeps_fixed_points():
+    rng = np.random.default_rng(21)
+    C1, C2 = rng.random((20, 20)), rng.random((15, 15))
+    C1, C2 = (C1 + C1.T) / 2, (C2 + C2.T) / 2
+    with pytest.warns(ConvergenceWarning, match="did not converge"):
+        plain = monge.gromov_wasserstein(C1, C2, method="entropic", eps=0.01, damping=0,
+                                         max_iter=300)
+    assert plain.delta > 1e-3                        # a cycle, not slow progress
+    r = monge.gromov_wasserstein(C1, C2, method="entropic", eps=0.01)
+    assert r.converged and r.gw < plain.gw
+    # fixed points of the undamped map: T is the Sinkhorn plan of its own gradient (GW is not
+    # convex: another damping may end at another fixed point)
+    d = monge.gromov_wasserstein(C1, C2, method="entropic", eps=0.01, damping=0.02)
+    assert d.converged
+    for T in (r.plan, d.plan):
+        G = 2 * ((C1 ** 2) @ T.sum(1)[:, None] + ((C2 ** 2) @ T.sum(0))[None, :]
+                 - 2 * C1 @ T @ C2.T)
+        s = monge.sinkhorn(C=G, eps=0.01, tol=1e-12)
+        np.testing.assert_allclose(T, s.plan(), atol=1e-7)
+
+
+def test_entropic_eps_scaling():
+    C1, C2 = clouds(30, 25, seed=22)
+    C1, C2 = C1 / C1.max(), C2 / C2.max()
+    a = monge.gromov_wasserstein(C1, C2, method="entropic", eps=0.05)
+    b = monge.gromov_wasserstein(C1, C2, method="entropic", eps=0.05, eps_scaling=True)
+    assert a.converged and b.converged and b.eps == 0.05
+    assert b.value == pytest.approx(a.value, rel=1e-6)
+    with pytest.warns(ConvergenceWarning):
+        c = monge.gromov_wasserstein(C1, C2, method="entropic", eps=0.05, eps_scaling=True,
+                                     eps_start=10.0, max_iter=3)
+    assert c.eps > 0.05                               # stopped in an early stage, and says so
+    with pytest.raises(ValueError, match=r"scaling_factor: must be in \(0, 1\)"):
+        monge.gromov_wasserstein(C1, C2, method="entropic", eps_scaling=True, scaling_factor=2)
+    with pytest.raises(ValueError, match="damping: unknown value"):
+        monge.gromov_wasserstein(C1, C2, method="entropic", damping="on")

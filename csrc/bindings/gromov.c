@@ -18,25 +18,29 @@ static int gw_progress(void *vctx, int64_t iter, double err)
 
 /* gromov(C1 (n, n), C2 (m, m), p (n,) or None, q (m,) or None, M (n, m) or None, alpha, loss,
  *        solver, eps, tol, tol_abs, max_iter, inner_tol, inner_max_iter, T0 (n, m) or None,
- *        grad, nthreads, callback)
+ *        grad, nthreads, callback, damping, eps_scaling, eps_start, scaling_factor)
  * -> {"T", "f", "g", "grad_C1", "grad_C2" (None unless grad), "value", "gw", "linear", "delta",
- *     "error", "fw_gap", "n_iter", "inner_iter", "converged", "stopped"} */
+ *     "error", "fw_gap", "eps", "n_iter", "inner_iter", "converged", "stopped"} */
 static PyObject *py_gromov(PyObject *self, PyObject *args, PyObject *kw)
 {
     (void)self;
     static char *kwlist[] = {"C1", "C2", "p", "q", "M", "alpha", "loss", "solver", "eps", "tol",
                              "tol_abs", "max_iter", "inner_tol", "inner_max_iter", "T0", "grad",
-                             "nthreads", "callback", NULL};
+                             "nthreads", "callback", "damping", "eps_scaling", "eps_start",
+                             "scaling_factor", NULL};
     PyObject *C1o, *C2o, *po = Py_None, *qo = Py_None, *Mo = Py_None, *T0 = Py_None,
                          *callback = Py_None;
     const char *loss = "square", *solver = "cg";
-    double alpha = 0.5, eps = 0.1, tol = 1e-9, tol_abs = 1e-9, inner_tol = 1e-9;
+    double alpha = 0.5, eps = 0.1, tol = 1e-9, tol_abs = 1e-9, inner_tol = 1e-9, damping = -1.0,
+           eps_start = 0.0, scaling_factor = 0.5;
+    int eps_scaling = 0;
     long long max_iter = 1000, inner_max_iter = 0;
     int grad = 0, nthreads = 0;
-    if (!PyArg_ParseTupleAndKeywords(args, kw, "OO|OOOdssdddLdLOpiO", kwlist, &C1o, &C2o, &po,
-                                     &qo, &Mo, &alpha, &loss, &solver, &eps, &tol, &tol_abs,
+    if (!PyArg_ParseTupleAndKeywords(args, kw, "OO|OOOdssdddLdLOpiOdpdd", kwlist, &C1o, &C2o,
+                                     &po, &qo, &Mo, &alpha, &loss, &solver, &eps, &tol, &tol_abs,
                                      &max_iter, &inner_tol, &inner_max_iter, &T0, &grad,
-                                     &nthreads, &callback))
+                                     &nthreads, &callback, &damping, &eps_scaling, &eps_start,
+                                     &scaling_factor))
         return NULL;
     if (callback != Py_None && !PyCallable_Check(callback)) {
         PyErr_SetString(PyExc_TypeError, "callback: must be callable");
@@ -109,6 +113,10 @@ static PyObject *py_gromov(PyObject *self, PyObject *args, PyObject *kw)
     par.inner_tol = inner_tol;
     par.inner_max_iter = inner_max_iter;
     par.nthreads = nthreads;
+    par.damping = damping;
+    par.eps_scaling = eps_scaling;
+    par.eps_start = eps_start;
+    par.scaling_factor = scaling_factor;
     progress_ctx pctx = {callback != Py_None ? callback : NULL, bind_now(), 0, 0};
     par.progress = gw_progress;
     par.progress_ctx = &pctx;
@@ -133,10 +141,10 @@ static PyObject *py_gromov(PyObject *self, PyObject *args, PyObject *kw)
         goto out;
     }
     result = Py_BuildValue(
-        "{s:O,s:O,s:O,s:O,s:O,s:d,s:d,s:d,s:d,s:d,s:d,s:L,s:L,s:O,s:O}", "T", Ta, "f", fa, "g", ga,
+        "{s:O,s:O,s:O,s:O,s:O,s:d,s:d,s:d,s:d,s:d,s:d,s:d,s:L,s:L,s:O,s:O}", "T", Ta, "f", fa, "g", ga,
         "grad_C1", g1 ? (PyObject *)g1 : Py_None, "grad_C2", g2 ? (PyObject *)g2 : Py_None,
         "value", info.value, "gw", info.gw, "linear", info.linear, "delta", info.delta, "error",
-        info.error, "fw_gap", info.fw_gap, "n_iter", (long long)info.n_iter, "inner_iter",
+        info.error, "fw_gap", info.fw_gap, "eps", info.eps, "n_iter", (long long)info.n_iter, "inner_iter",
         (long long)info.inner_iter, "converged", info.converged ? Py_True : Py_False, "stopped",
         st == MONGE_EINTR ? Py_True : Py_False);
 out:

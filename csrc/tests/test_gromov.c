@@ -176,6 +176,28 @@ static void test_entropic_and_threads(void)
     }
 }
 
+/* entropic at small eps: the plain iteration cycles, the automatic damping converges */
+static void test_damping(void)
+{
+    enum { n = 20, m = 15 };
+    double C1[n * n], C2[m * m], T[n * m];
+    random_matrix(n, C1, 1, 0.0);
+    random_matrix(m, C2, 1, 0.0);
+    monge_gw_params par;
+    monge_gw_params_init(&par);
+    par.solver = MONGE_GW_ENTROPIC;
+    par.eps = 0.01;
+    par.max_iter = 300;
+    monge_gw_info plain, damped;
+    par.damping = 0.0;
+    int s1 = monge_gromov(n, m, C1, C2, NULL, NULL, NULL, &par, T, NULL, NULL, NULL, NULL, &plain);
+    par.damping = -1.0;
+    int s2 = monge_gromov(n, m, C1, C2, NULL, NULL, NULL, &par, T, NULL, NULL, NULL, NULL, &damped);
+    CHECK(s1 == MONGE_ENOCONV && plain.delta > 1e-3, "plain: status %d delta %g", s1, plain.delta);
+    CHECK(s2 == MONGE_OK && damped.gw < plain.gw, "damped: status %d gw %g (plain %g)", s2,
+          damped.gw, plain.gw);
+}
+
 static void test_arguments(void)
 {
     enum { n = 3, m = 4 };
@@ -210,6 +232,12 @@ static void test_arguments(void)
     CHECK(monge_gromov(n, m, C1, C2, p, q, NULL, &par, T, NULL, NULL, NULL, NULL, NULL) ==
               MONGE_EINVAL, "eps = 0");
     par.eps = 0.1;
+    par.eps_scaling = 1;
+    par.scaling_factor = 1.0;
+    CHECK(monge_gromov(n, m, C1, C2, p, q, NULL, &par, T, NULL, NULL, NULL, NULL, NULL) ==
+              MONGE_EINVAL, "scaling_factor = 1");
+    par.eps_scaling = 0;
+    par.scaling_factor = 0.5;
     par.max_iter = 1;
     par.tol = 0.0;
     par.tol_abs = 0.0;
@@ -230,6 +258,7 @@ int main(void)
             for (int solver = 0; solver < 2; solver++) test_value_and_gradient(loss, sym, solver);
     test_isometry();
     test_entropic_and_threads();
+    test_damping();
     test_arguments();
     return REPORT();
 }

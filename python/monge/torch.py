@@ -32,11 +32,14 @@ from .align import options as _align_options
 from .align import prepare as _align_prepare
 from .align import warn_unconverged as _align_warn
 from .ctc import prepare as _ctc_prepare
+from .gromov import fused_gromov_wasserstein as _np_fgw
+from .gromov import gromov_wasserstein as _np_gw
 from .losses import monge_gap as _np_monge_gap
 from .losses import sinkhorn_divergence as _np_divergence
 from .sinkhorn import sinkhorn as _np_sinkhorn
 
-__all__ = ["sinkhorn", "sinkhorn_divergence", "monge_gap", "ctc_loss", "align", "SinkhornLoss"]
+__all__ = ["sinkhorn", "sinkhorn_divergence", "monge_gap", "ctc_loss", "align", "SinkhornLoss",
+           "gromov_wasserstein2"]
 
 
 def _np(t, name):
@@ -287,6 +290,91 @@ def sinkhorn_divergence(x, y, a=None, b=None, *, eps, **kwargs):
     if kwargs.get("static_b"):
         wanted = tuple(k for k in wanted if k in ("x", "a"))
     return _Divergence.apply(x, y, a, b, dict(kwargs, eps=eps), wanted)[0]
+
+
+class _Gromov(torch.autograd.Function):
+    """(Fused) GW value and its envelope gradients wrt C1, C2, p, q and M."""
+
+    @staticmethod
+    def forward(C1, C2, p, q, M, kwargs, wanted):
+        args = (_np(C1, "C1"), _np(C2, "C2"), _np(p, "p"), _np(q, "q"))
+        grad = "C1" in wanted or "C2" in wanted
+        if M is None:
+            r = _np_gw(*args, grad=grad, **kwargs)
+        else:
+            r = _np_fgw(_np(M, "M"), *args, grad=grad, **kwargs)
+        alpha = kwargs.get("alpha", 0.5) if M is not None else 1.0
+        empty = C1.new_zeros(0)
+        gs = {"C1": r.grad_C1, "C2": r.grad_C2, "p": r.f, "q": r.g,
+              "M": None if M is None else (1.0 - alpha) * r.plan}
+        value = torch.as_tensor(r.value, dtype=C1.dtype, device=C1.device)
+        return (value,) + tuple(_back(gs[k], C1) if k in wanted else empty
+                                for k in ("C1", "C2", "p", "q", "M"))
+
+    @staticmethod
+    def setup_context(ctx, inputs, output):
+        C1, C2, p, q, M, _, wanted = inputs
+        ctx.mark_non_differentiable(*output[1:])
+        gs = [g if k in wanted else None for k, g in zip(("C1", "C2", "p", "q", "M"), output[1:])]
+        ctx.batched = False
+        _save(ctx, gs, [t for t in (C1, C2, p, q, M) if t is not None])
+
+    @staticmethod
+    def backward(ctx, grad_out, *unused):
+        return _backward(ctx, grad_out) + (None,)
+
+
+def gromov_wasserstein2(C1, C2, p=None, q=None, *, M=None, alpha=0.5, **kwargs):
+    """The (fused) Gromov–Wasserstein value as a differentiable tensor.
+
+    The value of :func:`monge.gromov_wasserstein` (or, with ``M``, of
+    :func:`monge.fused_gromov_wasserstein`; see them for every option), differentiable with respect
+    to C1, C2, p, q and M, as POT's ``gromov_wasserstein2`` and ``fused_gromov_wasserstein2``: the
+    gradients are those at the returned plan held fixed (envelope theorem), dF/dC1 and dF/dC2 from
+    the C core, the dual potentials of the last linear problem for p and q (centred), and
+    (1 - alpha) T for M.  With ``method='entropic'`` the potentials are those of the regularised
+    step.  First order only.
+
+    Parameters
+    ----------
+    C1, C2 : torch.Tensor, shapes (n, n), (m, m)
+        The spaces' (dis)similarity matrices, float32 or float64 (solved in float64; the result
+        follows C1's dtype and device).
+    p, q : torch.Tensor, shapes (n,), (m,), optional
+        Weights (uniform when omitted).
+    M : torch.Tensor, shape (n, m), optional
+        Feature cost of the fused problem.
+    alpha : float
+        The fused problem's weight of the structure term (with M only).
+    **kwargs
+        Further options of :func:`monge.gromov_wasserstein` (loss, method, eps, init, n_init,
+        tol, max_iter, ...); `grad` is set here.
+
+    Returns
+    -------
+    torch.Tensor
+        The objective F(T) at the returned plan, a scalar.
+
+    Raises
+    ------
+    TypeError, ValueError
+        From the NumPy functions' checks.
+
+    Examples
+    --------
+    >>> import torch, monge.torch as mt
+    >>> C1 = torch.tensor([[0.0, 1, 3], [1, 0, 2], [3, 2, 0]], dtype=torch.float64, requires_grad=True)
+    >>> C2 = torch.tensor([[0.0, 2, 3], [2, 0, 1], [3, 1, 0]], dtype=torch.float64)
+    >>> v = mt.gromov_wasserstein2(C1, C2)            # C2 is C1 numbered backwards: 0
+    >>> v.backward(); abs(v.item()) < 1e-12, C1.grad.abs().max().item() < 1e-12
+    (True, True)
+    """
+    if "grad" in kwargs:
+        raise TypeError("gromov_wasserstein2: 'grad' is set by the bridge")
+    wanted = _wants(("C1", C1), ("C2", C2), ("p", p), ("q", q), ("M", M))
+    if M is not None:
+        kwargs = dict(kwargs, alpha=alpha)
+    return _Gromov.apply(C1, C2, p, q, M, kwargs, wanted)[0]
 
 
 class SinkhornLoss(torch.nn.Module):

@@ -422,6 +422,10 @@ static void fz_gromov(src *s)
     par.max_iter = u8(s) % 20;
     par.inner_max_iter = u8(s) % 200;
     par.warm_start = u8(s) < 60;
+    par.damping = u8(s) < 40 ? num(s) : -1.0;
+    par.eps_scaling = u8(s) % 2;
+    par.eps_start = u8(s) < 40 ? num(s) : 0.0;
+    par.scaling_factor = u8(s) < 20 ? num(s) : 0.5;
     double f[6], g[6], g1[36], g2[36];
     monge_gw_info info;
     const int with_m = u8(s) < 128;
