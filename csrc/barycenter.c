@@ -198,3 +198,169 @@ done:
     free(S);
     return st;
 }
+
+/* ---- free support ------------------------------------------------------------------------- */
+
+void monge_free_barycenter_params_init(monge_free_barycenter_params *par)
+{
+    memset(par, 0, sizeof *par);
+    par->exact = 1;
+    par->eps = 0.01;
+    par->tol = 1e-9;
+    par->max_iter = 100;
+}
+
+/* weights w (NULL: uniform) as a simplex check, copied to out */
+static int simplex_or_uniform(const double *w, int64_t len, double *out)
+{
+    for (int64_t i = 0; i < len; i++) out[i] = w ? w[i] : 1.0 / (double)len;
+    return check_simplex(out, len);
+}
+
+int monge_free_barycenter(int64_t K, const int64_t *m, int64_t d, const double *const *Y,
+                          const double *const *b, const double *lambda, int64_t n,
+                          const double *a, const monge_free_barycenter_params *par, double *X,
+                          double *cost_out, int64_t *n_iter)
+{
+    if (K < 1 || !m || d < 1 || !Y || !lambda || n < 1 || !par || !X || !cost_out || !n_iter)
+        return MONGE_EINVAL;
+    if (par->max_iter < 1 || !(par->tol >= 0.0) || !isfinite(par->tol) ||
+        (!par->exact && (!(par->eps > 0.0) || !isfinite(par->eps))) || check_simplex(lambda, K))
+        return MONGE_EINVAL;
+    if (n > INT64_MAX / 8 / d || n > INT32_MAX / 2) return MONGE_EINVAL;
+    for (int64_t i = 0; i < n * d; i++)
+        if (!isfinite(X[i])) return MONGE_EINVAL;
+    int64_t tot = 0, mmax = 0;
+    for (int64_t k = 0; k < K; k++) {
+        if (!Y[k] || m[k] < 1 || m[k] > INT32_MAX / 2 || m[k] > INT64_MAX / 8 / d - tot)
+            return MONGE_EINVAL;
+        for (int64_t j = 0; j < m[k] * d; j++)
+            if (!isfinite(Y[k][j])) return MONGE_EINVAL;
+        tot += m[k];
+        mmax = m[k] > mmax ? m[k] : mmax;
+    }
+    const int nth = monge_resolve_threads(par->nthreads);
+    int st = MONGE_OK;
+    double *aw = malloc((size_t)n * sizeof *aw), *bw = malloc((size_t)tot * sizeof *bw);
+    double *PY = malloc((size_t)(K * n * d) * sizeof *PY); /* P_k Y_k, input after input */
+    double *ck = malloc((size_t)K * sizeof *ck);
+    int *stk = malloc((size_t)K * sizeof *stk);
+    const int64_t cap = n + mmax - 1;
+    int64_t *rows = par->exact ? malloc((size_t)(K * cap) * sizeof *rows) : NULL;
+    int64_t *cols = par->exact ? malloc((size_t)(K * cap) * sizeof *cols) : NULL;
+    double *vals = par->exact ? malloc((size_t)(K * cap) * sizeof *vals) : NULL;
+    double *fp = par->exact ? NULL : calloc((size_t)(K * n), sizeof *fp);
+    double *gp = par->exact ? NULL : calloc((size_t)tot, sizeof *gp);
+    monge_emd_basis **bases = calloc((size_t)K, sizeof *bases);
+    int64_t *off = malloc((size_t)(K + 1) * sizeof *off);
+    if (!aw || !bw || !PY || !ck || !stk || !bases || !off ||
+        (par->exact && (!rows || !cols || !vals)) || (!par->exact && (!fp || !gp))) {
+        st = MONGE_ENOMEM;
+        goto out;
+    }
+    if (simplex_or_uniform(a, n, aw)) {
+        st = MONGE_EINVAL;
+        goto out;
+    }
+    off[0] = 0;
+    for (int64_t k = 0; k < K; k++) {
+        off[k + 1] = off[k] + m[k];
+        if (simplex_or_uniform(b ? b[k] : NULL, m[k], bw + off[k])) {
+            st = MONGE_EINVAL;
+            goto out;
+        }
+        if (par->exact && (st = monge_emd_basis_new(&bases[k])) != MONGE_OK) goto out;
+    }
+    double prev = INFINITY, cost = INFINITY, delta = INFINITY;
+    int64_t it = 0;
+    int converged = 0;
+    for (it = 1; it <= par->max_iter; it++) {
+        /* one plan per input, in parallel (each solve on one thread: thread-count independent) */
+#pragma omp parallel for schedule(dynamic, 1) num_threads(nth) if (K > 1)
+        for (int64_t k = 0; k < K; k++) {
+            monge_geometry geo = {n, m[k], MONGE_F64, NULL, X, Y[k], d, MONGE_COST_SQEUCLIDEAN,
+                                  2.0, 0.0};
+            double *py = PY + k * n * d;
+            if (par->exact) {
+                monge_emd_params ep;
+                monge_emd_params_init(&ep);
+                ep.basis = bases[k];
+                ep.nthreads = 1;
+                monge_emd_info info;
+                int64_t *r = rows + k * cap, *c = cols + k * cap;
+                double *v = vals + k * cap;
+                stk[k] = monge_emd(&geo, aw, bw + off[k], &ep, r, c, v, NULL, NULL, &info);
+                if (stk[k] == MONGE_OK) {
+                    ck[k] = info.cost;
+                    memset(py, 0, (size_t)(n * d) * sizeof *py);
+                    for (int64_t e = 0; e < info.nnz; e++)
+                        for (int64_t l = 0; l < d; l++) py[r[e] * d + l] += v[e] * Y[k][c[e] * d + l];
+                }
+            } else {
+                monge_problem pb = {&geo, aw, bw + off[k], INFINITY, INFINITY};
+                monge_sinkhorn_params sp;
+                monge_sinkhorn_params_init(&sp);
+                sp.eps = par->eps;
+                sp.nthreads = 1;
+                sp.warm_start = it > 1;
+                monge_sinkhorn_info si;
+                double *f = fp + k * n, *g = gp + off[k];
+                stk[k] = monge_sinkhorn(&pb, &sp, f, g, &si);
+                if (stk[k] == MONGE_ENOCONV) stk[k] = MONGE_OK; /* a plan all the same */
+                if (stk[k] == MONGE_OK) {
+                    ck[k] = si.cost;
+                    stk[k] = monge_sinkhorn_apply(&pb, par->eps, f, g, 0, Y[k], d, py, 1);
+                }
+            }
+        }
+        for (int64_t k = 0; k < K; k++)
+            if (stk[k] != MONGE_OK) {
+                st = stk[k];
+                goto out;
+            }
+        cost = 0.0;
+        for (int64_t k = 0; k < K; k++) cost += lambda[k] * ck[k];
+        if (!isfinite(cost)) {
+            st = MONGE_ENONFINITE;
+            goto out;
+        }
+        delta = fabs(prev - cost) / fmax(fabs(cost), 1e-300);
+        if (par->progress && par->progress(par->progress_ctx, it, isfinite(prev) ? delta : NAN)) {
+            st = MONGE_EINTR;
+            break;
+        }
+        if (isfinite(prev) && fabs(prev - cost) <= par->tol * fabs(cost)) {
+            converged = 1;
+            break;
+        }
+        if (it == par->max_iter) break; /* X keeps the plans' points: cost stays X's */
+        prev = cost;
+        for (int64_t i = 0; i < n; i++) {
+            if (!(aw[i] > 0.0)) continue;
+            for (int64_t l = 0; l < d; l++) {
+                double s = 0.0;
+                for (int64_t k = 0; k < K; k++) s += lambda[k] * PY[(k * n + i) * d + l];
+                X[i * d + l] = s / aw[i];
+            }
+        }
+    }
+    *cost_out = cost;
+    *n_iter = it > par->max_iter ? par->max_iter : it;
+    if (st == MONGE_OK && !converged) st = MONGE_ENOCONV;
+out:
+    if (bases)
+        for (int64_t k = 0; k < K; k++) monge_emd_basis_free(bases[k]);
+    free(bases);
+    free(aw);
+    free(bw);
+    free(PY);
+    free(ck);
+    free(stk);
+    free(rows);
+    free(cols);
+    free(vals);
+    free(fp);
+    free(gp);
+    free(off);
+    return st;
+}

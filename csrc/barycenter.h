@@ -23,6 +23,8 @@
 
 #include "common.h"
 #include "geometry.h"
+#include "emd.h"
+#include "sinkhorn.h"
 
 #ifdef __cplusplus
 extern "C" {
@@ -52,6 +54,36 @@ int monge_barycenter(int64_t K, const monge_geometry *geoms, const double *const
                      const double *lambda, const monge_geometry *self,
                      const monge_barycenter_params *par, double *a, double *f, double *g,
                      double *logc, double *error, int64_t *n_iter);
+
+/* Free-support barycenter (Cuturi & Doucet 2014; the fixed-point iteration of Alvarez-Esteban et
+ * al. 2016): the n points X (weights a, fixed) minimising sum_k lambda_k W(a, X; b_k, Y_k) for the
+ * cost |x - y|^2, by alternating the optimal plans P_k between X and each input with the update
+ *     X_i <- sum_k lambda_k (P_k Y_k)_i / a_i,
+ * which does not increase the objective (with exact plans).  The plans are exact (network
+ * simplex, each input keeping its basis between iterations: its weights do not change) or
+ * entropic (Sinkhorn at eps, warm-started).  Inputs may have different sizes m_k. */
+typedef struct {
+    int exact;         /* 1: exact plans; 0: entropic plans at eps.  Default 1. */
+    double eps;        /* entropic: regularisation (absolute, > 0).  Default 0.01. */
+    double tol;        /* stop when the objective's relative change <= tol.  Default 1e-9. */
+    int64_t max_iter;  /* iterations (each one plan per input and one update).  Default 100. */
+    int nthreads;      /* inputs solved in parallel, one thread each; <= 0: the library default. */
+    monge_progress_fn progress; /* once per iteration (k, relative change); may be NULL */
+    void *progress_ctx;
+} monge_free_barycenter_params;
+
+void monge_free_barycenter_params_init(monge_free_barycenter_params *par);
+
+/* K >= 1 inputs: Y[k] (m[k] x d), weights b[k] (m[k]; NULL: uniform; >= 0, sum 1 within 1e-6);
+ * lambda (K; >= 0, sum 1 within 1e-6); a (n; NULL: uniform).  X (n x d) holds the start on entry
+ * and the barycenter on return.  Writes *cost = sum_k lambda_k <P_k, C_k> at the returned X (the
+ * plans' transport cost, without the entropy term), *n_iter.  Returns MONGE_OK, MONGE_ENOCONV
+ * (max_iter reached; outputs valid), MONGE_EINVAL, MONGE_ENONFINITE, MONGE_ENOMEM or
+ * MONGE_EINTR. */
+int monge_free_barycenter(int64_t K, const int64_t *m, int64_t d, const double *const *Y,
+                          const double *const *b, const double *lambda, int64_t n,
+                          const double *a, const monge_free_barycenter_params *par, double *X,
+                          double *cost, int64_t *n_iter);
 
 #ifdef __cplusplus
 }

@@ -120,3 +120,63 @@ def test_bad_input(kwargs, exc, match):
     args.update(kwargs)
     with pytest.raises(exc, match=match):
         monge.barycenter(args.pop("B"), **args)
+
+
+# ---- free support ------------------------------------------------------------------------------
+
+def test_free_support_1d_is_quantile_averaging():
+    rng = np.random.default_rng(30)
+    Y = [rng.normal(mu, s, (40, 1)) for mu, s in ((0, 1), (5, 0.5), (-3, 2))]
+    w = np.array([0.2, 0.5, 0.3])
+    r = monge.free_support_barycenter(Y, weights=w, n=40, seed=1)
+    want = sum(wk * np.sort(y[:, 0]) for wk, y in zip(w, Y))
+    assert r.converged
+    np.testing.assert_allclose(np.sort(r.X[:, 0]), want, atol=1e-12)
+    assert r.cost == pytest.approx(sum(wk * ((np.sort(y[:, 0]) - want) ** 2).mean()
+                                       for wk, y in zip(w, Y)), rel=1e-10)
+
+
+def test_free_support_translates_and_different_sizes():
+    rng = np.random.default_rng(31)
+    base = rng.random((30, 2))
+    shifts = np.array([[0.0, 0.0], [3.0, 1.0], [-1.0, 2.0]])
+    r = monge.free_support_barycenter([base + t for t in shifts], X_init=base)
+    np.testing.assert_allclose(r.X, base + shifts.mean(0), atol=1e-12)
+    # inputs of different sizes, non-uniform weights: against POT's iteration from the same start
+    Y = [rng.random((m, 2)) + k for k, m in enumerate((25, 40, 33))]
+    b = [rng.random(len(y)) + 0.1 for y in Y]
+    X0 = rng.random((20, 2))
+    r = monge.free_support_barycenter(Y, b, X_init=X0, tol=0)
+    Xp = ot.lp.free_support_barycenter(Y, [w / w.sum() for w in b], X0, stopThr=0,
+                                       numItermax=r.n_iter)
+    np.testing.assert_allclose(r.X, Xp, atol=1e-9)
+
+
+def test_free_support_entropic_and_threads():
+    rng = np.random.default_rng(32)
+    Y = [rng.random((50, 2)), rng.random((60, 2)) + 1]
+    X0 = rng.random((30, 2))
+    ex = monge.free_support_barycenter(Y, X_init=X0)
+    en = monge.free_support_barycenter(Y, X_init=X0, method="entropic", eps=1e-4, max_iter=300)
+    assert ex.converged and en.converged
+    assert abs(en.cost - ex.cost) < 0.02 * ex.cost      # near the exact one at small eps
+    one = monge.free_support_barycenter(Y, X_init=X0, nthreads=1)
+    np.testing.assert_array_equal(one.X, ex.X)
+
+
+@pytest.mark.parametrize("kwargs, exc, match", [
+    (dict(Y=np.ones((3, 2))), TypeError, "Y: expected a sequence"),
+    (dict(Y=[np.ones((3, 2)), np.ones((3, 3))]), ValueError, r"Y\[1\]: dimension 3 differs"),
+    (dict(b=[np.ones(3)]), ValueError, "b: expected 2 weight vectors"),
+    (dict(b=[np.ones(3), -np.ones(4)]), ValueError, r"b\[1\]: weights must be non-negative"),
+    (dict(weights=[1.0]), ValueError, r"weights: expected shape \(2,\)"),
+    (dict(X_init=np.ones((2, 3))), ValueError, "X_init: dimension 3 differs"),
+    (dict(method="entropic"), ValueError, "eps: required"),
+    (dict(method="sinkhorn"), ValueError, "method: unknown value"),
+    (dict(n=0), ValueError, "n: must be >= 1"),
+])
+def test_free_support_bad_input(kwargs, exc, match):
+    args = dict(Y=[np.zeros((3, 2)), np.ones((4, 2))])
+    args.update(kwargs)
+    with pytest.raises(exc, match=match):
+        monge.free_support_barycenter(**args)

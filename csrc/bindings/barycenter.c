@@ -1,4 +1,5 @@
-/* Bindings of barycenter.c: fixed-support entropic barycenters of histograms on a common support. */
+/* Bindings of barycenter.c: fixed-support entropic barycenters of histograms on a common support,
+ * and free-support barycenters of point clouds. */
 #include "bind.h"
 
 #include <string.h>
@@ -114,7 +115,110 @@ out:
     return result;
 }
 
+
+/* free_barycenter(Y (sum m_k, d), sizes (K,) int64, b (sum m_k,) or None, weights (K,), X0 (n, d),
+ *                 a (n,) or None, exact, eps, tol, max_iter, nthreads, callback)
+ * -> {"X", "cost", "n_iter", "unconverged", "stopped"}: the inputs are stacked in Y (and b). */
+static PyObject *py_free_barycenter(PyObject *self, PyObject *args, PyObject *kw)
+{
+    (void)self;
+    static char *kwlist[] = {"Y", "sizes", "b", "weights", "X0", "a", "exact", "eps", "tol",
+                             "max_iter", "nthreads", "callback", NULL};
+    PyObject *Yo, *so, *bo, *wo, *Xo, *ao = Py_None, *callback = Py_None;
+    int exact = 1, nthreads = 0;
+    double eps = 0.01, tol = 1e-9;
+    long long max_iter = 100;
+    if (!PyArg_ParseTupleAndKeywords(args, kw, "OOOOO|OpddLiO", kwlist, &Yo, &so, &bo, &wo, &Xo,
+                                     &ao, &exact, &eps, &tol, &max_iter, &nthreads, &callback))
+        return NULL;
+    if (callback != Py_None && !PyCallable_Check(callback)) {
+        PyErr_SetString(PyExc_TypeError, "callback: must be callable");
+        return NULL;
+    }
+    PyArrayObject *Ya = NULL, *sa = NULL, *ba = NULL, *wa = NULL, *X0a = NULL, *Xa = NULL,
+                  *aa = NULL;
+    const double **Yp = NULL, **bp = NULL;
+    PyObject *result = NULL;
+    if (!(Ya = bind_as_array(Yo, NPY_FLOAT64, 2, "Y")) ||
+        !(sa = bind_as_array(so, NPY_INT64, 1, "sizes")) ||
+        !(wa = bind_as_array(wo, NPY_FLOAT64, 1, "weights")) ||
+        !(X0a = bind_as_array(Xo, NPY_FLOAT64, 2, "X0")))
+        goto out;
+    const int64_t K = PyArray_DIM(sa, 0), d = PyArray_DIM(Ya, 1), n = PyArray_DIM(X0a, 0);
+    const int64_t *m = (const int64_t *)PyArray_DATA(sa);
+    int64_t tot = 0;
+    for (int64_t k = 0; k < K; k++) {
+        if (m[k] < 1 || m[k] > PyArray_DIM(Ya, 0) - tot) {
+            PyErr_SetString(PyExc_ValueError, "sizes: must be >= 1 and add up to the rows of Y");
+            goto out;
+        }
+        tot += m[k];
+    }
+    if (K < 1 || tot != PyArray_DIM(Ya, 0) || PyArray_DIM(wa, 0) != K ||
+        PyArray_DIM(X0a, 1) != d || n < 1) {
+        PyErr_SetString(PyExc_ValueError, "Y, sizes, weights, X0: inconsistent shapes");
+        goto out;
+    }
+    if (bind_parse_weights(bo, 1, tot, 0, "b", &ba) || bind_parse_weights(ao, 1, n, 0, "a", &aa))
+        goto out;
+    Xa = (PyArrayObject *)PyArray_NewCopy(X0a, NPY_CORDER);
+    Yp = PyMem_Calloc((size_t)K, sizeof *Yp);
+    bp = PyMem_Calloc((size_t)K, sizeof *bp);
+    if (!Xa || !Yp || !bp) {
+        if (!PyErr_Occurred()) PyErr_NoMemory();
+        goto out;
+    }
+    tot = 0;
+    for (int64_t k = 0; k < K; k++) {
+        Yp[k] = (const double *)PyArray_DATA(Ya) + tot * d;
+        bp[k] = ba ? (const double *)PyArray_DATA(ba) + tot : NULL;
+        tot += m[k];
+    }
+    monge_free_barycenter_params par;
+    monge_free_barycenter_params_init(&par);
+    par.exact = exact;
+    par.eps = eps;
+    par.tol = tol;
+    par.max_iter = max_iter;
+    par.nthreads = nthreads;
+    progress_ctx pctx = {callback != Py_None ? callback : NULL, bind_now(), 0, 0};
+    par.progress = bind_progress_cb;
+    par.progress_ctx = &pctx;
+    double cost = NAN;
+    int64_t it = 0;
+    int st;
+    Py_BEGIN_ALLOW_THREADS
+    st = monge_free_barycenter(K, m, d, Yp, ba ? bp : NULL, (const double *)PyArray_DATA(wa), n,
+                               aa ? (const double *)PyArray_DATA(aa) : NULL, &par,
+                               (double *)PyArray_DATA(Xa), &cost, &it);
+    Py_END_ALLOW_THREADS
+    if (st == MONGE_EINTR && !pctx.user_stop) {
+        if (!PyErr_Occurred()) PyErr_SetNone(PyExc_KeyboardInterrupt);
+        goto out;
+    }
+    if (st != MONGE_OK && st != MONGE_ENOCONV && st != MONGE_EINTR) {
+        bind_raise_status(st, "free_support_barycenter");
+        goto out;
+    }
+    result = Py_BuildValue("{s:O,s:d,s:L,s:O,s:O}", "X", Xa, "cost", cost, "n_iter",
+                           (long long)it, "unconverged", st == MONGE_ENOCONV ? Py_True : Py_False,
+                           "stopped", st == MONGE_EINTR ? Py_True : Py_False);
+out:
+    PyMem_Free(Yp);
+    PyMem_Free(bp);
+    Py_XDECREF(Ya);
+    Py_XDECREF(sa);
+    Py_XDECREF(ba);
+    Py_XDECREF(wa);
+    Py_XDECREF(X0a);
+    Py_XDECREF(Xa);
+    Py_XDECREF(aa);
+    return result;
+}
+
 PyMethodDef monge_bind_barycenter_methods[] = {
     {"barycenter", BIND_KW(py_barycenter), METH_VARARGS | METH_KEYWORDS,
      "Fixed-support entropic barycenter (private: use monge.barycenter)."},
+    {"free_barycenter", BIND_KW(py_free_barycenter), METH_VARARGS | METH_KEYWORDS,
+     "Free-support barycenter (private: use monge.free_support_barycenter)."},
     {NULL, NULL, 0, NULL}};

@@ -270,6 +270,59 @@ static void test_arguments_and_status(void)
     CHECK(st == MONGE_EINTR && seen == 3, "progress: status %d at %lld", st, (long long)seen);
 }
 
+static int cmp_double(const void *x, const void *y)
+{
+    const double a = *(const double *)x, b = *(const double *)y;
+    return (a > b) - (a < b);
+}
+
+/* free support: in 1-D with n = m the barycenter averages the sorted inputs (quantile functions);
+ * entropic plans at small eps come close; 1 and 2 threads agree; argument checks */
+static void test_free_support(void)
+{
+    enum { n = 12, K = 3 };
+    double y[K][n], X[n], X2[n], want[n], lam[K] = {0.5, 0.3, 0.2};
+    for (int k = 0; k < K; k++)
+        for (int j = 0; j < n; j++) y[k][j] = 3.0 * k + urand() * (k + 1);
+    for (int i = 0; i < n; i++) X[i] = X2[i] = urand();
+    double sorted[K][n];
+    memcpy(sorted, y, sizeof y);
+    for (int k = 0; k < K; k++) qsort(sorted[k], n, sizeof(double), cmp_double);
+    for (int i = 0; i < n; i++) {
+        want[i] = 0.0;
+        for (int k = 0; k < K; k++) want[i] += lam[k] * sorted[k][i];
+    }
+    const int64_t m[K] = {n, n, n};
+    const double *Y[K] = {y[0], y[1], y[2]};
+    monge_free_barycenter_params par;
+    monge_free_barycenter_params_init(&par);
+    double cost, cost2;
+    int64_t it, it2;
+    par.nthreads = 1;
+    int st = monge_free_barycenter(K, m, 1, Y, NULL, lam, n, NULL, &par, X, &cost, &it);
+    par.nthreads = 2;
+    int st2 = monge_free_barycenter(K, m, 1, Y, NULL, lam, n, NULL, &par, X2, &cost2, &it2);
+    CHECK(st == MONGE_OK && st2 == MONGE_OK, "free support: status %d %d", st, st2);
+    CHECK(!memcmp(X, X2, sizeof X) && cost == cost2, "free support: 1 vs 2 threads differ");
+    qsort(X, n, sizeof(double), cmp_double);
+    double worst = 0.0;
+    for (int i = 0; i < n; i++) worst = fmax(worst, fabs(X[i] - want[i]));
+    CHECK(worst < 1e-12, "free support: off the quantile average by %g", worst);
+    par.exact = 0;
+    par.eps = 1e-4;
+    par.max_iter = 500;
+    for (int i = 0; i < n; i++) X2[i] = urand();
+    st = monge_free_barycenter(K, m, 1, Y, NULL, lam, n, NULL, &par, X2, &cost2, &it2);
+    CHECK(st == MONGE_OK && fabs(cost2 - cost) < 0.05 * cost, "entropic: status %d cost %g / %g",
+          st, cost2, cost);
+    const double badlam[K] = {0.5, 0.5, 0.5};
+    CHECK(monge_free_barycenter(K, m, 1, Y, NULL, badlam, n, NULL, &par, X2, &cost2, &it2) ==
+              MONGE_EINVAL, "lambda not summing to 1");
+    X2[0] = NAN;
+    CHECK(monge_free_barycenter(K, m, 1, Y, NULL, lam, n, NULL, &par, X2, &cost2, &it2) ==
+              MONGE_EINVAL, "NaN start");
+}
+
 int main(void)
 {
     setup();
@@ -278,5 +331,6 @@ int main(void)
     test_online_matches_dense();
     test_debiased_identical_inputs();
     test_arguments_and_status();
+    test_free_support();
     return REPORT();
 }

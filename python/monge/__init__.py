@@ -12,7 +12,8 @@ _os.environ.setdefault("GOMP_SPINCOUNT", "1000")
 
 from . import _core  # noqa: E402
 from .align import AlignResult, align
-from .barycenter import BarycenterResult, barycenter
+from .barycenter import (BarycenterResult, FreeBarycenterResult, barycenter,
+                         free_support_barycenter)
 from .gromov import GromovResult, fused_gromov_wasserstein, gromov_wasserstein
 from .ctc import CTCResult, ctc_loss
 from .emd import (EMDBatchResult, EMDResult, SlicedResult, emd, emd_1d, random_projections,
@@ -100,7 +101,8 @@ def build_info():
 
 __all__ = ["sinkhorn", "SinkhornResult", "sinkhorn_divergence", "DivergenceResult", "monge_gap",
            "MongeGapResult", "ConvergenceWarning", "cost_matrix", "COSTS",
-           "align", "AlignResult", "barycenter", "BarycenterResult", "gromov_wasserstein",
+           "align", "AlignResult", "barycenter", "BarycenterResult", "free_support_barycenter",
+           "FreeBarycenterResult", "gromov_wasserstein",
            "fused_gromov_wasserstein", "GromovResult", "ctc_loss", "CTCResult", "emd", "EMDResult", "EMDBatchResult", "emd_1d", "wasserstein_1d",
            "sliced_wasserstein", "SlicedResult", "random_projections", "quadratic_ot", "sparse_ot",
            "SmoothOTResult", "SparsePlan", "set_num_threads", "get_num_threads", "build_info",

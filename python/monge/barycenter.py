@@ -15,12 +15,13 @@ n x m matrix.
 """
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 
 import numpy as np
 
 from . import _core
-from ._policy import warn_unconverged
+from ._policy import ConvergenceWarning, warn_unconverged
 from ._validate import choice, common_dtype, float_array, integer, positive
 from .geometry import COSTS
 
@@ -167,3 +168,169 @@ def barycenter(B, C=None, *, x=None, y=None, weights=None, eps, cost="sqeuclidea
         warn_unconverged("barycenter", converged, r["error"], r["n_iter"], tol, False)
     return BarycenterResult(a=r["a"], f=r["f"], g=r["g"], logc=r["logc"], error=float(r["error"]),
                             n_iter=int(r["n_iter"]), converged=converged)
+
+
+@dataclass
+class FreeBarycenterResult:
+    """Result of :func:`free_support_barycenter`.
+
+    Attributes
+    ----------
+    X
+        the barycenter's points, (n, d)
+    a
+        their weights, (n,) (fixed during the iteration)
+    cost
+        sum_k lambda_k <P_k, C_k>: the weighted transport costs |x - y|^2 of the plans at X (for
+        ``method='entropic'``, of the entropic plans, without the entropy term)
+    n_iter
+        iterations (one plan per input and one update of X each)
+    converged
+        the objective's relative change fell below tol
+
+    Examples
+    --------
+    >>> import numpy as np, monge
+    >>> r = monge.free_support_barycenter([np.zeros((3, 1)), np.full((3, 1), 2.0)], n=2, seed=0)
+    >>> r.X.ravel().round(12).tolist(), round(r.cost, 12)
+    ([1.0, 1.0], 1.0)
+    """
+
+    X: np.ndarray
+    a: np.ndarray
+    cost: float
+    n_iter: int
+    converged: bool
+
+
+def free_support_barycenter(Y, b=None, weights=None, *, X_init=None, n=None, a=None,
+                            method="exact", eps=None, tol=1e-9, max_iter=100, seed=None,
+                            callback=None, nthreads=None):
+    """Wasserstein barycenter of point clouds with free support (cost |x - y|^2).
+
+    Finds n points X (weights a, fixed) minimising sum_k lambda_k W(a, X; b_k, Y_k) by the
+    fixed-point iteration of Cuturi & Doucet (2014) and Alvarez-Esteban et al. (2016): compute the
+    optimal plan P_k from X to every input, then move each point to the weighted average of where
+    its mass goes, X_i <- sum_k lambda_k (P_k Y_k)_i / a_i.  With exact plans the objective never
+    increases and the iteration stops after finitely many steps, at a fixed point (not always the
+    global minimum: the problem is not convex in X).  Each input's network simplex keeps its basis
+    between iterations, and the inputs are solved in parallel.  POT's
+    ``ot.lp.free_support_barycenter`` runs the same iteration.
+
+    Parameters
+    ----------
+    Y : sequence of arrays (m_k, d)
+        The K input clouds; sizes may differ.
+    b : sequence of arrays (m_k,), optional
+        Their weights (each non-negative, divided by its sum); uniform by default.
+    weights : array (K,), optional
+        lambda, the inputs' weights (non-negative, divided by their sum); uniform by default.
+    X_init : array (n, d), optional
+        The starting points.  Default: n points drawn without replacement from the inputs' union
+        (with ``seed``); n defaults to the largest m_k.
+    a : array (n,), optional
+        The barycenter's weights (non-negative, divided by their sum); uniform by default.
+    method : 'exact' or 'entropic'
+        Exact plans (network simplex) or entropic ones at ``eps`` (absolute; required), which give
+        a smoother, shrunk barycenter.
+    tol : float
+        Stop when the objective's relative change <= tol (default 1e-9).
+    max_iter : int
+        Iteration limit (default 100); reaching it sets converged=False and warns.
+    callback : callable(iteration, relative change) -> bool, optional
+        Called every iteration; returning True stops.
+    nthreads : int, optional
+        Inputs solved in parallel (default: monge.get_num_threads()).
+
+    Returns
+    -------
+    FreeBarycenterResult
+
+    Examples
+    --------
+    The barycenter of 1-D distributions averages their quantile functions:
+
+    >>> import numpy as np, monge
+    >>> Y = [np.array([[0.0], [1.0], [2.0]]), np.array([[10.0], [12.0], [14.0]])]
+    >>> np.sort(monge.free_support_barycenter(Y, n=3, seed=0).X.ravel()).tolist()
+    [5.0, 6.5, 8.0]
+    """
+    if isinstance(Y, np.ndarray) and Y.ndim == 2:
+        raise TypeError("Y: expected a sequence of (m_k, d) arrays, one per input; for a single "
+                        "cloud pass [Y]")
+    try:
+        Y = [float_array(f"Y[{k}]", y, (2,), dtype=np.float64) for k, y in enumerate(Y)]
+    except TypeError as exc:
+        if "Y[" in str(exc):
+            raise
+        raise TypeError("Y: expected a sequence of (m_k, d) arrays") from None
+    if not Y:
+        raise ValueError("Y: at least one input cloud is required")
+    d = Y[0].shape[1]
+    for k, y in enumerate(Y):
+        if y.shape[1] != d:
+            raise ValueError(f"Y[{k}]: dimension {y.shape[1]} differs from Y[0]'s {d}")
+    K = len(Y)
+    if b is None:
+        bs = None
+    else:
+        if len(b) != K:
+            raise ValueError(f"b: expected {K} weight vectors (one per cloud of Y), got {len(b)}")
+        bs = []
+        for k, (w, y) in enumerate(zip(b, Y)):
+            w = float_array(f"b[{k}]", w, (1,), dtype=np.float64)
+            if w.shape != (y.shape[0],):
+                raise ValueError(f"b[{k}]: expected shape ({y.shape[0]},), got {w.shape}")
+            if (w < 0).any() or w.sum() <= 0:
+                raise ValueError(f"b[{k}]: weights must be non-negative with a positive sum")
+            bs.append(w / w.sum())
+    if weights is None:
+        lam = np.full(K, 1.0 / K)
+    else:
+        lam = float_array("weights", weights, (1,), dtype=np.float64)
+        if lam.shape != (K,):
+            raise ValueError(f"weights: expected shape ({K},) (one per cloud of Y), got {lam.shape}")
+        if (lam < 0).any() or lam.sum() <= 0:
+            raise ValueError("weights: must be non-negative with a positive sum")
+        lam = lam / lam.sum()
+    if X_init is not None:
+        X0 = float_array("X_init", X_init, (2,), dtype=np.float64)
+        if X0.shape[1] != d:
+            raise ValueError(f"X_init: dimension {X0.shape[1]} differs from the inputs' {d}")
+        if n is not None and n != X0.shape[0]:
+            raise ValueError(f"n: {n} differs from X_init's {X0.shape[0]} points")
+    else:
+        allpts = np.concatenate(Y)
+        n = max(y.shape[0] for y in Y) if n is None else integer("n", n, minimum=1)
+        rng = np.random.default_rng(seed)
+        X0 = allpts[rng.choice(len(allpts), size=n, replace=n > len(allpts))]
+    n = X0.shape[0]
+    if a is not None:
+        a = float_array("a", a, (1,), dtype=np.float64)
+        if a.shape != (n,):
+            raise ValueError(f"a: expected shape ({n},), got {a.shape}")
+        if (a < 0).any() or a.sum() <= 0:
+            raise ValueError("a: weights must be non-negative with a positive sum")
+        a = a / a.sum()
+    method = choice("method", method, ("exact", "entropic"))
+    if method == "entropic":
+        if eps is None:
+            raise ValueError("eps: required for method='entropic'")
+        eps = positive("eps", eps)
+    tol = float(tol)
+    if not tol >= 0:
+        raise ValueError(f"tol: must be >= 0, got {tol!r}")
+    max_iter = integer("max_iter", max_iter, minimum=1)
+    if callback is not None and not callable(callback):
+        raise TypeError("callback: must be callable")
+    nth = 0 if nthreads is None else integer("nthreads", nthreads, minimum=1)
+    r = _core.free_barycenter(np.concatenate(Y), np.array([y.shape[0] for y in Y], np.int64),
+                              None if bs is None else np.concatenate(bs), lam, X0, a,
+                              exact=method == "exact", eps=eps or 0.01, tol=tol,
+                              max_iter=max_iter, nthreads=nth, callback=callback)
+    converged = not r["unconverged"] and not r["stopped"]
+    if r["unconverged"]:
+        warnings.warn(f"free_support_barycenter did not converge in {r['n_iter']} iterations "
+                      f"(tol {tol:.3g}); raise max_iter", ConvergenceWarning, stacklevel=2)
+    return FreeBarycenterResult(X=r["X"], a=np.full(n, 1.0 / n) if a is None else a,
+                                cost=float(r["cost"]), n_iter=int(r["n_iter"]), converged=converged)
