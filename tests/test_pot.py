@@ -130,8 +130,11 @@ def test_what_differs_bad_input_and_uncovered_names():
         mp.emd(a, 2 * b, ot.dist(x, y))
     with pytest.raises(ValueError, match="method: 'greenkhorn' is not covered"):
         mp.sinkhorn(a, b, ot.dist(x, y), 0.1, method="greenkhorn")
-    with pytest.raises(AttributeError, match="gromov_wasserstein: not covered .* use POT itself"):
+    with pytest.raises(AttributeError, match="gromov_wasserstein: not covered .* "
+                                             "monge.gromov_wasserstein"):
         mp.gromov_wasserstein  # noqa: B018
+    with pytest.raises(AttributeError, match="emd_sinkhorn: not covered .* use POT itself"):
+        mp.emd_sinkhorn  # noqa: B018
     with pytest.raises(AttributeError, match="da: not covered .* monge.maps.EntropicMap"):
         mp.da  # noqa: B018
 

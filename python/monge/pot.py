@@ -37,7 +37,10 @@ __all__ = ["dist", "unif", "emd", "emd2", "emd_1d", "emd2_1d", "wasserstein_1d",
 # names POT has that this module does not cover, with monge's nearest function
 _EQUIVALENT = {
     "sliced": "monge.sliced_wasserstein",
-    "gromov": None,
+    "gromov": "monge.gromov_wasserstein and monge.fused_gromov_wasserstein (POT's conventions)",
+    "gromov_wasserstein": "monge.gromov_wasserstein (POT's conventions)",
+    "fused_gromov_wasserstein": "monge.fused_gromov_wasserstein (POT's conventions)",
+    "lp": "monge.free_support_barycenter (ot.lp.free_support_barycenter)",
     "da": "monge.maps.EntropicMap (the entropic map out of sample)",
 }
 

@@ -383,6 +383,26 @@ static void fz_barycenter(src *s)
                               &it);
     expect(known(st), "barycenter status");
     if (st == MONGE_OK) expect(all_finite(a, n) && isfinite(err), "barycenter OK but non-finite");
+    /* free support on the same clouds: X starts at x, inputs y_k */
+    {
+        monge_free_barycenter_params fp;
+        monge_free_barycenter_params_init(&fp);
+        fp.exact = u8(s) % 2;
+        const double feps[] = {0.1, 10.0, 0.0, -1.0, NAN, 1e300}; /* not tiny: 10^4 its a solve */
+        fp.eps = feps[u8(s) % 6];
+        fp.max_iter = u8(s) % 8;
+        fp.tol = u8(s) < 30 ? num(s) : 1e-9;
+        const double *ys[3] = {y[0], K > 1 ? y[1] : NULL, K > 2 ? y[2] : NULL};
+        double *X = malloc(sizeof(double) * (size_t)(n * d)), fcost;
+        memcpy(X, x, sizeof(double) * (size_t)(n * d));
+        int64_t fit;
+        int fst = monge_free_barycenter(K, m, d, ys, u8(s) < 128 ? bs : NULL, lam, n,
+                                        u8(s) < 128 ? NULL : a, &fp, X, &fcost, &fit);
+        expect(known(fst), "free barycenter status");
+        if (fst == MONGE_OK)
+            expect(all_finite(X, n * d) && isfinite(fcost), "free barycenter OK but non-finite");
+        free(X);
+    }
     for (int64_t k = 0; k < K; k++) {
         free(C[k]);
         free(y[k]);
