@@ -22,19 +22,24 @@ alpha = 0.5.  Cases:
                     objective's change (1e-9) with Sinkhorn to an L1 marginal error of 1e-9
   POT (tight)       the same with tol 1e-12, 20000 outer iterations, and Sinkhorn's numItermax
                     100000, stopThr 1e-12: POT at the accuracy monge's defaults reach
+  OTT-JAX           ott.solvers.quadratic.GromovWasserstein (when installed), jit-compiled, float64,
+                    epsilon = eps / 2 (OTT linearises with half our gradient: the same fixed point),
+                    threshold 1e-9 on its own criterion, inner Sinkhorn threshold 1e-9; timed after
+                    a first (compiling) call, whose time the row's name gives
 Accuracy: the objective reached (GW or FGW at the returned plan, from the plan here; lower is
 better: both solvers are deterministic from the same start, so they should reach the same
 stationary point), the plan's L1 marginal error, and the L1 distance of the plan to a reference
 (monge at tol 1e-12).  A cg row counts as at equal accuracy when its objective is within 1e-6
 (relative) of monge's or lower with a marginal error <= 1e-6; an entropic row when its distance to
 the reference (the one fixed point both iterations approach) is at most 1.5 x monge's (or 1e-6).
-The ratio is POT's time over monge's; in parentheses when POT is less accurate.
+The ratio is the contender's time over monge's; in parentheses when it is less accurate.
 """
 from __future__ import annotations
 
 import argparse
 import os
 import sys
+import time
 import warnings
 
 import numpy as np
@@ -46,6 +51,30 @@ from _common import (cpu_model, fmt_time, interleaved, load_average, markdown_ta
 import ot  # noqa: E402
 
 import monge  # noqa: E402
+
+try:                                            # optional: pip install '.[bench]'
+    import jax
+    import jax.numpy as jnp
+    from ott.geometry import geometry as ott_geometry
+    from ott.problems.quadratic import quadratic_problem as ott_qp
+    from ott.solvers.linear import sinkhorn as ott_sinkhorn
+    from ott.solvers.quadratic import gromov_wasserstein as ott_gw
+    jax.config.update("jax_enable_x64", True)
+except ImportError:
+    jax = None
+
+
+def ott_entropic(C1, C2, eps):
+    """OTT-JAX's entropic GW, jit-compiled, as a function of nothing (the problem is closed over).
+    OTT linearises with tens(T), half our gradient, so its epsilon eps / 2 has our fixed point at
+    eps (checked: plans within 1e-8 at n = 200)."""
+    prob = ott_qp.QuadraticProblem(ott_geometry.Geometry(cost_matrix=jnp.asarray(C1)),
+                                   ott_geometry.Geometry(cost_matrix=jnp.asarray(C2)))
+    solver = ott_gw.GromovWasserstein(
+        linear_solver=ott_sinkhorn.Sinkhorn(threshold=1e-9, max_iterations=10000),
+        epsilon=eps / 2, max_iterations=2000, threshold=1e-9, store_inner_errors=False)
+    fn = jax.jit(solver)
+    return lambda: np.asarray(fn(prob).matrix)
 
 EPS = 0.01
 ALPHA = 0.5
@@ -96,6 +125,12 @@ def case(kind, n, seed=0):
                "POT (tight)": lambda: ot.gromov.entropic_gromov_wasserstein(
                    C1, C2, p, q, epsilon=EPS, tol=1e-12, max_iter=20000, numItermax=100000,
                    stopThr=1e-12)}
+        if jax is not None:
+            fn = ott_entropic(C1, C2, EPS)
+            t0 = time.perf_counter()
+            fn()                                 # compiles
+            first = time.perf_counter() - t0
+            fns[f"OTT-JAX (jit; first call {fmt_time(first)})"] = fn
         val = lambda T: gw_value(C1, C2, T)  # noqa: E731
     big = n >= 2000
     t = interleaved(fns, repeats=1 if big else 3, warmup=0 if big else 1,
@@ -130,7 +165,7 @@ def main(argv=None):
     ap.add_argument("--out", default=None,
                     help="results file (default benchmarks/results/gromov-DATE.json)")
     args = ap.parse_args(argv)
-    return recorded("gromov", "gromov.py", argv, ["numpy", "ot", "monge"],
+    return recorded("gromov", "gromov.py", argv, ["numpy", "ot", "monge", "jax", "ott"],
                     "generated (a noisy 2-D spiral against a rotated noisy 3-D copy, seed 0)",
                     lambda record: run(args), out=args.out, quick=args.quick)
 
@@ -138,19 +173,19 @@ def main(argv=None):
 def run(args):
     section("machine")
     print(f"cpu: {cpu_model()}; usable cpus: {usable_cpus()}; load: {load_average()}")
-    print(f"versions: {versions(['numpy', 'ot', 'monge'])}; monge threads "
+    print(f"versions: {versions(['numpy', 'ot', 'monge', 'jax', 'ott'])}; monge threads "
           f"{monge.get_num_threads()}")
     sizes = [100] if args.quick else (args.sizes or [200, 1000, 3000])
     head = ["case", "solver", "median", "objective", "|T - T*|_1", "marginal error",
-            "POT's time / monge's", "warnings"]
+            "its time / monge's", "warnings"]
     rows = []
     for n in sizes:
         for kind in ("GW, cg", "FGW, cg", "GW, entropic"):
             if kind.endswith("entropic") and n > 1000:
                 continue        # POT's NumPy Sinkhorn would take hours at this size
+            before = len(rows)
             rows += case(kind, n)
-            print(markdown_table(head, rows[-(3 if kind.endswith("entropic") else 2):]),
-                  flush=True)
+            print(markdown_table(head, rows[-(len(rows) - before):]), flush=True)
     section("summary")
     print(markdown_table(head, rows))
     print(f"\nload at the end: {load_average()}")
