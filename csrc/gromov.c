@@ -133,6 +133,12 @@ typedef struct {
     double *H2;  /* h2(C2) (m x m), only when not symmetric */
     double *Y, *Z; /* n x m scratch (Z only when not symmetric) */
     double *r, *c, *v1, *v2, *rowbuf, *aux; /* n, m, n, m, max(n, m), n + m */
+    /* point clouds (square loss): C1 = A1 B1^T, C2 = A2 B2^T of rank r1 = dx + 2, r2 = dy + 2,
+     * A_i = [|x_i|^2, 1, -2 x_i], B_k = [1, |x_k|^2, x_k] on centred points */
+    int lr;
+    int64_t r1, r2;
+    double *A1, *B1T, *A2T, *B2; /* n x r1, r1 x n, r2 x m, m x r2 */
+    double *L1, *L2, *L3;        /* r1 x m, r1 x r2, n x r2 */
 } gw_work;
 
 /* sum_i rows[i] in index order (the fixed reduction of every parallel dot product here) */
@@ -173,11 +179,44 @@ static void marginals(const gw_work *w, const double *X, double *r, double *c)
     }
 }
 
+/* point clouds: out_i = sum_k C_ik^2 x_k = F_i Q F_i^T with Q = sum_k x_k G_k G_k^T, for C = F G^T
+ * given as F (len x r) and G^T (r x len) */
+static void sq_matvec_lr(const gw_work *w, const double *F, int64_t Fstride_row, int64_t Fstride_col,
+                         const double *G, int64_t Gstride_row, int64_t Gstride_col, int64_t r,
+                         int64_t len, const double *x, double *out)
+{
+    double Q[18 * 18];
+    for (int64_t a = 0; a < r; a++)
+        for (int64_t b = 0; b < r; b++) {
+            double t = 0.0;
+            for (int64_t k = 0; k < len; k++)
+                t += x[k] * G[k * Gstride_row + a * Gstride_col] * G[k * Gstride_row + b * Gstride_col];
+            Q[a * r + b] = t;
+        }
+#pragma omp parallel for schedule(static) num_threads(w->nt)
+    for (int64_t i = 0; i < len; i++) {
+        double t = 0.0;
+        for (int64_t a = 0; a < r; a++) {
+            double u = 0.0;
+            for (int64_t b = 0; b < r; b++) u += Q[a * r + b] * F[i * Fstride_row + b * Fstride_col];
+            t += F[i * Fstride_row + a * Fstride_col] * u;
+        }
+        out[i] = t;
+    }
+}
+
 /* out_i = sum_k f(A_ik) x_k (or f(A_ki) with tr), A len x len, f = f1 (which 1) or f2 (2) */
 static void fmatvec(const gw_work *w, int which, const double *A, int64_t len, int tr,
                     const double *x, double *out)
 {
     const int loss = w->loss;
+    if (w->lr) { /* square loss, symmetric: f1 = f2 = square */
+        if (which == 1)
+            sq_matvec_lr(w, w->A1, w->r1, 1, w->B1T, 1, w->n, w->r1, len, x, out);
+        else
+            sq_matvec_lr(w, w->A2T, 1, w->m, w->B2, w->r2, 1, w->r2, len, x, out);
+        return;
+    }
 #pragma omp parallel for schedule(static) num_threads(w->nt)
     for (int64_t i = 0; i < len; i++) {
         double s = 0.0;
@@ -197,6 +236,18 @@ static int gw_grad(gw_work *w, const double *X, double *G)
     marginals(w, X, w->r, w->c);
     fmatvec(w, 1, w->C1, n, 0, w->r, w->v1);
     fmatvec(w, 2, w->C2, m, 0, w->c, w->v2);
+    if (w->lr) { /* C1 X (2 C2)^T = 2 A1 ((B1^T X) B2) A2^T: O(n m (r1 + r2)) */
+        if ((st = monge_gemm(w->r1, m, n, w->B1T, X, w->L1, w->nt)) != MONGE_OK ||
+            (st = monge_gemm(w->r1, w->r2, m, w->L1, w->B2, w->L2, w->nt)) != MONGE_OK ||
+            (st = monge_gemm(n, w->r2, w->r1, w->A1, w->L2, w->L3, w->nt)) != MONGE_OK ||
+            (st = monge_gemm(n, m, w->r2, w->L3, w->A2T, G, w->nt)) != MONGE_OK)
+            return st;
+#pragma omp parallel for schedule(static) num_threads(w->nt)
+        for (int64_t i = 0; i < n; i++)
+            for (int64_t j = 0; j < m; j++)
+                G[i * m + j] = 2.0 * (w->v1[i] + w->v2[j] - 2.0 * G[i * m + j]);
+        return MONGE_OK;
+    }
     if ((st = monge_gemm(n, m, n, w->C1, X, w->Y, w->nt)) != MONGE_OK) return st;
     if ((st = monge_gemm(n, m, m, w->Y, w->H2T, G, w->nt)) != MONGE_OK) return st;
     const double s = w->sym ? 2.0 : 1.0;
@@ -261,6 +312,11 @@ static int gw_grad_sparse(gw_work *w, int64_t nnz, const int64_t *rows, const in
 {
     const int64_t n = w->n, m = w->m;
     int st;
+    if (w->lr) { /* the products are cheap: S as a dense matrix */
+        memset(W, 0, (size_t)(n * m) * sizeof *W);
+        for (int64_t e = 0; e < nnz; e++) W[rows[e] * m + cols[e]] += vals[e];
+        return gw_grad(w, W, G);
+    }
     for (int pass = 0; pass < (w->sym ? 1 : 2); pass++) {
         const double *H = pass ? w->H2 : w->H2T; /* rows l of h2(C2)^T, or of h2(C2) */
         memset(w->r, 0, (size_t)n * sizeof *w->r);
@@ -351,18 +407,66 @@ static int inner_progress_cb(void *vctx, int64_t iter, double err)
 
 static double rel_change(double dF, double F) { return fabs(dF) / fmax(fabs(F), 1e-300); }
 
-int monge_gromov(int64_t n, int64_t m, const double *C1, const double *C2, const double *p,
-                 const double *q, const double *M, const monge_gw_params *par, double *T,
-                 double *f_out, double *g_out, double *grad_C1, double *grad_C2,
-                 monge_gw_info *info)
+/* Factors of the squared distances of centred points z (len x d): C = A B^T with rows
+ * A_i = [|z_i|^2, 1, -2 z_i], B_k = [1, |z_k|^2, z_k] (rank d + 2).  With transposed_a, A is
+ * stored transposed (r x len) and B as is (len x r); else A as is and B transposed. */
+static void lowrank_factors(const double *z, int64_t len, int64_t d, double *A, double *B,
+                            int transposed_a)
 {
-    if (!par || !C1 || !C2 || !T || n < 1 || m < 1) return MONGE_EINVAL;
+    const int64_t r = d + 2;
+    double mean[16] = {0};
+    for (int64_t i = 0; i < len; i++)
+        for (int64_t a = 0; a < d; a++) mean[a] += z[i * d + a];
+    for (int64_t a = 0; a < d; a++) mean[a] /= (double)len;
+    for (int64_t i = 0; i < len; i++) {
+        double sq = 0.0;
+        for (int64_t a = 0; a < d; a++) {
+            const double v = z[i * d + a] - mean[a];
+            sq += v * v;
+        }
+        double av[18], bv[18];
+        av[0] = sq;
+        av[1] = 1.0;
+        bv[0] = 1.0;
+        bv[1] = sq;
+        for (int64_t a = 0; a < d; a++) {
+            const double v = z[i * d + a] - mean[a];
+            av[2 + a] = -2.0 * v;
+            bv[2 + a] = v;
+        }
+        for (int64_t a = 0; a < r; a++) {
+            if (transposed_a) {
+                A[a * len + i] = av[a];
+                B[i * r + a] = bv[a];
+            } else {
+                A[i * r + a] = av[a];
+                B[a * len + i] = bv[a];
+            }
+        }
+    }
+}
+
+/* One solver for both inputs: matrices C1, C2, or (x, dx, y, dy non-NULL) point clouds whose
+ * squared distances are used through their low-rank factors. */
+static int gromov_impl(int64_t n, int64_t m, const double *C1, const double *C2, const double *x,
+                       int64_t dx, const double *y, int64_t dy, const double *p, const double *q,
+                       const double *M, const monge_gw_params *par, double *T, double *f_out,
+                       double *g_out, double *grad_C1, double *grad_C2, monge_gw_info *info)
+{
+    const int lr = x != NULL;
+    if (!par || (!lr && (!C1 || !C2)) || (lr && (!y || dx < 1 || dy < 1 || dx > 16 || dy > 16 ||
+                                                 grad_C1 || grad_C2)) ||
+        !T || n < 1 || m < 1)
+        return MONGE_EINVAL;
     if (check_params(par) != MONGE_OK) return MONGE_EINVAL;
-    if (n > (INT64_MAX / 16) / m || n > (INT64_MAX / 16) / n || m > (INT64_MAX / 16) / m)
+    if (n > (INT64_MAX / 16) / m || (!lr && (n > (INT64_MAX / 16) / n || m > (INT64_MAX / 16) / m)))
         return MONGE_EINVAL;
     const int loss = par->loss;
-    if (!all_finite(C1, n * n) || !all_finite(C2, m * m) || (M && !all_finite(M, n * m)))
+    if (lr && loss != MONGE_GW_SQUARE) return MONGE_EINVAL;
+    if (lr ? !all_finite(x, n * dx) || !all_finite(y, m * dy)
+           : !all_finite(C1, n * n) || !all_finite(C2, m * m))
         return MONGE_EINVAL;
+    if (M && !all_finite(M, n * m)) return MONGE_EINVAL;
     if (loss == MONGE_GW_KL) {
         for (int64_t i = 0; i < n * n; i++)
             if (C1[i] < 0.0) return MONGE_EINVAL;
@@ -374,7 +478,7 @@ int monge_gromov(int64_t n, int64_t m, const double *C1, const double *C2, const
             if (!isfinite(T[i]) || T[i] < 0.0) return MONGE_EINVAL;
     }
     const double alpha = M ? par->alpha : 1.0;
-    const int sym = is_symmetric(C1, n) && is_symmetric(C2, m);
+    const int sym = lr || (is_symmetric(C1, n) && is_symmetric(C2, m));
     const int nt = monge_resolve_threads(par->nthreads);
     const int cg = par->solver == MONGE_GW_CG;
     const size_t nm = (size_t)(n * m);
@@ -389,6 +493,7 @@ int monge_gromov(int64_t n, int64_t m, const double *C1, const double *C2, const
     w.nt = nt;
     w.C1 = C1;
     w.C2 = C2;
+    w.lr = lr;
     double *pw = malloc((size_t)n * sizeof *pw), *qw = malloc((size_t)m * sizeof *qw);
     double *G = malloc(nm * sizeof *G);    /* grad GW at T */
     double *Cst = malloc(nm * sizeof *Cst); /* grad F at T: the linear problem's cost */
@@ -400,7 +505,19 @@ int monge_gromov(int64_t n, int64_t m, const double *C1, const double *C2, const
     int64_t *cols = cg ? malloc((size_t)cap * sizeof *cols) : NULL;
     double *vals = cg ? malloc((size_t)cap * sizeof *vals) : NULL;
     double *f = calloc((size_t)n, sizeof *f), *g = calloc((size_t)m, sizeof *g);
-    w.H2T = malloc((size_t)(m * m) * sizeof *w.H2T);
+    if (lr) {
+        w.r1 = dx + 2;
+        w.r2 = dy + 2;
+        w.A1 = malloc((size_t)(n * w.r1) * sizeof *w.A1);
+        w.B1T = malloc((size_t)(n * w.r1) * sizeof *w.B1T);
+        w.A2T = malloc((size_t)(m * w.r2) * sizeof *w.A2T);
+        w.B2 = malloc((size_t)(m * w.r2) * sizeof *w.B2);
+        w.L1 = malloc((size_t)(m * w.r1) * sizeof *w.L1);
+        w.L2 = malloc((size_t)(w.r1 * w.r2) * sizeof *w.L2);
+        w.L3 = malloc((size_t)(n * w.r2) * sizeof *w.L3);
+    } else {
+        w.H2T = malloc((size_t)(m * m) * sizeof *w.H2T);
+    }
     w.Y = malloc(nm * sizeof *w.Y);
     w.r = malloc((size_t)n * sizeof *w.r);
     w.c = malloc((size_t)m * sizeof *w.c);
@@ -416,7 +533,8 @@ int monge_gromov(int64_t n, int64_t m, const double *C1, const double *C2, const
     int st = MONGE_OK;
     monge_emd_basis *basis = NULL;
     if (!pw || !qw || !G || !Cst || !D || (cg && (!GD || !rows || !cols || !vals)) || !f || !g ||
-        !w.H2T || !w.Y || !w.r || !w.c || !w.v1 || !w.v2 || !w.rowbuf || !w.aux ||
+        (lr ? !w.A1 || !w.B1T || !w.A2T || !w.B2 || !w.L1 || !w.L2 || !w.L3 : !w.H2T) || !w.Y ||
+        !w.r || !w.c || !w.v1 || !w.v2 || !w.rowbuf || !w.aux ||
         (!sym && (!w.C1T || !w.H2 || !w.Z))) {
         st = MONGE_ENOMEM;
         goto out;
@@ -426,12 +544,17 @@ int monge_gromov(int64_t n, int64_t m, const double *C1, const double *C2, const
         st = MONGE_EINVAL;
         goto out;
     }
-    for (int64_t j = 0; j < m; j++)
-        for (int64_t l = 0; l < m; l++) {
-            const double h = loss_h2(loss, C2[j * m + l]);
-            w.H2T[l * m + j] = h;
-            if (!sym) w.H2[j * m + l] = h;
-        }
+    if (lr) {
+        lowrank_factors(x, n, dx, w.A1, w.B1T, 0);
+        lowrank_factors(y, m, dy, w.A2T, w.B2, 1);
+    } else {
+        for (int64_t j = 0; j < m; j++)
+            for (int64_t l = 0; l < m; l++) {
+                const double h = loss_h2(loss, C2[j * m + l]);
+                w.H2T[l * m + j] = h;
+                if (!sym) w.H2[j * m + l] = h;
+            }
+    }
     if (!sym)
         for (int64_t i = 0; i < n; i++)
             for (int64_t k = 0; k < n; k++) w.C1T[k * n + i] = C1[i * n + k];
@@ -443,7 +566,7 @@ int monge_gromov(int64_t n, int64_t m, const double *C1, const double *C2, const
     int64_t k = 0, inner_iter = 0;
     int converged = 0, inner_ok = 1;
     double delta = NAN, fw_gap = NAN;
-    if (par->warm_start) {
+    if (par->warm_start || lr) {
         if ((st = gw_grad(&w, T, G)) != MONGE_OK) goto out;
     } else {
         for (int64_t i = 0; i < n; i++) w.rowbuf[i] = pw[i] / mp;
@@ -656,6 +779,13 @@ int monge_gromov(int64_t n, int64_t m, const double *C1, const double *C2, const
     if (st == MONGE_OK && !converged) st = MONGE_ENOCONV;
 out:
     monge_emd_basis_free(basis);
+    free(w.A1);
+    free(w.B1T);
+    free(w.A2T);
+    free(w.B2);
+    free(w.L1);
+    free(w.L2);
+    free(w.L3);
     free(pw);
     free(qw);
     free(G);
@@ -680,3 +810,22 @@ out:
     free(w.aux);
     return st;
 }
+
+int monge_gromov(int64_t n, int64_t m, const double *C1, const double *C2, const double *p,
+                 const double *q, const double *M, const monge_gw_params *par, double *T,
+                 double *f, double *g, double *grad_C1, double *grad_C2, monge_gw_info *info)
+{
+    if (!C1 || !C2) return MONGE_EINVAL;
+    return gromov_impl(n, m, C1, C2, NULL, 0, NULL, 0, p, q, M, par, T, f, g, grad_C1, grad_C2,
+                       info);
+}
+
+int monge_gromov_points(int64_t n, int64_t m, int64_t dx, int64_t dy, const double *x,
+                        const double *y, const double *p, const double *q, const double *M,
+                        const monge_gw_params *par, double *T, double *f, double *g,
+                        monge_gw_info *info)
+{
+    if (!x || !y) return MONGE_EINVAL;
+    return gromov_impl(n, m, NULL, NULL, x, dx, y, dy, p, q, M, par, T, f, g, NULL, NULL, info);
+}
+

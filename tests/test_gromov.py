@@ -271,3 +271,35 @@ def test_entropic_eps_scaling():
         monge.gromov_wasserstein(C1, C2, method="entropic", eps_scaling=True, scaling_factor=2)
     with pytest.raises(ValueError, match="damping: unknown value"):
         monge.gromov_wasserstein(C1, C2, method="entropic", damping="on")
+
+
+def test_point_clouds_match_the_dense_squared_distances():
+    rng = np.random.default_rng(23)
+    x, y = rng.random((40, 2)) + 10.0, rng.random((35, 3))
+    C1 = ((x[:, None] - x[None]) ** 2).sum(-1)
+    C2 = ((y[:, None] - y[None]) ** 2).sum(-1)
+    M = rng.random((40, 35))
+    for method in ("cg", "entropic"):
+        a = monge.gromov_wasserstein(C1, C2, method=method, eps=0.05)
+        b = monge.gromov_wasserstein(x=x, y=y, method=method, eps=0.05)
+        np.testing.assert_allclose(b.plan, a.plan, atol=1e-9)
+        assert b.value == pytest.approx(a.value, rel=1e-9)
+    a = monge.fused_gromov_wasserstein(M, C1, C2, alpha=0.3)
+    b = monge.fused_gromov_wasserstein(M, x=x, y=y, alpha=0.3)
+    np.testing.assert_allclose(b.plan, a.plan, atol=1e-9)
+    # and POT on the same problem
+    T = ot.gromov.gromov_wasserstein(C1, C2)
+    np.testing.assert_allclose(monge.gromov_wasserstein(x=x, y=y).plan, T, atol=1e-8)
+
+
+@pytest.mark.parametrize("kwargs, match", [
+    (dict(C1=np.eye(3), x=np.ones((3, 2)), y=np.ones((3, 2))), "give either the matrices"),
+    (dict(x=np.ones((3, 2))), "x, y: both point clouds are required"),
+    (dict(x=np.ones((3, 17)), y=np.ones((3, 2))), "x: dimension 17 > 16"),
+    (dict(x=np.ones((3, 2)), y=np.ones((3, 2)), loss="kl"), "loss: point clouds x, y use the square"),
+    (dict(x=np.ones((3, 2)), y=np.ones((3, 2)), grad=True), "grad: the gradients with respect"),
+    (dict(), "C1, C2: required"),
+])
+def test_point_cloud_bad_input(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        monge.gromov_wasserstein(**kwargs)

@@ -18,7 +18,10 @@ static int gw_progress(void *vctx, int64_t iter, double err)
 
 /* gromov(C1 (n, n), C2 (m, m), p (n,) or None, q (m,) or None, M (n, m) or None, alpha, loss,
  *        solver, eps, tol, tol_abs, max_iter, inner_tol, inner_max_iter, T0 (n, m) or None,
- *        grad, nthreads, callback, damping, eps_scaling, eps_start, scaling_factor)
+ *        grad, nthreads, callback, damping, eps_scaling, eps_start, scaling_factor,
+ *        x (n, dx) or None, y (m, dy) or None)
+ * With x and y (C1, C2 then None) the spaces are point clouds with squared Euclidean distances,
+ * solved through the distances' low-rank factors (monge_gromov_points).
  * -> {"T", "f", "g", "grad_C1", "grad_C2" (None unless grad), "value", "gw", "linear", "delta",
  *     "error", "fw_gap", "eps", "n_iter", "inner_iter", "converged", "stopped"} */
 static PyObject *py_gromov(PyObject *self, PyObject *args, PyObject *kw)
@@ -27,20 +30,20 @@ static PyObject *py_gromov(PyObject *self, PyObject *args, PyObject *kw)
     static char *kwlist[] = {"C1", "C2", "p", "q", "M", "alpha", "loss", "solver", "eps", "tol",
                              "tol_abs", "max_iter", "inner_tol", "inner_max_iter", "T0", "grad",
                              "nthreads", "callback", "damping", "eps_scaling", "eps_start",
-                             "scaling_factor", NULL};
+                             "scaling_factor", "x", "y", NULL};
     PyObject *C1o, *C2o, *po = Py_None, *qo = Py_None, *Mo = Py_None, *T0 = Py_None,
-                         *callback = Py_None;
+                         *callback = Py_None, *xo = Py_None, *yo = Py_None;
     const char *loss = "square", *solver = "cg";
     double alpha = 0.5, eps = 0.1, tol = 1e-9, tol_abs = 1e-9, inner_tol = 1e-9, damping = -1.0,
            eps_start = 0.0, scaling_factor = 0.5;
     int eps_scaling = 0;
     long long max_iter = 1000, inner_max_iter = 0;
     int grad = 0, nthreads = 0;
-    if (!PyArg_ParseTupleAndKeywords(args, kw, "OO|OOOdssdddLdLOpiOdpdd", kwlist, &C1o, &C2o,
+    if (!PyArg_ParseTupleAndKeywords(args, kw, "OO|OOOdssdddLdLOpiOdpddOO", kwlist, &C1o, &C2o,
                                      &po, &qo, &Mo, &alpha, &loss, &solver, &eps, &tol, &tol_abs,
                                      &max_iter, &inner_tol, &inner_max_iter, &T0, &grad,
                                      &nthreads, &callback, &damping, &eps_scaling, &eps_start,
-                                     &scaling_factor))
+                                     &scaling_factor, &xo, &yo))
         return NULL;
     if (callback != Py_None && !PyCallable_Check(callback)) {
         PyErr_SetString(PyExc_TypeError, "callback: must be callable");
@@ -65,15 +68,33 @@ static PyObject *py_gromov(PyObject *self, PyObject *args, PyObject *kw)
         return NULL;
     }
     PyArrayObject *C1a = NULL, *C2a = NULL, *pa = NULL, *qa = NULL, *Ma = NULL, *Ta = NULL,
-                  *fa = NULL, *ga = NULL, *g1 = NULL, *g2 = NULL, *T0a = NULL;
+                  *fa = NULL, *ga = NULL, *g1 = NULL, *g2 = NULL, *T0a = NULL, *xa = NULL,
+                  *ya = NULL;
     PyObject *result = NULL;
-    if (!(C1a = bind_as_array(C1o, NPY_FLOAT64, 2, "C1")) ||
-        !(C2a = bind_as_array(C2o, NPY_FLOAT64, 2, "C2")))
-        goto out;
-    const int64_t n = PyArray_DIM(C1a, 0), m = PyArray_DIM(C2a, 0);
-    if (n < 1 || m < 1 || PyArray_DIM(C1a, 1) != n || PyArray_DIM(C2a, 1) != m) {
-        PyErr_SetString(PyExc_ValueError, "C1, C2: expected non-empty square matrices");
-        goto out;
+    const int points = xo != Py_None || yo != Py_None;
+    int64_t n, m;
+    if (points) { /* point clouds: C1o, C2o are ignored (None) */
+        if (!(xa = bind_as_array(xo, NPY_FLOAT64, 2, "x")) ||
+            !(ya = bind_as_array(yo, NPY_FLOAT64, 2, "y")))
+            goto out;
+        n = PyArray_DIM(xa, 0);
+        m = PyArray_DIM(ya, 0);
+        if (n < 1 || m < 1 || PyArray_DIM(xa, 1) < 1 || PyArray_DIM(ya, 1) < 1 ||
+            PyArray_DIM(xa, 1) > 16 || PyArray_DIM(ya, 1) > 16 || grad) {
+            PyErr_SetString(PyExc_ValueError, "x, y: expected non-empty clouds of dimension <= 16 "
+                                              "(and no grad)");
+            goto out;
+        }
+    } else {
+        if (!(C1a = bind_as_array(C1o, NPY_FLOAT64, 2, "C1")) ||
+            !(C2a = bind_as_array(C2o, NPY_FLOAT64, 2, "C2")))
+            goto out;
+        n = PyArray_DIM(C1a, 0);
+        m = PyArray_DIM(C2a, 0);
+        if (n < 1 || m < 1 || PyArray_DIM(C1a, 1) != n || PyArray_DIM(C2a, 1) != m) {
+            PyErr_SetString(PyExc_ValueError, "C1, C2: expected non-empty square matrices");
+            goto out;
+        }
     }
     if (bind_parse_weights(po, 1, n, 0, "p", &pa) || bind_parse_weights(qo, 1, m, 0, "q", &qa))
         goto out;
@@ -124,13 +145,23 @@ static PyObject *py_gromov(PyObject *self, PyObject *args, PyObject *kw)
     memset(&info, 0, sizeof info);
     int st;
     Py_BEGIN_ALLOW_THREADS
-    st = monge_gromov(n, m, (const double *)PyArray_DATA(C1a), (const double *)PyArray_DATA(C2a),
-                      pa ? (const double *)PyArray_DATA(pa) : NULL,
-                      qa ? (const double *)PyArray_DATA(qa) : NULL,
-                      Ma ? (const double *)PyArray_DATA(Ma) : NULL, &par,
-                      (double *)PyArray_DATA(Ta), (double *)PyArray_DATA(fa),
-                      (double *)PyArray_DATA(ga), g1 ? (double *)PyArray_DATA(g1) : NULL,
-                      g2 ? (double *)PyArray_DATA(g2) : NULL, &info);
+    if (points)
+        st = monge_gromov_points(n, m, PyArray_DIM(xa, 1), PyArray_DIM(ya, 1),
+                                 (const double *)PyArray_DATA(xa), (const double *)PyArray_DATA(ya),
+                                 pa ? (const double *)PyArray_DATA(pa) : NULL,
+                                 qa ? (const double *)PyArray_DATA(qa) : NULL,
+                                 Ma ? (const double *)PyArray_DATA(Ma) : NULL, &par,
+                                 (double *)PyArray_DATA(Ta), (double *)PyArray_DATA(fa),
+                                 (double *)PyArray_DATA(ga), &info);
+    else
+        st = monge_gromov(n, m, (const double *)PyArray_DATA(C1a),
+                          (const double *)PyArray_DATA(C2a),
+                          pa ? (const double *)PyArray_DATA(pa) : NULL,
+                          qa ? (const double *)PyArray_DATA(qa) : NULL,
+                          Ma ? (const double *)PyArray_DATA(Ma) : NULL, &par,
+                          (double *)PyArray_DATA(Ta), (double *)PyArray_DATA(fa),
+                          (double *)PyArray_DATA(ga), g1 ? (double *)PyArray_DATA(g1) : NULL,
+                          g2 ? (double *)PyArray_DATA(g2) : NULL, &info);
     Py_END_ALLOW_THREADS
     if (st == MONGE_EINTR && !pctx.user_stop) {
         if (!PyErr_Occurred()) PyErr_SetNone(PyExc_KeyboardInterrupt);
@@ -150,6 +181,8 @@ static PyObject *py_gromov(PyObject *self, PyObject *args, PyObject *kw)
 out:
     Py_XDECREF(C1a);
     Py_XDECREF(C2a);
+    Py_XDECREF(xa);
+    Py_XDECREF(ya);
     Py_XDECREF(pa);
     Py_XDECREF(qa);
     Py_XDECREF(Ma);

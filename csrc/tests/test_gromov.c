@@ -249,6 +249,55 @@ static void test_arguments(void)
               MONGE_EINVAL, "n = 0");
 }
 
+/* point clouds through low-rank factors: the same plans and values as the dense squared
+ * distances, for both solvers and a fused problem */
+static void test_points(void)
+{
+    enum { n = 30, m = 25, dx = 2, dy = 3 };
+    double x[n * dx], y[m * dy], C1[n * n], C2[m * m], M[n * m], T1[n * m], T2[n * m];
+    for (int i = 0; i < n * dx; i++) x[i] = 5.0 + urand(); /* off the origin: centring matters */
+    for (int i = 0; i < m * dy; i++) y[i] = urand() - 3.0;
+    for (int i = 0; i < n; i++)
+        for (int k = 0; k < n; k++) {
+            double s = 0;
+            for (int a = 0; a < dx; a++) s += (x[i * dx + a] - x[k * dx + a]) * (x[i * dx + a] - x[k * dx + a]);
+            C1[i * n + k] = s;
+        }
+    for (int j = 0; j < m; j++)
+        for (int l = 0; l < m; l++) {
+            double s = 0;
+            for (int a = 0; a < dy; a++) s += (y[j * dy + a] - y[l * dy + a]) * (y[j * dy + a] - y[l * dy + a]);
+            C2[j * m + l] = s;
+        }
+    for (int e = 0; e < n * m; e++) M[e] = urand();
+    for (int solver = 0; solver < 2; solver++)
+        for (int fused = 0; fused < 2; fused++) {
+            monge_gw_params par;
+            monge_gw_params_init(&par);
+            par.solver = solver;
+            par.eps = 0.05;
+            monge_gw_info a, b;
+            int s1 = monge_gromov(n, m, C1, C2, NULL, NULL, fused ? M : NULL, &par, T1, NULL, NULL,
+                                  NULL, NULL, &a);
+            int s2 = monge_gromov_points(n, m, dx, dy, x, y, NULL, NULL, fused ? M : NULL, &par, T2,
+                                         NULL, NULL, &b);
+            double worst = 0.0;
+            for (int e = 0; e < n * m; e++) worst = fmax(worst, fabs(T1[e] - T2[e]));
+            CHECK(s1 == MONGE_OK && s2 == MONGE_OK, "points: status %d %d", s1, s2);
+            CHECK(worst < 1e-9 && fabs(a.value - b.value) <= 1e-9 * fabs(a.value),
+                  "points (solver %d fused %d): plan off by %g, value %.15g vs %.15g", solver,
+                  fused, worst, b.value, a.value);
+        }
+    monge_gw_params par;
+    monge_gw_params_init(&par);
+    par.loss = MONGE_GW_KL;
+    CHECK(monge_gromov_points(n, m, dx, dy, x, y, NULL, NULL, NULL, &par, T2, NULL, NULL, NULL) ==
+              MONGE_EINVAL, "points: kl loss");
+    par.loss = MONGE_GW_SQUARE;
+    CHECK(monge_gromov_points(n, m, 17, dy, x, y, NULL, NULL, NULL, &par, T2, NULL, NULL, NULL) ==
+              MONGE_EINVAL, "points: dx > 16");
+}
+
 int main(void)
 {
     rng_seed(7);
@@ -259,6 +308,7 @@ int main(void)
     test_isometry();
     test_entropic_and_threads();
     test_damping();
+    test_points();
     test_arguments();
     return REPORT();
 }

@@ -138,10 +138,34 @@ def random_plan(p, q, rng, rank=3):
 
 def _solve(C1, C2, p, q, M, alpha, loss, method, eps, init, n_init, seed, tol, tol_abs, max_iter,
            inner_tol, inner_max_iter, grad, callback, nthreads, damping="auto", eps_scaling=False,
-           eps_start=None, scaling_factor=0.5):
-    C1 = _square("C1", C1)
-    C2 = _square("C2", C2)
-    n, m = C1.shape[0], C2.shape[0]
+           eps_start=None, scaling_factor=0.5, x=None, y=None):
+    loss = choice("loss", loss, LOSSES)
+    points = x is not None or y is not None
+    if points:
+        if C1 is not None or C2 is not None:
+            raise ValueError("C1, C2, x, y: give either the matrices C1, C2 or the point clouds x, "
+                             "y, not both")
+        if x is None or y is None:
+            raise ValueError("x, y: both point clouds are required")
+        x = float_array("x", x, (2,), dtype=np.float64)
+        y = float_array("y", y, (2,), dtype=np.float64)
+        for name, z in (("x", x), ("y", y)):
+            if z.shape[1] > 16:
+                raise ValueError(f"{name}: dimension {z.shape[1]} > 16; pass the distance matrices "
+                                 "C1, C2 instead")
+        if loss != "square":
+            raise ValueError("loss: point clouds x, y use the square loss (their squared "
+                             "distances' low-rank form); pass C1, C2 for the kl loss")
+        if grad:
+            raise ValueError("grad: the gradients with respect to C1, C2 need the matrices; pass "
+                             "C1, C2")
+        n, m = x.shape[0], y.shape[0]
+    else:
+        if C1 is None or C2 is None:
+            raise ValueError("C1, C2: required (or the point clouds x, y)")
+        C1 = _square("C1", C1)
+        C2 = _square("C2", C2)
+        n, m = C1.shape[0], C2.shape[0]
     p = _weights("p", p, n)
     q = _weights("q", q, m)
     if abs(p.sum() - q.sum()) > 1e-8 * max(p.sum(), q.sum()):
@@ -149,7 +173,7 @@ def _solve(C1, C2, p, q, M, alpha, loss, method, eps, init, n_init, seed, tol, t
                          "equal masses")
     loss = choice("loss", loss, LOSSES)
     method = choice("method", method, METHODS)
-    if loss == "kl":
+    if loss == "kl" and not points:
         if (C1 < 0).any():
             raise ValueError("C1: the kl loss needs C1 >= 0")
         if (C2 <= 0).any():
@@ -206,7 +230,7 @@ def _solve(C1, C2, p, q, M, alpha, loss, method, eps, init, n_init, seed, tol, t
                          inner_tol=inner_tol, inner_max_iter=inner_max_iter, T0=T0, grad=bool(grad),
                          nthreads=nth, callback=callback, damping=damping,
                          eps_scaling=bool(eps_scaling), eps_start=eps_start,
-                         scaling_factor=scaling_factor)
+                         scaling_factor=scaling_factor, x=x, y=y)
         values.append(float(r["value"]))
         if best is None or r["value"] < best[1]["value"]:
             best = (T0, r)
@@ -231,7 +255,8 @@ def _solve(C1, C2, p, q, M, alpha, loss, method, eps, init, n_init, seed, tol, t
                         values=values if n_init > 1 else [])
 
 
-def gromov_wasserstein(C1, C2, p=None, q=None, *, loss="square", method="cg", eps=0.1,
+def gromov_wasserstein(C1=None, C2=None, p=None, q=None, *, x=None, y=None, loss="square",
+                       method="cg", eps=0.1,
                        init="product", n_init=1, seed=None, tol=1e-9, tol_abs=1e-9, max_iter=1000,
                        inner_tol=1e-9, inner_max_iter=None, damping="auto", eps_scaling=False,
                        eps_start=None, scaling_factor=0.5, grad=False, callback=None,
@@ -248,6 +273,11 @@ def gromov_wasserstein(C1, C2, p=None, q=None, *, loss="square", method="cg", ep
         ``loss='kl'`` C1 >= 0 and C2 > 0.
     p, q : arrays (n,), (m,), optional
         Non-negative weights with equal masses; uniform by default.
+    x, y : arrays (n, dx), (m, dy), optional
+        Instead of C1, C2: point clouds (dx, dy <= 16), with C1, C2 their squared Euclidean
+        distances |x_i - x_k|^2.  Those matrices have rank d + 2, so every product costs
+        O(n m (dx + dy)) instead of O(n^2 m + n m^2) and no n x n matrix is formed: the way to
+        compare clouds of 10^4 points.  Square loss only; ``grad`` is not available.
     loss : 'square' or 'kl'
     method : 'cg' (Frank–Wolfe with the exact solver, default) or 'entropic'
     eps : float
@@ -296,10 +326,11 @@ def gromov_wasserstein(C1, C2, p=None, q=None, *, loss="square", method="cg", ep
     """
     return _solve(C1, C2, p, q, None, 1.0, loss, method, eps, init, n_init, seed, tol, tol_abs,
                   max_iter, inner_tol, inner_max_iter, grad, callback, nthreads, damping,
-                  eps_scaling, eps_start, scaling_factor)
+                  eps_scaling, eps_start, scaling_factor, x, y)
 
 
-def fused_gromov_wasserstein(M, C1, C2, p=None, q=None, *, alpha=0.5, loss="square", method="cg",
+def fused_gromov_wasserstein(M, C1=None, C2=None, p=None, q=None, *, x=None, y=None, alpha=0.5,
+                             loss="square", method="cg",
                              eps=0.1, init="product", n_init=1, seed=None, tol=1e-9, tol_abs=1e-9,
                              max_iter=1000, inner_tol=1e-9, inner_max_iter=None, damping="auto",
                              eps_scaling=False, eps_start=None, scaling_factor=0.5, grad=False,
@@ -317,7 +348,7 @@ def fused_gromov_wasserstein(M, C1, C2, p=None, q=None, *, alpha=0.5, loss="squa
     ----------
     M : array (n, m)
         Feature cost between the nodes of the two spaces, finite.
-    C1, C2, p, q, loss, method, eps, init, n_init, seed, tol, tol_abs, max_iter, inner_tol, \
+    C1, C2, p, q, x, y, loss, method, eps, init, n_init, seed, tol, tol_abs, max_iter, inner_tol, \
 inner_max_iter, damping, eps_scaling, eps_start, scaling_factor, grad, callback, nthreads
         As in :func:`gromov_wasserstein`.
     alpha : float
@@ -340,4 +371,4 @@ inner_max_iter, damping, eps_scaling, eps_start, scaling_factor, grad, callback,
         raise ValueError("M: required (use gromov_wasserstein without features)")
     return _solve(C1, C2, p, q, M, alpha, loss, method, eps, init, n_init, seed, tol, tol_abs,
                   max_iter, inner_tol, inner_max_iter, grad, callback, nthreads, damping,
-                  eps_scaling, eps_start, scaling_factor)
+                  eps_scaling, eps_start, scaling_factor, x, y)
