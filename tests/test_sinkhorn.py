@@ -479,3 +479,48 @@ def test_callback_stop_during_eps_scaling_reports_the_stage_reached():
     assert rb.eps[0] > 1e-3 and np.all(rb.eps[1:] == 1e-3)
     for k in range(3):
         assert np.isfinite(rb.plan(k)).all()
+
+
+def test_transform_is_the_entropic_map_out_of_sample():
+    from monge.maps import EntropicMap
+    rng = np.random.default_rng(40)
+    x = rng.normal(size=(300, 2))
+    y = x @ np.array([[1.5, 0.3], [0.0, 0.7]]) + [3.0, 1.0]
+    r = monge.sinkhorn(x, y, eps=0.3, tol=1e-9)
+    assert r.converged
+    new = rng.normal(size=(40, 2))
+    em = EntropicMap(eps=0.3, tol=1e-9).fit(x, y)
+    np.testing.assert_allclose(r.transform(new), em.transform(new), atol=1e-10)
+    # at the source points: the barycentric projection of the plan
+    P = r.plan()
+    np.testing.assert_allclose(r.transform(x), (P @ y) / P.sum(1, keepdims=True), atol=1e-10)
+    # the Jacobian against central differences
+    T, J = r.transform(new[:4], jacobian=True)
+    h = 1e-6
+    fd = np.stack([(r.transform(new[:4] + h * e) - r.transform(new[:4] - h * e)) / (2 * h)
+                   for e in np.eye(2)], -1)
+    np.testing.assert_allclose(J, fd, atol=1e-6)
+
+
+def test_transform_any_cost_and_weights_against_brute_force():
+    rng = np.random.default_rng(41)
+    x, y = rng.random((60, 3)), rng.random((50, 3)) + 0.5
+    b = rng.random(50) + 0.2
+    b /= b.sum()
+    r = monge.sinkhorn(x, y, b=b, eps=0.05, cost="euclidean", tol=1e-9)
+    new = rng.random((7, 3))
+    C = np.linalg.norm(new[:, None] - y[None], axis=-1)
+    L = np.log(b)[None] + (r.g[None] - C) / 0.05
+    W = np.exp(L - L.max(1, keepdims=True))
+    W /= W.sum(1, keepdims=True)
+    np.testing.assert_allclose(r.transform(new), W @ y, atol=1e-12)
+    with pytest.raises(ValueError, match="jacobian: available for the sqeuclidean cost"):
+        r.transform(new, jacobian=True)
+    with pytest.raises(ValueError, match="X: expected points of dimension 3"):
+        r.transform(new[:, :2])
+    rc = monge.sinkhorn(C=monge.cost_matrix(x, y), eps=0.05)
+    with pytest.raises(ValueError, match="transform: needs point clouds"):
+        rc.transform(new)
+    ru = monge.sinkhorn(x, y, eps=0.05, tau=1.0)
+    with pytest.raises(ValueError, match="transform: the barycentric projection is for balanced"):
+        ru.transform(new)

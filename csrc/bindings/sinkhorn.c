@@ -459,6 +459,70 @@ static PyObject *py_sinkhorn_tuning(PyObject *self, PyObject *args)
     return PyFloat_FromDouble(prev);
 }
 
+/* c_transform(x (k, d), y (m, d), b (m,) or None, g (m,), eps, cost, p, lam, nthreads) -> (k,):
+ * out_i = -eps log sum_j b_j exp((g_j - c(x_i, y_j)) / eps), stabilised (monge_softmin): the
+ * source potential of new points, for the entropic map out of sample. */
+static PyObject *py_c_transform(PyObject *self, PyObject *args, PyObject *kw)
+{
+    (void)self;
+    static char *kwlist[] = {"x", "y", "b", "g", "eps", "cost", "p", "lam", "nthreads", NULL};
+    PyObject *x, *y, *b, *g;
+    const char *cost = "sqeuclidean";
+    double eps, p = 2.0, lam = 0.0;
+    int nthreads = 0;
+    if (!PyArg_ParseTupleAndKeywords(args, kw, "OOOOd|sddi", kwlist, &x, &y, &b, &g, &eps, &cost,
+                                     &p, &lam, &nthreads))
+        return NULL;
+    if (!(eps > 0.0) || !isfinite(eps)) {
+        PyErr_SetString(PyExc_ValueError, "eps: must be positive and finite");
+        return NULL;
+    }
+    batch_geom bg;
+    memset(&bg, 0, sizeof bg);
+    PyArrayObject *ba = NULL, *ga = NULL, *O = NULL;
+    double *h = NULL;
+    monge_geom_work *w = NULL;
+    PyObject *res = NULL;
+    if (bind_batch_geom_parse(Py_None, x, y, cost, p, lam, 0, &bg)) goto out;
+    if (bind_parse_weights(b, 1, bg.m, 0, "b", &ba)) goto out;
+    if (!(ga = bind_as_array(g, NPY_FLOAT64, 1, "g"))) goto out;
+    if (PyArray_DIM(ga, 0) != bg.m) {
+        PyErr_SetString(PyExc_ValueError, "g: expected one potential per point of y");
+        goto out;
+    }
+    npy_intp dims[1] = {(npy_intp)bg.n};
+    O = (PyArrayObject *)PyArray_SimpleNew(1, dims, NPY_FLOAT64);
+    h = PyMem_Malloc((size_t)bg.m * sizeof *h);
+    if (!O || !h) {
+        if (!PyErr_Occurred()) PyErr_NoMemory();
+        goto out;
+    }
+    monge_problem pb = {&bg.geoms[0], NULL, ba ? (const double *)PyArray_DATA(ba) : NULL, INFINITY,
+                        INFINITY};
+    int st;
+    Py_BEGIN_ALLOW_THREADS
+    monge_problem_shift(&pb, 1, eps, (const double *)PyArray_DATA(ga), h); /* g_j + eps log b_j */
+    st = monge_geom_prepare(&bg.geoms[0], nthreads, &w);
+    if (!st) st = monge_softmin(w, 0, eps, h, NULL, (double *)PyArray_DATA(O), nthreads);
+    Py_END_ALLOW_THREADS
+    if (st) {
+        bind_raise_status(st, "c_transform");
+        goto out;
+    }
+    double *o = (double *)PyArray_DATA(O);
+    for (int64_t i = 0; i < bg.n; i++) o[i] = -o[i];
+    res = (PyObject *)O;
+    O = NULL;
+out:
+    monge_geom_release(w);
+    PyMem_Free(h);
+    Py_XDECREF(O);
+    Py_XDECREF(ba);
+    Py_XDECREF(ga);
+    bind_batch_geom_free(&bg);
+    return res;
+}
+
 PyMethodDef monge_bind_sinkhorn_methods[] = {
     {"sinkhorn_tuning", py_sinkhorn_tuning, METH_VARARGS,
      "The Sinkhorn engine's heuristic constants (private; benchmarks/sinkhorn_suite.py)."},
@@ -474,6 +538,8 @@ PyMethodDef monge_bind_sinkhorn_methods[] = {
      "Gradient of OT_eps with respect to the points (private)."},
     {"cost_matrix", BIND_KW(py_cost_matrix), METH_VARARGS | METH_KEYWORDS,
      "Dense cost matrix between two point clouds (private; use monge.cost_matrix)."},
+    {"c_transform", BIND_KW(py_c_transform), METH_VARARGS | METH_KEYWORDS,
+     "Source potentials of new points from target potentials (private)."},
     {"softmax_rows", BIND_KW(py_softmax_rows), METH_VARARGS | METH_KEYWORDS,
      "In place: the entropic map's weights per row of Z; returns the row sums (private)."},
     {NULL, NULL, 0, NULL}};
