@@ -5,6 +5,9 @@ barycenter_debiased), side by side.
     python benchmarks/barycenter.py            1-D grid (n = 400) and 2-D grid (20 x 20), K = 3
     python benchmarks/barycenter.py --quick    small sizes: a smoke test
     python benchmarks/barycenter.py --debiased adds the debiased barycenter (slow: see below)
+    python benchmarks/barycenter.py --grid     K = 10 histograms on 64 x 64 and 128 x 128 grids:
+                                               the separable (convolutional) kernel against POT's
+                                               convolutional_barycenter2d
 
 Inputs: K = 3 histograms on a regular grid in [0, 1]^d (Gaussian mixtures, seeded), weights
 (0.2, 0.3, 0.5), squared Euclidean cost (max 1 in 1-D, 2 in 2-D), eps = 1e-2 and 3e-3.  Each
@@ -97,16 +100,57 @@ def case(side, d, eps, debiased):
     return rows
 
 
+def grid_case(side, eps, K=10):
+    """K Gaussian blobs on a side x side grid of [0, 1]^2 with POT's coordinates (linspace)."""
+    t = np.linspace(0, 1, side)
+    X = np.stack(np.meshgrid(t, t, indexing="ij"), -1).reshape(-1, 2)
+    rng = np.random.default_rng(0)
+    B = np.stack([np.exp(-((X - rng.uniform(0.2, 0.8, 2)) ** 2).sum(1)
+                         / (2 * rng.uniform(0.03, 0.08) ** 2)) + 1e-12 for _ in range(K)])
+    B /= B.sum(1, keepdims=True)
+    w = np.full(K, 1.0 / K)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        ref = monge.barycenter(B, grid=[t, t], weights=w, eps=eps, tol=1e-11, max_iter=100000).a
+    Bs = B.reshape(K, side, side)
+    fns = {"monge (grid)": lambda: monge.barycenter(B, grid=[t, t], weights=w, eps=eps,
+                                                    max_iter=100000).a,
+           "POT sinkhorn_log 1e-06": lambda: ot.bregman.convolutional_barycenter2d(
+               Bs, eps, w, method="sinkhorn_log", stopThr=1e-6, numItermax=20000).ravel(),
+           "POT sinkhorn_log 1e-07": lambda: ot.bregman.convolutional_barycenter2d(
+               Bs, eps, w, method="sinkhorn_log", stopThr=1e-7, numItermax=20000).ravel(),
+           "POT sinkhorn 1e-06": lambda: ot.bregman.convolutional_barycenter2d(
+               Bs, eps, w, stopThr=1e-6, numItermax=20000).ravel()}
+    big = side >= 128
+    t_ = interleaved(fns, repeats=1 if big else 2, warmup=0, min_total=0 if big else 1.0,
+                     max_repeats=1 if big else 5)
+    base = np.abs(t_["monge (grid)"].result - ref).sum()
+    rows = []
+    for k, v in t_.items():
+        a = np.asarray(v.result)
+        err = np.abs(a / a.sum() - ref).sum() if np.isfinite(a).all() and a.sum() > 0 else float("nan")
+        equal = k.startswith("monge") or (np.isfinite(err) and err <= 1.5 * max(base, 1e-9))
+        ratio = v.median / t_["monge (grid)"].median
+        verdict = "–" if k.startswith("monge") else (f"{ratio:.2f}" if equal else
+                                                     f"({ratio:.2f}: less accurate)")
+        rows.append([f"grid {side}x{side} K={K} eps={eps:g}", k, fmt_time(v.median), f"{err:.1e}",
+                     verdict, "; ".join(w_.split(":")[0] for w_ in v.warnings) or ""])
+    return rows
+
+
 def main(argv=None):
     argv = sys.argv[1:] if argv is None else argv
     ap = argparse.ArgumentParser(description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("--debiased", action="store_true", help="add the debiased cases (minutes each)")
+    ap.add_argument("--grid", action="store_true",
+                    help="only the regular-grid cases (64 x 64, 128 x 128; minutes)")
     ap.add_argument("--out", default=None,
                     help="results file (default benchmarks/results/barycenter-DATE.json)")
     args = ap.parse_args(argv)
-    return recorded("barycenter", "barycenter.py", argv, ["numpy", "ot", "monge"],
+    return recorded("barycenter-grid" if args.grid else "barycenter", "barycenter.py", argv,
+                    ["numpy", "ot", "monge"],
                     "generated (Gaussian-mixture histograms on regular grids, seed 0)",
                     lambda record: run(args), out=args.out, quick=args.quick)
 
@@ -122,6 +166,13 @@ def run(args):
                                  else [])
     head = ["case", "solver", "median", "|a - a*|_1", "its time / monge's (dense)", "warnings"]
     rows = []
+    if args.grid:
+        head[4] = "its time / monge's (grid)"
+        gcases = [(32, 0.004)] if args.quick else [(64, 0.004), (64, 0.001), (128, 0.004)]
+        for side, eps in gcases:
+            rows += grid_case(side, eps)
+            print(markdown_table(head, rows[-4:]), flush=True)
+        cases = []
     for side, d, eps, deb in cases:
         rows += case(side, d, eps, deb)
         print(markdown_table(head, rows[-(3 if deb else 4):]), flush=True)

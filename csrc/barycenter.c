@@ -7,6 +7,10 @@
 #include <stdlib.h>
 #include <string.h>
 
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+
 void monge_barycenter_params_init(monge_barycenter_params *par)
 {
     memset(par, 0, sizeof *par);
@@ -52,21 +56,164 @@ static int check_args(int64_t K, const monge_geometry *geoms, const double *cons
     return MONGE_OK;
 }
 
-int monge_barycenter(int64_t K, const monge_geometry *geoms, const double *const *b,
-                     const double *lambda, const monge_geometry *self,
-                     const monge_barycenter_params *par, double *a, double *f_out,
-                     double *g_out, double *logc_out, double *error, int64_t *n_iter)
+/* ---- kernels: a prepared geometry, or a regular grid's separable log-sum-exp ------------------ */
+
+typedef struct {
+    int64_t d, n, len[MONGE_GRID_MAX_DIM];
+    double *D[MONGE_GRID_MAX_DIM]; /* per axis, (t_i - t_j)^2 (len x len) */
+    double *A, *B;                 /* n each: the passes' input and output */
+    double *scr;                   /* per thread: 2 x GRID_CHUNK */
+    int nth;
+} grid_kern;
+
+enum { GRID_CHUNK = 256 };
+
+typedef struct {
+    monge_geom_work *w; /* or NULL: */
+    grid_kern *grid;
+} bkern;
+
+static void grid_free(grid_kern *gk)
 {
-    int64_t M = 0;
-    int st = check_args(K, geoms, b, lambda, self, par, a, &M);
-    if (st != MONGE_OK) return st;
-    const int64_t n = geoms[0].n;
+    if (!gk) return;
+    for (int64_t a = 0; a < gk->d; a++) free(gk->D[a]);
+    free(gk->A);
+    free(gk->B);
+    free(gk->scr);
+    free(gk);
+}
+
+static int grid_new(const monge_grid *g, int nth, grid_kern **out)
+{
+    *out = NULL;
+    if (!g || g->d < 1 || g->d > MONGE_GRID_MAX_DIM || !g->len || !g->t) return MONGE_EINVAL;
+    int64_t n = 1;
+    for (int64_t a = 0; a < g->d; a++) {
+        if (g->len[a] < 1 || !g->t[a] || n > INT64_MAX / 8 / g->len[a]) return MONGE_EINVAL;
+        for (int64_t i = 0; i < g->len[a]; i++)
+            if (!isfinite(g->t[a][i])) return MONGE_EINVAL;
+        n *= g->len[a];
+    }
+    grid_kern *gk = calloc(1, sizeof *gk);
+    if (!gk) return MONGE_ENOMEM;
+    gk->d = g->d;
+    gk->n = n;
+    gk->nth = nth;
+    int st = MONGE_OK;
+    for (int64_t a = 0; a < g->d && st == MONGE_OK; a++) {
+        const int64_t L = g->len[a];
+        gk->len[a] = L;
+        gk->D[a] = malloc((size_t)(L * L) * sizeof *gk->D[a]);
+        if (!gk->D[a]) st = MONGE_ENOMEM;
+        else
+            for (int64_t i = 0; i < L; i++)
+                for (int64_t j = 0; j < L; j++) {
+                    const double z = g->t[a][i] - g->t[a][j];
+                    gk->D[a][i * L + j] = z * z;
+                }
+    }
+    gk->A = malloc((size_t)n * sizeof *gk->A);
+    gk->B = malloc((size_t)n * sizeof *gk->B);
+    gk->scr = malloc((size_t)(2 * GRID_CHUNK * nth) * sizeof *gk->scr);
+    if (st == MONGE_OK && (!gk->A || !gk->B || !gk->scr)) st = MONGE_ENOMEM;
+    if (st != MONGE_OK) {
+        grid_free(gk);
+        return st;
+    }
+    *out = gk;
+    return MONGE_OK;
+}
+
+/* One axis of the separable log-sum-exp: for every line along axis `a` (stride s, length L),
+ * B[o, i, q] = log sum_j exp(A[o, j, q] - D_ij / eps), lines grouped in chunks of q that are
+ * contiguous in memory; two passes (the max, then the sum) per output. */
+MONGE_HOT static void grid_axis(const double *restrict A, double *restrict B, const double *D,
+                                int64_t L, int64_t s, int64_t outer, double ieps,
+                                double *restrict scr, int64_t o, int64_t q0, int64_t qn)
+{
+    double *mx = scr, *sm = scr + GRID_CHUNK;
+    const double *Ao = A + o * L * s + q0;
+    double *Bo = B + o * L * s + q0;
+    (void)outer;
+    for (int64_t i = 0; i < L; i++) {
+        for (int64_t q = 0; q < qn; q++) mx[q] = -INFINITY;
+        for (int64_t j = 0; j < L; j++) {
+            const double c = D[i * L + j] * ieps;
+            const double *aj = Ao + j * s;
+            MONGE_SIMD
+            for (int64_t q = 0; q < qn; q++) {
+                const double v = aj[q] - c;
+                mx[q] = v > mx[q] ? v : mx[q];
+            }
+        }
+        for (int64_t q = 0; q < qn; q++) sm[q] = 0.0;
+        for (int64_t j = 0; j < L; j++) {
+            const double c = D[i * L + j] * ieps;
+            const double *aj = Ao + j * s;
+            MONGE_SIMD
+            for (int64_t q = 0; q < qn; q++) {
+                const double m = mx[q] == -INFINITY ? 0.0 : mx[q];
+                sm[q] += monge_exp(aj[q] - c - m);
+            }
+        }
+        double *bi = Bo + i * s;
+        for (int64_t q = 0; q < qn; q++) bi[q] = mx[q] == -INFINITY ? -INFINITY : mx[q] + log(sm[q]);
+    }
+}
+
+/* out_i = eps log sum_j exp((h_j - |x_i - x_j|^2) / eps) over the grid, axis by axis (exact: the
+ * squared distance is a sum over axes).  O(n sum_a len_a) exponentials instead of O(n^2). */
+static int grid_softmin(grid_kern *gk, double eps, const double *h, double *out)
+{
+    const int64_t n = gk->n;
+    const double ieps = 1.0 / eps;
+    for (int64_t i = 0; i < n; i++) gk->A[i] = h[i] * ieps;
+    int64_t s = n;
+    for (int64_t a = 0; a < gk->d; a++) {
+        const int64_t L = gk->len[a];
+        s /= L; /* stride of axis a (row-major: the last axis is contiguous) */
+        const int64_t outer = n / (L * s), nq = (s + GRID_CHUNK - 1) / GRID_CHUNK;
+        const double *A = gk->A, *D = gk->D[a];
+        double *B = gk->B;
+#pragma omp parallel for schedule(static) num_threads(gk->nth)
+        for (int64_t t = 0; t < outer * nq; t++) {
+            int tid = 0;
+#ifdef _OPENMP
+            tid = omp_get_thread_num();
+#endif
+            const int64_t o = t / nq, q0 = (t % nq) * GRID_CHUNK;
+            const int64_t qn = s - q0 < GRID_CHUNK ? s - q0 : GRID_CHUNK;
+            grid_axis(A, B, D, L, s, outer, ieps, gk->scr + 2 * GRID_CHUNK * tid, o, q0, qn);
+        }
+        double *tmp = gk->A;
+        gk->A = gk->B;
+        gk->B = tmp;
+    }
+    for (int64_t i = 0; i < n; i++) {
+        out[i] = eps * gk->A[i];
+        if (isnan(out[i])) return MONGE_ENONFINITE;
+    }
+    return MONGE_OK;
+}
+
+static int kern_softmin(const bkern *k, int tr, double eps, const double *h, const double *hint,
+                        double *out, int nth)
+{
+    if (k->w) return monge_softmin(k->w, tr, eps, h, hint, out, nth);
+    return grid_softmin(k->grid, eps, h, out); /* symmetric: tr changes nothing */
+}
+
+/* The iterative Bregman projections on K kernels between the barycenter's support (n) and the
+ * inputs' supports (m[k]), with self the barycenter's own kernel when debiased. */
+static int ibp(int64_t K, int64_t n, const int64_t *msz, const bkern *kern, const bkern *self,
+               const double *const *b, const double *lambda, const monge_barycenter_params *par,
+               int64_t M, double *a, double *f_out, double *g_out, double *logc_out,
+               double *error, int64_t *n_iter)
+{
+    int st = MONGE_OK;
     const double eps = par->eps;
     const int nth = monge_resolve_threads(par->nthreads);
     const int deb = par->debiased != 0;
-
-    monge_geom_work **w = calloc((size_t)K, sizeof *w);
-    monge_geom_work *wself = NULL;
     int64_t *off = malloc((size_t)(K + 1) * sizeof *off);
     double *f = calloc((size_t)(K * n), sizeof *f);    /* potentials on the barycenter side */
     double *R = malloc((size_t)(K * n) * sizeof *R);   /* softmin_rows(g_k) */
@@ -78,32 +225,26 @@ int monge_barycenter(int64_t K, const monge_geometry *geoms, const double *const
     double *lc = calloc((size_t)n, sizeof *lc);       /* log c (natural log) */
     double *h = malloc((size_t)n * sizeof *h);
     double *S = malloc((size_t)n * sizeof *S);
-    if (!w || !off || !f || !R || !g || !oc || !lb || !hint || !loga || !lc || !h || !S) {
+    if (!off || !f || !R || !g || !oc || !lb || !hint || !loga || !lc || !h || !S) {
         st = MONGE_ENOMEM;
         goto done;
     }
     off[0] = 0;
     for (int64_t k = 0; k < K; k++) {
-        off[k + 1] = off[k] + geoms[k].m;
-        /* inputs on one geometry (a common support) share its prepared work: calls are sequential */
-        for (int64_t l = 0; l < k && !w[k]; l++)
-            if (!memcmp(&geoms[l], &geoms[k], sizeof geoms[k])) w[k] = w[l];
-        if (!w[k] && (st = monge_geom_prepare(&geoms[k], nth, &w[k])) != MONGE_OK) goto done;
-        for (int64_t j = 0; j < geoms[k].m; j++)
+        off[k + 1] = off[k] + msz[k];
+        for (int64_t j = 0; j < msz[k]; j++)
             lb[off[k] + j] = b[k][j] > 0.0 ? eps * log(b[k][j]) : -INFINITY;
     }
-    if (deb && (st = monge_geom_prepare(self, nth, &wself)) != MONGE_OK) goto done;
-
     double err = INFINITY, dres = 0.0;
     int64_t it;
     for (it = 0;; it++) {
         /* second marginals of the current plans (f_k, g_k), then the projection onto them */
         double emax = 0.0;
         for (int64_t k = 0; k < K; k++) {
-            const int64_t m = geoms[k].m;
+            const int64_t m = msz[k];
             double *ock = oc + off[k], *gk = g + off[k];
             if (it > 0) memcpy(hint, ock, (size_t)m * sizeof *hint);  /* last pass's values */
-            st = monge_softmin(w[k], 1, eps, f + k * n, it > 0 ? hint : NULL, ock, nth);
+            st = kern_softmin(&kern[k], 1, eps, f + k * n, it > 0 ? hint : NULL, ock, nth);
             if (st != MONGE_OK) goto done;
             if (it > 0) {
                 double e = 0.0;
@@ -134,14 +275,14 @@ int monge_barycenter(int64_t K, const monge_geometry *geoms, const double *const
             }
         }
         for (int64_t k = 0; k < K; k++)
-            for (int64_t j = 0; j < geoms[k].m; j++)
+            for (int64_t j = 0; j < msz[k]; j++)
                 g[off[k] + j] = lb[off[k] + j] - oc[off[k] + j];
         /* first marginals: their weighted geometric mean (times c) is the new barycenter */
         for (int64_t i = 0; i < n; i++) loga[i] = lc[i];
         for (int64_t k = 0; k < K; k++) {
             double *Rk = R + k * n;
             if (it > 0) memcpy(hint, Rk, (size_t)n * sizeof *hint);
-            st = monge_softmin(w[k], 0, eps, g + off[k], it > 0 ? hint : NULL, Rk, nth);
+            st = kern_softmin(&kern[k], 0, eps, g + off[k], it > 0 ? hint : NULL, Rk, nth);
             if (st != MONGE_OK) goto done;
             const double lk = lambda[k] / eps;
             if (lk > 0.0)
@@ -160,7 +301,7 @@ int monge_barycenter(int64_t K, const monge_geometry *geoms, const double *const
                 h[i] = eps * lc[i];
                 hint[i] = eps * (loga[i] - lc[i]);
             }
-            st = monge_softmin(wself, 0, eps, h, hint, S, nth);
+            st = kern_softmin(self, 0, eps, h, hint, S, nth);
             if (st != MONGE_OK) goto done;
             dres = 0.0;
             for (int64_t i = 0; i < n; i++) {
@@ -177,14 +318,6 @@ int monge_barycenter(int64_t K, const monge_geometry *geoms, const double *const
     if (error) *error = err;
     if (n_iter) *n_iter = it;
 done:
-    if (w)
-        for (int64_t k = 0; k < K; k++) {
-            int shared = 0;
-            for (int64_t l = 0; l < k && !shared; l++) shared = w[l] == w[k];
-            if (!shared) monge_geom_release(w[k]);
-        }
-    monge_geom_release(wself);
-    free(w);
     free(off);
     free(f);
     free(R);
@@ -196,6 +329,83 @@ done:
     free(lc);
     free(h);
     free(S);
+    return st;
+}
+
+int monge_barycenter(int64_t K, const monge_geometry *geoms, const double *const *b,
+                     const double *lambda, const monge_geometry *self,
+                     const monge_barycenter_params *par, double *a, double *f_out,
+                     double *g_out, double *logc_out, double *error, int64_t *n_iter)
+{
+    int64_t M = 0;
+    int st = check_args(K, geoms, b, lambda, self, par, a, &M);
+    if (st != MONGE_OK) return st;
+    const int nth = monge_resolve_threads(par->nthreads);
+    bkern *kern = calloc((size_t)K, sizeof *kern);
+    int64_t *msz = malloc((size_t)K * sizeof *msz);
+    bkern kself = {NULL, NULL};
+    if (!kern || !msz) {
+        st = MONGE_ENOMEM;
+        goto done;
+    }
+    for (int64_t k = 0; k < K; k++) {
+        msz[k] = geoms[k].m;
+        /* inputs on one geometry (a common support) share its prepared work: calls are sequential */
+        for (int64_t l = 0; l < k && !kern[k].w; l++)
+            if (!memcmp(&geoms[l], &geoms[k], sizeof geoms[k])) kern[k].w = kern[l].w;
+        if (!kern[k].w && (st = monge_geom_prepare(&geoms[k], nth, &kern[k].w)) != MONGE_OK)
+            goto done;
+    }
+    if (par->debiased && (st = monge_geom_prepare(self, nth, &kself.w)) != MONGE_OK) goto done;
+    st = ibp(K, geoms[0].n, msz, kern, &kself, b, lambda, par, M, a, f_out, g_out, logc_out, error,
+             n_iter);
+done:
+    if (kern)
+        for (int64_t k = 0; k < K; k++) {
+            int shared = 0;
+            for (int64_t l = 0; l < k && !shared; l++) shared = kern[l].w == kern[k].w;
+            if (!shared) monge_geom_release(kern[k].w);
+        }
+    monge_geom_release(kself.w);
+    free(kern);
+    free(msz);
+    return st;
+}
+
+int monge_barycenter_grid(int64_t K, const monge_grid *grid, const double *const *b,
+                          const double *lambda, const monge_barycenter_params *par, double *a,
+                          double *f_out, double *g_out, double *logc_out, double *error,
+                          int64_t *n_iter)
+{
+    if (K < 1 || !grid || !b || !lambda || !par || !a) return MONGE_EINVAL;
+    if (!(par->eps > 0.0) || !isfinite(par->eps) || !(par->tol > 0.0) || !isfinite(par->tol) ||
+        par->max_iter < 1 || check_simplex(lambda, K))
+        return MONGE_EINVAL;
+    grid_kern *gk = NULL;
+    int st = grid_new(grid, monge_resolve_threads(par->nthreads), &gk);
+    if (st != MONGE_OK) return st;
+    const int64_t n = gk->n;
+    bkern *kern = calloc((size_t)K, sizeof *kern);
+    int64_t *msz = malloc((size_t)K * sizeof *msz);
+    if (!kern || !msz || K > INT64_MAX / 4 / n) {
+        st = kern && msz ? MONGE_EINVAL : MONGE_ENOMEM;
+        goto out;
+    }
+    for (int64_t k = 0; k < K; k++) {
+        if (check_simplex(b[k], n)) {
+            st = MONGE_EINVAL;
+            goto out;
+        }
+        kern[k].grid = gk; /* one grid serves every input and the barycenter (calls sequential) */
+        msz[k] = n;
+    }
+    bkern kself = {NULL, gk};
+    st = ibp(K, n, msz, kern, &kself, b, lambda, par, K * n, a, f_out, g_out, logc_out, error,
+             n_iter);
+out:
+    grid_free(gk);
+    free(kern);
+    free(msz);
     return st;
 }
 

@@ -55,6 +55,25 @@ int monge_barycenter(int64_t K, const monge_geometry *geoms, const double *const
                      const monge_barycenter_params *par, double *a, double *f, double *g,
                      double *logc, double *error, int64_t *n_iter);
 
+/* A regular grid: the product of d <= MONGE_GRID_MAX_DIM axes, axis a holding len[a] coordinates
+ * t[a][0..len[a]); its points in row-major order (the last axis varies fastest), with the cost
+ * |x - y|^2.  Since that cost is a sum over axes, a log-sum-exp over the grid factors into one
+ * pass per axis: O(n sum_a len[a]) instead of O(n^2), and no n x n matrix (Solomon et al. 2015's
+ * convolutional barycenters, here in the log domain, so stable at any eps). */
+#define MONGE_GRID_MAX_DIM 8
+typedef struct {
+    int64_t d;
+    const int64_t *len;
+    const double *const *t;
+} monge_grid;
+
+/* The fixed-support barycenter of K histograms b[k] on the grid (n = prod len[a] weights each,
+ * sum 1), on the same grid, by the iterations of monge_barycenter (par->debiased included); the
+ * outputs as there, with every input's block of g n long. */
+int monge_barycenter_grid(int64_t K, const monge_grid *grid, const double *const *b,
+                          const double *lambda, const monge_barycenter_params *par, double *a,
+                          double *f, double *g, double *logc, double *error, int64_t *n_iter);
+
 /* Free-support barycenter (Cuturi & Doucet 2014; the fixed-point iteration of Alvarez-Esteban et
  * al. 2016): the n points X (weights a, fixed) minimising sum_k lambda_k W(a, X; b_k, Y_k) for the
  * cost |x - y|^2, by alternating the optimal plans P_k between X and each input with the update

@@ -180,3 +180,52 @@ def test_free_support_bad_input(kwargs, exc, match):
     args.update(kwargs)
     with pytest.raises(exc, match=match):
         monge.free_support_barycenter(**args)
+
+
+# ---- regular grids (separable kernel) ----------------------------------------------------------
+
+def test_grid_matches_dense_and_pots_convolutional_log_barycenter():
+    t = np.linspace(0, 1, 20)
+    X = np.stack(np.meshgrid(t, t, indexing="ij"), -1).reshape(-1, 2)
+    rng = np.random.default_rng(50)
+    B = np.stack([np.exp(-((X - rng.uniform(0.2, 0.8, 2)) ** 2).sum(1) / 0.01) + 1e-12
+                  for _ in range(4)])
+    B /= B.sum(1, keepdims=True)
+    w = np.array([0.1, 0.2, 0.3, 0.4])
+    C = ((X[:, None] - X[None]) ** 2).sum(-1)
+    for deb in (False, True):
+        d = monge.barycenter(B, C, weights=w, eps=0.004, debiased=deb, tol=1e-9, max_iter=50000)
+        g = monge.barycenter(B, grid=[t, t], weights=w, eps=0.004, debiased=deb, tol=1e-9,
+                             max_iter=50000)
+        np.testing.assert_allclose(g.a, d.a, atol=1e-12)
+    g = monge.barycenter(B.reshape(4, 20, 20), grid=[t, t], weights=w, eps=0.004, tol=1e-10)
+    assert g.a.shape == (20, 20)
+    A = ot.bregman.convolutional_barycenter2d(B.reshape(4, 20, 20), 0.004, w,
+                                              method="sinkhorn_log", stopThr=1e-12,
+                                              numItermax=100000)
+    np.testing.assert_allclose(g.a, A, atol=1e-8)
+
+
+def test_grid_3d_and_uneven_axes():
+    axes = [np.linspace(0, 1, 6), np.sort(np.random.default_rng(51).random(5)), np.arange(4) / 3]
+    X = np.stack(np.meshgrid(*axes, indexing="ij"), -1).reshape(-1, 3)
+    C = ((X[:, None] - X[None]) ** 2).sum(-1)
+    rng = np.random.default_rng(52)
+    B = rng.random((2, len(X)))
+    g = monge.barycenter(B, grid=axes, eps=0.05, tol=1e-10)
+    d = monge.barycenter(B, C, eps=0.05, tol=1e-10)
+    np.testing.assert_allclose(g.a, d.a, atol=1e-12)
+    one = monge.barycenter(B, grid=axes, eps=0.05, tol=1e-10, nthreads=1)
+    np.testing.assert_array_equal(one.a, g.a)
+
+
+@pytest.mark.parametrize("kwargs, exc, match", [
+    (dict(grid=[np.arange(3.0)], y=np.ones((3, 1))), ValueError, "give one support"),
+    (dict(grid=[np.arange(4.0), np.arange(2.0)]), ValueError, r"B: expected shape \(K, 8\)"),
+    (dict(grid=[np.ones((2, 2))]), ValueError, r"grid\[0\]: expected 1 dimensions"),
+    (dict(grid=[np.arange(2.0)] * 9), ValueError, "grid: expected 1 to 8 axes"),
+    (dict(grid=3), TypeError, "grid: expected a sequence"),
+])
+def test_grid_bad_input(kwargs, exc, match):
+    with pytest.raises(exc, match=match):
+        monge.barycenter(np.ones((2, 6)), eps=0.1, **kwargs)

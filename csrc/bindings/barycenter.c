@@ -216,9 +216,115 @@ out:
     return result;
 }
 
+/* barycenter_grid(B (K, n), weights (K,), coords (sum len,), lens (d,) int64, eps, tol, max_iter,
+ *                 debiased, nthreads, callback) -> as barycenter: every histogram and the
+ * barycenter on the grid whose axis a has the coordinates coords[sum len[<a] ...]. */
+static PyObject *py_barycenter_grid(PyObject *self, PyObject *args, PyObject *kw)
+{
+    (void)self;
+    static char *kwlist[] = {"B", "weights", "coords", "lens", "eps", "tol", "max_iter",
+                             "debiased", "nthreads", "callback", NULL};
+    PyObject *Bo, *wo, *co, *lo, *callback = Py_None;
+    double eps = 0.1, tol = 1e-6;
+    long long max_iter = 10000;
+    int debiased = 0, nthreads = 0;
+    if (!PyArg_ParseTupleAndKeywords(args, kw, "OOOO|ddLpiO", kwlist, &Bo, &wo, &co, &lo, &eps,
+                                     &tol, &max_iter, &debiased, &nthreads, &callback))
+        return NULL;
+    if (callback != Py_None && !PyCallable_Check(callback)) {
+        PyErr_SetString(PyExc_TypeError, "callback: must be callable");
+        return NULL;
+    }
+    PyArrayObject *Ba = NULL, *wa = NULL, *ca = NULL, *la = NULL, *aa = NULL, *fa = NULL,
+                  *ga = NULL, *lca = NULL;
+    const double **bs = NULL;
+    PyObject *result = NULL;
+    if (!(Ba = bind_as_array(Bo, NPY_FLOAT64, 2, "B")) ||
+        !(wa = bind_as_array(wo, NPY_FLOAT64, 1, "weights")) ||
+        !(ca = bind_as_array(co, NPY_FLOAT64, 1, "grid")) ||
+        !(la = bind_as_array(lo, NPY_INT64, 1, "grid")))
+        goto out;
+    const int64_t K = PyArray_DIM(Ba, 0), n = PyArray_DIM(Ba, 1), d = PyArray_DIM(la, 0);
+    const int64_t *lens = (const int64_t *)PyArray_DATA(la);
+    const double *axes[MONGE_GRID_MAX_DIM];
+    int64_t tot = 0, prod = 1;
+    if (d < 1 || d > MONGE_GRID_MAX_DIM) {
+        PyErr_SetString(PyExc_ValueError, "grid: expected 1 to 8 axes");
+        goto out;
+    }
+    for (int64_t a = 0; a < d; a++) {
+        if (lens[a] < 1 || lens[a] > PyArray_DIM(ca, 0) - tot || prod > INT64_MAX / lens[a]) {
+            PyErr_SetString(PyExc_ValueError, "grid: inconsistent axes");
+            goto out;
+        }
+        axes[a] = (const double *)PyArray_DATA(ca) + tot;
+        tot += lens[a];
+        prod *= lens[a];
+    }
+    if (K < 1 || n != prod || PyArray_DIM(wa, 0) != K || tot != PyArray_DIM(ca, 0)) {
+        PyErr_SetString(PyExc_ValueError, "B, weights, grid: inconsistent shapes");
+        goto out;
+    }
+    bs = PyMem_Calloc((size_t)K, sizeof *bs);
+    npy_intp nd[1] = {(npy_intp)n}, fd[2] = {(npy_intp)K, (npy_intp)n};
+    aa = (PyArrayObject *)PyArray_SimpleNew(1, nd, NPY_FLOAT64);
+    fa = (PyArrayObject *)PyArray_SimpleNew(2, fd, NPY_FLOAT64);
+    ga = (PyArrayObject *)PyArray_SimpleNew(2, fd, NPY_FLOAT64);
+    lca = (PyArrayObject *)PyArray_SimpleNew(1, nd, NPY_FLOAT64);
+    if (!bs || !aa || !fa || !ga || !lca) {
+        if (!PyErr_Occurred()) PyErr_NoMemory();
+        goto out;
+    }
+    for (int64_t k = 0; k < K; k++) bs[k] = (const double *)PyArray_DATA(Ba) + k * n;
+    monge_grid grid = {d, lens, axes};
+    monge_barycenter_params par;
+    monge_barycenter_params_init(&par);
+    par.eps = eps;
+    par.tol = tol;
+    par.max_iter = max_iter;
+    par.debiased = debiased;
+    par.nthreads = nthreads;
+    progress_ctx pctx = {callback != Py_None ? callback : NULL, bind_now(), 0, 0};
+    par.progress = bind_progress_cb;
+    par.progress_ctx = &pctx;
+    double err = 0.0;
+    int64_t it = 0;
+    int st;
+    Py_BEGIN_ALLOW_THREADS
+    st = monge_barycenter_grid(K, &grid, bs, (const double *)PyArray_DATA(wa), &par,
+                               (double *)PyArray_DATA(aa), (double *)PyArray_DATA(fa),
+                               (double *)PyArray_DATA(ga), (double *)PyArray_DATA(lca), &err, &it);
+    Py_END_ALLOW_THREADS
+    if (st == MONGE_EINTR && !pctx.user_stop) {
+        if (!PyErr_Occurred()) PyErr_SetNone(PyExc_KeyboardInterrupt);
+        goto out;
+    }
+    if (st != MONGE_OK && st != MONGE_ENOCONV && st != MONGE_EINTR) {
+        bind_raise_status(st, "barycenter");
+        goto out;
+    }
+    result = Py_BuildValue("{s:O,s:O,s:O,s:O,s:d,s:L,s:O,s:O}", "a", aa, "f", fa, "g", ga, "logc",
+                           lca, "error", err, "n_iter", (long long)it, "unconverged",
+                           st == MONGE_ENOCONV ? Py_True : Py_False, "stopped",
+                           st == MONGE_EINTR ? Py_True : Py_False);
+out:
+    PyMem_Free(bs);
+    Py_XDECREF(Ba);
+    Py_XDECREF(wa);
+    Py_XDECREF(ca);
+    Py_XDECREF(la);
+    Py_XDECREF(aa);
+    Py_XDECREF(fa);
+    Py_XDECREF(ga);
+    Py_XDECREF(lca);
+    return result;
+}
+
 PyMethodDef monge_bind_barycenter_methods[] = {
     {"barycenter", BIND_KW(py_barycenter), METH_VARARGS | METH_KEYWORDS,
      "Fixed-support entropic barycenter (private: use monge.barycenter)."},
+    {"barycenter_grid", BIND_KW(py_barycenter_grid), METH_VARARGS | METH_KEYWORDS,
+     "Fixed-support barycenter on a regular grid (private: use monge.barycenter)."},
     {"free_barycenter", BIND_KW(py_free_barycenter), METH_VARARGS | METH_KEYWORDS,
      "Free-support barycenter (private: use monge.free_support_barycenter)."},
     {NULL, NULL, 0, NULL}};

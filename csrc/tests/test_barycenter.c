@@ -323,6 +323,101 @@ static void test_free_support(void)
               MONGE_EINVAL, "NaN start");
 }
 
+/* the separable grid kernel: the same barycenter as the dense cost between the grid's points
+ * (plain and debiased, a 2-D grid with uneven spacing and a 3-D one), 1 vs 2 threads, checks */
+static void test_grid(void)
+{
+    const int64_t len2[2] = {7, 9}, len3[3] = {3, 4, 5};
+    double t0[9], t1[9], t2[9];
+    for (int i = 0; i < 9; i++) {
+        t0[i] = i * 0.15 + 0.02 * urand();
+        t1[i] = i * 0.11 + 0.03 * urand();
+        t2[i] = i * 0.2;
+    }
+    const double *ts[3] = {t0, t1, t2};
+    for (int dim = 2; dim <= 3; dim++) {
+        const int64_t *len = dim == 2 ? len2 : len3;
+        int64_t n = 1;
+        for (int a = 0; a < dim; a++) n *= len[a];
+        monge_grid grid = {dim, len, ts};
+        double *pts = malloc(sizeof(double) * (size_t)(n * dim)), *C = malloc(sizeof(double) * (size_t)(n * n));
+        for (int64_t i = 0; i < n; i++) {
+            int64_t r = i;
+            for (int a = dim - 1; a >= 0; a--) {
+                pts[i * dim + a] = ts[a][r % len[a]];
+                r /= len[a];
+            }
+        }
+        for (int64_t i = 0; i < n; i++)
+            for (int64_t j = 0; j < n; j++) {
+                double s = 0;
+                for (int a = 0; a < dim; a++) s += (pts[i * dim + a] - pts[j * dim + a]) * (pts[i * dim + a] - pts[j * dim + a]);
+                C[i * n + j] = s;
+            }
+        double *b0 = malloc(sizeof(double) * (size_t)n), *b1 = malloc(sizeof(double) * (size_t)n);
+        double s0 = 0, s1 = 0;
+        for (int64_t i = 0; i < n; i++) {
+            s0 += b0[i] = urand() < 0.3 ? 0.0 : urand();
+            s1 += b1[i] = urand();
+        }
+        for (int64_t i = 0; i < n; i++) {
+            b0[i] /= s0;
+            b1[i] /= s1;
+        }
+        const double *bs[2] = {b0, b1}, lam[2] = {0.3, 0.7};
+        monge_geometry geo[2], self;
+        memset(geo, 0, sizeof geo);
+        for (int k = 0; k < 2; k++) {
+            geo[k].n = geo[k].m = n;
+            geo[k].dtype = MONGE_F64;
+            geo[k].C = C;
+        }
+        self = geo[0];
+        for (int deb = 0; deb < 2; deb++) {
+            monge_barycenter_params par;
+            monge_barycenter_params_init(&par);
+            par.eps = 0.02;
+            par.tol = 1e-10;
+            par.max_iter = 200000;
+            par.debiased = deb;
+            double *ad = malloc(sizeof(double) * (size_t)n), *ag = malloc(sizeof(double) * (size_t)n),
+                   *ag2 = malloc(sizeof(double) * (size_t)n), err, err2;
+            int64_t it, it2;
+            int sd = monge_barycenter(2, geo, bs, lam, &self, &par, ad, NULL, NULL, NULL, &err, &it);
+            par.nthreads = 1;
+            int sg = monge_barycenter_grid(2, &grid, bs, lam, &par, ag, NULL, NULL, NULL, &err, &it);
+            par.nthreads = 2;
+            int sg2 = monge_barycenter_grid(2, &grid, bs, lam, &par, ag2, NULL, NULL, NULL, &err2, &it2);
+            double worst = 0;
+            for (int64_t i = 0; i < n; i++) worst = fmax(worst, fabs(ad[i] - ag[i]));
+            CHECK(sd == MONGE_OK && sg == MONGE_OK && sg2 == MONGE_OK, "grid %dD deb %d: status %d %d %d",
+                  dim, deb, sd, sg, sg2);
+            CHECK(worst < 1e-9, "grid %dD deb %d: off the dense barycenter by %g", dim, deb, worst);
+            CHECK(!memcmp(ag, ag2, sizeof(double) * (size_t)n) && it == it2,
+                  "grid %dD deb %d: 1 vs 2 threads differ", dim, deb);
+            free(ad);
+            free(ag);
+            free(ag2);
+        }
+        free(pts);
+        free(C);
+        free(b0);
+        free(b1);
+    }
+    monge_barycenter_params par;
+    monge_barycenter_params_init(&par);
+    const int64_t bad[2] = {4, 0};
+    const double *ts2[2] = {t0, t1};
+    monge_grid g0 = {2, bad, ts2};
+    double one[1] = {1.0}, a1[1];
+    const double *bs1[1] = {one}, lam1[1] = {1.0};
+    CHECK(monge_barycenter_grid(1, &g0, bs1, lam1, &par, a1, NULL, NULL, NULL, NULL, NULL) ==
+              MONGE_EINVAL, "grid: an empty axis");
+    monge_grid g9 = {9, bad, ts2};
+    CHECK(monge_barycenter_grid(1, &g9, bs1, lam1, &par, a1, NULL, NULL, NULL, NULL, NULL) ==
+              MONGE_EINVAL, "grid: too many axes");
+}
+
 int main(void)
 {
     setup();
@@ -332,5 +427,6 @@ int main(void)
     test_debiased_identical_inputs();
     test_arguments_and_status();
     test_free_support();
+    test_grid();
     return REPORT();
 }

@@ -9,9 +9,10 @@ lambda_k, the barycenter on a fixed support (the rows of C, or the points x) is
 found by iterative Bregman projections in the log domain (Benamou et al., SIAM J. Sci. Comput.
 2015), stable at small eps.  ``debiased=True`` gives the debiased barycenter of Janati et al.
 (ICML 2020), the minimiser of the weighted Sinkhorn divergences, which removes the entropic blur:
-the debiased barycenter of identical inputs is that input.  Costs come from a dense matrix or are
-computed on the fly from point clouds (any cost of :data:`monge.COSTS`), so a 3-D grid needs no
-n x m matrix.
+the debiased barycenter of identical inputs is that input.  Costs come from a dense matrix, are
+computed on the fly from point clouds (any cost of :data:`monge.COSTS`), or, on a regular grid with
+the squared Euclidean cost, factor over the grid's axes (``grid=``), so a 3-D grid needs no n x n
+matrix and costs O(n sum len) per pass.  :func:`free_support_barycenter` moves the points instead.
 """
 from __future__ import annotations
 
@@ -66,8 +67,9 @@ class BarycenterResult:
     converged: bool
 
 
-def barycenter(B, C=None, *, x=None, y=None, weights=None, eps, cost="sqeuclidean", p=2.0,
-               lam=1.0, debiased=False, tol=1e-6, max_iter=10000, callback=None, nthreads=None):
+def barycenter(B, C=None, *, x=None, y=None, grid=None, weights=None, eps, cost="sqeuclidean",
+               p=2.0, lam=1.0, debiased=False, tol=1e-6, max_iter=10000, callback=None,
+               nthreads=None):
     """Entropic Wasserstein barycenter of histograms on a common support, on a fixed support.
 
     Parameters
@@ -80,6 +82,14 @@ def barycenter(B, C=None, *, x=None, y=None, weights=None, eps, cost="sqeuclidea
     x, y : arrays (n, d), (m, d), optional
         Instead of C: the barycenter's support (default: y) and the inputs' support, with the
         cost computed on the fly.
+    grid : sequence of 1-D arrays, optional
+        Instead of C or x, y: a regular grid, the product of these axes (coordinates per axis,
+        up to 8 axes), supporting both the inputs and the barycenter, with the cost |x - y|^2.
+        B is then (K, n) with n the grid's size (points in row-major order, the last axis
+        fastest) or (K, len_1, ..., len_d), and the result's ``a`` has the same layout.  The
+        kernel factors over the axes (the convolutional barycenters of Solomon et al. 2015, here
+        in the log domain): each pass costs O(n sum len) instead of O(n^2) and nothing of size
+        n x n exists, so 3-D grids of 64^3 points are within reach.
     weights : array (K,), optional
         Non-negative weights of the inputs (divided by their sum); uniform by default.
     eps : float
@@ -112,6 +122,25 @@ def barycenter(B, C=None, *, x=None, y=None, weights=None, eps, cost="sqeuclidea
     >>> r.converged, r.a.round(2).tolist()        # at the midpoint, blurred a little by eps
     (True, [0.0, 0.0, 1.0, 0.0, 0.0])
     """
+    if grid is not None:
+        if C is not None or x is not None or y is not None:
+            raise ValueError("grid, C, x, y: give one support (a grid, a cost matrix or points)")
+        if isinstance(grid, np.ndarray) and grid.ndim != 1 or not hasattr(grid, "__len__"):
+            raise TypeError("grid: expected a sequence of 1-D coordinate arrays, one per axis")
+        axes = [float_array(f"grid[{k}]", t, (1,), dtype=np.float64) for k, t in enumerate(
+            [grid] if isinstance(grid, np.ndarray) else grid)]
+        if not 1 <= len(axes) <= 8:
+            raise ValueError(f"grid: expected 1 to 8 axes, got {len(axes)}")
+        shape = tuple(len(t) for t in axes)
+        Barr = np.asarray(B)
+        if Barr.ndim == 1 + len(axes) and Barr.shape[1:] == shape:
+            out_shape = shape
+        elif Barr.ndim == 2 and Barr.shape[1] == int(np.prod(shape)):
+            out_shape = None
+        else:
+            raise ValueError(f"B: expected shape (K, {int(np.prod(shape))}) or (K, *{shape}) for "
+                             f"the grid, got {Barr.shape}")
+        B = Barr.reshape(Barr.shape[0], -1) if Barr.ndim > 1 else Barr
     B = float_array("B", B, (2,), dtype=np.float64)
     if (B < 0).any():
         raise ValueError("B: histograms must be non-negative")
@@ -137,6 +166,16 @@ def barycenter(B, C=None, *, x=None, y=None, weights=None, eps, cost="sqeuclidea
     if callback is not None and not callable(callback):
         raise TypeError("callback: must be callable")
     nth = 0 if nthreads is None else integer("nthreads", nthreads, minimum=1)
+    if grid is not None:
+        r = _core.barycenter_grid(B, w, np.concatenate(axes), np.array(shape, np.int64), eps=eps,
+                                  tol=tol, max_iter=max_iter, debiased=bool(debiased),
+                                  nthreads=nth, callback=callback)
+        converged = not r["unconverged"] and not r["stopped"]
+        if r["unconverged"]:
+            warn_unconverged("barycenter", converged, r["error"], r["n_iter"], tol, False)
+        a = r["a"] if out_shape is None else r["a"].reshape(out_shape)
+        return BarycenterResult(a=a, f=r["f"], g=r["g"], logc=r["logc"], error=float(r["error"]),
+                                n_iter=int(r["n_iter"]), converged=converged)
     kw = {}
     if C is not None:
         if x is not None or y is not None:
