@@ -448,10 +448,14 @@ static void lowrank_factors(const double *z, int64_t len, int64_t d, double *A, 
 
 /* One solver for both inputs: matrices C1, C2, or (x, dx, y, dy non-NULL) point clouds whose
  * squared distances are used through their low-rank factors. */
+static int points_grad(gw_work *w, const double *T, const double *x, int64_t dx, const double *y,
+                       int64_t dy, double alpha, double *grad_x, double *grad_y);
+
 static int gromov_impl(int64_t n, int64_t m, const double *C1, const double *C2, const double *x,
                        int64_t dx, const double *y, int64_t dy, const double *p, const double *q,
                        const double *M, const monge_gw_params *par, double *T, double *f_out,
-                       double *g_out, double *grad_C1, double *grad_C2, monge_gw_info *info)
+                       double *g_out, double *grad_C1, double *grad_C2, double *grad_x,
+                       double *grad_y, monge_gw_info *info)
 {
     const int lr = x != NULL;
     if (!par || (!lr && (!C1 || !C2)) || (lr && (!y || dx < 1 || dy < 1 || dx > 16 || dy > 16 ||
@@ -639,7 +643,7 @@ static int gromov_impl(int64_t n, int64_t m, const double *C1, const double *C2,
                 goto out;
             }
             sp.warm_start = 1;
-            if (lam > 0.0) memcpy(D, Cst, nm * sizeof *D);
+            memcpy(D, Cst, nm * sizeof *D); /* the next damped step needs this cost */
             inner_iter += si.n_iter;
             inner_ok = si.converged;
             if ((st = monge_sinkhorn_plan(&pb, sp.eps, f, g, T, nt)) != MONGE_OK) goto out;
@@ -723,6 +727,13 @@ static int gromov_impl(int64_t n, int64_t m, const double *C1, const double *C2,
     for (int64_t i = 0; i < n; i++) err += fabs(w.r[i] - pw[i]);
     for (int64_t j = 0; j < m; j++) err += fabs(w.c[j] - qw[j]);
 
+    if (lr && (grad_x || grad_y)) {
+        const int s2 = points_grad(&w, T, x, dx, y, dy, alpha, grad_x, grad_y);
+        if (s2 != MONGE_OK) {
+            st = s2;
+            goto out;
+        }
+    }
     if (grad_C1 || grad_C2) {
         /* d F / d C1_ik = alpha (f1'(C1_ik) r_i r_k - (T h2(C2) T^T)_ik), and likewise for C2 */
         double *Tt = malloc(nm * sizeof *Tt), *V = malloc(nm * sizeof *V);
@@ -817,15 +828,91 @@ int monge_gromov(int64_t n, int64_t m, const double *C1, const double *C2, const
 {
     if (!C1 || !C2) return MONGE_EINVAL;
     return gromov_impl(n, m, C1, C2, NULL, 0, NULL, 0, p, q, M, par, T, f, g, grad_C1, grad_C2,
-                       info);
+                       NULL, NULL, info);
 }
 
 int monge_gromov_points(int64_t n, int64_t m, int64_t dx, int64_t dy, const double *x,
                         const double *y, const double *p, const double *q, const double *M,
                         const monge_gw_params *par, double *T, double *f, double *g,
-                        monge_gw_info *info)
+                        double *grad_x, double *grad_y, monge_gw_info *info)
 {
     if (!x || !y) return MONGE_EINVAL;
-    return gromov_impl(n, m, NULL, NULL, x, dx, y, dy, p, q, M, par, T, f, g, NULL, NULL, info);
+    return gromov_impl(n, m, NULL, NULL, x, dx, y, dy, p, q, M, par, T, f, g, NULL, NULL, grad_x,
+                       grad_y, info);
+}
+
+/* C V for a cloud's squared distances from their factors (C symmetric: C = F G^T = G F^T), V
+ * len x k; tmp r x k. */
+static int lr_apply(const gw_work *w, int side, const double *V, int64_t k, double *tmp,
+                    double *out)
+{
+    int st;
+    if (side == 0) { /* C1 V = A1 (B1^T V) */
+        if ((st = monge_gemm(w->r1, k, w->n, w->B1T, V, tmp, w->nt)) != MONGE_OK) return st;
+        return monge_gemm(w->n, k, w->r1, w->A1, tmp, out, w->nt);
+    } /* C2 V = B2 (A2^T V) */
+    if ((st = monge_gemm(w->r2, k, w->m, w->A2T, V, tmp, w->nt)) != MONGE_OK) return st;
+    return monge_gemm(w->m, k, w->r2, w->B2, tmp, out, w->nt);
+}
+
+/* Gradients of F at the plan with respect to the points (square loss, symmetric distances):
+ * with G1 = dF/dC1 = 2 alpha (C1 o r r^T - T C2 T^T) and C1_ik = |x_i - x_k|^2,
+ *     dF/dx_i = 4 (x_i (G1 1)_i - (G1 x)_i),
+ * and likewise for y with G2 = 2 alpha (C2 o c c^T - T^T C1 T); every product is thin. */
+static int points_grad(gw_work *w, const double *T, const double *x, int64_t dx, const double *y,
+                       int64_t dy, double alpha, double *grad_x, double *grad_y)
+{
+    const int64_t n = w->n, m = w->m, dm = (dx > dy ? dx : dy) + 1;
+    const int64_t big = n > m ? n : m;
+    double *Tt = malloc((size_t)(n * m) * sizeof *Tt);
+    double *V = malloc((size_t)(big * dm) * sizeof *V), *W = malloc((size_t)(big * dm) * sizeof *W);
+    double *Z = malloc((size_t)(big * dm) * sizeof *Z), *tmp = malloc((size_t)(18 * dm) * sizeof *tmp);
+    int st = MONGE_OK;
+    if (!Tt || !V || !W || !Z || !tmp) {
+        st = MONGE_ENOMEM;
+        goto out;
+    }
+    for (int64_t i = 0; i < n; i++)
+        for (int64_t j = 0; j < m; j++) Tt[j * n + i] = T[i * m + j];
+    for (int side = 0; side < 2; side++) {
+        double *grad = side ? grad_y : grad_x;
+        if (!grad) continue;
+        /* this side: points z (len x d), weights u (its marginal); the plan P from it to the
+         * other side (len x len2: T or T^T) */
+        const int64_t len = side ? m : n, len2 = side ? n : m, d = side ? dy : dx, k = d + 1;
+        const double *z = side ? y : x, *u = side ? w->c : w->r;
+        const double *P = side ? Tt : T, *Pt = side ? T : Tt;
+        /* first term: u o (C (u o [1, z])) */
+        for (int64_t i = 0; i < len; i++) {
+            V[i * k] = u[i];
+            for (int64_t a = 0; a < d; a++) V[i * k + 1 + a] = u[i] * z[i * d + a];
+        }
+        if ((st = lr_apply(w, side, V, k, tmp, W)) != MONGE_OK) goto out;
+        for (int64_t i = 0; i < len; i++)
+            for (int64_t a = 0; a < k; a++) W[i * k + a] *= u[i];
+        /* second term: P (C_other (P^T [1, z])) */
+        for (int64_t i = 0; i < len; i++) {
+            V[i * k] = 1.0;
+            for (int64_t a = 0; a < d; a++) V[i * k + 1 + a] = z[i * d + a];
+        }
+        if ((st = monge_gemm(len2, k, len, Pt, V, Z, w->nt)) != MONGE_OK) goto out;
+        if ((st = lr_apply(w, 1 - side, Z, k, tmp, V)) != MONGE_OK) goto out;
+        if ((st = monge_gemm(len, k, len2, P, V, Z, w->nt)) != MONGE_OK) goto out;
+        /* G 1 = 2 alpha (W[:, 0] - Z[:, 0]), G z = 2 alpha (W[:, 1:] - Z[:, 1:]) */
+        for (int64_t i = 0; i < len; i++) {
+            const double g1 = 2.0 * alpha * (W[i * k] - Z[i * k]);
+            for (int64_t a = 0; a < d; a++) {
+                const double gz = 2.0 * alpha * (W[i * k + 1 + a] - Z[i * k + 1 + a]);
+                grad[i * d + a] = 4.0 * (z[i * d + a] * g1 - gz);
+            }
+        }
+    }
+out:
+    free(Tt);
+    free(V);
+    free(W);
+    free(Z);
+    free(tmp);
+    return st;
 }
 

@@ -106,11 +106,12 @@ int monge_gromov(int64_t n, int64_t m, const double *C1, const double *C2, const
  * Euclidean distances |x_i - x_k|^2, |y_j - y_l|^2 and the square loss: those matrices have rank
  * d + 2 (after centring, which leaves them unchanged), so every product costs O(n m (dx + dy))
  * and no n x n or m x m matrix is formed (the plan and its gradient remain n x m).  Otherwise as
- * monge_gromov (par->loss must be MONGE_GW_SQUARE). */
+ * monge_gromov (par->loss must be MONGE_GW_SQUARE); grad_x (n x dx) and grad_y (m x dy), when
+ * non-NULL, receive dF/dx and dF/dy at the plan held fixed (envelope theorem). */
 int monge_gromov_points(int64_t n, int64_t m, int64_t dx, int64_t dy, const double *x,
                         const double *y, const double *p, const double *q, const double *M,
                         const monge_gw_params *par, double *T, double *f, double *g,
-                        monge_gw_info *info);
+                        double *grad_x, double *grad_y, monge_gw_info *info);
 
 /* C = A B (row-major, A M x K, B K x N), overwriting C: register-tiled, blocked over K, parallel
  * over rows of C; every entry is summed in the same order whatever the thread count.  Returns

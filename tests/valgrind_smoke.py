@@ -18,6 +18,16 @@ monge.quadratic_ot(np.full(12, 1 / 12), np.full(9, 1 / 9), C, 1.0)
 monge.sparse_ot(np.full(12, 1 / 12), np.full(9, 1 / 9), C, 2, 1.0)
 p, q = rng.dirichlet(np.ones(20)), rng.dirichlet(np.ones(20))
 monge.spectr.kseq_select(p, q, np.array([1, 2, 3]), seed=0)
+CX, CY = monge.cost_matrix(X, X), monge.cost_matrix(Y, Y)
+monge.gromov_wasserstein(CX, CY, grad=True); monge.fused_gromov_wasserstein(C, CX, CY)
+A, B2 = rng.random((12, 12)) + 0.1, rng.random((9, 9)) + 0.1        # asymmetric, kl
+monge.gromov_wasserstein(A, B2, loss="kl", method="entropic", eps=0.05, max_iter=30)
+monge.gromov_wasserstein(A, B2, method="entropic", eps=0.005, max_iter=60)   # damped steps
+monge.gromov_wasserstein(x=X, y=Y, grad=True)
+monge.barycenter(np.stack([p, q]), grid=[np.arange(4.0), np.arange(5.0)], eps=0.5, debiased=True)
+monge.free_support_barycenter([X, Y], n=5, seed=0)
+monge.free_support_barycenter([X, Y], n=5, seed=0, method="entropic", eps=0.1, max_iter=5)
+monge.sinkhorn(X, Y, eps=0.1).transform(X[:3])
 for bad in (lambda: monge.emd(np.ones(3), None, C), lambda: monge.sinkhorn(X, Y * np.nan, eps=0.1)):
     try:
         bad()

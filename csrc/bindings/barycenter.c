@@ -4,6 +4,23 @@
 
 #include <string.h>
 
+/* The fixed-support solvers' shared tail: the status as an exception, or the result dict. */
+static PyObject *bary_result(int st, const progress_ctx *pctx, PyArrayObject *aa,
+                             PyArrayObject *fa, PyArrayObject *ga, PyArrayObject *ca, double err,
+                             int64_t it)
+{
+    if (st == MONGE_EINTR && !pctx->user_stop) {
+        if (!PyErr_Occurred()) PyErr_SetNone(PyExc_KeyboardInterrupt);
+        return NULL;
+    }
+    if (st != MONGE_OK && st != MONGE_ENOCONV && st != MONGE_EINTR)
+        return bind_raise_status(st, "barycenter");
+    return Py_BuildValue("{s:O,s:O,s:O,s:O,s:d,s:L,s:O,s:O}", "a", aa, "f", fa, "g", ga, "logc", ca,
+                         "error", err, "n_iter", (long long)it, "unconverged",
+                         st == MONGE_ENOCONV ? Py_True : Py_False, "stopped",
+                         st == MONGE_EINTR ? Py_True : Py_False);
+}
+
 /* barycenter(B (K, m), weights (K,), C (n, m) or None, x (n, d) or None, y (m, d) or None, cost,
  *            p, lam, eps, tol, max_iter, debiased, nthreads, callback)
  * -> {"a", "f" (K, n), "g" (K, m), "logc" (n,), "error", "n_iter", "unconverged", "stopped"}
@@ -90,18 +107,7 @@ static PyObject *py_barycenter(PyObject *self, PyObject *args, PyObject *kw)
                           &par, (double *)PyArray_DATA(aa), (double *)PyArray_DATA(fa),
                           (double *)PyArray_DATA(ga), (double *)PyArray_DATA(ca), &err, &it);
     Py_END_ALLOW_THREADS
-    if (st == MONGE_EINTR && !pctx.user_stop) {
-        if (!PyErr_Occurred()) PyErr_SetNone(PyExc_KeyboardInterrupt);
-        goto out;
-    }
-    if (st != MONGE_OK && st != MONGE_ENOCONV && st != MONGE_EINTR) {
-        bind_raise_status(st, "barycenter");
-        goto out;
-    }
-    result = Py_BuildValue("{s:O,s:O,s:O,s:O,s:d,s:L,s:O,s:O}", "a", aa, "f", fa, "g", ga, "logc",
-                           ca, "error", err, "n_iter", (long long)it, "unconverged",
-                           st == MONGE_ENOCONV ? Py_True : Py_False, "stopped",
-                           st == MONGE_EINTR ? Py_True : Py_False);
+    result = bary_result(st, &pctx, aa, fa, ga, ca, err, it);
 out:
     bind_batch_geom_free(&bg);
     PyMem_Free(geoms);
@@ -295,18 +301,7 @@ static PyObject *py_barycenter_grid(PyObject *self, PyObject *args, PyObject *kw
                                (double *)PyArray_DATA(aa), (double *)PyArray_DATA(fa),
                                (double *)PyArray_DATA(ga), (double *)PyArray_DATA(lca), &err, &it);
     Py_END_ALLOW_THREADS
-    if (st == MONGE_EINTR && !pctx.user_stop) {
-        if (!PyErr_Occurred()) PyErr_SetNone(PyExc_KeyboardInterrupt);
-        goto out;
-    }
-    if (st != MONGE_OK && st != MONGE_ENOCONV && st != MONGE_EINTR) {
-        bind_raise_status(st, "barycenter");
-        goto out;
-    }
-    result = Py_BuildValue("{s:O,s:O,s:O,s:O,s:d,s:L,s:O,s:O}", "a", aa, "f", fa, "g", ga, "logc",
-                           lca, "error", err, "n_iter", (long long)it, "unconverged",
-                           st == MONGE_ENOCONV ? Py_True : Py_False, "stopped",
-                           st == MONGE_EINTR ? Py_True : Py_False);
+    result = bary_result(st, &pctx, aa, fa, ga, lca, err, it);
 out:
     PyMem_Free(bs);
     Py_XDECREF(Ba);

@@ -22,7 +22,8 @@ static int gw_progress(void *vctx, int64_t iter, double err)
  *        x (n, dx) or None, y (m, dy) or None)
  * With x and y (C1, C2 then None) the spaces are point clouds with squared Euclidean distances,
  * solved through the distances' low-rank factors (monge_gromov_points).
- * -> {"T", "f", "g", "grad_C1", "grad_C2" (None unless grad), "value", "gw", "linear", "delta",
+ * -> {"T", "f", "g", "grad_C1", "grad_C2" (None unless grad; with x, y: dF/dx, dF/dy), "value",
+ *     "gw", "linear", "delta",
  *     "error", "fw_gap", "eps", "n_iter", "inner_iter", "converged", "stopped"} */
 static PyObject *py_gromov(PyObject *self, PyObject *args, PyObject *kw)
 {
@@ -80,9 +81,8 @@ static PyObject *py_gromov(PyObject *self, PyObject *args, PyObject *kw)
         n = PyArray_DIM(xa, 0);
         m = PyArray_DIM(ya, 0);
         if (n < 1 || m < 1 || PyArray_DIM(xa, 1) < 1 || PyArray_DIM(ya, 1) < 1 ||
-            PyArray_DIM(xa, 1) > 16 || PyArray_DIM(ya, 1) > 16 || grad) {
-            PyErr_SetString(PyExc_ValueError, "x, y: expected non-empty clouds of dimension <= 16 "
-                                              "(and no grad)");
+            PyArray_DIM(xa, 1) > 16 || PyArray_DIM(ya, 1) > 16) {
+            PyErr_SetString(PyExc_ValueError, "x, y: expected non-empty clouds of dimension <= 16");
             goto out;
         }
     } else {
@@ -121,9 +121,16 @@ static PyObject *py_gromov(PyObject *self, PyObject *args, PyObject *kw)
     fa = (PyArrayObject *)PyArray_SimpleNew(1, nd, NPY_FLOAT64);
     ga = (PyArrayObject *)PyArray_SimpleNew(1, md, NPY_FLOAT64);
     if (!Ta || !fa || !ga) goto out;
-    if (grad) {
-        g1 = (PyArrayObject *)PyArray_SimpleNew(2, n2, NPY_FLOAT64);
-        g2 = (PyArrayObject *)PyArray_SimpleNew(2, m2, NPY_FLOAT64);
+    if (grad) { /* dF/dC1, dF/dC2, or dF/dx, dF/dy for point clouds */
+        if (points) {
+            npy_intp xd[2] = {(npy_intp)n, PyArray_DIM(xa, 1)}, yd[2] = {(npy_intp)m,
+                                                                          PyArray_DIM(ya, 1)};
+            g1 = (PyArrayObject *)PyArray_SimpleNew(2, xd, NPY_FLOAT64);
+            g2 = (PyArrayObject *)PyArray_SimpleNew(2, yd, NPY_FLOAT64);
+        } else {
+            g1 = (PyArrayObject *)PyArray_SimpleNew(2, n2, NPY_FLOAT64);
+            g2 = (PyArrayObject *)PyArray_SimpleNew(2, m2, NPY_FLOAT64);
+        }
         if (!g1 || !g2) goto out;
     }
     par.alpha = alpha;
@@ -152,7 +159,9 @@ static PyObject *py_gromov(PyObject *self, PyObject *args, PyObject *kw)
                                  qa ? (const double *)PyArray_DATA(qa) : NULL,
                                  Ma ? (const double *)PyArray_DATA(Ma) : NULL, &par,
                                  (double *)PyArray_DATA(Ta), (double *)PyArray_DATA(fa),
-                                 (double *)PyArray_DATA(ga), &info);
+                                 (double *)PyArray_DATA(ga),
+                                 g1 ? (double *)PyArray_DATA(g1) : NULL,
+                                 g2 ? (double *)PyArray_DATA(g2) : NULL, &info);
     else
         st = monge_gromov(n, m, (const double *)PyArray_DATA(C1a),
                           (const double *)PyArray_DATA(C2a),

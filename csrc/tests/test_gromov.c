@@ -196,6 +196,16 @@ static void test_damping(void)
     CHECK(s1 == MONGE_ENOCONV && plain.delta > 1e-3, "plain: status %d delta %g", s1, plain.delta);
     CHECK(s2 == MONGE_OK && damped.gw < plain.gw, "damped: status %d gw %g (plain %g)", s2,
           damped.gw, plain.gw);
+    /* the damped path is as deterministic as the plain one: again, and on 1 and 2 threads */
+    double T1[n * m], T2[n * m];
+    monge_gw_info i1, i2;
+    par.nthreads = 1;
+    monge_gromov(n, m, C1, C2, NULL, NULL, NULL, &par, T1, NULL, NULL, NULL, NULL, &i1);
+    par.nthreads = 2;
+    monge_gromov(n, m, C1, C2, NULL, NULL, NULL, &par, T2, NULL, NULL, NULL, NULL, &i2);
+    CHECK(!memcmp(T, T1, sizeof T1) && !memcmp(T1, T2, sizeof T1) && i1.n_iter == damped.n_iter,
+          "damped: runs differ (%lld, %lld, %lld iterations)", (long long)damped.n_iter,
+          (long long)i1.n_iter, (long long)i2.n_iter);
 }
 
 static void test_arguments(void)
@@ -280,7 +290,7 @@ static void test_points(void)
             int s1 = monge_gromov(n, m, C1, C2, NULL, NULL, fused ? M : NULL, &par, T1, NULL, NULL,
                                   NULL, NULL, &a);
             int s2 = monge_gromov_points(n, m, dx, dy, x, y, NULL, NULL, fused ? M : NULL, &par, T2,
-                                         NULL, NULL, &b);
+                                         NULL, NULL, NULL, NULL, &b);
             double worst = 0.0;
             for (int e = 0; e < n * m; e++) worst = fmax(worst, fabs(T1[e] - T2[e]));
             CHECK(s1 == MONGE_OK && s2 == MONGE_OK, "points: status %d %d", s1, s2);
@@ -288,13 +298,44 @@ static void test_points(void)
                   "points (solver %d fused %d): plan off by %g, value %.15g vs %.15g", solver,
                   fused, worst, b.value, a.value);
         }
+    /* dF/dx from the points against the chain rule through dF/dC1 of the dense path */
+    {
+        monge_gw_params par;
+        monge_gw_params_init(&par);
+        double gx[n * dx], gy[m * dy], G1[n * n], G2[m * m];
+        monge_gw_info a, b;
+        int s1 = monge_gromov(n, m, C1, C2, NULL, NULL, M, &par, T1, NULL, NULL, G1, G2, &a);
+        int s2 = monge_gromov_points(n, m, dx, dy, x, y, NULL, NULL, M, &par, T2, NULL, NULL, gx,
+                                     gy, &b);
+        double worst = 0.0, scale = 0.0;
+        for (int i = 0; i < n; i++)
+            for (int c = 0; c < dx; c++) {
+                double want = 0.0;
+                for (int k = 0; k < n; k++)
+                    want += (G1[i * n + k] + G1[k * n + i]) * 2.0 * (x[i * dx + c] - x[k * dx + c]);
+                worst = fmax(worst, fabs(want - gx[i * dx + c]));
+                scale = fmax(scale, fabs(want));
+            }
+        for (int j = 0; j < m; j++)
+            for (int c = 0; c < dy; c++) {
+                double want = 0.0;
+                for (int l = 0; l < m; l++)
+                    want += (G2[j * m + l] + G2[l * m + j]) * 2.0 * (y[j * dy + c] - y[l * dy + c]);
+                worst = fmax(worst, fabs(want - gy[j * dy + c]));
+                scale = fmax(scale, fabs(want));
+            }
+        CHECK(s1 == MONGE_OK && s2 == MONGE_OK && worst <= 1e-9 * scale,
+              "points: gradient off by %g (scale %g)", worst, scale);
+    }
     monge_gw_params par;
     monge_gw_params_init(&par);
     par.loss = MONGE_GW_KL;
-    CHECK(monge_gromov_points(n, m, dx, dy, x, y, NULL, NULL, NULL, &par, T2, NULL, NULL, NULL) ==
+    CHECK(monge_gromov_points(n, m, dx, dy, x, y, NULL, NULL, NULL, &par, T2, NULL, NULL, NULL,
+                              NULL, NULL) ==
               MONGE_EINVAL, "points: kl loss");
     par.loss = MONGE_GW_SQUARE;
-    CHECK(monge_gromov_points(n, m, 17, dy, x, y, NULL, NULL, NULL, &par, T2, NULL, NULL, NULL) ==
+    CHECK(monge_gromov_points(n, m, 17, dy, x, y, NULL, NULL, NULL, &par, T2, NULL, NULL, NULL,
+                              NULL, NULL) ==
               MONGE_EINVAL, "points: dx > 16");
 }
 

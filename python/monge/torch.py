@@ -293,20 +293,27 @@ def sinkhorn_divergence(x, y, a=None, b=None, *, eps, **kwargs):
 
 
 class _Gromov(torch.autograd.Function):
-    """(Fused) GW value and its envelope gradients wrt C1, C2, p, q and M."""
+    """(Fused) GW value and its envelope gradients wrt C1, C2 (or x, y), p, q and M."""
 
     @staticmethod
     def forward(C1, C2, p, q, M, kwargs, wanted):
-        args = (_np(C1, "C1"), _np(C2, "C2"), _np(p, "p"), _np(q, "q"))
+        points = kwargs.get("_points", False)
+        kw = {k: v for k, v in kwargs.items() if k != "_points"}
+        a, b = (_np(C1, "x"), _np(C2, "y")) if points else (_np(C1, "C1"), _np(C2, "C2"))
+        args = (None, None, _np(p, "p"), _np(q, "q"))
+        if points:
+            kw.update(x=a, y=b)
+        else:
+            args = (a, b) + args[2:]
         grad = "C1" in wanted or "C2" in wanted
         if M is None:
-            r = _np_gw(*args, grad=grad, **kwargs)
+            r = _np_gw(*args, grad=grad, **kw)
         else:
-            r = _np_fgw(_np(M, "M"), *args, grad=grad, **kwargs)
-        alpha = kwargs.get("alpha", 0.5) if M is not None else 1.0
+            r = _np_fgw(_np(M, "M"), *args, grad=grad, **kw)
+        alpha = kw.get("alpha", 0.5) if M is not None else 1.0
         empty = C1.new_zeros(0)
-        gs = {"C1": r.grad_C1, "C2": r.grad_C2, "p": r.f, "q": r.g,
-              "M": None if M is None else (1.0 - alpha) * r.plan}
+        gs = {"C1": r.grad_x if points else r.grad_C1, "C2": r.grad_y if points else r.grad_C2,
+              "p": r.f, "q": r.g, "M": None if M is None else (1.0 - alpha) * r.plan}
         value = torch.as_tensor(r.value, dtype=C1.dtype, device=C1.device)
         return (value,) + tuple(_back(gs[k], C1) if k in wanted else empty
                                 for k in ("C1", "C2", "p", "q", "M"))
@@ -324,7 +331,8 @@ class _Gromov(torch.autograd.Function):
         return _backward(ctx, grad_out) + (None,)
 
 
-def gromov_wasserstein2(C1, C2, p=None, q=None, *, M=None, alpha=0.5, **kwargs):
+def gromov_wasserstein2(C1=None, C2=None, p=None, q=None, *, x=None, y=None, M=None, alpha=0.5,
+                        **kwargs):
     """The (fused) Gromov–Wasserstein value as a differentiable tensor.
 
     The value of :func:`monge.gromov_wasserstein` (or, with ``M``, of
@@ -340,6 +348,9 @@ def gromov_wasserstein2(C1, C2, p=None, q=None, *, M=None, alpha=0.5, **kwargs):
     C1, C2 : torch.Tensor, shapes (n, n), (m, m)
         The spaces' (dis)similarity matrices, float32 or float64 (solved in float64; the result
         follows C1's dtype and device).
+    x, y : torch.Tensor, shapes (n, dx), (m, dy), optional
+        Instead of C1, C2: point clouds with their squared Euclidean distances (see
+        :func:`monge.gromov_wasserstein`), differentiable with respect to the points.
     p, q : torch.Tensor, shapes (n,), (m,), optional
         Weights (uniform when omitted).
     M : torch.Tensor, shape (n, m), optional
@@ -371,6 +382,16 @@ def gromov_wasserstein2(C1, C2, p=None, q=None, *, M=None, alpha=0.5, **kwargs):
     """
     if "grad" in kwargs:
         raise TypeError("gromov_wasserstein2: 'grad' is set by the bridge")
+    if x is not None or y is not None:
+        if C1 is not None or C2 is not None:
+            raise ValueError("C1, C2, x, y: give either the matrices C1, C2 or the point clouds "
+                             "x, y, not both")
+        if x is None or y is None:
+            raise ValueError("x, y: both point clouds are required")
+        C1, C2 = x, y                      # carried in C1's and C2's slots
+        kwargs = dict(kwargs, _points=True)
+    elif C1 is None or C2 is None:
+        raise ValueError("C1, C2: required (or the point clouds x, y)")
     wanted = _wants(("C1", C1), ("C2", C2), ("p", p), ("q", q), ("M", M))
     if M is not None:
         kwargs = dict(kwargs, alpha=alpha)

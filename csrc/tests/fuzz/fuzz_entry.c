@@ -383,6 +383,34 @@ static void fz_barycenter(src *s)
                               &it);
     expect(known(st), "barycenter status");
     if (st == MONGE_OK) expect(all_finite(a, n) && isfinite(err), "barycenter OK but non-finite");
+    /* the same histograms on a grid of n points: 1 to 3 axes whose lengths multiply to n */
+    {
+        int64_t len[3] = {n, 1, 1}, dgrid = 1 + u8(s) % 3;
+        if (dgrid > 1 && n % 2 == 0) {
+            len[0] = n / 2;
+            len[1] = 2;
+        } else {
+            dgrid = 1;
+        }
+        double *tax = arr(s, n, u8(s) < 40);
+        const double *axes[3] = {tax, tax, tax};
+        monge_grid grid = {dgrid, len, axes};
+        const double *gb[3] = {NULL, NULL, NULL};
+        double *hb = malloc(sizeof(double) * (size_t)(3 * n));
+        for (int64_t k = 0; k < K; k++) {
+            double sb = 0;
+            for (int64_t j = 0; j < n; j++) sb += hb[k * n + j] = (double)(u8(s) % 5);
+            for (int64_t j = 0; j < n; j++) hb[k * n + j] = sb > 0 ? hb[k * n + j] / sb : 1.0 / n;
+            gb[k] = hb + k * n;
+        }
+        double err2;
+        int64_t it2;
+        int gst = monge_barycenter_grid(K, &grid, gb, lam, &par, a, NULL, NULL, NULL, &err2, &it2);
+        expect(known(gst), "grid barycenter status");
+        if (gst == MONGE_OK) expect(all_finite(a, n), "grid barycenter OK but non-finite");
+        free(hb);
+        free(tax);
+    }
     /* free support on the same clouds: X starts at x, inputs y_k */
     {
         monge_free_barycenter_params fp;
