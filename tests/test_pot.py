@@ -130,9 +130,6 @@ def test_what_differs_bad_input_and_uncovered_names():
         mp.emd(a, 2 * b, ot.dist(x, y))
     with pytest.raises(ValueError, match="method: 'greenkhorn' is not covered"):
         mp.sinkhorn(a, b, ot.dist(x, y), 0.1, method="greenkhorn")
-    with pytest.raises(AttributeError, match="gromov_wasserstein: not covered .* "
-                                             "monge.gromov_wasserstein"):
-        mp.gromov_wasserstein  # noqa: B018
     with pytest.raises(AttributeError, match="emd_sinkhorn: not covered .* use POT itself"):
         mp.emd_sinkhorn  # noqa: B018
     with pytest.raises(AttributeError, match="da: not covered .* monge.maps.EntropicMap"):
@@ -204,3 +201,40 @@ def test_log_values_warm_starts_and_several_histograms():
     d2, ld2 = ot.bregman.empirical_sinkhorn_divergence(x, y, 0.05, log=True)
     assert set(ld2) <= set(ld)
     assert ld["sinkhorn_loss_ab"] == pytest.approx(float(ld2["sinkhorn_loss_ab"]), rel=1e-7)
+
+
+def test_gromov_and_free_support_barycenter_match_pot():
+    rng = np.random.default_rng(60)
+    x, y = rng.random((15, 2)), rng.random((12, 3))
+    C1, C2, M = ot.dist(x, x), ot.dist(y, y), ot.dist(x, y[:, :2])
+    p, q = ot.unif(15), rng.dirichlet(np.ones(12))
+    np.testing.assert_allclose(mp.gromov.gromov_wasserstein(C1, C2, p, q),
+                               ot.gromov.gromov_wasserstein(C1, C2, p, q), atol=1e-10)
+    for name in ("gromov_wasserstein2", "fused_gromov_wasserstein2"):
+        args = (C1, C2, p, q) if name.startswith("gromov") else (M, C1, C2, p, q)
+        va, la = getattr(mp.gromov, name)(*args, log=True)
+        vb, lb = getattr(ot.gromov, name)(*args, log=True)
+        assert va == pytest.approx(vb, rel=1e-10)
+        assert sorted(la) == sorted(lb)
+        assert {k: type(v) for k, v in la.items()} == {k: type(v) for k, v in lb.items()}
+        np.testing.assert_allclose(la["T"], lb["T"], atol=1e-10)
+    _, la = mp.gromov.fused_gromov_wasserstein2(M, C1, C2, p, q, log=True)
+    _, lb = ot.gromov.fused_gromov_wasserstein2(M, C1, C2, p, q, log=True)
+    assert la["quad_loss"] == pytest.approx(lb["quad_loss"]) and \
+        la["lin_loss"] == pytest.approx(lb["lin_loss"])
+    A, B = C1 / C1.max(), C2 / C2.max()
+    Ta = mp.gromov.entropic_gromov_wasserstein(A, B, p, q, epsilon=0.05, tol=1e-12, stopThr=1e-12)
+    Tb = ot.gromov.entropic_gromov_wasserstein(A, B, p, q, epsilon=0.05, tol=1e-13, max_iter=5000,
+                                               numItermax=100000, stopThr=1e-13)
+    np.testing.assert_allclose(Ta, Tb, atol=1e-10)
+    Y = [rng.random((20, 2)), rng.random((25, 2)) + 1]
+    b = [ot.unif(20), rng.dirichlet(np.ones(25))]
+    X0 = rng.random((10, 2))
+    np.testing.assert_allclose(mp.lp.free_support_barycenter(Y, b, X0),
+                               ot.lp.free_support_barycenter(Y, b, X0), atol=1e-10)
+    with pytest.raises(ValueError, match="armijo: not covered"):
+        mp.gromov.gromov_wasserstein(C1, C2, armijo=True)
+    with pytest.raises(ValueError, match="solver: 'PPA' is not covered"):
+        mp.gromov.entropic_gromov_wasserstein(C1, C2, solver="PPA")
+    with pytest.raises(AttributeError, match="gromov.semirelaxed_gromov_wasserstein: not covered"):
+        mp.gromov.semirelaxed_gromov_wasserstein  # noqa: B018

@@ -84,7 +84,7 @@ def barycenter(B, C=None, *, x=None, y=None, grid=None, weights=None, eps, cost=
         cost computed on the fly.
     grid : sequence of 1-D arrays, optional
         Instead of C or x, y: a regular grid, the product of these axes (coordinates per axis,
-        up to 8 axes), supporting both the inputs and the barycenter, with the cost |x - y|^2.
+        up to 8 axes), supporting both the inputs and the barycenter, with the cost ``|x - y|^2``.
         B is then (K, n) with n the grid's size (points in row-major order, the last axis
         fastest) or (K, len_1, ..., len_d), and the result's ``a`` has the same layout.  The
         kernel factors over the axes (the convolutional barycenters of Solomon et al. 2015, here
@@ -220,7 +220,7 @@ class FreeBarycenterResult:
     a
         their weights, (n,) (fixed during the iteration)
     cost
-        sum_k lambda_k <P_k, C_k>: the weighted transport costs |x - y|^2 of the plans at X (for
+        sum_k lambda_k <P_k, C_k>: the weighted transport costs ``|x - y|^2`` of the plans at X (for
         ``method='entropic'``, of the entropic plans, without the entropy term)
     n_iter
         iterations (one plan per input and one update of X each)
@@ -245,7 +245,7 @@ class FreeBarycenterResult:
 def free_support_barycenter(Y, b=None, weights=None, *, X_init=None, n=None, a=None,
                             method="exact", eps=None, tol=1e-9, max_iter=100, seed=None,
                             callback=None, nthreads=None):
-    """Wasserstein barycenter of point clouds with free support (cost |x - y|^2).
+    """Wasserstein barycenter of point clouds with free support (cost ``|x - y|^2``).
 
     Finds n points X (weights a, fixed) minimising sum_k lambda_k W(a, X; b_k, Y_k) by the
     fixed-point iteration of Cuturi & Doucet (2014) and Alvarez-Esteban et al. (2016): compute the

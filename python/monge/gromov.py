@@ -60,19 +60,19 @@ class GromovResult:
     grad_x, grad_y
         with ``grad=True`` and point clouds: dF/dx (n, dx) and dF/dy (m, dy) at T held fixed
     error
-        L1 marginal error of the plan, |T 1 - p|_1 + |T^T 1 - q|_1
+        L1 marginal error of the plan, ``|T 1 - p|_1 + |T^T 1 - q|_1``
     fw_gap
         'cg': <grad F(T), T - S> at the last linearisation (>= 0; 0 at a stationary point);
         'entropic': nan
     delta
-        the last relative change of the objective, |F_k - F_{k-1}| / |F_k|
+        the last relative change of the objective, ``|F_k - F_{k-1}| / |F_k|``
     eps
         'entropic': the eps of the returned plan (above the target when max_iter ran out during
         eps-scaling); 'cg': nan
     n_iter, inner_iter
         outer iterations; Sinkhorn iterations or network-simplex pivots (summed), of the kept run
     converged
-        the objective's change fell below tol |F| + tol_abs (and, 'entropic', the last Sinkhorn
+        the objective's change fell below ``tol |F| + tol_abs`` (and, 'entropic', the last Sinkhorn
         solve met inner_tol)
     values
         the objective reached from each start (the first is ``init``), when ``n_init`` > 1
@@ -279,7 +279,7 @@ def gromov_wasserstein(C1=None, C2=None, p=None, q=None, *, x=None, y=None, loss
         Non-negative weights with equal masses; uniform by default.
     x, y : arrays (n, dx), (m, dy), optional
         Instead of C1, C2: point clouds (dx, dy <= 16), with C1, C2 their squared Euclidean
-        distances |x_i - x_k|^2.  Those matrices have rank d + 2, so every product costs
+        distances ``|x_i - x_k|^2``.  Those matrices have rank d + 2, so every product costs
         O(n m (dx + dy)) instead of O(n^2 m + n m^2) and no n x n matrix is formed: the way to
         compare clouds of 10^4 points.  Square loss only; ``grad`` gives dF/dx and dF/dy.
     loss : 'square' or 'kl'
@@ -291,7 +291,8 @@ def gromov_wasserstein(C1=None, C2=None, p=None, q=None, *, x=None, y=None, loss
     n_init : int
         Starts: ``init`` and n_init - 1 random couplings (from ``seed``); the lowest objective wins.
     tol, tol_abs : float
-        Stop when |F_k - F_{k-1}| <= tol |F_k| + tol_abs (POT's tol_rel and tol_abs); defaults 1e-9.
+        Stop when ``|F_k - F_{k-1}| <= tol |F_k| + tol_abs`` (POT's tol_rel and tol_abs);
+        defaults 1e-9.
     max_iter : int
         Outer iterations (default 1000); running out sets converged=False and warns.
     inner_tol, inner_max_iter

@@ -32,15 +32,13 @@ from ._validate import integer, float_array, positive
 
 __all__ = ["dist", "unif", "emd", "emd2", "emd_1d", "emd2_1d", "wasserstein_1d", "sinkhorn",
            "sinkhorn2", "sinkhorn_unbalanced", "sinkhorn_unbalanced2", "sliced_wasserstein_distance",
-           "bregman", "smooth"]
+           "bregman", "smooth", "gromov", "lp"]
 
 # names POT has that this module does not cover, with monge's nearest function
 _EQUIVALENT = {
     "sliced": "monge.sliced_wasserstein",
-    "gromov": "monge.gromov_wasserstein and monge.fused_gromov_wasserstein (POT's conventions)",
-    "gromov_wasserstein": "monge.gromov_wasserstein (POT's conventions)",
-    "fused_gromov_wasserstein": "monge.fused_gromov_wasserstein (POT's conventions)",
-    "lp": "monge.free_support_barycenter (ot.lp.free_support_barycenter)",
+    "gromov_wasserstein": "monge.pot.gromov.gromov_wasserstein",
+    "fused_gromov_wasserstein": "monge.pot.gromov.fused_gromov_wasserstein",
     "da": "monge.maps.EntropicMap (the entropic map out of sample)",
 }
 
@@ -1410,3 +1408,149 @@ smooth = _submodule("smooth", "POT's ``ot.smooth`` on monge's L-BFGS.\n\n"
                     "Covered: ``smooth_ot_dual`` and ``smooth_ot_semi_dual`` (reg_type 'l2' and "
                     "'sparsity_constrained'); any other name raises an AttributeError.",
                     smooth_ot_dual=_smooth("dual"), smooth_ot_semi_dual=_smooth("semi_dual"))
+
+
+# ---- ot.gromov and ot.lp.free_support_barycenter ------------------------------------------------
+
+_GW_LOSS = {"square_loss": "square", "kl_loss": "kl"}
+
+
+def _gw_kwargs(kwargs, entropic):
+    """POT's solver pass-through keywords, mapped to monge's inner-solver options."""
+    out = {}
+    for k, v in kwargs.items():
+        if entropic and k == "numItermax":
+            out["inner_max_iter"] = integer("numItermax", int(v), 1)
+        elif entropic and k == "stopThr":
+            out["inner_tol"] = positive("stopThr", v)
+        elif not entropic and k == "numItermaxEmd":
+            out["inner_max_iter"] = integer("numItermaxEmd", int(v), 1)
+        else:
+            raise TypeError(f"{k}: not an option monge.pot's GW solvers cover")
+    return out
+
+
+def _gw_call(M, C1, C2, p, q, loss_fun, alpha, G0, max_iter, tol, tol_abs, entropic, epsilon,
+             kwargs):
+    from .gromov import fused_gromov_wasserstein, gromov_wasserstein
+
+    if loss_fun not in _GW_LOSS:
+        raise ValueError(f"loss_fun: {loss_fun!r} is not covered (square_loss, kl_loss)")
+    opts = dict(loss=_GW_LOSS[loss_fun], init="product" if G0 is None else np.asarray(G0),
+                max_iter=integer("max_iter", int(max_iter), 1), tol=tol, tol_abs=tol_abs,
+                **_gw_kwargs(kwargs, entropic))
+    if entropic:    # POT's PGD iteration: no damping; eps = POT's epsilon
+        opts.update(method="entropic", eps=epsilon, damping=0)
+    p = None if p is None else _hist("p", p, np.shape(C1)[0])
+    q = None if q is None else _hist("q", q, np.shape(C2)[0])
+    if M is None:
+        return gromov_wasserstein(C1, C2, p, q, **opts)
+    return fused_gromov_wasserstein(M, C1, C2, p, q, alpha=alpha, **opts)
+
+
+def _gw_log(r, key, entropic):
+    if entropic:
+        return {"err": [r.delta], key: np.float64(r.value)}
+    return {"loss": [r.value], "cost": float(r.value), "u": r.f, "v": r.g, "warning": None,
+            "result_code": 1 if r.converged else 3, key: np.float64(r.value)}
+
+
+def _gw_functions():
+    def gromov_wasserstein(C1, C2, p=None, q=None, loss_fun="square_loss", symmetric=None,
+                           log=False, armijo=False, G0=None, max_iter=1e4, tol_rel=1e-9,
+                           tol_abs=1e-9, **kwargs):
+        """POT's ``ot.gromov.gromov_wasserstein`` on :func:`monge.gromov_wasserstein` ('cg')."""
+        if armijo:
+            raise ValueError("armijo: not covered (monge's line search is exact)")
+        r = _gw_call(None, C1, C2, p, q, loss_fun, 1.0, G0, max_iter, tol_rel, tol_abs, False,
+                     None, kwargs)
+        return (r.plan, _gw_log(r, "gw_dist", False)) if log else r.plan
+
+    def gromov_wasserstein2(C1, C2, p=None, q=None, loss_fun="square_loss", symmetric=None,
+                            log=False, armijo=False, G0=None, max_iter=1e4, tol_rel=1e-9,
+                            tol_abs=1e-9, **kwargs):
+        """POT's ``ot.gromov.gromov_wasserstein2``: the GW value (NumPy; for autograd use
+        :func:`monge.torch.gromov_wasserstein2`)."""
+        if armijo:
+            raise ValueError("armijo: not covered (monge's line search is exact)")
+        r = _gw_call(None, C1, C2, p, q, loss_fun, 1.0, G0, max_iter, tol_rel, tol_abs, False,
+                     None, kwargs)
+        value = np.float64(r.value)
+        return (value, dict(_gw_log(r, "gw_dist", False), T=r.plan)) if log else value
+
+    def fused_gromov_wasserstein(M, C1, C2, p=None, q=None, loss_fun="square_loss",
+                                 symmetric=None, alpha=0.5, armijo=False, G0=None, log=False,
+                                 max_iter=1e4, tol_rel=1e-9, tol_abs=1e-9, **kwargs):
+        """POT's ``ot.gromov.fused_gromov_wasserstein`` on :func:`monge.fused_gromov_wasserstein`."""
+        if armijo:
+            raise ValueError("armijo: not covered (monge's line search is exact)")
+        r = _gw_call(M, C1, C2, p, q, loss_fun, alpha, G0, max_iter, tol_rel, tol_abs, False,
+                     None, kwargs)
+        return (r.plan, _gw_log(r, "fgw_dist", False)) if log else r.plan
+
+    def fused_gromov_wasserstein2(M, C1, C2, p=None, q=None, loss_fun="square_loss",
+                                  symmetric=None, alpha=0.5, armijo=False, G0=None, log=False,
+                                  max_iter=1e4, tol_rel=1e-9, tol_abs=1e-9, **kwargs):
+        """POT's ``ot.gromov.fused_gromov_wasserstein2``: the FGW value."""
+        if armijo:
+            raise ValueError("armijo: not covered (monge's line search is exact)")
+        r = _gw_call(M, C1, C2, p, q, loss_fun, alpha, G0, max_iter, tol_rel, tol_abs, False,
+                     None, kwargs)
+        value = np.float64(r.value)
+        if not log:
+            return value
+        return value, dict(_gw_log(r, "fgw_dist", False), T=r.plan,
+                           quad_loss=np.float64(alpha * r.gw),
+                           lin_loss=np.float64((1 - alpha) * r.linear))
+
+    def entropic_gromov_wasserstein(C1, C2, p=None, q=None, loss_fun="square_loss", epsilon=0.1,
+                                    symmetric=None, G0=None, max_iter=1000, tol=1e-9,
+                                    solver="PGD", warmstart=False, verbose=False, log=False,
+                                    **kwargs):
+        """POT's ``ot.gromov.entropic_gromov_wasserstein`` (solver 'PGD') on monge's 'entropic'
+        method without damping; ``tol`` applies to the objective's relative change (POT: the
+        plan's change), Sinkhorn steps run to ``stopThr`` (default 1e-9)."""
+        if solver != "PGD":
+            raise ValueError(f"solver: {solver!r} is not covered (PGD)")
+        r = _gw_call(None, C1, C2, p, q, loss_fun, 1.0, G0, max_iter, tol, 0.0, True, epsilon,
+                     kwargs)
+        return (r.plan, _gw_log(r, "gw_dist", True)) if log else r.plan
+
+    def entropic_gromov_wasserstein2(C1, C2, p=None, q=None, loss_fun="square_loss",
+                                     epsilon=0.1, symmetric=None, G0=None, max_iter=1000,
+                                     tol=1e-9, solver="PGD", warmstart=False, verbose=False,
+                                     log=False, **kwargs):
+        """POT's ``ot.gromov.entropic_gromov_wasserstein2``: the GW value of the entropic plan."""
+        if solver != "PGD":
+            raise ValueError(f"solver: {solver!r} is not covered (PGD)")
+        r = _gw_call(None, C1, C2, p, q, loss_fun, 1.0, G0, max_iter, tol, 0.0, True, epsilon,
+                     kwargs)
+        value = np.float64(r.value)
+        return (value, dict(_gw_log(r, "gw_dist", True), T=r.plan)) if log else value
+
+    return dict(gromov_wasserstein=gromov_wasserstein, gromov_wasserstein2=gromov_wasserstein2,
+                fused_gromov_wasserstein=fused_gromov_wasserstein,
+                fused_gromov_wasserstein2=fused_gromov_wasserstein2,
+                entropic_gromov_wasserstein=entropic_gromov_wasserstein,
+                entropic_gromov_wasserstein2=entropic_gromov_wasserstein2)
+
+
+def _free_support_barycenter(measures_locations, measures_weights, X_init, b=None, weights=None,
+                             numItermax=100, stopThr=1e-7, verbose=False, log=None, numThreads=1):
+    """POT's ``ot.lp.free_support_barycenter`` on :func:`monge.free_support_barycenter` (exact
+    plans, the same iteration; monge stops on the objective's relative change, 1e-9, and at
+    numItermax)."""
+    from .barycenter import free_support_barycenter
+
+    r = free_support_barycenter(list(measures_locations), list(measures_weights), weights,
+                                X_init=X_init, a=b, max_iter=integer("numItermax", numItermax, 1))
+    return (r.X, {"displacement_square_norms": [], "n_iter": r.n_iter}) if log else r.X
+
+
+gromov = _submodule("gromov", "POT's ``ot.gromov`` on monge's C solvers.\n\n"
+                    "Covered: ``gromov_wasserstein(2)``, ``fused_gromov_wasserstein(2)``, "
+                    "``entropic_gromov_wasserstein(2)`` (square_loss, kl_loss; the PGD solver); "
+                    "any other name raises an AttributeError.", **_gw_functions())
+lp = _submodule("lp", "POT's ``ot.lp``: ``free_support_barycenter`` (the network simplex is "
+                "monge.pot.emd).", free_support_barycenter=_free_support_barycenter,
+                emd=emd, emd2=emd2)
