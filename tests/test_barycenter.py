@@ -168,7 +168,7 @@ def test_free_support_entropic_and_threads():
     (dict(Y=np.ones((3, 2))), TypeError, "Y: expected a sequence"),
     (dict(Y=[np.ones((3, 2)), np.ones((3, 3))]), ValueError, r"Y\[1\]: dimension 3 differs"),
     (dict(b=[np.ones(3)]), ValueError, "b: expected 2 weight vectors"),
-    (dict(b=[np.ones(3), -np.ones(4)]), ValueError, r"b\[1\]: weights must be non-negative"),
+    (dict(b=[np.ones(3), -np.ones(4)]), ValueError, r"b\[1\]: must be non-negative"),
     (dict(weights=[1.0]), ValueError, r"weights: expected shape \(2,\)"),
     (dict(X_init=np.ones((2, 3))), ValueError, "X_init: dimension 3 differs"),
     (dict(method="entropic"), ValueError, "eps: required"),

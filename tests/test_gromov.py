@@ -5,12 +5,12 @@ and bad input."""
 import warnings
 
 import numpy as np
+import ot
 import pytest
 
 import monge
 from monge import ConvergenceWarning
 
-ot = pytest.importorskip("ot")
 
 
 def clouds(n, m, d=2, seed=0):
@@ -106,8 +106,10 @@ def test_alpha_zero_is_exact_ot():
     assert r.value == pytest.approx(e.cost, rel=1e-12)
 
 
+@pytest.mark.optional     # torch (the test extra installs it; --core drops it)
 def test_gradients_match_pot_autograd_and_finite_differences():
-    torch = pytest.importorskip("torch")
+    import torch
+
     C1, C2 = clouds(9, 11, seed=10)
     p, q = weights(9, 11), weights(11, 12)
     r = monge.gromov_wasserstein(C1, C2, p, q, grad=True)
@@ -207,8 +209,10 @@ def test_fused_bad_input():
         monge.fused_gromov_wasserstein(None, C, C)
 
 
+@pytest.mark.optional     # torch (the test extra installs it; --core drops it)
 def test_torch_bridge_matches_pot_and_gradcheck():
-    torch = pytest.importorskip("torch")
+    import torch
+
     import monge.torch as mt
     C1, C2 = clouds(10, 12, seed=17)
     p, q = weights(10, 18), weights(12, 19)
@@ -304,8 +308,10 @@ def test_point_cloud_bad_input(kwargs, match):
         monge.gromov_wasserstein(**kwargs)
 
 
+@pytest.mark.optional     # torch (the test extra installs it; --core drops it)
 def test_point_cloud_gradients_finite_differences_and_torch():
-    torch = pytest.importorskip("torch")
+    import torch
+
     import monge.torch as mt
     rng = np.random.default_rng(24)
     x, y = rng.random((12, 2)), rng.random((10, 3))

@@ -27,6 +27,18 @@ from ._validate import choice, common_dtype, float_array, integer, positive
 from .geometry import COSTS
 
 
+def _normalised(name, w, length, what=""):
+    """Non-negative weights of shape (length,) divided by their sum; uniform when w is None."""
+    if w is None:
+        return np.full(length, 1.0 / length)
+    w = float_array(name, w, (1,), dtype=np.float64)
+    if w.shape != (length,):
+        raise ValueError(f"{name}: expected shape ({length},){what}, got {w.shape}")
+    if (w < 0).any() or w.sum() <= 0:
+        raise ValueError(f"{name}: must be non-negative with a positive sum")
+    return w / w.sum()
+
+
 @dataclass
 class BarycenterResult:
     """Result of :func:`barycenter`.
@@ -149,15 +161,7 @@ def barycenter(B, C=None, *, x=None, y=None, grid=None, weights=None, eps, cost=
         raise ValueError(f"B: histogram {int(np.argmin(mass > 0))} has zero mass")
     B = np.ascontiguousarray(B / mass[:, None])
     K, m = B.shape
-    if weights is None:
-        w = np.full(K, 1.0 / K)
-    else:
-        w = float_array("weights", weights, (1,), dtype=np.float64)
-        if w.shape != (K,):
-            raise ValueError(f"weights: expected shape ({K},) (one per histogram of B), got {w.shape}")
-        if (w < 0).any() or w.sum() <= 0:
-            raise ValueError("weights: must be non-negative with a positive sum")
-        w = w / w.sum()
+    w = _normalised("weights", weights, K, " (one per histogram of B)")
     eps = positive("eps", eps)
     tol = positive("tol", tol)
     max_iter = integer("max_iter", max_iter, minimum=1)
@@ -315,23 +319,8 @@ def free_support_barycenter(Y, b=None, weights=None, *, X_init=None, n=None, a=N
     else:
         if len(b) != K:
             raise ValueError(f"b: expected {K} weight vectors (one per cloud of Y), got {len(b)}")
-        bs = []
-        for k, (w, y) in enumerate(zip(b, Y)):
-            w = float_array(f"b[{k}]", w, (1,), dtype=np.float64)
-            if w.shape != (y.shape[0],):
-                raise ValueError(f"b[{k}]: expected shape ({y.shape[0]},), got {w.shape}")
-            if (w < 0).any() or w.sum() <= 0:
-                raise ValueError(f"b[{k}]: weights must be non-negative with a positive sum")
-            bs.append(w / w.sum())
-    if weights is None:
-        lam = np.full(K, 1.0 / K)
-    else:
-        lam = float_array("weights", weights, (1,), dtype=np.float64)
-        if lam.shape != (K,):
-            raise ValueError(f"weights: expected shape ({K},) (one per cloud of Y), got {lam.shape}")
-        if (lam < 0).any() or lam.sum() <= 0:
-            raise ValueError("weights: must be non-negative with a positive sum")
-        lam = lam / lam.sum()
+        bs = [_normalised(f"b[{k}]", w, y.shape[0]) for k, (w, y) in enumerate(zip(b, Y))]
+    lam = _normalised("weights", weights, K, " (one per cloud of Y)")
     if X_init is not None:
         X0 = float_array("X_init", X_init, (2,), dtype=np.float64)
         if X0.shape[1] != d:
@@ -345,12 +334,7 @@ def free_support_barycenter(Y, b=None, weights=None, *, X_init=None, n=None, a=N
         X0 = allpts[rng.choice(len(allpts), size=n, replace=n > len(allpts))]
     n = X0.shape[0]
     if a is not None:
-        a = float_array("a", a, (1,), dtype=np.float64)
-        if a.shape != (n,):
-            raise ValueError(f"a: expected shape ({n},), got {a.shape}")
-        if (a < 0).any() or a.sum() <= 0:
-            raise ValueError("a: weights must be non-negative with a positive sum")
-        a = a / a.sum()
+        a = _normalised("a", a, n)
     method = choice("method", method, ("exact", "entropic"))
     if method == "entropic":
         if eps is None:

@@ -32,7 +32,7 @@ import numpy as np
 
 from . import _core
 from ._policy import ConvergenceWarning
-from ._validate import choice, float_array, integer, nonneg, positive
+from ._validate import choice, float_array, integer, nonneg, positive, weights
 
 METHODS = ("cg", "entropic")
 LOSSES = ("square", "kl")
@@ -114,16 +114,9 @@ def _square(name, C):
 
 
 def _weights(name, w, length):
-    if w is None:
-        return np.full(length, 1.0 / length)
-    w = float_array(name, w, (1,), dtype=np.float64)
-    if w.shape != (length,):
-        raise ValueError(f"{name}: expected shape ({length},), got {w.shape}")
-    if (w < 0).any():
-        raise ValueError(f"{name}: weights must be non-negative")
-    if w.sum() <= 0:
-        raise ValueError(f"{name}: total mass must be positive")
-    return w
+    """p or q as float64 (uniform when None); their masses are kept (p and q must agree)."""
+    w = weights(name, w, length, 1)
+    return np.full(length, 1.0 / length) if w is None else w[0]
 
 
 def random_plan(p, q, rng, rank=3):
