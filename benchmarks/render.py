@@ -89,6 +89,10 @@ def render_spec(spec):
         from monge.experiments.maps import w2bench
 
         return w2bench.render_entropic_tuning(_abs(args[0]))
+    if kind == "w2bench-sample-size":
+        from monge.experiments.maps import w2bench
+
+        return w2bench.render_sample_size([_abs(f) for f in args])
     if kind == "w2bench-ablation":
         from monge.experiments.maps import w2bench
 

@@ -636,6 +636,45 @@ def render_paired(paths, a="monge_gap",
     return "\n".join(out) + "\n"
 
 
+def render_sample_size(paths, a="monge_gap", b="entropic"):
+    """Markdown: one row per results file of the fixed regime at one d, labelled by its sample
+    size n (``--n``): each method's L2-UVP (mean ± std over seeds) and the paired difference
+    a - b with its 95 % t-interval; then a source line per file."""
+    import json
+
+    loaded = []
+    for path in paths:
+        with open(path) as fh:
+            res = json.load(fh)
+        loaded.append((res["meta"]["settings"]["n"], path, res))
+    loaded.sort(key=lambda t: t[0])
+    methods = sorted({r["method"] for _, _, res in loaded for r in res["rows"]}, key=METHODS.index)
+    dims = sorted({r["dim"] for _, _, res in loaded for r in res["rows"]})
+    out = [f"L2-UVP % with n fixed samples a side (d = {', '.join(map(str, dims))}), mean ± std "
+           f"over seeds; last column: {a} minus {b}, mean over paired seeds ± half-width of the "
+           "95 % t-interval\n",
+           "| n | " + " | ".join(methods) + f" | {a} − {b} |",
+           "|---|" + "---|" * (len(methods) + 1)]
+    for n, _, res in loaded:
+        cells = []
+        for meth in methods:
+            u = np.asarray([r["l2_uvp"] for r in res["rows"] if r["method"] == meth], float)
+            cells.append(f"{u.mean():.2f} ± {u.std(ddof=1):.2f}" if len(u) > 1 else
+                         f"{u.mean():.2f}" if len(u) else "–")
+        pr = paired(res["rows"], a, b)
+        if len(pr) == 1:
+            mean, half, _ = next(iter(pr.values()))
+            verdict = ("**below**" if mean + half < 0 else "above" if mean - half > 0 else
+                       "not separated")
+            cells.append(f"{mean:+.3f} ± {half:.3f} ({verdict})")
+        else:
+            cells.append("–")
+        out.append(f"| {n} | " + " | ".join(cells) + " |")
+    out.append("")
+    out += [_source_line(path, res) for _, path, res in loaded]
+    return "\n".join(out) + "\n"
+
+
 def render_ablation(paths):
     """One table for several results files (tuning runs that each change a setting): a row per
     (file, method), labelled by what the file changes against the defaults (MongeGapMap
