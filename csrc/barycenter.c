@@ -409,6 +409,272 @@ out:
     return st;
 }
 
+/* ---- the loss and its gradients at a solution ------------------------------------------------ */
+
+/* The symmetric potential of b on kernel k: h with exp((h_i + softmin_rows(h)_i) / eps) = b_i,
+ * by the averaged update h <- (h + eps log b - softmin_rows(h)) / 2. */
+static int sym_potential(const bkern *k, int64_t m, const double *b, double eps, double tol,
+                         int64_t max_iter, int nth, double *h, double *S)
+{
+    for (int64_t j = 0; j < m; j++) h[j] = b[j] > 0.0 ? 0.0 : -INFINITY;
+    for (int64_t it = 0;; it++) {
+        int st = kern_softmin(k, 0, eps, h, it > 0 ? S : NULL, S, nth);
+        if (st != MONGE_OK) return st;
+        double err = 0.0;
+        for (int64_t j = 0; j < m; j++)
+            if (b[j] > 0.0) err += fabs(exp((h[j] + S[j]) / eps) - b[j]);
+        if (!isfinite(err)) return MONGE_ENONFINITE;
+        if (err <= tol) return MONGE_OK;
+        if (it >= max_iter) return MONGE_ENOCONV;
+        for (int64_t j = 0; j < m; j++)
+            if (b[j] > 0.0) h[j] = 0.5 * (h[j] + eps * log(b[j]) - S[j]);
+    }
+}
+
+/* values and grad_b (see monge_barycenter_loss); hk (M, may be NULL): the symmetric potentials of
+ * the inputs (debiased). */
+static int bary_loss(int64_t K, int64_t n, const int64_t *msz, const bkern *kern,
+                     const bkern *selfy,
+                     const double *const *b, const double *lambda,
+                     const monge_barycenter_params *par, const double *a, const double *f,
+                     const double *g, const double *logc, double *values, double *grad_b,
+                     double *hk)
+{
+    const double eps = par->eps;
+    const int deb = par->debiased != 0;
+    const int nth = monge_resolve_threads(par->nthreads);
+    int st = MONGE_OK, conv = MONGE_OK;
+    double mass = 0.0, ha = 0.0;
+    for (int64_t i = 0; i < n; i++) {
+        mass += a[i];
+        if (deb && a[i] > 0.0) ha += logc[i] * a[i];
+    }
+    int64_t mmax = 0;
+    for (int64_t k = 0; k < K; k++) mmax = msz[k] > mmax ? msz[k] : mmax;
+    double *S = malloc((size_t)mmax * sizeof *S), *oc = malloc((size_t)mmax * sizeof *oc);
+    if (!S || !oc) {
+        st = MONGE_ENOMEM;
+        goto done;
+    }
+    int64_t off = 0;
+    for (int64_t k = 0; k < K; k++) {
+        const int64_t m = msz[k];
+        const double *fk = f + k * n, *gk = g + off, *bk = b[k];
+        double *h = hk + off;
+        if (deb) {
+            st = sym_potential(&selfy[k], m, bk, eps, par->tol, par->max_iter, nth, h, S);
+            if (st == MONGE_ENOCONV) conv = st;
+            else if (st != MONGE_OK) goto done;
+        }
+        double v = 0.0;
+        for (int64_t i = 0; i < n; i++)
+            if (a[i] > 0.0) v += fk[i] * a[i];
+        for (int64_t j = 0; j < m; j++)
+            if (bk[j] > 0.0) v += (gk[j] - (deb ? h[j] : 0.0)) * bk[j];
+        v -= deb ? ha : eps * mass;
+        if (!isfinite(v)) {
+            st = MONGE_ENONFINITE;
+            goto done;
+        }
+        if (values) values[k] = v;
+        if (grad_b) {
+            double *gb = grad_b + off, mean = 0.0;
+            int64_t cnt = 0, zeros = 0;
+            for (int64_t j = 0; j < m; j++) zeros += bk[j] <= 0.0;
+            /* debiased, where b_kj = 0: g - h is the self plan's softmin minus plan k's column
+               softmin (both potentials carry eps log b_kj, which cancels) */
+            if (deb && zeros && (st = kern_softmin(&kern[k], 1, eps, fk, NULL, oc, nth)) != MONGE_OK)
+                goto done;
+            for (int64_t j = 0; j < m; j++) {
+                gb[j] = bk[j] > 0.0 ? lambda[k] * (gk[j] - (deb ? h[j] : 0.0))
+                                 : deb ? lambda[k] * (S[j] - oc[j]) : -INFINITY;
+                if (bk[j] > 0.0 || deb) {
+                    mean += gb[j];
+                    cnt++;
+                }
+            }
+            mean /= (double)cnt;
+            for (int64_t j = 0; j < m; j++)
+                gb[j] = bk[j] > 0.0 || deb ? gb[j] - mean : -INFINITY;
+        }
+        off += m;
+    }
+    st = conv;
+done:
+    free(S);
+    free(oc);
+    return st;
+}
+
+/* out (rows x cols, double) += w * P, P = exp((u_i + h_j - C_ij) / eps) on a dense geometry */
+static int add_dense_plan(const monge_geom_work *gw, const monge_geometry *geo, double eps,
+                          const double *u, const double *h, double w, double *out, void *tmp,
+                          int nth)
+{
+    int st = monge_geom_dense_plan(gw, eps, u, h, tmp, nth);
+    if (st != MONGE_OK) return st;
+    const int64_t len = geo->n * geo->m;
+    if (geo->dtype == MONGE_F32)
+        for (int64_t t = 0; t < len; t++) out[t] += w * (double)((const float *)tmp)[t];
+    else
+        for (int64_t t = 0; t < len; t++) out[t] += w * ((const double *)tmp)[t];
+    return MONGE_OK;
+}
+
+/* out (rows x d) += w * sum_j P_ij grad_1 c(p_i, q_j) */
+static int add_point_grad(const monge_geom_work *gw, int tr, double eps, const double *u,
+                          const double *h, double w, int64_t rows, int64_t d, double *out,
+                          double *tmp, int nth)
+{
+    int st = monge_geom_grad(gw, tr, eps, u, h, tmp, nth);
+    if (st != MONGE_OK) return st;
+    for (int64_t t = 0; t < rows * d; t++) out[t] += w * tmp[t];
+    return MONGE_OK;
+}
+
+int monge_barycenter_loss(int64_t K, const monge_geometry *geoms, const double *const *b,
+                          const double *lambda, const monge_geometry *self,
+                          const monge_geometry *selfy, const monge_barycenter_params *par,
+                          const double *a, const double *f, const double *g, const double *logc,
+                          double *values, double *grad_b, double *grad_C, double *grad_x,
+                          double *grad_y)
+{
+    int64_t M = 0;
+    int st = check_args(K, geoms, b, lambda, self, par, a, &M);
+    if (st != MONGE_OK) return st;
+    const int deb = par->debiased != 0;
+    const int64_t n = geoms[0].n, d = geoms[0].d;
+    const int dense = geoms[0].C != NULL;
+    if (!f || !g || (deb && (!logc || !selfy))) return MONGE_EINVAL;
+    for (int64_t k = 0; k < K; k++) {
+        if ((geoms[k].C != NULL) != dense || (!dense && geoms[k].d != d)) return MONGE_EINVAL;
+        if (grad_C && (!dense || geoms[k].m != geoms[0].m)) return MONGE_EINVAL;
+        if (deb && (selfy[k].n != geoms[k].m || selfy[k].m != geoms[k].m ||
+                    (selfy[k].C != NULL) != dense))
+            return MONGE_EINVAL;
+    }
+    if ((grad_x || grad_y) && dense) return MONGE_EINVAL;
+    if (grad_C && deb && geoms[0].m != n) return MONGE_EINVAL;
+    const int nth = monge_resolve_threads(par->nthreads);
+    bkern *kern = calloc((size_t)K, sizeof *kern), *ky = calloc((size_t)K, sizeof *ky);
+    bkern kself = {NULL, NULL};
+    int64_t *msz = malloc((size_t)K * sizeof *msz), mmax = n;
+    double *hk = malloc((size_t)M * sizeof *hk), *tmp = NULL;
+    if (!kern || !ky || !msz || !hk) {
+        st = MONGE_ENOMEM;
+        goto done;
+    }
+    for (int64_t k = 0; k < K; k++) {
+        msz[k] = geoms[k].m;
+        mmax = msz[k] > mmax ? msz[k] : mmax;
+        if ((st = monge_geom_prepare(&geoms[k], nth, &kern[k].w)) != MONGE_OK) goto done;
+        if (deb && (st = monge_geom_prepare(&selfy[k], nth, &ky[k].w)) != MONGE_OK) goto done;
+    }
+    if (deb && (grad_C || grad_x) && (st = monge_geom_prepare(self, nth, &kself.w)) != MONGE_OK)
+        goto done;
+    int conv = bary_loss(K, n, msz, kern, ky, b, lambda, par, a, f, g, logc, values, grad_b, hk);
+    if (conv != MONGE_OK && conv != MONGE_ENOCONV) {
+        st = conv;
+        goto done;
+    }
+    if (grad_C) {
+        const int64_t m = geoms[0].m;
+        tmp = malloc((size_t)(n * m) * sizeof(double));
+        if (!tmp) {
+            st = MONGE_ENOMEM;
+            goto done;
+        }
+        memset(grad_C, 0, (size_t)(n * m) * sizeof *grad_C);
+        for (int64_t k = 0, off = 0; k < K; off += msz[k], k++) {
+            st = add_dense_plan(kern[k].w, &geoms[k], par->eps, f + k * n, g + off, lambda[k],
+                                grad_C, tmp, nth);
+            if (st == MONGE_OK && deb)
+                st = add_dense_plan(ky[k].w, &selfy[k], par->eps, hk + off, hk + off,
+                                    -0.5 * lambda[k], grad_C, tmp, nth);
+            if (st != MONGE_OK) goto done;
+        }
+        if (deb && (st = add_dense_plan(kself.w, self, par->eps, logc, logc, -0.5, grad_C, tmp,
+                                        nth)) != MONGE_OK)
+            goto done;
+    }
+    if (grad_x || grad_y) {
+        tmp = malloc((size_t)(mmax * d) * sizeof(double));
+        if (!tmp) {
+            st = MONGE_ENOMEM;
+            goto done;
+        }
+        if (grad_x) memset(grad_x, 0, (size_t)(n * d) * sizeof *grad_x);
+        if (grad_y) memset(grad_y, 0, (size_t)(M * d) * sizeof *grad_y);
+        for (int64_t k = 0, off = 0; k < K; off += msz[k], k++) {
+            if (grad_x && (st = add_point_grad(kern[k].w, 0, par->eps, f + k * n, g + off,
+                                               lambda[k], n, d, grad_x, tmp, nth)) != MONGE_OK)
+                goto done;
+            if (!grad_y) continue;
+            double *gy = grad_y + off * d;
+            if ((st = add_point_grad(kern[k].w, 1, par->eps, g + off, f + k * n, lambda[k],
+                                     msz[k], d, gy, tmp, nth)) != MONGE_OK)
+                goto done;
+            /* -OT(b_k, b_k)/2: its plan is symmetric, so both arguments give the row gradient */
+            if (deb && (st = add_point_grad(ky[k].w, 0, par->eps, hk + off, hk + off, -lambda[k],
+                                            msz[k], d, gy, tmp, nth)) != MONGE_OK)
+                goto done;
+        }
+        if (grad_x && deb && (st = add_point_grad(kself.w, 0, par->eps, logc, logc, -1.0, n, d,
+                                                  grad_x, tmp, nth)) != MONGE_OK)
+            goto done;
+    }
+    st = conv;
+done:
+    if (kern)
+        for (int64_t k = 0; k < K; k++) monge_geom_release(kern[k].w);
+    if (ky)
+        for (int64_t k = 0; k < K; k++) monge_geom_release(ky[k].w);
+    monge_geom_release(kself.w);
+    free(kern);
+    free(ky);
+    free(msz);
+    free(hk);
+    free(tmp);
+    return st;
+}
+
+int monge_barycenter_grid_loss(int64_t K, const monge_grid *grid, const double *const *b,
+                               const double *lambda, const monge_barycenter_params *par,
+                               const double *a, const double *f, const double *g,
+                               const double *logc, double *values, double *grad_b)
+{
+    if (K < 1 || !grid || !b || !lambda || !par || !a || !f || !g) return MONGE_EINVAL;
+    if (!(par->eps > 0.0) || !isfinite(par->eps) || !(par->tol > 0.0) || !isfinite(par->tol) ||
+        par->max_iter < 1 || check_simplex(lambda, K) || (par->debiased && !logc))
+        return MONGE_EINVAL;
+    grid_kern *gk = NULL;
+    int st = grid_new(grid, monge_resolve_threads(par->nthreads), &gk);
+    if (st != MONGE_OK) return st;
+    const int64_t n = gk->n;
+    bkern *kern = calloc((size_t)K, sizeof *kern);
+    int64_t *msz = malloc((size_t)K * sizeof *msz);
+    double *hk = K <= INT64_MAX / 4 / n ? malloc((size_t)(K * n) * sizeof *hk) : NULL;
+    if (!kern || !msz || !hk) {
+        st = MONGE_ENOMEM;
+        goto out;
+    }
+    for (int64_t k = 0; k < K; k++) {
+        if (check_simplex(b[k], n)) {
+            st = MONGE_EINVAL;
+            goto out;
+        }
+        kern[k].grid = gk;
+        msz[k] = n;
+    }
+    st = bary_loss(K, n, msz, kern, kern, b, lambda, par, a, f, g, logc, values, grad_b, hk);
+out:
+    grid_free(gk);
+    free(kern);
+    free(msz);
+    free(hk);
+    return st;
+}
+
 /* ---- free support ------------------------------------------------------------------------- */
 
 void monge_free_barycenter_params_init(monge_free_barycenter_params *par)

@@ -74,6 +74,41 @@ int monge_barycenter_grid(int64_t K, const monge_grid *grid, const double *const
                           const double *lambda, const monge_barycenter_params *par, double *a,
                           double *f, double *g, double *logc, double *error, int64_t *n_iter);
 
+/* The barycenter loss at a solution (a, f, g, logc) of monge_barycenter, and its gradients by the
+ * envelope theorem (the plans are optimal and a minimises the loss, so only the explicit
+ * dependence counts).  Per input k, values[k] is
+ *     plain:     OT_eps(a, b_k) = <f_k, a> + <g_k, b_k> - eps sum(a),  the minimum of
+ *                <P, C> + eps sum P (log P - 1) (the objective the iterations minimise)
+ *     debiased:  S_eps(a, b_k) = OT(a, b_k) - OT(a, a)/2 - OT(b_k, b_k)/2 with
+ *                OT(a, b) = min <P, C> + eps KL(P | a x b) (Janati et al. 2020; their barycenter
+ *                minimises sum_k lambda_k S_eps(a, b_k)),  = <f_k, a> + <g_k, b_k> - <h_a, a>
+ *                - <h_k, b_k>, h_a = logc and h_k the symmetric potential of b_k (solved here)
+ * and the loss is sum_k lambda_k values[k], so d loss / d lambda_k = values[k].  Outputs (each
+ * may be NULL):
+ *   grad_b (sum_k m_k): d loss / d b_k = lambda_k (g_k - h_k) (h_k = 0 when plain), shifted to
+ *       mean 0 over b_k's support (the loss is defined on the simplex); -inf where b_kj = 0 in
+ *       the plain loss (its entropy has an infinite slope there);
+ *   grad_C (n x m, dense geometries, all inputs on one C): d loss / d C = sum_k lambda_k P_k,
+ *       minus (debiased) P_aa / 2 + sum_k lambda_k P_bb,k / 2 (C square);
+ *   grad_x (n x d), grad_y (sum_k m_k x d) (online geometries): the gradient in the barycenter's
+ *       and the inputs' points; debiased, with self the x x x geometry and selfy[k] input k's
+ *       support with itself (both needed).
+ * eps and the symmetric solves' tol and max_iter come from par.  Returns MONGE_OK, MONGE_EINVAL,
+ * MONGE_ENOCONV (a symmetric solve did not reach tol; outputs valid), MONGE_ENONFINITE or
+ * MONGE_ENOMEM. */
+int monge_barycenter_loss(int64_t K, const monge_geometry *geoms, const double *const *b,
+                          const double *lambda, const monge_geometry *self,
+                          const monge_geometry *selfy, const monge_barycenter_params *par,
+                          const double *a, const double *f, const double *g, const double *logc,
+                          double *values, double *grad_b, double *grad_C, double *grad_x,
+                          double *grad_y);
+
+/* The same on a grid (values and grad_b; every block of g and grad_b n long). */
+int monge_barycenter_grid_loss(int64_t K, const monge_grid *grid, const double *const *b,
+                               const double *lambda, const monge_barycenter_params *par,
+                               const double *a, const double *f, const double *g,
+                               const double *logc, double *values, double *grad_b);
+
 /* Free-support barycenter (Cuturi & Doucet 2014; the fixed-point iteration of Alvarez-Esteban et
  * al. 2016): the n points X (weights a, fixed) minimising sum_k lambda_k W(a, X; b_k, Y_k) for the
  * cost |x - y|^2, by alternating the optimal plans P_k between X and each input with the update

@@ -2,6 +2,8 @@
 debiased), the closed form of Gaussian barycenters (which the debiased one meets and the plain one
 misses by its blur), plans rebuilt from the potentials, dense against online costs, float32, and
 bad input."""
+import warnings
+
 import numpy as np
 import ot
 import pytest
@@ -229,3 +231,172 @@ def test_grid_3d_and_uneven_axes():
 def test_grid_bad_input(kwargs, exc, match):
     with pytest.raises(exc, match=match):
         monge.barycenter(np.ones((2, 6)), eps=0.1, **kwargs)
+
+
+# ---- the barycenter loss and its gradients (grad=True) ------------------------------------------
+
+T30 = np.linspace(0, 1, 30)[:, None]
+B30 = np.stack([np.exp(-(T30[:, 0] - m) ** 2 / 0.02) for m in (0.3, 0.5, 0.7)])
+B30 /= B30.sum(1, keepdims=True)
+W3 = np.array([0.2, 0.3, 0.5])
+
+
+def _solve(**kw):
+    """The barycenter of B30 with weights W3 at eps 0.05 and grad=True, keywords overriding."""
+    args = dict(B=B30, weights=W3, eps=0.05, tol=1e-12, max_iter=200000, grad=True)
+    args.update(kw)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", monge.ConvergenceWarning)  # the debiased solves' floor
+        return monge.barycenter(**args)
+
+
+def _fd(f, h=1e-5):
+    return (f(h) - f(-h)) / (2 * h)
+
+
+def _cost_and_grad(x, y, cost):
+    """C (n, m) and d C_ij / d x_i (n, m, d), written out."""
+    z = x[:, None, :] - y[None, :, :]
+    if cost == "sqeuclidean":
+        return (z ** 2).sum(-1), 2 * z
+    r = np.sqrt((z ** 2).sum(-1))
+    return r, z / np.where(r > 0, r, 1)[..., None]
+
+
+def test_loss_values_against_pot_plans_and_the_sinkhorn_divergence():
+    """values[k]: the entropic objective of plan k (POT's plan between a and b_k gives the same),
+    and with debiased=True monge.sinkhorn_divergence(a, b_k), an independent solver path."""
+    C = (T30 - T30.T) ** 2
+    r = _solve(C=C)
+    assert r.converged and r.value == pytest.approx(W3 @ r.values, abs=1e-15)
+    for k in range(3):
+        P = ot.sinkhorn(r.a, B30[k], C, 0.05, method="sinkhorn_log", stopThr=1e-14,
+                        numItermax=100000)
+        ref = (P * C).sum() + 0.05 * (P * (np.log(P) - 1)).sum()
+        assert r.values[k] == pytest.approx(ref, abs=1e-10)
+    # the debiased iteration converges sublinearly: 1e-8 is within reach, 1e-12 is not
+    rd = _solve(y=T30, debiased=True, tol=1e-8)
+    assert rd.converged
+    for k in range(3):
+        s = monge.sinkhorn_divergence(T30, T30, rd.a / rd.a.sum(), B30[k], eps=0.05, tol=1e-12)
+        assert rd.values[k] == pytest.approx(s.value, abs=1e-9)
+
+
+@pytest.mark.parametrize("debiased", [False, True])
+def test_loss_gradients_match_finite_differences(debiased):
+    """d value / d b_k, d weights, d C and d y (x = y), against central differences of the loss;
+    the debiased solve stops at 1e-8 (sublinear), hence its looser relative agreement."""
+    rng = np.random.default_rng(0)
+    kw = dict(debiased=debiased, tol=1e-8 if debiased else 1e-12)
+    rel = 1e-5 if debiased else 1e-7
+    C = (T30 - T30.T) ** 2
+    r = _solve(C=C, **kw)
+    assert r.converged
+    np.testing.assert_allclose(r.grad_B.mean(1), 0, atol=1e-15)
+    z = rng.standard_normal(B30.shape)
+    d = B30 * (z - (B30 * z).sum(1, keepdims=True))          # tangent to the simplices
+    assert (r.grad_B * d).sum() == pytest.approx(
+        _fd(lambda h: _solve(B=B30 + h * d, C=C, **kw).value), rel=rel)
+    dl = np.array([1.0, -2.0, 1.0])
+    assert r.values @ dl == pytest.approx(
+        _fd(lambda h: _solve(weights=W3 + h * dl, C=C, **kw).value), rel=rel)
+    # C moved as a move of the support points moves it (in an arbitrary direction the debiased
+    # loss is so curved, exp(-C/eps) being nearly singular, that differences need h ~ 1e-7)
+    u = rng.standard_normal(30)
+    dC = 2 * (T30 - T30.T) * (u[:, None] - u[None, :])
+    assert (r.grad_C * dC).sum() == pytest.approx(
+        _fd(lambda h: _solve(C=C + h * dC, **kw).value), rel=rel)
+    rp = _solve(y=T30, **kw)                   # the points themselves: grad_y holds both parts
+    assert rp.grad_x is None and rp.grad_C is None
+    assert rp.value == pytest.approx(r.value, abs=1e-12)
+    assert (rp.grad_y * u[:, None]).sum() == pytest.approx((r.grad_C * dC).sum(), rel=1e-9)
+
+
+@pytest.mark.parametrize("cost", ["sqeuclidean", "euclidean"])
+def test_point_gradients_on_two_supports(cost):
+    rng = np.random.default_rng(1)
+    x = np.linspace(0.1, 0.9, 20)[:, None]
+    r = _solve(x=x, y=T30, cost=cost)
+    dx, dy = rng.standard_normal(x.shape), rng.standard_normal(T30.shape)
+    assert (r.grad_x * dx).sum() == pytest.approx(
+        _fd(lambda h: _solve(x=x + h * dx, y=T30, cost=cost).value), rel=1e-7)
+    assert (r.grad_y * dy).sum() == pytest.approx(
+        _fd(lambda h: _solve(x=x, y=T30 + h * dy, cost=cost).value), rel=1e-7)
+    C, dCx = _cost_and_grad(x, T30, cost)               # the plans written out
+    P = [np.exp((r.f[k][:, None] + r.g[k][None, :] - C) / 0.05) for k in range(3)]
+    np.testing.assert_allclose(r.grad_x, sum(W3[k] * (P[k][..., None] * dCx).sum(1)
+                                             for k in range(3)), atol=1e-12)
+    np.testing.assert_allclose(r.grad_y, sum(W3[k] * (P[k][..., None] * -dCx).sum(0)
+                                             for k in range(3)), atol=1e-12)
+
+
+def test_grid_loss_and_zero_weights():
+    """A grid gives the dense support's loss and grad_B; where b_kj = 0 the plain gradient is
+    -inf (the entropy's slope) and the debiased one finite, matching a one-sided difference."""
+    t = np.linspace(0, 1, 12)
+    Bz = np.stack([np.exp(-(t - 0.3) ** 2 / 0.02), np.exp(-(t - 0.7) ** 2 / 0.02)])
+    Bz[0, -2:] = 0.0
+    Bz /= Bz.sum(1, keepdims=True)
+    C = (t[:, None] - t[None, :]) ** 2
+    for deb in (False, True):
+        kw = dict(B=Bz, weights=[0.4, 0.6], debiased=deb, tol=1e-8 if deb else 1e-12)
+        rg, rc = _solve(grid=[t], **kw), _solve(C=C, **kw)
+        assert rg.value == pytest.approx(rc.value, abs=1e-10)
+        fin = np.isfinite(rc.grad_B)
+        np.testing.assert_array_equal(np.isfinite(rg.grad_B), fin)
+        np.testing.assert_allclose(rg.grad_B[fin], rc.grad_B[fin], atol=1e-8)
+        assert fin.all() if deb else (~fin[0, -2:]).all() and np.isneginf(rc.grad_B[0, -2:]).all()
+    e = np.zeros(12)
+    e[-1] = 1.0
+    d = np.stack([e - Bz[0], np.zeros(12)])                 # mass into the empty last point
+    f = lambda h: _solve(B=Bz + h * d, C=C, weights=[0.4, 0.6], debiased=True, tol=1e-12,
+                         max_iter=400000).value
+    # from the boundary the difference converges like h log h (1.6 % off at h = 1e-6, 0.03 % at
+    # h = 1e-8), so a small step and a tight solve
+    h = 1e-8
+    assert (rc.grad_B * d).sum() == pytest.approx((f(h) - f(0)) / h, rel=1e-3)
+
+
+def test_grad_bad_input():
+    with pytest.raises(TypeError, match="grad"):
+        monge.barycenter(B30, y=T30, eps=0.05, grad=1)
+    r = monge.barycenter(B30, y=T30, eps=0.05)
+    assert r.value is None and r.grad_B is None
+
+
+@pytest.mark.optional     # torch (the test extra installs it; --core drops it)
+def test_torch_barycenter_loss_gradcheck_and_numpy_agreement():
+    import torch
+
+    import monge.torch as mt
+
+    t = torch.linspace(0, 1, 12, dtype=torch.float64)[:, None]
+    B = torch.stack([torch.exp(-(t[:, 0] - m) ** 2 / 0.02) for m in (0.3, 0.5, 0.7)]) + 0.01
+    w = torch.tensor([1.0, 2.0, 3.0], dtype=torch.float64)
+    kw = dict(eps=0.1, tol=1e-12, max_iter=100000)
+    # unnormalised B and weights: the gradients go through the division by their sums
+    assert torch.autograd.gradcheck(lambda B, w, y: mt.barycenter_loss(B, w, y=y, **kw),
+                                    (B.clone().requires_grad_(), w.clone().requires_grad_(),
+                                     t.clone().requires_grad_()), eps=1e-6, atol=1e-7, rtol=1e-6)
+    C = ((t - t.T) ** 2).requires_grad_()
+    assert torch.autograd.gradcheck(lambda C: mt.barycenter_loss(B, None, C, **kw), (C,),
+                                    eps=1e-6, atol=1e-7, rtol=1e-6)
+    # debiased: the bridge returns the NumPy result's value and gradients (checked above against
+    # differences), through the normalisation (inputs without the floor: the debiased barycenter
+    # of floored inputs converges sublinearly)
+    B = B - 0.01
+    Bt = B.clone().requires_grad_()
+    wt = w.clone().requires_grad_()
+    loss = mt.barycenter_loss(Bt, wt, y=t, eps=0.1, debiased=True, tol=1e-7, max_iter=100000)
+    loss.backward()
+    Bn = (B / B.sum(1, keepdim=True)).numpy()
+    r = monge.barycenter(Bn, y=t.numpy(), weights=(w / w.sum()).numpy(), eps=0.1, debiased=True,
+                         tol=1e-7, max_iter=100000, grad=True)
+    assert r.converged and loss.item() == pytest.approx(r.value, abs=1e-14)
+    G = r.grad_B - (r.grad_B * Bn).sum(1, keepdims=True)
+    np.testing.assert_allclose(Bt.grad.numpy(), G / B.sum(1, keepdim=True).numpy(), atol=1e-14)
+    lam = (w / w.sum()).numpy()
+    np.testing.assert_allclose(wt.grad.numpy(), (r.values - lam @ r.values) / w.sum().item(),
+                               atol=1e-14)
+    with pytest.raises(TypeError, match="grad"):
+        mt.barycenter_loss(B, y=t, eps=0.1, grad=True)

@@ -24,7 +24,13 @@ A, B2 = rng.random((12, 12)) + 0.1, rng.random((9, 9)) + 0.1        # asymmetric
 monge.gromov_wasserstein(A, B2, loss="kl", method="entropic", eps=0.05, max_iter=30)
 monge.gromov_wasserstein(A, B2, method="entropic", eps=0.005, max_iter=60)   # damped steps
 monge.gromov_wasserstein(x=X, y=Y, grad=True)
-monge.barycenter(np.stack([p, q]), grid=[np.arange(4.0), np.arange(5.0)], eps=0.5, debiased=True)
+monge.barycenter(np.stack([p, q]), grid=[np.arange(4.0), np.arange(5.0)], eps=0.5, debiased=True,
+                 grad=True)
+monge.barycenter(np.stack([p[:12] / p[:12].sum(), q[:12] / q[:12].sum()]), x=X[:5], y=X,
+                 eps=0.5, grad=True)
+monge.barycenter(np.stack([p[:12] / p[:12].sum(), q[:12] / q[:12].sum()]), y=X, eps=0.5,
+                 debiased=True, grad=True, max_iter=50)
+monge.barycenter(np.stack([p[:9] / p[:9].sum(), q[:9] / q[:9].sum()]), C, eps=0.5, grad=True)
 monge.free_support_barycenter([X, Y], n=5, seed=0)
 monge.free_support_barycenter([X, Y], n=5, seed=0, method="entropic", eps=0.1, max_iter=5)
 monge.sinkhorn(X, Y, eps=0.1).transform(X[:3])

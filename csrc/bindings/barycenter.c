@@ -7,7 +7,7 @@
 /* The fixed-support solvers' shared tail: the status as an exception, or the result dict. */
 static PyObject *bary_result(int st, const progress_ctx *pctx, PyArrayObject *aa,
                              PyArrayObject *fa, PyArrayObject *ga, PyArrayObject *ca, double err,
-                             int64_t it)
+                             int64_t it, PyObject *grads)
 {
     if (st == MONGE_EINTR && !pctx->user_stop) {
         if (!PyErr_Occurred()) PyErr_SetNone(PyExc_KeyboardInterrupt);
@@ -15,10 +15,71 @@ static PyObject *bary_result(int st, const progress_ctx *pctx, PyArrayObject *aa
     }
     if (st != MONGE_OK && st != MONGE_ENOCONV && st != MONGE_EINTR)
         return bind_raise_status(st, "barycenter");
-    return Py_BuildValue("{s:O,s:O,s:O,s:O,s:d,s:L,s:O,s:O}", "a", aa, "f", fa, "g", ga, "logc", ca,
-                         "error", err, "n_iter", (long long)it, "unconverged",
+    return Py_BuildValue("{s:O,s:O,s:O,s:O,s:d,s:L,s:O,s:O,s:O}", "a", aa, "f", fa, "g", ga, "logc",
+                         ca, "error", err, "n_iter", (long long)it, "unconverged",
                          st == MONGE_ENOCONV ? Py_True : Py_False, "stopped",
-                         st == MONGE_EINTR ? Py_True : Py_False);
+                         st == MONGE_EINTR ? Py_True : Py_False, "grads", grads ? grads : Py_None);
+}
+
+/* The loss and its gradients at the solution (monge_barycenter_loss or its grid twin), as a dict
+ * {"values" (K,), "grad_B" (K, m), "grad_C" (n, m) or None, "grad_x" (n, d) or None, "grad_y"
+ * (m, d) summed over the inputs, or None, "sym_unconverged"}; NULL with an exception set. */
+static PyObject *bary_grads(int64_t K, int64_t n, int64_t m, int64_t d, const monge_geometry *geoms,
+                            const monge_grid *grid, const double *const *bs, const double *w,
+                            const monge_geometry *selfg, const monge_geometry *selfy,
+                            const monge_barycenter_params *par, PyArrayObject *aa,
+                            PyArrayObject *fa, PyArrayObject *ga, PyArrayObject *ca)
+{
+    npy_intp kd[1] = {(npy_intp)K}, bd[2] = {(npy_intp)K, (npy_intp)m},
+             cd[2] = {(npy_intp)n, (npy_intp)m}, xd[2] = {(npy_intp)n, (npy_intp)d},
+             yd[2] = {(npy_intp)(K * m), (npy_intp)d};
+    const int dense = geoms && geoms[0].C != NULL, pts = geoms && !dense;
+    PyArrayObject *va = (PyArrayObject *)PyArray_SimpleNew(1, kd, NPY_FLOAT64);
+    PyArrayObject *gb = (PyArrayObject *)PyArray_SimpleNew(2, bd, NPY_FLOAT64);
+    PyArrayObject *gc = dense ? (PyArrayObject *)PyArray_SimpleNew(2, cd, NPY_FLOAT64) : NULL;
+    PyArrayObject *gx = pts ? (PyArrayObject *)PyArray_SimpleNew(2, xd, NPY_FLOAT64) : NULL;
+    PyArrayObject *gy = pts ? (PyArrayObject *)PyArray_SimpleNew(2, yd, NPY_FLOAT64) : NULL;
+    PyObject *res = NULL;
+    if (!va || !gb || (dense && !gc) || (pts && (!gx || !gy))) goto out;
+    int st;
+    double *vp = PyArray_DATA(va), *gbp = PyArray_DATA(gb);
+    const double *ap = PyArray_DATA(aa), *fp = PyArray_DATA(fa), *gp = PyArray_DATA(ga),
+                 *cp = PyArray_DATA(ca);
+    Py_BEGIN_ALLOW_THREADS
+    if (grid)
+        st = monge_barycenter_grid_loss(K, grid, bs, w, par, ap, fp, gp, cp, vp, gbp);
+    else
+        st = monge_barycenter_loss(K, geoms, bs, w, selfg, selfy, par, ap, fp, gp, cp, vp, gbp,
+                                   gc ? (double *)PyArray_DATA(gc) : NULL,
+                                   gx ? (double *)PyArray_DATA(gx) : NULL,
+                                   gy ? (double *)PyArray_DATA(gy) : NULL);
+    Py_END_ALLOW_THREADS
+    if (st != MONGE_OK && st != MONGE_ENOCONV) {
+        bind_raise_status(st, "barycenter (gradients)");
+        goto out;
+    }
+    PyObject *gys = NULL;
+    if (gy) { /* every input lives on y: the inputs' blocks add up */
+        double *y0 = PyArray_DATA(gy);
+        for (int64_t k = 1; k < K; k++)
+            for (int64_t t = 0; t < m * d; t++) y0[t] += y0[k * m * d + t];
+        npy_intp yd1[2] = {(npy_intp)m, (npy_intp)d};
+        gys = PyArray_SimpleNew(2, yd1, NPY_FLOAT64);
+        if (!gys) goto out;
+        memcpy(PyArray_DATA((PyArrayObject *)gys), y0, sizeof(double) * (size_t)(m * d));
+    }
+    res = Py_BuildValue("{s:O,s:O,s:O,s:O,s:O,s:O}", "values", va, "grad_B", gb, "grad_C",
+                        gc ? (PyObject *)gc : Py_None, "grad_x", gx ? (PyObject *)gx : Py_None,
+                        "grad_y", gys ? gys : Py_None, "sym_unconverged",
+                        st == MONGE_ENOCONV ? Py_True : Py_False);
+    Py_XDECREF(gys);
+out:
+    Py_XDECREF(va);
+    Py_XDECREF(gb);
+    Py_XDECREF(gc);
+    Py_XDECREF(gx);
+    Py_XDECREF(gy);
+    return res;
 }
 
 /* barycenter(B (K, m), weights (K,), C (n, m) or None, x (n, d) or None, y (m, d) or None, cost,
@@ -31,15 +92,15 @@ static PyObject *py_barycenter(PyObject *self, PyObject *args, PyObject *kw)
 {
     (void)self;
     static char *kwlist[] = {"B", "weights", "C", "x", "y", "cost", "p", "lam", "eps", "tol",
-                             "max_iter", "debiased", "nthreads", "callback", NULL};
+                             "max_iter", "debiased", "nthreads", "callback", "grad", NULL};
     PyObject *Bo, *wo, *C = Py_None, *x = Py_None, *y = Py_None, *callback = Py_None;
     const char *cost = "sqeuclidean";
     double p = 2.0, lam = 1.0, eps = 0.1, tol = 1e-6;
     long long max_iter = 10000;
-    int debiased = 0, nthreads = 0;
-    if (!PyArg_ParseTupleAndKeywords(args, kw, "OO|OOOsddddLpiO", kwlist, &Bo, &wo, &C, &x, &y,
+    int debiased = 0, nthreads = 0, grad = 0;
+    if (!PyArg_ParseTupleAndKeywords(args, kw, "OO|OOOsddddLpiOp", kwlist, &Bo, &wo, &C, &x, &y,
                                      &cost, &p, &lam, &eps, &tol, &max_iter, &debiased, &nthreads,
-                                     &callback))
+                                     &callback, &grad))
         return NULL;
     if (callback != Py_None && !PyCallable_Check(callback)) {
         PyErr_SetString(PyExc_TypeError, "callback: must be callable");
@@ -59,7 +120,11 @@ static PyObject *py_barycenter(PyObject *self, PyObject *args, PyObject *kw)
                                           "the size of the inputs' support");
         goto out;
     }
-    monge_geometry selfg = bg.geoms[0];
+    monge_geometry selfg = bg.geoms[0], selfy = bg.geoms[0];
+    if (!bg.C) { /* the inputs' support with itself (the debiased loss) */
+        selfy.n = m;
+        selfy.x = selfy.y;
+    }
     if (debiased) {
         if (bg.C) {
             if (n != m) {
@@ -107,7 +172,22 @@ static PyObject *py_barycenter(PyObject *self, PyObject *args, PyObject *kw)
                           &par, (double *)PyArray_DATA(aa), (double *)PyArray_DATA(fa),
                           (double *)PyArray_DATA(ga), (double *)PyArray_DATA(ca), &err, &it);
     Py_END_ALLOW_THREADS
-    result = bary_result(st, &pctx, aa, fa, ga, ca, err, it);
+    PyObject *grads = NULL;
+    if (grad && (st == MONGE_OK || st == MONGE_ENOCONV)) {
+        monge_geometry *sy = NULL;
+        if (debiased && !(sy = PyMem_Calloc((size_t)K, sizeof *sy))) {
+            PyErr_NoMemory();
+            goto out;
+        }
+        for (int64_t k = 0; debiased && k < K; k++) sy[k] = selfy;
+        grads = bary_grads(K, n, m, bg.C ? 0 : bg.geoms[0].d, geoms, NULL, bs,
+                           (const double *)PyArray_DATA(wa), debiased ? &selfg : NULL, sy, &par,
+                           aa, fa, ga, ca);
+        PyMem_Free(sy);
+        if (!grads) goto out;
+    }
+    result = bary_result(st, &pctx, aa, fa, ga, ca, err, it, grads);
+    Py_XDECREF(grads);
 out:
     bind_batch_geom_free(&bg);
     PyMem_Free(geoms);
@@ -229,13 +309,13 @@ static PyObject *py_barycenter_grid(PyObject *self, PyObject *args, PyObject *kw
 {
     (void)self;
     static char *kwlist[] = {"B", "weights", "coords", "lens", "eps", "tol", "max_iter",
-                             "debiased", "nthreads", "callback", NULL};
+                             "debiased", "nthreads", "callback", "grad", NULL};
     PyObject *Bo, *wo, *co, *lo, *callback = Py_None;
     double eps = 0.1, tol = 1e-6;
     long long max_iter = 10000;
-    int debiased = 0, nthreads = 0;
-    if (!PyArg_ParseTupleAndKeywords(args, kw, "OOOO|ddLpiO", kwlist, &Bo, &wo, &co, &lo, &eps,
-                                     &tol, &max_iter, &debiased, &nthreads, &callback))
+    int debiased = 0, nthreads = 0, grad = 0;
+    if (!PyArg_ParseTupleAndKeywords(args, kw, "OOOO|ddLpiOp", kwlist, &Bo, &wo, &co, &lo, &eps,
+                                     &tol, &max_iter, &debiased, &nthreads, &callback, &grad))
         return NULL;
     if (callback != Py_None && !PyCallable_Check(callback)) {
         PyErr_SetString(PyExc_TypeError, "callback: must be callable");
@@ -301,7 +381,14 @@ static PyObject *py_barycenter_grid(PyObject *self, PyObject *args, PyObject *kw
                                (double *)PyArray_DATA(aa), (double *)PyArray_DATA(fa),
                                (double *)PyArray_DATA(ga), (double *)PyArray_DATA(lca), &err, &it);
     Py_END_ALLOW_THREADS
-    result = bary_result(st, &pctx, aa, fa, ga, lca, err, it);
+    PyObject *grads = NULL;
+    if (grad && (st == MONGE_OK || st == MONGE_ENOCONV)) {
+        grads = bary_grads(K, n, n, 0, NULL, &grid, bs, (const double *)PyArray_DATA(wa), NULL,
+                           NULL, &par, aa, fa, ga, lca);
+        if (!grads) goto out;
+    }
+    result = bary_result(st, &pctx, aa, fa, ga, lca, err, it, grads);
+    Py_XDECREF(grads);
 out:
     PyMem_Free(bs);
     Py_XDECREF(Ba);

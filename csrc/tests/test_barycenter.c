@@ -418,6 +418,104 @@ static void test_grid(void)
               MONGE_EINVAL, "grid: too many axes");
 }
 
+/* The loss at a solution and its gradients (monge_barycenter_loss) against central differences of
+ * the loss re-solved: in b (along the simplex), in x and in y_0 (online, plain), and in b with the
+ * debiased loss; then its argument checks. */
+static double loss_at(const monge_geometry *g, const double *const *bs, const double *lam,
+                      const monge_geometry *self, const monge_geometry *sy,
+                      const monge_barycenter_params *par)
+{
+    double a[N], f[KIN * N], gg[M0 + M1], lc[N], v[KIN];
+    int st = monge_barycenter(KIN, g, bs, lam, self, par, a, f, gg, lc, NULL, NULL);
+    int ls = monge_barycenter_loss(KIN, g, bs, lam, self, sy, par, a, f, gg, lc, v, NULL, NULL,
+                                   NULL, NULL);
+    CHECK(st == MONGE_OK && ls == MONGE_OK, "loss_at: %d %d", st, ls);
+    return lam[0] * v[0] + lam[1] * v[1];
+}
+
+static void test_loss_gradients(void)
+{
+    double x[N * D], y0[M0 * D], bb0[M0], bb1[M1];
+    memcpy(x, xs, sizeof x);
+    memcpy(y0, y0s, sizeof y0);
+    memcpy(bb0, b0, sizeof bb0);
+    for (int j = 0; j < M1; j++) bb1[j] = 1.0 / M1;
+    monge_geometry g[KIN], self, sy[KIN];
+    g[0] = (monge_geometry){.n = N, .m = M0, .dtype = MONGE_F64, .x = x, .y = y0, .d = D,
+                            .cost = MONGE_COST_SQEUCLIDEAN};
+    g[1] = g[0];
+    g[1].m = M1;
+    g[1].y = y1s;
+    self = g[0];
+    self.m = N;
+    self.y = x;
+    for (int k = 0; k < KIN; k++) {
+        sy[k] = g[k];
+        sy[k].n = g[k].m;
+        sy[k].x = g[k].y;
+    }
+    const double *bs[KIN] = {bb0, bb1};
+    const double lam[KIN] = {0.3, 0.7};
+    monge_barycenter_params par;
+    monge_barycenter_params_init(&par);
+    par.eps = 0.05;
+    par.max_iter = 1000000;
+    for (int deb = 0; deb < 2; deb++) {
+        par.debiased = deb;
+        par.tol = deb ? 1e-9 : 1e-13;
+        double a[N], f[KIN * N], gg[M0 + M1], lc[N], v[KIN], gb[M0 + M1], gx[N * D],
+            gy[(M0 + M1) * D];
+        int st = monge_barycenter(KIN, g, bs, lam, &self, &par, a, f, gg, lc, NULL, NULL);
+        int ls = monge_barycenter_loss(KIN, g, bs, lam, &self, sy, &par, a, f, gg, lc, v, gb,
+                                       NULL, gx, gy);
+        CHECK(st == MONGE_OK && ls == MONGE_OK, "loss (debiased %d): %d %d", deb, st, ls);
+        const double h = 1e-5, rel = deb ? 1e-4 : 1e-6;
+        /* b_0 along a tangent direction (zero sum) */
+        double dir[M0], an = 0;
+        for (int j = 0; j < M0; j++) dir[j] = b0[j] * ((j % 2) - 0.5);
+        double sd = 0;
+        for (int j = 0; j < M0; j++) sd += dir[j];
+        for (int j = 0; j < M0; j++) dir[j] -= b0[j] * sd;
+        for (int j = 0; j < M0; j++) an += gb[j] * dir[j];
+        for (int j = 0; j < M0; j++) bb0[j] = b0[j] + h * dir[j];
+        double lp = loss_at(g, bs, lam, &self, sy, &par);
+        for (int j = 0; j < M0; j++) bb0[j] = b0[j] - h * dir[j];
+        double lm = loss_at(g, bs, lam, &self, sy, &par);
+        memcpy(bb0, b0, sizeof bb0);
+        CHECK(fabs(an - (lp - lm) / (2 * h)) <= rel * fabs(an) + 1e-10, "d/db (deb %d): %g vs %g",
+              deb, an, (lp - lm) / (2 * h));
+        if (deb) continue;
+        /* one coordinate of x and one of y_0 */
+        x[3] += h;
+        lp = loss_at(g, bs, lam, &self, sy, &par);
+        x[3] -= 2 * h;
+        lm = loss_at(g, bs, lam, &self, sy, &par);
+        x[3] += h;
+        CHECK(fabs(gx[3] - (lp - lm) / (2 * h)) <= rel * fabs(gx[3]) + 1e-10, "d/dx: %g vs %g",
+              gx[3], (lp - lm) / (2 * h));
+        y0[4] += h;
+        lp = loss_at(g, bs, lam, &self, sy, &par);
+        y0[4] -= 2 * h;
+        lm = loss_at(g, bs, lam, &self, sy, &par);
+        y0[4] += h;
+        CHECK(fabs(gy[4] - (lp - lm) / (2 * h)) <= rel * fabs(gy[4]) + 1e-10, "d/dy: %g vs %g",
+              gy[4], (lp - lm) / (2 * h));
+    }
+    /* argument checks: no potentials; grad_C on online geometries; debiased without selfy */
+    double a[N], f[KIN * N], gg[M0 + M1], lc[N], v[KIN], gC[N * M0];
+    par.debiased = 0;
+    par.tol = 1e-6;
+    CHECK(monge_barycenter(KIN, g, bs, lam, NULL, &par, a, f, gg, lc, NULL, NULL) == MONGE_OK,
+          "loss setup");
+    CHECK(monge_barycenter_loss(KIN, g, bs, lam, NULL, NULL, &par, a, NULL, gg, lc, v, NULL, NULL,
+                                NULL, NULL) == MONGE_EINVAL, "loss: f NULL");
+    CHECK(monge_barycenter_loss(KIN, g, bs, lam, NULL, NULL, &par, a, f, gg, lc, v, NULL, gC,
+                                NULL, NULL) == MONGE_EINVAL, "loss: grad_C online");
+    par.debiased = 1;
+    CHECK(monge_barycenter_loss(KIN, g, bs, lam, &self, NULL, &par, a, f, gg, lc, v, NULL, NULL,
+                                NULL, NULL) == MONGE_EINVAL, "loss: debiased without selfy");
+}
+
 int main(void)
 {
     setup();
@@ -428,5 +526,6 @@ int main(void)
     test_arguments_and_status();
     test_free_support();
     test_grid();
+    test_loss_gradients();
     return REPORT();
 }

@@ -59,6 +59,18 @@ class BarycenterResult:
         iterations (each one projection onto every constraint)
     converged
         error <= tol
+    value, values, grad_B, grad_C, grad_x, grad_y
+        with ``grad=True`` (None otherwise): the barycenter loss ``sum_k weights_k values[k]`` at
+        the solution and its gradients (envelope theorem: a and the plans are optimal, so only
+        the explicit dependence counts).  ``values[k]`` is OT_eps(a, b_k) = min <P, C> + eps
+        sum P (log P - 1), the objective the iterations minimise, or with ``debiased`` the
+        Sinkhorn divergence S_eps(a, b_k) of Janati et al. (2020), whose weighted sum the
+        debiased barycenter minimises; it is also d value / d weights_k.  ``grad_B`` (K, m):
+        d value / d b_k for the normalised histograms, on the simplex (mean 0 over each
+        support; ``-inf`` where b_kj = 0 without ``debiased``, the entropy's slope there).
+        ``grad_C`` (n, m) for a cost matrix; ``grad_x`` (n, d), ``grad_y`` (m, d) for point
+        clouds (when x is not given the barycenter lives on y, and ``grad_y`` holds both parts,
+        ``grad_x`` None); none for a grid
 
     Examples
     --------
@@ -77,11 +89,32 @@ class BarycenterResult:
     error: float
     n_iter: int
     converged: bool
+    value: float | None = None
+    values: np.ndarray | None = None
+    grad_B: np.ndarray | None = None
+    grad_C: np.ndarray | None = None
+    grad_x: np.ndarray | None = None
+    grad_y: np.ndarray | None = None
+
+
+def _grads(r, out_shape=None, merge_x=False):
+    """The gradient fields of a BarycenterResult from the binding's dict (grad=True)."""
+    gd = r["grads"]
+    if gd is None:
+        return {}
+    if gd["sym_unconverged"]:
+        warnings.warn("barycenter: a symmetric solve of the debiased loss did not reach tol; "
+                      "value and gradients are approximate", ConvergenceWarning, stacklevel=3)
+    gB = gd["grad_B"] if out_shape is None else gd["grad_B"].reshape((-1,) + tuple(out_shape))
+    gx, gy = gd["grad_x"], gd["grad_y"]
+    if merge_x and gx is not None:
+        gy, gx = gy + gx, None
+    return dict(values=gd["values"], grad_B=gB, grad_C=gd["grad_C"], grad_x=gx, grad_y=gy)
 
 
 def barycenter(B, C=None, *, x=None, y=None, grid=None, weights=None, eps, cost="sqeuclidean",
                p=2.0, lam=1.0, debiased=False, tol=1e-6, max_iter=10000, callback=None,
-               nthreads=None):
+               nthreads=None, grad=False):
     """Entropic Wasserstein barycenter of histograms on a common support, on a fixed support.
 
     Parameters
@@ -120,6 +153,10 @@ def barycenter(B, C=None, *, x=None, y=None, grid=None, weights=None, eps, cost=
         Called every iteration; returning True stops (converged=False, no warning).
     nthreads : int, optional
         Threads of the kernels (default: monge.get_num_threads()).
+    grad : bool
+        Also the barycenter loss and its gradients in the histograms, the weights and the
+        cost (a matrix C, or the points x and y); see :class:`BarycenterResult`.  The debiased
+        loss solves one more symmetric problem per input.
 
     Returns
     -------
@@ -133,6 +170,13 @@ def barycenter(B, C=None, *, x=None, y=None, grid=None, weights=None, eps, cost=
     >>> r = monge.barycenter(B, y=x, eps=0.01)
     >>> r.converged, r.a.round(2).tolist()        # at the midpoint, blurred a little by eps
     (True, [0.0, 0.0, 1.0, 0.0, 0.0])
+
+    The loss and its gradients: each input is 0.5 away, so each Sinkhorn divergence is 0.5^2, and
+    moving an input's point towards the middle lowers the loss at rate 0.5
+
+    >>> r = monge.barycenter(B, y=x, eps=0.01, debiased=True, grad=True)
+    >>> round(r.value, 6), r.values.round(6).tolist(), r.grad_y.ravel().round(3).tolist()
+    (0.25, [0.25, 0.25], [-0.5, -0.0, 0.0, 0.0, 0.5])
     """
     if grid is not None:
         if C is not None or x is not None or y is not None:
@@ -169,18 +213,20 @@ def barycenter(B, C=None, *, x=None, y=None, grid=None, weights=None, eps, cost=
         raise TypeError(f"debiased: expected a bool, got {type(debiased).__name__}")
     if callback is not None and not callable(callback):
         raise TypeError("callback: must be callable")
+    if not isinstance(grad, (bool, np.bool_)):
+        raise TypeError(f"grad: expected a bool, got {type(grad).__name__}")
     nth = 0 if nthreads is None else integer("nthreads", nthreads, minimum=1)
     if grid is not None:
         r = _core.barycenter_grid(B, w, np.concatenate(axes), np.array(shape, np.int64), eps=eps,
                                   tol=tol, max_iter=max_iter, debiased=bool(debiased),
-                                  nthreads=nth, callback=callback)
+                                  nthreads=nth, callback=callback, grad=bool(grad))
         converged = not r["unconverged"] and not r["stopped"]
         if r["unconverged"]:
             warn_unconverged("barycenter", converged, r["error"], r["n_iter"], tol, False)
         a = r["a"] if out_shape is None else r["a"].reshape(out_shape)
-        return BarycenterResult(a=a, f=r["f"], g=r["g"], logc=r["logc"], error=float(r["error"]),
-                                n_iter=int(r["n_iter"]), converged=converged)
+        return _result(r, a, w, converged, out_shape=out_shape)
     kw = {}
+    x_given = x
     if C is not None:
         if x is not None or y is not None:
             raise ValueError("C, x, y: give either C or point clouds (y, and optionally x), not both")
@@ -205,12 +251,18 @@ def barycenter(B, C=None, *, x=None, y=None, grid=None, weights=None, eps, cost=
         kw.update(x=x.astype(dt, copy=False), y=y.astype(dt, copy=False),
                   cost=choice("cost", cost, COSTS), p=float(p), lam=float(lam))
     r = _core.barycenter(B, w, eps=eps, tol=tol, max_iter=max_iter, debiased=bool(debiased),
-                         nthreads=nth, callback=callback, **kw)
+                         nthreads=nth, callback=callback, grad=bool(grad), **kw)
     converged = not r["unconverged"] and not r["stopped"]
     if r["unconverged"]:
         warn_unconverged("barycenter", converged, r["error"], r["n_iter"], tol, False)
-    return BarycenterResult(a=r["a"], f=r["f"], g=r["g"], logc=r["logc"], error=float(r["error"]),
-                            n_iter=int(r["n_iter"]), converged=converged)
+    return _result(r, r["a"], w, converged, merge_x=C is None and x_given is None)
+
+
+def _result(r, a, w, converged, out_shape=None, merge_x=False):
+    g = _grads(r, out_shape, merge_x)
+    value = float(w @ g["values"]) if g else None
+    return BarycenterResult(a=a, f=r["f"], g=r["g"], logc=r["logc"], error=float(r["error"]),
+                            n_iter=int(r["n_iter"]), converged=converged, value=value, **g)
 
 
 @dataclass

@@ -29,6 +29,7 @@ import numpy as np
 
 from . import _core
 from .align import options as _align_options
+from .barycenter import barycenter as _np_barycenter
 from .align import prepare as _align_prepare
 from .align import warn_unconverged as _align_warn
 from .ctc import prepare as _ctc_prepare
@@ -39,7 +40,7 @@ from .losses import sinkhorn_divergence as _np_divergence
 from .sinkhorn import sinkhorn as _np_sinkhorn
 
 __all__ = ["sinkhorn", "sinkhorn_divergence", "monge_gap", "ctc_loss", "align", "SinkhornLoss",
-           "gromov_wasserstein2"]
+           "gromov_wasserstein2", "barycenter_loss"]
 
 
 def _np(t, name):
@@ -396,6 +397,107 @@ def gromov_wasserstein2(C1=None, C2=None, p=None, q=None, *, x=None, y=None, M=N
     if M is not None:
         kwargs = dict(kwargs, alpha=alpha)
     return _Gromov.apply(C1, C2, p, q, M, kwargs, wanted)[0]
+
+
+class _Barycenter(torch.autograd.Function):
+    """The barycenter loss and its envelope gradients wrt B, weights, C (or x, y)."""
+
+    @staticmethod
+    def forward(B, weights, C, x, y, kwargs, wanted):
+        Bn = _np(B, "B")
+        if np.any(Bn < 0):
+            raise ValueError("B: histograms must be non-negative")
+        r = _np_barycenter(Bn, _np(C, "C"), x=_np(x, "x"), y=_np(y, "y"),
+                           weights=_np(weights, "weights"), grad=True, **kwargs)
+        gs = {}
+        if "B" in wanted:
+            # rows divided by their sums inside: d/dB = (G - <G, b>) / s, the inner product over
+            # the support (the plain loss's -inf where b = 0 stays -inf)
+            flat = Bn.reshape(len(Bn), -1)
+            s = flat.sum(axis=1, keepdims=True)
+            b, G = flat / s, r.grad_B.reshape(flat.shape)
+            inner = np.where(b > 0, G * b, 0.0).sum(axis=1, keepdims=True)
+            gs["B"] = ((G - inner) / s).reshape(Bn.shape)
+        if "weights" in wanted:
+            w = _np(weights, "weights")
+            lam = w / w.sum()
+            gs["weights"] = (r.values - lam @ r.values) / w.sum()
+        gs["C"], gs["x"], gs["y"] = r.grad_C, r.grad_x, r.grad_y
+        value = torch.as_tensor(r.value, dtype=B.dtype, device=B.device)
+        empty = B.new_zeros(0)
+        return (value,) + tuple(_back(gs[k], B) if k in wanted else empty
+                                for k in ("B", "weights", "C", "x", "y"))
+
+    @staticmethod
+    def setup_context(ctx, inputs, output):
+        B, weights, C, x, y, _, wanted = inputs
+        ctx.mark_non_differentiable(*output[1:])
+        gs = [g if k in wanted else None
+              for k, g in zip(("B", "weights", "C", "x", "y"), output[1:])]
+        ctx.batched = False
+        _save(ctx, gs, [t for t in (B, weights, C, x, y) if t is not None])
+
+    @staticmethod
+    def backward(ctx, grad_out, *unused):
+        return _backward(ctx, grad_out) + (None,)
+
+
+def barycenter_loss(B, weights=None, C=None, *, x=None, y=None, **kwargs):
+    """The fixed-support barycenter loss as a differentiable tensor.
+
+    The ``value`` of :func:`monge.barycenter` with ``grad=True`` (see it and
+    :class:`monge.BarycenterResult`: sum_k weights_k OT_eps(a, b_k) at the barycenter a, or with
+    ``debiased=True`` the weighted Sinkhorn divergences), differentiable with respect to the
+    histograms B, the weights, the cost matrix C and the points x, y: the gradients are those at
+    the returned barycenter and plans held fixed (envelope theorem), computed by the C core.  B's
+    rows and the weights are divided by their sums inside, and the gradients go through that
+    division.  Without ``debiased`` the slope is -inf at a zero entry of B (the entropy's).
+    First order only.
+
+    Parameters
+    ----------
+    B : torch.Tensor, shape (K, m)
+        The input histograms, non-negative, float32 or float64 (solved in float64; the result
+        follows B's dtype and device).
+    weights : torch.Tensor, shape (K,), optional
+        Non-negative weights of the inputs (uniform when omitted).
+    C : torch.Tensor, shape (n, m), optional
+        Cost between the barycenter's support and the inputs'.
+    x, y : torch.Tensor, shapes (n, d), (m, d), optional
+        Instead of C: the supports as points (x defaults to y; the gradient in y then holds
+        both roles).
+    **kwargs
+        Further options of :func:`monge.barycenter` (eps, grid, cost, debiased, tol, ...);
+        `grad` is set here.
+
+    Returns
+    -------
+    torch.Tensor
+        The loss, a scalar.
+
+    Raises
+    ------
+    TypeError, ValueError
+        From :func:`monge.barycenter`'s checks.
+
+    Examples
+    --------
+    >>> import torch, monge.torch as mt
+    >>> y = torch.linspace(0, 1, 5, dtype=torch.float64)[:, None]
+    >>> B = torch.tensor([[1.0, 1, 0, 0, 0], [0, 0, 0, 1, 1]], dtype=torch.float64)
+    >>> w = torch.tensor([0.5, 0.5], dtype=torch.float64, requires_grad=True)
+    >>> loss = mt.barycenter_loss(B, w, y=y, eps=0.05, debiased=True)
+    >>> loss.backward(); round(float(w.grad[0] + w.grad[1]), 12)     # the weights' simplex
+    0.0
+    """
+    if "grad" in kwargs:
+        raise TypeError("barycenter_loss: 'grad' is set by the bridge")
+    if x is not None and y is None:
+        raise ValueError("y: the inputs' support is required with x")
+    wanted = _wants(("B", B), ("weights", weights), ("C", C), ("x", x), ("y", y))
+    if not isinstance(B, torch.Tensor):
+        raise TypeError(f"B: expected a torch.Tensor, got {type(B).__name__}")
+    return _Barycenter.apply(B, weights, C, x, y, kwargs, wanted)[0]
 
 
 class SinkhornLoss(torch.nn.Module):

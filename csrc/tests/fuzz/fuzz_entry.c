@@ -383,6 +383,25 @@ static void fz_barycenter(src *s)
                               &it);
     expect(known(st), "barycenter status");
     if (st == MONGE_OK) expect(all_finite(a, n) && isfinite(err), "barycenter OK but non-finite");
+    if (st == MONGE_OK || st == MONGE_ENOCONV) {
+        /* the loss and its gradients at that state; each input's support with itself (online) or
+           the n x n matrix (dense: a shape mismatch must come back as MONGE_EINVAL) */
+        monge_geometry sy[3];
+        for (int64_t k = 0; k < K; k++) {
+            sy[k] = online ? g[k] : self;
+            if (online) {
+                sy[k].n = m[k];
+                sy[k].x = y[k];
+            }
+        }
+        double vals[3], gb[18], gC[36], gx[12], gy[36];
+        const int same_m = !online && (K < 2 || m[1] == m[0]) && (K < 3 || m[2] == m[0]);
+        int ls = monge_barycenter_loss(K, g, bs, lam, &self, sy, &par, a, f, gg, lc, vals, gb,
+                                       same_m && u8(s) < 200 ? gC : NULL, online ? gx : NULL,
+                                       online ? gy : NULL);
+        expect(known(ls), "barycenter loss status");
+        if (ls == MONGE_OK) expect(all_finite(vals, K), "barycenter loss OK but non-finite");
+    }
     /* the same histograms on a grid of n points: 1 to 3 axes whose lengths multiply to n */
     {
         int64_t len[3] = {n, 1, 1}, dgrid = 1 + u8(s) % 3;
