@@ -7,7 +7,7 @@ barycenter_debiased), side by side.
     python benchmarks/barycenter.py --debiased adds the debiased barycenter (slow: see below)
     python benchmarks/barycenter.py --grid     K = 10 histograms on 64 x 64 and 128 x 128 grids:
                                                the separable (convolutional) kernel against POT's
-                                               convolutional_barycenter2d
+                                               convolutional_barycenter2d and OTT-JAX's Grid
 
 Inputs: K = 3 histograms on a regular grid in [0, 1]^d (Gaussian mixtures, seeded), weights
 (0.2, 0.3, 0.5), squared Euclidean cost (max 1 in 1-D, 2 in 2-D), eps = 1e-2 and 3e-3.  Each
@@ -17,6 +17,12 @@ contender runs with its own stopping rule:
   POT sinkhorn_log stopThr 1e-6 on POT's own rule (a change of the barycenter between checks),
                    numItermax 20000 (5000 debiased)
   POT sinkhorn     the kernel-domain default (not stable at small eps), same rule
+  OTT-JAX          ott.solvers.linear.discrete_barycenter.FixedBarycenter (when installed), log
+                   domain, float64, jit-compiled (the first call, which compiles, is shown apart
+                   in the solver's name and not timed), threshold 1e-6 on its own rule (the mean
+                   over inputs of the L1 marginal error, checked every 10 iterations),
+                   max_iterations 20000; a dense Geometry, or on grids ott.geometry.grid.Grid
+                   (its separable kernel)
 The debiased barycenter's equation c (K c) = a is a deconvolution that both libraries solve by a
 multiplicative fixed point converging sublinearly: on these grids it needs far more iterations than
 the plain barycenter, so its cases only run with --debiased; POT's debiased runs are capped at 5000
@@ -42,7 +48,35 @@ import ot  # noqa: E402
 
 import monge  # noqa: E402
 
+try:
+    import jax
+    import jax.numpy as jnp
+    from ott.geometry import geometry as ott_geometry
+    from ott.geometry import grid as ott_grid
+    from ott.problems.linear import barycenter_problem as ott_bp
+    from ott.solvers.linear import discrete_barycenter as ott_db
+    jax.config.update("jax_enable_x64", True)
+except ImportError:
+    jax = None
+
 WEIGHTS = np.array([0.2, 0.3, 0.5])
+
+
+def ott_contender(fns, geom, B, w, debiased=False):
+    """Adds OTT-JAX's FixedBarycenter on `geom` to fns, jit-compiled (compiled here, untimed)."""
+    if jax is None:
+        return
+    import time
+
+    solver = ott_db.FixedBarycenter(threshold=1e-6, max_iterations=20000, lse_mode=True,
+                                    debiased=debiased)
+    fn = jax.jit(lambda Bj: solver(ott_bp.FixedBarycenterProblem(geom, Bj, jnp.asarray(w))
+                                   ).histogram)
+    Bj = jnp.asarray(B)
+    t0 = time.perf_counter()
+    np.asarray(fn(Bj))                         # compiles
+    first = time.perf_counter() - t0
+    fns[f"OTT-JAX (jit; first call {fmt_time(first)})"] = lambda: np.asarray(fn(Bj))
 
 
 def grid(side, d):
@@ -84,6 +118,9 @@ def case(side, d, eps, debiased):
         if not debiased:
             fns[f"POT sinkhorn {thr:g}"] = lambda thr=thr: pot(
                 B.T, C, eps, WEIGHTS, method="sinkhorn", numItermax=20000, stopThr=thr)
+    if jax is not None:
+        ott_contender(fns, ott_geometry.Geometry(cost_matrix=jnp.asarray(C), epsilon=eps), B,
+                      WEIGHTS, debiased)
     t = interleaved(fns, repeats=3, warmup=0, min_total=1.0, max_repeats=7)
     base = np.abs(t["monge (dense C)"].result - ref.a).sum()
     rows = []
@@ -121,6 +158,8 @@ def grid_case(side, eps, K=10):
                Bs, eps, w, method="sinkhorn_log", stopThr=1e-7, numItermax=20000).ravel(),
            "POT sinkhorn 1e-06": lambda: ot.bregman.convolutional_barycenter2d(
                Bs, eps, w, stopThr=1e-6, numItermax=20000).ravel()}
+    if jax is not None:
+        ott_contender(fns, ott_grid.Grid(x=[jnp.asarray(t), jnp.asarray(t)], epsilon=eps), B, w)
     big = side >= 128
     t_ = interleaved(fns, repeats=1 if big else 2, warmup=0, min_total=0 if big else 1.0,
                      max_repeats=1 if big else 5)
@@ -150,7 +189,7 @@ def main(argv=None):
                     help="results file (default benchmarks/results/barycenter-DATE.json)")
     args = ap.parse_args(argv)
     return recorded("barycenter-grid" if args.grid else "barycenter", "barycenter.py", argv,
-                    ["numpy", "ot", "monge"],
+                    ["numpy", "ot", "monge", "jax", "ott"],
                     "generated (Gaussian-mixture histograms on regular grids, seed 0)",
                     lambda record: run(args), out=args.out, quick=args.quick)
 
@@ -158,7 +197,7 @@ def main(argv=None):
 def run(args):
     section("machine")
     print(f"cpu: {cpu_model()}; usable cpus: {usable_cpus()}; load: {load_average()}")
-    print(f"versions: {versions(['numpy', 'ot', 'monge'])}; monge threads "
+    print(f"versions: {versions(['numpy', 'ot', 'monge', 'jax', 'ott'])}; monge threads "
           f"{monge.get_num_threads()}")
     cases = [(50, 1, 1e-2, False)] if args.quick else [
         (400, 1, 1e-2, False), (400, 1, 3e-3, False), (20, 2, 1e-2, False),
@@ -170,12 +209,14 @@ def run(args):
         head[4] = "its time / monge's (grid)"
         gcases = [(32, 0.004)] if args.quick else [(64, 0.004), (64, 0.001), (128, 0.004)]
         for side, eps in gcases:
-            rows += grid_case(side, eps)
-            print(markdown_table(head, rows[-4:]), flush=True)
+            new = grid_case(side, eps)
+            rows += new
+            print(markdown_table(head, new), flush=True)
         cases = []
     for side, d, eps, deb in cases:
-        rows += case(side, d, eps, deb)
-        print(markdown_table(head, rows[-(3 if deb else 4):]), flush=True)
+        new = case(side, d, eps, deb)
+        rows += new
+        print(markdown_table(head, new), flush=True)
     section("summary")
     print(markdown_table(head, rows))
     print(f"\nload at the end: {load_average()}")
