@@ -22,7 +22,8 @@ contender runs with its own stopping rule:
                    in the solver's name and not timed), threshold 1e-6 on its own rule (the mean
                    over inputs of the L1 marginal error, checked every 10 iterations),
                    max_iterations 20000; a dense Geometry, or on grids ott.geometry.grid.Grid
-                   (its separable kernel)
+                   (its separable kernel); timed in a child process after the others (XLA
+                   changes process-wide state that could bias the contenders beside it)
 The debiased barycenter's equation c (K c) = a is a deconvolution that both libraries solve by a
 multiplicative fixed point converging sublinearly: on these grids it needs far more iterations than
 the plain barycenter, so its cases only run with --debiased; POT's debiased runs are capped at 5000
@@ -41,42 +42,66 @@ import warnings
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from _common import (cpu_model, fmt_time, interleaved, load_average, markdown_table,  # noqa: E402
-                     recorded, section, usable_cpus, versions)
+from _common import (Timing, cpu_model, fmt_time, interleaved, load_average,  # noqa: E402
+                     markdown_table, recorded, section, usable_cpus, versions)
 
 import ot  # noqa: E402
 
 import monge  # noqa: E402
 
 try:
+    import ott  # noqa: F401  (OTT-JAX runs in a child process: see ott_contender)
+    HAVE_OTT = True
+except ImportError:
+    HAVE_OTT = False
+
+WEIGHTS = np.array([0.2, 0.3, 0.5])
+
+
+def _ott_child(geom_kind, geom_arg, B, w, eps, debiased, repeats):
+    """In a fresh process: OTT-JAX's FixedBarycenter, jit-compiled; (first call's time, the timed
+    calls' times, the last histogram)."""
+    import time
+
     import jax
+    jax.config.update("jax_enable_x64", True)
     import jax.numpy as jnp
     from ott.geometry import geometry as ott_geometry
     from ott.geometry import grid as ott_grid
     from ott.problems.linear import barycenter_problem as ott_bp
     from ott.solvers.linear import discrete_barycenter as ott_db
-    jax.config.update("jax_enable_x64", True)
-except ImportError:
-    jax = None
 
-WEIGHTS = np.array([0.2, 0.3, 0.5])
-
-
-def ott_contender(fns, geom, B, w, debiased=False):
-    """Adds OTT-JAX's FixedBarycenter on `geom` to fns, jit-compiled (compiled here, untimed)."""
-    if jax is None:
-        return
-    import time
-
+    geom = (ott_geometry.Geometry(cost_matrix=jnp.asarray(geom_arg), epsilon=eps)
+            if geom_kind == "dense" else
+            ott_grid.Grid(x=[jnp.asarray(a) for a in geom_arg], epsilon=eps))
     solver = ott_db.FixedBarycenter(threshold=1e-6, max_iterations=20000, lse_mode=True,
                                     debiased=debiased)
     fn = jax.jit(lambda Bj: solver(ott_bp.FixedBarycenterProblem(geom, Bj, jnp.asarray(w))
                                    ).histogram)
     Bj = jnp.asarray(B)
     t0 = time.perf_counter()
-    np.asarray(fn(Bj))                         # compiles
+    out = np.asarray(fn(Bj))                   # compiles
     first = time.perf_counter() - t0
-    fns[f"OTT-JAX (jit; first call {fmt_time(first)})"] = lambda: np.asarray(fn(Bj))
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        out = np.asarray(fn(Bj))
+        times.append(time.perf_counter() - t0)
+    return first, times, out
+
+
+def ott_contender(t, geom_kind, geom_arg, B, w, eps, debiased=False, repeats=3):
+    """Adds OTT-JAX's row to the timings t: run in a child process, after the others, because
+    XLA changes process-wide state (its threads, the floating-point mode) that could speed up or
+    slow down the contenders sharing its process."""
+    if not HAVE_OTT:
+        return
+    import multiprocessing as mp
+
+    with mp.get_context("spawn").Pool(1) as pool:
+        first, times, out = pool.apply(_ott_child, (geom_kind, geom_arg, B, w, eps, debiased,
+                                                    repeats))
+    t[f"OTT-JAX (jit, own process; first call {fmt_time(first)})"] = Timing(times, out, [])
 
 
 def grid(side, d):
@@ -118,10 +143,8 @@ def case(side, d, eps, debiased):
         if not debiased:
             fns[f"POT sinkhorn {thr:g}"] = lambda thr=thr: pot(
                 B.T, C, eps, WEIGHTS, method="sinkhorn", numItermax=20000, stopThr=thr)
-    if jax is not None:
-        ott_contender(fns, ott_geometry.Geometry(cost_matrix=jnp.asarray(C), epsilon=eps), B,
-                      WEIGHTS, debiased)
     t = interleaved(fns, repeats=3, warmup=0, min_total=1.0, max_repeats=7)
+    ott_contender(t, "dense", C, B, WEIGHTS, eps, debiased)
     base = np.abs(t["monge (dense C)"].result - ref.a).sum()
     rows = []
     for k, v in t.items():
@@ -158,11 +181,10 @@ def grid_case(side, eps, K=10):
                Bs, eps, w, method="sinkhorn_log", stopThr=1e-7, numItermax=20000).ravel(),
            "POT sinkhorn 1e-06": lambda: ot.bregman.convolutional_barycenter2d(
                Bs, eps, w, stopThr=1e-6, numItermax=20000).ravel()}
-    if jax is not None:
-        ott_contender(fns, ott_grid.Grid(x=[jnp.asarray(t), jnp.asarray(t)], epsilon=eps), B, w)
     big = side >= 128
     t_ = interleaved(fns, repeats=1 if big else 2, warmup=0, min_total=0 if big else 1.0,
                      max_repeats=1 if big else 5)
+    ott_contender(t_, "grid", [t, t], B, w, eps, repeats=1 if big else 2)
     base = np.abs(t_["monge (grid)"].result - ref).sum()
     rows = []
     for k, v in t_.items():
