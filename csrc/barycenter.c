@@ -332,6 +332,42 @@ done:
     return st;
 }
 
+/* The prepared kernels of K input geometries (inputs on one geometry share its work: the calls
+ * on them are sequential) and, when debiased, of the barycenter's support with itself. */
+static void kerns_close(int64_t K, bkern *kern, bkern *kself)
+{
+    if (kern)
+        for (int64_t k = 0; k < K; k++) {
+            int shared = 0;
+            for (int64_t l = 0; l < k && !shared; l++) shared = kern[l].w == kern[k].w;
+            if (!shared) monge_geom_release(kern[k].w);
+        }
+    if (kself) monge_geom_release(kself->w);
+    free(kern);
+}
+
+static int kerns_open(int64_t K, const monge_geometry *geoms, const monge_geometry *self,
+                      int debiased, int nth, bkern **out, bkern *kself)
+{
+    bkern *kern = calloc((size_t)K, sizeof *kern);
+    *kself = (bkern){NULL, NULL};
+    *out = NULL;
+    if (!kern) return MONGE_ENOMEM;
+    int st = MONGE_OK;
+    for (int64_t k = 0; k < K && st == MONGE_OK; k++) {
+        for (int64_t l = 0; l < k && !kern[k].w; l++)
+            if (!memcmp(&geoms[l], &geoms[k], sizeof geoms[k])) kern[k].w = kern[l].w;
+        if (!kern[k].w) st = monge_geom_prepare(&geoms[k], nth, &kern[k].w);
+    }
+    if (st == MONGE_OK && debiased) st = monge_geom_prepare(self, nth, &kself->w);
+    if (st != MONGE_OK) {
+        kerns_close(K, kern, kself);
+        return st;
+    }
+    *out = kern;
+    return MONGE_OK;
+}
+
 int monge_barycenter(int64_t K, const monge_geometry *geoms, const double *const *b,
                      const double *lambda, const monge_geometry *self,
                      const monge_barycenter_params *par, double *a, double *f_out,
@@ -340,34 +376,73 @@ int monge_barycenter(int64_t K, const monge_geometry *geoms, const double *const
     int64_t M = 0;
     int st = check_args(K, geoms, b, lambda, self, par, a, &M);
     if (st != MONGE_OK) return st;
-    const int nth = monge_resolve_threads(par->nthreads);
-    bkern *kern = calloc((size_t)K, sizeof *kern);
     int64_t *msz = malloc((size_t)K * sizeof *msz);
-    bkern kself = {NULL, NULL};
-    if (!kern || !msz) {
-        st = MONGE_ENOMEM;
-        goto done;
+    bkern *kern = NULL, kself;
+    if (!msz) return MONGE_ENOMEM;
+    for (int64_t k = 0; k < K; k++) msz[k] = geoms[k].m;
+    st = kerns_open(K, geoms, self, par->debiased, monge_resolve_threads(par->nthreads), &kern,
+                    &kself);
+    if (st == MONGE_OK) {
+        st = ibp(K, geoms[0].n, msz, kern, &kself, b, lambda, par, M, a, f_out, g_out, logc_out,
+                 error, n_iter);
+        kerns_close(K, kern, &kself);
     }
-    for (int64_t k = 0; k < K; k++) {
-        msz[k] = geoms[k].m;
-        /* inputs on one geometry (a common support) share its prepared work: calls are sequential */
-        for (int64_t l = 0; l < k && !kern[k].w; l++)
-            if (!memcmp(&geoms[l], &geoms[k], sizeof geoms[k])) kern[k].w = kern[l].w;
-        if (!kern[k].w && (st = monge_geom_prepare(&geoms[k], nth, &kern[k].w)) != MONGE_OK)
-            goto done;
+    free(msz);
+    return st;
+}
+
+int monge_barycenter_batch(int64_t N, int64_t K, const monge_geometry *geoms,
+                           const double *const *b, const double *lambda,
+                           const monge_geometry *self, const monge_barycenter_params *par,
+                           double *a, double *f_out, double *g_out, double *logc_out,
+                           double *error, int64_t *n_iter, int *status)
+{
+    if (N < 1 || !b || !lambda || !a || !error || !n_iter) return MONGE_EINVAL;
+    int64_t M = 0;
+    for (int64_t p = 0; p < N; p++) {
+        int st = check_args(K, geoms, b + p * K, lambda + p * K, self, par, a, &M);
+        if (st != MONGE_OK) return st;
     }
-    if (par->debiased && (st = monge_geom_prepare(self, nth, &kself.w)) != MONGE_OK) goto done;
-    st = ibp(K, geoms[0].n, msz, kern, &kself, b, lambda, par, M, a, f_out, g_out, logc_out, error,
-             n_iter);
-done:
-    if (kern)
-        for (int64_t k = 0; k < K; k++) {
-            int shared = 0;
-            for (int64_t l = 0; l < k && !shared; l++) shared = kern[l].w == kern[k].w;
-            if (!shared) monge_geom_release(kern[k].w);
+    const int64_t n = geoms[0].n;
+    if (N > INT64_MAX / 4 / K / (n > M ? n : M)) return MONGE_EINVAL;
+    const int nth = monge_resolve_threads(par->nthreads);
+    /* one problem per thread, each with its own prepared kernels (their scratch is per thread);
+       a single problem, or a single thread, keeps the threads inside the kernels */
+    const int T = N < nth ? (int)N : nth;
+    monge_barycenter_params pp = *par;
+    pp.progress = NULL;
+    pp.nthreads = T > 1 ? 1 : nth;
+    int64_t *msz = malloc((size_t)K * sizeof *msz);
+    bkern **kern = calloc((size_t)T, sizeof *kern), *kself = calloc((size_t)T, sizeof *kself);
+    int st = msz && kern && kself ? MONGE_OK : MONGE_ENOMEM;
+    for (int64_t k = 0; st == MONGE_OK && k < K; k++) msz[k] = geoms[k].m;
+    for (int t = 0; st == MONGE_OK && t < T; t++)
+        st = kerns_open(K, geoms, self, par->debiased, pp.nthreads, &kern[t], &kself[t]);
+    if (st == MONGE_OK) {
+        int worst = MONGE_OK, hard = MONGE_OK;
+#pragma omp parallel for schedule(dynamic, 1) num_threads(T) if (T > 1)
+        for (int64_t p = 0; p < N; p++) {
+            int tid = 0;
+#ifdef _OPENMP
+            if (T > 1) tid = omp_get_thread_num();
+#endif
+            const int s = ibp(K, n, msz, kern[tid], &kself[tid], b + p * K, lambda + p * K, &pp,
+                              M, a + p * n, f_out ? f_out + p * K * n : NULL,
+                              g_out ? g_out + p * M : NULL, logc_out ? logc_out + p * n : NULL,
+                              &error[p], &n_iter[p]);
+            if (status) status[p] = s;
+#pragma omp critical(monge_bary_batch)
+            {
+                if (s == MONGE_ENOCONV) worst = s;
+                else if (s != MONGE_OK && hard == MONGE_OK) hard = s;
+            }
         }
-    monge_geom_release(kself.w);
+        st = hard != MONGE_OK ? hard : worst;
+    }
+    if (kern)
+        for (int t = 0; t < T; t++) kerns_close(K, kern[t], &kself[t]);
     free(kern);
+    free(kself);
     free(msz);
     return st;
 }

@@ -55,6 +55,17 @@ int monge_barycenter(int64_t K, const monge_geometry *geoms, const double *const
                      const monge_barycenter_params *par, double *a, double *f, double *g,
                      double *logc, double *error, int64_t *n_iter);
 
+/* N barycenter problems on the same geometries, problem p with the K histograms b[p*K + k] and
+ * the weights lambda[p*K .. p*K + K): its outputs at a + p*n, f + p*K*n, g + p*M (M = sum_k m_k),
+ * logc + p*n, error[p], n_iter[p] and (when non-NULL) status[p].  The problems run in parallel,
+ * one per thread (par->progress is not called).  Returns MONGE_OK when every problem converged,
+ * MONGE_ENOCONV when some reached max_iter (every output valid), or the first other error. */
+int monge_barycenter_batch(int64_t N, int64_t K, const monge_geometry *geoms,
+                           const double *const *b, const double *lambda,
+                           const monge_geometry *self, const monge_barycenter_params *par,
+                           double *a, double *f, double *g, double *logc, double *error,
+                           int64_t *n_iter, int *status);
+
 /* A regular grid: the product of d <= MONGE_GRID_MAX_DIM axes, axis a holding len[a] coordinates
  * t[a][0..len[a]); its points in row-major order (the last axis varies fastest), with the cost
  * |x - y|^2.  Since that cost is a sum over axes, a log-sum-exp over the grid factors into one

@@ -102,7 +102,7 @@ def test_convergence_warning_and_callback(hists):
 @pytest.mark.parametrize("kwargs, exc, match", [
     (dict(B=-np.ones((2, 120))), ValueError, "B: histograms must be non-negative"),
     (dict(B=np.zeros((2, 120))), ValueError, "B: histogram 0 has zero mass"),
-    (dict(B=np.ones(120)), ValueError, "B: expected 2 dimensions"),
+    (dict(B=np.ones(120)), ValueError, "B: expected 2 or 3 dimensions"),
     (dict(weights=[1.0]), ValueError, "weights: expected shape"),
     (dict(weights=[1.0, -1.0]), ValueError, "weights: must be non-negative"),
     (dict(eps=0.0), ValueError, "eps: must be a positive"),
@@ -400,3 +400,51 @@ def test_torch_barycenter_loss_gradcheck_and_numpy_agreement():
                                atol=1e-14)
     with pytest.raises(TypeError, match="grad"):
         mt.barycenter_loss(B, y=t, eps=0.1, grad=True)
+
+
+@pytest.mark.parametrize("debiased", [False, True])
+def test_batch_equals_single_problems_and_threads_bitwise(debiased):
+    """N problems at once (Wasserstein barycentric coordinates: one set of atoms, many weight
+    vectors; and different histograms per problem): each equals its single solve bitwise, with 1
+    or 2 threads, from a cost matrix or from points."""
+    rng = np.random.default_rng(0)
+    N = 7
+    W = rng.dirichlet(np.ones(3), size=N)
+    B = np.stack([B30 if p % 2 else B30[::-1] for p in range(N)])
+    kw = dict(eps=0.05, debiased=debiased, tol=1e-6 if debiased else 1e-11, max_iter=100000)
+    C = (T30 - T30.T) ** 2
+    r2 = monge.barycenter(B, C, weights=W, nthreads=2, **kw)
+    r1 = monge.barycenter(B, C, weights=W, nthreads=1, **kw)
+    assert r2.a.shape == (N, 30) and r2.f.shape == (N, 3, 30) and r2.g.shape == (N, 3, 30)
+    assert r2.converged.all() and r2.error.shape == (N,) and (r2.n_iter > 0).all()
+    for name in ("a", "f", "g", "logc", "error", "n_iter"):
+        np.testing.assert_array_equal(getattr(r1, name), getattr(r2, name))
+    for p in range(N):
+        s = monge.barycenter(B[p], C, weights=W[p], **kw)
+        np.testing.assert_array_equal(r2.a[p], s.a)
+        np.testing.assert_array_equal(r2.g[p], s.g)
+        assert r2.n_iter[p] == s.n_iter
+    # one weight row for all, and the points' online path
+    rp = monge.barycenter(B, y=T30, weights=W3, **kw)
+    for p in (0, 1):
+        np.testing.assert_allclose(rp.a[p], monge.barycenter(B[p], C, weights=W3, **kw).a,
+                                   atol=1e-12)
+
+
+def test_batch_warns_per_problem_and_bad_input():
+    B = np.stack([B30, B30])
+    with pytest.warns(monge.ConvergenceWarning, match="problem 0 of the batch"):
+        r = monge.barycenter(B, y=T30, eps=0.01, max_iter=3)
+    assert not r.converged.any()
+    with pytest.raises(ValueError, match=r"weights: expected shape \(3,\) or \(2, 3\)"):
+        monge.barycenter(B, y=T30, eps=0.1, weights=np.ones((3, 3)))
+    with pytest.raises(ValueError, match="callback: not available for a batch"):
+        monge.barycenter(B, y=T30, eps=0.1, callback=lambda k, e: False)
+    with pytest.raises(ValueError, match="grad: one problem at a time"):
+        monge.barycenter(B, y=T30, eps=0.1, grad=True)
+    Bz = B.copy()
+    Bz[1, 2] = 0
+    with pytest.raises(ValueError, match=r"B: histogram \(1, 2\) has zero mass"):
+        monge.barycenter(Bz, y=T30, eps=0.1)
+    with pytest.raises(ValueError, match="weights: must be non-negative"):
+        monge.barycenter(B, y=T30, eps=0.1, weights=[[1, 1, 1], [0, 0, 0]])

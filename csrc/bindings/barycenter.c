@@ -202,6 +202,111 @@ out:
 }
 
 
+/* barycenter_batch(B (N, K, m), weights (N, K), C, x, y, cost, p, lam, eps, tol, max_iter,
+ *                  debiased, nthreads) -> {"a" (N, n), "f" (N, K, n), "g" (N, K, m), "logc" (N, n),
+ * "error" (N,), "n_iter" (N,), "unconverged" (N,) bool}: N problems on one support, in parallel. */
+static PyObject *py_barycenter_batch(PyObject *self, PyObject *args, PyObject *kw)
+{
+    (void)self;
+    static char *kwlist[] = {"B", "weights", "C", "x", "y", "cost", "p", "lam", "eps", "tol",
+                             "max_iter", "debiased", "nthreads", NULL};
+    PyObject *Bo, *wo, *C = Py_None, *x = Py_None, *y = Py_None;
+    const char *cost = "sqeuclidean";
+    double p = 2.0, lam = 1.0, eps = 0.1, tol = 1e-6;
+    long long max_iter = 10000;
+    int debiased = 0, nthreads = 0;
+    if (!PyArg_ParseTupleAndKeywords(args, kw, "OO|OOOsddddLpi", kwlist, &Bo, &wo, &C, &x, &y,
+                                     &cost, &p, &lam, &eps, &tol, &max_iter, &debiased, &nthreads))
+        return NULL;
+    batch_geom bg;
+    PyArrayObject *Ba = NULL, *wa = NULL, *aa = NULL, *fa = NULL, *ga = NULL, *ca = NULL,
+                  *ea = NULL, *ia = NULL, *ua = NULL;
+    monge_geometry *geoms = NULL;
+    const double **bs = NULL;
+    int *stat = NULL;
+    PyObject *result = NULL;
+    if (bind_batch_geom_parse(C, x, y, cost, p, lam, 0, &bg)) goto out;
+    if (!(Ba = bind_as_array(Bo, NPY_FLOAT64, 3, "B")) ||
+        !(wa = bind_as_array(wo, NPY_FLOAT64, 2, "weights")))
+        goto out;
+    const int64_t N = PyArray_DIM(Ba, 0), K = PyArray_DIM(Ba, 1), n = bg.n, m = bg.m;
+    if (N < 1 || K < 1 || PyArray_DIM(Ba, 2) != m || PyArray_DIM(wa, 0) != N ||
+        PyArray_DIM(wa, 1) != K) {
+        PyErr_SetString(PyExc_ValueError, "B, weights: expected shapes (N, K, m) and (N, K), "
+                                          "N, K >= 1, m the size of the inputs' support");
+        goto out;
+    }
+    monge_geometry selfg = bg.geoms[0];
+    if (debiased) {
+        if (bg.C) {
+            if (n != m) {
+                PyErr_SetString(PyExc_ValueError, "C: the debiased barycenter on a cost matrix "
+                                                  "needs a square C (one support)");
+                goto out;
+            }
+        } else {
+            selfg.m = n;
+            selfg.y = selfg.x;
+        }
+    }
+    geoms = PyMem_Calloc((size_t)K, sizeof *geoms);
+    bs = PyMem_Calloc((size_t)(N * K), sizeof *bs);
+    stat = PyMem_Calloc((size_t)N, sizeof *stat);
+    if (!geoms || !bs || !stat) {
+        PyErr_NoMemory();
+        goto out;
+    }
+    for (int64_t k = 0; k < K; k++) geoms[k] = bg.geoms[0];
+    for (int64_t t = 0; t < N * K; t++) bs[t] = (const double *)PyArray_DATA(Ba) + t * m;
+    npy_intp nd[2] = {(npy_intp)N, (npy_intp)n}, fd[3] = {(npy_intp)N, (npy_intp)K, (npy_intp)n},
+             gd[3] = {(npy_intp)N, (npy_intp)K, (npy_intp)m}, sd[1] = {(npy_intp)N};
+    aa = (PyArrayObject *)PyArray_SimpleNew(2, nd, NPY_FLOAT64);
+    fa = (PyArrayObject *)PyArray_SimpleNew(3, fd, NPY_FLOAT64);
+    ga = (PyArrayObject *)PyArray_SimpleNew(3, gd, NPY_FLOAT64);
+    ca = (PyArrayObject *)PyArray_SimpleNew(2, nd, NPY_FLOAT64);
+    ea = (PyArrayObject *)PyArray_SimpleNew(1, sd, NPY_FLOAT64);
+    ia = (PyArrayObject *)PyArray_SimpleNew(1, sd, NPY_INT64);
+    ua = (PyArrayObject *)PyArray_SimpleNew(1, sd, NPY_BOOL);
+    if (!aa || !fa || !ga || !ca || !ea || !ia || !ua) goto out;
+    monge_barycenter_params par;
+    monge_barycenter_params_init(&par);
+    par.eps = eps;
+    par.tol = tol;
+    par.max_iter = max_iter;
+    par.debiased = debiased;
+    par.nthreads = nthreads;
+    int st;
+    Py_BEGIN_ALLOW_THREADS
+    st = monge_barycenter_batch(N, K, geoms, bs, (const double *)PyArray_DATA(wa),
+                                debiased ? &selfg : NULL, &par, (double *)PyArray_DATA(aa),
+                                (double *)PyArray_DATA(fa), (double *)PyArray_DATA(ga),
+                                (double *)PyArray_DATA(ca), (double *)PyArray_DATA(ea),
+                                (int64_t *)PyArray_DATA(ia), stat);
+    Py_END_ALLOW_THREADS
+    if (st != MONGE_OK && st != MONGE_ENOCONV) {
+        bind_raise_status(st, "barycenter");
+        goto out;
+    }
+    for (int64_t t = 0; t < N; t++) ((npy_bool *)PyArray_DATA(ua))[t] = stat[t] == MONGE_ENOCONV;
+    result = Py_BuildValue("{s:O,s:O,s:O,s:O,s:O,s:O,s:O}", "a", aa, "f", fa, "g", ga, "logc", ca,
+                           "error", ea, "n_iter", ia, "unconverged", ua);
+out:
+    bind_batch_geom_free(&bg);
+    PyMem_Free(geoms);
+    PyMem_Free(bs);
+    PyMem_Free(stat);
+    Py_XDECREF(Ba);
+    Py_XDECREF(wa);
+    Py_XDECREF(aa);
+    Py_XDECREF(fa);
+    Py_XDECREF(ga);
+    Py_XDECREF(ca);
+    Py_XDECREF(ea);
+    Py_XDECREF(ia);
+    Py_XDECREF(ua);
+    return result;
+}
+
 /* free_barycenter(Y (sum m_k, d), sizes (K,) int64, b (sum m_k,) or None, weights (K,), X0 (n, d),
  *                 a (n,) or None, exact, eps, tol, max_iter, nthreads, callback)
  * -> {"X", "cost", "n_iter", "unconverged", "stopped"}: the inputs are stacked in Y (and b). */
@@ -405,6 +510,8 @@ out:
 PyMethodDef monge_bind_barycenter_methods[] = {
     {"barycenter", BIND_KW(py_barycenter), METH_VARARGS | METH_KEYWORDS,
      "Fixed-support entropic barycenter (private: use monge.barycenter)."},
+    {"barycenter_batch", BIND_KW(py_barycenter_batch), METH_VARARGS | METH_KEYWORDS,
+     "A batch of fixed-support barycenters (private: use monge.barycenter)."},
     {"barycenter_grid", BIND_KW(py_barycenter_grid), METH_VARARGS | METH_KEYWORDS,
      "Fixed-support barycenter on a regular grid (private: use monge.barycenter)."},
     {"free_barycenter", BIND_KW(py_free_barycenter), METH_VARARGS | METH_KEYWORDS,

@@ -516,6 +516,43 @@ static void test_loss_gradients(void)
                                 NULL, NULL) == MONGE_EINVAL, "loss: debiased without selfy");
 }
 
+/* A batch of three problems (weights differing) equals the single solves bitwise, with 1 or 2
+ * threads. */
+static void test_batch(void)
+{
+    monge_geometry g[KIN], self;
+    dense_geoms(g, &self);
+    const double *bs[3 * KIN] = {b0, b1, b0, b1, b0, b1};
+    const double lam[3 * KIN] = {0.5, 0.5, 0.2, 0.8, 0.9, 0.1};
+    monge_barycenter_params par;
+    monge_barycenter_params_init(&par);
+    par.eps = 0.05;
+    par.tol = 1e-10;
+    double a1[3 * N], a2[3 * N], e1[3], e2[3], one[N];
+    int64_t i1[3], i2[3];
+    int stat[3];
+    par.nthreads = 1;
+    int s1 = monge_barycenter_batch(3, KIN, g, bs, lam, NULL, &par, a1, NULL, NULL, NULL, e1, i1,
+                                    stat);
+    par.nthreads = 2;
+    int s2 = monge_barycenter_batch(3, KIN, g, bs, lam, NULL, &par, a2, NULL, NULL, NULL, e2, i2,
+                                    NULL);
+    CHECK(s1 == MONGE_OK && s2 == MONGE_OK && !memcmp(a1, a2, sizeof a1) && stat[2] == MONGE_OK,
+          "batch: 1 vs 2 threads (%d %d)", s1, s2);
+    for (int p = 0; p < 3; p++) {
+        int64_t it;
+        int s = monge_barycenter(KIN, g, bs + p * KIN, lam + p * KIN, NULL, &par, one, NULL, NULL,
+                                 NULL, NULL, &it);
+        CHECK(s == MONGE_OK && !memcmp(one, a1 + p * N, sizeof one) && it == i1[p],
+              "batch problem %d equals its single solve", p);
+    }
+    const double badlam[3 * KIN] = {0.5, 0.5, 0.2, 0.9, 0.9, 0.1};
+    CHECK(monge_barycenter_batch(3, KIN, g, bs, badlam, NULL, &par, a1, NULL, NULL, NULL, e1, i1,
+                                 NULL) == MONGE_EINVAL, "batch: weights of a problem off the simplex");
+    CHECK(monge_barycenter_batch(0, KIN, g, bs, lam, NULL, &par, a1, NULL, NULL, NULL, e1, i1,
+                                 NULL) == MONGE_EINVAL, "batch: N = 0");
+}
+
 int main(void)
 {
     setup();
@@ -527,5 +564,6 @@ int main(void)
     test_free_support();
     test_grid();
     test_loss_gradients();
+    test_batch();
     return REPORT();
 }

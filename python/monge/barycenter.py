@@ -39,6 +39,21 @@ def _normalised(name, w, length, what=""):
     return w / w.sum()
 
 
+def _batch_weights(w, N, K):
+    """Weights of a batch: (N, K), or one (K,) row for every problem; rows divided by their sums."""
+    if w is None:
+        return np.full((N, K), 1.0 / K)
+    w = float_array("weights", w, (1, 2), dtype=np.float64)
+    if w.shape == (K,):
+        w = np.broadcast_to(w, (N, K))
+    if w.shape != (N, K):
+        raise ValueError(f"weights: expected shape ({K},) or ({N}, {K}) for B of shape "
+                         f"({N}, {K}, m), got {w.shape}")
+    if (w < 0).any() or (w.sum(1) <= 0).any():
+        raise ValueError("weights: must be non-negative with a positive sum per problem")
+    return np.ascontiguousarray(w / w.sum(1, keepdims=True))
+
+
 @dataclass
 class BarycenterResult:
     """Result of :func:`barycenter`.
@@ -86,9 +101,9 @@ class BarycenterResult:
     f: np.ndarray
     g: np.ndarray
     logc: np.ndarray
-    error: float
-    n_iter: int
-    converged: bool
+    error: float | np.ndarray
+    n_iter: int | np.ndarray
+    converged: bool | np.ndarray
     value: float | None = None
     values: np.ndarray | None = None
     grad_B: np.ndarray | None = None
@@ -119,8 +134,11 @@ def barycenter(B, C=None, *, x=None, y=None, grid=None, weights=None, eps, cost=
 
     Parameters
     ----------
-    B : array (K, m)
-        K histograms on the inputs' support; non-negative, each row is divided by its sum.
+    B : array (K, m), or (N, K, m) for a batch
+        K histograms on the inputs' support; non-negative, each row is divided by its sum.  A
+        batch is N problems on the same supports, solved in parallel (one per thread); every
+        field of the result then gains a leading axis of N (``error``, ``n_iter`` and
+        ``converged`` become arrays), and ``callback`` and ``grad`` are not available.
     C : array (n, m), optional
         Cost between the barycenter's support (rows) and the inputs' support (columns).  With
         ``debiased=True`` it must be square: the two supports are then one.
@@ -135,8 +153,9 @@ def barycenter(B, C=None, *, x=None, y=None, grid=None, weights=None, eps, cost=
         kernel factors over the axes (the convolutional barycenters of Solomon et al. 2015, here
         in the log domain): each pass costs O(n sum len) instead of O(n^2) and nothing of size
         n x n exists, so 3-D grids of 64^3 points are within reach.
-    weights : array (K,), optional
-        Non-negative weights of the inputs (divided by their sum); uniform by default.
+    weights : array (K,), or (N, K) for a batch, optional
+        Non-negative weights of the inputs (divided by their sum); uniform by default.  A batch
+        takes one row per problem, or one (K,) row for all.
     eps : float
         Entropic regularisation (absolute, > 0), as POT's ``reg``.
     cost, p, lam : the ground cost for point clouds (see :func:`monge.cost_matrix`).
@@ -197,15 +216,25 @@ def barycenter(B, C=None, *, x=None, y=None, grid=None, weights=None, eps, cost=
             raise ValueError(f"B: expected shape (K, {int(np.prod(shape))}) or (K, *{shape}) for "
                              f"the grid, got {Barr.shape}")
         B = Barr.reshape(Barr.shape[0], -1) if Barr.ndim > 1 else Barr
-    B = float_array("B", B, (2,), dtype=np.float64)
+    B = float_array("B", B, (2,) if grid is not None else (2, 3), dtype=np.float64)
     if (B < 0).any():
         raise ValueError("B: histograms must be non-negative")
-    mass = B.sum(axis=1)
+    mass = B.sum(axis=-1)
     if (mass <= 0).any():
-        raise ValueError(f"B: histogram {int(np.argmin(mass > 0))} has zero mass")
-    B = np.ascontiguousarray(B / mass[:, None])
-    K, m = B.shape
-    w = _normalised("weights", weights, K, " (one per histogram of B)")
+        bad = np.argwhere(mass <= 0)[0]
+        raise ValueError(f"B: histogram {tuple(int(i) for i in bad) if B.ndim == 3 else int(bad[0])}"
+                         " has zero mass")
+    B = np.ascontiguousarray(B / mass[..., None])
+    K, m = B.shape[-2:]
+    batch = B.ndim == 3
+    if batch:
+        w = _batch_weights(weights, B.shape[0], K)
+        if callback is not None:
+            raise ValueError("callback: not available for a batch (B of shape (N, K, m))")
+        if grad:
+            raise ValueError("grad: one problem at a time (B of shape (K, m)), not a batch")
+    else:
+        w = _normalised("weights", weights, K, " (one per histogram of B)")
     eps = positive("eps", eps)
     tol = positive("tol", tol)
     max_iter = integer("max_iter", max_iter, minimum=1)
@@ -250,6 +279,13 @@ def barycenter(B, C=None, *, x=None, y=None, grid=None, weights=None, eps, cost=
         dt = common_dtype(x, y)
         kw.update(x=x.astype(dt, copy=False), y=y.astype(dt, copy=False),
                   cost=choice("cost", cost, COSTS), p=float(p), lam=float(lam))
+    if batch:
+        r = _core.barycenter_batch(B, w, eps=eps, tol=tol, max_iter=max_iter,
+                                   debiased=bool(debiased), nthreads=nth, **kw)
+        converged = ~r["unconverged"]
+        warn_unconverged("barycenter", converged, r["error"], r["n_iter"], tol, True)
+        return BarycenterResult(a=r["a"], f=r["f"], g=r["g"], logc=r["logc"], error=r["error"],
+                                n_iter=r["n_iter"], converged=converged)
     r = _core.barycenter(B, w, eps=eps, tol=tol, max_iter=max_iter, debiased=bool(debiased),
                          nthreads=nth, callback=callback, grad=bool(grad), **kw)
     converged = not r["unconverged"] and not r["stopped"]

@@ -402,6 +402,25 @@ static void fz_barycenter(src *s)
         expect(known(ls), "barycenter loss status");
         if (ls == MONGE_OK) expect(all_finite(vals, K), "barycenter loss OK but non-finite");
     }
+    /* the same problem twice as a batch, the second with its weights reversed */
+    {
+        const double lam2[6] = {lam[0], lam[1], lam[2], lam[2], lam[1], lam[0]};
+        const double *bs2[6] = {bs[0], bs[1], bs[2], bs[0], bs[1], bs[2]};
+        const double *bsK[6];
+        double lamK[6];
+        for (int64_t t = 0; t < 2 * K; t++) {
+            bsK[t] = bs2[(t / K) * 3 + t % K];
+            lamK[t] = lam2[(t / K) * 3 + t % K];
+        }
+        double *a2 = malloc(sizeof(double) * (size_t)(2 * n)), e2[2];
+        int64_t it2[2];
+        int stat[2];
+        int bst = monge_barycenter_batch(2, K, g, bsK, lamK, u8(s) < 240 ? &self : NULL, &par, a2,
+                                         NULL, NULL, NULL, e2, it2, stat);
+        expect(known(bst), "barycenter batch status");
+        if (bst == MONGE_OK) expect(all_finite(a2, 2 * n), "barycenter batch OK but non-finite");
+        free(a2);
+    }
     /* the same histograms on a grid of n points: 1 to 3 axes whose lengths multiply to n */
     {
         int64_t len[3] = {n, 1, 1}, dgrid = 1 + u8(s) % 3;
