@@ -19,8 +19,8 @@ contender runs with its own stopping rule:
   POT sinkhorn     the kernel-domain default (not stable at small eps), same rule
   OTT-JAX          ott.solvers.linear.discrete_barycenter.FixedBarycenter (when installed), log
                    domain, float64, jit-compiled (the first call, which compiles, is shown apart
-                   in the solver's name and not timed), threshold 1e-6 on its own rule (the mean
-                   over inputs of the L1 marginal error, checked every 10 iterations),
+                   in the solver's name and not timed), threshold 1e-6 and 1e-7 on its own rule
+                   (the mean over inputs of the L1 marginal error, checked every 10 iterations),
                    max_iterations 20000; a dense Geometry, or on grids ott.geometry.grid.Grid
                    (its separable kernel); timed in a child process after the others (XLA
                    changes process-wide state that could bias the contenders beside it)
@@ -58,7 +58,7 @@ except ImportError:
 WEIGHTS = np.array([0.2, 0.3, 0.5])
 
 
-def _ott_child(geom_kind, geom_arg, B, w, eps, debiased, repeats):
+def _ott_child(geom_kind, geom_arg, B, w, eps, debiased, repeats, threshold):
     """In a fresh process: OTT-JAX's FixedBarycenter, jit-compiled; (first call's time, the timed
     calls' times, the last histogram)."""
     import time
@@ -74,7 +74,7 @@ def _ott_child(geom_kind, geom_arg, B, w, eps, debiased, repeats):
     geom = (ott_geometry.Geometry(cost_matrix=jnp.asarray(geom_arg), epsilon=eps)
             if geom_kind == "dense" else
             ott_grid.Grid(x=[jnp.asarray(a) for a in geom_arg], epsilon=eps))
-    solver = ott_db.FixedBarycenter(threshold=1e-6, max_iterations=20000, lse_mode=True,
+    solver = ott_db.FixedBarycenter(threshold=threshold, max_iterations=20000, lse_mode=True,
                                     debiased=debiased)
     fn = jax.jit(lambda Bj: solver(ott_bp.FixedBarycenterProblem(geom, Bj, jnp.asarray(w))
                                    ).histogram)
@@ -90,7 +90,8 @@ def _ott_child(geom_kind, geom_arg, B, w, eps, debiased, repeats):
     return first, times, out
 
 
-def ott_contender(t, geom_kind, geom_arg, B, w, eps, debiased=False, repeats=3):
+def ott_contender(t, geom_kind, geom_arg, B, w, eps, debiased=False, repeats=3,
+                  thresholds=(1e-6, 1e-7)):
     """Adds OTT-JAX's row to the timings t: run in a child process, after the others, because
     XLA changes process-wide state (its threads, the floating-point mode) that could speed up or
     slow down the contenders sharing its process."""
@@ -98,10 +99,12 @@ def ott_contender(t, geom_kind, geom_arg, B, w, eps, debiased=False, repeats=3):
         return
     import multiprocessing as mp
 
-    with mp.get_context("spawn").Pool(1) as pool:
-        first, times, out = pool.apply(_ott_child, (geom_kind, geom_arg, B, w, eps, debiased,
-                                                    repeats))
-    t[f"OTT-JAX (jit, own process; first call {fmt_time(first)})"] = Timing(times, out, [])
+    for thr in thresholds:
+        with mp.get_context("spawn").Pool(1) as pool:
+            first, times, out = pool.apply(_ott_child, (geom_kind, geom_arg, B, w, eps, debiased,
+                                                        repeats, thr))
+        t[f"OTT-JAX {thr:g} (jit, own process; first call {fmt_time(first)})"] = Timing(
+            times, out, [])
 
 
 def grid(side, d):

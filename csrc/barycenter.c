@@ -61,7 +61,7 @@ static int check_args(int64_t K, const monge_geometry *geoms, const double *cons
 typedef struct {
     int64_t d, n, len[MONGE_GRID_MAX_DIM];
     double *D[MONGE_GRID_MAX_DIM]; /* per axis, (t_i - t_j)^2 (len x len) */
-    double *A, *B;                 /* n each: the passes' input and output */
+    double *A, *B, *T;             /* n each: the passes' input and output, a transpose */
     double *scr;                   /* per thread: 2 x GRID_CHUNK */
     int nth;
 } grid_kern;
@@ -79,6 +79,7 @@ static void grid_free(grid_kern *gk)
     for (int64_t a = 0; a < gk->d; a++) free(gk->D[a]);
     free(gk->A);
     free(gk->B);
+    free(gk->T);
     free(gk->scr);
     free(gk);
 }
@@ -114,8 +115,9 @@ static int grid_new(const monge_grid *g, int nth, grid_kern **out)
     }
     gk->A = malloc((size_t)n * sizeof *gk->A);
     gk->B = malloc((size_t)n * sizeof *gk->B);
+    gk->T = malloc((size_t)n * sizeof *gk->T);
     gk->scr = malloc((size_t)(2 * GRID_CHUNK * nth) * sizeof *gk->scr);
-    if (st == MONGE_OK && (!gk->A || !gk->B || !gk->scr)) st = MONGE_ENOMEM;
+    if (st == MONGE_OK && (!gk->A || !gk->B || !gk->T || !gk->scr)) st = MONGE_ENOMEM;
     if (st != MONGE_OK) {
         grid_free(gk);
         return st;
@@ -124,45 +126,54 @@ static int grid_new(const monge_grid *g, int nth, grid_kern **out)
     return MONGE_OK;
 }
 
-/* One axis of the separable log-sum-exp: for every line along axis `a` (stride s, length L),
- * B[o, i, q] = log sum_j exp(A[o, j, q] - D_ij / eps), lines grouped in chunks of q that are
- * contiguous in memory; two passes (the max, then the sum) per output. */
+/* One output row i of one axis of the separable log-sum-exp: for the lines q0 .. q0 + qn of block
+ * o (lines contiguous in memory, stride s between the L points of a line),
+ * B[o, i, q] = log sum_j exp(A[o, j, q] - D_ij / eps); two passes (the max, then the sum). */
 MONGE_HOT static void grid_axis(const double *restrict A, double *restrict B, const double *D,
-                                int64_t L, int64_t s, int64_t outer, double ieps,
-                                double *restrict scr, int64_t o, int64_t q0, int64_t qn)
+                                int64_t L, int64_t s, double ieps, double *restrict scr,
+                                int64_t o, int64_t i, int64_t q0, int64_t qn)
 {
     double *mx = scr, *sm = scr + GRID_CHUNK;
     const double *Ao = A + o * L * s + q0;
     double *Bo = B + o * L * s + q0;
-    (void)outer;
-    for (int64_t i = 0; i < L; i++) {
-        for (int64_t q = 0; q < qn; q++) mx[q] = -INFINITY;
-        for (int64_t j = 0; j < L; j++) {
-            const double c = D[i * L + j] * ieps;
-            const double *aj = Ao + j * s;
-            MONGE_SIMD
-            for (int64_t q = 0; q < qn; q++) {
-                const double v = aj[q] - c;
-                mx[q] = v > mx[q] ? v : mx[q];
-            }
+    for (int64_t q = 0; q < qn; q++) mx[q] = -INFINITY;
+    for (int64_t j = 0; j < L; j++) {
+        const double c = D[i * L + j] * ieps;
+        const double *aj = Ao + j * s;
+        MONGE_SIMD
+        for (int64_t q = 0; q < qn; q++) {
+            const double v = aj[q] - c;
+            mx[q] = v > mx[q] ? v : mx[q];
         }
-        for (int64_t q = 0; q < qn; q++) sm[q] = 0.0;
-        for (int64_t j = 0; j < L; j++) {
-            const double c = D[i * L + j] * ieps;
-            const double *aj = Ao + j * s;
-            MONGE_SIMD
-            for (int64_t q = 0; q < qn; q++) {
-                const double m = mx[q] == -INFINITY ? 0.0 : mx[q];
-                sm[q] += monge_exp(aj[q] - c - m);
-            }
-        }
-        double *bi = Bo + i * s;
-        for (int64_t q = 0; q < qn; q++) bi[q] = mx[q] == -INFINITY ? -INFINITY : mx[q] + log(sm[q]);
     }
+    for (int64_t q = 0; q < qn; q++) sm[q] = 0.0;
+    for (int64_t j = 0; j < L; j++) {
+        const double c = D[i * L + j] * ieps;
+        const double *aj = Ao + j * s;
+        MONGE_SIMD
+        for (int64_t q = 0; q < qn; q++) {
+            const double m = mx[q] == -INFINITY ? 0.0 : mx[q];
+            sm[q] += monge_exp(aj[q] - c - m);
+        }
+    }
+    double *bi = Bo + i * s;
+    for (int64_t q = 0; q < qn; q++) bi[q] = mx[q] == -INFINITY ? -INFINITY : mx[q] + log(sm[q]);
+}
+
+/* Y (cols x rows) = X^T for X (rows x cols), row-major. */
+static void transpose(const double *restrict X, double *restrict Y, int64_t rows, int64_t cols,
+                      int nth)
+{
+#pragma omp parallel for schedule(static) num_threads(nth)
+    for (int64_t c = 0; c < cols; c++)
+        for (int64_t r = 0; r < rows; r++) Y[c * rows + r] = X[r * cols + c];
 }
 
 /* out_i = eps log sum_j exp((h_j - |x_i - x_j|^2) / eps) over the grid, axis by axis (exact: the
- * squared distance is a sum over axes).  O(n sum_a len_a) exponentials instead of O(n^2). */
+ * squared distance is a sum over axes).  O(n sum_a len_a) exponentials instead of O(n^2).  Each
+ * output is one thread's, so the result does not depend on the thread count.  The last axis is
+ * contiguous: its lines are transposed first, so that the vector lanes run across lines as on
+ * the other axes. */
 static int grid_softmin(grid_kern *gk, double eps, const double *h, double *out)
 {
     const int64_t n = gk->n;
@@ -172,19 +183,30 @@ static int grid_softmin(grid_kern *gk, double eps, const double *h, double *out)
     for (int64_t a = 0; a < gk->d; a++) {
         const int64_t L = gk->len[a];
         s /= L; /* stride of axis a (row-major: the last axis is contiguous) */
-        const int64_t outer = n / (L * s), nq = (s + GRID_CHUNK - 1) / GRID_CHUNK;
-        const double *A = gk->A, *D = gk->D[a];
-        double *B = gk->B;
+        int64_t outer = n / (L * s), stride = s;
+        const double *src = gk->A;
+        double *dst = gk->B;
+        const int flip = s == 1 && outer > 1;
+        if (flip) { /* (outer, L) -> (L, outer): one block whose lines are the old blocks */
+            transpose(gk->A, gk->T, outer, L, gk->nth);
+            src = gk->T;
+            dst = gk->A;
+            stride = outer;
+            outer = 1;
+        }
+        const int64_t nq = (stride + GRID_CHUNK - 1) / GRID_CHUNK, tasks = outer * nq * L;
+        const double *D = gk->D[a];
 #pragma omp parallel for schedule(static) num_threads(gk->nth)
-        for (int64_t t = 0; t < outer * nq; t++) {
+        for (int64_t t = 0; t < tasks; t++) {
             int tid = 0;
 #ifdef _OPENMP
             tid = omp_get_thread_num();
 #endif
-            const int64_t o = t / nq, q0 = (t % nq) * GRID_CHUNK;
-            const int64_t qn = s - q0 < GRID_CHUNK ? s - q0 : GRID_CHUNK;
-            grid_axis(A, B, D, L, s, outer, ieps, gk->scr + 2 * GRID_CHUNK * tid, o, q0, qn);
+            const int64_t i = t % L, oq = t / L, o = oq / nq, q0 = (oq % nq) * GRID_CHUNK;
+            const int64_t qn = stride - q0 < GRID_CHUNK ? stride - q0 : GRID_CHUNK;
+            grid_axis(src, dst, D, L, stride, ieps, gk->scr + 2 * GRID_CHUNK * tid, o, i, q0, qn);
         }
+        if (flip) transpose(gk->A, gk->B, L, n / L, gk->nth); /* back to (outer, L) */
         double *tmp = gk->A;
         gk->A = gk->B;
         gk->B = tmp;
