@@ -937,3 +937,136 @@ out:
     free(off);
     return st;
 }
+
+int monge_free_barycenter_loss(int64_t K, const int64_t *m, int64_t d, const double *const *Y,
+                               const double *const *b, const double *lambda, int64_t n,
+                               const double *a, const monge_free_barycenter_params *par,
+                               const double *X, double *values, double *grad_X, double *grad_Y,
+                               double *grad_b)
+{
+    if (K < 1 || !m || d < 1 || !Y || !lambda || n < 1 || !par || !X || !values)
+        return MONGE_EINVAL;
+    if ((!par->exact && (!(par->eps > 0.0) || !isfinite(par->eps))) || check_simplex(lambda, K))
+        return MONGE_EINVAL;
+    if (n > INT64_MAX / 8 / d || n > INT32_MAX / 2) return MONGE_EINVAL;
+    for (int64_t i = 0; i < n * d; i++)
+        if (!isfinite(X[i])) return MONGE_EINVAL;
+    int64_t tot = 0, mmax = 0;
+    for (int64_t k = 0; k < K; k++) {
+        if (!Y[k] || m[k] < 1 || m[k] > INT32_MAX / 2 || m[k] > INT64_MAX / 8 / d - tot)
+            return MONGE_EINVAL;
+        for (int64_t j = 0; j < m[k] * d; j++)
+            if (!isfinite(Y[k][j])) return MONGE_EINVAL;
+        tot += m[k];
+        mmax = m[k] > mmax ? m[k] : mmax;
+    }
+    const int nth = monge_resolve_threads(par->nthreads);
+    int st = MONGE_OK;
+    const int64_t cap = n + mmax - 1;
+    double *aw = malloc((size_t)n * sizeof *aw), *bw = malloc((size_t)tot * sizeof *bw);
+    double *f = malloc((size_t)(K * n) * sizeof *f), *g = malloc((size_t)tot * sizeof *g);
+    double *gx = malloc((size_t)(K * n * d) * sizeof *gx); /* per input, summed after */
+    int *stk = malloc((size_t)K * sizeof *stk), *short_k = calloc((size_t)K, sizeof *short_k);
+    int64_t *off = malloc((size_t)(K + 1) * sizeof *off);
+    int64_t *rows = par->exact ? malloc((size_t)(K * cap) * sizeof *rows) : NULL;
+    int64_t *cols = par->exact ? malloc((size_t)(K * cap) * sizeof *cols) : NULL;
+    double *vals = par->exact ? malloc((size_t)(K * cap) * sizeof *vals) : NULL;
+    if (!aw || !bw || !f || !g || !gx || !stk || !short_k || !off ||
+        (par->exact && (!rows || !cols || !vals))) {
+        st = MONGE_ENOMEM;
+        goto out;
+    }
+    if (simplex_or_uniform(a, n, aw)) {
+        st = MONGE_EINVAL;
+        goto out;
+    }
+    off[0] = 0;
+    for (int64_t k = 0; k < K; k++) {
+        off[k + 1] = off[k] + m[k];
+        if (simplex_or_uniform(b ? b[k] : NULL, m[k], bw + off[k])) {
+            st = MONGE_EINVAL;
+            goto out;
+        }
+    }
+    /* the plans at X, one input per thread; then each input's gradients from its plan:
+       d c / d x = 2 (x - y), so sum_j P_ij d c / d x_i = 2 (a_i x_i - (P Y)_i) */
+#pragma omp parallel for schedule(dynamic, 1) num_threads(nth) if (K > 1)
+    for (int64_t k = 0; k < K; k++) {
+        monge_geometry geo = {n, m[k], MONGE_F64, NULL, X, Y[k], d, MONGE_COST_SQEUCLIDEAN, 2.0,
+                              0.0};
+        const double *bk = bw + off[k];
+        double *fk = f + k * n, *gk = g + off[k], *gxk = gx + k * n * d;
+        double *gyk = grad_Y ? grad_Y + off[k] * d : NULL;
+        if (par->exact) {
+            monge_emd_params ep;
+            monge_emd_params_init(&ep);
+            ep.nthreads = 1;
+            monge_emd_info info;
+            int64_t *r = rows + k * cap, *c = cols + k * cap;
+            double *v = vals + k * cap;
+            stk[k] = monge_emd(&geo, aw, bk, &ep, r, c, v, fk, gk, &info);
+            if (stk[k] == MONGE_ENOCONV) short_k[k] = 1, stk[k] = MONGE_OK; /* feasible plan */
+            if (stk[k] != MONGE_OK) continue;
+            values[k] = info.cost;
+            for (int64_t t = 0; t < n * d; t++) gxk[t] = 0.0;
+            if (gyk)
+                for (int64_t t = 0; t < m[k] * d; t++) gyk[t] = 0.0;
+            for (int64_t e = 0; e < info.nnz; e++)
+                for (int64_t l = 0; l < d; l++) {
+                    const double z = 2.0 * v[e] * (X[r[e] * d + l] - Y[k][c[e] * d + l]);
+                    gxk[r[e] * d + l] += z;
+                    if (gyk) gyk[c[e] * d + l] -= z;
+                }
+        } else {
+            monge_problem pb = {&geo, aw, bk, INFINITY, INFINITY};
+            monge_sinkhorn_params sp;
+            monge_sinkhorn_params_init(&sp);
+            sp.eps = par->eps;
+            sp.nthreads = 1;
+            monge_sinkhorn_info si;
+            stk[k] = monge_sinkhorn(&pb, &sp, fk, gk, &si);
+            if (stk[k] == MONGE_ENOCONV) short_k[k] = 1, stk[k] = MONGE_OK; /* as the iteration */
+            if (stk[k] != MONGE_OK) continue;
+            values[k] = si.value;
+            stk[k] = monge_sinkhorn_grad_points(&pb, par->eps, fk, gk, 0, gxk, 1);
+            if (stk[k] == MONGE_OK && gyk)
+                stk[k] = monge_sinkhorn_grad_points(&pb, par->eps, fk, gk, 1, gyk, 1);
+        }
+        if (stk[k] != MONGE_OK) continue;
+        if (gyk)
+            for (int64_t t = 0; t < m[k] * d; t++) gyk[t] *= lambda[k];
+        if (grad_b) {
+            /* d OT / d b = g, on the simplex: mean 0 over the support */
+            double mean = 0.0;
+            for (int64_t j = 0; j < m[k]; j++) mean += gk[j];
+            mean /= (double)m[k];
+            for (int64_t j = 0; j < m[k]; j++) grad_b[off[k] + j] = lambda[k] * (gk[j] - mean);
+        }
+    }
+    for (int64_t k = 0; k < K; k++)
+        if (stk[k] != MONGE_OK) {
+            st = stk[k];
+            goto out;
+        }
+    for (int64_t k = 0; k < K; k++)
+        if (short_k[k]) st = MONGE_ENOCONV; /* outputs valid, from a plan stopped short */
+    if (grad_X)
+        for (int64_t t = 0; t < n * d; t++) {
+            double s = 0.0;
+            for (int64_t k = 0; k < K; k++) s += lambda[k] * gx[k * n * d + t];
+            grad_X[t] = s;
+        }
+out:
+    free(aw);
+    free(bw);
+    free(f);
+    free(g);
+    free(gx);
+    free(stk);
+    free(short_k);
+    free(off);
+    free(rows);
+    free(cols);
+    free(vals);
+    return st;
+}

@@ -150,6 +150,23 @@ int monge_free_barycenter(int64_t K, const int64_t *m, int64_t d, const double *
                           const double *a, const monge_free_barycenter_params *par, double *X,
                           double *cost, int64_t *n_iter);
 
+/* The free-support loss at X, sum_k lambda_k values[k], and its gradients: the plans between X
+ * and each input are solved again (exact, or entropic at par->eps, one input per thread), values[k]
+ * is <P_k, C_k> (exact) or OT_eps(a, b_k) = <a, f_k> + <b_k, g_k> (entropic, monge_sinkhorn's
+ * convention), and by the envelope theorem
+ *   grad_X (n x d)        = sum_k lambda_k sum_j P_k,ij 2 (x_i - y_kj)   (0 at a fixed point),
+ *   grad_Y (sum m_k x d)  = lambda_k sum_i P_k,ij 2 (y_kj - x_i),  input k's block after k-1's,
+ *   grad_b (sum m_k)      = lambda_k g_k, mean 0 over each input (the weights live on a simplex),
+ * each may be NULL; d loss / d lambda_k = values[k].  Exact plans that are not unique make the
+ * loss non-differentiable there: the gradient is then that of the plan found.  Returns MONGE_OK,
+ * MONGE_ENOCONV (a solve stopped at its iteration limit), MONGE_EINVAL, MONGE_ENONFINITE or
+ * MONGE_ENOMEM. */
+int monge_free_barycenter_loss(int64_t K, const int64_t *m, int64_t d, const double *const *Y,
+                               const double *const *b, const double *lambda, int64_t n,
+                               const double *a, const monge_free_barycenter_params *par,
+                               const double *X, double *values, double *grad_X, double *grad_Y,
+                               double *grad_b);
+
 #ifdef __cplusplus
 }
 #endif

@@ -448,3 +448,47 @@ def test_batch_warns_per_problem_and_bad_input():
         monge.barycenter(Bz, y=T30, eps=0.1)
     with pytest.raises(ValueError, match="weights: must be non-negative"):
         monge.barycenter(B, y=T30, eps=0.1, weights=[[1, 1, 1], [0, 0, 0]])
+
+
+@pytest.mark.parametrize("method", ["exact", "entropic"])
+def test_free_support_loss_gradients(method):
+    """grad=True: the loss at X and its gradients in the inputs' points and weights and in the
+    weights of the inputs, against central differences of the loss at the same X, and (exact)
+    against POT's plans written out; grad_X vanishes at the fixed point."""
+    rng = np.random.default_rng(0)
+    Y = [rng.standard_normal((8, 2)), rng.standard_normal((6, 2)) * 0.5 + 2,
+         rng.standard_normal((7, 2)) + [0, 3]]
+    b = [rng.dirichlet(np.ones(len(y))) for y in Y]
+    lam = np.array([0.2, 0.3, 0.5])
+    kw = dict(method=method, eps=0.5 if method == "entropic" else None)
+    r = monge.free_support_barycenter(Y, b, lam, n=5, seed=1, grad=True, **kw)
+    assert r.converged and r.value == pytest.approx(lam @ r.values, rel=1e-15)
+    assert np.abs(r.grad_X).max() < (1e-12 if method == "exact" else 1e-4)
+
+    def loss(Y_=Y, b_=b, lam_=lam):            # at the same X: plans only, X is not moved
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", monge.ConvergenceWarning)
+            return monge.free_support_barycenter(Y_, b_, lam_, X_init=r.X, max_iter=1,
+                                                 grad=True, **kw).value
+
+    rel = 1e-8 if method == "exact" else 1e-5   # the entropic plans stop at Sinkhorn's tol
+    for k in range(3):
+        dy = rng.standard_normal(Y[k].shape)
+        z = rng.standard_normal(len(b[k]))
+        db = b[k] * (z - (b[k] * z).sum())       # tangent to the simplex
+        moved = lambda arrs, d, h: [a + h * d if i == k else a for i, a in enumerate(arrs)]
+        assert (r.grad_Y[k] * dy).sum() == pytest.approx(
+            _fd(lambda h: loss(Y_=moved(Y, dy, h)), 1e-6), rel=rel)
+        assert (r.grad_b[k] * db).sum() == pytest.approx(
+            _fd(lambda h: loss(b_=moved(b, db, h)), 1e-6), rel=rel, abs=1e-9)
+        if method == "exact":
+            C = ((r.X[:, None, :] - Y[k][None]) ** 2).sum(-1)
+            P = ot.emd(r.a, b[k], C)
+            assert r.values[k] == pytest.approx((P * C).sum(), rel=1e-12)
+            np.testing.assert_allclose(r.grad_Y[k], lam[k] * 2 * (b[k][:, None] * Y[k] - P.T @ r.X),
+                                       atol=1e-12)
+    dl = np.array([1.0, -2.0, 1.0])
+    assert r.values @ dl == pytest.approx(_fd(lambda h: loss(lam_=lam + h * dl), 1e-6), rel=rel)
+    plain = monge.free_support_barycenter(Y, b, lam, n=5, seed=1, **kw)
+    assert plain.value is None and plain.grad_Y is None
+    np.testing.assert_array_equal(plain.X, r.X)

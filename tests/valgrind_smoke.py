@@ -31,8 +31,11 @@ monge.barycenter(np.stack([p[:12] / p[:12].sum(), q[:12] / q[:12].sum()]), x=X[:
 monge.barycenter(np.stack([p[:12] / p[:12].sum(), q[:12] / q[:12].sum()]), y=X, eps=0.5,
                  debiased=True, grad=True, max_iter=50)
 monge.barycenter(np.stack([p[:9] / p[:9].sum(), q[:9] / q[:9].sum()]), C, eps=0.5, grad=True)
-monge.free_support_barycenter([X, Y], n=5, seed=0)
-monge.free_support_barycenter([X, Y], n=5, seed=0, method="entropic", eps=0.1, max_iter=5)
+monge.free_support_barycenter([X, Y], n=5, seed=0, grad=True)
+monge.barycenter(np.stack([np.stack([p[:12] / p[:12].sum(), q[:12] / q[:12].sum()])] * 3), y=X,
+                 eps=0.5, weights=[[0.5, 0.5], [0.2, 0.8], [1.0, 0.0]])
+monge.free_support_barycenter([X, Y], n=5, seed=0, method="entropic", eps=0.1, max_iter=5,
+                              grad=True)
 monge.sinkhorn(X, Y, eps=0.1).transform(X[:3])
 for bad in (lambda: monge.emd(np.ones(3), None, C), lambda: monge.sinkhorn(X, Y * np.nan, eps=0.1)):
     try:

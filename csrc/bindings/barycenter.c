@@ -314,20 +314,21 @@ static PyObject *py_free_barycenter(PyObject *self, PyObject *args, PyObject *kw
 {
     (void)self;
     static char *kwlist[] = {"Y", "sizes", "b", "weights", "X0", "a", "exact", "eps", "tol",
-                             "max_iter", "nthreads", "callback", NULL};
+                             "max_iter", "nthreads", "callback", "grad", NULL};
     PyObject *Yo, *so, *bo, *wo, *Xo, *ao = Py_None, *callback = Py_None;
-    int exact = 1, nthreads = 0;
+    int exact = 1, nthreads = 0, grad = 0;
     double eps = 0.01, tol = 1e-9;
     long long max_iter = 100;
-    if (!PyArg_ParseTupleAndKeywords(args, kw, "OOOOO|OpddLiO", kwlist, &Yo, &so, &bo, &wo, &Xo,
-                                     &ao, &exact, &eps, &tol, &max_iter, &nthreads, &callback))
+    if (!PyArg_ParseTupleAndKeywords(args, kw, "OOOOO|OpddLiOp", kwlist, &Yo, &so, &bo, &wo, &Xo,
+                                     &ao, &exact, &eps, &tol, &max_iter, &nthreads, &callback,
+                                     &grad))
         return NULL;
     if (callback != Py_None && !PyCallable_Check(callback)) {
         PyErr_SetString(PyExc_TypeError, "callback: must be callable");
         return NULL;
     }
     PyArrayObject *Ya = NULL, *sa = NULL, *ba = NULL, *wa = NULL, *X0a = NULL, *Xa = NULL,
-                  *aa = NULL;
+                  *aa = NULL, *va = NULL, *gXa = NULL, *gYa = NULL, *gba = NULL;
     const double **Yp = NULL, **bp = NULL;
     PyObject *result = NULL;
     if (!(Ya = bind_as_array(Yo, NPY_FLOAT64, 2, "Y")) ||
@@ -391,10 +392,41 @@ static PyObject *py_free_barycenter(PyObject *self, PyObject *args, PyObject *kw
         bind_raise_status(st, "free_support_barycenter");
         goto out;
     }
-    result = Py_BuildValue("{s:O,s:d,s:L,s:O,s:O}", "X", Xa, "cost", cost, "n_iter",
-                           (long long)it, "unconverged", st == MONGE_ENOCONV ? Py_True : Py_False,
-                           "stopped", st == MONGE_EINTR ? Py_True : Py_False);
+    int lst = MONGE_OK;
+    if (grad && st != MONGE_EINTR) {
+        npy_intp kd[1] = {(npy_intp)K}, xd[2] = {(npy_intp)n, (npy_intp)d},
+                 yd[2] = {(npy_intp)tot, (npy_intp)d}, bd[1] = {(npy_intp)tot};
+        va = (PyArrayObject *)PyArray_SimpleNew(1, kd, NPY_FLOAT64);
+        gXa = (PyArrayObject *)PyArray_SimpleNew(2, xd, NPY_FLOAT64);
+        gYa = (PyArrayObject *)PyArray_SimpleNew(2, yd, NPY_FLOAT64);
+        gba = (PyArrayObject *)PyArray_SimpleNew(1, bd, NPY_FLOAT64);
+        if (!va || !gXa || !gYa || !gba) goto out;
+        Py_BEGIN_ALLOW_THREADS
+        lst = monge_free_barycenter_loss(K, m, d, Yp, ba ? bp : NULL,
+                                         (const double *)PyArray_DATA(wa), n,
+                                         aa ? (const double *)PyArray_DATA(aa) : NULL, &par,
+                                         (const double *)PyArray_DATA(Xa),
+                                         (double *)PyArray_DATA(va), (double *)PyArray_DATA(gXa),
+                                         (double *)PyArray_DATA(gYa), (double *)PyArray_DATA(gba));
+        Py_END_ALLOW_THREADS
+        if (lst != MONGE_OK && lst != MONGE_ENOCONV) {
+            bind_raise_status(lst, "free_support_barycenter (gradients)");
+            goto out;
+        }
+    }
+    result = Py_BuildValue("{s:O,s:d,s:L,s:O,s:O,s:O,s:O,s:O,s:O,s:O}", "X", Xa, "cost", cost,
+                           "n_iter", (long long)it, "unconverged",
+                           st == MONGE_ENOCONV ? Py_True : Py_False, "stopped",
+                           st == MONGE_EINTR ? Py_True : Py_False, "values",
+                           va ? (PyObject *)va : Py_None, "grad_X", gXa ? (PyObject *)gXa : Py_None,
+                           "grad_Y", gYa ? (PyObject *)gYa : Py_None, "grad_b",
+                           gba ? (PyObject *)gba : Py_None, "grad_unconverged",
+                           lst == MONGE_ENOCONV ? Py_True : Py_False);
 out:
+    Py_XDECREF(va);
+    Py_XDECREF(gXa);
+    Py_XDECREF(gYa);
+    Py_XDECREF(gba);
     PyMem_Free(Yp);
     PyMem_Free(bp);
     Py_XDECREF(Ya);

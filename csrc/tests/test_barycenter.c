@@ -315,7 +315,19 @@ static void test_free_support(void)
     st = monge_free_barycenter(K, m, 1, Y, NULL, lam, n, NULL, &par, X2, &cost2, &it2);
     CHECK(st == MONGE_OK && fabs(cost2 - cost) < 0.05 * cost, "entropic: status %d cost %g / %g",
           st, cost2, cost);
+    /* the loss at the fixed point: its value is the cost reached, and X does not move it */
+    double vals[K], gX[64], gY[3 * 64], gb[3 * 64];
+    par.exact = 1;
+    int ls = monge_free_barycenter_loss(K, m, 1, Y, NULL, lam, n, NULL, &par, X, vals, gX, gY, gb);
+    double lv = 0, gmax = 0;
+    for (int k = 0; k < K; k++) lv += lam[k] * vals[k];
+    for (int i = 0; i < n; i++) gmax = fmax(gmax, fabs(gX[i]));
+    CHECK(ls == MONGE_OK && fabs(lv - cost) <= 1e-12 * cost && gmax < 1e-12,
+          "free support loss: status %d value %g vs %g, |grad X| %g", ls, lv, cost, gmax);
+    par.exact = 0;
     const double badlam[K] = {0.5, 0.5, 0.5};
+    CHECK(monge_free_barycenter_loss(K, m, 1, Y, NULL, badlam, n, NULL, &par, X, vals, NULL, NULL,
+                                     NULL) == MONGE_EINVAL, "loss: lambda not summing to 1");
     CHECK(monge_free_barycenter(K, m, 1, Y, NULL, badlam, n, NULL, &par, X2, &cost2, &it2) ==
               MONGE_EINVAL, "lambda not summing to 1");
     X2[0] = NAN;

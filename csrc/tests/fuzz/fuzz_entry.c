@@ -467,6 +467,15 @@ static void fz_barycenter(src *s)
         expect(known(fst), "free barycenter status");
         if (fst == MONGE_OK)
             expect(all_finite(X, n * d) && isfinite(fcost), "free barycenter OK but non-finite");
+        if (fst == MONGE_OK || fst == MONGE_ENOCONV) {
+            double vals[3], *gX = malloc(sizeof(double) * (size_t)(n * d));
+            double gY[36], gb[18];
+            int lst = monge_free_barycenter_loss(K, m, d, ys, bs, lam, n, NULL, &fp, X, vals, gX,
+                                                 gY, gb);
+            expect(known(lst), "free barycenter loss status");
+            if (lst == MONGE_OK) expect(all_finite(vals, K), "free barycenter loss non-finite");
+            free(gX);
+        }
         free(X);
     }
     for (int64_t k = 0; k < K; k++) {
