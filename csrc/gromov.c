@@ -379,6 +379,7 @@ static int check_params(const monge_gw_params *par)
 {
     if (par->loss != MONGE_GW_SQUARE && par->loss != MONGE_GW_KL) return MONGE_EINVAL;
     if (par->solver != MONGE_GW_ENTROPIC && par->solver != MONGE_GW_CG) return MONGE_EINVAL;
+    if (par->semirelaxed && par->solver != MONGE_GW_CG) return MONGE_EINVAL;
     if (!(par->alpha >= 0.0 && par->alpha <= 1.0)) return MONGE_EINVAL;
     if (!(par->tol >= 0.0) || !isfinite(par->tol) || !(par->tol_abs >= 0.0) ||
         !isfinite(par->tol_abs) || par->max_iter < 1 || par->inner_max_iter < 0)
@@ -651,13 +652,29 @@ static int gromov_impl(int64_t n, int64_t m, const double *C1, const double *C2,
             Fnew = (M ? (1.0 - alpha) * dot_nm(&w, M, T) : 0.0) + 0.5 * alpha * dot_nm(&w, G, T);
         } else {
             monge_emd_info ei;
-            const int s2 = monge_emd(&geom, pw, qw, &ep, rows, cols, vals, f, g, &ei);
-            if (s2 != MONGE_OK && s2 != MONGE_ENOCONV) {
-                st = s2;
-                goto out;
+            if (par->semirelaxed) {
+                /* the vertex: each row's mass on its column of least cost (the first of ties);
+                   f_i that least cost, the potential of the one constraint */
+                for (int64_t i = 0; i < n; i++) {
+                    const double *ci = Cst + i * m;
+                    int64_t jb = 0;
+                    for (int64_t j = 1; j < m; j++)
+                        if (ci[j] < ci[jb]) jb = j;
+                    rows[i] = i;
+                    cols[i] = jb;
+                    vals[i] = pw[i];
+                    f[i] = ci[jb];
+                }
+                ei.nnz = n;
+            } else {
+                const int s2 = monge_emd(&geom, pw, qw, &ep, rows, cols, vals, f, g, &ei);
+                if (s2 != MONGE_OK && s2 != MONGE_ENOCONV) {
+                    st = s2;
+                    goto out;
+                }
+                inner_iter += ei.n_iter;
+                inner_ok = s2 == MONGE_OK;
             }
-            inner_iter += ei.n_iter;
-            inner_ok = s2 == MONGE_OK;
             /* direction D = S - T; grad GW(D) = grad GW(S) - G by linearity */
             double cs = 0.0;
             for (int64_t e = 0; e < ei.nnz; e++) cs += Cst[rows[e] * m + cols[e]] * vals[e];
@@ -725,7 +742,8 @@ static int gromov_impl(int64_t n, int64_t m, const double *C1, const double *C2,
     marginals(&w, T, w.r, w.c);
     double err = 0.0;
     for (int64_t i = 0; i < n; i++) err += fabs(w.r[i] - pw[i]);
-    for (int64_t j = 0; j < m; j++) err += fabs(w.c[j] - qw[j]);
+    if (!par->semirelaxed)
+        for (int64_t j = 0; j < m; j++) err += fabs(w.c[j] - qw[j]);
 
     if (lr && (grad_x || grad_y)) {
         const int s2 = points_grad(&w, T, x, dx, y, dy, alpha, grad_x, grad_y);

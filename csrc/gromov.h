@@ -26,6 +26,8 @@
  *   F(T + t D) = F(T) + t <grad F(T), D> + t^2 alpha GW(D) is minimised in closed form over t in
  *   [0, 1].  By linearity grad GW(T + t D) = (1 - t) grad GW(T) + t grad GW(S), and the vertex S
  *   has at most n + m - 1 entries, so an iteration costs one dense product, not two.
+ * - cg, semi-relaxed: the same iteration over {T >= 0 : T 1 = p}, whose vertices put each row's
+ *   mass on the column of least gradient.
  * All stop when the objective's change between iterates is <= tol |F| + tol_abs; the entropic
  * solver also needs its last Sinkhorn solve to have met inner_tol (the plan's L1 marginal error).
  */
@@ -64,6 +66,10 @@ typedef struct {
                             points, shorter steps); < 0: automatic, 0 until the objective's
                             change alternates in sign 4 times in a row (the iterates cycle),
                             then eps, doubled at each further such run.  Default -1. */
+    int semirelaxed;     /* cg only: 1 keeps only T 1 = p, the column marginal free (the
+                            semi-relaxed GW of Vincent-Cuaz et al. 2022); the linear oracle is
+                            then a row-wise argmin, and q only shapes the start p q^T.
+                            Default 0. */
     int warm_start;      /* 1: T holds the initial plan (its marginals should be p and q);
                             0: start from p q^T.  Default 0. */
     int nthreads;        /* threads; <= 0: the library default.  Default 0. */

@@ -73,6 +73,7 @@ CATALOGUE = [
     ("free_support_barycenter", "grad not a bool", lambda: monge.free_support_barycenter([np.ones((3, 2))], grad="yes"), TypeError, "grad: expected a bool"),
     ("free_support_barycenter", "one array instead of a list of clouds", lambda: monge.free_support_barycenter(np.ones((3, 2))), TypeError, "Y: expected a sequence"),
     ("free_support_barycenter", "clouds of different dimensions", lambda: monge.free_support_barycenter([np.ones((3, 2)), np.ones((3, 3))]), ValueError, "Y[1]: dimension 3 differs"),
+    ("gromov_wasserstein", "semi-relaxed with the entropic solver", lambda: monge.gromov_wasserstein(np.eye(3), np.eye(3), method="entropic", semirelaxed=True), ValueError, "semirelaxed: only with method='cg'"),
     ("gromov_wasserstein", "non-square C1", lambda: monge.gromov_wasserstein(np.ones((3, 4)), np.eye(3)), ValueError, "C1: expected a square matrix"),
     ("gromov_wasserstein", "weights of unequal mass", lambda: monge.gromov_wasserstein(np.eye(3), np.eye(3), p=np.ones(3)), ValueError, "p, q: masses differ"),
     ("gromov_wasserstein", "kl loss with a zero in C2", lambda: monge.gromov_wasserstein(np.eye(3), np.eye(3), loss="kl"), ValueError, "C2: the kl loss needs C2 > 0"),

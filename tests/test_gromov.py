@@ -330,3 +330,46 @@ def test_point_cloud_gradients_finite_differences_and_torch():
     assert v.item() == pytest.approx(r.value, rel=1e-12)
     np.testing.assert_allclose(tx.grad.numpy(), r.grad_x, atol=1e-12)
     np.testing.assert_allclose(ty.grad.numpy(), r.grad_y, atol=1e-12)
+
+
+@pytest.mark.parametrize("loss", ["square", "kl"])
+def test_semirelaxed_matches_pot(loss):
+    """semirelaxed=True: only T 1 = p; from the same start POT's semirelaxed solvers reach the
+    same plan (GW and fused GW), and point clouds give the dense matrices' plan."""
+    rng = np.random.default_rng(0)
+    x, y = rng.random((30, 2)), rng.random((20, 3))
+    if loss == "square":
+        C1, C2 = ot.dist(x, x), ot.dist(y, y)
+    else:
+        C1, C2 = rng.random((30, 30)) + 0.1, rng.random((20, 20)) + 0.1
+    p = rng.dirichlet(np.ones(30))
+    T, log = ot.gromov.semirelaxed_gromov_wasserstein(C1, C2, p, loss_fun=loss + "_loss", log=True)
+    r = monge.gromov_wasserstein(C1, C2, p, loss=loss, semirelaxed=True)
+    assert r.converged and r.value == pytest.approx(log["srgw_dist"], rel=1e-10)
+    np.testing.assert_allclose(r.plan, T, atol=1e-10)
+    np.testing.assert_allclose(r.plan.sum(1), p, atol=1e-15)
+    assert r.error < 1e-15 and not np.allclose(r.plan.sum(0), 1 / 20)   # columns are free
+    M = ot.dist(rng.random((30, 1)), rng.random((20, 1)))
+    T2, log2 = ot.gromov.semirelaxed_fused_gromov_wasserstein(M, C1, C2, p, alpha=0.3,
+                                                              loss_fun=loss + "_loss", log=True)
+    r2 = monge.fused_gromov_wasserstein(M, C1, C2, p, alpha=0.3, loss=loss, semirelaxed=True)
+    assert r2.value == pytest.approx(log2["srfgw_dist"], rel=1e-10)
+    np.testing.assert_allclose(r2.plan, T2, atol=1e-10)
+    if loss == "square":
+        r3 = monge.gromov_wasserstein(x=x, y=y, p=p, semirelaxed=True)
+        np.testing.assert_allclose(r3.plan, r.plan, atol=1e-10)
+
+
+def test_semirelaxed_bad_input():
+    C = np.ones((3, 3)) - np.eye(3)
+    with pytest.raises(ValueError, match="semirelaxed: only with method='cg'"):
+        monge.gromov_wasserstein(C, C, method="entropic", semirelaxed=True)
+    with pytest.raises(TypeError, match="semirelaxed: expected a bool"):
+        monge.gromov_wasserstein(C, C, semirelaxed="yes")
+    T0 = np.eye(3) / 3
+    T0[0] *= 2
+    with pytest.raises(ValueError, match="init: marginals differ from p by"):
+        monge.gromov_wasserstein(C, C, init=T0, semirelaxed=True)
+    rows_only = np.array([[1.0, 0, 0], [1, 0, 0], [1, 0, 0]]) / 3    # rows p, columns not q
+    r = monge.gromov_wasserstein(C, C, init=rows_only, semirelaxed=True)
+    np.testing.assert_allclose(r.plan.sum(1), 1 / 3)

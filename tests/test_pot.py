@@ -236,5 +236,24 @@ def test_gromov_and_free_support_barycenter_match_pot():
         mp.gromov.gromov_wasserstein(C1, C2, armijo=True)
     with pytest.raises(ValueError, match="solver: 'PPA' is not covered"):
         mp.gromov.entropic_gromov_wasserstein(C1, C2, solver="PPA")
-    with pytest.raises(AttributeError, match="gromov.semirelaxed_gromov_wasserstein: not covered"):
-        mp.gromov.semirelaxed_gromov_wasserstein  # noqa: B018
+    with pytest.raises(AttributeError,
+                       match="gromov.entropic_semirelaxed_gromov_wasserstein: not covered"):
+        mp.gromov.entropic_semirelaxed_gromov_wasserstein  # noqa: B018
+
+
+@pytest.mark.parametrize("name", ["semirelaxed_gromov_wasserstein",
+                                  "semirelaxed_gromov_wasserstein2",
+                                  "semirelaxed_fused_gromov_wasserstein",
+                                  "semirelaxed_fused_gromov_wasserstein2"])
+def test_semirelaxed_gromov_matches_pot(name):
+    rng = np.random.default_rng(3)
+    x, y = rng.random((25, 2)), rng.random((15, 3))
+    C1, C2 = ot.dist(x, x), ot.dist(y, y)
+    M = ot.dist(x[:, :1], y[:, :1])
+    p = rng.dirichlet(np.ones(25))
+    args = (C1, C2, p) if "fused" not in name else (M, C1, C2, p)
+    va, la = getattr(mp.gromov, name)(*args, log=True)
+    vb, lb = getattr(ot.gromov, name)(*args, log=True)
+    np.testing.assert_allclose(va, vb, atol=1e-12)
+    key = "srfgw_dist" if "fused" in name else "srgw_dist"
+    assert la[key] == pytest.approx(lb[key], rel=1e-10)

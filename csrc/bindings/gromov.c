@@ -31,7 +31,7 @@ static PyObject *py_gromov(PyObject *self, PyObject *args, PyObject *kw)
     static char *kwlist[] = {"C1", "C2", "p", "q", "M", "alpha", "loss", "solver", "eps", "tol",
                              "tol_abs", "max_iter", "inner_tol", "inner_max_iter", "T0", "grad",
                              "nthreads", "callback", "damping", "eps_scaling", "eps_start",
-                             "scaling_factor", "x", "y", NULL};
+                             "scaling_factor", "x", "y", "semirelaxed", NULL};
     PyObject *C1o, *C2o, *po = Py_None, *qo = Py_None, *Mo = Py_None, *T0 = Py_None,
                          *callback = Py_None, *xo = Py_None, *yo = Py_None;
     const char *loss = "square", *solver = "cg";
@@ -39,12 +39,12 @@ static PyObject *py_gromov(PyObject *self, PyObject *args, PyObject *kw)
            eps_start = 0.0, scaling_factor = 0.5;
     int eps_scaling = 0;
     long long max_iter = 1000, inner_max_iter = 0;
-    int grad = 0, nthreads = 0;
-    if (!PyArg_ParseTupleAndKeywords(args, kw, "OO|OOOdssdddLdLOpiOdpddOO", kwlist, &C1o, &C2o,
+    int grad = 0, nthreads = 0, semirelaxed = 0;
+    if (!PyArg_ParseTupleAndKeywords(args, kw, "OO|OOOdssdddLdLOpiOdpddOOp", kwlist, &C1o, &C2o,
                                      &po, &qo, &Mo, &alpha, &loss, &solver, &eps, &tol, &tol_abs,
                                      &max_iter, &inner_tol, &inner_max_iter, &T0, &grad,
                                      &nthreads, &callback, &damping, &eps_scaling, &eps_start,
-                                     &scaling_factor, &xo, &yo))
+                                     &scaling_factor, &xo, &yo, &semirelaxed))
         return NULL;
     if (callback != Py_None && !PyCallable_Check(callback)) {
         PyErr_SetString(PyExc_TypeError, "callback: must be callable");
@@ -52,6 +52,7 @@ static PyObject *py_gromov(PyObject *self, PyObject *args, PyObject *kw)
     }
     monge_gw_params par;
     monge_gw_params_init(&par);
+    par.semirelaxed = semirelaxed;
     if (!strcmp(loss, "square"))
         par.loss = MONGE_GW_SQUARE;
     else if (!strcmp(loss, "kl"))

@@ -148,6 +148,23 @@ static void test_isometry(void)
     for (int i = 0; i < n; i++)
         for (int j = 0; j < n; j++) worst = fmax(worst, fabs(T[i * n + j] - (j == perm[i] ? 1.0 / n : 0.0)));
     CHECK(worst < 1e-9, "isometry: plan off the permutation by %g", worst);
+    /* semi-relaxed: the permutation is also a global optimum (GW 0), found from a start near it
+       (from the product plan the iteration stops at another stationary point, as POT's does);
+       rows sum to p exactly, and entropic is refused */
+    par.semirelaxed = 1;
+    par.warm_start = 1;
+    for (int i = 0; i < n; i++)
+        for (int j = 0; j < n; j++) T[i * n + j] = 0.1 / (n * n) + (j == perm[i] ? 0.9 / n : 0.0);
+    st = monge_gromov(n, n, C1, C2, NULL, NULL, NULL, &par, T, NULL, NULL, NULL, NULL, &info);
+    worst = 0.0;
+    for (int i = 0; i < n; i++)
+        for (int j = 0; j < n; j++) worst = fmax(worst, fabs(T[i * n + j] - (j == perm[i] ? 1.0 / n : 0.0)));
+    CHECK(st == MONGE_OK && info.gw < 1e-12 && worst < 1e-9 && info.error < 1e-15,
+          "semi-relaxed isometry: status %d GW %g plan off by %g, row error %g", st, info.gw, worst,
+          info.error);
+    par.solver = MONGE_GW_ENTROPIC;
+    CHECK(monge_gromov(n, n, C1, C2, NULL, NULL, NULL, &par, T, NULL, NULL, NULL, NULL, &info) ==
+              MONGE_EINVAL, "semi-relaxed entropic refused");
 }
 
 /* entropic: at convergence T is the Sinkhorn plan of its own gradient; 1 and 2 threads agree */

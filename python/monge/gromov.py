@@ -135,7 +135,7 @@ def random_plan(p, q, rng, rank=3):
 
 def _solve(C1, C2, p, q, M, alpha, loss, method, eps, init, n_init, seed, tol, tol_abs, max_iter,
            inner_tol, inner_max_iter, grad, callback, nthreads, damping="auto", eps_scaling=False,
-           eps_start=None, scaling_factor=0.5, x=None, y=None):
+           eps_start=None, scaling_factor=0.5, x=None, y=None, semirelaxed=False):
     loss = choice("loss", loss, LOSSES)
     points = x is not None or y is not None
     if points:
@@ -167,6 +167,10 @@ def _solve(C1, C2, p, q, M, alpha, loss, method, eps, init, n_init, seed, tol, t
                          "equal masses")
     loss = choice("loss", loss, LOSSES)
     method = choice("method", method, METHODS)
+    if not isinstance(semirelaxed, (bool, np.bool_)):
+        raise TypeError(f"semirelaxed: expected a bool, got {type(semirelaxed).__name__}")
+    if semirelaxed and method != "cg":
+        raise ValueError("semirelaxed: only with method='cg'")
     if loss == "kl" and not points:
         if (C1 < 0).any():
             raise ValueError("C1: the kl loss needs C1 >= 0")
@@ -211,10 +215,10 @@ def _solve(C1, C2, p, q, M, alpha, loss, method, eps, init, n_init, seed, tol, t
             raise ValueError(f"init: expected shape ({n}, {m}), got {init.shape}")
         if (init < 0).any():
             raise ValueError("init: a plan must be non-negative")
-        err = np.abs(init.sum(1) - p).sum() + np.abs(init.sum(0) - q).sum()
+        err = np.abs(init.sum(1) - p).sum() + (0 if semirelaxed else np.abs(init.sum(0) - q).sum())
         if err > 1e-6 * p.sum():
-            raise ValueError(f"init: marginals differ from p and q by {err:.3g} (L1); give a "
-                             "coupling of p and q")
+            raise ValueError(f"init: marginals differ from {'p' if semirelaxed else 'p and q'} by "
+                             f"{err:.3g} (L1); give a plan with {'rows summing to p' if semirelaxed else 'marginals p and q'}")
     rng = np.random.default_rng(seed)
     best, values = None, []
     for k in range(n_init):
@@ -224,7 +228,7 @@ def _solve(C1, C2, p, q, M, alpha, loss, method, eps, init, n_init, seed, tol, t
                          inner_tol=inner_tol, inner_max_iter=inner_max_iter, T0=T0, grad=bool(grad),
                          nthreads=nth, callback=callback, damping=damping,
                          eps_scaling=bool(eps_scaling), eps_start=eps_start,
-                         scaling_factor=scaling_factor, x=x, y=y)
+                         scaling_factor=scaling_factor, x=x, y=y, semirelaxed=bool(semirelaxed))
         values.append(float(r["value"]))
         if best is None or r["value"] < best[1]["value"]:
             best = (T0, r)
@@ -257,7 +261,7 @@ def gromov_wasserstein(C1=None, C2=None, p=None, q=None, *, x=None, y=None, loss
                        init="product", n_init=1, seed=None, tol=1e-9, tol_abs=1e-9, max_iter=1000,
                        inner_tol=1e-9, inner_max_iter=None, damping="auto", eps_scaling=False,
                        eps_start=None, scaling_factor=0.5, grad=False, callback=None,
-                       nthreads=None):
+                       nthreads=None, semirelaxed=False):
     """Gromov–Wasserstein coupling between (C1, p) and (C2, q).
 
     Solves min_T sum_ijkl L(C1_ik, C2_jl) T_ij T_kl over couplings T of p and q (see the module
@@ -307,6 +311,13 @@ def gromov_wasserstein(C1=None, C2=None, p=None, q=None, *, x=None, y=None, loss
         Called every outer iteration; returning True stops (converged=False, no warning).
     nthreads : int, optional
         Threads (default: monge.get_num_threads()).
+    semirelaxed : bool
+        The semi-relaxed problem (Vincent-Cuaz et al., ICLR 2022): only T 1 = p is kept, the
+        second marginal is free (the plan chooses how much each node of C2 receives: a
+        matching of C1 into part of C2, or a clustering of C1's nodes onto C2's).  'cg' only:
+        the linear step puts each row's mass on its column of least gradient; q then only
+        shapes the start p q^T, ``g`` is 0 and ``error`` is the rows' L1 error.  POT's
+        ``semirelaxed_gromov_wasserstein``.
 
     Returns
     -------
@@ -325,7 +336,7 @@ def gromov_wasserstein(C1=None, C2=None, p=None, q=None, *, x=None, y=None, loss
     """
     return _solve(C1, C2, p, q, None, 1.0, loss, method, eps, init, n_init, seed, tol, tol_abs,
                   max_iter, inner_tol, inner_max_iter, grad, callback, nthreads, damping,
-                  eps_scaling, eps_start, scaling_factor, x, y)
+                  eps_scaling, eps_start, scaling_factor, x, y, semirelaxed)
 
 
 def fused_gromov_wasserstein(M, C1=None, C2=None, p=None, q=None, *, x=None, y=None, alpha=0.5,
@@ -333,7 +344,7 @@ def fused_gromov_wasserstein(M, C1=None, C2=None, p=None, q=None, *, x=None, y=N
                              eps=0.1, init="product", n_init=1, seed=None, tol=1e-9, tol_abs=1e-9,
                              max_iter=1000, inner_tol=1e-9, inner_max_iter=None, damping="auto",
                              eps_scaling=False, eps_start=None, scaling_factor=0.5, grad=False,
-                             callback=None, nthreads=None):
+                             callback=None, nthreads=None, semirelaxed=False):
     """Fused Gromov–Wasserstein coupling (Vayer et al. 2019): features and structure.
 
     Solves min_T (1 - alpha) <M, T> + alpha sum_ijkl L(C1_ik, C2_jl) T_ij T_kl over couplings of p
@@ -348,7 +359,8 @@ def fused_gromov_wasserstein(M, C1=None, C2=None, p=None, q=None, *, x=None, y=N
     M : array (n, m)
         Feature cost between the nodes of the two spaces, finite.
     C1, C2, p, q, x, y, loss, method, eps, init, n_init, seed, tol, tol_abs, max_iter, inner_tol, \
-inner_max_iter, damping, eps_scaling, eps_start, scaling_factor, grad, callback, nthreads
+inner_max_iter, damping, eps_scaling, eps_start, scaling_factor, grad, callback, nthreads, \
+semirelaxed
         As in :func:`gromov_wasserstein`.
     alpha : float
         Weight of the structure term in [0, 1]; default 0.5.
@@ -370,4 +382,4 @@ inner_max_iter, damping, eps_scaling, eps_start, scaling_factor, grad, callback,
         raise ValueError("M: required (use gromov_wasserstein without features)")
     return _solve(C1, C2, p, q, M, alpha, loss, method, eps, init, n_init, seed, tol, tol_abs,
                   max_iter, inner_tol, inner_max_iter, grad, callback, nthreads, damping,
-                  eps_scaling, eps_start, scaling_factor, x, y)
+                  eps_scaling, eps_start, scaling_factor, x, y, semirelaxed)

@@ -1431,14 +1431,14 @@ def _gw_kwargs(kwargs, entropic):
 
 
 def _gw_call(M, C1, C2, p, q, loss_fun, alpha, G0, max_iter, tol, tol_abs, entropic, epsilon,
-             kwargs):
+             kwargs, semirelaxed=False):
     from .gromov import fused_gromov_wasserstein, gromov_wasserstein
 
     if loss_fun not in _GW_LOSS:
         raise ValueError(f"loss_fun: {loss_fun!r} is not covered (square_loss, kl_loss)")
     opts = dict(loss=_GW_LOSS[loss_fun], init="product" if G0 is None else np.asarray(G0),
                 max_iter=integer("max_iter", int(max_iter), 1), tol=tol, tol_abs=tol_abs,
-                **_gw_kwargs(kwargs, entropic))
+                semirelaxed=semirelaxed, **_gw_kwargs(kwargs, entropic))
     if entropic:    # POT's PGD iteration: no damping; eps = POT's epsilon
         opts.update(method="entropic", eps=epsilon, damping=0)
     p = None if p is None else _hist("p", p, np.shape(C1)[0])
@@ -1528,7 +1528,53 @@ def _gw_functions():
         value = np.float64(r.value)
         return (value, dict(_gw_log(r, "gw_dist", True), T=r.plan)) if log else value
 
-    return dict(gromov_wasserstein=gromov_wasserstein, gromov_wasserstein2=gromov_wasserstein2,
+    def semirelaxed_gromov_wasserstein(C1, C2, p=None, loss_fun="square_loss", symmetric=None,
+                                       log=False, G0=None, max_iter=1e4, tol_rel=1e-9,
+                                       tol_abs=1e-9, random_state=0, **kwargs):
+        """POT's ``ot.gromov.semirelaxed_gromov_wasserstein`` on :func:`monge.gromov_wasserstein`
+        (``semirelaxed=True``, 'cg')."""
+        r = _gw_call(None, C1, C2, p, None, loss_fun, 1.0, G0, max_iter, tol_rel, tol_abs, False,
+                     None, kwargs, semirelaxed=True)
+        return (r.plan, _gw_log(r, "srgw_dist", False)) if log else r.plan
+
+    def semirelaxed_gromov_wasserstein2(C1, C2, p=None, loss_fun="square_loss", symmetric=None,
+                                        log=False, G0=None, max_iter=1e4, tol_rel=1e-9,
+                                        tol_abs=1e-9, random_state=0, **kwargs):
+        """POT's ``ot.gromov.semirelaxed_gromov_wasserstein2``: the value."""
+        r = _gw_call(None, C1, C2, p, None, loss_fun, 1.0, G0, max_iter, tol_rel, tol_abs, False,
+                     None, kwargs, semirelaxed=True)
+        value = np.float64(r.value)
+        return (value, dict(_gw_log(r, "srgw_dist", False), T=r.plan)) if log else value
+
+    def semirelaxed_fused_gromov_wasserstein(M, C1, C2, p=None, loss_fun="square_loss",
+                                             symmetric=None, alpha=0.5, G0=None, log=False,
+                                             max_iter=1e4, tol_rel=1e-9, tol_abs=1e-9,
+                                             random_state=0, **kwargs):
+        """POT's ``ot.gromov.semirelaxed_fused_gromov_wasserstein`` on
+        :func:`monge.fused_gromov_wasserstein` (``semirelaxed=True``)."""
+        r = _gw_call(M, C1, C2, p, None, loss_fun, alpha, G0, max_iter, tol_rel, tol_abs, False,
+                     None, kwargs, semirelaxed=True)
+        return (r.plan, _gw_log(r, "srfgw_dist", False)) if log else r.plan
+
+    def semirelaxed_fused_gromov_wasserstein2(M, C1, C2, p=None, loss_fun="square_loss",
+                                              symmetric=None, alpha=0.5, G0=None, log=False,
+                                              max_iter=1e4, tol_rel=1e-9, tol_abs=1e-9,
+                                              random_state=0, **kwargs):
+        """POT's ``ot.gromov.semirelaxed_fused_gromov_wasserstein2``: the value."""
+        r = _gw_call(M, C1, C2, p, None, loss_fun, alpha, G0, max_iter, tol_rel, tol_abs, False,
+                     None, kwargs, semirelaxed=True)
+        value = np.float64(r.value)
+        if not log:
+            return value
+        return value, dict(_gw_log(r, "srfgw_dist", False), T=r.plan,
+                           quad_loss=np.float64(alpha * r.gw),
+                           lin_loss=np.float64((1 - alpha) * r.linear))
+
+    return dict(semirelaxed_gromov_wasserstein=semirelaxed_gromov_wasserstein,
+                semirelaxed_gromov_wasserstein2=semirelaxed_gromov_wasserstein2,
+                semirelaxed_fused_gromov_wasserstein=semirelaxed_fused_gromov_wasserstein,
+                semirelaxed_fused_gromov_wasserstein2=semirelaxed_fused_gromov_wasserstein2,
+                gromov_wasserstein=gromov_wasserstein, gromov_wasserstein2=gromov_wasserstein2,
                 fused_gromov_wasserstein=fused_gromov_wasserstein,
                 fused_gromov_wasserstein2=fused_gromov_wasserstein2,
                 entropic_gromov_wasserstein=entropic_gromov_wasserstein,
@@ -1549,7 +1595,9 @@ def _free_support_barycenter(measures_locations, measures_weights, X_init, b=Non
 
 gromov = _submodule("gromov", "POT's ``ot.gromov`` on monge's C solvers.\n\n"
                     "Covered: ``gromov_wasserstein(2)``, ``fused_gromov_wasserstein(2)``, "
-                    "``entropic_gromov_wasserstein(2)`` (square_loss, kl_loss; the PGD solver); "
+                    "``entropic_gromov_wasserstein(2)`` (square_loss, kl_loss; the PGD solver), "
+                    "``semirelaxed_gromov_wasserstein(2)``, "
+                    "``semirelaxed_fused_gromov_wasserstein(2)``; "
                     "any other name raises an AttributeError.", **_gw_functions())
 lp = _submodule("lp", "POT's ``ot.lp``: ``free_support_barycenter`` (the network simplex is "
                 "monge.pot.emd).", free_support_barycenter=_free_support_barycenter,

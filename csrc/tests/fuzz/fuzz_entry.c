@@ -510,6 +510,7 @@ static void fz_gromov(src *s)
     monge_gw_params_init(&par);
     par.loss = u8(s) % 3;           /* 2 is invalid */
     par.solver = u8(s) % 3;
+    par.semirelaxed = u8(s) < 64;
     par.alpha = u8(s) < 30 ? num(s) : 0.5;
     const double epss[] = {1e-300, 1e-3, 0.1, 10.0, 0.0, -1.0, NAN, 1e300};
     par.eps = epss[u8(s) % 8];
