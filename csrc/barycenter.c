@@ -790,15 +790,13 @@ static int simplex_or_uniform(const double *w, int64_t len, double *out)
     return check_simplex(out, len);
 }
 
-int monge_free_barycenter(int64_t K, const int64_t *m, int64_t d, const double *const *Y,
-                          const double *const *b, const double *lambda, int64_t n,
-                          const double *a, const monge_free_barycenter_params *par, double *X,
-                          double *cost_out, int64_t *n_iter)
+/* The checks of a free-support call (inputs, weights, X, eps when entropic); writes the total and
+ * the largest input size. */
+static int free_check(int64_t K, const int64_t *m, int64_t d, const double *const *Y,
+                      const double *lambda, int64_t n, const double *X, int exact, double eps,
+                      int64_t *tot_out, int64_t *mmax_out)
 {
-    if (K < 1 || !m || d < 1 || !Y || !lambda || n < 1 || !par || !X || !cost_out || !n_iter)
-        return MONGE_EINVAL;
-    if (par->max_iter < 1 || !(par->tol >= 0.0) || !isfinite(par->tol) ||
-        (!par->exact && (!(par->eps > 0.0) || !isfinite(par->eps))) || check_simplex(lambda, K))
+    if ((!exact && (!(eps > 0.0) || !isfinite(eps))) || check_simplex(lambda, K))
         return MONGE_EINVAL;
     if (n > INT64_MAX / 8 / d || n > INT32_MAX / 2) return MONGE_EINVAL;
     for (int64_t i = 0; i < n * d; i++)
@@ -812,6 +810,35 @@ int monge_free_barycenter(int64_t K, const int64_t *m, int64_t d, const double *
         tot += m[k];
         mmax = m[k] > mmax ? m[k] : mmax;
     }
+    *tot_out = tot;
+    *mmax_out = mmax;
+    return MONGE_OK;
+}
+
+/* aw (n) and bw (sum m_k, input after input, offsets off) the normalised weights (NULL: uniform). */
+static int free_weights(int64_t K, const int64_t *m, const double *const *b, int64_t n,
+                        const double *a, double *aw, double *bw, int64_t *off)
+{
+    if (simplex_or_uniform(a, n, aw)) return MONGE_EINVAL;
+    off[0] = 0;
+    for (int64_t k = 0; k < K; k++) {
+        off[k + 1] = off[k] + m[k];
+        if (simplex_or_uniform(b ? b[k] : NULL, m[k], bw + off[k])) return MONGE_EINVAL;
+    }
+    return MONGE_OK;
+}
+
+int monge_free_barycenter(int64_t K, const int64_t *m, int64_t d, const double *const *Y,
+                          const double *const *b, const double *lambda, int64_t n,
+                          const double *a, const monge_free_barycenter_params *par, double *X,
+                          double *cost_out, int64_t *n_iter)
+{
+    if (K < 1 || !m || d < 1 || !Y || !lambda || n < 1 || !par || !X || !cost_out || !n_iter)
+        return MONGE_EINVAL;
+    if (par->max_iter < 1 || !(par->tol >= 0.0) || !isfinite(par->tol)) return MONGE_EINVAL;
+    int64_t tot = 0, mmax = 0;
+    if (free_check(K, m, d, Y, lambda, n, X, par->exact, par->eps, &tot, &mmax) != MONGE_OK)
+        return MONGE_EINVAL;
     const int nth = monge_resolve_threads(par->nthreads);
     int st = MONGE_OK;
     double *aw = malloc((size_t)n * sizeof *aw), *bw = malloc((size_t)tot * sizeof *bw);
@@ -831,19 +858,9 @@ int monge_free_barycenter(int64_t K, const int64_t *m, int64_t d, const double *
         st = MONGE_ENOMEM;
         goto out;
     }
-    if (simplex_or_uniform(a, n, aw)) {
-        st = MONGE_EINVAL;
-        goto out;
-    }
-    off[0] = 0;
-    for (int64_t k = 0; k < K; k++) {
-        off[k + 1] = off[k] + m[k];
-        if (simplex_or_uniform(b ? b[k] : NULL, m[k], bw + off[k])) {
-            st = MONGE_EINVAL;
-            goto out;
-        }
+    if ((st = free_weights(K, m, b, n, a, aw, bw, off)) != MONGE_OK) goto out;
+    for (int64_t k = 0; k < K; k++)
         if (par->exact && (st = monge_emd_basis_new(&bases[k])) != MONGE_OK) goto out;
-    }
     double prev = INFINITY, cost = INFINITY, delta = INFINITY;
     int64_t it = 0;
     int converged = 0;
@@ -946,20 +963,9 @@ int monge_free_barycenter_loss(int64_t K, const int64_t *m, int64_t d, const dou
 {
     if (K < 1 || !m || d < 1 || !Y || !lambda || n < 1 || !par || !X || !values)
         return MONGE_EINVAL;
-    if ((!par->exact && (!(par->eps > 0.0) || !isfinite(par->eps))) || check_simplex(lambda, K))
-        return MONGE_EINVAL;
-    if (n > INT64_MAX / 8 / d || n > INT32_MAX / 2) return MONGE_EINVAL;
-    for (int64_t i = 0; i < n * d; i++)
-        if (!isfinite(X[i])) return MONGE_EINVAL;
     int64_t tot = 0, mmax = 0;
-    for (int64_t k = 0; k < K; k++) {
-        if (!Y[k] || m[k] < 1 || m[k] > INT32_MAX / 2 || m[k] > INT64_MAX / 8 / d - tot)
-            return MONGE_EINVAL;
-        for (int64_t j = 0; j < m[k] * d; j++)
-            if (!isfinite(Y[k][j])) return MONGE_EINVAL;
-        tot += m[k];
-        mmax = m[k] > mmax ? m[k] : mmax;
-    }
+    if (free_check(K, m, d, Y, lambda, n, X, par->exact, par->eps, &tot, &mmax) != MONGE_OK)
+        return MONGE_EINVAL;
     const int nth = monge_resolve_threads(par->nthreads);
     int st = MONGE_OK;
     const int64_t cap = n + mmax - 1;
@@ -976,18 +982,7 @@ int monge_free_barycenter_loss(int64_t K, const int64_t *m, int64_t d, const dou
         st = MONGE_ENOMEM;
         goto out;
     }
-    if (simplex_or_uniform(a, n, aw)) {
-        st = MONGE_EINVAL;
-        goto out;
-    }
-    off[0] = 0;
-    for (int64_t k = 0; k < K; k++) {
-        off[k + 1] = off[k] + m[k];
-        if (simplex_or_uniform(b ? b[k] : NULL, m[k], bw + off[k])) {
-            st = MONGE_EINVAL;
-            goto out;
-        }
-    }
+    if ((st = free_weights(K, m, b, n, a, aw, bw, off)) != MONGE_OK) goto out;
     /* the plans at X, one input per thread; then each input's gradients from its plan:
        d c / d x = 2 (x - y), so sum_j P_ij d c / d x_i = 2 (a_i x_i - (P Y)_i) */
 #pragma omp parallel for schedule(dynamic, 1) num_threads(nth) if (K > 1)

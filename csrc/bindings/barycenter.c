@@ -82,6 +82,36 @@ out:
     return res;
 }
 
+/* The barycenter's support with itself, for the debiased variant: x with x, or C itself when it
+ * is square (the two supports are then taken to be one); -1 with ValueError for a non-square C. */
+static int bary_self_geom(const batch_geom *bg, int debiased, monge_geometry *selfg)
+{
+    *selfg = bg->geoms[0];
+    if (!debiased) return 0;
+    if (bg->C) {
+        if (bg->n != bg->m) {
+            PyErr_SetString(PyExc_ValueError, "C: the debiased barycenter on a cost matrix "
+                                              "needs a square C (one support)");
+            return -1;
+        }
+    } else {
+        selfg->m = bg->n;
+        selfg->y = selfg->x;
+    }
+    return 0;
+}
+
+static void bary_params(monge_barycenter_params *par, double eps, double tol, long long max_iter,
+                        int debiased, int nthreads)
+{
+    monge_barycenter_params_init(par);
+    par->eps = eps;
+    par->tol = tol;
+    par->max_iter = max_iter;
+    par->debiased = debiased;
+    par->nthreads = nthreads;
+}
+
 /* barycenter(B (K, m), weights (K,), C (n, m) or None, x (n, d) or None, y (m, d) or None, cost,
  *            p, lam, eps, tol, max_iter, debiased, nthreads, callback)
  * -> {"a", "f" (K, n), "g" (K, m), "logc" (n,), "error", "n_iter", "unconverged", "stopped"}
@@ -120,23 +150,12 @@ static PyObject *py_barycenter(PyObject *self, PyObject *args, PyObject *kw)
                                           "the size of the inputs' support");
         goto out;
     }
-    monge_geometry selfg = bg.geoms[0], selfy = bg.geoms[0];
+    monge_geometry selfg, selfy = bg.geoms[0];
     if (!bg.C) { /* the inputs' support with itself (the debiased loss) */
         selfy.n = m;
         selfy.x = selfy.y;
     }
-    if (debiased) {
-        if (bg.C) {
-            if (n != m) {
-                PyErr_SetString(PyExc_ValueError, "C: the debiased barycenter on a cost matrix "
-                                                  "needs a square C (one support)");
-                goto out;
-            }
-        } else {
-            selfg.m = n;
-            selfg.y = selfg.x;
-        }
-    }
+    if (bary_self_geom(&bg, debiased, &selfg)) goto out;
     geoms = PyMem_Calloc((size_t)K, sizeof *geoms);
     bs = PyMem_Calloc((size_t)K, sizeof *bs);
     if (!geoms || !bs) {
@@ -155,12 +174,7 @@ static PyObject *py_barycenter(PyObject *self, PyObject *args, PyObject *kw)
     ca = (PyArrayObject *)PyArray_SimpleNew(1, nd, NPY_FLOAT64);
     if (!aa || !fa || !ga || !ca) goto out;
     monge_barycenter_params par;
-    monge_barycenter_params_init(&par);
-    par.eps = eps;
-    par.tol = tol;
-    par.max_iter = max_iter;
-    par.debiased = debiased;
-    par.nthreads = nthreads;
+    bary_params(&par, eps, tol, max_iter, debiased, nthreads);
     progress_ctx pctx = {callback != Py_None ? callback : NULL, bind_now(), 0, 0};
     par.progress = bind_progress_cb;
     par.progress_ctx = &pctx;
@@ -236,19 +250,8 @@ static PyObject *py_barycenter_batch(PyObject *self, PyObject *args, PyObject *k
                                           "N, K >= 1, m the size of the inputs' support");
         goto out;
     }
-    monge_geometry selfg = bg.geoms[0];
-    if (debiased) {
-        if (bg.C) {
-            if (n != m) {
-                PyErr_SetString(PyExc_ValueError, "C: the debiased barycenter on a cost matrix "
-                                                  "needs a square C (one support)");
-                goto out;
-            }
-        } else {
-            selfg.m = n;
-            selfg.y = selfg.x;
-        }
-    }
+    monge_geometry selfg;
+    if (bary_self_geom(&bg, debiased, &selfg)) goto out;
     geoms = PyMem_Calloc((size_t)K, sizeof *geoms);
     bs = PyMem_Calloc((size_t)(N * K), sizeof *bs);
     stat = PyMem_Calloc((size_t)N, sizeof *stat);
@@ -269,12 +272,7 @@ static PyObject *py_barycenter_batch(PyObject *self, PyObject *args, PyObject *k
     ua = (PyArrayObject *)PyArray_SimpleNew(1, sd, NPY_BOOL);
     if (!aa || !fa || !ga || !ca || !ea || !ia || !ua) goto out;
     monge_barycenter_params par;
-    monge_barycenter_params_init(&par);
-    par.eps = eps;
-    par.tol = tol;
-    par.max_iter = max_iter;
-    par.debiased = debiased;
-    par.nthreads = nthreads;
+    bary_params(&par, eps, tol, max_iter, debiased, nthreads);
     int st;
     Py_BEGIN_ALLOW_THREADS
     st = monge_barycenter_batch(N, K, geoms, bs, (const double *)PyArray_DATA(wa),
@@ -501,12 +499,7 @@ static PyObject *py_barycenter_grid(PyObject *self, PyObject *args, PyObject *kw
     for (int64_t k = 0; k < K; k++) bs[k] = (const double *)PyArray_DATA(Ba) + k * n;
     monge_grid grid = {d, lens, axes};
     monge_barycenter_params par;
-    monge_barycenter_params_init(&par);
-    par.eps = eps;
-    par.tol = tol;
-    par.max_iter = max_iter;
-    par.debiased = debiased;
-    par.nthreads = nthreads;
+    bary_params(&par, eps, tol, max_iter, debiased, nthreads);
     progress_ctx pctx = {callback != Py_None ? callback : NULL, bind_now(), 0, 0};
     par.progress = bind_progress_cb;
     par.progress_ctx = &pctx;
