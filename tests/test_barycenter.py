@@ -400,6 +400,13 @@ def test_torch_barycenter_loss_gradcheck_and_numpy_agreement():
                                atol=1e-14)
     with pytest.raises(TypeError, match="grad"):
         mt.barycenter_loss(B, y=t, eps=0.1, grad=True)
+    # on a grid, B shaped as the grid: the gradient keeps that shape
+    g = np.linspace(0, 1, 6)
+    Bg = (torch.rand(2, 6, 6, dtype=torch.float64, generator=torch.Generator().manual_seed(0))
+          + 0.1).requires_grad_()
+    assert torch.autograd.gradcheck(lambda Bg: mt.barycenter_loss(Bg, eps=0.05, grid=[g, g],
+                                                                  tol=1e-12), (Bg,),
+                                    eps=1e-6, atol=1e-7, rtol=1e-6)
 
 
 @pytest.mark.parametrize("debiased", [False, True])
