@@ -469,37 +469,60 @@ int monge_barycenter_batch(int64_t N, int64_t K, const monge_geometry *geoms,
     return st;
 }
 
+/* A grid call's set-up: the checks, the grid kernel, and K kernels all on it (one grid serves every
+ * input and the barycenter; the calls on it are sequential) with sizes msz = n.  On success the
+ * caller frees gk, *kern and *msz. */
+static int grid_open(int64_t K, const monge_grid *grid, const double *const *b,
+                     const double *lambda, const monge_barycenter_params *par, grid_kern **gk,
+                     bkern **kern, int64_t **msz)
+{
+    *gk = NULL;
+    *kern = NULL;
+    *msz = NULL;
+    if (K < 1 || !grid || !b || !lambda || !par) return MONGE_EINVAL;
+    if (!(par->eps > 0.0) || !isfinite(par->eps) || !(par->tol > 0.0) || !isfinite(par->tol) ||
+        par->max_iter < 1 || check_simplex(lambda, K))
+        return MONGE_EINVAL;
+    int st = grid_new(grid, monge_resolve_threads(par->nthreads), gk);
+    if (st != MONGE_OK) return st;
+    const int64_t n = (*gk)->n;
+    if (K > INT64_MAX / 4 / n) st = MONGE_EINVAL;
+    for (int64_t k = 0; k < K && st == MONGE_OK; k++)
+        if (check_simplex(b[k], n)) st = MONGE_EINVAL;
+    if (st == MONGE_OK) {
+        *kern = calloc((size_t)K, sizeof **kern);
+        *msz = malloc((size_t)K * sizeof **msz);
+        if (!*kern || !*msz) st = MONGE_ENOMEM;
+    }
+    for (int64_t k = 0; k < K && st == MONGE_OK; k++) {
+        (*kern)[k].grid = *gk;
+        (*msz)[k] = n;
+    }
+    if (st != MONGE_OK) {
+        grid_free(*gk);
+        free(*kern);
+        free(*msz);
+        *gk = NULL;
+        *kern = NULL;
+        *msz = NULL;
+    }
+    return st;
+}
+
 int monge_barycenter_grid(int64_t K, const monge_grid *grid, const double *const *b,
                           const double *lambda, const monge_barycenter_params *par, double *a,
                           double *f_out, double *g_out, double *logc_out, double *error,
                           int64_t *n_iter)
 {
-    if (K < 1 || !grid || !b || !lambda || !par || !a) return MONGE_EINVAL;
-    if (!(par->eps > 0.0) || !isfinite(par->eps) || !(par->tol > 0.0) || !isfinite(par->tol) ||
-        par->max_iter < 1 || check_simplex(lambda, K))
-        return MONGE_EINVAL;
-    grid_kern *gk = NULL;
-    int st = grid_new(grid, monge_resolve_threads(par->nthreads), &gk);
+    if (!a) return MONGE_EINVAL;
+    grid_kern *gk;
+    bkern *kern;
+    int64_t *msz;
+    int st = grid_open(K, grid, b, lambda, par, &gk, &kern, &msz);
     if (st != MONGE_OK) return st;
-    const int64_t n = gk->n;
-    bkern *kern = calloc((size_t)K, sizeof *kern);
-    int64_t *msz = malloc((size_t)K * sizeof *msz);
-    if (!kern || !msz || K > INT64_MAX / 4 / n) {
-        st = kern && msz ? MONGE_EINVAL : MONGE_ENOMEM;
-        goto out;
-    }
-    for (int64_t k = 0; k < K; k++) {
-        if (check_simplex(b[k], n)) {
-            st = MONGE_EINVAL;
-            goto out;
-        }
-        kern[k].grid = gk; /* one grid serves every input and the barycenter (calls sequential) */
-        msz[k] = n;
-    }
     bkern kself = {NULL, gk};
-    st = ibp(K, n, msz, kern, &kself, b, lambda, par, K * n, a, f_out, g_out, logc_out, error,
-             n_iter);
-out:
+    st = ibp(K, gk->n, msz, kern, &kself, b, lambda, par, K * gk->n, a, f_out, g_out, logc_out,
+             error, n_iter);
     grid_free(gk);
     free(kern);
     free(msz);
@@ -740,31 +763,16 @@ int monge_barycenter_grid_loss(int64_t K, const monge_grid *grid, const double *
                                const double *a, const double *f, const double *g,
                                const double *logc, double *values, double *grad_b)
 {
-    if (K < 1 || !grid || !b || !lambda || !par || !a || !f || !g) return MONGE_EINVAL;
-    if (!(par->eps > 0.0) || !isfinite(par->eps) || !(par->tol > 0.0) || !isfinite(par->tol) ||
-        par->max_iter < 1 || check_simplex(lambda, K) || (par->debiased && !logc))
-        return MONGE_EINVAL;
-    grid_kern *gk = NULL;
-    int st = grid_new(grid, monge_resolve_threads(par->nthreads), &gk);
+    if (!a || !f || !g || (par && par->debiased && !logc)) return MONGE_EINVAL;
+    grid_kern *gk;
+    bkern *kern;
+    int64_t *msz;
+    int st = grid_open(K, grid, b, lambda, par, &gk, &kern, &msz);
     if (st != MONGE_OK) return st;
-    const int64_t n = gk->n;
-    bkern *kern = calloc((size_t)K, sizeof *kern);
-    int64_t *msz = malloc((size_t)K * sizeof *msz);
-    double *hk = K <= INT64_MAX / 4 / n ? malloc((size_t)(K * n) * sizeof *hk) : NULL;
-    if (!kern || !msz || !hk) {
-        st = MONGE_ENOMEM;
-        goto out;
-    }
-    for (int64_t k = 0; k < K; k++) {
-        if (check_simplex(b[k], n)) {
-            st = MONGE_EINVAL;
-            goto out;
-        }
-        kern[k].grid = gk;
-        msz[k] = n;
-    }
-    st = bary_loss(K, n, msz, kern, kern, b, lambda, par, a, f, g, logc, values, grad_b, hk);
-out:
+    double *hk = malloc((size_t)(K * gk->n) * sizeof *hk);
+    st = hk ? bary_loss(K, gk->n, msz, kern, kern, b, lambda, par, a, f, g, logc, values, grad_b,
+                        hk)
+            : MONGE_ENOMEM;
     grid_free(gk);
     free(kern);
     free(msz);
