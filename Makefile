@@ -31,7 +31,7 @@ demo: install
 	$(VPY) -m monge demo
 
 # the library is compiled once under the sanitizers and linked into every C test and the gcc fuzzer
-HEADERS  := $(wildcard csrc/*.h csrc/*.inc csrc/sinkhorn/*.h)
+HEADERS  := $(wildcard csrc/*.h csrc/*.inc csrc/sinkhorn/*.h csrc/sinkhorn/*.inc)
 CORE_SAN := $(patsubst csrc/%.c,build/san/%.o,$(CORE_SRC))
 build/san/%.o: csrc/%.c $(HEADERS)
 	@mkdir -p $(dir $@)

@@ -147,6 +147,65 @@ int monge_sinkhorn_grad_points(const monge_problem *pb, double eps, const double
 int monge_sinkhorn_apply(const monge_problem *pb, double eps, const double *f, const double *g,
                          int transpose, const double *V, int64_t k, double *out, int nthreads);
 
+/* ------------------------------------------------------------------ multiscale (point clouds)
+ * monge_sinkhorn_multiscale solves the same problem as monge_sinkhorn on an online geometry
+ * (sqeuclidean, euclidean or pnorm, d <= 8) with memory O(n + m + kept blocks): each cloud is
+ * clustered on a grid hierarchy, the solve runs coarse-to-fine (cell centroids while eps is large
+ * against the cells), and every half-step sums only the block pairs whose plan mass can matter,
+ * plus an upper bound E of the mass it skipped (sinkhorn/multiscale.c explains the bound).  The
+ * error the stopping test sees, info->error, is the truncated plan's L1 marginal violation + 2E:
+ * an upper bound of the full plan's.  eps is annealed from the largest cost (par->scaling_factor
+ * per stage; eps_scaling is ignored), stage_tol holds for the coarse levels and the stages above
+ * eps; Anderson acceleration, max_iter, warm start and the callback as in monge_sinkhorn. */
+#define MONGE_MS_POINTS 6   /* default cluster_scale: the first grid level with this many points per cell */
+#define MONGE_MS_TAU 12.0   /* default truncation */
+#define MONGE_MS_SWITCH 0.25 /* default switch_ratio */
+
+typedef struct {
+    double cluster_scale; /* side of the finest cells (the blocks), rounded down to the grid's powers
+                             of two; 0: the first level with MONGE_MS_POINTS points per cell on
+                             average.  Default 0. */
+    double truncation;    /* tau > 0: a block pair is kept when the bound of its plan mass is at
+                             least e^-tau of its row block's or its column block's mass.  Default
+                             MONGE_MS_TAU; grown by 4 (up to 60) while the skipped-mass bound
+                             exceeds bound_frac x the stage's tolerance. */
+    double switch_ratio;  /* alpha > 0: the solve runs on the centroids of cells of side h while
+                             eps >= alpha h^2.  Default MONGE_MS_SWITCH. */
+    double bound_frac;    /* in (0, 1); see truncation.  Default 0.1. */
+} monge_ms_params;
+
+void monge_ms_params_init(monge_ms_params *mp);
+
+typedef struct {
+    double bound;         /* E at the final potentials: the skipped mass is at most this */
+    double truncation;    /* tau at the end */
+    double cluster_scale; /* side of the finest cells used */
+    int64_t kept_blocks;  /* block pairs kept at the end */
+    int64_t kept_entries; /* entries they hold (the work of one half-step) */
+    int64_t blocks_x, blocks_y; /* finest cells of each cloud */
+    int64_t reselections; /* times tau grew */
+    int levels;           /* levels of the hierarchy, the points included */
+} monge_ms_info;
+
+int monge_sinkhorn_multiscale(const monge_problem *pb, const monge_sinkhorn_params *par,
+                              const monge_ms_params *mp, double *f, double *g,
+                              monge_sinkhorn_info *info, monge_ms_info *minfo);
+
+/* Passes over the truncated plan of given potentials (the blocks selected from them with
+ * mp->truncation and mp->cluster_scale, e.g. a solve's final values): with
+ * P_ij = a_i b_j exp((f_i + g_j - C_ij) / eps) on the kept entries (on P^T when transpose),
+ * out = P V (V: m x k, k may be 0), rowsum = P 1, rowcost_i = sum_j P_ij C_ij, grad = the gradient
+ * of <P, C> in the row points (n x d), *bound = the skipped-mass bound.  Outputs may be NULL. */
+int monge_ms_apply(const monge_problem *pb, const monge_ms_params *mp, double eps, const double *f,
+                   const double *g, int transpose, const double *V, int64_t k, double *out,
+                   double *rowsum, double *rowcost, double *grad, double *bound, int nthreads);
+
+/* The kept entries as coordinates: with rows NULL, *nnz receives their number; else rows, cols
+ * and vals (capacity *nnz) receive them and *nnz the count written. */
+int monge_ms_plan(const monge_problem *pb, const monge_ms_params *mp, double eps, const double *f,
+                  const double *g, int64_t *nnz, int64_t *rows, int64_t *cols, double *vals,
+                  int nthreads);
+
 #ifdef __cplusplus
 }
 #endif

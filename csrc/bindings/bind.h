@@ -90,5 +90,6 @@ extern PyMethodDef monge_bind_spectr_methods[];
 extern PyMethodDef monge_bind_smooth_methods[];
 extern PyMethodDef monge_bind_barycenter_methods[];
 extern PyMethodDef monge_bind_gromov_methods[];
+extern PyMethodDef monge_bind_multiscale_methods[];
 
 #endif

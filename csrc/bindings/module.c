@@ -45,7 +45,8 @@ static PyMethodDef *const tables[] = {core_methods, monge_bind_sinkhorn_methods,
                                       monge_bind_losses_methods, monge_bind_emd_methods,
                                       monge_bind_ctc_methods, monge_bind_spectr_methods,
                                       monge_bind_align_methods, monge_bind_smooth_methods,
-                                      monge_bind_barycenter_methods, monge_bind_gromov_methods};
+                                      monge_bind_barycenter_methods, monge_bind_gromov_methods,
+                                      monge_bind_multiscale_methods};
 
 #define MAX_METHODS 256
 static PyMethodDef methods[MAX_METHODS + 1];

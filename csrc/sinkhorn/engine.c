@@ -25,7 +25,7 @@ void monge_sinkhorn_params_init(monge_sinkhorn_params *par)
     _Static_assert(MONGE_SINKHORN_ANDERSON_MAX == MONGE_AA_MAX_MEM, "Anderson memory bound");
 }
 
-static int check_params(const monge_sinkhorn_params *p)
+int sk_check_params(const monge_sinkhorn_params *p)
 {
     if (!(p->eps > 0) || !isfinite(p->eps)) return MONGE_EINVAL;
     if (!(p->tol >= 0) || p->max_iter < 0) return MONGE_EINVAL;
@@ -194,6 +194,10 @@ static int stage_loop(sk_engine *e)
         int kernel_tried = 0, stage_done = 0, restart = 0;
         e->probe_origin = e->iter;
         info->n_stages++;
+        if (e->exact.stage) {
+            st = e->exact.stage(&e->exact, e->eps, tol);
+            if (st) goto out;
+        }
         sk_accel_begin(&e->ac);
         int have_col = e->exact.self_check;
         double col_err = have_col ? 0.0 : INFINITY;
@@ -331,13 +335,39 @@ int sk_engine_run_step(sk_step *exact, const monge_sinkhorn_params *par, int64_t
     return st;
 }
 
+int sk_engine_run_stages(sk_step *exact, const monge_sinkhorn_params *par, double eps0, int64_t m,
+                         const double *b, int balanced, monge_sinkhorn_info *info)
+{
+    sk_engine e;
+    memset(&e, 0, sizeof e);
+    const int64_t iter0 = info->n_iter;
+    monge_sinkhorn_params p = *par;
+    p.max_iter = par->max_iter - iter0 > 0 ? par->max_iter - iter0 : 0;
+    e.par = &p;
+    e.info = info;
+    e.err = INFINITY;
+    e.eps = eps0 > par->eps ? eps0 : par->eps;
+    e.exact = *exact;
+    e.step = &e.exact;
+    int st = sk_accel_init(&e.ac, par->anderson, par->overrelax, m, b, balanced);
+    if (st) return st;
+    st = stage_loop(&e);
+    info->n_iter = iter0 + e.iter;
+    info->error = e.err;
+    info->converged = e.converged;
+    info->eps_reached = e.eps;
+    info->overrelax = sk_accel_omega(&e.ac);
+    sk_accel_free(&e.ac);
+    return st;
+}
+
 static int run(const monge_problem *pb, const monge_sinkhorn_params *par, double *f, double *g,
                monge_sinkhorn_info *info)
 {
     memset(info, 0, sizeof *info);
     info->cost = info->mass = info->value = info->error = NAN;
     info->eps_reached = par ? par->eps : NAN;
-    int st = check_params(par);
+    int st = sk_check_params(par);
     if (st) return st;
     if (!f || !g) return MONGE_EINVAL;
     st = monge_problem_check(pb, 1e-6);
@@ -472,7 +502,7 @@ int monge_sinkhorn_symmetric(const monge_problem *pb, const monge_sinkhorn_param
     memset(info, 0, sizeof *info);
     info->cost = info->mass = info->value = info->error = NAN;
     info->eps_reached = par->eps;
-    int st = check_params(par);
+    int st = sk_check_params(par);
     if (st) return st;
     if (!p || !pb || !pb->geom || pb->geom->n != pb->geom->m) return MONGE_EINVAL;
     monge_problem sym = *pb;

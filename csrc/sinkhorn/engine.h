@@ -103,6 +103,8 @@ struct sk_step {
     /* upkeep after a counted iteration; *shift: gauge moved by the step (added to the column
        potentials the accelerator keeps).  Returns 1 when the step gives way */
     int (*after)(sk_step *st, double eps, double *shift);
+    /* optional (may be NULL): called at the start of every stage with its eps and tolerance */
+    int (*stage)(sk_step *st, double eps, double tol);
     void *self;
 };
 
@@ -130,6 +132,16 @@ void sk_kernel_close(sk_kernel *k, double eps);
  * stage at par->eps to par->tol, par->max_iter and par->progress; no cache, no acceleration. */
 int sk_engine_run_step(sk_step *exact, const monge_sinkhorn_params *par, int64_t *iter,
                        double *err, int *converged);
+
+/* Runs the stage loop on a step of the caller's with the full machinery: eps annealed from eps0
+ * down to par->eps by par->scaling_factor (each stage to stage_tol, the last to tol), Anderson /
+ * over-relaxation as par says on column potentials of length m (weights b; balanced: gauge
+ * centred), the callback and max_iter.  info->n_iter, error, converged, n_stages and anderson_iter
+ * are updated (added to); the multiscale solver runs one of these per resolution. */
+int sk_engine_run_stages(sk_step *exact, const monge_sinkhorn_params *par, double eps0, int64_t m,
+                         const double *b, int balanced, monge_sinkhorn_info *info);
+/* Checks a parameter struct (MONGE_OK or MONGE_EINVAL). */
+int sk_check_params(const monge_sinkhorn_params *par);
 
 /* ------------------------------------------------------------------ the accelerator (accel.c)
  * Anderson extrapolation of the map g -> g' (one iteration) and the adaptive over-relaxation

@@ -492,6 +492,72 @@ static void test_overflow_on_exit(void)
     CHECK(st == MONGE_OK && isfinite(info.value), "rescaled problem: status %d value %g", st, info.value);
 }
 
+/* The multiscale solver against the exact online solve, its bound against the skipped mass, the
+ * post-solve passes, thread independence and bad input. */
+static void test_multiscale(void)
+{
+    enum { N = 400, M = 300, D = 2 };
+    static double x[N * D], y[M * D], f[N], g[M], f2[N], g2[M], f1[N], rs[N], P[N * M];
+    for (int i = 0; i < N * D; i++) x[i] = urand();
+    for (int j = 0; j < M * D; j++) y[j] = urand() + 0.2;
+    monge_geometry geo = {.n = N, .m = M, .dtype = MONGE_F64, .x = x, .y = y, .d = D,
+                          .cost = MONGE_COST_SQEUCLIDEAN};
+    monge_problem pb = {.geom = &geo, .tau_a = INFINITY, .tau_b = INFINITY};
+    monge_sinkhorn_params par;
+    monge_sinkhorn_params_init(&par);
+    par.eps = 5e-3;
+    par.tol = 1e-9;
+    par.scaling_factor = 0.5;
+    monge_ms_params mp;
+    monge_ms_params_init(&mp);
+    monge_sinkhorn_info info, einfo;
+    monge_ms_info mi;
+    int st = monge_sinkhorn_multiscale(&pb, &par, &mp, f, g, &info, &mi);
+    CHECK(st == MONGE_OK && info.converged && info.error <= 1e-9, "multiscale: status %d err %g", st,
+          info.error);
+    CHECK(mi.kept_entries < (int64_t)N * M && mi.levels >= 2, "kept %lld levels %d",
+          (long long)mi.kept_entries, mi.levels);
+    par.eps_scaling = MONGE_EPS_SCALING_AUTO;
+    par.tol = 1e-11;
+    st = monge_sinkhorn(&pb, &par, f2, g2, &einfo);
+    double df = 0;
+    for (int i = 0; i < N; i++) df = fmax(df, fabs(f[i] - f2[i]));
+    CHECK(st == MONGE_OK && df < 1e-8 && fabs(info.value - einfo.value) < 1e-10,
+          "multiscale vs exact: |df| %g values %.12g %.12g", df, info.value, einfo.value);
+    /* aggressive truncation: the bound holds the mass skipped */
+    mp.truncation = 1.0;
+    par.tol = 1e-2;
+    par.eps_scaling = MONGE_EPS_SCALING_OFF;
+    st = monge_sinkhorn_multiscale(&pb, &par, &mp, f, g, &info, &mi);
+    CHECK(st == MONGE_OK, "aggressive: status %d", st);
+    double bound = NAN;
+    st = monge_ms_apply(&pb, &mp, par.eps, f, g, 0, NULL, 0, NULL, rs, NULL, NULL, &bound, 0);
+    CHECK(st == MONGE_OK, "apply status %d", st);
+    st = monge_sinkhorn_plan(&pb, par.eps, f, g, P, 0);
+    double full = 0, kept = 0;
+    for (int i = 0; i < N; i++) kept += rs[i];
+    for (int k = 0; k < N * M; k++) full += P[k];
+    CHECK(st == MONGE_OK && full - kept > 0 && full - kept <= bound * (1 + 1e-9),
+          "skipped %g vs bound %g", full - kept, bound);
+    /* threads */
+    mp.truncation = MONGE_MS_TAU;
+    par.tol = 1e-6;
+    par.nthreads = 1;
+    monge_sinkhorn_multiscale(&pb, &par, &mp, f1, g, &info, &mi);
+    par.nthreads = 2;
+    monge_sinkhorn_multiscale(&pb, &par, &mp, f, g, &info, &mi);
+    CHECK(memcmp(f1, f, sizeof f) == 0, "multiscale: 1 vs 2 threads differ");
+    /* bad input */
+    mp.truncation = 0;
+    CHECK(monge_sinkhorn_multiscale(&pb, &par, &mp, f, g, &info, &mi) == MONGE_EINVAL, "tau 0");
+    monge_ms_params_init(&mp);
+    geo.cost = MONGE_COST_COSINE;
+    CHECK(monge_sinkhorn_multiscale(&pb, &par, &mp, f, g, &info, &mi) == MONGE_EINVAL, "cosine");
+    geo.cost = MONGE_COST_SQEUCLIDEAN;
+    x[5] = NAN;
+    CHECK(monge_sinkhorn_multiscale(&pb, &par, &mp, f, g, &info, &mi) == MONGE_EINVAL, "NaN point");
+}
+
 int main(void)
 {
     rng_seed(88172645463325252ull);
@@ -502,5 +568,6 @@ int main(void)
     test_overflow_on_exit();
     test_kernel_path();
     test_anderson();
+    test_multiscale();
     return REPORT();
 }

@@ -85,7 +85,8 @@ def _which_grads(grad, static_b):
 def sinkhorn_divergence(x, y, a=None, b=None, *, eps, cost="sqeuclidean", p=2.0, lam=1.0,
                         tau=None, tau_a=None, tau_b=None, grad=False, static_b=False, online=None,
                         tol=None, max_iter=None, eps_scaling="auto", scaling_factor=None,
-                        stage_tol=None, overrelax="auto", anderson=None, nthreads=None):
+                        stage_tol=None, overrelax="auto", anderson=None, nthreads=None,
+                        method="exact", cluster_scale=None, truncation=None):
     """Sinkhorn divergence between weighted point clouds, with gradients on request.
 
         S_eps(a, b) = OT_eps(a, b) - 1/2 OT_eps(a, a) - 1/2 OT_eps(b, b) + eps/2 (m(a) - m(b))^2
@@ -109,6 +110,9 @@ def sinkhorn_divergence(x, y, a=None, b=None, *, eps, cost="sqeuclidean", p=2.0,
         pays for d above ~16).
     tol, max_iter, eps_scaling, scaling_factor, stage_tol, overrelax, anderson, nthreads :
         Solver options, as in :func:`monge.sinkhorn`, shared by the three solves.
+    method, cluster_scale, truncation :
+        method='multiscale' runs the three solves with the multiscale solver (balanced, one
+        problem, d <= 8; see :func:`monge.sinkhorn`), the gradients on its truncated plans.
 
     Returns
     -------
@@ -125,6 +129,13 @@ def sinkhorn_divergence(x, y, a=None, b=None, *, eps, cost="sqeuclidean", p=2.0,
     (2.0, (50, 2))
     """
     eps = positive("eps", eps)
+    choice("method", method, ("exact", "multiscale"))
+    if method == "multiscale":
+        return _multiscale_divergence(x, y, a, b, eps, cost, p, tau, tau_a, tau_b, grad,
+                                      static_b, tol, max_iter, scaling_factor, stage_tol,
+                                      overrelax, anderson, nthreads, cluster_scale, truncation)
+    if cluster_scale is not None or truncation is not None:
+        raise ValueError("cluster_scale, truncation: options of method='multiscale'")
     x, y, batched = points_pair(x, y)
     p = check_cost(cost, p, x, y)
     lam = check_lam(cost, lam)
@@ -166,6 +177,24 @@ def sinkhorn_divergence(x, y, a=None, b=None, *, eps, cost="sqeuclidean", p=2.0,
     return DivergenceResult(float(out["value"][0]), gx, gy, ga, gb, float(ot[0, 0]), float(ot[0, 1]),
                             float(ot[0, 2]), int(out["n_iter"][0]), bool(out["converged"][0]),
                             float(out["error"][0]))
+
+
+def _multiscale_divergence(x, y, a, b, eps, cost, p, tau, tau_a, tau_b, grad, static_b, tol,
+                           max_iter, scaling_factor, stage_tol, overrelax, anderson, nthreads,
+                           cluster_scale, truncation):
+    from .multiscale import MultiscaleOptions, divergence
+    ta, tb = marginal_penalties(tau, tau_a, tau_b)
+    if not (math.isinf(ta) and math.isinf(tb)):
+        raise ValueError("tau: method='multiscale' divergences are balanced (no tau)")
+    wanted = _which_grads(grad, bool(static_b))
+    value, g, ot, nit, conv, err = divergence(
+        x, y, a, b, eps=eps, cost=cost, p=p, grad=wanted, static_b=bool(static_b), tol=tol,
+        max_iter=max_iter, scaling_factor=scaling_factor, stage_tol=stage_tol,
+        overrelax=overrelax, anderson=anderson, nthreads=nthreads,
+        options=MultiscaleOptions(cluster_scale, truncation))
+    return DivergenceResult(float(value), g.get("x"), g.get("y"), g.get("a"), g.get("b"),
+                            float(ot[0]), float(ot[1]), float(ot[2]), int(nit), bool(conv),
+                            float(err))
 
 
 @dataclass

@@ -240,7 +240,7 @@ def sinkhorn(x=None, y=None, a=None, b=None, *, C=None, eps=None, cost="sqeuclid
              tau=None, tau_a=None, tau_b=None, tol=None, max_iter=None, eps_scaling="auto",
              scaling_factor=None, eps_start=None, stage_tol=None, overrelax="auto", init=None,
              online=None, kernel="auto", anderson=None, callback=None, verbose=False,
-             nthreads=None):
+             nthreads=None, method="exact", cluster_scale=None, truncation=None):
     """Entropic optimal transport between two weighted point clouds or for a cost matrix.
 
     Solves  OT_eps(a, b) = min_P <P, C> + eps KL(P | a x b)  over couplings P of a and b (or, when
@@ -306,6 +306,16 @@ def sinkhorn(x=None, y=None, a=None, b=None, *, C=None, eps=None, cost="sqeuclid
         Print the error every 100 iterations.
     nthreads : int, optional
         Threads for this call (default: monge.get_num_threads()).
+    method : {'exact', 'multiscale'}
+        'multiscale' (one pair of point clouds, d <= 8, sqeuclidean / euclidean / pnorm costs):
+        grid clusters coarse to fine and truncated kernels with a bound of the skipped mass that
+        the stopping test includes, memory O(n + m + kept blocks); for 10^4 points and more in
+        low dimension at small eps (docs/multiscale.md).  Returns a
+        :class:`monge.multiscale.MultiscaleResult`; eps is annealed by `scaling_factor`
+        (default 0.5 here) whatever `eps_scaling` says, and `online`, `kernel`, `eps_start`
+        do not apply.
+    cluster_scale, truncation : float, optional
+        The multiscale knobs (:class:`monge.multiscale.MultiscaleOptions`).
 
     Returns
     -------
@@ -348,6 +358,18 @@ def sinkhorn(x=None, y=None, a=None, b=None, *, C=None, eps=None, cost="sqeuclid
     if eps is None:
         raise TypeError("eps: required (the entropic regularisation, absolute; POT's reg)")
     eps = positive("eps", eps)
+    choice("method", method, ("exact", "multiscale"))
+    if method == "multiscale":
+        if C is not None:
+            raise ValueError("C: method='multiscale' works on point clouds x, y, not a cost matrix")
+        from .multiscale import MultiscaleOptions, solve
+        return solve(x, y, a, b, eps=eps, cost=cost, p=p, tau=tau, tau_a=tau_a, tau_b=tau_b,
+                     tol=tol, max_iter=max_iter, scaling_factor=scaling_factor,
+                     stage_tol=stage_tol, overrelax=overrelax, anderson=anderson, init=init,
+                     callback=callback, nthreads=nthreads,
+                     options=MultiscaleOptions(cluster_scale, truncation))
+    if cluster_scale is not None or truncation is not None:
+        raise ValueError("cluster_scale, truncation: options of method='multiscale'")
     if C is not None:
         if x is not None or y is not None:
             raise ValueError("C: give either a cost matrix C or point clouds x, y, not both")

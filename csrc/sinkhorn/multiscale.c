@@ -1,0 +1,1208 @@
+/* Multiscale Sinkhorn on point clouds: a hierarchy of grid cells per cloud, coarse-to-fine
+ * resolutions, and half-steps on truncated kernels with a bound of the mass they skip.
+ *
+ * Each cloud is sorted along a Morton (Z-order) curve of a grid of side s (cluster_scale), so a
+ * cell of any level (side s 2^(l-1), l >= 1; level 0 = the points) is a contiguous run of points
+ * and of its children.  At resolution r the solve runs on level-r items (cell centroids with the
+ * cells' masses, or the points at r = 0) while eps >= alpha (side of level r)^2, then continues on
+ * the children, each child starting from its parent's potential (the first half-steps at the finer
+ * resolution are the c-transforms that extrapolate it).
+ *
+ * Truncation: a pair (I, J) of blocks (level r + 1 cells) holds the plan mass
+ *   sum_{i in I, j in J} P_ij <= exp((LU_I + LV_J - Cmin_IJ) / eps) = exp(beta_IJ / eps),
+ * with LU_I = eps log sum_{i in I} exp(u_i / eps), u_i = f_i + eps log a_i (LV likewise) and Cmin
+ * the least cost between the two cells' bounding boxes.  A dual-tree descent from the top level
+ * keeps a block pair when this bound is at least e^-tau of its row block's or its column block's
+ * mass (a coarser pair is opened when it could hold such a pair); every pair not opened goes to a
+ * skip list.  Half-steps run over the kept pairs only; each also sums the bound over the skip list
+ * at the current potentials, E, an upper bound of the mass the truncation removes from the plan,
+ * so the full plan's L1 marginal violation is at most the truncated one plus 2E: that is the error
+ * the stopping test sees.  When E exceeds bound_frac x the stage's tolerance, tau grows by 4 and
+ * the pairs are re-selected; they are also re-selected at every stage (eps) start.
+ * Every row is computed by one thread in a fixed order and the reductions are serial, so results
+ * do not depend on the thread count. */
+#include "engine.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+
+#define MS_MAXD 8
+#define MS_TILE 256
+#define MS_TOP 16         /* levels are added until both clouds have at most this many cells */
+#define MS_TAU_STEP 4.0   /* tau grows by this when the bound is too large */
+#define MS_TAU_MAX 60.0
+
+void monge_ms_params_init(monge_ms_params *mp)
+{
+    mp->cluster_scale = 0;
+    mp->truncation = MONGE_MS_TAU;
+    mp->switch_ratio = MONGE_MS_SWITCH;
+    mp->bound_frac = 0.1;
+}
+
+/* ------------------------------------------------------------------ the cell hierarchy */
+typedef struct {
+    int64_t K;
+    int64_t *child;  /* K + 1: first child (level - 1 index); level 0: NULL */
+    double *lo, *hi; /* K x d boxes of the cells' points */
+    void *pts;       /* d x K (transposed) in the dtype: the points or the cells' centroids */
+    double *w, *lw;  /* masses and their logs (-inf at zero) */
+    double *lu;      /* eps log sum over the cell of exp(u / eps) (work) */
+    double *thr;     /* least positive log mass of the block descendants (work, per resolution) */
+} ms_level;
+
+typedef struct {
+    int nlev;
+    ms_level lev[64];
+    int64_t *perm; /* sorted position -> input index */
+} ms_tree;
+
+static void tree_free(ms_tree *t)
+{
+    for (int l = 0; l < t->nlev; l++) {
+        ms_level *L = &t->lev[l];
+        free(L->child);
+        free(L->lo);
+        free(L->hi);
+        free(L->pts);
+        free(L->w);
+        free(L->lw);
+        free(L->lu);
+        free(L->thr);
+    }
+    free(t->perm);
+    memset(t, 0, sizeof *t);
+}
+
+typedef struct {
+    uint64_t key;
+    int64_t idx;
+} ms_key;
+
+static int key_cmp(const void *a, const void *b)
+{
+    const ms_key *x = a, *y = b;
+    if (x->key != y->key) return x->key < y->key ? -1 : 1;
+    return x->idx < y->idx ? -1 : (x->idx > y->idx);
+}
+
+static double get_coord(const void *pts, monge_dtype dt, int64_t i, int64_t d, int64_t k)
+{
+    return dt == MONGE_F32 ? (double)((const float *)pts)[i * d + k] : ((const double *)pts)[i * d + k];
+}
+
+static void set_t(void *arr, monge_dtype dt, int64_t i, double v)
+{
+    if (dt == MONGE_F32) ((float *)arr)[i] = (float)v;
+    else ((double *)arr)[i] = v;
+}
+
+static int level_alloc(ms_level *L, int64_t K, int64_t d, monge_dtype dt, int with_child)
+{
+    const size_t es = dt == MONGE_F32 ? sizeof(float) : sizeof(double);
+    L->K = K;
+    L->child = with_child ? malloc(sizeof(int64_t) * (size_t)(K + 1)) : NULL;
+    L->lo = malloc(sizeof(double) * (size_t)(K * d));
+    L->hi = malloc(sizeof(double) * (size_t)(K * d));
+    L->pts = malloc(es * (size_t)(K * d));
+    L->w = malloc(sizeof(double) * (size_t)K);
+    L->lw = malloc(sizeof(double) * (size_t)K);
+    L->lu = malloc(sizeof(double) * (size_t)K);
+    L->thr = malloc(sizeof(double) * (size_t)K);
+    return (with_child && !L->child) || !L->lo || !L->hi || !L->pts || !L->w || !L->lw || !L->lu ||
+                   !L->thr
+               ? MONGE_ENOMEM
+               : MONGE_OK;
+}
+
+/* Level 0 of one cloud (points sorted along the Morton curve) and its fine keys. */
+static int tree_base(ms_tree *t, const void *x, monge_dtype dt, int64_t n, int64_t d,
+                     const double *w, const double *org, double s, int bits, uint64_t **keys)
+{
+    ms_key *kk = malloc(sizeof(ms_key) * (size_t)n);
+    *keys = malloc(sizeof(uint64_t) * (size_t)n);
+    t->perm = malloc(sizeof(int64_t) * (size_t)n);
+    if (!kk || !*keys || !t->perm) {
+        free(kk);
+        return MONGE_ENOMEM;
+    }
+    const uint64_t cmax = ((uint64_t)1 << bits) - 1;
+    for (int64_t i = 0; i < n; i++) {
+        uint64_t key = 0;
+        for (int64_t k = 0; k < d; k++) {
+            double c = floor((get_coord(x, dt, i, d, k) - org[k]) / s);
+            uint64_t ci = c < 0 ? 0 : (c > (double)cmax ? cmax : (uint64_t)c);
+            for (int b = 0; b < bits; b++) key |= ((ci >> b) & 1u) << (b * d + k);
+        }
+        kk[i].key = key;
+        kk[i].idx = i;
+    }
+    qsort(kk, (size_t)n, sizeof *kk, key_cmp);
+    t->nlev = 1;
+    int st = level_alloc(&t->lev[0], n, d, dt, 0);
+    if (st) {
+        free(kk);
+        return st;
+    }
+    ms_level *L = &t->lev[0];
+    for (int64_t q = 0; q < n; q++) {
+        const int64_t i = kk[q].idx;
+        t->perm[q] = i;
+        (*keys)[q] = kk[q].key;
+        for (int64_t k = 0; k < d; k++) {
+            const double c = get_coord(x, dt, i, d, k);
+            L->lo[q * d + k] = L->hi[q * d + k] = c;
+            set_t(L->pts, dt, k * n + q, c);
+        }
+        L->w[q] = w[i];
+        L->lw[q] = w[i] > 0 ? log(w[i]) : -INFINITY;
+    }
+    free(kk);
+    return MONGE_OK;
+}
+
+/* Adds the level above the top one: cells grouped by key >> shift. */
+static int tree_up(ms_tree *t, const uint64_t *keys, int64_t d, monge_dtype dt, int shift,
+                   uint64_t **ckeys)
+{
+    const ms_level *B = &t->lev[t->nlev - 1];
+    const int64_t Kb = B->K;
+    int64_t K = 0;
+    for (int64_t q = 0; q < Kb; q++)
+        if (q == 0 || (keys[q] >> shift) != (keys[q - 1] >> shift)) K++;
+    ms_level *L = &t->lev[t->nlev];
+    int st = level_alloc(L, K, d, dt, 1);
+    uint64_t *nk = malloc(sizeof(uint64_t) * (size_t)K);
+    double *cen = malloc(sizeof(double) * (size_t)d);
+    if (st || !nk || !cen) {
+        t->nlev++;
+        free(nk);
+        free(cen);
+        return MONGE_ENOMEM;
+    }
+    int64_t c = -1;
+    for (int64_t q = 0; q < Kb; q++)
+        if (q == 0 || (keys[q] >> shift) != (keys[q - 1] >> shift)) {
+            L->child[++c] = q;
+            nk[c] = keys[q];
+        }
+    L->child[K] = Kb;
+    for (int64_t c2 = 0; c2 < K; c2++) {
+        double W = 0;
+        for (int64_t k = 0; k < d; k++) {
+            cen[k] = 0;
+            L->lo[c2 * d + k] = INFINITY;
+            L->hi[c2 * d + k] = -INFINITY;
+        }
+        const int64_t q0 = L->child[c2], q1 = L->child[c2 + 1];
+        for (int64_t q = q0; q < q1; q++) W += B->w[q];
+        for (int64_t q = q0; q < q1; q++) {
+            const double wq = W > 0 ? B->w[q] / W : 1.0 / (double)(q1 - q0);
+            for (int64_t k = 0; k < d; k++) {
+                const double v = dt == MONGE_F32 ? (double)((const float *)B->pts)[k * Kb + q]
+                                                 : ((const double *)B->pts)[k * Kb + q];
+                cen[k] += wq * v;
+                if (B->lo[q * d + k] < L->lo[c2 * d + k]) L->lo[c2 * d + k] = B->lo[q * d + k];
+                if (B->hi[q * d + k] > L->hi[c2 * d + k]) L->hi[c2 * d + k] = B->hi[q * d + k];
+            }
+        }
+        for (int64_t k = 0; k < d; k++) set_t(L->pts, dt, k * K + c2, cen[k]);
+        L->w[c2] = W;
+        L->lw[c2] = W > 0 ? log(W) : -INFINITY;
+    }
+    free(cen);
+    t->nlev++;
+    *ckeys = nk;
+    return MONGE_OK;
+}
+
+/* Both hierarchies, built in lockstep on one grid until both tops have <= MS_TOP cells. */
+static int build_trees(const monge_geometry *g, const double *a, const double *b, double s,
+                       ms_tree *tx, ms_tree *ty, double *s_used)
+{
+    const int64_t d = g->d;
+    double org[MS_MAXD], ext = 0;
+    for (int64_t k = 0; k < d; k++) {
+        double lo = INFINITY, hi = -INFINITY;
+        for (int64_t i = 0; i < g->n; i++) {
+            const double v = get_coord(g->x, g->dtype, i, d, k);
+            lo = v < lo ? v : lo;
+            hi = v > hi ? v : hi;
+        }
+        for (int64_t j = 0; j < g->m; j++) {
+            const double v = get_coord(g->y, g->dtype, j, d, k);
+            lo = v < lo ? v : lo;
+            hi = v > hi ? v : hi;
+        }
+        org[k] = lo;
+        ext = hi - lo > ext ? hi - lo : ext;
+    }
+    const int bits = (int)(63 / d) < 21 ? (int)(63 / d) : 21;
+    double smin = ext / (double)(((uint64_t)1 << bits) - 1);
+    if (!(smin > 0)) smin = 1.0; /* every point at one place */
+    uint64_t *kx = NULL, *ky = NULL;
+    int st = tree_base(tx, g->x, g->dtype, g->n, d, a, org, smin, bits, &kx);
+    if (!st) st = tree_base(ty, g->y, g->dtype, g->m, d, b, org, smin, bits, &ky);
+    /* the finest cells: side s when given, else the first grid level holding MONGE_MS_POINTS
+       points per cell on average */
+    int l0 = 0;
+    if (!st && s > 0) {
+        while (l0 < bits && smin * ldexp(1.0, l0 + 1) <= s * 1.0000001) l0++;
+    } else if (!st) {
+        for (l0 = 0; l0 < bits; l0++) {
+            const int sh = (int)d * l0;
+            int64_t K = 1;
+            for (int64_t q = 1; q < g->n; q++) K += (kx[q] >> sh) != (kx[q - 1] >> sh);
+            K++;
+            for (int64_t q = 1; q < g->m; q++) K += (ky[q] >> sh) != (ky[q - 1] >> sh);
+            if ((double)(g->n + g->m) >= MONGE_MS_POINTS * (double)K) break;
+        }
+    }
+    *s_used = smin * ldexp(1.0, l0);
+    for (int l = 0; !st; l++) {
+        uint64_t *nx = NULL, *ny = NULL;
+        const int shift = l == 0 ? (int)d * l0 : (int)d;
+        st = tree_up(tx, kx, d, g->dtype, shift, &nx);
+        if (!st) st = tree_up(ty, ky, d, g->dtype, shift, &ny);
+        free(kx);
+        free(ky);
+        kx = nx;
+        ky = ny;
+        if (st) break;
+        for (int64_t q = 0; q < tx->lev[tx->nlev - 1].K; q++) kx[q] >>= shift;
+        for (int64_t q = 0; q < ty->lev[ty->nlev - 1].K; q++) ky[q] >>= shift;
+        const int64_t Kx = tx->lev[tx->nlev - 1].K, Ky = ty->lev[ty->nlev - 1].K;
+        if ((Kx <= MS_TOP && Ky <= MS_TOP) || tx->nlev >= bits + 2) break;
+    }
+    free(kx);
+    free(ky);
+    return st;
+}
+
+/* ------------------------------------------------------------------ one side of a pass */
+typedef struct {
+    int64_t nblocks, ncols, d, ldr, ldc;
+    int64_t maxcols; /* most kept columns of a row block */
+    const int64_t *child, *ptr, *rng;
+    const void *rpts, *cpts;
+    int cost;
+    double p;
+} ms_pass;
+
+#define T double
+#define SFX f64
+#define EXP monge_exp
+#define SQRT sqrt
+#define FABS fabs
+#define POW pow
+#define SAFE_LO 1e-200
+#define SAFE_HI 1e200
+#include "multiscale_kernels.inc"
+#undef T
+#undef SFX
+#undef EXP
+#undef SQRT
+#undef FABS
+#undef POW
+#undef SAFE_LO
+#undef SAFE_HI
+#define T float
+#define SFX f32
+#define EXP monge_expf
+#define SQRT sqrtf
+#define FABS fabsf
+#define POW powf
+#define SAFE_LO 1e-20
+#define SAFE_HI 1e20
+#include "multiscale_kernels.inc"
+#undef T
+#undef SFX
+#undef EXP
+#undef SQRT
+#undef FABS
+#undef POW
+#undef SAFE_LO
+#undef SAFE_HI
+
+/* ------------------------------------------------------------------ selection */
+typedef struct {
+    int lev;
+    int64_t I, J;
+    double cmin;
+} ms_skip;
+
+typedef struct {
+    const monge_geometry *g;
+    ms_tree *tx, *ty;
+    int r;          /* resolution: items at level r, blocks at level r + 1 */
+    double tau, frac;
+    int64_t n, m;   /* items */
+    /* kept pairs as ranges of column items per row block (and transposed) */
+    int64_t *rptr, *rrng, *cptr, *crng;
+    int64_t rmax, cmax; /* most kept columns of a row block / rows of a column block */
+    int64_t kept_blocks, kept_entries;
+    ms_skip *skip;
+    int64_t nskip, capskip;
+    double bound;   /* E at the last measured state */
+    int reselect;
+    int nsel;
+} ms_sel;
+
+static void sel_clear(ms_sel *S)
+{
+    free(S->rptr);
+    free(S->rrng);
+    free(S->cptr);
+    free(S->crng);
+    S->rptr = S->rrng = S->cptr = S->crng = NULL;
+    S->nskip = 0;
+}
+
+static double box_cmin(const ms_sel *S, int lev, int64_t I, int64_t J)
+{
+    const int64_t d = S->g->d;
+    const double *lo1 = S->tx->lev[lev].lo + I * d, *hi1 = S->tx->lev[lev].hi + I * d;
+    const double *lo2 = S->ty->lev[lev].lo + J * d, *hi2 = S->ty->lev[lev].hi + J * d;
+    double c = 0;
+    for (int64_t k = 0; k < d; k++) {
+        double gap = lo2[k] - hi1[k];
+        const double g2 = lo1[k] - hi2[k];
+        gap = g2 > gap ? g2 : gap;
+        if (gap <= 0) continue;
+        c += S->g->cost == MONGE_COST_PNORM ? pow(gap, S->g->p) : gap * gap;
+    }
+    return S->g->cost == MONGE_COST_EUCLIDEAN ? sqrt(c) : c;
+}
+
+/* lu of every level >= r from the item potentials u (level r), and the selection thresholds. */
+static void fill_lu(ms_tree *t, int r, double eps, const double *pot)
+{
+    ms_level *L = &t->lev[r];
+    for (int64_t i = 0; i < L->K; i++) L->lu[i] = L->w[i] > 0 ? pot[i] + eps * L->lw[i] : -INFINITY;
+    for (int l = r + 1; l < t->nlev; l++) {
+        ms_level *U = &t->lev[l], *D = &t->lev[l - 1];
+        for (int64_t c = 0; c < U->K; c++) {
+            double mx = -INFINITY;
+            for (int64_t q = U->child[c]; q < U->child[c + 1]; q++) mx = D->lu[q] > mx ? D->lu[q] : mx;
+            double s = 0;
+            if (mx > -INFINITY)
+                for (int64_t q = U->child[c]; q < U->child[c + 1]; q++) s += exp((D->lu[q] - mx) / eps);
+            U->lu[c] = mx > -INFINITY ? mx + eps * log(s) : -INFINITY;
+        }
+    }
+}
+
+static void fill_thr(ms_tree *t, int r)
+{
+    ms_level *B = &t->lev[r + 1];
+    for (int64_t c = 0; c < B->K; c++) B->thr[c] = B->w[c] > 0 ? B->lw[c] : INFINITY;
+    for (int l = r + 2; l < t->nlev; l++) {
+        ms_level *U = &t->lev[l], *D = &t->lev[l - 1];
+        for (int64_t c = 0; c < U->K; c++) {
+            double mn = INFINITY;
+            for (int64_t q = U->child[c]; q < U->child[c + 1]; q++) mn = D->thr[q] < mn ? D->thr[q] : mn;
+            U->thr[c] = mn;
+        }
+    }
+}
+
+static int push_skip(ms_sel *S, int lev, int64_t I, int64_t J, double cmin)
+{
+    if (S->nskip == S->capskip) {
+        const int64_t cap = S->capskip ? 2 * S->capskip : 1024;
+        ms_skip *ns = realloc(S->skip, sizeof(ms_skip) * (size_t)cap);
+        if (!ns) return MONGE_ENOMEM;
+        S->skip = ns;
+        S->capskip = cap;
+    }
+    S->skip[S->nskip++] = (ms_skip){lev, I, J, cmin};
+    return MONGE_OK;
+}
+
+typedef struct {
+    int64_t I, J;
+} ms_pair;
+
+static int pair_cmp(const void *a, const void *b)
+{
+    const ms_pair *x = a, *y = b;
+    if (x->I != y->I) return x->I < y->I ? -1 : 1;
+    return x->J < y->J ? -1 : (x->J > y->J);
+}
+
+/* Row block -> merged column item ranges, from pairs sorted by (I, J). */
+static int to_ranges(const ms_pair *pr, int64_t np, int64_t nb, const int64_t *cchild,
+                     int64_t **ptr_out, int64_t **rng_out, int swap, int64_t *maxc)
+{
+    int64_t *ptr = calloc((size_t)(nb + 1), sizeof(int64_t));
+    int64_t *rng = malloc(sizeof(int64_t) * 2 * (size_t)(np > 0 ? np : 1));
+    if (!ptr || !rng) {
+        free(ptr);
+        free(rng);
+        return MONGE_ENOMEM;
+    }
+    int64_t nr = 0;
+    for (int64_t q = 0; q < np; q++) {
+        const int64_t I = swap ? pr[q].J : pr[q].I, J = swap ? pr[q].I : pr[q].J;
+        const int64_t j0 = cchild[J], j1 = cchild[J + 1];
+        const int64_t Ip = q ? (swap ? pr[q - 1].J : pr[q - 1].I) : -1;
+        if (q && Ip == I && rng[2 * nr - 1] == j0) rng[2 * nr - 1] = j1;
+        else {
+            rng[2 * nr] = j0;
+            rng[2 * nr + 1] = j1;
+            nr++;
+            ptr[I + 1]++;
+        }
+    }
+    for (int64_t B = 0; B < nb; B++) ptr[B + 1] += ptr[B];
+    *maxc = 0;
+    for (int64_t B = 0; B < nb; B++) {
+        int64_t L = 0;
+        for (int64_t t = ptr[B]; t < ptr[B + 1]; t++) L += rng[2 * t + 1] - rng[2 * t];
+        *maxc = L > *maxc ? L : *maxc;
+    }
+    *ptr_out = ptr;
+    *rng_out = rng;
+    return MONGE_OK;
+}
+
+/* The dual-tree descent at the current lu: kept block pairs and the skip list. */
+static int select_pairs(ms_sel *S, double eps)
+{
+    sel_clear(S);
+    S->nsel++;
+    const int top = S->tx->nlev - 1, blk = S->r + 1;
+    const double te = S->tau;
+    int64_t cap = 1024, np = 0, cs = 1024, ns = 0;
+    ms_pair *pr = malloc(sizeof(ms_pair) * (size_t)cap);
+    ms_skip *stack = malloc(sizeof(ms_skip) * (size_t)cs);
+    int st = pr && stack ? MONGE_OK : MONGE_ENOMEM;
+    for (int64_t I = 0; !st && I < S->tx->lev[top].K; I++)
+        for (int64_t J = 0; !st && J < S->ty->lev[top].K; J++) {
+            if (ns == cs) {
+                ms_skip *n2 = realloc(stack, sizeof(ms_skip) * (size_t)(cs *= 2));
+                if (!n2) {
+                    st = MONGE_ENOMEM;
+                    break;
+                }
+                stack = n2;
+            }
+            stack[ns++] = (ms_skip){top, I, J, 0};
+        }
+    while (!st && ns > 0) {
+        const ms_skip e = stack[--ns];
+        const ms_level *LX = &S->tx->lev[e.lev], *LY = &S->ty->lev[e.lev];
+        const double cmin = box_cmin(S, e.lev, e.I, e.J);
+        const double beta = LX->lu[e.I] + LY->lu[e.J] - cmin;
+        const double thr = fmin(LX->thr[e.I], LY->thr[e.J]);
+        const int open = beta > -INFINITY && beta >= eps * (thr - te);
+        if (!open) {
+            if (beta > -INFINITY) st = push_skip(S, e.lev, e.I, e.J, cmin);
+            continue;
+        }
+        if (e.lev == blk) {
+            if (np == cap) {
+                ms_pair *n2 = realloc(pr, sizeof(ms_pair) * (size_t)(cap *= 2));
+                if (!n2) {
+                    st = MONGE_ENOMEM;
+                    break;
+                }
+                pr = n2;
+            }
+            pr[np++] = (ms_pair){e.I, e.J};
+            continue;
+        }
+        const int64_t i0 = LX->child[e.I], i1 = LX->child[e.I + 1];
+        const int64_t j0 = LY->child[e.J], j1 = LY->child[e.J + 1];
+        while (ns + (i1 - i0) * (j1 - j0) > cs) {
+            ms_skip *n2 = realloc(stack, sizeof(ms_skip) * (size_t)(cs *= 2));
+            if (!n2) {
+                st = MONGE_ENOMEM;
+                break;
+            }
+            stack = n2;
+        }
+        if (st) break;
+        for (int64_t i = i0; i < i1; i++)
+            for (int64_t j = j0; j < j1; j++) stack[ns++] = (ms_skip){e.lev - 1, i, j, 0};
+    }
+    free(stack);
+    if (!st) {
+        qsort(pr, (size_t)np, sizeof *pr, pair_cmp);
+        S->kept_blocks = np;
+        int64_t ent = 0;
+        const int64_t *xc = S->tx->lev[blk].child, *yc = S->ty->lev[blk].child;
+        for (int64_t q = 0; q < np; q++)
+            ent += (xc[pr[q].I + 1] - xc[pr[q].I]) * (yc[pr[q].J + 1] - yc[pr[q].J]);
+        S->kept_entries = ent;
+        st = to_ranges(pr, np, S->tx->lev[blk].K, yc, &S->rptr, &S->rrng, 0, &S->rmax);
+        if (!st) {
+            for (int64_t q = 0; q < np; q++) { /* by (J, I) for the transposed pass */
+                const int64_t t = pr[q].I;
+                pr[q].I = pr[q].J;
+                pr[q].J = t;
+            }
+            qsort(pr, (size_t)np, sizeof *pr, pair_cmp);
+            st = to_ranges(pr, np, S->ty->lev[blk].K, xc, &S->cptr, &S->crng, 0, &S->cmax);
+        }
+    }
+    free(pr);
+    return st;
+}
+
+/* E: the bound of the skipped mass at the current lu. */
+static double skip_bound(const ms_sel *S, double eps)
+{
+    double E = 0;
+    for (int64_t q = 0; q < S->nskip; q++) {
+        const ms_skip *k = &S->skip[q];
+        const double beta = S->tx->lev[k->lev].lu[k->I] + S->ty->lev[k->lev].lu[k->J] - k->cmin;
+        E += exp(beta / eps);
+    }
+    return E;
+}
+
+static ms_pass make_pass(const ms_sel *S, int tr)
+{
+    const ms_tree *R = tr ? S->ty : S->tx, *C = tr ? S->tx : S->ty;
+    const int r = S->r;
+    ms_pass P;
+    P.nblocks = R->lev[r + 1].K;
+    P.child = R->lev[r + 1].child;
+    P.ptr = tr ? S->cptr : S->rptr;
+    P.rng = tr ? S->crng : S->rrng;
+    P.rpts = R->lev[r].pts;
+    P.cpts = C->lev[r].pts;
+    P.ldr = R->lev[r].K;
+    P.ldc = C->lev[r].K;
+    P.ncols = C->lev[r].K;
+    P.d = S->g->d;
+    P.cost = S->g->cost;
+    P.p = S->g->p;
+    P.maxcols = tr ? S->cmax : S->rmax;
+    return P;
+}
+
+/* ------------------------------------------------------------------ the step */
+typedef struct {
+    ms_sel sel;
+    const monge_problem *pb;
+    int nth;
+    double *f, *g;           /* item potentials at the resolution */
+    const double *a, *b, *la, *lb;
+    double *h, *hint, *out, *fsave, *gsave, *fbest, *gbest;
+    void *scratch;           /* max(n, m) elements of the dtype */
+    double stage_tol;
+    int64_t *reselections;
+} ms_step;
+
+static int softmin(ms_step *M, int tr, double eps)
+{
+    const ms_pass P = make_pass(&M->sel, tr);
+    if (M->sel.g->dtype == MONGE_F32)
+        return ms_softmin_f32(&P, eps, M->h, M->hint, M->out, M->scratch, M->nth);
+    return ms_softmin_f64(&P, eps, M->h, M->hint, M->out, M->scratch, M->nth);
+}
+
+static int ms_half(ms_step *M, int tr, double eps, double omega, double *err_before,
+                   double *err_after)
+{
+    const int64_t len = tr ? M->sel.m : M->sel.n, olen = tr ? M->sel.n : M->sel.m;
+    const double tau = tr ? M->pb->tau_b : M->pb->tau_a;
+    const double lam = isinf(tau) ? 1.0 : tau / (tau + eps);
+    const double *w = tr ? M->b : M->a, *lo = tr ? M->la : M->lb;
+    double *pot = tr ? M->g : M->f;
+    const double *other = tr ? M->f : M->g;
+    for (int64_t j = 0; j < olen; j++) M->h[j] = other[j] + eps * lo[j];
+    for (int64_t i = 0; i < len; i++) M->hint[i] = -pot[i] / lam;
+    int rc = softmin(M, tr, eps);
+    if (rc) return rc;
+    double eb = 0, ea = 0;
+    int finite = 1;
+    for (int64_t i = 0; i < len; i++) {
+        const double old = pot[i];
+        if (!(w[i] > 0)) continue; /* zero weight: its potential stays (no entry of the plan) */
+        const double sink = -lam * M->out[i];
+        const double upd = isfinite(sink) ? old + omega * (sink - old) : old;
+        if (!isfinite(upd)) finite = 0;
+        pot[i] = upd;
+        if (isfinite(sink)) sk_kkt_errors(old, upd, (old + M->out[i]) / eps, w[i], eps, tau, &eb, &ea);
+        else { /* no kept entry: the row's plan mass is (bounded by) the skipped one */
+            eb += w[i];
+            ea += w[i];
+        }
+    }
+    *err_before = eb;
+    *err_after = ea;
+    return finite ? MONGE_OK : MONGE_ENONFINITE;
+}
+
+static int reselect(ms_step *M, double eps)
+{
+    fill_lu(M->sel.tx, M->sel.r, eps, M->f);
+    fill_lu(M->sel.ty, M->sel.r, eps, M->g);
+    int st = select_pairs(&M->sel, eps);
+    if (!st) M->sel.bound = skip_bound(&M->sel, eps);
+    return st;
+}
+
+static int ms_stage(sk_step *st, double eps, double tol)
+{
+    ms_step *M = st->self;
+    M->stage_tol = tol;
+    return reselect(M, eps);
+}
+
+static int ms_rows(sk_step *st, double eps, double omega, double *err)
+{
+    ms_step *M = st->self;
+    fill_lu(M->sel.tx, M->sel.r, eps, M->f);
+    fill_lu(M->sel.ty, M->sel.r, eps, M->g);
+    double E = skip_bound(&M->sel, eps);
+    while (E > M->sel.frac * M->stage_tol && M->sel.tau < MS_TAU_MAX) {
+        M->sel.tau += MS_TAU_STEP;
+        (*M->reselections)++;
+        int rc = select_pairs(&M->sel, eps);
+        if (rc) return rc;
+        E = skip_bound(&M->sel, eps);
+    }
+    M->sel.bound = E;
+    memcpy(M->fsave, M->f, sizeof(double) * (size_t)M->sel.n);
+    double after;
+    int rc = ms_half(M, 0, eps, omega, err, &after);
+    *err += 2.0 * E;
+    return rc;
+}
+
+static int ms_cols(sk_step *st, double eps, double omega, int keep, double *err)
+{
+    ms_step *M = st->self;
+    double before;
+    if (keep) memcpy(M->gsave, M->g, sizeof(double) * (size_t)M->sel.m);
+    return ms_half(M, 1, eps, omega, &before, err);
+}
+
+static double ms_adopt(sk_step *st, double eps)
+{
+    ms_step *M = st->self;
+    double eb = 0, ea = 0;
+    for (int64_t j = 0; j < M->sel.m; j++)
+        if (M->b[j] > 0 && isfinite(M->out[j]))
+            sk_kkt_errors(M->gsave[j], M->g[j], (M->gsave[j] + M->out[j]) / eps, M->b[j], eps,
+                          M->pb->tau_b, &eb, &ea);
+    return ea;
+}
+
+static int ms_restore(sk_step *st, int what, const double *plain, double eps)
+{
+    (void)eps;
+    ms_step *M = st->self;
+    const size_t n = (size_t)M->sel.n, m = (size_t)M->sel.m;
+    if (what == SK_BEST) {
+        memcpy(M->f, M->fbest, sizeof(double) * n);
+        memcpy(M->g, M->gbest, sizeof(double) * m);
+        return 0;
+    }
+    memcpy(M->f, M->fsave, sizeof(double) * n);
+    if (what == SK_PLAIN) memcpy(M->g, plain, sizeof(double) * m);
+    return 0;
+}
+
+static int ms_note(sk_step *st, double err, int improved)
+{
+    (void)err;
+    ms_step *M = st->self;
+    if (improved) {
+        memcpy(M->fbest, M->fsave, sizeof(double) * (size_t)M->sel.n);
+        memcpy(M->gbest, M->g, sizeof(double) * (size_t)M->sel.m);
+    }
+    return 0;
+}
+
+static int ms_after(sk_step *st, double eps, double *shift)
+{
+    (void)st;
+    (void)eps;
+    *shift = 0.0;
+    return 0;
+}
+
+static void step_free(ms_step *M)
+{
+    free(M->f);
+    free(M->g);
+    free(M->h);
+    free(M->hint);
+    free(M->out);
+    free(M->fsave);
+    free(M->gsave);
+    free(M->fbest);
+    free(M->gbest);
+    free(M->scratch);
+    M->f = M->g = NULL;
+    M->h = M->hint = M->out = M->fsave = M->gsave = M->fbest = M->gbest = NULL;
+    M->scratch = NULL;
+}
+
+/* Work arrays of resolution r; the potentials are left to the caller. */
+static int step_alloc(ms_step *M, int r)
+{
+    ms_sel *S = &M->sel;
+    S->r = r;
+    S->n = S->tx->lev[r].K;
+    S->m = S->ty->lev[r].K;
+    const size_t nm = (size_t)(S->n > S->m ? S->n : S->m);
+    M->f = malloc(sizeof(double) * (size_t)S->n);
+    M->g = malloc(sizeof(double) * (size_t)S->m);
+    M->h = malloc(sizeof(double) * nm);
+    M->hint = malloc(sizeof(double) * nm);
+    M->out = malloc(sizeof(double) * nm);
+    M->fsave = malloc(sizeof(double) * (size_t)S->n);
+    M->gsave = malloc(sizeof(double) * (size_t)S->m);
+    M->fbest = malloc(sizeof(double) * (size_t)S->n);
+    M->gbest = malloc(sizeof(double) * (size_t)S->m);
+    M->scratch = malloc((S->g->dtype == MONGE_F32 ? sizeof(float) : sizeof(double)) * nm);
+    M->a = S->tx->lev[r].w;
+    M->la = S->tx->lev[r].lw;
+    M->b = S->ty->lev[r].w;
+    M->lb = S->ty->lev[r].lw;
+    fill_thr(S->tx, r);
+    fill_thr(S->ty, r);
+    return M->f && M->g && M->h && M->hint && M->out && M->fsave && M->gsave && M->fbest &&
+                   M->gbest && M->scratch
+               ? MONGE_OK
+               : MONGE_ENOMEM;
+}
+
+static void make_step(sk_step *st, ms_step *M)
+{
+    memset(st, 0, sizeof *st);
+    st->rows = ms_rows;
+    st->cols = ms_cols;
+    st->adopt = ms_adopt;
+    st->restore = ms_restore;
+    st->note = ms_note;
+    st->after = ms_after;
+    st->stage = ms_stage;
+    st->xprev = M->gsave;
+    st->xnew = M->g;
+    st->self = M;
+}
+
+/* ------------------------------------------------------------------ entry points */
+static int check_ms(const monge_problem *pb, const monge_ms_params *mp)
+{
+    const monge_geometry *g = pb ? pb->geom : NULL;
+    if (!g || g->C || !g->x || !g->y || g->d < 1 || g->d > MS_MAXD) return MONGE_EINVAL;
+    if (g->cost != MONGE_COST_SQEUCLIDEAN && g->cost != MONGE_COST_EUCLIDEAN &&
+        g->cost != MONGE_COST_PNORM)
+        return MONGE_EINVAL;
+    if (!(mp->cluster_scale >= 0) || !isfinite(mp->cluster_scale)) return MONGE_EINVAL;
+    if (!(mp->truncation > 0) || !(mp->truncation <= MS_TAU_MAX)) return MONGE_EINVAL;
+    if (!(mp->switch_ratio > 0) || !isfinite(mp->switch_ratio)) return MONGE_EINVAL;
+    if (!(mp->bound_frac > 0) || !(mp->bound_frac < 1)) return MONGE_EINVAL;
+    return MONGE_OK;
+}
+
+/* Prepares the trees and weights of a problem (shared by the solve and the post-solve passes). */
+static int ms_open(const monge_problem *pb, const monge_ms_params *mp, ms_tree *tx,
+                   ms_tree *ty, double *s_used)
+{
+    const monge_geometry *g = pb->geom;
+    double *a = malloc(sizeof(double) * (size_t)g->n), *b = malloc(sizeof(double) * (size_t)g->m);
+    int st = a && b ? MONGE_OK : MONGE_ENOMEM;
+    if (!st) {
+        monge_problem_weights(pb, 0, a);
+        monge_problem_weights(pb, 1, b);
+        for (int64_t i = 0; i < g->n * g->d && !st; i++)
+            if (!isfinite(get_coord(g->x, g->dtype, 0, 1, i))) st = MONGE_EINVAL;
+        for (int64_t j = 0; j < g->m * g->d && !st; j++)
+            if (!isfinite(get_coord(g->y, g->dtype, 0, 1, j))) st = MONGE_EINVAL;
+    }
+    if (!st) st = build_trees(g, a, b, mp->cluster_scale, tx, ty, s_used);
+    free(a);
+    free(b);
+    return st;
+}
+
+static double level_side(double s, int r) { return r == 0 ? 0.0 : s * ldexp(1.0, r - 1); }
+
+int monge_sinkhorn_multiscale(const monge_problem *pb, const monge_sinkhorn_params *par,
+                              const monge_ms_params *mp, double *f, double *g,
+                              monge_sinkhorn_info *info, monge_ms_info *minfo)
+{
+    monge_sinkhorn_params dpar;
+    monge_ms_params dmp;
+    monge_sinkhorn_info tinfo;
+    monge_ms_info tminfo;
+    if (!par) {
+        monge_sinkhorn_params_init(&dpar);
+        par = &dpar;
+    }
+    if (!mp) {
+        monge_ms_params_init(&dmp);
+        mp = &dmp;
+    }
+    if (!info) info = &tinfo;
+    if (!minfo) minfo = &tminfo;
+    memset(info, 0, sizeof *info);
+    memset(minfo, 0, sizeof *minfo);
+    info->cost = info->mass = info->value = info->error = NAN;
+    info->eps_reached = par->eps;
+    minfo->bound = NAN;
+    int st = sk_check_params(par);
+    if (st) return st;
+    if (!f || !g || !pb) return MONGE_EINVAL;
+    st = check_ms(pb, mp);
+    if (st) return st;
+    st = monge_problem_check(pb, 1e-6);
+    if (st) return st;
+    if (par->eps_scaling && !(par->scaling_factor > 0 && par->scaling_factor < 1)) return MONGE_EINVAL;
+    const monge_geometry *geo = pb->geom;
+    const int nth = monge_resolve_threads(par->nthreads);
+    const int balanced = isinf(pb->tau_a) && isinf(pb->tau_b);
+    const double q = par->scaling_factor > 0 && par->scaling_factor < 1 ? par->scaling_factor : 0.5;
+    ms_tree tx, ty;
+    memset(&tx, 0, sizeof tx);
+    memset(&ty, 0, sizeof ty);
+    ms_step M;
+    memset(&M, 0, sizeof M);
+    double s;
+    st = ms_open(pb, mp, &tx, &ty, &s);
+    int64_t resel = 0;
+    double *fprev = NULL, *gprev = NULL;
+    if (st) goto done;
+    M.pb = pb;
+    M.nth = nth;
+    M.reselections = &resel;
+    M.sel = (ms_sel){.g = geo, .tx = &tx, .ty = &ty, .tau = mp->truncation, .frac = mp->bound_frac};
+    /* eps at the top: the largest cost (bounding boxes), unless warm started at the target */
+    double eps = par->eps;
+    int r = 0;
+    if (!par->warm_start) {
+        const int top = tx.nlev - 1;
+        double cmax = 0;
+        M.sel.r = top;
+        for (int64_t I = 0; I < tx.lev[top].K; I++)
+            for (int64_t J = 0; J < ty.lev[top].K; J++) {
+                /* the largest cost between the boxes bounds every cost */
+                const int64_t d = geo->d;
+                double c = 0;
+                for (int64_t k = 0; k < d; k++) {
+                    const double z1 = fabs(tx.lev[top].hi[I * d + k] - ty.lev[top].lo[J * d + k]);
+                    const double z2 = fabs(ty.lev[top].hi[J * d + k] - tx.lev[top].lo[I * d + k]);
+                    const double z = z1 > z2 ? z1 : z2;
+                    c += geo->cost == MONGE_COST_PNORM ? pow(z, geo->p) : z * z;
+                }
+                if (geo->cost == MONGE_COST_EUCLIDEAN) c = sqrt(c);
+                cmax = c > cmax ? c : cmax;
+            }
+        eps = par->eps_start > 0 ? par->eps_start : cmax;
+        if (!(eps > par->eps)) eps = par->eps;
+        r = tx.nlev - 2; /* blocks at the top */
+        while (r > 0 && eps < mp->switch_ratio * level_side(s, r) * level_side(s, r)) r--;
+    }
+    minfo->levels = tx.nlev;
+    minfo->cluster_scale = s;
+    for (;;) {
+        st = step_alloc(&M, r);
+        if (st) goto done;
+        if (fprev) { /* children start from their parents' potentials */
+            const ms_level *UX = &tx.lev[r + 1], *UY = &ty.lev[r + 1];
+            for (int64_t c = 0; c < UX->K; c++)
+                for (int64_t i = UX->child[c]; i < UX->child[c + 1]; i++) M.f[i] = fprev[c];
+            for (int64_t c = 0; c < UY->K; c++)
+                for (int64_t j = UY->child[c]; j < UY->child[c + 1]; j++) M.g[j] = gprev[c];
+            free(fprev);
+            free(gprev);
+            fprev = gprev = NULL;
+        } else if (par->warm_start) {
+            for (int64_t i = 0; i < geo->n; i++) M.f[i] = f[tx.perm[i]];
+            for (int64_t j = 0; j < geo->m; j++) M.g[j] = g[ty.perm[j]];
+            for (int64_t i = 0; i < geo->n && !st; i++)
+                if (!isfinite(M.f[i])) st = MONGE_EINVAL;
+            for (int64_t j = 0; j < geo->m && !st; j++)
+                if (!isfinite(M.g[j])) st = MONGE_EINVAL;
+            if (st) goto done;
+        } else {
+            memset(M.f, 0, sizeof(double) * (size_t)M.sel.n);
+            memset(M.g, 0, sizeof(double) * (size_t)M.sel.m);
+        }
+        const double side = level_side(s, r);
+        double eps_lo = r > 0 ? mp->switch_ratio * side * side : par->eps;
+        if (eps_lo < par->eps) eps_lo = par->eps;
+        monge_sinkhorn_params rp = *par;
+        rp.eps = eps_lo;
+        rp.scaling_factor = q;
+        if (r > 0) rp.tol = rp.stage_tol > rp.tol ? rp.stage_tol : rp.tol;
+        sk_step step;
+        make_step(&step, &M);
+        st = sk_engine_run_stages(&step, &rp, eps, M.sel.m, M.b, balanced, info);
+        if (st == MONGE_EINTR || (st && st != MONGE_ENOCONV)) {
+            if (r == 0) goto finish; /* return the state reached */
+            goto done;
+        }
+        if (r == 0) break;
+        if (info->n_iter >= par->max_iter) { /* out of iterations above the points */
+            st = MONGE_ENOCONV;
+            info->converged = 0;
+            goto done;
+        }
+        fprev = M.f;
+        gprev = M.g;
+        M.f = M.g = NULL;
+        step_free(&M);
+        sel_clear(&M.sel);
+        eps = eps_lo * q > par->eps ? eps_lo * q : par->eps;
+        r--;
+        while (r > 0 && eps < mp->switch_ratio * level_side(s, r) * level_side(s, r)) {
+            /* a level skipped entirely: potentials passed down once more */
+            const ms_level *UX = &tx.lev[r], *UY = &ty.lev[r];
+            double *f2 = malloc(sizeof(double) * (size_t)tx.lev[r - 1].K);
+            double *g2 = malloc(sizeof(double) * (size_t)ty.lev[r - 1].K);
+            if (!f2 || !g2) {
+                free(f2);
+                free(g2);
+                st = MONGE_ENOMEM;
+                goto done;
+            }
+            for (int64_t c = 0; c < UX->K; c++)
+                for (int64_t i = UX->child[c]; i < UX->child[c + 1]; i++) f2[i] = fprev[c];
+            for (int64_t c = 0; c < UY->K; c++)
+                for (int64_t j = UY->child[c]; j < UY->child[c + 1]; j++) g2[j] = gprev[c];
+            free(fprev);
+            free(gprev);
+            fprev = f2;
+            gprev = g2;
+            r--;
+        }
+    }
+finish:
+    /* r = 0: the potentials of the points, back in input order, and the plan's value */
+    {
+        const int64_t n = geo->n, m = geo->m;
+        if (balanced && st != MONGE_EINTR) {
+            double fa = 0, gb = 0, ma = 0, mb = 0;
+            for (int64_t i = 0; i < n; i++) ma += M.a[i];
+            for (int64_t j = 0; j < m; j++) mb += M.b[j];
+            for (int64_t i = 0; i < n; i++) fa += (M.a[i] / ma) * M.f[i];
+            for (int64_t j = 0; j < m; j++) gb += (M.b[j] / mb) * M.g[j];
+            const double wa = ma / (ma + mb), c = wa * fa - (1.0 - wa) * gb;
+            for (int64_t i = 0; i < n; i++) M.f[i] -= c;
+            for (int64_t j = 0; j < m; j++) M.g[j] += c;
+        }
+        for (int64_t i = 0; i < n; i++) f[tx.perm[i]] = M.f[i];
+        for (int64_t j = 0; j < m; j++) g[ty.perm[j]] = M.g[j];
+        minfo->bound = M.sel.bound;
+        minfo->truncation = M.sel.tau;
+        minfo->kept_blocks = M.sel.kept_blocks;
+        minfo->kept_entries = M.sel.kept_entries;
+        minfo->blocks_x = tx.lev[1].K;
+        minfo->blocks_y = ty.lev[1].K;
+        minfo->reselections = resel;
+        if (st == MONGE_EINTR) goto done;
+        if (par->compute_cost) {
+            const double e2 = info->eps_reached;
+            double *u = M.h, *v = M.hint, *rs = M.out, *rc = M.fbest;
+            for (int64_t i = 0; i < n; i++) u[i] = M.a[i] > 0 ? M.f[i] + e2 * M.la[i] : -INFINITY;
+            for (int64_t j = 0; j < m; j++) v[j] = M.b[j] > 0 ? M.g[j] + e2 * M.lb[j] : -INFINITY;
+            const ms_pass P = make_pass(&M.sel, 0);
+            st = geo->dtype == MONGE_F32
+                     ? ms_apply_f32(&P, e2, u, v, NULL, 0, NULL, rs, rc, NULL, M.scratch, nth)
+                     : ms_apply_f64(&P, e2, u, v, NULL, 0, NULL, rs, rc, NULL, M.scratch, nth);
+            if (st) goto done;
+            double mass = 0, cost = 0, ma = 0, mb = 0, dual = 0;
+            for (int64_t i = 0; i < n; i++) {
+                mass += rs[i];
+                cost += rc[i];
+                ma += M.a[i];
+                if (M.a[i] > 0)
+                    dual += M.a[i] * (isinf(pb->tau_a) ? M.f[i]
+                                                       : pb->tau_a * (1 - exp(-M.f[i] / pb->tau_a)));
+            }
+            for (int64_t j = 0; j < m; j++) {
+                mb += M.b[j];
+                if (M.b[j] > 0)
+                    dual += M.b[j] * (isinf(pb->tau_b) ? M.g[j]
+                                                       : pb->tau_b * (1 - exp(-M.g[j] / pb->tau_b)));
+            }
+            info->mass = mass;
+            info->cost = cost;
+            info->value = dual - e2 * (mass - ma * mb);
+            if (!(isfinite(info->value) && isfinite(info->cost))) st = MONGE_ENONFINITE;
+        }
+        for (int64_t i = 0; i < n && st != MONGE_ENONFINITE; i++)
+            if (!isfinite(f[i])) st = MONGE_ENONFINITE;
+        for (int64_t j = 0; j < m && st != MONGE_ENONFINITE; j++)
+            if (!isfinite(g[j])) st = MONGE_ENONFINITE;
+        if (st == MONGE_OK && !info->converged) st = MONGE_ENOCONV;
+    }
+done:
+    free(fprev);
+    free(gprev);
+    step_free(&M);
+    sel_clear(&M.sel);
+    free(M.sel.skip);
+    tree_free(&tx);
+    tree_free(&ty);
+    return st;
+}
+
+int monge_ms_apply(const monge_problem *pb, const monge_ms_params *mp, double eps, const double *f,
+                   const double *g, int transpose, const double *V, int64_t k, double *out,
+                   double *rowsum, double *rowcost, double *grad, double *bound, int nthreads)
+{
+    monge_ms_params dmp;
+    if (!mp) {
+        monge_ms_params_init(&dmp);
+        mp = &dmp;
+    }
+    if (!pb || !f || !g || !(eps > 0) || !isfinite(eps) || k < 0 || (k > 0 && (!V || !out)))
+        return MONGE_EINVAL;
+    int st = check_ms(pb, mp);
+    if (!st) st = monge_problem_check(pb, 1e-6);
+    if (st) return st;
+    const monge_geometry *geo = pb->geom;
+    const int nth = monge_resolve_threads(nthreads);
+    ms_tree tx, ty;
+    memset(&tx, 0, sizeof tx);
+    memset(&ty, 0, sizeof ty);
+    ms_step M;
+    memset(&M, 0, sizeof M);
+    double s;
+    const int64_t n = geo->n, m = geo->m, d = geo->d;
+    const int64_t nr = transpose ? m : n, nc = transpose ? n : m;
+    double *Vs = NULL, *os = NULL, *gs = NULL, *rs = NULL, *rc = NULL;
+    st = ms_open(pb, mp, &tx, &ty, &s);
+    if (st) goto done;
+    M.nth = nth;
+    M.sel = (ms_sel){.g = geo, .tx = &tx, .ty = &ty, .tau = mp->truncation, .frac = mp->bound_frac};
+    st = step_alloc(&M, 0);
+    if (st) goto done;
+    for (int64_t i = 0; i < n; i++) M.f[i] = f[tx.perm[i]];
+    for (int64_t j = 0; j < m; j++) M.g[j] = g[ty.perm[j]];
+    st = reselect(&M, eps);
+    if (st) goto done;
+    if (bound) *bound = M.sel.bound;
+    const ms_tree *R = transpose ? &ty : &tx, *C = transpose ? &tx : &ty;
+    double *u = M.h, *v = M.hint;
+    const double *pu = transpose ? M.g : M.f, *pv = transpose ? M.f : M.g;
+    for (int64_t i = 0; i < nr; i++)
+        u[i] = R->lev[0].w[i] > 0 ? pu[i] + eps * R->lev[0].lw[i] : -INFINITY;
+    for (int64_t j = 0; j < nc; j++)
+        v[j] = C->lev[0].w[j] > 0 ? pv[j] + eps * C->lev[0].lw[j] : -INFINITY;
+    if (k > 0) {
+        Vs = malloc(sizeof(double) * (size_t)(nc * k));
+        os = malloc(sizeof(double) * (size_t)(nr * k));
+        if (!Vs || !os) {
+            st = MONGE_ENOMEM;
+            goto done;
+        }
+        for (int64_t j = 0; j < nc; j++) memcpy(Vs + j * k, V + C->perm[j] * k, sizeof(double) * (size_t)k);
+    }
+    if (grad) gs = malloc(sizeof(double) * (size_t)(nr * d));
+    if (rowsum) rs = malloc(sizeof(double) * (size_t)nr);
+    if (rowcost) rc = malloc(sizeof(double) * (size_t)nr);
+    if ((grad && !gs) || (rowsum && !rs) || (rowcost && !rc)) {
+        st = MONGE_ENOMEM;
+        goto done;
+    }
+    const ms_pass P = make_pass(&M.sel, transpose);
+    st = geo->dtype == MONGE_F32 ? ms_apply_f32(&P, eps, u, v, Vs, k, os, rs, rc, gs, M.scratch, nth)
+                                 : ms_apply_f64(&P, eps, u, v, Vs, k, os, rs, rc, gs, M.scratch, nth);
+    if (st) goto done;
+    for (int64_t i = 0; i < nr; i++) {
+        const int64_t o = R->perm[i];
+        if (os) memcpy(out + o * k, os + i * k, sizeof(double) * (size_t)k);
+        if (gs) memcpy(grad + o * d, gs + i * d, sizeof(double) * (size_t)d);
+        if (rs) rowsum[o] = rs[i];
+        if (rc) rowcost[o] = rc[i];
+    }
+done:
+    free(Vs);
+    free(os);
+    free(gs);
+    free(rs);
+    free(rc);
+    step_free(&M);
+    sel_clear(&M.sel);
+    free(M.sel.skip);
+    tree_free(&tx);
+    tree_free(&ty);
+    return st;
+}
+
+int monge_ms_plan(const monge_problem *pb, const monge_ms_params *mp, double eps, const double *f,
+                  const double *g, int64_t *nnz, int64_t *rows, int64_t *cols, double *vals,
+                  int nthreads)
+{
+    monge_ms_params dmp;
+    if (!mp) {
+        monge_ms_params_init(&dmp);
+        mp = &dmp;
+    }
+    if (!pb || !f || !g || !nnz || !(eps > 0) || !isfinite(eps)) return MONGE_EINVAL;
+    int st = check_ms(pb, mp);
+    if (!st) st = monge_problem_check(pb, 1e-6);
+    if (st) return st;
+    (void)nthreads;
+    const monge_geometry *geo = pb->geom;
+    ms_tree tx, ty;
+    memset(&tx, 0, sizeof tx);
+    memset(&ty, 0, sizeof ty);
+    ms_step M;
+    memset(&M, 0, sizeof M);
+    double s;
+    st = ms_open(pb, mp, &tx, &ty, &s);
+    if (st) goto done;
+    M.sel = (ms_sel){.g = geo, .tx = &tx, .ty = &ty, .tau = mp->truncation, .frac = mp->bound_frac};
+    st = step_alloc(&M, 0);
+    if (st) goto done;
+    for (int64_t i = 0; i < geo->n; i++) M.f[i] = f[tx.perm[i]];
+    for (int64_t j = 0; j < geo->m; j++) M.g[j] = g[ty.perm[j]];
+    st = reselect(&M, eps);
+    if (st) goto done;
+    if (!rows) {
+        *nnz = M.sel.kept_entries;
+        goto done;
+    }
+    if (*nnz < M.sel.kept_entries) {
+        st = MONGE_EINVAL;
+        goto done;
+    }
+    /* entries in row-major order of the sorted rows, computed in double */
+    const int64_t d = geo->d;
+    const ms_level *B = &tx.lev[1];
+    int64_t q = 0;
+    double xi[MS_MAXD];
+    for (int64_t I = 0; I < B->K; I++)
+        for (int64_t i = B->child[I]; i < B->child[I + 1]; i++) {
+            const double ui = M.f[i] + eps * tx.lev[0].lw[i];
+            for (int64_t k = 0; k < d; k++) xi[k] = get_coord(tx.lev[0].pts, geo->dtype, 0, 1, k * geo->n + i);
+            for (int64_t t = M.sel.rptr[I]; t < M.sel.rptr[I + 1]; t++)
+                for (int64_t j = M.sel.rrng[2 * t]; j < M.sel.rrng[2 * t + 1]; j++) {
+                    double c = 0;
+                    for (int64_t k = 0; k < d; k++) {
+                        const double z = fabs(xi[k] - get_coord(ty.lev[0].pts, geo->dtype, 0, 1, k * geo->m + j));
+                        c += geo->cost == MONGE_COST_PNORM ? pow(z, geo->p) : z * z;
+                    }
+                    if (geo->cost == MONGE_COST_EUCLIDEAN) c = sqrt(c);
+                    rows[q] = tx.perm[i];
+                    cols[q] = ty.perm[j];
+                    vals[q] = exp((ui + M.g[j] + eps * ty.lev[0].lw[j] - c) / eps);
+                    q++;
+                }
+        }
+    *nnz = q;
+done:
+    step_free(&M);
+    sel_clear(&M.sel);
+    free(M.sel.skip);
+    tree_free(&tx);
+    tree_free(&ty);
+    return st;
+}

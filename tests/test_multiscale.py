@@ -1,0 +1,169 @@
+"""Multiscale Sinkhorn (csrc/sinkhorn/multiscale.c) against the exact online solve."""
+import numpy as np
+import pytest
+
+import monge
+from monge import _core
+
+
+def clouds(n, m, d, seed=0, dtype=np.float64, shift=0.3):
+    rng = np.random.default_rng(seed)
+    return rng.random((n, d)).astype(dtype), (rng.random((m, d)) + shift).astype(dtype)
+
+
+@pytest.mark.parametrize("cost,p", [("sqeuclidean", 2.0), ("euclidean", 2.0), ("pnorm", 1.5)])
+def test_matches_exact_solve(cost, p):
+    x, y = clouds(900, 700, 2)
+    r = monge.sinkhorn(x, y, eps=5e-3, cost=cost, p=p, method="multiscale", tol=1e-9)
+    e = monge.sinkhorn(x, y, eps=5e-3, cost=cost, p=p, tol=1e-11)
+    assert r.converged and r.error <= 1e-9
+    assert r.kept_entries < 900 * 700          # the truncation removed something
+    assert abs(r.value - e.value) <= 1e-9 * abs(e.value)
+    assert np.abs(r.f - e.f).max() < 1e-8 and np.abs(r.g - e.g).max() < 1e-8
+    for wrt in ("x", "y"):
+        np.testing.assert_allclose(r.gradient(wrt), e.gradient(wrt), atol=1e-9)
+    v = np.random.default_rng(1).normal(size=(700, 3))
+    np.testing.assert_allclose(r.apply(v), e.apply(v), atol=1e-9)
+    u = np.random.default_rng(2).normal(size=900)
+    np.testing.assert_allclose(r.apply_transpose(u), e.apply_transpose(u), atol=1e-9)
+
+
+def test_aggressive_truncation_bound_is_an_upper_bound():
+    """With a small tau and a loose tolerance many blocks are skipped: the reported bound must
+    exceed the plan mass that the truncation removed (measured on the dense plan)."""
+    x, y = clouds(600, 600, 2, seed=3, shift=0.0)
+    eps = 2e-3
+    r = monge.sinkhorn(x, y, eps=eps, method="multiscale", tol=1e-2, truncation=1.0)
+    rows, cols, vals = r.plan_coo()
+    C = ((x[:, None, :] - y[None, :, :]) ** 2).sum(-1)
+    P = np.exp((r.f[:, None] + r.g[None, :] - C) / eps) / (600 * 600)   # the full plan
+    skipped = P.sum() - vals.sum()
+    assert skipped > 0
+    assert skipped <= r.bound * (1 + 1e-9)
+    # kept entries are the dense plan's entries
+    np.testing.assert_allclose(vals, P[rows, cols], rtol=1e-12, atol=1e-300)
+    # the reported error bounds the full plan's L1 marginal violation
+    full_err = np.abs(P.sum(1) - 1 / 600).sum() + np.abs(P.sum(0) - 1 / 600).sum()
+    assert full_err <= r.error * (1 + 1e-9)
+
+
+def test_float32_and_float64_agree():
+    x, y = clouds(2000, 1500, 3, seed=4)
+    r64 = monge.sinkhorn(x, y, eps=2e-3, method="multiscale", tol=1e-6)
+    r32 = monge.sinkhorn(x.astype(np.float32), y.astype(np.float32), eps=2e-3,
+                         method="multiscale")
+    assert r32.converged and r64.converged
+    assert abs(r32.value - r64.value) <= 1e-4 * abs(r64.value)
+
+
+def test_threads_do_not_change_the_result():
+    x, y = clouds(1500, 1500, 3, seed=5, dtype=np.float32)
+    r1 = monge.sinkhorn(x, y, eps=2e-3, method="multiscale", nthreads=1)
+    r2 = monge.sinkhorn(x, y, eps=2e-3, method="multiscale", nthreads=2)
+    assert np.array_equal(r1.f, r2.f) and np.array_equal(r1.g, r2.g) and r1.value == r2.value
+
+
+def test_unbalanced_matches_exact():
+    x, y = clouds(500, 400, 2, seed=6)
+    r = monge.sinkhorn(x, y, eps=5e-3, tau=0.5, method="multiscale", tol=1e-9)
+    e = monge.sinkhorn(x, y, eps=5e-3, tau=0.5, tol=1e-11)
+    assert r.converged
+    assert abs(r.value - e.value) <= 1e-9 * abs(e.value)
+
+
+@pytest.mark.parametrize("case", ["one_cell", "duplicates", "far_point"])
+def test_degenerate_clouds(case):
+    rng = np.random.default_rng(7)
+    if case == "one_cell":
+        x = np.full((300, 2), 0.5) + rng.normal(scale=1e-9, size=(300, 2))
+        y = rng.random((200, 2))
+    elif case == "duplicates":
+        x = np.repeat(rng.random((50, 2)), 6, axis=0)
+        y = np.repeat(rng.random((40, 2)), 5, axis=0)
+    else:
+        x = rng.random((400, 2))
+        x[0] = [50.0, -30.0]
+        y = rng.random((300, 2))
+    eps = 0.05 if case == "far_point" else 5e-3
+    r = monge.sinkhorn(x, y, eps=eps, method="multiscale", tol=1e-8)
+    e = monge.sinkhorn(x, y, eps=eps, tol=1e-10)
+    assert r.converged
+    assert abs(r.value - e.value) <= 1e-8 * max(1.0, abs(e.value))
+
+
+def test_divergence_and_gradients_match_exact():
+    x, y = clouds(800, 600, 2, seed=8)
+    d = monge.sinkhorn_divergence(x, y, eps=5e-3, grad=True, method="multiscale", tol=1e-9)
+    e = monge.sinkhorn_divergence(x, y, eps=5e-3, grad=True, tol=1e-11)
+    assert d.converged
+    assert abs(d.value - e.value) <= 1e-8 * abs(e.value)
+    for got, ref in ((d.grad_x, e.grad_x), (d.grad_y, e.grad_y)):
+        np.testing.assert_allclose(got, ref, atol=1e-8)
+    for got, ref in ((d.grad_a, e.grad_a), (d.grad_b, e.grad_b)):   # up to a constant
+        np.testing.assert_allclose(got - got.mean(), ref - ref.mean(), atol=1e-7)
+
+
+def test_divergence_gradient_by_finite_differences():
+    x, y = clouds(300, 250, 2, seed=9)
+    kw = dict(eps=1e-2, method="multiscale", tol=1e-11)
+    g = monge.sinkhorn_divergence(x, y, grad=("x",), **kw).grad_x
+    rng = np.random.default_rng(10)
+    V = rng.normal(size=x.shape)
+    h = 1e-5
+    fd = (monge.sinkhorn_divergence(x + h * V, y, **kw).value
+          - monge.sinkhorn_divergence(x - h * V, y, **kw).value) / (2 * h)
+    assert abs(fd - np.sum(g * V)) <= 1e-6 * max(1.0, abs(fd))
+
+
+def test_callback_stops_the_solve():
+    x, y = clouds(500, 500, 2, seed=11)
+    seen = []
+
+    def cb(it, err):
+        seen.append(err)
+        return len(seen) >= 5
+
+    r = monge.sinkhorn(x, y, eps=1e-3, method="multiscale", callback=cb, tol=1e-12)
+    assert len(seen) == 5 and not r.converged
+
+
+def test_max_iter_reports_non_convergence():
+    x, y = clouds(500, 500, 2, seed=12)
+    with pytest.warns(monge.ConvergenceWarning):
+        r = monge.sinkhorn(x, y, eps=1e-3, method="multiscale", max_iter=3, tol=1e-12)
+    assert not r.converged
+
+
+@pytest.mark.parametrize("kwargs,match", [
+    (dict(cost="cosine"), "cost"),
+    (dict(truncation=80.0), "truncation"),
+    (dict(truncation=-1.0), "truncation"),
+    (dict(cluster_scale=-0.1), "cluster_scale"),
+    (dict(method="fast"), "method"),
+])
+def test_bad_options(kwargs, match):
+    x, y = clouds(50, 40, 2)
+    kw = dict(eps=0.01, method="multiscale")
+    kw.update(kwargs)
+    with pytest.raises(ValueError, match=match):
+        monge.sinkhorn(x, y, **kw)
+
+
+def test_bad_inputs():
+    x, y = clouds(50, 40, 2)
+    with pytest.raises(ValueError, match="C"):
+        monge.sinkhorn(C=np.ones((3, 3)), eps=0.1, method="multiscale")
+    with pytest.raises(ValueError, match="batch"):
+        monge.sinkhorn(np.stack([x, x]), np.stack([y, y]), eps=0.1, method="multiscale")
+    with pytest.raises(ValueError, match="dimension"):
+        monge.sinkhorn(np.ones((5, 9)), np.ones((4, 9)), eps=0.1, method="multiscale")
+    bad = x.copy()
+    bad[3, 1] = np.nan
+    with pytest.raises(ValueError, match="x"):
+        monge.sinkhorn(bad, y, eps=0.1, method="multiscale")
+    with pytest.raises(ValueError, match="cluster_scale"):
+        monge.sinkhorn(x, y, eps=0.1, cluster_scale=0.1)
+    with pytest.raises(ValueError, match="tau"):
+        monge.sinkhorn_divergence(x, y, eps=0.1, tau=1.0, method="multiscale")
+    with pytest.raises(ValueError, match="invalid argument"):   # the C core's own check
+        _core.sinkhorn_multiscale(x, y, None, None, eps=-1.0)
