@@ -157,7 +157,7 @@ int monge_sinkhorn_apply(const monge_problem *pb, double eps, const double *f, c
  * an upper bound of the full plan's.  eps is annealed from the largest cost (par->scaling_factor
  * per stage; eps_scaling is ignored), stage_tol holds for the coarse levels and the stages above
  * eps; Anderson acceleration, max_iter, warm start and the callback as in monge_sinkhorn. */
-#define MONGE_MS_POINTS 6   /* default cluster_scale: the first grid level with this many points per cell */
+#define MONGE_MS_POINTS 2   /* default cluster_scale: the first grid level with this many points per cell */
 #define MONGE_MS_TAU 12.0   /* default truncation */
 #define MONGE_MS_SWITCH 0.25 /* default switch_ratio */
 
@@ -190,6 +190,13 @@ typedef struct {
 int monge_sinkhorn_multiscale(const monge_problem *pb, const monge_sinkhorn_params *par,
                               const monge_ms_params *mp, double *f, double *g,
                               monge_sinkhorn_info *info, monge_ms_info *minfo);
+
+/* The symmetric problem OT_eps(a, a) on the cloud x of pb (y, b and tau_b are ignored): one
+ * potential p = f = g and the averaged update p <- (p + T(p)) / 2, as monge_sinkhorn_symmetric
+ * (a few iterations: the self-terms of the Sinkhorn divergence); info->value is OT_eps(a, a). */
+int monge_sinkhorn_multiscale_symmetric(const monge_problem *pb, const monge_sinkhorn_params *par,
+                                        const monge_ms_params *mp, double *p,
+                                        monge_sinkhorn_info *info, monge_ms_info *minfo);
 
 /* Passes over the truncated plan of given potentials (the blocks selected from them with
  * mp->truncation and mp->cluster_scale, e.g. a solve's final values): with

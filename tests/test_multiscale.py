@@ -97,6 +97,9 @@ def test_divergence_and_gradients_match_exact():
     e = monge.sinkhorn_divergence(x, y, eps=5e-3, grad=True, tol=1e-11)
     assert d.converged
     assert abs(d.value - e.value) <= 1e-8 * abs(e.value)
+    # the self-terms come from the symmetric (averaged) multiscale solve
+    assert abs(d.ot_aa - e.ot_aa) <= 1e-9 * abs(e.ot_aa)
+    assert abs(d.ot_bb - e.ot_bb) <= 1e-9 * abs(e.ot_bb)
     for got, ref in ((d.grad_x, e.grad_x), (d.grad_y, e.grad_y)):
         np.testing.assert_allclose(got, ref, atol=1e-8)
     for got, ref in ((d.grad_a, e.grad_a), (d.grad_b, e.grad_b)):   # up to a constant

@@ -40,7 +40,7 @@ static PyObject *py_sinkhorn_multiscale(PyObject *self, PyObject *args, PyObject
     static char *kwlist[] = {"x", "y", "a", "b", "cost", "p", "eps", "tau_a", "tau_b", "tol",
                              "max_iter", "scaling_factor", "stage_tol", "overrelax", "anderson",
                              "f0", "g0", "compute_cost", "nthreads", "callback", "cluster_scale",
-                             "truncation", "switch_ratio", "bound_frac", NULL};
+                             "truncation", "switch_ratio", "bound_frac", "symmetric", NULL};
     PyObject *x, *y, *a, *b, *f0 = Py_None, *g0 = Py_None, *callback = Py_None;
     const char *cost = "sqeuclidean";
     monge_sinkhorn_params par;
@@ -50,15 +50,20 @@ static PyObject *py_sinkhorn_multiscale(PyObject *self, PyObject *args, PyObject
     monge_ms_params_init(&mp);
     bind_sk_options o = {0};
     double p = 2.0, eps = par.eps, tau_a = INFINITY, tau_b = INFINITY;
-    int compute_cost = 1, nthreads = 0;
-    if (!PyArg_ParseTupleAndKeywords(args, kw, "OOOO|sddddOOOOOOOOpiOdddd", kwlist, &x, &y, &a, &b,
+    int compute_cost = 1, nthreads = 0, symmetric = 0;
+    if (!PyArg_ParseTupleAndKeywords(args, kw, "OOOO|sddddOOOOOOOOpiOddddp", kwlist, &x, &y, &a, &b,
                                      &cost, &p, &eps, &tau_a, &tau_b, &o.tol, &o.max_iter,
                                      &o.scaling_factor, &o.stage_tol, &o.overrelax, &o.anderson,
                                      &f0, &g0, &compute_cost, &nthreads, &callback,
                                      &mp.cluster_scale, &mp.truncation, &mp.switch_ratio,
-                                     &mp.bound_frac))
+                                     &mp.bound_frac, &symmetric))
         return NULL;
     if (bind_sinkhorn_options(&o, &par)) return NULL;
+    if (symmetric) { /* OT_eps(a, a) on x: y and b are x and a */
+        y = x;
+        b = a;
+        tau_b = tau_a;
+    }
     if (callback != Py_None && !PyCallable_Check(callback)) {
         PyErr_SetString(PyExc_TypeError, "callback: must be callable");
         return NULL;
@@ -106,7 +111,14 @@ static PyObject *py_sinkhorn_multiscale(PyObject *self, PyObject *args, PyObject
     monge_ms_info mi;
     int st;
     Py_BEGIN_ALLOW_THREADS
-    st = monge_sinkhorn_multiscale(&s.pb, &par, &mp, PyArray_DATA(fa), PyArray_DATA(ga), &info, &mi);
+    if (symmetric) {
+        st = monge_sinkhorn_multiscale_symmetric(&s.pb, &par, &mp, PyArray_DATA(fa), &info, &mi);
+        if (st == MONGE_OK || st == MONGE_ENOCONV || st == MONGE_EINTR)
+            memcpy(PyArray_DATA(ga), PyArray_DATA(fa), sizeof(double) * (size_t)s.bg.n);
+    } else {
+        st = monge_sinkhorn_multiscale(&s.pb, &par, &mp, PyArray_DATA(fa), PyArray_DATA(ga), &info,
+                                       &mi);
+    }
     Py_END_ALLOW_THREADS
     if (st == MONGE_EINTR && !pctx.user_stop) {
         if (!PyErr_Occurred()) PyErr_SetNone(PyExc_KeyboardInterrupt);

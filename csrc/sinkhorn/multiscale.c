@@ -6,19 +6,24 @@
  * and of its children.  At resolution r the solve runs on level-r items (cell centroids with the
  * cells' masses, or the points at r = 0) while eps >= alpha (side of level r)^2, then continues on
  * the children, each child starting from its parent's potential (the first half-steps at the finer
- * resolution are the c-transforms that extrapolate it).
+ * resolution are the c-transforms that extrapolate it).  The blocks of resolution r are the cells
+ * of the first level above r holding MS_BLOCK items each on average.
  *
- * Truncation: a pair (I, J) of blocks (level r + 1 cells) holds the plan mass
+ * Truncation: a pair (I, J) of blocks holds the plan mass
  *   sum_{i in I, j in J} P_ij <= exp((LU_I + LV_J - Cmin_IJ) / eps) = exp(beta_IJ / eps),
  * with LU_I = eps log sum_{i in I} exp(u_i / eps), u_i = f_i + eps log a_i (LV likewise) and Cmin
  * the least cost between the two cells' bounding boxes.  A dual-tree descent from the top level
  * keeps a block pair when this bound is at least e^-tau of its row block's or its column block's
  * mass (a coarser pair is opened when it could hold such a pair); every pair not opened goes to a
- * skip list.  Half-steps run over the kept pairs only; each also sums the bound over the skip list
- * at the current potentials, E, an upper bound of the mass the truncation removes from the plan,
- * so the full plan's L1 marginal violation is at most the truncated one plus 2E: that is the error
- * the stopping test sees.  When E exceeds bound_frac x the stage's tolerance, tau grows by 4 and
- * the pairs are re-selected; they are also re-selected at every stage (eps) start.
+ * skip list.  Half-steps run over the kept pairs only (each row block's kept columns packed once
+ * per pass, so every row is one vector loop); each also bounds the mass on the skip list at the
+ * current potentials, E: the sum over the list, evaluated exactly when the block LU, LV have moved
+ * by more than eps log 2 since the last evaluation and scaled by that growth in between.  The full
+ * plan's L1 marginal violation is at most the truncated one plus 2E: that is the error the
+ * stopping test sees.  When E exceeds bound_frac x the stage's tolerance, tau grows by 4 and the
+ * pairs are re-selected; they are also re-selected at every stage (eps) start.
+ * The symmetric problem OT(a, a) (the divergence's self-terms) runs the same step with one
+ * potential and averaged updates.
  * Every row is computed by one thread in a fixed order and the reductions are serial, so results
  * do not depend on the thread count. */
 #include "engine.h"
@@ -33,6 +38,7 @@
 #define MS_MAXD 8
 #define MS_TILE 256
 #define MS_TOP 16         /* levels are added until both clouds have at most this many cells */
+#define MS_BLOCK 6.0      /* blocks: the first level above the items with this many per cell */
 #define MS_TAU_STEP 4.0   /* tau grows by this when the bound is too large */
 #define MS_TAU_MAX 60.0
 
@@ -283,10 +289,20 @@ static int build_trees(const monge_geometry *g, const double *a, const double *b
     return st;
 }
 
+static int ms_thread(void)
+{
+#ifdef _OPENMP
+    return omp_get_thread_num();
+#else
+    return 0;
+#endif
+}
+
 /* ------------------------------------------------------------------ one side of a pass */
 typedef struct {
     int64_t nblocks, ncols, d, ldr, ldc;
     int64_t maxcols; /* most kept columns of a row block */
+    void **pack;     /* per thread: room for maxcols x (d + 1) elements (softmin) */
     const int64_t *child, *ptr, *rng;
     const void *rpts, *cpts;
     int cost;
@@ -338,7 +354,9 @@ typedef struct {
 typedef struct {
     const monge_geometry *g;
     ms_tree *tx, *ty;
-    int r;          /* resolution: items at level r, blocks at level r + 1 */
+    int r;          /* resolution: items at level r */
+    int blk;        /* blocks at level blk > r */
+    int64_t *bsx, *bsy; /* block -> first item (level r) of each cloud, K_blk + 1 */
     double tau, frac;
     int64_t n, m;   /* items */
     /* kept pairs as ranges of column items per row block (and transposed) */
@@ -348,6 +366,8 @@ typedef struct {
     ms_skip *skip;
     int64_t nskip, capskip;
     double bound;   /* E at the last measured state */
+    double E0;      /* E evaluated exactly at the block lu saved in lu0x, lu0y */
+    double *lu0x, *lu0y;
     int reselect;
     int nsel;
 } ms_sel;
@@ -390,17 +410,17 @@ static void fill_lu(ms_tree *t, int r, double eps, const double *pot)
             for (int64_t q = U->child[c]; q < U->child[c + 1]; q++) mx = D->lu[q] > mx ? D->lu[q] : mx;
             double s = 0;
             if (mx > -INFINITY)
-                for (int64_t q = U->child[c]; q < U->child[c + 1]; q++) s += exp((D->lu[q] - mx) / eps);
+                for (int64_t q = U->child[c]; q < U->child[c + 1]; q++) s += monge_exp((D->lu[q] - mx) / eps);
             U->lu[c] = mx > -INFINITY ? mx + eps * log(s) : -INFINITY;
         }
     }
 }
 
-static void fill_thr(ms_tree *t, int r)
+static void fill_thr(ms_tree *t, int blk)
 {
-    ms_level *B = &t->lev[r + 1];
+    ms_level *B = &t->lev[blk];
     for (int64_t c = 0; c < B->K; c++) B->thr[c] = B->w[c] > 0 ? B->lw[c] : INFINITY;
-    for (int l = r + 2; l < t->nlev; l++) {
+    for (int l = blk + 1; l < t->nlev; l++) {
         ms_level *U = &t->lev[l], *D = &t->lev[l - 1];
         for (int64_t c = 0; c < U->K; c++) {
             double mn = INFINITY;
@@ -427,11 +447,34 @@ typedef struct {
     int64_t I, J;
 } ms_pair;
 
-static int pair_cmp(const void *a, const void *b)
+static int i64_cmp(const void *a, const void *b)
 {
-    const ms_pair *x = a, *y = b;
-    if (x->I != y->I) return x->I < y->I ? -1 : 1;
-    return x->J < y->J ? -1 : (x->J > y->J);
+    const int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
+    return x < y ? -1 : (x > y);
+}
+
+/* Sorts pairs by (I, J): a counting sort on I, then each row's J in order. */
+static int sort_pairs(ms_pair *pr, int64_t np, int64_t K)
+{
+    int64_t *cnt = calloc((size_t)(K + 1), sizeof(int64_t));
+    int64_t *js = malloc(sizeof(int64_t) * (size_t)(np > 0 ? np : 1));
+    if (!cnt || !js) {
+        free(cnt);
+        free(js);
+        return MONGE_ENOMEM;
+    }
+    for (int64_t q = 0; q < np; q++) cnt[pr[q].I + 1]++;
+    for (int64_t I = 0; I < K; I++) cnt[I + 1] += cnt[I];
+    for (int64_t q = 0; q < np; q++) js[cnt[pr[q].I]++] = pr[q].J;
+    for (int64_t I = K; I > 0; I--) cnt[I] = cnt[I - 1];
+    cnt[0] = 0;
+    for (int64_t I = 0; I < K; I++) {
+        qsort(js + cnt[I], (size_t)(cnt[I + 1] - cnt[I]), sizeof(int64_t), i64_cmp);
+        for (int64_t q = cnt[I]; q < cnt[I + 1]; q++) pr[q] = (ms_pair){I, js[q]};
+    }
+    free(cnt);
+    free(js);
+    return MONGE_OK;
 }
 
 /* Row block -> merged column item ranges, from pairs sorted by (I, J). */
@@ -475,7 +518,7 @@ static int select_pairs(ms_sel *S, double eps)
 {
     sel_clear(S);
     S->nsel++;
-    const int top = S->tx->nlev - 1, blk = S->r + 1;
+    const int top = S->tx->nlev - 1, blk = S->blk;
     const double te = S->tau;
     int64_t cap = 1024, np = 0, cs = 1024, ns = 0;
     ms_pair *pr = malloc(sizeof(ms_pair) * (size_t)cap);
@@ -531,11 +574,11 @@ static int select_pairs(ms_sel *S, double eps)
             for (int64_t j = j0; j < j1; j++) stack[ns++] = (ms_skip){e.lev - 1, i, j, 0};
     }
     free(stack);
+    if (!st) st = sort_pairs(pr, np, S->tx->lev[blk].K);
     if (!st) {
-        qsort(pr, (size_t)np, sizeof *pr, pair_cmp);
         S->kept_blocks = np;
         int64_t ent = 0;
-        const int64_t *xc = S->tx->lev[blk].child, *yc = S->ty->lev[blk].child;
+        const int64_t *xc = S->bsx, *yc = S->bsy;
         for (int64_t q = 0; q < np; q++)
             ent += (xc[pr[q].I + 1] - xc[pr[q].I]) * (yc[pr[q].J + 1] - yc[pr[q].J]);
         S->kept_entries = ent;
@@ -546,8 +589,8 @@ static int select_pairs(ms_sel *S, double eps)
                 pr[q].I = pr[q].J;
                 pr[q].J = t;
             }
-            qsort(pr, (size_t)np, sizeof *pr, pair_cmp);
-            st = to_ranges(pr, np, S->ty->lev[blk].K, xc, &S->cptr, &S->crng, 0, &S->cmax);
+            st = sort_pairs(pr, np, S->ty->lev[blk].K);
+            if (!st) st = to_ranges(pr, np, S->ty->lev[blk].K, xc, &S->cptr, &S->crng, 0, &S->cmax);
         }
     }
     free(pr);
@@ -555,13 +598,26 @@ static int select_pairs(ms_sel *S, double eps)
 }
 
 /* E: the bound of the skipped mass at the current lu. */
-static double skip_bound(const ms_sel *S, double eps)
+static double skip_bound(const ms_sel *S, double eps, int nth)
 {
-    double E = 0;
-    for (int64_t q = 0; q < S->nskip; q++) {
-        const ms_skip *k = &S->skip[q];
-        const double beta = S->tx->lev[k->lev].lu[k->I] + S->ty->lev[k->lev].lu[k->J] - k->cmin;
-        E += exp(beta / eps);
+    enum { CHUNK = 4096 };
+    const int64_t nc = (S->nskip + CHUNK - 1) / CHUNK;
+    double part[256], E = 0;
+    for (int64_t c0 = 0; c0 < nc; c0 += 256) { /* fixed chunks summed in order: thread-independent */
+        const int64_t c1 = nc - c0 < 256 ? nc : c0 + 256;
+        MONGE_PRAGMA(omp parallel for schedule(static) num_threads(nth))
+        for (int64_t c = c0; c < c1; c++) {
+            double e = 0;
+            const int64_t q1 = (c + 1) * CHUNK < S->nskip ? (c + 1) * CHUNK : S->nskip;
+            for (int64_t q = c * CHUNK; q < q1; q++) {
+                const ms_skip *k = &S->skip[q];
+                const double beta =
+                    S->tx->lev[k->lev].lu[k->I] + S->ty->lev[k->lev].lu[k->J] - k->cmin;
+                e += monge_exp(beta / eps);
+            }
+            part[c - c0] = e;
+        }
+        for (int64_t c = c0; c < c1; c++) E += part[c - c0];
     }
     return E;
 }
@@ -571,8 +627,8 @@ static ms_pass make_pass(const ms_sel *S, int tr)
     const ms_tree *R = tr ? S->ty : S->tx, *C = tr ? S->tx : S->ty;
     const int r = S->r;
     ms_pass P;
-    P.nblocks = R->lev[r + 1].K;
-    P.child = R->lev[r + 1].child;
+    P.nblocks = R->lev[S->blk].K;
+    P.child = tr ? S->bsy : S->bsx;
     P.ptr = tr ? S->cptr : S->rptr;
     P.rng = tr ? S->crng : S->rrng;
     P.rpts = R->lev[r].pts;
@@ -596,13 +652,31 @@ typedef struct {
     const double *a, *b, *la, *lb;
     double *h, *hint, *out, *fsave, *gsave, *fbest, *gbest;
     void *scratch;           /* max(n, m) elements of the dtype */
+    void **pack;             /* per thread packing buffers of the softmin, packcap elements */
+    int64_t packcap;
     double stage_tol;
     int64_t *reselections;
+    int sym; /* the symmetric problem OT_eps(a, a): one potential f = g, averaged updates */
 } ms_step;
 
 static int softmin(ms_step *M, int tr, double eps)
 {
-    const ms_pass P = make_pass(&M->sel, tr);
+    ms_pass P = make_pass(&M->sel, tr);
+    const size_t es = M->sel.g->dtype == MONGE_F32 ? sizeof(float) : sizeof(double);
+    const int64_t need = (P.maxcols > 0 ? P.maxcols : 1) * (P.d + 1);
+    if (!M->pack) {
+        M->pack = calloc((size_t)M->nth, sizeof(void *));
+        if (!M->pack) return MONGE_ENOMEM;
+    }
+    if (need > M->packcap) {
+        for (int t = 0; t < M->nth; t++) {
+            void *q = realloc(M->pack[t], es * (size_t)need);
+            if (!q) return MONGE_ENOMEM;
+            M->pack[t] = q;
+        }
+        M->packcap = need;
+    }
+    P.pack = M->pack;
     if (M->sel.g->dtype == MONGE_F32)
         return ms_softmin_f32(&P, eps, M->h, M->hint, M->out, M->scratch, M->nth);
     return ms_softmin_f64(&P, eps, M->h, M->hint, M->out, M->scratch, M->nth);
@@ -641,12 +715,55 @@ static int ms_half(ms_step *M, int tr, double eps, double omega, double *err_bef
     return finite ? MONGE_OK : MONGE_ENONFINITE;
 }
 
+/* E exactly, the block lu it was taken at kept. */
+static int exact_bound(ms_step *M, double eps)
+{
+    ms_sel *S = &M->sel;
+    const ms_level *BX = &S->tx->lev[S->blk], *BY = &S->ty->lev[S->blk];
+    if (!S->lu0x) {
+        S->lu0x = malloc(sizeof(double) * (size_t)BX->K);
+        S->lu0y = malloc(sizeof(double) * (size_t)BY->K);
+        if (!S->lu0x || !S->lu0y) return MONGE_ENOMEM;
+    }
+    memcpy(S->lu0x, BX->lu, sizeof(double) * (size_t)BX->K);
+    memcpy(S->lu0y, BY->lu, sizeof(double) * (size_t)BY->K);
+    S->E0 = skip_bound(S, eps, M->nth);
+    S->bound = S->E0;
+    return MONGE_OK;
+}
+
+/* E at the current lu: every skipped term is exp((LU_I + LV_J - Cmin) / eps) with LU, LV at the
+ * block level or log-sum-exps of it above, so it grew by at most exp((max dLU + max dLV) / eps)
+ * since the exact evaluation; re-evaluated exactly when that factor exceeds 2. */
+static int current_bound(ms_step *M, double eps, double *E)
+{
+    ms_sel *S = &M->sel;
+    const ms_level *BX = &S->tx->lev[S->blk], *BY = &S->ty->lev[S->blk];
+    double dx = -INFINITY, dy = -INFINITY;
+    for (int64_t I = 0; I < BX->K; I++) {
+        const double d = BX->lu[I] == S->lu0x[I] ? 0.0 : BX->lu[I] - S->lu0x[I];
+        dx = d > dx ? d : dx;
+    }
+    for (int64_t J = 0; J < BY->K; J++) {
+        const double d = BY->lu[J] == S->lu0y[J] ? 0.0 : BY->lu[J] - S->lu0y[J];
+        dy = d > dy ? d : dy;
+    }
+    const double grow = exp((dx + dy) / eps);
+    if (S->E0 == 0 || !(grow <= 2.0)) {
+        int st = exact_bound(M, eps);
+        *E = S->E0;
+        return st;
+    }
+    *E = S->E0 * (grow > 1.0 ? grow : 1.0);
+    return MONGE_OK;
+}
+
 static int reselect(ms_step *M, double eps)
 {
     fill_lu(M->sel.tx, M->sel.r, eps, M->f);
     fill_lu(M->sel.ty, M->sel.r, eps, M->g);
     int st = select_pairs(&M->sel, eps);
-    if (!st) M->sel.bound = skip_bound(&M->sel, eps);
+    if (!st) st = exact_bound(M, eps);
     return st;
 }
 
@@ -662,18 +779,44 @@ static int ms_rows(sk_step *st, double eps, double omega, double *err)
     ms_step *M = st->self;
     fill_lu(M->sel.tx, M->sel.r, eps, M->f);
     fill_lu(M->sel.ty, M->sel.r, eps, M->g);
-    double E = skip_bound(&M->sel, eps);
+    double E;
+    int rc = current_bound(M, eps, &E);
+    if (rc) return rc;
+    if (E > M->sel.frac * M->stage_tol && E != M->sel.E0) { /* the drift estimate: exactly */
+        rc = exact_bound(M, eps);
+        if (rc) return rc;
+        E = M->sel.E0;
+    }
     while (E > M->sel.frac * M->stage_tol && M->sel.tau < MS_TAU_MAX) {
         M->sel.tau += MS_TAU_STEP;
         (*M->reselections)++;
-        int rc = select_pairs(&M->sel, eps);
+        rc = select_pairs(&M->sel, eps);
+        if (!rc) rc = exact_bound(M, eps);
         if (rc) return rc;
-        E = skip_bound(&M->sel, eps);
+        E = M->sel.E0;
     }
     M->sel.bound = E;
+    if (M->sym) { /* measure p: both marginals of the symmetric plan have this violation */
+        const double tau = M->pb->tau_a, lam = isinf(tau) ? 1.0 : tau / (tau + eps);
+        for (int64_t j = 0; j < M->sel.n; j++) {
+            M->h[j] = M->f[j] + eps * M->la[j];
+            M->hint[j] = -M->f[j] / lam;
+        }
+        rc = softmin(M, 0, eps);
+        if (rc) return rc;
+        double e = 0;
+        for (int64_t i = 0; i < M->sel.n; i++) {
+            if (!(M->a[i] > 0)) continue;
+            const double tgt = isinf(tau) ? 1.0 : exp(-M->f[i] / tau);
+            e += isfinite(M->out[i]) ? M->a[i] * fabs(exp((M->f[i] + M->out[i]) / eps) - tgt)
+                                     : M->a[i];
+        }
+        *err = 2.0 * e + 2.0 * E;
+        return MONGE_OK;
+    }
     memcpy(M->fsave, M->f, sizeof(double) * (size_t)M->sel.n);
     double after;
-    int rc = ms_half(M, 0, eps, omega, err, &after);
+    rc = ms_half(M, 0, eps, omega, err, &after);
     *err += 2.0 * E;
     return rc;
 }
@@ -681,6 +824,17 @@ static int ms_rows(sk_step *st, double eps, double omega, double *err)
 static int ms_cols(sk_step *st, double eps, double omega, int keep, double *err)
 {
     ms_step *M = st->self;
+    if (M->sym) { /* p <- (p + T(p)) / 2 from the pass rows() made */
+        const double tau = M->pb->tau_a, lam = isinf(tau) ? 1.0 : tau / (tau + eps);
+        int finite = 1;
+        for (int64_t i = 0; i < M->sel.n; i++) {
+            if (M->a[i] > 0 && isfinite(M->out[i])) M->f[i] = 0.5 * (M->f[i] - lam * M->out[i]);
+            if (!isfinite(M->f[i])) finite = 0;
+        }
+        memcpy(M->g, M->f, sizeof(double) * (size_t)M->sel.n);
+        *err = 0.0;
+        return finite ? MONGE_OK : MONGE_ENONFINITE;
+    }
     double before;
     if (keep) memcpy(M->gsave, M->g, sizeof(double) * (size_t)M->sel.m);
     return ms_half(M, 1, eps, omega, &before, err);
@@ -702,6 +856,7 @@ static int ms_restore(sk_step *st, int what, const double *plain, double eps)
     (void)eps;
     ms_step *M = st->self;
     const size_t n = (size_t)M->sel.n, m = (size_t)M->sel.m;
+    if (M->sym) return 0; /* rows() does not move p */
     if (what == SK_BEST) {
         memcpy(M->f, M->fbest, sizeof(double) * n);
         memcpy(M->g, M->gbest, sizeof(double) * m);
@@ -716,7 +871,7 @@ static int ms_note(sk_step *st, double err, int improved)
 {
     (void)err;
     ms_step *M = st->self;
-    if (improved) {
+    if (improved && !M->sym) {
         memcpy(M->fbest, M->fsave, sizeof(double) * (size_t)M->sel.n);
         memcpy(M->gbest, M->g, sizeof(double) * (size_t)M->sel.m);
     }
@@ -743,9 +898,34 @@ static void step_free(ms_step *M)
     free(M->fbest);
     free(M->gbest);
     free(M->scratch);
+    free(M->sel.lu0x);
+    free(M->sel.lu0y);
+    free(M->sel.bsx);
+    free(M->sel.bsy);
+    M->sel.lu0x = M->sel.lu0y = NULL;
+    M->sel.bsx = M->sel.bsy = NULL;
+    if (M->pack)
+        for (int t = 0; t < M->nth; t++) free(M->pack[t]);
+    free(M->pack);
+    M->pack = NULL;
+    M->packcap = 0;
     M->f = M->g = NULL;
     M->h = M->hint = M->out = M->fsave = M->gsave = M->fbest = M->gbest = NULL;
     M->scratch = NULL;
+}
+
+/* First level-r item of every cell of level l > r (K_l + 1 entries): children composed. */
+static int64_t *block_starts(const ms_tree *t, int l, int r)
+{
+    const int64_t K = t->lev[l].K;
+    int64_t *out = malloc(sizeof(int64_t) * (size_t)(K + 1));
+    if (!out) return NULL;
+    for (int64_t c = 0; c <= K; c++) {
+        int64_t q = c;
+        for (int k = l; k > r; k--) q = q < t->lev[k].K ? t->lev[k].child[q] : t->lev[k - 1].K;
+        out[c] = q;
+    }
+    return out;
 }
 
 /* Work arrays of resolution r; the potentials are left to the caller. */
@@ -770,10 +950,19 @@ static int step_alloc(ms_step *M, int r)
     M->la = S->tx->lev[r].lw;
     M->b = S->ty->lev[r].w;
     M->lb = S->ty->lev[r].lw;
-    fill_thr(S->tx, r);
-    fill_thr(S->ty, r);
+    /* blocks: the first level above r holding MS_BLOCK items per cell on average */
+    const int top = S->tx->nlev - 1;
+    S->blk = r + 1;
+    while (S->blk < top &&
+           (double)(S->n + S->m) <
+               MS_BLOCK * (double)(S->tx->lev[S->blk].K + S->ty->lev[S->blk].K))
+        S->blk++;
+    S->bsx = block_starts(S->tx, S->blk, r);
+    S->bsy = block_starts(S->ty, S->blk, r);
+    fill_thr(S->tx, S->blk);
+    fill_thr(S->ty, S->blk);
     return M->f && M->g && M->h && M->hint && M->out && M->fsave && M->gsave && M->fbest &&
-                   M->gbest && M->scratch
+                   M->gbest && M->scratch && S->bsx && S->bsy
                ? MONGE_OK
                : MONGE_ENOMEM;
 }
@@ -788,6 +977,7 @@ static void make_step(sk_step *st, ms_step *M)
     st->note = ms_note;
     st->after = ms_after;
     st->stage = ms_stage;
+    st->self_check = M->sym;
     st->xprev = M->gsave;
     st->xnew = M->g;
     st->self = M;
@@ -831,9 +1021,9 @@ static int ms_open(const monge_problem *pb, const monge_ms_params *mp, ms_tree *
 
 static double level_side(double s, int r) { return r == 0 ? 0.0 : s * ldexp(1.0, r - 1); }
 
-int monge_sinkhorn_multiscale(const monge_problem *pb, const monge_sinkhorn_params *par,
-                              const monge_ms_params *mp, double *f, double *g,
-                              monge_sinkhorn_info *info, monge_ms_info *minfo)
+static int ms_solve(const monge_problem *pb, const monge_sinkhorn_params *par,
+                    const monge_ms_params *mp, double *f, double *g, monge_sinkhorn_info *info,
+                    monge_ms_info *minfo, int sym)
 {
     monge_sinkhorn_params dpar;
     monge_ms_params dmp;
@@ -878,6 +1068,7 @@ int monge_sinkhorn_multiscale(const monge_problem *pb, const monge_sinkhorn_para
     if (st) goto done;
     M.pb = pb;
     M.nth = nth;
+    M.sym = sym;
     M.reselections = &resel;
     M.sel = (ms_sel){.g = geo, .tx = &tx, .ty = &ty, .tau = mp->truncation, .frac = mp->bound_frac};
     /* eps at the top: the largest cost (bounding boxes), unless warm started at the target */
@@ -939,6 +1130,10 @@ int monge_sinkhorn_multiscale(const monge_problem *pb, const monge_sinkhorn_para
         rp.eps = eps_lo;
         rp.scaling_factor = q;
         if (r > 0) rp.tol = rp.stage_tol > rp.tol ? rp.stage_tol : rp.tol;
+        if (sym) { /* plain averaged updates, as monge_sinkhorn_symmetric */
+            rp.anderson = 0;
+            rp.overrelax = 1.0;
+        }
         sk_step step;
         make_step(&step, &M);
         st = sk_engine_run_stages(&step, &rp, eps, M.sel.m, M.b, balanced, info);
@@ -985,7 +1180,7 @@ finish:
     /* r = 0: the potentials of the points, back in input order, and the plan's value */
     {
         const int64_t n = geo->n, m = geo->m;
-        if (balanced && st != MONGE_EINTR) {
+        if (balanced && !sym && st != MONGE_EINTR) {
             double fa = 0, gb = 0, ma = 0, mb = 0;
             for (int64_t i = 0; i < n; i++) ma += M.a[i];
             for (int64_t j = 0; j < m; j++) mb += M.b[j];
@@ -1001,8 +1196,8 @@ finish:
         minfo->truncation = M.sel.tau;
         minfo->kept_blocks = M.sel.kept_blocks;
         minfo->kept_entries = M.sel.kept_entries;
-        minfo->blocks_x = tx.lev[1].K;
-        minfo->blocks_y = ty.lev[1].K;
+        minfo->blocks_x = tx.lev[M.sel.blk].K;
+        minfo->blocks_y = ty.lev[M.sel.blk].K;
         minfo->reselections = resel;
         if (st == MONGE_EINTR) goto done;
         if (par->compute_cost) {
@@ -1049,6 +1244,33 @@ done:
     free(M.sel.skip);
     tree_free(&tx);
     tree_free(&ty);
+    return st;
+}
+
+int monge_sinkhorn_multiscale(const monge_problem *pb, const monge_sinkhorn_params *par,
+                              const monge_ms_params *mp, double *f, double *g,
+                              monge_sinkhorn_info *info, monge_ms_info *minfo)
+{
+    return ms_solve(pb, par, mp, f, g, info, minfo, 0);
+}
+
+int monge_sinkhorn_multiscale_symmetric(const monge_problem *pb, const monge_sinkhorn_params *par,
+                                        const monge_ms_params *mp, double *p,
+                                        monge_sinkhorn_info *info, monge_ms_info *minfo)
+{
+    if (!pb || !pb->geom || !p) return MONGE_EINVAL;
+    monge_geometry geo = *pb->geom;
+    geo.y = geo.x;
+    geo.m = geo.n;
+    monge_problem sym = *pb;
+    sym.geom = &geo;
+    sym.b = pb->a;
+    sym.tau_b = pb->tau_a;
+    double *q = malloc(sizeof(double) * (size_t)(geo.n > 0 ? geo.n : 1));
+    if (!q) return MONGE_ENOMEM;
+    if (par && par->warm_start) memcpy(q, p, sizeof(double) * (size_t)geo.n);
+    int st = ms_solve(&sym, par, mp, p, q, info, minfo, 1);
+    free(q);
     return st;
 }
 
@@ -1159,6 +1381,7 @@ int monge_ms_plan(const monge_problem *pb, const monge_ms_params *mp, double eps
     double s;
     st = ms_open(pb, mp, &tx, &ty, &s);
     if (st) goto done;
+    M.nth = 1;
     M.sel = (ms_sel){.g = geo, .tx = &tx, .ty = &ty, .tau = mp->truncation, .frac = mp->bound_frac};
     st = step_alloc(&M, 0);
     if (st) goto done;
@@ -1176,11 +1399,11 @@ int monge_ms_plan(const monge_problem *pb, const monge_ms_params *mp, double eps
     }
     /* entries in row-major order of the sorted rows, computed in double */
     const int64_t d = geo->d;
-    const ms_level *B = &tx.lev[1];
+    const int64_t nb = tx.lev[M.sel.blk].K;
     int64_t q = 0;
     double xi[MS_MAXD];
-    for (int64_t I = 0; I < B->K; I++)
-        for (int64_t i = B->child[I]; i < B->child[I + 1]; i++) {
+    for (int64_t I = 0; I < nb; I++)
+        for (int64_t i = M.sel.bsx[I]; i < M.sel.bsx[I + 1]; i++) {
             const double ui = M.f[i] + eps * tx.lev[0].lw[i];
             for (int64_t k = 0; k < d; k++) xi[k] = get_coord(tx.lev[0].pts, geo->dtype, 0, 1, k * geo->n + i);
             for (int64_t t = M.sel.rptr[I]; t < M.sel.rptr[I + 1]; t++)

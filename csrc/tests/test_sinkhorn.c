@@ -512,6 +512,7 @@ static void test_multiscale(void)
     monge_ms_params_init(&mp);
     monge_sinkhorn_info info, einfo;
     monge_ms_info mi;
+    int st2;
     int st = monge_sinkhorn_multiscale(&pb, &par, &mp, f, g, &info, &mi);
     CHECK(st == MONGE_OK && info.converged && info.error <= 1e-9, "multiscale: status %d err %g", st,
           info.error);
@@ -547,6 +548,20 @@ static void test_multiscale(void)
     par.nthreads = 2;
     monge_sinkhorn_multiscale(&pb, &par, &mp, f, g, &info, &mi);
     CHECK(memcmp(f1, f, sizeof f) == 0, "multiscale: 1 vs 2 threads differ");
+    /* the symmetric problem against monge_sinkhorn_symmetric */
+    par.tol = 1e-10;
+    st = monge_sinkhorn_multiscale_symmetric(&pb, &par, &mp, f, &info, &mi);
+    monge_geometry gsym = geo;
+    gsym.y = x;
+    gsym.m = N;
+    monge_problem psym = {.geom = &gsym, .tau_a = INFINITY, .tau_b = INFINITY};
+    st2 = monge_sinkhorn_symmetric(&psym, &par, f2, &einfo);
+    df = 0;
+    for (int i = 0; i < N; i++) df = fmax(df, fabs(f[i] - f2[i]));
+    CHECK(st == MONGE_OK && st2 == MONGE_OK && df < 1e-8 &&
+              fabs(info.value - einfo.value) < 1e-11,
+          "symmetric multiscale: status %d %d |dp| %g values %.12g %.12g", st, st2, df,
+          info.value, einfo.value);
     /* bad input */
     mp.truncation = 0;
     CHECK(monge_sinkhorn_multiscale(&pb, &par, &mp, f, g, &info, &mi) == MONGE_EINVAL, "tau 0");

@@ -192,8 +192,9 @@ class MultiscaleResult:
 def solve(x, y, a=None, b=None, *, eps, cost="sqeuclidean", p=2.0, tau=None, tau_a=None,
           tau_b=None, tol=None, max_iter=None, scaling_factor=None, stage_tol=None,
           overrelax="auto", anderson=None, init=None, callback=None, nthreads=None,
-          options=None, warn=True):
-    """The multiscale solve behind ``monge.sinkhorn(..., method='multiscale')``."""
+          options=None, warn=True, symmetric=False):
+    """The multiscale solve behind ``monge.sinkhorn(..., method='multiscale')`` (symmetric: the
+    problem OT_eps(a, a) on x, y and b being x and a, solved by averaged updates)."""
     eps = positive("eps", eps)
     x, y, batched = points_pair(x, y)
     if batched:
@@ -230,7 +231,8 @@ def solve(x, y, a=None, b=None, *, eps, cost="sqeuclidean", p=2.0, tau=None, tau
     a1 = None if A is None else A[0]
     b1 = None if Bw is None else Bw[0]
     out = _core.sinkhorn_multiscale(x, y, a1, b1, cost=cost, p=p, eps=eps, tau_a=ta, tau_b=tb,
-                                    f0=f0, g0=g0, callback=callback, **opts, **ms)
+                                    f0=f0, g0=g0, callback=callback, symmetric=bool(symmetric),
+                                    **opts, **ms)
     if warn and not out["stopped"]:
         warn_unconverged("sinkhorn (multiscale)", np.array([out["converged"]]),
                          np.array([out["error"]]), np.array([out["n_iter"]]), opts["tol"], False,
@@ -251,8 +253,8 @@ def divergence(x, y, a=None, b=None, *, eps, cost="sqeuclidean", p=2.0, grad=(),
               stage_tol=stage_tol, overrelax=overrelax, anderson=anderson, nthreads=nthreads,
               options=options, warn=False)
     ab = solve(x, y, a, b, **kw)
-    aa = solve(x, x, a, a, **kw)
-    bb = None if static_b else solve(y, y, b, b, **kw)
+    aa = solve(x, x, a, a, symmetric=True, **kw)
+    bb = None if static_b else solve(y, y, b, b, symmetric=True, **kw)
     value = ab.value - 0.5 * aa.value - (0.0 if bb is None else 0.5 * bb.value)
     grads = {}
 
