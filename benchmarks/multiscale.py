@@ -1,6 +1,7 @@
 #!/usr/bin/env python
 """Multiscale Sinkhorn benchmark: the Sinkhorn divergence with its gradient between two large point
-clouds, monge's multiscale solver against monge's exact online solve (accuracy and time), with
+clouds, monge's multiscale solver against monge's exact online solve (accuracy and time) and
+GeomLoss's three CPU backends (tensorized, online and multiscale, the last two through KeOps), with
 the peak memory of each run.
 
     python benchmarks/multiscale.py                    n = 1e4, 3e4, 1e5 (cube) and 3e4 (spheres)
@@ -13,8 +14,17 @@ on the cost |x - y|^2 (GeomLoss's blur = sqrt(eps / 2) = 0.022 on |x - y|^2 / 2)
 S_eps with the gradient in x, in a fresh process (peak RSS of that process), with monge's
 defaults for float32 (tol 1e-4 on the L1 marginal error, the truncation bound included).  The
 reference, up to n = 3e4, is the exact online solve in float64 at tol 1e-6: relative value error
-and gradient error relative to the gradient's largest entry.  Speed: median of `--repeats` runs
-(1 by default: the sizes are large and the ratio large).
+and gradient error relative to the gradient's largest entry.  One run per contender and size, in
+its own process (the sizes are large and the ratios large; the machine is shared: see the load).
+
+GeomLoss: SamplesLoss('sinkhorn', p=2, blur=sqrt(eps/2), scaling=0.9, debias=True) on the same
+float32 clouds, value and gradient in x (loss.backward()), 2 torch threads; its cost is
+|x - y|^2 / 2, so its value and gradient are doubled before the comparison.  GeomLoss runs one
+iteration per eps of its schedule (its own stopping rule); its accuracy is reported beside its time.
+KeOps compiles its kernels on the first call: a warm-up call at n = 500 in the same process is
+excluded from the time (the cache lives in a temporary folder).  Sizes per backend: tensorized
+and online up to 1e4 (tensorized needs n^2 floats, online is O(n^2) time: 61 s at 1e4), multiscale
+up to 1e5 (--geomloss-max).
 """
 from __future__ import annotations
 
@@ -54,6 +64,50 @@ print(json.dumps(dict(time=t, value=d.value, converged=d.converged, error=d.erro
 """
 
 
+_GEOMLOSS = r"""
+import json, os, time
+import numpy as np
+import torch
+torch.set_num_threads(2)
+from geomloss import SamplesLoss
+n, kind, backend, out, eps = {n}, {kind!r}, {backend!r}, {out!r}, {eps}
+def clouds(n):
+    rng = np.random.default_rng(0)
+    if kind == "cube":
+        return rng.random((n, 3)), rng.random((n, 3))
+    def sphere(c):
+        v = rng.normal(size=(n, 3)); v /= np.linalg.norm(v, axis=1, keepdims=True)
+        return 0.5 + c + 0.5 * v + 0.01 * rng.normal(size=(n, 3))
+    return sphere(np.array([-0.05, 0, 0])), sphere(np.array([0.05, 0, 0]))
+loss = SamplesLoss("sinkhorn", p=2, blur=(eps / 2) ** 0.5, scaling=0.9, debias=True,
+                   backend=backend)
+def call(n):
+    x, y = clouds(n)
+    X = torch.tensor(x, dtype=torch.float32, requires_grad=True)
+    Y = torch.tensor(y, dtype=torch.float32)
+    t = time.perf_counter()
+    L = loss(X, Y)
+    L.backward()
+    return time.perf_counter() - t, float(L.detach()), X.grad.numpy()
+call(500)                      # KeOps compilation, excluded
+t, v, g = call(n)
+# GeomLoss's cost is |x - y|^2 / 2: its value and gradient are half of monge's convention; its
+# loss is a mean-free sum with uniform weights 1/n, as monge's
+np.save(out, 2.0 * g)
+print(json.dumps(dict(time=t, value=2.0 * v)))
+"""
+
+
+def run_geomloss(n, kind, backend, grad_out, tmp):
+    env = dict(os.environ, KEOPS_CACHE_FOLDER=os.path.join(tmp, "keops"), KEOPS_VERBOSE="0",
+               PYKEOPS_VERBOSE="0")
+    code = _GEOMLOSS.format(n=n, kind=kind, backend=backend, out=grad_out, eps=EPS)
+    stdout, rss = run_with_peak_rss(code, timeout=7200, env=env)
+    rep = json.loads(stdout.strip().splitlines()[-1])
+    rep["rss"] = rss
+    return rep
+
+
 def run_one(n, kind, method, dtype, tol, grad_out=""):
     code = _WORKER.format(n=n, kind=kind, method=method, dtype=dtype, tol=tol, out=grad_out,
                           eps=EPS)
@@ -72,10 +126,15 @@ def main(argv=None):
     ap.add_argument("--kinds", nargs="*", default=None, choices=["cube", "spheres"])
     ap.add_argument("--exact-max", type=int, default=30000,
                     help="largest n with the exact reference (default 3e4)")
+    ap.add_argument("--geomloss-max", type=int, default=100000,
+                    help="largest n for GeomLoss's multiscale backend (default 1e5; 0: none)")
+    ap.add_argument("--geomloss-dense-max", type=int, default=10000,
+                    help="largest n for GeomLoss's tensorized and online backends (default 1e4)")
     ap.add_argument("--out", default=None,
                     help="results file (default benchmarks/results/multiscale-DATE.json)")
     args = ap.parse_args(argv)
-    return recorded("multiscale", "multiscale.py", argv, ["numpy", "monge"],
+    return recorded("multiscale", "multiscale.py", argv, ["numpy", "monge", "torch", "geomloss",
+                                                          "pykeops"],
                     "generated (uniform unit cube / noisy spheres, d = 3, seed 0)",
                     lambda record: run(args, record), out=args.out, quick=args.quick)
 
@@ -84,38 +143,52 @@ def run(args, record):
     import tempfile
     section("machine")
     print(f"cpu: {cpu_model()}; usable cpus: {usable_cpus()}; load: {load_average()}")
-    print(f"versions: {versions(['numpy', 'monge'])}")
+    print(f"versions: {versions(['numpy', 'monge', 'torch', 'geomloss', 'pykeops'])}")
     if args.quick:
         cases = [(2000, "cube")]
     elif args.sizes:
         cases = [(n, k) for k in (args.kinds or ["cube"]) for n in args.sizes]
     else:
         cases = [(10000, "cube"), (30000, "cube"), (100000, "cube"), (30000, "spheres")]
-    head = ["clouds", "n", "multiscale time", "peak RSS", "iterations", "value",
-            "exact time", "exact / multiscale", "value rel. error", "grad error / max |grad|"]
+    head = ["clouds", "n", "solver", "time", "peak RSS", "value", "value rel. error",
+            "grad error / max |grad|", "time / monge multiscale"]
     rows, per = [], []
     with tempfile.TemporaryDirectory() as tmp:
         for n, kind in cases:
             gm, ge = os.path.join(tmp, "gm.npy"), os.path.join(tmp, "ge.npy")
-            ms = run_one(n, kind, "multiscale", "float32", 1e-4, gm)
-            ex = None
+            runs = {"monge multiscale": (run_one(n, kind, "multiscale", "float32", 1e-4, gm), gm)}
             if n <= args.exact_max:
-                ex = run_one(n, kind, "exact", "float64", 1e-6, ge)
-            row = [kind, f"{n:,}", fmt_time(ms["time"]), f"{ms['rss']:.0f} MiB",
-                   str(ms["n_iter"]), f"{ms['value']:.7g}"]
-            entry = dict(n=n, kind=kind, multiscale=ms, exact=ex)
-            if ex is not None:
-                a, b = np.load(gm), np.load(ge)
-                verr = abs(ms["value"] - ex["value"]) / abs(ex["value"])
-                gerr = float(np.abs(a - b).max() / np.abs(b).max())
-                row += [fmt_time(ex["time"]), f"{ex['time'] / ms['time']:.1f}", f"{verr:.1e}",
-                        f"{gerr:.1e}"]
-                entry.update(value_rel_error=verr, grad_rel_error=gerr)
-            else:
-                row += ["–", "–", "–", "–"]
-            rows.append(row)
+                runs["monge exact (f64, tol 1e-6)"] = (run_one(n, kind, "exact", "float64", 1e-6,
+                                                               ge), ge)
+            backends = []
+            if n <= args.geomloss_dense_max:
+                backends += ["tensorized", "online"]
+            if n <= args.geomloss_max:
+                backends += ["multiscale"]
+            for bk in backends:
+                path = os.path.join(tmp, f"g_{bk}.npy")
+                try:
+                    runs[f"GeomLoss {bk}"] = (run_geomloss(n, kind, bk, path, tmp), path)
+                except RuntimeError as err:   # reported, not hidden: e.g. out of memory
+                    print(f"GeomLoss {bk} at n = {n} failed: {str(err)[-300:]}")
+            ref = runs.get("monge exact (f64, tol 1e-6)")
+            gref = np.load(ref[1]) if ref else None
+            t0 = runs["monge multiscale"][0]["time"]
+            entry = dict(n=n, kind=kind, runs={})
+            for name, (rep, path) in runs.items():
+                verr = gerr = None
+                if ref is not None and name != "monge exact (f64, tol 1e-6)":
+                    verr = abs(rep["value"] - ref[0]["value"]) / abs(ref[0]["value"])
+                    gerr = float(np.abs(np.load(path) - gref).max() / np.abs(gref).max())
+                rep.update(value_rel_error=verr, grad_rel_error=gerr)
+                entry["runs"][name] = rep
+                row = [kind, f"{n:,}", name, fmt_time(rep["time"]), f"{rep['rss']:.0f} MiB",
+                       f"{rep['value']:.7g}", "–" if verr is None else f"{verr:.1e}",
+                       "–" if gerr is None else f"{gerr:.1e}",
+                       "–" if name == "monge multiscale" else f"{rep['time'] / t0:.1f}"]
+                rows.append(row)
+                print(markdown_table(head, [row]), flush=True)
             per.append(entry)
-            print(markdown_table(head, [row]), flush=True)
     record["runs"] = per
     section("summary")
     print(markdown_table(head, rows))
