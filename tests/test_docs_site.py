@@ -9,7 +9,7 @@ import pytest
 API = (Path(__file__).parent.parent / "docs" / "api.md").read_text(encoding="utf-8")
 MODULES = ["monge", "monge.torch", "monge.maps", "monge.maps.datasets", "monge.maps.metrics",
            "monge.maps.nn", "monge.pot", "monge.spectr", "monge.routing", "monge.speech",
-           "monge.distributed"]
+           "monge.distributed", "monge.multiscale"]
 
 
 def _listed(module):

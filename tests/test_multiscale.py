@@ -170,3 +170,19 @@ def test_bad_inputs():
         monge.sinkhorn_divergence(x, y, eps=0.1, tau=1.0, method="multiscale")
     with pytest.raises(ValueError, match="invalid argument"):   # the C core's own check
         _core.sinkhorn_multiscale(x, y, None, None, eps=-1.0)
+
+
+@pytest.mark.optional
+def test_torch_bridge_multiscale():
+    import torch
+
+    import monge.torch as mt
+    x, y = clouds(400, 300, 2, seed=13)
+    X = torch.tensor(x, requires_grad=True)
+    Y = torch.tensor(y, requires_grad=True)
+    s = mt.sinkhorn_divergence(X, Y, eps=5e-3, method="multiscale", tol=1e-9)
+    s.backward()
+    e = monge.sinkhorn_divergence(x, y, eps=5e-3, grad=("x", "y"), tol=1e-11)
+    assert abs(s.item() - e.value) <= 1e-8 * abs(e.value)
+    np.testing.assert_allclose(X.grad.numpy(), e.grad_x, atol=1e-8)
+    np.testing.assert_allclose(Y.grad.numpy(), e.grad_y, atol=1e-8)

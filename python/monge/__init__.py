@@ -23,6 +23,7 @@ from .losses import DivergenceResult, MongeGapResult, monge_gap, sinkhorn_diverg
 from ._policy import ConvergenceWarning
 from .sinkhorn import SinkhornResult, sinkhorn
 from . import spectr  # noqa: E402  (SpecTr draft selection: monge.spectr.*)
+from . import multiscale  # noqa: E402  (method='multiscale' results and options)
 from .smooth import SmoothOTResult, SparsePlan, quadratic_ot, sparse_ot
 
 __version__ = _core.build_info()["version"]
@@ -106,4 +107,4 @@ __all__ = ["sinkhorn", "SinkhornResult", "sinkhorn_divergence", "DivergenceResul
            "fused_gromov_wasserstein", "GromovResult", "ctc_loss", "CTCResult", "emd", "EMDResult", "EMDBatchResult", "emd_1d", "wasserstein_1d",
            "sliced_wasserstein", "SlicedResult", "random_projections", "quadratic_ot", "sparse_ot",
            "SmoothOTResult", "SparsePlan", "set_num_threads", "get_num_threads", "build_info",
-           "__version__", "spectr"]
+           "__version__", "spectr", "multiscale"]

@@ -28,6 +28,8 @@ MAX_DIM = 8
 class MultiscaleOptions:
     """The knobs of the multiscale solver (None: the measured defaults of the C library).
 
+    Attributes
+    ----------
     cluster_scale
         side of the finest grid cells (the blocks); None: the first grid level with 6 points per
         cell on average
@@ -40,6 +42,12 @@ class MultiscaleOptions:
         (default 0.25)
     bound_frac
         in (0, 1), default 0.1
+
+    Examples
+    --------
+    >>> from monge.multiscale import MultiscaleOptions
+    >>> MultiscaleOptions(truncation=16.0).kwargs()
+    {'truncation': 16.0}
     """
 
     cluster_scale: float | None = None
@@ -81,9 +89,10 @@ def check_problem(x, y, cost, what="method='multiscale'"):
 class MultiscaleResult:
     """Result of a multiscale solve (``monge.sinkhorn(..., method='multiscale')``).
 
-    Attributes as :class:`monge.SinkhornResult` (f, g, value, cost, mass, error, n_iter,
-    converged, eps, anderson_iter), plus:
-
+    Attributes
+    ----------
+    f, g, value, cost, mass, error, n_iter, converged, eps, anderson_iter
+        as in :class:`monge.SinkhornResult` (error includes twice the truncation bound)
     bound
         upper bound of the plan mass the truncation skipped, at the final potentials (included
         in `error`, twice)
