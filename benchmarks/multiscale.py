@@ -135,8 +135,11 @@ else:
         return 0.5 + c + 0.5 * v + 0.01 * rng.normal(size=(n, 3))
     x, y = sphere(np.array([-0.05, 0, 0])), sphere(np.array([0.05, 0, 0]))
 x, y = x.astype(np.float32), y.astype(np.float32)
+from monge.multiscale import MultiscaleOptions, solve
+knobs = ("cluster_scale", "truncation", "switch_ratio", "bound_frac")
+ms = MultiscaleOptions(**{{k: v for k, v in opts.items() if k in knobs}})
 t = time.perf_counter()
-r = monge.sinkhorn(x, y, eps={eps}, method="multiscale", **opts)
+r = solve(x, y, eps={eps}, options=ms, **{{k: v for k, v in opts.items() if k not in knobs}})
 t = time.perf_counter() - t
 print(json.dumps(dict(time=t, n_iter=r.n_iter, converged=r.converged,
                       kept_per_row=r.kept_entries / n, truncation=r.truncation)))
