@@ -8,6 +8,7 @@ the peak memory of each run.
     python benchmarks/multiscale.py --sizes 1000000    one size (the exact solve only to 3e4)
     python benchmarks/multiscale.py --quick            n = 2000: a smoke test
     python benchmarks/multiscale.py --tune             the defaults' sweep, on tuning clouds
+    python benchmarks/multiscale.py --scaling          monge alone, n = 1e3 ... 1e6: time vs n
 
 Inputs (generated, seeded): two clouds of n points uniform in the unit cube, d = 3, float32, or
 two noisy unit spheres (radius 0.5, centres 0.1 apart, noise 0.01); uniform weights; eps = 1e-3
@@ -146,6 +147,32 @@ print(json.dumps(dict(time=t, n_iter=r.n_iter, converged=r.converged,
 """
 
 
+def scaling(record, sizes):
+    """Time and memory of the divergence with its gradient against n (cube), and the slope of
+    log time against log n between successive sizes and over n >= 1e4."""
+    head = ["n", "time", "peak RSS", "iterations", "value", "slope from the previous n"]
+    rows, per = [], []
+    for n in sizes:
+        rep = run_one(n, "cube", "multiscale", "float32", 1e-4)
+        per.append(dict(n=n, **rep))
+        slope = "–"
+        if len(per) > 1:
+            a, b = per[-2], per[-1]
+            slope = f"{np.log(b['time'] / a['time']) / np.log(b['n'] / a['n']):.2f}"
+        row = [f"{n:,}", fmt_time(rep["time"]), f"{rep['rss']:.0f} MiB", str(rep["n_iter"]),
+               f"{rep['value']:.7g}", slope]
+        rows.append(row)
+        print(markdown_table(head, [row]), flush=True)
+    big = [p for p in per if p["n"] >= 10000]
+    if len(big) >= 2:
+        k = np.polyfit(np.log([p["n"] for p in big]), np.log([p["time"] for p in big]), 1)[0]
+        record["slope_from_1e4"] = float(k)
+        print(f"\nslope of log time against log n for n >= 10,000 (least squares): {k:.2f}")
+    record["scaling"] = per
+    section("summary")
+    print(markdown_table(head, rows))
+
+
 def tune(record):
     grid = [dict()] + [dict(switch_ratio=v) for v in (0.0625, 1.0, 4.0)] + \
         [dict(truncation=v) for v in (8.0, 16.0)] + [dict(stage_tol=v) for v in (1e-2, 1e-3)]
@@ -175,6 +202,7 @@ def main(argv=None):
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("--tune", action="store_true", help="the defaults' sweep (see above)")
+    ap.add_argument("--scaling", action="store_true", help="time against n, monge alone")
     ap.add_argument("--sizes", type=int, nargs="*", default=None)
     ap.add_argument("--kinds", nargs="*", default=None, choices=["cube", "spheres"])
     ap.add_argument("--exact-max", type=int, default=30000,
@@ -186,6 +214,11 @@ def main(argv=None):
     ap.add_argument("--out", default=None,
                     help="results file (default benchmarks/results/multiscale-DATE.json)")
     args = ap.parse_args(argv)
+    if args.scaling:
+        sizes = args.sizes or [1000, 3000, 10000, 30000, 100000, 300000, 1000000]
+        return recorded("multiscale-scaling", "multiscale.py", argv, ["numpy", "monge"],
+                        "generated (uniform unit cube, d = 3, seed 0)",
+                        lambda record: scaling(record, sizes), out=args.out)
     if args.tune:
         return recorded("multiscale-tuning", "multiscale.py", argv, ["numpy", "monge"],
                         "generated tuning clouds (unit cube / noisy spheres, d = 3, seeds 1, 2)",
