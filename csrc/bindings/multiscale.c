@@ -46,6 +46,7 @@ static PyObject *py_sinkhorn_multiscale(PyObject *self, PyObject *args, PyObject
     monge_sinkhorn_params par;
     monge_sinkhorn_params_init(&par);
     par.scaling_factor = 0.5;
+    par.stage_tol = 1e-2; /* the multiscale defaults (benchmarks/multiscale.py --tune) */
     monge_ms_params mp;
     monge_ms_params_init(&mp);
     bind_sk_options o = {0};

@@ -22,6 +22,7 @@ from .geometry import check_cost, points_pair
 
 COSTS = ("sqeuclidean", "euclidean", "pnorm")
 MAX_DIM = 8
+STAGE_TOL = 1e-2   # the coarse resolutions' and the annealing stages' tolerance (the last: tol)
 
 
 @dataclass
@@ -218,6 +219,8 @@ def solve(x, y, a=None, b=None, *, eps, cost="sqeuclidean", p=2.0, tau=None, tau
         check_masses(A, Bw, 1)
     if scaling_factor is None:
         scaling_factor = 0.5
+    if stage_tol is None:     # chosen on the tuning clouds: benchmarks/multiscale.py --tune
+        stage_tol = STAGE_TOL
     opts = solver_options(x.dtype, tol, max_iter, True, scaling_factor, stage_tol, overrelax,
                           nthreads, anderson)
     opts.pop("eps_scaling", None)
