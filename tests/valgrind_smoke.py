@@ -37,6 +37,10 @@ monge.barycenter(np.stack([np.stack([p[:12] / p[:12].sum(), q[:12] / q[:12].sum(
 monge.free_support_barycenter([X, Y], n=5, seed=0, method="entropic", eps=0.1, max_iter=5,
                               grad=True)
 monge.sinkhorn(X, Y, eps=0.1).transform(X[:3])
+_ms = monge.sinkhorn(X, Y, eps=0.01, method="multiscale")
+_ms.apply(np.ones((len(Y), 2))), _ms.gradient("x"), _ms.plan_coo()
+monge.sinkhorn_divergence(X.astype(np.float32), Y.astype(np.float32), eps=0.01, grad=True,
+                          method="multiscale")
 for bad in (lambda: monge.emd(np.ones(3), None, C), lambda: monge.sinkhorn(X, Y * np.nan, eps=0.1)):
     try:
         bad()

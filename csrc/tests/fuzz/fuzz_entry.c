@@ -108,6 +108,26 @@ static void fz_sinkhorn(src *s, int divergence)
         if (st == MONGE_OK || st == MONGE_ENOCONV)
             expect(all_finite(f, n) && all_finite(gg, m) && isfinite(info.value) && isfinite(info.cost),
                    "sinkhorn result non-finite");
+        /* the multiscale solver on the same problem (its knobs fuzzed too), and its symmetric
+           form: known statuses, finite results, a bound that is a number */
+        monge_ms_params mp;
+        monge_ms_params_init(&mp);
+        double scales[] = {0.0, 1e-3, 0.1, 1.0, -1.0, NAN};
+        double taus2[] = {MONGE_MS_TAU, 1.0, 0.0, 61.0, NAN};
+        mp.cluster_scale = scales[u8(s) % 6];
+        mp.truncation = taus2[u8(s) % 5];
+        par.scaling_factor = 0.5;
+        monge_ms_info mi;
+        st = monge_sinkhorn_multiscale(&pb, &par, &mp, f, gg, &info, &mi);
+        expect(known(st), "multiscale status");
+        if (st == MONGE_OK || st == MONGE_ENOCONV)
+            expect(all_finite(f, n) && all_finite(gg, m) && isfinite(info.value) &&
+                       isfinite(info.cost) && mi.bound >= 0,
+                   "multiscale result non-finite");
+        st = monge_sinkhorn_multiscale_symmetric(&pb, &par, &mp, f, &info, &mi);
+        expect(known(st), "multiscale symmetric status");
+        if (st == MONGE_OK || st == MONGE_ENOCONV)
+            expect(all_finite(f, n) && isfinite(info.value), "multiscale symmetric non-finite");
         free(f);
         free(gg);
     } else {
