@@ -47,18 +47,24 @@ from _common import (cpu_model, fmt_time, load_average, markdown_table, recorded
 
 EPS = 1e-3
 
+# the clouds every worker process draws (pasted in front of each worker's code)
+_CLOUDS = r"""
+import numpy as np
+def clouds(n, kind, seed):
+    rng = np.random.default_rng(seed)
+    if kind == "cube":
+        return rng.random((n, 3)), rng.random((n, 3))
+    def sphere(c):
+        v = rng.normal(size=(n, 3)); v /= np.linalg.norm(v, axis=1, keepdims=True)
+        return 0.5 + c + 0.5 * v + 0.01 * rng.normal(size=(n, 3))
+    return sphere(np.array([-0.05, 0, 0])), sphere(np.array([0.05, 0, 0]))
+"""
+
 _WORKER = r"""
 import json, sys, time
 import numpy as np, monge
 n, kind, method, dtype, tol, out = {n}, {kind!r}, {method!r}, {dtype!r}, {tol!r}, {out!r}
-rng = np.random.default_rng(0)
-if kind == "cube":
-    x, y = rng.random((n, 3)), rng.random((n, 3))
-else:
-    def sphere(c):
-        v = rng.normal(size=(n, 3)); v /= np.linalg.norm(v, axis=1, keepdims=True)
-        return 0.5 + c + 0.5 * v + 0.01 * rng.normal(size=(n, 3))
-    x, y = sphere(np.array([-0.05, 0, 0])), sphere(np.array([0.05, 0, 0]))
+x, y = clouds(n, kind, 0)
 x, y = x.astype(dtype), y.astype(dtype)
 t = time.perf_counter()
 d = monge.sinkhorn_divergence(x, y, eps={eps}, grad=("x",), method=method, tol=tol)
@@ -77,18 +83,10 @@ import torch
 torch.set_num_threads(2)
 from geomloss import SamplesLoss
 n, kind, backend, out, eps = {n}, {kind!r}, {backend!r}, {out!r}, {eps}
-def clouds(n):
-    rng = np.random.default_rng(0)
-    if kind == "cube":
-        return rng.random((n, 3)), rng.random((n, 3))
-    def sphere(c):
-        v = rng.normal(size=(n, 3)); v /= np.linalg.norm(v, axis=1, keepdims=True)
-        return 0.5 + c + 0.5 * v + 0.01 * rng.normal(size=(n, 3))
-    return sphere(np.array([-0.05, 0, 0])), sphere(np.array([0.05, 0, 0]))
 loss = SamplesLoss("sinkhorn", p=2, blur=(eps / 2) ** 0.5, scaling=0.9, debias=True,
                    backend=backend)
 def call(n):
-    x, y = clouds(n)
+    x, y = clouds(n, kind, 0)
     X = torch.tensor(x, dtype=torch.float32, requires_grad=True)
     Y = torch.tensor(y, dtype=torch.float32)
     t = time.perf_counter()
@@ -107,7 +105,7 @@ print(json.dumps(dict(time=t, value=2.0 * v)))
 def run_geomloss(n, kind, backend, grad_out, tmp):
     env = dict(os.environ, KEOPS_CACHE_FOLDER=os.path.join(tmp, "keops"), KEOPS_VERBOSE="0",
                PYKEOPS_VERBOSE="0")
-    code = _GEOMLOSS.format(n=n, kind=kind, backend=backend, out=grad_out, eps=EPS)
+    code = _CLOUDS + _GEOMLOSS.format(n=n, kind=kind, backend=backend, out=grad_out, eps=EPS)
     stdout, rss = run_with_peak_rss(code, timeout=7200, env=env)
     rep = json.loads(stdout.strip().splitlines()[-1])
     rep["rss"] = rss
@@ -115,8 +113,8 @@ def run_geomloss(n, kind, backend, grad_out, tmp):
 
 
 def run_one(n, kind, method, dtype, tol, grad_out=""):
-    code = _WORKER.format(n=n, kind=kind, method=method, dtype=dtype, tol=tol, out=grad_out,
-                          eps=EPS)
+    code = _CLOUDS + _WORKER.format(n=n, kind=kind, method=method, dtype=dtype, tol=tol,
+                                    out=grad_out, eps=EPS)
     stdout, rss = run_with_peak_rss(code, timeout=7200)
     rep = json.loads(stdout.strip().splitlines()[-1])
     rep["rss"] = rss
@@ -127,14 +125,7 @@ _TUNE = r"""
 import json, time
 import numpy as np, monge
 n, kind, seed, opts = {n}, {kind!r}, {seed}, {opts!r}
-rng = np.random.default_rng(seed)
-if kind == "cube":
-    x, y = rng.random((n, 3)), rng.random((n, 3))
-else:
-    def sphere(c):
-        v = rng.normal(size=(n, 3)); v /= np.linalg.norm(v, axis=1, keepdims=True)
-        return 0.5 + c + 0.5 * v + 0.01 * rng.normal(size=(n, 3))
-    x, y = sphere(np.array([-0.05, 0, 0])), sphere(np.array([0.05, 0, 0]))
+x, y = clouds(n, kind, seed)
 x, y = x.astype(np.float32), y.astype(np.float32)
 from monge.multiscale import MultiscaleOptions, solve
 knobs = ("cluster_scale", "truncation", "switch_ratio", "bound_frac")
@@ -182,7 +173,7 @@ def tune(record):
         for kind in ("cube", "spheres"):
             for seed in (1, 2):
                 for opts in grid:
-                    code = _TUNE.format(n=n, kind=kind, seed=seed, opts=opts, eps=EPS)
+                    code = _CLOUDS + _TUNE.format(n=n, kind=kind, seed=seed, opts=opts, eps=EPS)
                     stdout, rss = run_with_peak_rss(code, timeout=3600)
                     rep = json.loads(stdout.strip().splitlines()[-1])
                     per.append(dict(n=n, kind=kind, seed=seed, options=opts, **rep))
