@@ -125,3 +125,22 @@ def choice(name, value, options):
     if value not in options:
         raise ValueError(f"{name}: unknown value {value!r}; expected one of {', '.join(options)}")
     return value
+
+
+def potentials_init(init, n, m, batch=None):
+    """A warm start ``init = (f, g)`` as float64 arrays of shapes (n,), (m,), or (batch, n),
+    (batch, m) when `batch` is given (a single pair is then accepted for a batch of one)."""
+    try:
+        f0, g0 = init
+    except (TypeError, ValueError):
+        raise TypeError("init: expected a pair of potentials (f, g)") from None
+    dims = (1,) if batch is None else (1, 2)
+    f0 = float_array("init f", f0, dims, dtype=np.float64)
+    g0 = float_array("init g", g0, dims, dtype=np.float64)
+    if batch is not None:
+        f0, g0 = f0.reshape(batch, -1), g0.reshape(batch, -1)
+    want = ((n,), (m,)) if batch is None else ((batch, n), (batch, m))
+    if (f0.shape, g0.shape) != want:
+        raise ValueError(f"init: potentials must have shapes ({n},) and ({m},)"
+                         + (f" per problem of the batch of {batch}" if batch and batch > 1 else ""))
+    return f0, g0

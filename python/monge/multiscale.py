@@ -17,7 +17,7 @@ import numpy as np
 
 from . import _core
 from ._policy import check_masses, marginal_penalties, solver_options, warn_unconverged
-from ._validate import float_array, positive, weights
+from ._validate import positive, potentials_init, weights
 from .geometry import check_cost, points_pair
 
 COSTS = ("sqeuclidean", "euclidean", "pnorm")
@@ -228,16 +228,7 @@ def solve(x, y, a=None, b=None, *, eps, cost="sqeuclidean", p=2.0, tau=None, tau
     if opts.get("nthreads") is None:
         opts.pop("nthreads", None)
     ms = (options or MultiscaleOptions()).kwargs()
-    f0 = g0 = None
-    if init is not None:
-        try:
-            f0, g0 = init
-        except (TypeError, ValueError):
-            raise TypeError("init: expected a pair of potentials (f, g)") from None
-        f0 = float_array("init f", f0, (1,), dtype=np.float64)
-        g0 = float_array("init g", g0, (1,), dtype=np.float64)
-        if f0.shape != (n,) or g0.shape != (m,):
-            raise ValueError(f"init: potentials must have shapes ({n},) and ({m},)")
+    f0, g0 = (None, None) if init is None else potentials_init(init, n, m)
     if callback is not None and not callable(callback):
         raise TypeError("callback: must be callable")
     a1 = None if A is None else A[0]

@@ -17,7 +17,8 @@ from . import _core
 from ._policy import (ANDERSON_MAX_MEMORY, ANDERSON_MEMORY, DEFAULTS,  # noqa: F401
                       ConvergenceWarning, check_masses, marginal_penalties, solver_options,
                       warn_unconverged)
-from ._validate import choice, float_array, integer, positive, pot_argument_order, weights
+from ._validate import (choice, float_array, integer, positive, pot_argument_order,
+                        potentials_init, weights)
 from .geometry import check_cost, check_lam, points_pair
 
 
@@ -408,17 +409,7 @@ def sinkhorn(x=None, y=None, a=None, b=None, *, C=None, eps=None, cost="sqeuclid
                           nthreads, anderson)
     eps_start = None if eps_start is None else positive("eps_start", eps_start)
     tol = opts["tol"]
-    f0 = g0 = None
-    if init is not None:
-        try:
-            f0, g0 = init
-        except (TypeError, ValueError):
-            raise TypeError("init: expected a pair of potentials (f, g)") from None
-        f0 = float_array("init f", f0, (1, 2), dtype=np.float64).reshape(B, -1)
-        g0 = float_array("init g", g0, (1, 2), dtype=np.float64).reshape(B, -1)
-        if f0.shape != (B, n) or g0.shape != (B, m):
-            raise ValueError(f"init: potentials must have shapes ({n},) and ({m},)"
-                             + (f" per problem of the batch of {B}" if batched else ""))
+    f0, g0 = (None, None) if init is None else potentials_init(init, n, m, B)
     if callback is not None and not callable(callback):
         raise TypeError("callback: must be callable")
     cb = callback
