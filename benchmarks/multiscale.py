@@ -19,7 +19,8 @@ reference, up to n = 3e4, is the exact online solve in float64 at tol 1e-6: rela
 and gradient error relative to the gradient's largest entry.  One run per contender and size, in
 its own process (the sizes are large and the ratios large; the machine is shared: see the load).
 
-GeomLoss: SamplesLoss('sinkhorn', p=2, blur=sqrt(eps/2), scaling=0.9, debias=True) on the same
+GeomLoss: SamplesLoss('sinkhorn', p=2, blur=sqrt(eps/2), scaling=0.9 (--geomloss-scaling),
+debias=True) on the same
 float32 clouds, value and gradient in x (loss.backward()), 2 torch threads; its cost is
 |x - y|^2 / 2, so its value and gradient are doubled before the comparison.  GeomLoss runs one
 iteration per eps of its schedule (its own stopping rule); its accuracy is reported beside its time.
@@ -83,7 +84,7 @@ import torch
 torch.set_num_threads(2)
 from geomloss import SamplesLoss
 n, kind, backend, out, eps = {n}, {kind!r}, {backend!r}, {out!r}, {eps}
-loss = SamplesLoss("sinkhorn", p=2, blur=(eps / 2) ** 0.5, scaling=0.9, debias=True,
+loss = SamplesLoss("sinkhorn", p=2, blur=(eps / 2) ** 0.5, scaling={scaling}, debias=True,
                    backend=backend)
 def call(n):
     x, y = clouds(n, kind, 0)
@@ -102,10 +103,11 @@ print(json.dumps(dict(time=t, value=2.0 * v)))
 """
 
 
-def run_geomloss(n, kind, backend, grad_out, tmp):
+def run_geomloss(n, kind, backend, grad_out, tmp, scaling=0.9):
     env = dict(os.environ, KEOPS_CACHE_FOLDER=os.path.join(tmp, "keops"), KEOPS_VERBOSE="0",
                PYKEOPS_VERBOSE="0")
-    code = _CLOUDS + _GEOMLOSS.format(n=n, kind=kind, backend=backend, out=grad_out, eps=EPS)
+    code = _CLOUDS + _GEOMLOSS.format(n=n, kind=kind, backend=backend, out=grad_out, eps=EPS,
+                                      scaling=scaling)
     stdout, rss = run_with_peak_rss(code, timeout=7200, env=env)
     rep = json.loads(stdout.strip().splitlines()[-1])
     rep["rss"] = rss
@@ -202,6 +204,8 @@ def main(argv=None):
                     help="largest n for GeomLoss's multiscale backend (default 1e5; 0: none)")
     ap.add_argument("--geomloss-dense-max", type=int, default=10000,
                     help="largest n for GeomLoss's tensorized and online backends (default 1e4)")
+    ap.add_argument("--geomloss-scaling", type=float, default=0.9,
+                    help="GeomLoss's eps-scaling factor (default 0.9; closer to 1: more accurate)")
     ap.add_argument("--out", default=None,
                     help="results file (default benchmarks/results/multiscale-DATE.json)")
     args = ap.parse_args(argv)
@@ -249,7 +253,10 @@ def run(args, record):
             for bk in backends:
                 path = os.path.join(tmp, f"g_{bk}.npy")
                 try:
-                    runs[f"GeomLoss {bk}"] = (run_geomloss(n, kind, bk, path, tmp), path)
+                    name = f"GeomLoss {bk}" + ("" if args.geomloss_scaling == 0.9 else
+                                               f" (scaling {args.geomloss_scaling:g})")
+                    runs[name] = (run_geomloss(n, kind, bk, path, tmp, args.geomloss_scaling),
+                                  path)
                 except RuntimeError as err:   # reported, not hidden: e.g. out of memory
                     print(f"GeomLoss {bk} at n = {n} failed: {str(err)[-300:]}")
             ref = runs.get("monge exact (f64, tol 1e-6)")
