@@ -66,6 +66,12 @@ int bind_batch_geom_parse(PyObject *C, PyObject *x, PyObject *y, const char *cos
 int bind_parse_weights(PyObject *w, int64_t B, int64_t len, int batched, const char *name,
                        PyArrayObject **out);
 
+/* Potentials for a solve: the copies of a warm start (f0, g0), both or neither given, of shapes
+ * (B, n), (B, m) when ndim = 2 or (n,), (m,) when ndim = 1 (*warm = 1), or zeros (*warm = 0).
+ * -1 + ValueError / TypeError naming `init` else. */
+int bind_potentials(PyObject *f0, PyObject *g0, int ndim, int64_t B, int64_t n, int64_t m,
+                    PyArrayObject **fa, PyArrayObject **ga, int *warm);
+
 /* The Sinkhorn options as they cross the boundary: each object NULL or None keeps the C default
  * (monge_sinkhorn_params_init); eps_scaling and kernel are names (bind_eps_scaling_names,
  * bind_kernel_names), overrelax 'auto' or a number.  Range checks stay with the C solver. */

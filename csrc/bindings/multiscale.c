@@ -73,35 +73,7 @@ static PyObject *py_sinkhorn_multiscale(PyObject *self, PyObject *args, PyObject
     PyArrayObject *fa = NULL, *ga = NULL;
     PyObject *result = NULL;
     if (msp_parse(x, y, a, b, cost, p, tau_a, tau_b, &s)) goto out;
-    npy_intp fd[1] = {(npy_intp)s.bg.n}, gd[1] = {(npy_intp)s.bg.m};
-    if (f0 != Py_None || g0 != Py_None) {
-        if (f0 == Py_None || g0 == Py_None) {
-            PyErr_SetString(PyExc_ValueError, "init: give both potentials f and g");
-            goto out;
-        }
-        PyArrayObject *fi = bind_as_array(f0, NPY_FLOAT64, 1, "init f");
-        PyArrayObject *gi = fi ? bind_as_array(g0, NPY_FLOAT64, 1, "init g") : NULL;
-        if (!gi) {
-            Py_XDECREF(fi);
-            goto out;
-        }
-        if (PyArray_DIM(fi, 0) != s.bg.n || PyArray_DIM(gi, 0) != s.bg.m) {
-            PyErr_SetString(PyExc_ValueError, "init: potentials have the wrong shape");
-            Py_DECREF(fi);
-            Py_DECREF(gi);
-            goto out;
-        }
-        fa = (PyArrayObject *)PyArray_NewCopy(fi, NPY_CORDER);
-        ga = (PyArrayObject *)PyArray_NewCopy(gi, NPY_CORDER);
-        Py_DECREF(fi);
-        Py_DECREF(gi);
-        if (!fa || !ga) goto out;
-        par.warm_start = 1;
-    } else {
-        fa = (PyArrayObject *)PyArray_ZEROS(1, fd, NPY_FLOAT64, 0);
-        ga = (PyArrayObject *)PyArray_ZEROS(1, gd, NPY_FLOAT64, 0);
-        if (!fa || !ga) goto out;
-    }
+    if (bind_potentials(f0, g0, 1, 1, s.bg.n, s.bg.m, &fa, &ga, &par.warm_start)) goto out;
     par.eps = eps;
     par.compute_cost = compute_cost;
     par.nthreads = nthreads;

@@ -41,36 +41,7 @@ static PyObject *py_sinkhorn(PyObject *self, PyObject *args, PyObject *kw)
     if (bind_batch_geom_parse(C, x, y, cost, p, lam, 1, &bg)) goto out;
     const int64_t B = bg.B, n = bg.n, m = bg.m;
     if (bind_parse_weights(a, B, n, 1, "a", &aa) || bind_parse_weights(b, B, m, 1, "b", &ba)) goto out;
-    npy_intp fd[2] = {(npy_intp)B, (npy_intp)n}, gd[2] = {(npy_intp)B, (npy_intp)m};
-    if (f0 != Py_None || g0 != Py_None) {
-        if (f0 == Py_None || g0 == Py_None) {
-            PyErr_SetString(PyExc_ValueError, "init: give both potentials f and g");
-            goto out;
-        }
-        PyArrayObject *fi = bind_as_array(f0, NPY_FLOAT64, 2, "init f");
-        PyArrayObject *gi = fi ? bind_as_array(g0, NPY_FLOAT64, 2, "init g") : NULL;
-        if (!gi) {
-            Py_XDECREF(fi);
-            goto out;
-        }
-        if (PyArray_DIM(fi, 0) != B || PyArray_DIM(fi, 1) != n || PyArray_DIM(gi, 0) != B ||
-            PyArray_DIM(gi, 1) != m) {
-            PyErr_SetString(PyExc_ValueError, "init: potentials have the wrong shape");
-            Py_DECREF(fi);
-            Py_DECREF(gi);
-            goto out;
-        }
-        fa = (PyArrayObject *)PyArray_NewCopy(fi, NPY_CORDER);
-        ga = (PyArrayObject *)PyArray_NewCopy(gi, NPY_CORDER);
-        Py_DECREF(fi);
-        Py_DECREF(gi);
-        if (!fa || !ga) goto out;
-        par.warm_start = 1;
-    } else {
-        fa = (PyArrayObject *)PyArray_ZEROS(2, fd, NPY_FLOAT64, 0);
-        ga = (PyArrayObject *)PyArray_ZEROS(2, gd, NPY_FLOAT64, 0);
-        if (!fa || !ga) goto out;
-    }
+    if (bind_potentials(f0, g0, 2, B, n, m, &fa, &ga, &par.warm_start)) goto out;
     par.eps = eps;
     par.compute_cost = compute_cost;
     par.nthreads = nthreads;

@@ -282,3 +282,42 @@ int bind_parse_weights(PyObject *w, int64_t B, int64_t len, int batched, const c
     *out = arr;
     return 0;
 }
+
+int bind_potentials(PyObject *f0, PyObject *g0, int ndim, int64_t B, int64_t n, int64_t m,
+                    PyArrayObject **fa, PyArrayObject **ga, int *warm)
+{
+    npy_intp fd[2] = {(npy_intp)B, (npy_intp)n}, gd[2] = {(npy_intp)B, (npy_intp)m};
+    npy_intp *fdim = ndim == 2 ? fd : fd + 1, *gdim = ndim == 2 ? gd : gd + 1;
+    *warm = 0;
+    if (f0 == Py_None && g0 == Py_None) {
+        *fa = (PyArrayObject *)PyArray_ZEROS(ndim, fdim, NPY_FLOAT64, 0);
+        *ga = (PyArrayObject *)PyArray_ZEROS(ndim, gdim, NPY_FLOAT64, 0);
+        return *fa && *ga ? 0 : -1;
+    }
+    if (f0 == Py_None || g0 == Py_None) {
+        PyErr_SetString(PyExc_ValueError, "init: give both potentials f and g");
+        return -1;
+    }
+    PyArrayObject *fi = bind_as_array(f0, NPY_FLOAT64, ndim, "init f");
+    PyArrayObject *gi = fi ? bind_as_array(g0, NPY_FLOAT64, ndim, "init g") : NULL;
+    if (!gi) {
+        Py_XDECREF(fi);
+        return -1;
+    }
+    int ok = 1;
+    for (int k = 0; k < ndim; k++)
+        ok = ok && PyArray_DIM(fi, k) == fdim[k] && PyArray_DIM(gi, k) == gdim[k];
+    if (!ok) {
+        PyErr_SetString(PyExc_ValueError, "init: potentials have the wrong shape");
+        Py_DECREF(fi);
+        Py_DECREF(gi);
+        return -1;
+    }
+    *fa = (PyArrayObject *)PyArray_NewCopy(fi, NPY_CORDER);
+    *ga = (PyArrayObject *)PyArray_NewCopy(gi, NPY_CORDER);
+    Py_DECREF(fi);
+    Py_DECREF(gi);
+    if (!*fa || !*ga) return -1;
+    *warm = 1;
+    return 0;
+}

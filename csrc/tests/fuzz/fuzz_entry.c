@@ -112,7 +112,7 @@ static void fz_sinkhorn(src *s, int divergence)
            form: known statuses, finite results, a bound that is a number */
         monge_ms_params mp;
         monge_ms_params_init(&mp);
-        double scales[] = {0.0, 1e-3, 0.1, 1.0, -1.0, NAN};
+        double scales[] = {0.0, 1e-3, 0.1, 1.0, -1.0, NAN}; /* cluster_scale inputs, not tolerances */
         double taus2[] = {MONGE_MS_TAU, 1.0, 0.0, 61.0, NAN};
         mp.cluster_scale = scales[u8(s) % 6];
         mp.truncation = taus2[u8(s) % 5];
