@@ -47,12 +47,15 @@ build/ctest/%: csrc/tests/%.c $(CORE_SAN) $(HEADERS) $(wildcard csrc/tests/*.h)
 # runs it for a bounded time.
 FUZZ_TIME ?= 300
 FUZZ_SEED ?= 1
+# an input running longer than this many seconds fails the run (a hang is a bug too)
+FUZZ_UNIT_TIMEOUT ?= 60
 build/fuzz_gcc: csrc/tests/fuzz/fuzz_entry.c csrc/tests/fuzz/driver.c $(CORE_SAN) $(HEADERS)
 	@mkdir -p build
 	$(CC) $(CFLAGS_SAN) csrc/tests/fuzz/fuzz_entry.c csrc/tests/fuzz/driver.c $(CORE_SAN) -lm -o $@
 
 fuzz-gcc: build/fuzz_gcc
-	ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1 build/fuzz_gcc $(FUZZ_TIME) $(FUZZ_SEED)
+	ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1 FUZZ_UNIT_TIMEOUT=$(FUZZ_UNIT_TIMEOUT) \
+	  build/fuzz_gcc $(FUZZ_TIME) $(FUZZ_SEED)
 
 # clang's OpenMP runtime (libomp-dev) is often absent: probe it and fuzz the serial build if so
 CLANG_OMP = $(shell printf '#include <omp.h>\nint main(void){return omp_get_max_threads()<0;}' | \
@@ -70,7 +73,7 @@ fuzz: build/fuzz_clang
 	@mkdir -p build/fuzz-corpus build/fuzz-crashes
 	@[ -n "$$(ls -A build/fuzz-corpus)" ] || tar -C build/fuzz-corpus -xzf csrc/tests/fuzz/seed_corpus.tar.gz
 	ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 build/fuzz_clang \
-	  -max_total_time=$(FUZZ_TIME) -max_len=4096 -print_final_stats=1 \
+	  -max_total_time=$(FUZZ_TIME) -timeout=$(FUZZ_UNIT_TIMEOUT) -max_len=4096 -print_final_stats=1 \
 	  -artifact_prefix=build/fuzz-crashes/ build/fuzz-corpus
 
 fuzz-seed: build/fuzz_clang

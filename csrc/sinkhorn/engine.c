@@ -52,6 +52,7 @@ typedef struct {
     int64_t ker_measured; /* measured passes since the cache opened */
     double eps;           /* of the current stage */
     int64_t iter;
+    int64_t stages;       /* each costs at least one pass, counted or not: a budget too */
     double err;           /* last measured error */
     int converged;
     int have_cost;        /* the final state's mass and cost were measured by sk_verify */
@@ -80,14 +81,14 @@ static int sched_first(const monge_sinkhorn_params *par, const monge_geom_work *
     if (st) return st;
     if (par->eps_scaling == 2 && !(par->eps < MONGE_SINKHORN_AUTO_ANNEAL * cmax)) return MONGE_OK;
     const double e0 = par->eps_start > 0 ? par->eps_start : cmax;
-    *eps0 = e0 > par->eps ? e0 : par->eps;
+    *eps0 = e0 > par->eps && isfinite(e0) ? e0 : par->eps; /* no schedule down from infinity */
     return MONGE_OK;
 }
 
 static double sched_next(const monge_sinkhorn_params *par, double eps)
 {
-    eps *= par->scaling_factor;
-    return eps < par->eps ? par->eps : eps;
+    const double next = eps * par->scaling_factor;
+    return next < par->eps || !(next < eps) ? par->eps : next; /* always down */
 }
 
 static double sched_tol(const monge_sinkhorn_params *par, int last)
@@ -194,6 +195,7 @@ static int stage_loop(sk_engine *e)
         int kernel_tried = 0, stage_done = 0, restart = 0;
         e->probe_origin = e->iter;
         info->n_stages++;
+        e->stages++;
         if (e->exact.stage) {
             st = e->exact.stage(&e->exact, e->eps, tol);
             if (st) goto out;
@@ -302,7 +304,7 @@ static int stage_loop(sk_engine *e)
             }
         }
         if (restart) continue;
-        if (last || e->iter >= par->max_iter) break;
+        if (last || e->iter >= par->max_iter || e->stages >= par->max_iter) break;
         e->eps = sched_next(par, e->eps);
     }
 out:
@@ -346,7 +348,7 @@ int sk_engine_run_stages(sk_step *exact, const monge_sinkhorn_params *par, doubl
     e.par = &p;
     e.info = info;
     e.err = INFINITY;
-    e.eps = eps0 > par->eps ? eps0 : par->eps;
+    e.eps = eps0 > par->eps && isfinite(eps0) ? eps0 : par->eps;
     e.exact = *exact;
     e.step = &e.exact;
     int st = sk_accel_init(&e.ac, par->anderson, par->overrelax, m, b, balanced);

@@ -1093,7 +1093,7 @@ static int ms_solve(const monge_problem *pb, const monge_sinkhorn_params *par,
                 cmax = c > cmax ? c : cmax;
             }
         eps = par->eps_start > 0 ? par->eps_start : cmax;
-        if (!(eps > par->eps)) eps = par->eps;
+        if (!(eps > par->eps) || !isfinite(eps)) eps = par->eps; /* costs that overflow */
         r = tx.nlev - 2; /* blocks at the top */
         while (r > 0 && eps < mp->switch_ratio * level_side(s, r) * level_side(s, r)) r--;
     }

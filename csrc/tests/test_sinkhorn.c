@@ -573,6 +573,53 @@ static void test_multiscale(void)
     CHECK(monge_sinkhorn_multiscale(&pb, &par, &mp, f, g, &info, &mi) == MONGE_EINVAL, "NaN point");
 }
 
+/* Regression (a libFuzzer timeout): costs that overflow gave an infinite first eps, and the
+   symmetric solvers, whose stages can end without an iteration, looped on it for ever. Also a
+   schedule of very many stages is bounded by max_iter. */
+static void test_schedule_terminates(void)
+{
+    double x[4] = {0.0, 1.0, 1.3e154, -1.3e154}, p[4], q[4];
+    monge_geometry geo = {.n = 4, .m = 4, .dtype = MONGE_F64, .x = x, .y = x, .d = 1,
+                          .cost = MONGE_COST_SQEUCLIDEAN};
+    monge_problem pb = {.geom = &geo, .tau_a = INFINITY, .tau_b = INFINITY};
+    monge_sinkhorn_params par;
+    monge_sinkhorn_params_init(&par);
+    par.eps = 1e-2;
+    par.max_iter = 50;
+    par.eps_scaling = 1;
+    par.scaling_factor = 0.5;
+    monge_ms_params mp;
+    monge_ms_params_init(&mp);
+    monge_sinkhorn_info info;
+    monge_ms_info mi;
+    int st = monge_sinkhorn_multiscale_symmetric(&pb, &par, &mp, p, &info, &mi);
+    CHECK((st != MONGE_OK || isfinite(info.value)) && info.n_iter <= 50 && info.n_stages <= 50,
+          "overflowing costs, multiscale symmetric: status %d iter %lld stages %lld", st,
+          (long long)info.n_iter, (long long)info.n_stages);
+    st = monge_sinkhorn_symmetric(&pb, &par, p, &info);
+    CHECK((st != MONGE_OK || isfinite(info.value)) && info.n_iter <= 50,
+          "overflowing costs, symmetric: status %d iter %lld",
+          st, (long long)info.n_iter);
+    st = monge_sinkhorn(&pb, &par, p, q, &info);
+    CHECK((st != MONGE_OK || isfinite(info.value)) && info.n_iter <= 50,
+          "overflowing costs, sinkhorn: status %d iter %lld", st,
+          (long long)info.n_iter);
+    /* 1e6 stages down a 0.99999 schedule: the budget of 50 passes ends it, not converged */
+    x[2] = 0.5;
+    x[3] = 0.25;
+    par.eps = 1e-3;
+    par.eps_start = 1e40;
+    par.scaling_factor = 0.99999;
+    par.tol = 1.0; /* every stage met on its first measurement: no iteration counted */
+    st = monge_sinkhorn_symmetric(&pb, &par, p, &info);
+    CHECK(st == MONGE_ENOCONV && !info.converged && info.n_stages <= 50,
+          "long schedule, symmetric: status %d stages %lld", st, (long long)info.n_stages);
+    st = monge_sinkhorn_multiscale_symmetric(&pb, &par, &mp, p, &info, &mi);
+    CHECK(st == MONGE_ENOCONV && !info.converged && info.n_stages <= 50,
+          "long schedule, multiscale symmetric: status %d stages %lld", st,
+          (long long)info.n_stages);
+}
+
 int main(void)
 {
     rng_seed(88172645463325252ull);
@@ -584,5 +631,6 @@ int main(void)
     test_kernel_path();
     test_anderson();
     test_multiscale();
+    test_schedule_terminates();
     return REPORT();
 }

@@ -3,7 +3,8 @@
  * given number of seconds, under gcc's AddressSanitizer + UBSan.  Not coverage-guided: use
  * `make fuzz` with clang for that.
  *     fuzz_gcc SECONDS [SEED]   prints the number of executions
- * FUZZ_SAVE=path writes the input that crashed; FUZZ_REPLAY=path runs one saved input. */
+ * FUZZ_SAVE=path writes the input that crashed; FUZZ_REPLAY=path runs one saved input.
+ * FUZZ_UNIT_TIMEOUT=seconds (default 60) fails an input that runs longer: a hang is a bug too. */
 #define _POSIX_C_SOURCE 200809L
 #include <stdint.h>
 #include <stdio.h>
@@ -31,6 +32,14 @@ static void on_abort(int sig)
     _exit(1);
 }
 
+static void on_alarm(int sig)
+{
+    static const char msg[] = "fuzz: an input ran longer than FUZZ_UNIT_TIMEOUT (a hang)\n";
+    ssize_t r = write(2, msg, sizeof msg - 1);
+    (void)r;
+    on_abort(sig);
+}
+
 static uint64_t st = 0x243F6A8885A308D3ull;
 static uint64_t next(void)
 {
@@ -56,13 +65,18 @@ int main(int argc, char **argv)
         save_fd = open(save, O_WRONLY | O_CREAT | O_TRUNC, 0644);
         signal(SIGABRT, on_abort);
     }
+    const char *ut = getenv("FUZZ_UNIT_TIMEOUT");
+    const unsigned unit_timeout = ut ? (unsigned)atoi(ut) : 60u;
+    signal(SIGALRM, on_alarm);
     const char *replay = getenv("FUZZ_REPLAY");
     if (replay) { /* FUZZ_REPLAY=path: run one saved input */
         FILE *fh = fopen(replay, "rb");
         if (!fh) return 2;
         size_t len = fread(buf, 1, MAXLEN, fh);
         fclose(fh);
+        alarm(unit_timeout);
         LLVMFuzzerTestOneInput(buf, len);
+        alarm(0);
         printf("replayed %zu bytes, no crash\n", len);
         return 0;
     }
@@ -92,7 +106,9 @@ int main(int argc, char **argv)
         }
         cur = buf;
         cur_len = len;
+        alarm(unit_timeout);
         LLVMFuzzerTestOneInput(buf, len);
+        alarm(0);
         size_t slot = (size_t)(execs % POOL);
         memcpy(pool[slot], buf, len);
         plen[slot] = len;
