@@ -332,7 +332,11 @@ static int ibp(int64_t K, int64_t n, const int64_t *msz, const bkern *kern, cons
             }
         }
     }
-    for (int64_t i = 0; i < n; i++) a[i] = exp(loga[i]);
+    for (int64_t i = 0; i < n; i++) {
+        a[i] = exp(loga[i]);
+        /* an eps far below the costs' rounding (1e-300) leaves log a meaningless and huge */
+        if (!isfinite(a[i]) && (st == MONGE_OK || st == MONGE_ENOCONV)) st = MONGE_ENONFINITE;
+    }
     if (f_out) memcpy(f_out, f, (size_t)(K * n) * sizeof *f);
     if (g_out) memcpy(g_out, g, (size_t)M * sizeof *g);
     if (logc_out)

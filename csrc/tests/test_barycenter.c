@@ -270,6 +270,28 @@ static void test_arguments_and_status(void)
     CHECK(st == MONGE_EINTR && seen == 3, "progress: status %d at %lld", st, (long long)seen);
 }
 
+/* Regression (libFuzzer): at eps = 1e-300 log a is rounding noise of order 1e284 and a overflowed
+   while the status said OK; now an OK barycenter is finite or the status says it is not. */
+static void test_tiny_eps_not_ok_with_inf(void)
+{
+    double x[6] = {-2.5, 2.53125, 2.8125, -0.46875, 1.9375, 1.9375};
+    double y[3] = {0.5, 3.03125, -0.407958984375}, one = 1.0;
+    monge_geometry g[3];
+    for (int k = 0; k < 3; k++)
+        g[k] = (monge_geometry){.n = 6, .m = 1, .dtype = MONGE_F64, .x = x, .y = y + k, .d = 1,
+                                .cost = k == 2 ? MONGE_COST_EUCLIDEAN : MONGE_COST_SQEUCLIDEAN};
+    const double *bs[3] = {&one, &one, &one};
+    double lam[3] = {1.0 / 3, 1.0 / 3, 1.0 / 3}, a[6], err;
+    monge_barycenter_params par;
+    monge_barycenter_params_init(&par);
+    par.eps = 1e-300;
+    par.max_iter = 14;
+    const int st = monge_barycenter(3, g, bs, lam, NULL, &par, a, NULL, NULL, NULL, &err, NULL);
+    int fin = 1;
+    for (int i = 0; i < 6; i++) fin &= isfinite(a[i]) != 0;
+    CHECK(st != MONGE_OK || fin, "eps 1e-300: status OK with a non-finite barycenter");
+}
+
 static int cmp_double(const void *x, const void *y)
 {
     const double a = *(const double *)x, b = *(const double *)y;
@@ -567,6 +589,7 @@ static void test_batch(void)
 
 int main(void)
 {
+    test_tiny_eps_not_ok_with_inf();
     setup();
     test_against_reference(0);
     test_against_reference(1);
