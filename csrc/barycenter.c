@@ -2,6 +2,7 @@
  * barycenter.h). */
 #include "barycenter.h"
 #include "internal.h"
+#include "anderson.h"
 
 #include <math.h>
 #include <stdlib.h>
@@ -18,6 +19,7 @@ void monge_barycenter_params_init(monge_barycenter_params *par)
     par->tol = 1e-6;
     par->max_iter = 10000;
     par->debiased = 0;
+    par->anderson = -1;
     par->nthreads = 0;
 }
 
@@ -39,7 +41,7 @@ static int check_args(int64_t K, const monge_geometry *geoms, const double *cons
 {
     if (K < 1 || !geoms || !b || !lambda || !par || !a) return MONGE_EINVAL;
     if (!(par->eps > 0.0) || !isfinite(par->eps) || !(par->tol > 0.0) || !isfinite(par->tol) ||
-        par->max_iter < 1)
+        par->max_iter < 1 || par->anderson < -1 || par->anderson > MONGE_AA_MAX_MEM)
         return MONGE_EINVAL;
     const int64_t n = geoms[0].n;
     if (n < 1 || K > INT64_MAX / 4 / n) return MONGE_EINVAL;
@@ -225,8 +227,18 @@ static int kern_softmin(const bkern *k, int tr, double eps, const double *h, con
     return grid_softmin(k->grid, eps, h, out); /* symmetric: tr changes nothing */
 }
 
+/* Anderson mixing of the iterations: a mixed iterate whose error exceeds BARY_AA_REJECT x the
+ * best so far (or is not finite) is replaced by the plain image it came from.  The automatic
+ * choice (anderson = -1) mixes BARY_AA_MEM iterates of the plain barycenter and none of the
+ * debiased one, whose iterates drift towards a boundary (entries of a going to 0) where the
+ * mixing stalls (measured: docs/performance.md). */
+#define BARY_AA_REJECT 10.0
+#define BARY_AA_MEM 8
+
 /* The iterative Bregman projections on K kernels between the barycenter's support (n) and the
- * inputs' supports (m[k]), with self the barycenter's own kernel when debiased. */
+ * inputs' supports (m[k]), with self the barycenter's own kernel when debiased.  The state is
+ * (g, log c): from it the first marginals (a), the plans' second marginals (the error) and the
+ * next state; with par->anderson the next state may be extrapolated (Anderson mixing). */
 static int ibp(int64_t K, int64_t n, const int64_t *msz, const bkern *kern, const bkern *self,
                const double *const *b, const double *lambda, const monge_barycenter_params *par,
                int64_t M, double *a, double *f_out, double *g_out, double *logc_out,
@@ -236,100 +248,139 @@ static int ibp(int64_t K, int64_t n, const int64_t *msz, const bkern *kern, cons
     const double eps = par->eps;
     const int nth = monge_resolve_threads(par->nthreads);
     const int deb = par->debiased != 0;
+    const int aam = par->anderson >= 0 ? par->anderson : (deb ? 0 : BARY_AA_MEM);
+    const int64_t L = M + n; /* the state: g, then log c */
     int64_t *off = malloc((size_t)(K + 1) * sizeof *off);
     double *f = calloc((size_t)(K * n), sizeof *f);    /* potentials on the barycenter side */
     double *R = malloc((size_t)(K * n) * sizeof *R);   /* softmin_rows(g_k) */
-    double *g = malloc((size_t)M * sizeof *g);
+    double *x = malloc((size_t)L * sizeof *x);         /* g (M), then lc (n): log c (natural) */
     double *oc = malloc((size_t)M * sizeof *oc);      /* softmin_cols(f_k) */
     double *lb = malloc((size_t)M * sizeof *lb);      /* eps log b */
     double *hint = malloc((size_t)(M > n ? M : n) * sizeof *hint);
     double *loga = malloc((size_t)n * sizeof *loga);
-    double *lc = calloc((size_t)n, sizeof *lc);       /* log c (natural log) */
     double *h = malloc((size_t)n * sizeof *h);
     double *S = malloc((size_t)n * sizeof *S);
-    if (!off || !f || !R || !g || !oc || !lb || !hint || !loga || !lc || !h || !S) {
+    double *xold = aam ? malloc((size_t)L * sizeof *xold) : NULL;   /* x before its step */
+    double *plain = aam ? malloc((size_t)L * sizeof *plain) : NULL; /* its plain image */
+    monge_aa aa;
+    memset(&aa, 0, sizeof aa);
+    if (!off || !f || !R || !x || !oc || !lb || !hint || !loga || !h || !S ||
+        (aam && (!xold || !plain || monge_aa_init(&aa, aam, L, NULL, 0) != MONGE_OK))) {
         st = MONGE_ENOMEM;
         goto done;
     }
+    double *g = x, *lc = x + M;
+    memset(lc, 0, (size_t)n * sizeof *lc);
     off[0] = 0;
     for (int64_t k = 0; k < K; k++) {
         off[k + 1] = off[k] + msz[k];
         for (int64_t j = 0; j < msz[k]; j++)
             lb[off[k] + j] = b[k][j] > 0.0 ? eps * log(b[k][j]) : -INFINITY;
     }
-    double err = INFINITY, dres = 0.0;
-    int64_t it;
-    for (it = 0;; it++) {
-        /* second marginals of the current plans (f_k, g_k), then the projection onto them */
-        double emax = 0.0;
-        for (int64_t k = 0; k < K; k++) {
-            const int64_t m = msz[k];
-            double *ock = oc + off[k], *gk = g + off[k];
-            if (it > 0) memcpy(hint, ock, (size_t)m * sizeof *hint);  /* last pass's values */
-            st = kern_softmin(&kern[k], 1, eps, f + k * n, it > 0 ? hint : NULL, ock, nth);
-            if (st != MONGE_OK) goto done;
-            if (it > 0) {
-                double e = 0.0;
-                for (int64_t j = 0; j < m; j++) {
-                    const double col = gk[j] == -INFINITY ? 0.0 : exp((gk[j] + ock[j]) / eps);
-                    e += fabs(col - b[k][j]);
-                }
-                emax = e > emax ? e : emax;
-            }
-        }
-        if (it > 0) {
-            err = emax + dres;
-            if (!isfinite(err)) {
-                st = MONGE_ENONFINITE;
-                goto done;
-            }
-            if (err <= par->tol) {
-                st = MONGE_OK;
-                break;
-            }
-            if (par->progress && par->progress(par->progress_ctx, it, err)) {
-                st = MONGE_EINTR;
-                break;
-            }
-            if (it >= par->max_iter) {
-                st = MONGE_ENOCONV;
-                break;
-            }
-        }
-        for (int64_t k = 0; k < K; k++)
-            for (int64_t j = 0; j < msz[k]; j++)
-                g[off[k] + j] = lb[off[k] + j] - oc[off[k] + j];
-        /* first marginals: their weighted geometric mean (times c) is the new barycenter */
+    /* the first projection, from f = 0 */
+    for (int64_t k = 0; k < K; k++) {
+        st = kern_softmin(&kern[k], 1, eps, f + k * n, NULL, oc + off[k], nth);
+        if (st != MONGE_OK) goto done;
+    }
+    for (int64_t j = 0; j < M; j++) g[j] = lb[j] - oc[j];
+    double err = INFINITY, best = INFINITY, dres = 0.0;
+    int64_t it = 0;
+    int mixed = 0;            /* x is an extrapolation (plain holds the image it replaced) */
+    int rwarm = 0, cwarm = 1; /* R, oc hold the previous pass's values (hints) */
+    for (;;) {
+        int bad = 0; /* a state that cannot be measured */
+        if (aam) memcpy(xold, x, (size_t)L * sizeof *x);
+        /* first marginals: their weighted geometric mean (times c) is the barycenter */
         for (int64_t i = 0; i < n; i++) loga[i] = lc[i];
-        for (int64_t k = 0; k < K; k++) {
+        for (int64_t k = 0; k < K && !bad; k++) {
             double *Rk = R + k * n;
-            if (it > 0) memcpy(hint, Rk, (size_t)n * sizeof *hint);
-            st = kern_softmin(&kern[k], 0, eps, g + off[k], it > 0 ? hint : NULL, Rk, nth);
-            if (st != MONGE_OK) goto done;
+            if (rwarm) memcpy(hint, Rk, (size_t)n * sizeof *hint);
+            st = kern_softmin(&kern[k], 0, eps, g + off[k], rwarm ? hint : NULL, Rk, nth);
+            if (st == MONGE_ENONFINITE && mixed) bad = 1;
+            else if (st != MONGE_OK) goto done;
             const double lk = lambda[k] / eps;
             if (lk > 0.0)
                 for (int64_t i = 0; i < n; i++) loga[i] += lk * Rk[i];
         }
-        for (int64_t i = 0; i < n; i++)
-            if (!isfinite(loga[i])) {
-                st = MONGE_ENONFINITE;
-                goto done;
+        for (int64_t i = 0; i < n && !bad; i++)
+            if (!isfinite(loga[i])) bad = 1;
+        if (bad && !mixed) {
+            st = MONGE_ENONFINITE;
+            goto done;
+        }
+        if (!bad) {
+            for (int64_t k = 0; k < K; k++)
+                for (int64_t i = 0; i < n; i++) f[k * n + i] = eps * loga[i] - R[k * n + i];
+            if (deb) {
+                /* c solves c (K_xx c) = a: one damped (geometric-mean) fixed-point step */
+                for (int64_t i = 0; i < n; i++) {
+                    h[i] = eps * lc[i];
+                    hint[i] = eps * (loga[i] - lc[i]);
+                }
+                st = kern_softmin(self, 0, eps, h, hint, S, nth);
+                if (st == MONGE_ENONFINITE && mixed) bad = 1;
+                else if (st != MONGE_OK) goto done;
+                dres = 0.0;
+                for (int64_t i = 0; i < n && !bad; i++) {
+                    dres += fabs(exp(lc[i] + S[i] / eps) - exp(loga[i]));
+                    lc[i] = 0.5 * (lc[i] + loga[i] - S[i] / eps);
+                }
             }
-        for (int64_t k = 0; k < K; k++)
-            for (int64_t i = 0; i < n; i++) f[k * n + i] = eps * loga[i] - R[k * n + i];
-        if (deb) {
-            /* c solves c (K_xx c) = a: one damped (geometric-mean) fixed-point step */
-            for (int64_t i = 0; i < n; i++) {
-                h[i] = eps * lc[i];
-                hint[i] = eps * (loga[i] - lc[i]);
+        }
+        /* second marginals of the plans (f_k, g_k): the error of this state */
+        double emax = 0.0;
+        for (int64_t k = 0; k < K && !bad; k++) {
+            const int64_t m = msz[k];
+            double *ock = oc + off[k], *gk = g + off[k];
+            if (cwarm) memcpy(hint, ock, (size_t)m * sizeof *hint); /* last pass's values */
+            st = kern_softmin(&kern[k], 1, eps, f + k * n, cwarm ? hint : NULL, ock, nth);
+            if (st == MONGE_ENONFINITE && mixed) bad = 1;
+            else if (st != MONGE_OK) goto done;
+            double e = 0.0;
+            for (int64_t j = 0; j < m; j++) {
+                const double col = gk[j] == -INFINITY ? 0.0 : exp((gk[j] + ock[j]) / eps);
+                e += fabs(col - b[k][j]);
             }
-            st = kern_softmin(self, 0, eps, h, hint, S, nth);
-            if (st != MONGE_OK) goto done;
-            dres = 0.0;
-            for (int64_t i = 0; i < n; i++) {
-                dres += fabs(exp(lc[i] + S[i] / eps) - exp(loga[i]));
-                lc[i] = 0.5 * (lc[i] + loga[i] - S[i] / eps);
-            }
+            emax = e > emax ? e : emax;
+        }
+        err = bad ? NAN : emax + dres;
+        if (mixed && !(err <= BARY_AA_REJECT * best)) {
+            /* a failed extrapolation (not counted): back to its plain image, history forgotten */
+            memcpy(x, plain, (size_t)L * sizeof *x);
+            monge_aa_reset(&aa);
+            mixed = rwarm = cwarm = 0;
+            st = MONGE_OK;
+            continue;
+        }
+        it++;
+        rwarm = cwarm = 1;
+        if (!isfinite(err)) {
+            st = MONGE_ENONFINITE;
+            goto done;
+        }
+        best = err < best ? err : best;
+        if (err <= par->tol) {
+            st = MONGE_OK;
+            break;
+        }
+        if (par->progress && par->progress(par->progress_ctx, it, err)) {
+            st = MONGE_EINTR;
+            break;
+        }
+        if (it >= par->max_iter) {
+            st = MONGE_ENOCONV;
+            break;
+        }
+        /* the next state: g projected onto the second marginals, lc already stepped */
+        for (int64_t j = 0; j < M; j++) g[j] = lb[j] - oc[j];
+        if (aam) {
+            /* the entries of zero weight (g = -inf, fixed) are left out of the mixing */
+            for (int64_t j = 0; j < M; j++)
+                if (lb[j] == -INFINITY) xold[j] = g[j] = 0.0;
+            memcpy(plain, x, (size_t)L * sizeof *x);
+            mixed = monge_aa_step(&aa, xold, plain, x);
+            for (int64_t j = 0; j < M; j++)
+                if (lb[j] == -INFINITY) plain[j] = g[j] = -INFINITY;
         }
     }
     for (int64_t i = 0; i < n; i++) {
@@ -344,17 +395,19 @@ static int ibp(int64_t K, int64_t n, const int64_t *msz, const bkern *kern, cons
     if (error) *error = err;
     if (n_iter) *n_iter = it;
 done:
+    if (aam) monge_aa_free(&aa);
     free(off);
     free(f);
     free(R);
-    free(g);
+    free(x);
     free(oc);
     free(lb);
     free(hint);
     free(loga);
-    free(lc);
     free(h);
     free(S);
+    free(xold);
+    free(plain);
     return st;
 }
 
@@ -485,7 +538,8 @@ static int grid_open(int64_t K, const monge_grid *grid, const double *const *b,
     *msz = NULL;
     if (K < 1 || !grid || !b || !lambda || !par) return MONGE_EINVAL;
     if (!(par->eps > 0.0) || !isfinite(par->eps) || !(par->tol > 0.0) || !isfinite(par->tol) ||
-        par->max_iter < 1 || check_simplex(lambda, K))
+        par->max_iter < 1 || par->anderson < -1 || par->anderson > MONGE_AA_MAX_MEM ||
+        check_simplex(lambda, K))
         return MONGE_EINVAL;
     int st = grid_new(grid, monge_resolve_threads(par->nthreads), gk);
     if (st != MONGE_OK) return st;

@@ -35,6 +35,8 @@ typedef struct {
     double tol;        /* stop when the error (see above) <= tol.  Default 1e-6. */
     int64_t max_iter;  /* iteration limit.  Default 10000. */
     int debiased;      /* 1: the debiased barycenter (needs the support's own geometry). */
+    int anderson;      /* Anderson mixing of the iterates: its memory (0: off, at most 32), or
+                          -1 (default): 8 for the plain barycenter, off for the debiased one. */
     int nthreads;      /* threads of the kernels; <= 0: the library default. */
     monge_progress_fn progress; /* may be NULL; called once per iteration */
     void *progress_ctx;

@@ -76,6 +76,7 @@ CATALOGUE = [
     ("barycenter", "debiased on a non-square C", lambda: monge.barycenter(np.ones((2, 4)), C, eps=0.1, debiased=True), ValueError, "C: the debiased barycenter needs a square"),
     ("barycenter", "a batch with one weight row per problem of the wrong length", lambda: monge.barycenter(np.ones((3, 2, 4)), y=Y, eps=0.1, weights=np.ones((3, 3))), ValueError, "weights: expected shape (2,) or (3, 2)"),
     ("barycenter", "grad not a bool", lambda: monge.barycenter(np.ones((2, 4)), y=Y, eps=0.1, grad="yes"), TypeError, "grad: expected a bool"),
+    ("barycenter", "an Anderson memory above 32", lambda: monge.barycenter(np.ones((2, 4)), y=Y, eps=0.1, anderson=64), ValueError, "anderson: at most 32"),
     ("free_support_barycenter", "grad not a bool", lambda: monge.free_support_barycenter([np.ones((3, 2))], grad="yes"), TypeError, "grad: expected a bool"),
     ("free_support_barycenter", "one array instead of a list of clouds", lambda: monge.free_support_barycenter(np.ones((3, 2))), TypeError, "Y: expected a sequence"),
     ("free_support_barycenter", "clouds of different dimensions", lambda: monge.free_support_barycenter([np.ones((3, 2)), np.ones((3, 3))]), ValueError, "Y[1]: dimension 3 differs"),

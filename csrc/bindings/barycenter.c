@@ -102,9 +102,10 @@ static int bary_self_geom(const batch_geom *bg, int debiased, monge_geometry *se
 }
 
 static void bary_params(monge_barycenter_params *par, double eps, double tol, long long max_iter,
-                        int debiased, int nthreads)
+                        int debiased, int nthreads, int anderson)
 {
     monge_barycenter_params_init(par);
+    par->anderson = anderson;
     par->eps = eps;
     par->tol = tol;
     par->max_iter = max_iter;
@@ -122,15 +123,16 @@ static PyObject *py_barycenter(PyObject *self, PyObject *args, PyObject *kw)
 {
     (void)self;
     static char *kwlist[] = {"B", "weights", "C", "x", "y", "cost", "p", "lam", "eps", "tol",
-                             "max_iter", "debiased", "nthreads", "callback", "grad", NULL};
+                             "max_iter", "debiased", "nthreads", "callback", "grad", "anderson",
+                             NULL};
     PyObject *Bo, *wo, *C = Py_None, *x = Py_None, *y = Py_None, *callback = Py_None;
     const char *cost = "sqeuclidean";
     double p = 2.0, lam = 1.0, eps = 0.1, tol = 1e-6;
     long long max_iter = 10000;
-    int debiased = 0, nthreads = 0, grad = 0;
-    if (!PyArg_ParseTupleAndKeywords(args, kw, "OO|OOOsddddLpiOp", kwlist, &Bo, &wo, &C, &x, &y,
+    int debiased = 0, nthreads = 0, grad = 0, anderson = -1;
+    if (!PyArg_ParseTupleAndKeywords(args, kw, "OO|OOOsddddLpiOpi", kwlist, &Bo, &wo, &C, &x, &y,
                                      &cost, &p, &lam, &eps, &tol, &max_iter, &debiased, &nthreads,
-                                     &callback, &grad))
+                                     &callback, &grad, &anderson))
         return NULL;
     if (callback != Py_None && !PyCallable_Check(callback)) {
         PyErr_SetString(PyExc_TypeError, "callback: must be callable");
@@ -174,7 +176,7 @@ static PyObject *py_barycenter(PyObject *self, PyObject *args, PyObject *kw)
     ca = (PyArrayObject *)PyArray_SimpleNew(1, nd, NPY_FLOAT64);
     if (!aa || !fa || !ga || !ca) goto out;
     monge_barycenter_params par;
-    bary_params(&par, eps, tol, max_iter, debiased, nthreads);
+    bary_params(&par, eps, tol, max_iter, debiased, nthreads, anderson);
     progress_ctx pctx = {callback != Py_None ? callback : NULL, bind_now(), 0, 0};
     par.progress = bind_progress_cb;
     par.progress_ctx = &pctx;
@@ -223,14 +225,15 @@ static PyObject *py_barycenter_batch(PyObject *self, PyObject *args, PyObject *k
 {
     (void)self;
     static char *kwlist[] = {"B", "weights", "C", "x", "y", "cost", "p", "lam", "eps", "tol",
-                             "max_iter", "debiased", "nthreads", NULL};
+                             "max_iter", "debiased", "nthreads", "anderson", NULL};
     PyObject *Bo, *wo, *C = Py_None, *x = Py_None, *y = Py_None;
     const char *cost = "sqeuclidean";
     double p = 2.0, lam = 1.0, eps = 0.1, tol = 1e-6;
     long long max_iter = 10000;
-    int debiased = 0, nthreads = 0;
-    if (!PyArg_ParseTupleAndKeywords(args, kw, "OO|OOOsddddLpi", kwlist, &Bo, &wo, &C, &x, &y,
-                                     &cost, &p, &lam, &eps, &tol, &max_iter, &debiased, &nthreads))
+    int debiased = 0, nthreads = 0, anderson = -1;
+    if (!PyArg_ParseTupleAndKeywords(args, kw, "OO|OOOsddddLpii", kwlist, &Bo, &wo, &C, &x, &y,
+                                     &cost, &p, &lam, &eps, &tol, &max_iter, &debiased, &nthreads,
+                                     &anderson))
         return NULL;
     batch_geom bg;
     PyArrayObject *Ba = NULL, *wa = NULL, *aa = NULL, *fa = NULL, *ga = NULL, *ca = NULL,
@@ -272,7 +275,7 @@ static PyObject *py_barycenter_batch(PyObject *self, PyObject *args, PyObject *k
     ua = (PyArrayObject *)PyArray_SimpleNew(1, sd, NPY_BOOL);
     if (!aa || !fa || !ga || !ca || !ea || !ia || !ua) goto out;
     monge_barycenter_params par;
-    bary_params(&par, eps, tol, max_iter, debiased, nthreads);
+    bary_params(&par, eps, tol, max_iter, debiased, nthreads, anderson);
     int st;
     Py_BEGIN_ALLOW_THREADS
     st = monge_barycenter_batch(N, K, geoms, bs, (const double *)PyArray_DATA(wa),
@@ -444,13 +447,14 @@ static PyObject *py_barycenter_grid(PyObject *self, PyObject *args, PyObject *kw
 {
     (void)self;
     static char *kwlist[] = {"B", "weights", "coords", "lens", "eps", "tol", "max_iter",
-                             "debiased", "nthreads", "callback", "grad", NULL};
+                             "debiased", "nthreads", "callback", "grad", "anderson", NULL};
     PyObject *Bo, *wo, *co, *lo, *callback = Py_None;
     double eps = 0.1, tol = 1e-6;
     long long max_iter = 10000;
-    int debiased = 0, nthreads = 0, grad = 0;
-    if (!PyArg_ParseTupleAndKeywords(args, kw, "OOOO|ddLpiOp", kwlist, &Bo, &wo, &co, &lo, &eps,
-                                     &tol, &max_iter, &debiased, &nthreads, &callback, &grad))
+    int debiased = 0, nthreads = 0, grad = 0, anderson = -1;
+    if (!PyArg_ParseTupleAndKeywords(args, kw, "OOOO|ddLpiOpi", kwlist, &Bo, &wo, &co, &lo, &eps,
+                                     &tol, &max_iter, &debiased, &nthreads, &callback, &grad,
+                                     &anderson))
         return NULL;
     if (callback != Py_None && !PyCallable_Check(callback)) {
         PyErr_SetString(PyExc_TypeError, "callback: must be callable");
@@ -499,7 +503,7 @@ static PyObject *py_barycenter_grid(PyObject *self, PyObject *args, PyObject *kw
     for (int64_t k = 0; k < K; k++) bs[k] = (const double *)PyArray_DATA(Ba) + k * n;
     monge_grid grid = {d, lens, axes};
     monge_barycenter_params par;
-    bary_params(&par, eps, tol, max_iter, debiased, nthreads);
+    bary_params(&par, eps, tol, max_iter, debiased, nthreads, anderson);
     progress_ctx pctx = {callback != Py_None ? callback : NULL, bind_now(), 0, 0};
     par.progress = bind_progress_cb;
     par.progress_ctx = &pctx;

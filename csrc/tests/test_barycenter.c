@@ -257,6 +257,25 @@ static void test_arguments_and_status(void)
     CHECK(monge_barycenter(KIN, g, bs, lam, NULL, &par, a, NULL, NULL, NULL, NULL, NULL) ==
               MONGE_EINVAL, "eps = 0");
     par.eps = 0.05;
+    par.anderson = 33;
+    CHECK(monge_barycenter(KIN, g, bs, lam, NULL, &par, a, NULL, NULL, NULL, NULL, NULL) ==
+              MONGE_EINVAL, "anderson memory 33");
+    par.anderson = -2;
+    CHECK(monge_barycenter(KIN, g, bs, lam, NULL, &par, a, NULL, NULL, NULL, NULL, NULL) ==
+              MONGE_EINVAL, "anderson -2");
+    /* the mixed iterations (default) and the unmixed ones: one barycenter, fewer iterations */
+    double a0[N];
+    int64_t it0, it1;
+    par.anderson = 0;
+    par.tol = 1e-11;
+    int s0 = monge_barycenter(KIN, g, bs, lam, NULL, &par, a0, NULL, NULL, NULL, NULL, &it0);
+    par.anderson = -1;
+    int s1 = monge_barycenter(KIN, g, bs, lam, NULL, &par, a, NULL, NULL, NULL, NULL, &it1);
+    double da = 0;
+    for (int i = 0; i < N; i++) da = fmax(da, fabs(a[i] - a0[i]));
+    CHECK(s0 == MONGE_OK && s1 == MONGE_OK && da < 1e-9 && it1 < it0,
+          "anderson: status %d %d, |da| %g, iterations %lld mixed vs %lld", s0, s1, da,
+          (long long)it1, (long long)it0);
     par.max_iter = 2;
     par.tol = 1e-14;
     int st = monge_barycenter(KIN, g, bs, lam, NULL, &par, a, NULL, NULL, NULL, &err, &it);

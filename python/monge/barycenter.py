@@ -129,7 +129,7 @@ def _grads(r, out_shape=None, merge_x=False):
 
 def barycenter(B, C=None, *, x=None, y=None, grid=None, weights=None, eps, cost="sqeuclidean",
                p=2.0, lam=1.0, debiased=False, tol=1e-6, max_iter=10000, callback=None,
-               nthreads=None, grad=False):
+               nthreads=None, grad=False, anderson=None):
     """Entropic Wasserstein barycenter of histograms on a common support, on a fixed support.
 
     Parameters
@@ -176,6 +176,11 @@ def barycenter(B, C=None, *, x=None, y=None, grid=None, weights=None, eps, cost=
         Also the barycenter loss and its gradients in the histograms, the weights and the
         cost (a matrix C, or the points x and y); see :class:`BarycenterResult`.  The debiased
         loss solves one more symmetric problem per input.
+    anderson : int, optional
+        Anderson mixing of the iterates with this memory (0: off, at most 32).  Default: 8 for
+        the plain barycenter (5–8 times fewer iterations in the measurements of
+        docs/performance.md) and off for the debiased one, whose iterates drift towards entries
+        of ``a`` at 0, where the mixing was measured to stall.
 
     Returns
     -------
@@ -245,10 +250,14 @@ def barycenter(B, C=None, *, x=None, y=None, grid=None, weights=None, eps, cost=
     if not isinstance(grad, (bool, np.bool_)):
         raise TypeError(f"grad: expected a bool, got {type(grad).__name__}")
     nth = 0 if nthreads is None else integer("nthreads", nthreads, minimum=1)
+    aam = -1 if anderson is None else integer("anderson", anderson, minimum=0)
+    if aam > 32:
+        raise ValueError(f"anderson: at most 32 (the memory of the mixing), got {aam}")
     if grid is not None:
         r = _core.barycenter_grid(B, w, np.concatenate(axes), np.array(shape, np.int64), eps=eps,
                                   tol=tol, max_iter=max_iter, debiased=bool(debiased),
-                                  nthreads=nth, callback=callback, grad=bool(grad))
+                                  nthreads=nth, callback=callback, grad=bool(grad),
+                                  anderson=aam)
         converged = not r["unconverged"] and not r["stopped"]
         if r["unconverged"]:
             warn_unconverged("barycenter", converged, r["error"], r["n_iter"], tol, False)
@@ -281,13 +290,13 @@ def barycenter(B, C=None, *, x=None, y=None, grid=None, weights=None, eps, cost=
                   cost=choice("cost", cost, COSTS), p=float(p), lam=float(lam))
     if batch:
         r = _core.barycenter_batch(B, w, eps=eps, tol=tol, max_iter=max_iter,
-                                   debiased=bool(debiased), nthreads=nth, **kw)
+                                   debiased=bool(debiased), nthreads=nth, anderson=aam, **kw)
         converged = ~r["unconverged"]
         warn_unconverged("barycenter", converged, r["error"], r["n_iter"], tol, True)
         return BarycenterResult(a=r["a"], f=r["f"], g=r["g"], logc=r["logc"], error=r["error"],
                                 n_iter=r["n_iter"], converged=converged)
     r = _core.barycenter(B, w, eps=eps, tol=tol, max_iter=max_iter, debiased=bool(debiased),
-                         nthreads=nth, callback=callback, grad=bool(grad), **kw)
+                         nthreads=nth, callback=callback, grad=bool(grad), anderson=aam, **kw)
     converged = not r["unconverged"] and not r["stopped"]
     if r["unconverged"]:
         warn_unconverged("barycenter", converged, r["error"], r["n_iter"], tol, False)
