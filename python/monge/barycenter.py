@@ -357,7 +357,7 @@ class FreeBarycenterResult:
 
 
 def free_support_barycenter(Y, b=None, weights=None, *, X_init=None, n=None, a=None,
-                            method="exact", eps=None, tol=1e-9, max_iter=100, seed=None,
+                            method="exact", eps=None, tol=None, max_iter=100, seed=None,
                             callback=None, nthreads=None, grad=False):
     """Wasserstein barycenter of point clouds with free support (cost ``|x - y|^2``).
 
@@ -386,8 +386,10 @@ def free_support_barycenter(Y, b=None, weights=None, *, X_init=None, n=None, a=N
     method : 'exact' or 'entropic'
         Exact plans (network simplex) or entropic ones at ``eps`` (absolute; required), which give
         a smoother, shrunk barycenter.
-    tol : float
-        Stop when the objective's relative change <= tol (default 1e-9).
+    tol : float, optional
+        Stop when the objective's relative change <= tol.  Default 1e-9 with exact plans and 1e-6
+        with entropic ones, whose Sinkhorn solves (to their tol 1e-6) leave a noise of about 1e-7
+        in the relative change, so that 1e-9 would never be met.
     max_iter : int
         Iteration limit (default 100); reaching it sets converged=False and warns.
     callback : callable(iteration, relative change) -> bool, optional
@@ -462,7 +464,7 @@ def free_support_barycenter(Y, b=None, weights=None, *, X_init=None, n=None, a=N
         if eps is None:
             raise ValueError("eps: required for method='entropic'")
         eps = positive("eps", eps)
-    tol = float(tol)
+    tol = (1e-9 if method == "exact" else 1e-6) if tol is None else float(tol)
     if not tol >= 0:
         raise ValueError(f"tol: must be >= 0, got {tol!r}")
     max_iter = integer("max_iter", max_iter, minimum=1)
