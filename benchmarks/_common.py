@@ -115,6 +115,22 @@ def interleaved(fns, repeats=3, warmup=1, min_total=1.0, max_repeats=15, pause=0
     return out
 
 
+def first_and_timed(fn, arg, repeats):
+    """A jit-compiled function's first call (it compiles; timed apart), then `repeats` timed
+    calls: (first call's time, the timed calls' times, the last output as a NumPy array)."""
+    import numpy as np
+
+    t0 = time.perf_counter()
+    out = np.asarray(fn(arg))
+    first = time.perf_counter() - t0
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        out = np.asarray(fn(arg))
+        times.append(time.perf_counter() - t0)
+    return first, times, out
+
+
 def catch_warnings_call(fn):
     """(fn(), list of distinct warning messages raised by it)."""
     with warnings.catch_warnings(record=True) as caught:

@@ -49,8 +49,8 @@ import warnings
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from _common import (Timing, cpu_model, fmt_time, interleaved, load_average,  # noqa: E402
-                     markdown_table, recorded, section, usable_cpus, versions)
+from _common import (Timing, cpu_model, first_and_timed, fmt_time, interleaved,  # noqa: E402
+                     load_average, markdown_table, recorded, section, usable_cpus, versions)
 
 import ot  # noqa: E402
 
@@ -68,8 +68,6 @@ WEIGHTS = np.array([0.2, 0.3, 0.5])
 def _ott_child(geom_kind, geom_arg, B, w, eps, debiased, repeats, threshold):
     """In a fresh process: OTT-JAX's FixedBarycenter, jit-compiled; (first call's time, the timed
     calls' times, the last histogram)."""
-    import time
-
     import jax
     jax.config.update("jax_enable_x64", True)
     import jax.numpy as jnp
@@ -86,15 +84,7 @@ def _ott_child(geom_kind, geom_arg, B, w, eps, debiased, repeats, threshold):
     fn = jax.jit(lambda Bj: solver(ott_bp.FixedBarycenterProblem(geom, Bj, jnp.asarray(w))
                                    ).histogram)
     Bj = jnp.asarray(B)
-    t0 = time.perf_counter()
-    out = np.asarray(fn(Bj))                   # compiles
-    first = time.perf_counter() - t0
-    times = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        out = np.asarray(fn(Bj))
-        times.append(time.perf_counter() - t0)
-    return first, times, out
+    return first_and_timed(fn, Bj, repeats)
 
 
 def ott_contender(t, geom_kind, geom_arg, B, w, eps, debiased=False, repeats=3,

@@ -36,8 +36,8 @@ import sys
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from _common import (cpu_model, fmt_time, interleaved, load_average, markdown_table,  # noqa: E402
-                     recorded, section, usable_cpus, versions)
+from _common import (Timing, cpu_model, first_and_timed, fmt_time, interleaved,  # noqa: E402
+                     load_average, markdown_table, recorded, section, usable_cpus, versions)
 
 import ot  # noqa: E402
 
@@ -85,8 +85,6 @@ def case(K, m):
 def _ott_free_child(Y, X0, eps, repeats):
     """In a fresh process: OTT-JAX's FreeWassersteinBarycenter, jit-compiled; (first call's time,
     the timed calls' times, the last points)."""
-    import time
-
     import jax
     jax.config.update("jax_enable_x64", True)
     import jax.numpy as jnp
@@ -106,21 +104,11 @@ def _ott_free_child(Y, X0, eps, repeats):
         max_iterations=100)
     fn = jax.jit(lambda x0: solver(prob, bar_size=len(X0), x_init=x0).x)
     x0 = jnp.asarray(X0)
-    t0 = time.perf_counter()
-    out = np.asarray(fn(x0))
-    first = time.perf_counter() - t0
-    times = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        out = np.asarray(fn(x0))
-        times.append(time.perf_counter() - t0)
-    return first, times, out
+    return first_and_timed(fn, x0, repeats)
 
 
 def entropic_case(K, m):
     import multiprocessing as mp
-
-    from _common import Timing
 
     Y = clouds(K, m)
     rng = np.random.default_rng(1)
