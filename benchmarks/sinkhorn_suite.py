@@ -41,7 +41,11 @@ GRIDS = {
     "auto_probe": [25, 50, 100, 200, 400],
     "auto_budget": [500, 1000, 2000, 4000, 8000],
     "ker_stall": [10, 20, 40, 80, 160],
+    "auto_anneal": [1e-5, 3e-5, 1e-4, 3e-4, 1e-3],
 }
+# eps / max cost is drawn log-uniformly from this range; --rel-eps widens it (the annealing threshold
+# sits at its lower end, so judging it needs problems below it)
+REL_EPS = (1e-4, 1e-1)
 
 
 def _max_cost(x, y, cost, p):
@@ -67,7 +71,7 @@ def _cloud(rng, n, d, kind):
     return base[rng.integers(0, len(base), size=n)]
 
 
-def problem(seed):
+def problem(seed, rel_eps=REL_EPS):
     """The problem of one seed, as the keyword arguments of monge.sinkhorn plus a description."""
     rng = np.random.default_rng([20261203, seed])
     n = int(round(math.exp(rng.uniform(math.log(50), math.log(4000)))))
@@ -95,7 +99,7 @@ def problem(seed):
         a /= a.sum()
         b /= b.sum()
     dtype = np.float32 if rng.random() < 0.3 else np.float64
-    rel = float(math.exp(rng.uniform(math.log(1e-4), math.log(1e-1))))
+    rel = float(math.exp(rng.uniform(math.log(rel_eps[0]), math.log(rel_eps[1]))))
     cmax = _max_cost(x, y, cost, p)
     tau = None
     if rng.random() < 0.25:
@@ -113,14 +117,14 @@ def halves(n_problems):
 
 
 def _solve(args):
-    seed, config = args
+    seed, config, rel_eps = args
     import monge
     from monge import _core
     from monge._policy import ConvergenceWarning
 
     for k, v in config.items():
         _core.sinkhorn_tuning(k, float(v))
-    kw, desc = problem(seed)
+    kw, desc = problem(seed, rel_eps)
     t0 = time.perf_counter()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
@@ -130,9 +134,9 @@ def _solve(args):
                 error=float(r.error), seconds=secs)
 
 
-def run_config(seeds, config, pool):
+def run_config(seeds, config, pool, rel_eps=REL_EPS):
     """config: every constant's value (the workers keep the table between tasks)."""
-    rows = pool.map(_solve, [(s, config) for s in seeds], chunksize=1)
+    rows = pool.map(_solve, [(s, config, rel_eps) for s in seeds], chunksize=1)
     return rows
 
 
@@ -241,6 +245,8 @@ def main(argv=None):
     ap.add_argument("--set", default=None, metavar="JSON",
                     help='with --held-out: a second configuration, e.g. \'{"aa_stall": 50}\'')
     ap.add_argument("--problems", type=int, default=N_PROBLEMS)
+    ap.add_argument("--rel-eps", type=float, nargs=2, default=list(REL_EPS), metavar=("LO", "HI"),
+                    help="range of eps / max cost (default %(default)s)")
     ap.add_argument("--jobs", type=int, default=2)
     ap.add_argument("--out", default=None)
     ap.add_argument("--render", nargs="+", default=None, metavar="JSON")
@@ -250,6 +256,8 @@ def main(argv=None):
         return 0
     if not (args.sweep or args.held_out):
         ap.error("pass --sweep, --held-out or --render")
+    if not 0 < args.rel_eps[0] < args.rel_eps[1]:
+        ap.error(f"--rel-eps: need 0 < LO < HI, got {args.rel_eps}")
     from monge import _core
 
     defaults = _core.sinkhorn_tuning()
@@ -269,11 +277,11 @@ def main(argv=None):
             extra = json.loads(args.set)
             configs.append((", ".join(f"{k} = {_fmt_value(v)}" for k, v in extra.items()), extra))
     def body(record):
-        record.update(kind=kind, defaults=defaults, configs=[])
+        record.update(kind=kind, defaults=defaults, rel_eps=list(args.rel_eps), configs=[])
         with mp.get_context("fork").Pool(args.jobs) as pool:
             for name, cfg in configs:
                 t0 = time.perf_counter()
-                rows = run_config(seeds, {**defaults, **cfg}, pool)
+                rows = run_config(seeds, {**defaults, **cfg}, pool, tuple(args.rel_eps))
                 s = summary(rows)
                 record["configs"].append(dict(name=name, set=cfg, summary=s, rows=rows))
                 print(f"{name or 'defaults':28s} fail {s['failures']:3d}  total {s['total_iter']:8d}  "

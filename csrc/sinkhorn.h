@@ -41,7 +41,7 @@ typedef enum {
 } monge_kernel_mode;
 
 /* Thresholds of the automatic choices, quoted by the bindings' documentation. */
-#define MONGE_SINKHORN_AUTO_ANNEAL 1e-4 /* AUTO eps scaling anneals when eps < this x max cost */
+#define MONGE_SINKHORN_AUTO_ANNEAL 1e-4 /* default: AUTO eps scaling anneals when eps < this x max cost */
 #define MONGE_SINKHORN_KERNEL_MIN 4096  /* AUTO kernel: from n*m entries */
 #define MONGE_SINKHORN_KERNEL_ONLINE_MAX ((int64_t)1 << 21) /* AUTO kernel, online: up to n*m */
 #define MONGE_SINKHORN_ANDERSON_MAX 32  /* largest Anderson memory */

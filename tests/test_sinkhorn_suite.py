@@ -46,6 +46,23 @@ def test_a_constant_changes_the_iterations_and_not_the_solution():
     assert abs(float(r0.value) - float(r1.value)) < 1e-6 * abs(float(r0.value))
 
 
+def test_the_annealing_threshold_decides_whether_a_small_eps_anneals():
+    """eps = 5e-5 x the max cost: below the threshold 1e-4 the solve anneals from the start, below
+    a threshold of 1e-5 it does not; the same transport either way."""
+    rng = np.random.default_rng(1)
+    x, y = rng.random((200, 2)), rng.random((190, 2))
+    cmax = float(monge.cost_matrix(x, y).max())
+    kw = dict(eps=5e-5 * cmax, tol=1e-6, max_iter=20000)
+    r0 = monge.sinkhorn(x, y, **kw)
+    old = _core.sinkhorn_tuning("auto_anneal", 1e-5)
+    try:
+        r1 = monge.sinkhorn(x, y, **kw)
+    finally:
+        _core.sinkhorn_tuning("auto_anneal", old)
+    assert r0.converged and r1.converged and r0.n_iter != r1.n_iter
+    assert abs(float(r0.value) - float(r1.value)) < 1e-5 * abs(float(r0.value))
+
+
 def test_generator_is_seeded_and_the_halves_are_disjoint():
     h = suite.halves(40)
     assert not set(h["tuning"]) & set(h["held_out"]) and len(h["tuning"]) == 20
@@ -56,6 +73,9 @@ def test_generator_is_seeded_and_the_halves_are_disjoint():
     assert {d["cost"] for d in descs} >= {"sqeuclidean", "euclidean", "pnorm", "cosine"}
     assert any(d["unbalanced"] for d in descs) and any(d["dtype"] == "float32" for d in descs)
     assert all(50 <= d["n"] <= 4000 and 1e-4 <= d["rel_eps"] <= 1e-1 for d in descs)
+    wide = [suite.problem(s, (1e-5, 1e-1))[1] for s in range(40)]
+    assert [d["n"] for d in wide] == [d["n"] for d in descs]      # only eps is drawn differently
+    assert any(d["rel_eps"] < 1e-4 for d in wide) and all(d["rel_eps"] >= 1e-5 for d in wide)
 
 
 def _res(ratios, fails=None, default=100, chaotic=None):

@@ -79,7 +79,7 @@ static int sched_first(const monge_sinkhorn_params *par, const monge_geom_work *
     double cmax = 0;
     int st = monge_geom_max_cost(gw, &cmax, nth);
     if (st) return st;
-    if (par->eps_scaling == 2 && !(par->eps < MONGE_SINKHORN_AUTO_ANNEAL * cmax)) return MONGE_OK;
+    if (par->eps_scaling == 2 && !(par->eps < sk_tune.auto_anneal * cmax)) return MONGE_OK;
     const double e0 = par->eps_start > 0 ? par->eps_start : cmax;
     *eps0 = e0 > par->eps && isfinite(e0) ? e0 : par->eps; /* no schedule down from infinity */
     return MONGE_OK;

@@ -31,6 +31,7 @@ typedef struct {
     double auto_probe;    /* automatic annealing: iterations at the target eps before the first probe */
     double auto_budget;   /* projected iterations above which the solve restarts annealed */
     double ker_stall;     /* float-kernel iterations near its floor without progress before handing back */
+    double auto_anneal;   /* automatic annealing from the start when eps < this x the max cost */
 } sk_tuning;
 extern sk_tuning sk_tune;
 

@@ -17,6 +17,7 @@ sk_tuning sk_tune = {
     .auto_probe = 100,
     .auto_budget = 2000,
     .ker_stall = 40,
+    .auto_anneal = MONGE_SINKHORN_AUTO_ANNEAL,
 };
 
 static const struct {
@@ -33,6 +34,7 @@ static const struct {
     {"auto_probe", offsetof(sk_tuning, auto_probe), 1},
     {"auto_budget", offsetof(sk_tuning, auto_budget), 1},
     {"ker_stall", offsetof(sk_tuning, ker_stall), 1},
+    {"auto_anneal", offsetof(sk_tuning, auto_anneal), 0},
 };
 
 const char *monge_sinkhorn_tuning_name(int i)
