@@ -242,6 +242,8 @@ def main(argv=None):
     ap.add_argument("--sweep", action="store_true", help="one-at-a-time grids on the tuning half")
     ap.add_argument("--held-out", action="store_true", help="the defaults on the held-out half")
     ap.add_argument("--only", nargs="+", default=None, help="constants to sweep (default: all)")
+    ap.add_argument("--values", type=float, nargs="+", default=None,
+                    help="with --sweep and one --only constant: these values instead of its grid")
     ap.add_argument("--set", default=None, metavar="JSON",
                     help='with --held-out: a second configuration, e.g. \'{"aa_stall": 50}\'')
     ap.add_argument("--problems", type=int, default=N_PROBLEMS)
@@ -265,10 +267,12 @@ def main(argv=None):
     configs = [("", {})]
     if args.sweep:
         seeds, kind = split["tuning"], "sweep"
+        if args.values and len(args.only or []) != 1:
+            ap.error("--values: name one constant with --only")
         for name in args.only or GRIDS:
             if name not in GRIDS:
                 ap.error(f"--only: unknown constant {name} (one of {', '.join(GRIDS)})")
-            for v in GRIDS[name]:
+            for v in args.values or GRIDS[name]:
                 if v != defaults[name]:
                     configs.append((f"{name} = {_fmt_value(v)}", {name: v}))
     else:
