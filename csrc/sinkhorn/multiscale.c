@@ -1019,6 +1019,57 @@ static int ms_open(const monge_problem *pb, const monge_ms_params *mp, ms_tree *
     return st;
 }
 
+/* The slopes of the potentials at the items of resolution r >= 1: grad f(x_I) = sum_J pi(J | I)
+ * grad_x c(x_I, y_J) over the kept plan (the c-transform's gradient; likewise g).  Children then
+ * start from f_I + slope_I . (x_i - x_I): a piecewise-constant start is off by about the
+ * displacement times the cell side, which is of the order of eps at the switch. */
+static int slopes(ms_step *M, double eps, double *sx, double *sy)
+{
+    ms_sel *S = &M->sel;
+    for (int tr = 0; tr < 2; tr++) {
+        const ms_level *R = tr ? &S->ty->lev[S->r] : &S->tx->lev[S->r];
+        const ms_level *C = tr ? &S->tx->lev[S->r] : &S->ty->lev[S->r];
+        const double *pr = tr ? M->g : M->f, *pc = tr ? M->f : M->g;
+        double *u = M->h, *v = M->hint, *rs = M->out, *gr = tr ? sy : sx;
+        for (int64_t i = 0; i < R->K; i++) u[i] = R->w[i] > 0 ? pr[i] + eps * R->lw[i] : -INFINITY;
+        for (int64_t j = 0; j < C->K; j++) v[j] = C->w[j] > 0 ? pc[j] + eps * C->lw[j] : -INFINITY;
+        const ms_pass P = make_pass(S, tr);
+        const int st = S->g->dtype == MONGE_F32
+                           ? ms_apply_f32(&P, eps, u, v, NULL, 0, NULL, rs, NULL, gr, M->scratch, M->nth)
+                           : ms_apply_f64(&P, eps, u, v, NULL, 0, NULL, rs, NULL, gr, M->scratch, M->nth);
+        if (st) return st;
+        const int64_t d = S->g->d;
+        for (int64_t i = 0; i < R->K; i++) {
+            int ok = rs[i] > 0 && isfinite(rs[i]);
+            for (int64_t k = 0; k < d && ok; k++) ok = isfinite(gr[i * d + k] / rs[i]);
+            for (int64_t k = 0; k < d; k++) gr[i * d + k] = ok ? gr[i * d + k] / rs[i] : 0.0;
+        }
+    }
+    return MONGE_OK;
+}
+
+static double item_coord(const ms_level *L, monge_dtype dt, int64_t i, int64_t k)
+{
+    return dt == MONGE_F32 ? (double)((const float *)L->pts)[k * L->K + i]
+                           : ((const double *)L->pts)[k * L->K + i];
+}
+
+/* Potentials (and slopes) of level l - 1 from those of level l: linear in each cell. */
+static void prolong(const ms_tree *t, int l, monge_dtype dt, int64_t d, const double *pot,
+                    const double *slope, double *out, double *slope_out)
+{
+    const ms_level *U = &t->lev[l], *D = &t->lev[l - 1];
+    for (int64_t c = 0; c < U->K; c++)
+        for (int64_t i = U->child[c]; i < U->child[c + 1]; i++) {
+            double v = pot[c];
+            for (int64_t k = 0; k < d; k++) {
+                v += slope[c * d + k] * (item_coord(D, dt, i, k) - item_coord(U, dt, c, k));
+                if (slope_out) slope_out[i * d + k] = slope[c * d + k];
+            }
+            out[i] = isfinite(v) ? v : pot[c];
+        }
+}
+
 static double level_side(double s, int r) { return r == 0 ? 0.0 : s * ldexp(1.0, r - 1); }
 
 static int ms_solve(const monge_problem *pb, const monge_sinkhorn_params *par,
@@ -1064,7 +1115,8 @@ static int ms_solve(const monge_problem *pb, const monge_sinkhorn_params *par,
     double s;
     st = ms_open(pb, mp, &tx, &ty, &s);
     int64_t resel = 0;
-    double *fprev = NULL, *gprev = NULL;
+    double *fprev = NULL, *gprev = NULL, *sxp = NULL, *syp = NULL;
+    const int64_t dd = geo->d;
     if (st) goto done;
     M.pb = pb;
     M.nth = nth;
@@ -1102,15 +1154,14 @@ static int ms_solve(const monge_problem *pb, const monge_sinkhorn_params *par,
     for (;;) {
         st = step_alloc(&M, r);
         if (st) goto done;
-        if (fprev) { /* children start from their parents' potentials */
-            const ms_level *UX = &tx.lev[r + 1], *UY = &ty.lev[r + 1];
-            for (int64_t c = 0; c < UX->K; c++)
-                for (int64_t i = UX->child[c]; i < UX->child[c + 1]; i++) M.f[i] = fprev[c];
-            for (int64_t c = 0; c < UY->K; c++)
-                for (int64_t j = UY->child[c]; j < UY->child[c + 1]; j++) M.g[j] = gprev[c];
+        if (fprev) { /* children start from their parents' potentials, linear in each cell */
+            prolong(&tx, r + 1, geo->dtype, dd, fprev, sxp, M.f, NULL);
+            prolong(&ty, r + 1, geo->dtype, dd, gprev, syp, M.g, NULL);
             free(fprev);
             free(gprev);
-            fprev = gprev = NULL;
+            free(sxp);
+            free(syp);
+            fprev = gprev = sxp = syp = NULL;
         } else if (par->warm_start) {
             for (int64_t i = 0; i < geo->n; i++) M.f[i] = f[tx.perm[i]];
             for (int64_t j = 0; j < geo->m; j++) M.g[j] = g[ty.perm[j]];
@@ -1147,6 +1198,10 @@ static int ms_solve(const monge_problem *pb, const monge_sinkhorn_params *par,
             info->converged = 0;
             goto done;
         }
+        sxp = malloc(sizeof(double) * (size_t)(M.sel.n * dd));
+        syp = malloc(sizeof(double) * (size_t)(M.sel.m * dd));
+        st = sxp && syp ? slopes(&M, info->eps_reached, sxp, syp) : MONGE_ENOMEM;
+        if (st) goto done;
         fprev = M.f;
         gprev = M.g;
         M.f = M.g = NULL;
@@ -1155,24 +1210,30 @@ static int ms_solve(const monge_problem *pb, const monge_sinkhorn_params *par,
         eps = eps_lo * q > par->eps ? eps_lo * q : par->eps;
         r--;
         while (r > 0 && eps < mp->switch_ratio * level_side(s, r) * level_side(s, r)) {
-            /* a level skipped entirely: potentials passed down once more */
-            const ms_level *UX = &tx.lev[r], *UY = &ty.lev[r];
-            double *f2 = malloc(sizeof(double) * (size_t)tx.lev[r - 1].K);
-            double *g2 = malloc(sizeof(double) * (size_t)ty.lev[r - 1].K);
-            if (!f2 || !g2) {
+            /* a level skipped entirely: potentials and slopes passed down once more */
+            const int64_t kx = tx.lev[r - 1].K, ky = ty.lev[r - 1].K;
+            double *f2 = malloc(sizeof(double) * (size_t)kx);
+            double *g2 = malloc(sizeof(double) * (size_t)ky);
+            double *sx2 = malloc(sizeof(double) * (size_t)(kx * dd));
+            double *sy2 = malloc(sizeof(double) * (size_t)(ky * dd));
+            if (!f2 || !g2 || !sx2 || !sy2) {
                 free(f2);
                 free(g2);
+                free(sx2);
+                free(sy2);
                 st = MONGE_ENOMEM;
                 goto done;
             }
-            for (int64_t c = 0; c < UX->K; c++)
-                for (int64_t i = UX->child[c]; i < UX->child[c + 1]; i++) f2[i] = fprev[c];
-            for (int64_t c = 0; c < UY->K; c++)
-                for (int64_t j = UY->child[c]; j < UY->child[c + 1]; j++) g2[j] = gprev[c];
+            prolong(&tx, r, geo->dtype, dd, fprev, sxp, f2, sx2);
+            prolong(&ty, r, geo->dtype, dd, gprev, syp, g2, sy2);
             free(fprev);
             free(gprev);
+            free(sxp);
+            free(syp);
             fprev = f2;
             gprev = g2;
+            sxp = sx2;
+            syp = sy2;
             r--;
         }
     }
@@ -1239,6 +1300,8 @@ finish:
 done:
     free(fprev);
     free(gprev);
+    free(sxp);
+    free(syp);
     step_free(&M);
     sel_clear(&M.sel);
     free(M.sel.skip);
