@@ -205,6 +205,9 @@ def render(paths):
         with open(os.path.join(os.path.dirname(HERE), path) if not os.path.isabs(path) else path) as fh:
             res = json.load(fh)
         n = res["configs"][0]["summary"]["problems"]
+        lo, hi = res.get("rel_eps", REL_EPS)
+        if (lo, hi) != REL_EPS:
+            out.append(f"The suite with eps from {lo:g} to {hi:g} x the max cost (--rel-eps).\n")
         if res["kind"] == "sweep":
             out.append(f"Tuning half ({n} problems), one constant at a time, the others at their "
                        "defaults. Each value: the geometric mean of its iterations / the defaults' "
