@@ -240,8 +240,17 @@ def load_average():
 
 
 def versions(modules):
+    """Installed versions, from the package metadata first: importing a package to ask it can
+    fail for reasons of its own (a stale KeOps cache) while the contender's runs work."""
+    from importlib import metadata
+
     out = {}
     for name in modules:
+        try:
+            out[name] = metadata.version(name)
+            continue
+        except metadata.PackageNotFoundError:
+            pass
         try:
             mod = __import__(name)
             out[name] = getattr(mod, "__version__", "?")

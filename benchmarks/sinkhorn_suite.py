@@ -199,6 +199,33 @@ def _summary_table(res):
                            "seconds (one thread)"], rows)
 
 
+def _changed_by_cost(res):
+    """The problems whose iterations differ between the two configurations of a held-out run, by
+    cost: iterations and one-thread seconds under each, and the geometric mean of the iteration
+    ratio over the problems that converge under both."""
+    a, b = ({r["seed"]: r for r in c["rows"]} for c in res["configs"])
+    both = [s for s in a if a[s]["converged"] and b[s]["converged"]]
+    geo = math.exp(sum(math.log(max(b[s]["n_iter"], 1) / max(a[s]["n_iter"], 1)) for s in both)
+                   / max(len(both), 1))
+    lo, hi = res.get("rel_eps", REL_EPS)
+    agg = {}
+    for s in a:
+        if a[s]["n_iter"] != b[s]["n_iter"]:
+            g = agg.setdefault(problem(s, (lo, hi))[1]["cost"], [0, 0, 0, 0.0, 0.0])
+            g[0] += 1
+            g[1] += a[s]["n_iter"]
+            g[2] += b[s]["n_iter"]
+            g[3] += a[s]["seconds"]
+            g[4] += b[s]["seconds"]
+    names = [c["name"] or "defaults" for c in res["configs"]]
+    rows = [[cost, str(g[0]), f"{g[1]} → {g[2]}", f"{g[3]:.2f} → {g[4]:.2f}"]
+            for cost, g in sorted(agg.items(), key=lambda kv: -kv[1][0])]
+    return (f"Geometric mean of the per-problem iterations, {names[1]} / {names[0]}, over the "
+            f"{len(both)} problems that converge under both: ×{geo:.3f}. The problems whose "
+            f"iterations differ, by cost ({names[0]} → {names[1]}):\n\n"
+            + markdown_table(["cost", "problems", "iterations", "seconds (one thread)"], rows))
+
+
 def render(paths):
     out = []
     for path in paths:
@@ -231,6 +258,9 @@ def render(paths):
         else:
             out.append(f"Held-out half ({n} problems):\n")
             out.append(_summary_table(res))
+            if len(res["configs"]) == 2:
+                out.append("")
+                out.append(_changed_by_cost(res))
         out.append("")
         out.append(f"Source: `{os.path.basename(path)}` — `{res['command']}`, {res['date']}, commit "
                    f"{res['commit'][:10]}, {res['machine']['cpu']} ({res['machine']['nproc']} cores, "
