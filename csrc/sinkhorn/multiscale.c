@@ -67,6 +67,13 @@ typedef struct {
     int64_t *perm; /* sorted position -> input index */
 } ms_tree;
 
+/* u_i = pot_i + eps log w_i over a level's items (-inf at zero weight): the log-domain scaling
+ * the truncation bounds, the plan passes and the slopes all start from. */
+static void weighted_pot(const ms_level *L, const double *pot, double eps, double *out)
+{
+    for (int64_t i = 0; i < L->K; i++) out[i] = L->w[i] > 0 ? pot[i] + eps * L->lw[i] : -INFINITY;
+}
+
 static void tree_free(ms_tree *t)
 {
     for (int l = 0; l < t->nlev; l++) {
@@ -402,7 +409,7 @@ static double box_cmin(const ms_sel *S, int lev, int64_t I, int64_t J)
 static void fill_lu(ms_tree *t, int r, double eps, const double *pot)
 {
     ms_level *L = &t->lev[r];
-    for (int64_t i = 0; i < L->K; i++) L->lu[i] = L->w[i] > 0 ? pot[i] + eps * L->lw[i] : -INFINITY;
+    weighted_pot(L, pot, eps, L->lu);
     for (int l = r + 1; l < t->nlev; l++) {
         ms_level *U = &t->lev[l], *D = &t->lev[l - 1];
         for (int64_t c = 0; c < U->K; c++) {
@@ -1031,8 +1038,8 @@ static int slopes(ms_step *M, double eps, double *sx, double *sy)
         const ms_level *C = tr ? &S->tx->lev[S->r] : &S->ty->lev[S->r];
         const double *pr = tr ? M->g : M->f, *pc = tr ? M->f : M->g;
         double *u = M->h, *v = M->hint, *rs = M->out, *gr = tr ? sy : sx;
-        for (int64_t i = 0; i < R->K; i++) u[i] = R->w[i] > 0 ? pr[i] + eps * R->lw[i] : -INFINITY;
-        for (int64_t j = 0; j < C->K; j++) v[j] = C->w[j] > 0 ? pc[j] + eps * C->lw[j] : -INFINITY;
+        weighted_pot(R, pr, eps, u);
+        weighted_pot(C, pc, eps, v);
         const ms_pass P = make_pass(S, tr);
         const int st = S->g->dtype == MONGE_F32
                            ? ms_apply_f32(&P, eps, u, v, NULL, 0, NULL, rs, NULL, gr, M->scratch, M->nth)
@@ -1264,8 +1271,8 @@ finish:
         if (par->compute_cost) {
             const double e2 = info->eps_reached;
             double *u = M.h, *v = M.hint, *rs = M.out, *rc = M.fbest;
-            for (int64_t i = 0; i < n; i++) u[i] = M.a[i] > 0 ? M.f[i] + e2 * M.la[i] : -INFINITY;
-            for (int64_t j = 0; j < m; j++) v[j] = M.b[j] > 0 ? M.g[j] + e2 * M.lb[j] : -INFINITY;
+            weighted_pot(&tx.lev[0], M.f, e2, u);
+            weighted_pot(&ty.lev[0], M.g, e2, v);
             const ms_pass P = make_pass(&M.sel, 0);
             st = geo->dtype == MONGE_F32
                      ? ms_apply_f32(&P, e2, u, v, NULL, 0, NULL, rs, rc, NULL, M.scratch, nth)
@@ -1376,10 +1383,8 @@ int monge_ms_apply(const monge_problem *pb, const monge_ms_params *mp, double ep
     const ms_tree *R = transpose ? &ty : &tx, *C = transpose ? &tx : &ty;
     double *u = M.h, *v = M.hint;
     const double *pu = transpose ? M.g : M.f, *pv = transpose ? M.f : M.g;
-    for (int64_t i = 0; i < nr; i++)
-        u[i] = R->lev[0].w[i] > 0 ? pu[i] + eps * R->lev[0].lw[i] : -INFINITY;
-    for (int64_t j = 0; j < nc; j++)
-        v[j] = C->lev[0].w[j] > 0 ? pv[j] + eps * C->lev[0].lw[j] : -INFINITY;
+    weighted_pot(&R->lev[0], pu, eps, u);
+    weighted_pot(&C->lev[0], pv, eps, v);
     if (k > 0) {
         Vs = malloc(sizeof(double) * (size_t)(nc * k));
         os = malloc(sizeof(double) * (size_t)(nr * k));
