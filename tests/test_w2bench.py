@@ -352,3 +352,29 @@ def test_render_merge_replaces_rows_per_dimension(tmp_path):
     import re
 
     assert re.search(r"`low\.json`[^\n]*Methods shown from it: monge_gap\.$", text, re.M)
+
+
+def test_sinkhorn_tuning_reaches_the_solves_and_is_put_back(data_dir, tmp_path):
+    """--sinkhorn-tuning sets an engine constant for the run's solves (the entropic map anneals
+    from the start under a high auto_anneal: other iteration counts, the same map within tol),
+    restores it afterwards, and the paired render reads the two files."""
+    from monge import _core
+
+    before = _core.sinkhorn_tuning()
+    args = ["--data", str(data_dir), "--dims", "4", "--seeds", "1", "--regimes", "fixed",
+            "--methods", "entropic", "--n", "256", "--standardize-size", "4096"]
+    wb.main(args + ["--out", str(tmp_path / "base.json")])
+    wb.main(args + ["--sinkhorn-tuning", '{"auto_anneal": 0.5}', "--out",
+                    str(tmp_path / "var.json")])
+    assert _core.sinkhorn_tuning() == before
+    base, var = (json.loads((tmp_path / f).read_text())["rows"][0] for f in ("base.json", "var.json"))
+    assert base["converged"] and var["converged"]
+    assert base["sinkhorn_iter"] != var["sinkhorn_iter"]
+    assert abs(base["l2_uvp"] - var["l2_uvp"]) < 1e-3 * base["l2_uvp"]
+    text = wb.render_tuning_pair(str(tmp_path / "base.json"), str(tmp_path / "var.json"))
+    assert 'the defaults → {"auto_anneal": 0.5}' in text
+    assert f"| {base['sinkhorn_iter']} → {var['sinkhorn_iter']} |" in text
+    with pytest.raises(SystemExit):
+        wb.main(args + ["--sinkhorn-tuning", '{"no_such_constant": 1}'])
+    with pytest.raises(SystemExit):
+        wb.main(args + ["--sinkhorn-tuning", '{"auto_anneal": 0}'])

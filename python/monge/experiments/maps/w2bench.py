@@ -468,10 +468,23 @@ def evaluate(pair, transform, seed, n_test=4096):
 def _job(args):
     data, dim, versions, regime, method, seed, kw, std_size = args
     import os as _os
+
+    _os.environ.setdefault("OMP_NUM_THREADS", str(kw.get("threads", 1)))
+    tuning = kw.get("sinkhorn_tuning") or {}
+    kw = {k: v for k, v in kw.items() if k != "sinkhorn_tuning"}
+    from ... import _core
+    saved = {name: _core.sinkhorn_tuning(name, float(v)) for name, v in tuning.items()}
+    try:
+        return _fit_and_evaluate(data, dim, versions, regime, method, seed, kw, std_size)
+    finally:    # engine constants are process-wide: put them back (--jobs 1 runs here)
+        for name, v in saved.items():
+            _core.sinkhorn_tuning(name, v)
+
+
+def _fit_and_evaluate(data, dim, versions, regime, method, seed, kw, std_size):
     import warnings
 
     threads = kw.get("threads", 1)
-    _os.environ.setdefault("OMP_NUM_THREADS", str(threads))
     from ... import set_num_threads
     from ..._blas import blas_threads
     from ..._policy import ConvergenceWarning
@@ -636,6 +649,51 @@ def render_paired(paths, a="monge_gap",
     return "\n".join(out) + "\n"
 
 
+def render_tuning_pair(base, variant):
+    """Markdown: two runs of the same problems and seeds that differ only in --sinkhorn-tuning,
+    per method, regime and d: the mean L2-UVP, the entropic map's Sinkhorn iterations (summed
+    over seeds) and the fit time (summed), base -> variant; then the totals per method."""
+    import json
+
+    res = []
+    for path in (base, variant):
+        with open(path) as fh:
+            res.append(json.load(fh))
+    label = [json.dumps(r["meta"]["settings"].get("sinkhorn_tuning")) or "the defaults"
+             for r in res]
+    label = ["the defaults" if lab == "null" else lab for lab in label]
+    rows = [{(r["method"], r["regime"], r["dim"], r["seed"]): r for r in x["rows"]} for x in res]
+    if set(rows[0]) != set(rows[1]):
+        raise ValueError(f"{base}, {variant}: not the same problems and seeds")
+    out = [f"{label[0]} → {label[1]}, the same problems and seeds:\n",
+           "| method | regime | d | L2-UVP (%) | Sinkhorn iterations | fit time (s) |",
+           "|---|---|---|---|---|---|"]
+    groups = sorted({k[:3] for k in rows[0]},
+                    key=lambda k: (k[0], REGIMES.index(k[1]), k[2]))
+    tot = {}
+    for g in groups:
+        pair = [[x[k] for k in sorted(x) if k[:3] == g] for x in rows]
+        uvp = [np.mean([r["l2_uvp"] for r in p]) for p in pair]
+        secs = [sum(r["fit_time"] for r in p) for p in pair]
+        its = [sum(r.get("sinkhorn_iter", 0) for r in p) for p in pair]
+        t = tot.setdefault(g[0], [0.0, 0.0, 0, 0])
+        t[0] += secs[0]
+        t[1] += secs[1]
+        t[2] += its[0]
+        t[3] += its[1]
+        it_cell = f"{its[0]} → {its[1]}" if its[0] or its[1] else "–"
+        out.append(f"| {g[0]} | {g[1]} | {g[2]} | {uvp[0]:.3f} → {uvp[1]:.3f} | {it_cell} | "
+                   f"{secs[0]:.1f} → {secs[1]:.1f} |")
+    out.append("")
+    for meth, (s0, s1, i0, i1) in tot.items():
+        its = f"Sinkhorn iterations {i0} → {i1} (×{i1 / i0:.3f}), " if i0 else ""
+        out.append(f"- {meth}: {its}fit time {s0:.1f} → {s1:.1f} s.")
+    out.append("")
+    out += [_source_line(p, r) + f" Command: `{r['meta']['command']}`."
+            for p, r in zip((base, variant), res)]
+    return "\n".join(out) + "\n"
+
+
 def render_sample_size(paths, a="monge_gap", b="entropic"):
     """Markdown: one row per results file of the fixed regime at one d, labelled by its sample
     size n (``--n``): each method's L2-UVP (mean ± std over seeds) and the paired difference
@@ -744,6 +802,7 @@ def main(argv=None):
     import argparse
     import datetime
     import json
+    import shlex
     import sys
 
     ap = argparse.ArgumentParser(prog="python -m monge.experiments.maps.w2bench",
@@ -772,6 +831,12 @@ def main(argv=None):
                     help="samples that estimate the target's standardisation and variance")
     ap.add_argument("--mg-params", type=json.loads, default=None, metavar="JSON",
                     help='overrides of MongeGapMap defaults, e.g. \'{"lr": 0.003}\' (tuning runs)')
+    ap.add_argument("--sinkhorn-tuning", type=json.loads, default=None, metavar="JSON",
+                    help="engine constants for every solve, e.g. '{\"auto_anneal\": 0.003}' "
+                         "(monge._core.sinkhorn_tuning names): re-judging one on these solves")
+    ap.add_argument("--render-tuning-pair", nargs=2, metavar=("BASE", "VARIANT"),
+                    help="print the per-problem comparison of two runs that differ only in "
+                         "--sinkhorn-tuning and exit")
     ap.add_argument("--out", help="results JSON (rows are also printed as they finish)")
     ap.add_argument("--render", nargs="+", metavar="JSON",
                     help="print the tables of existing results files and exit")
@@ -783,6 +848,9 @@ def main(argv=None):
         return 0
     if args.render_entropic_tuning:
         print(render_entropic_tuning(args.render_entropic_tuning))
+        return 0
+    if args.render_tuning_pair:
+        print(render_tuning_pair(*args.render_tuning_pair))
         return 0
     if not args.data:
         ap.error("--data: required (the folder of the benchmark's checkpoints)")
@@ -799,6 +867,18 @@ def main(argv=None):
         if isinstance(args.mg_params.get("reg"), list):      # JSON has no tuples
             args.mg_params["reg"] = tuple(args.mg_params["reg"])
         kw["mg_params"] = args.mg_params
+    if args.sinkhorn_tuning is not None:
+        from ... import _core
+        known = _core.sinkhorn_tuning()
+        if not isinstance(args.sinkhorn_tuning, dict) or not args.sinkhorn_tuning:
+            ap.error("--sinkhorn-tuning: expected a non-empty JSON object")
+        for name, value in args.sinkhorn_tuning.items():
+            if name not in known:
+                ap.error(f"--sinkhorn-tuning: unknown constant {name!r} (known: "
+                         f"{', '.join(sorted(known))})")
+            if not isinstance(value, (int, float)) or not value > 0:
+                ap.error(f"--sinkhorn-tuning: {name} must be a positive number, got {value!r}")
+        kw["sinkhorn_tuning"] = args.sinkhorn_tuning
     if args.entropic_eps:
         for e in args.entropic_eps:
             if not e > 0:
@@ -810,7 +890,7 @@ def main(argv=None):
             for d in args.dims for s in range(args.seeds) for m in args.methods
             for e in (eps_list if m == "entropic" else [None])]
     start = dict(date=datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-                 command="python -m monge.experiments.maps.w2bench " + " ".join(
+                 command="python -m monge.experiments.maps.w2bench " + shlex.join(
                      argv if argv is not None else sys.argv[1:]),
                  machine=machine_info(), versions=versions_info())
     rows = []
