@@ -85,6 +85,12 @@ def render_spec(spec):
         from monge.experiments.maps import w2bench
 
         return w2bench.render_paired([_abs(f) for f in args])
+    if kind == "w2bench-tuning-pair":
+        from monge.experiments.maps import w2bench
+
+        if len(args) != 2:
+            raise ValueError(f"w2bench-tuning-pair: expected BASE VARIANT, got {spec!r}")
+        return w2bench.render_tuning_pair(*[_abs(f) for f in args])
     if kind == "w2bench-entropic-eps":
         from monge.experiments.maps import w2bench
 
