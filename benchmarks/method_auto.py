@@ -6,20 +6,23 @@ grid of other sizes, dimensions, eps and seeds.
     python benchmarks/method_auto.py --tuning      the grid the rule's thresholds are read from
     python benchmarks/method_auto.py --held-out    other problems: how often the rule picks the faster
     python benchmarks/method_auto.py --quick       a smoke run (two small problems, no results file)
+    python benchmarks/method_auto.py --fit FILE    the rule read from a --tuning results file
 
-Each problem: two float32 clouds (uniform in the unit cube, or "blobs": a mixture of ten Gaussians
+Each problem: two clouds (uniform in the unit cube, or "blobs": a mixture of ten Gaussians
 of standard deviation 0.05 with centres uniform in the cube, the same centres for both clouds),
 uniform weights, the Sinkhorn divergence with its gradient in x, eps = eps_rel x the squared
 diameter of the two clouds' bounding box (the max cost, up to rounding), each method at its own
-default tol (1e-4 on the L1 marginal error for float32; the multiscale bound included), all threads.
-One timed run per method after an untimed one at the same size (the ratios that decide are large
-near the switch only by chance; the table shows them all).  Tuning: seed 0, d in 1 2 3 4 6 8,
-n = m in 500 ... 8000, eps_rel in 1e-2 1e-3 1e-4.  Held-out: seed 1, d in 2 3 5 7,
-n in 1500 3000 6000 (m = n for the cube, n / 2 for the blobs), eps_rel in 3e-3 3e-4.
+default tol (1e-4 on the L1 marginal error for float32, 1e-6 for float64; the multiscale bound
+included), all threads.
+One timed run per method, after an untimed one of both at each new size.  Tuning: float32, seed 0,
+d in 1 2 3 4 6 8, n = m in 500 ... 8000, eps_rel in 1e-2 1e-3 1e-4.  Held-out: float32 and
+float64 (tol 1e-6), seed 1, d in 2 3 5 7, n in 1500 3000 6000 (m = n for the cube, n / 2 for the
+blobs), eps_rel in 3e-3 3e-4.
 """
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import sys
 import time
@@ -32,10 +35,11 @@ from _common import (cpu_model, fmt_time, load_average, markdown_table, recorded
 
 GRIDS = {
     "tuning": dict(seed=0, dims=(1, 2, 3, 4, 6, 8), sizes=(500, 1000, 2000, 4000, 8000),
-                   eps_rel=(1e-2, 1e-3, 1e-4), half_m_blobs=False),
+                   eps_rel=(1e-2, 1e-3, 1e-4), half_m_blobs=False, dtypes=("float32",)),
     "held_out": dict(seed=1, dims=(2, 3, 5, 7), sizes=(1500, 3000, 6000),
-                     eps_rel=(3e-3, 3e-4), half_m_blobs=True),
-    "quick": dict(seed=0, dims=(2,), sizes=(1000,), eps_rel=(1e-3,), half_m_blobs=True),
+                     eps_rel=(3e-3, 3e-4), half_m_blobs=True, dtypes=("float32", "float64")),
+    "quick": dict(seed=0, dims=(2,), sizes=(1000,), eps_rel=(1e-3,), half_m_blobs=True,
+                  dtypes=("float32",)),
 }
 
 
@@ -64,30 +68,74 @@ def problems(grid):
             for n in g["sizes"]:
                 m = n // 2 if g["half_m_blobs"] and kind == "blobs" else n
                 for er in g["eps_rel"]:
-                    yield kind, d, n, m, er, g["seed"]
+                    for dt in g["dtypes"]:
+                        yield kind, d, n, m, er, g["seed"], dt
+
+
+def fit_rule(problems):
+    """The rule read from tuning problems: the eps_rel threshold E (one of the grid's eps_rel) and
+    per dimension the least n m (one of the grid's) from which the multiscale solver runs, chosen
+    together to minimise the geometric mean, over all problems, of the chosen method's time over
+    the faster method's; ties go to the larger n m (the exact solve).  Dimensions between grid
+    dimensions take the larger neighbour's threshold; None: never (up to the largest grid size).
+    Returns dict(eps_rel=E, min_entries={d: n m or None for d = 1 .. max d}, regret=...)."""
+    import math
+    dims = sorted({p["d"] for p in problems})
+    sizes = sorted({p["n"] * p["m"] for p in problems}, reverse=True)
+
+    def log_regret(ps, E, N):
+        return sum(math.log((p["multiscale"] if N is not None and p["eps_rel"] <= E
+                             and p["n"] * p["m"] >= N else p["exact"])
+                            / min(p["exact"], p["multiscale"])) for p in ps)
+
+    best = None
+    for E in sorted({p["eps_rel"] for p in problems}):
+        per, total = {}, 0.0
+        for d in dims:
+            ps = [p for p in problems if p["d"] == d]
+            per[d] = min([None] + sizes, key=lambda N, ps=ps: log_regret(ps, E, N))
+            total += log_regret(ps, E, per[d])
+        if best is None or total < best[0] - 1e-12:
+            best = (total, E, per)
+    total, E, per = best
+    full = {}
+    for d in range(1, dims[-1] + 1):
+        above = next(k for k in dims if k >= d)
+        below = max([k for k in dims if k <= d], default=above)
+        cand = [per[above], per[below]]
+        full[d] = None if None in cand else max(cand)
+    return dict(eps_rel=E, min_entries=full, regret=math.exp(total / len(problems)))
+
+
+def rule_text(rule):
+    ds = ", ".join(f"d = {d}: {'never' if v is None else f'{v:,}'}"
+                   for d, v in rule["min_entries"].items())
+    return (f"multiscale when eps <= {rule['eps_rel']:g} x the squared diameter and n m >= the "
+            f"threshold of its d ({ds}); geometric mean of the chosen time over the faster one "
+            f"on these problems: {rule['regret']:.3f}")
 
 
 def run(grid, record):
     import warnings
 
     import monge
+    from monge.multiscale import squared_diameter
     judge = grid != "tuning"      # the rule is read from the tuning grid, judged on the others
     if judge:
         from monge.multiscale import auto_method
     section("machine")
     print(f"cpu: {cpu_model()}; usable cpus: {usable_cpus()}; load: {load_average()}")
     print(f"versions: {versions(['numpy', 'monge'])}")
-    head = ["clouds", "d", "n", "m", "eps_rel", "exact", "multiscale", "exact / multiscale",
+    head = ["clouds", "d", "n", "m", "eps_rel", "dtype", "exact", "multiscale", "exact / multiscale",
             "value rel. diff."] + (["auto picks", "auto's choice"] if judge else [])
     rows, per, warmed = [], [], set()
-    for kind, d, n, m, er, seed in problems(grid):
-        x, y = (c.astype(np.float32) for c in clouds(kind, n, m, d, seed))
-        lo, hi = np.minimum(x.min(0), y.min(0)), np.maximum(x.max(0), y.max(0))
-        eps = float(er * np.sum((hi - lo).astype(np.float64) ** 2))
-        if (d, n) not in warmed:   # first call at a size: page faults and thread start-up
+    for kind, d, n, m, er, seed, dt in problems(grid):
+        x, y = (c.astype(dt) for c in clouds(kind, n, m, d, seed))
+        eps = er * squared_diameter(x, y)
+        if (d, n, dt) not in warmed:   # first call at a size: page faults and thread start-up
             timed(x, y, eps, "exact")
             timed(x, y, eps, "multiscale")
-            warmed.add((d, n))
+            warmed.add((d, n, dt))
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
             te, re_ = timed(x, y, eps, "exact")
@@ -97,11 +145,12 @@ def run(grid, record):
         pick = auto_method(x, y, eps) if judge else None
         right = pick is None or (pick == "multiscale") == (ratio > 1)
         regret = 1.0 if right else (max(te, tm) / min(te, tm))
-        per.append(dict(kind=kind, d=d, n=n, m=m, eps_rel=er, eps=eps, seed=seed, exact=te,
+        per.append(dict(kind=kind, d=d, n=n, m=m, eps_rel=er, eps=eps, seed=seed, dtype=dt,
+                        exact=te,
                         multiscale=tm, converged=[re_.converged, rm.converged],
                         n_iter=[re_.n_iter, rm.n_iter], value_rel_diff=diff, auto=pick,
                         regret=regret, warnings=[str(w.message)[:200] for w in caught]))
-        row = [kind, str(d), f"{n:,}", f"{m:,}", f"{er:g}", fmt_time(te), fmt_time(tm),
+        row = [kind, str(d), f"{n:,}", f"{m:,}", f"{er:g}", dt, fmt_time(te), fmt_time(tm),
                f"{ratio:.2f}", f"{diff:.1e}"]
         if judge:
             row += [pick, "faster" if right else f"×{regret:.2f} slower"]
@@ -112,6 +161,9 @@ def run(grid, record):
     section("summary")
     print(markdown_table(head, rows))
     if not judge:
+        rule = fit_rule(per)
+        record["rule"] = rule
+        print(f"\nThe rule read from these problems: {rule_text(rule)}.")
         print(f"monge {monge.__version__}; load at the end: {load_average()}")
         return
     wrong = [p for p in per if p["regret"] > 1]
@@ -134,8 +186,13 @@ def main(argv=None):
     g.add_argument("--tuning", action="store_true", help="the grid the thresholds are read from")
     g.add_argument("--held-out", action="store_true", help="other problems, to judge the rule")
     g.add_argument("--quick", action="store_true", help="a smoke run (no results file)")
+    g.add_argument("--fit", metavar="JSON", help="print the rule read from a --tuning results file")
     ap.add_argument("--out", default=None, help="results file (default benchmarks/results/...)")
     args = ap.parse_args(argv)
+    if args.fit:
+        with open(args.fit) as fh:
+            print(rule_text(fit_rule(json.load(fh)["problems"])))
+        return 0
     grid = "tuning" if args.tuning else "held_out" if args.held_out else "quick"
     spec = GRIDS[grid]
     data = (f"generated (cube / ten-Gaussian blobs, seed {spec['seed']}, d in {spec['dims']}, "

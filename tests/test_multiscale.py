@@ -199,3 +199,92 @@ def test_other_dimensions_match_exact(d):
     assert r.converged
     assert abs(r.value - e.value) <= 1e-9 * abs(e.value)
     np.testing.assert_allclose(r.gradient("x"), e.gradient("x"), atol=1e-9)
+
+
+def test_auto_picks_multiscale_only_inside_its_measured_region():
+    """method='auto': the multiscale solver for large low-dimensional clouds at small eps (the
+    same answer as asking for it), the exact one for small problems, large eps, other costs,
+    batches, cost matrices, unbalanced problems and options only the exact solver has."""
+    from monge.multiscale import MultiscaleResult, auto_method
+    x, y = clouds(700, 600, 2, seed=21)       # n m = 420 000 >= the d = 2 threshold
+    diam2 = np.sum((np.maximum(x.max(0), y.max(0)) - np.minimum(x.min(0), y.min(0))) ** 2)
+    eps = 5e-4 * diam2
+    r = monge.sinkhorn(x, y, eps=eps, method="auto", tol=1e-9)
+    assert isinstance(r, MultiscaleResult)
+    ms = monge.sinkhorn(x, y, eps=eps, method="multiscale", tol=1e-9)
+    assert r.value == ms.value
+    e = monge.sinkhorn(x, y, eps=eps, tol=1e-11)
+    assert abs(r.value - e.value) <= 1e-8 * abs(e.value)
+    exact = [
+        dict(x=x[:400], y=y[:400]),                       # n m = 160 000: too small
+        dict(eps=2e-3 * diam2),                           # eps above 1e-3 x diameter^2
+        dict(cost="euclidean"), dict(online=True), dict(kernel=False), dict(eps_scaling=False),
+        dict(eps_start=float(diam2)), dict(tau=10.0),
+    ]
+    for kw in exact:
+        args = dict(x=x, y=y, eps=eps, method="auto")
+        args.update(kw)
+        assert not isinstance(monge.sinkhorn(**args), MultiscaleResult), kw
+    xb, yb = np.stack([x, x]), np.stack([y, y])
+    assert monge.sinkhorn(xb, yb, eps=eps, method="auto").f.shape == (2, 700)
+    # d = 5 needs n m >= 4e6; d = 9 is past the multiscale solver's range
+    x5, y5 = clouds(1500, 1500, 5, seed=22)
+    assert auto_method(x5, y5, 1e-4) == "exact"
+    assert auto_method(*clouds(2000, 2000, 5, seed=22), 1e-4) == "multiscale"
+    assert auto_method(*clouds(3000, 3000, 9, seed=22), 1e-5) == "exact"
+    # non-finite coordinates fall through to the exact solver's checks, which name them
+    bad = x.copy()
+    bad[5, 0] = np.nan
+    assert auto_method(bad, y, eps) == "exact"
+    with pytest.raises(ValueError, match="x"):
+        monge.sinkhorn(bad, y, eps=eps, method="auto")
+    with pytest.raises(ValueError, match="cluster_scale"):
+        monge.sinkhorn(x, y, eps=eps, method="auto", cluster_scale=0.1)
+
+
+def test_auto_divergence_matches_the_method_it_picks():
+    x, y = clouds(700, 600, 3, seed=23)
+    eps = 1e-3
+    a = monge.sinkhorn_divergence(x, y, eps=eps, grad=("x",), method="auto")
+    m = monge.sinkhorn_divergence(x, y, eps=eps, grad=("x",), method="multiscale")
+    assert a.value == m.value
+    np.testing.assert_array_equal(a.grad_x, m.grad_x)
+    u = monge.sinkhorn_divergence(x, y, eps=eps, method="auto", tau=5.0)     # unbalanced: exact
+    assert u.value == monge.sinkhorn_divergence(x, y, eps=eps, tau=5.0).value
+
+
+def test_auto_rule_is_the_committed_tuning_files_choice():
+    """The constants of method='auto' are what benchmarks/method_auto.py reads from the committed
+    tuning run (the one docs/multiscale.md renders)."""
+    import importlib.util
+    import json
+    import os
+
+    from monge import multiscale as ms
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    spec = importlib.util.spec_from_file_location(
+        "method_auto", os.path.join(root, "benchmarks", "method_auto.py"))
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    with open(os.path.join(root, "benchmarks", "results", AUTO_TUNING_FILE)) as fh:
+        rule = mod.fit_rule(json.load(fh)["problems"])
+    assert rule["eps_rel"] == ms.AUTO_MAX_EPS_REL
+    assert len(rule["min_entries"]) == ms.AUTO_MAX_DIM
+    assert tuple(rule["min_entries"][d] for d in range(1, 9)) == ms.AUTO_MIN_ENTRIES
+
+
+AUTO_TUNING_FILE = "method-auto-tuning-2026-12-05.json"
+
+
+@pytest.mark.optional
+def test_torch_bridge_auto():
+    import torch
+
+    import monge.torch as mt
+    x, y = clouds(700, 600, 2, seed=24)
+    X = torch.tensor(x, requires_grad=True)
+    v = mt.sinkhorn(X, torch.tensor(y), eps=1e-3, method="auto")
+    v.backward()
+    r = monge.sinkhorn(x, y, eps=1e-3, method="multiscale")
+    assert v.item() == r.value
+    np.testing.assert_array_equal(X.grad.numpy(), r.gradient("x"))

@@ -112,7 +112,8 @@ def sinkhorn_divergence(x, y, a=None, b=None, *, eps, cost="sqeuclidean", p=2.0,
         Solver options, as in :func:`monge.sinkhorn`, shared by the three solves.
     method, cluster_scale, truncation :
         method='multiscale' runs the three solves with the multiscale solver (balanced, one
-        problem, d <= 8; see :func:`monge.sinkhorn`), the gradients on its truncated plans.
+        problem, d <= 8; see :func:`monge.sinkhorn`), the gradients on its truncated plans;
+        'auto' chooses it as :func:`monge.sinkhorn` does (balanced, `online` not given).
 
     Returns
     -------
@@ -129,13 +130,22 @@ def sinkhorn_divergence(x, y, a=None, b=None, *, eps, cost="sqeuclidean", p=2.0,
     (2.0, (50, 2))
     """
     eps = positive("eps", eps)
-    choice("method", method, ("exact", "multiscale"))
+    choice("method", method, ("exact", "multiscale", "auto"))
+    if method == "auto":     # options only the exact solver has keep it
+        if cluster_scale is not None or truncation is not None:
+            raise ValueError("cluster_scale, truncation: options of method='multiscale' (not of "
+                             "'exact' or 'auto')")
+        from .multiscale import auto_method
+        exact_only = (online is not None or not isinstance(eps_scaling, str)
+                      or tau is not None or tau_a is not None or tau_b is not None)
+        method = "exact" if exact_only else auto_method(x, y, eps, cost)
     if method == "multiscale":
         return _multiscale_divergence(x, y, a, b, eps, cost, p, tau, tau_a, tau_b, grad,
                                       static_b, tol, max_iter, scaling_factor, stage_tol,
                                       overrelax, anderson, nthreads, cluster_scale, truncation)
     if cluster_scale is not None or truncation is not None:
-        raise ValueError("cluster_scale, truncation: options of method='multiscale'")
+        raise ValueError("cluster_scale, truncation: options of method='multiscale' (not of "
+                         "'exact' or 'auto')")
     x, y, batched = points_pair(x, y)
     p = check_cost(cost, p, x, y)
     lam = check_lam(cost, lam)

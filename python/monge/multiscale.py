@@ -75,6 +75,51 @@ class MultiscaleOptions:
         return out
 
 
+# method='auto' takes the multiscale solver for one pair of clouds with the sqeuclidean cost when
+# d <= AUTO_MAX_DIM, n m >= AUTO_MIN_ENTRIES[d] and eps <= AUTO_MAX_EPS_REL x the squared diameter
+# of the clouds' bounding box: where benchmarks/method_auto.py --tuning measured it faster than the
+# exact online solve (judged on --held-out: docs/multiscale.md).
+AUTO_COSTS = ("sqeuclidean",)
+AUTO_MAX_DIM = 8
+AUTO_MIN_ENTRIES = (250_000,) * 3 + (4_000_000,) * 5     # d = 1 .. 8
+AUTO_MAX_EPS_REL = 1e-3
+
+
+def auto_method(x, y, eps, cost="sqeuclidean"):
+    """The solver method='auto' runs for point clouds x, y: 'multiscale' or 'exact'.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from monge.multiscale import auto_method
+    >>> rng = np.random.default_rng(0)
+    >>> x, y = rng.random((20000, 2)), rng.random((20000, 2))
+    >>> auto_method(x, y, eps=1e-3), auto_method(x[:100], y[:100], eps=1e-3)
+    ('multiscale', 'exact')
+    """
+    if cost not in AUTO_COSTS or x is None or y is None:
+        return "exact"
+    x, y = np.asarray(x), np.asarray(y)
+    if (x.ndim != 2 or y.ndim != 2 or x.shape[1] != y.shape[1]
+            or not 1 <= x.shape[1] <= AUTO_MAX_DIM):
+        return "exact"
+    n, m, d = x.shape[0], y.shape[0], x.shape[1]
+    if n == 0 or m == 0 or n * m < AUTO_MIN_ENTRIES[d - 1]:
+        return "exact"
+    # NaN or infinite coordinates fall through to the exact solver, whose checks name them
+    return ("multiscale" if eps <= AUTO_MAX_EPS_REL * squared_diameter(x, y) < math.inf
+            else "exact")
+
+
+def squared_diameter(x, y):
+    """Squared diagonal of the bounding box of two clouds (n, d), (m, d), in float64: the max
+    cost of the sqeuclidean cost up to a factor <= 1 (the scale method='auto' measures eps in)."""
+    with np.errstate(invalid="ignore"):
+        lo = np.minimum(x.min(0), y.min(0)).astype(np.float64)
+        hi = np.maximum(x.max(0), y.max(0)).astype(np.float64)
+    return float(np.sum((hi - lo) ** 2))
+
+
 def check_problem(x, y, cost, what="method='multiscale'"):
     """Validates what the multiscale solver takes: one pair of point clouds, d <= 8, a cost it
     can bound."""

@@ -307,7 +307,12 @@ def sinkhorn(x=None, y=None, a=None, b=None, *, C=None, eps=None, cost="sqeuclid
         Print the error every 100 iterations.
     nthreads : int, optional
         Threads for this call (default: monge.get_num_threads()).
-    method : {'exact', 'multiscale'}
+    method : {'exact', 'multiscale', 'auto'}
+        'auto' runs the multiscale solver where it was measured faster than the exact one
+        (benchmarks/method_auto.py): one balanced pair of clouds with the sqeuclidean cost,
+        d <= 8, eps <= 1e-3 x the squared diameter of the clouds' bounding box and n m >= 250 000
+        (d <= 3) or 4 000 000 (d = 4 .. 8), with none of `online`, `kernel`, `eps_start`, a
+        boolean `eps_scaling` given; the exact solver otherwise.
         'multiscale' (one pair of point clouds, d <= 8, sqeuclidean / euclidean / pnorm costs):
         grid clusters coarse to fine and truncated kernels with a bound of the skipped mass that
         the stopping test includes, memory O(n + m + kept blocks); for 10^4 points and more in
@@ -359,7 +364,16 @@ def sinkhorn(x=None, y=None, a=None, b=None, *, C=None, eps=None, cost="sqeuclid
     if eps is None:
         raise TypeError("eps: required (the entropic regularisation, absolute; POT's reg)")
     eps = positive("eps", eps)
-    choice("method", method, ("exact", "multiscale"))
+    choice("method", method, ("exact", "multiscale", "auto"))
+    if method == "auto":     # options only the exact solver has keep it
+        if cluster_scale is not None or truncation is not None:
+            raise ValueError("cluster_scale, truncation: options of method='multiscale' (not of "
+                             "'exact' or 'auto')")
+        from .multiscale import auto_method
+        exact_only = (C is not None or online is not None or kernel != "auto"
+                      or eps_start is not None or not isinstance(eps_scaling, str)
+                      or tau is not None or tau_a is not None or tau_b is not None)
+        method = "exact" if exact_only else auto_method(x, y, eps, cost)
     if method == "multiscale":
         if C is not None:
             raise ValueError("C: method='multiscale' works on point clouds x, y, not a cost matrix")
@@ -370,7 +384,8 @@ def sinkhorn(x=None, y=None, a=None, b=None, *, C=None, eps=None, cost="sqeuclid
                      callback=callback, nthreads=nthreads,
                      options=MultiscaleOptions(cluster_scale, truncation))
     if cluster_scale is not None or truncation is not None:
-        raise ValueError("cluster_scale, truncation: options of method='multiscale'")
+        raise ValueError("cluster_scale, truncation: options of method='multiscale' (not of "
+                         "'exact' or 'auto')")
     if C is not None:
         if x is not None or y is not None:
             raise ValueError("C: give either a cost matrix C or point clouds x, y, not both")
