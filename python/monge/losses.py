@@ -20,6 +20,7 @@ import numpy as np
 from . import _core
 from ._validate import choice, positive, weights
 from .geometry import check_cost, check_lam, points_pair
+from .multiscale import resolve_method
 from ._policy import check_masses, marginal_penalties, solver_options, warn_unconverged
 
 _GRADS = ("x", "y", "a", "b")
@@ -130,22 +131,14 @@ def sinkhorn_divergence(x, y, a=None, b=None, *, eps, cost="sqeuclidean", p=2.0,
     (2.0, (50, 2))
     """
     eps = positive("eps", eps)
-    choice("method", method, ("exact", "multiscale", "auto"))
-    if method == "auto":     # options only the exact solver has keep it
-        if cluster_scale is not None or truncation is not None:
-            raise ValueError("cluster_scale, truncation: options of method='multiscale' (not of "
-                             "'exact' or 'auto')")
-        from .multiscale import auto_method
-        exact_only = (online is not None or not isinstance(eps_scaling, str)
-                      or tau is not None or tau_a is not None or tau_b is not None)
-        method = "exact" if exact_only else auto_method(x, y, eps, cost)
+    exact_only = (online is not None or not isinstance(eps_scaling, str)
+                  or tau is not None or tau_a is not None or tau_b is not None)
+    method = resolve_method(method, x, y, eps, cost, exact_only,
+                            cluster_scale is not None or truncation is not None)
     if method == "multiscale":
         return _multiscale_divergence(x, y, a, b, eps, cost, p, tau, tau_a, tau_b, grad,
                                       static_b, tol, max_iter, scaling_factor, stage_tol,
                                       overrelax, anderson, nthreads, cluster_scale, truncation)
-    if cluster_scale is not None or truncation is not None:
-        raise ValueError("cluster_scale, truncation: options of method='multiscale' (not of "
-                         "'exact' or 'auto')")
     x, y, batched = points_pair(x, y)
     p = check_cost(cost, p, x, y)
     lam = check_lam(cost, lam)

@@ -17,7 +17,7 @@ import numpy as np
 
 from . import _core
 from ._policy import check_masses, marginal_penalties, solver_options, warn_unconverged
-from ._validate import positive, potentials_init, weights
+from ._validate import choice, positive, potentials_init, weights
 from .geometry import check_cost, points_pair
 
 COSTS = ("sqeuclidean", "euclidean", "pnorm")
@@ -109,6 +109,19 @@ def auto_method(x, y, eps, cost="sqeuclidean"):
     # NaN or infinite coordinates fall through to the exact solver, whose checks name them
     return ("multiscale" if eps <= AUTO_MAX_EPS_REL * squared_diameter(x, y) < math.inf
             else "exact")
+
+
+def resolve_method(method, x, y, eps, cost, exact_only, knobs):
+    """The solver a call runs, 'exact' or 'multiscale': `method` itself, or for 'auto' the choice
+    of :func:`auto_method` unless `exact_only` (an option only the exact solver has was given).
+    `knobs`: whether cluster_scale or truncation was given (they need method='multiscale')."""
+    choice("method", method, ("exact", "multiscale", "auto"))
+    if knobs and method != "multiscale":
+        raise ValueError("cluster_scale, truncation: options of method='multiscale' (not of "
+                         f"{method!r})")
+    if method == "auto":
+        return "exact" if exact_only else auto_method(x, y, eps, cost)
+    return method
 
 
 def squared_diameter(x, y):

@@ -20,6 +20,7 @@ from ._policy import (ANDERSON_MAX_MEMORY, ANDERSON_MEMORY, DEFAULTS,  # noqa: F
 from ._validate import (choice, float_array, integer, positive, pot_argument_order,
                         potentials_init, weights)
 from .geometry import check_cost, check_lam, points_pair
+from .multiscale import resolve_method
 
 
 # On the online path a cost costs O(d) per entry per pass, the dense path reads 8 bytes per entry.
@@ -364,16 +365,11 @@ def sinkhorn(x=None, y=None, a=None, b=None, *, C=None, eps=None, cost="sqeuclid
     if eps is None:
         raise TypeError("eps: required (the entropic regularisation, absolute; POT's reg)")
     eps = positive("eps", eps)
-    choice("method", method, ("exact", "multiscale", "auto"))
-    if method == "auto":     # options only the exact solver has keep it
-        if cluster_scale is not None or truncation is not None:
-            raise ValueError("cluster_scale, truncation: options of method='multiscale' (not of "
-                             "'exact' or 'auto')")
-        from .multiscale import auto_method
-        exact_only = (C is not None or online is not None or kernel != "auto"
-                      or eps_start is not None or not isinstance(eps_scaling, str)
-                      or tau is not None or tau_a is not None or tau_b is not None)
-        method = "exact" if exact_only else auto_method(x, y, eps, cost)
+    exact_only = (C is not None or online is not None or kernel != "auto" or eps_start is not None
+                  or not isinstance(eps_scaling, str)
+                  or tau is not None or tau_a is not None or tau_b is not None)
+    method = resolve_method(method, x, y, eps, cost, exact_only,
+                            cluster_scale is not None or truncation is not None)
     if method == "multiscale":
         if C is not None:
             raise ValueError("C: method='multiscale' works on point clouds x, y, not a cost matrix")
@@ -383,9 +379,6 @@ def sinkhorn(x=None, y=None, a=None, b=None, *, C=None, eps=None, cost="sqeuclid
                      stage_tol=stage_tol, overrelax=overrelax, anderson=anderson, init=init,
                      callback=callback, nthreads=nthreads,
                      options=MultiscaleOptions(cluster_scale, truncation))
-    if cluster_scale is not None or truncation is not None:
-        raise ValueError("cluster_scale, truncation: options of method='multiscale' (not of "
-                         "'exact' or 'auto')")
     if C is not None:
         if x is not None or y is not None:
             raise ValueError("C: give either a cost matrix C or point clouds x, y, not both")
