@@ -74,36 +74,44 @@ def problems(grid):
 
 def fit_rule(problems):
     """The rule read from tuning problems: the eps_rel threshold E (one of the grid's eps_rel) and
-    per dimension the least n m (one of the grid's) from which the multiscale solver runs, chosen
-    together to minimise the geometric mean, over all problems, of the chosen method's time over
-    the faster method's; ties go to the larger n m (the exact solve).  Dimensions between grid
-    dimensions take the larger neighbour's threshold; None: never (up to the largest grid size).
-    Returns dict(eps_rel=E, min_entries={d: n m or None for d = 1 .. max d}, regret=...)."""
+    per dimension the least n m (one of the grid's sizes, or never) from which the multiscale
+    solver runs, non-decreasing in d (the truncation pays less as d grows: a threshold that falls
+    with d would be read from noise), chosen together to minimise the geometric mean, over all
+    problems, of the chosen method's time over the faster method's; ties go to the larger n m
+    (the exact solve).  Dimensions between grid dimensions take the larger neighbour's
+    threshold.  Returns dict(eps_rel=E, min_entries={d: n m or None for d = 1 .. max d},
+    regret=the geometric mean)."""
     import math
     dims = sorted({p["d"] for p in problems})
-    sizes = sorted({p["n"] * p["m"] for p in problems}, reverse=True)
+    inf = math.inf
+    sizes = sorted({p["n"] * p["m"] for p in problems}) + [inf]     # inf: never
 
     def log_regret(ps, E, N):
-        return sum(math.log((p["multiscale"] if N is not None and p["eps_rel"] <= E
-                             and p["n"] * p["m"] >= N else p["exact"])
-                            / min(p["exact"], p["multiscale"])) for p in ps)
+        return sum(math.log((p["multiscale"] if p["eps_rel"] <= E and p["n"] * p["m"] >= N
+                             else p["exact"]) / min(p["exact"], p["multiscale"])) for p in ps)
 
     best = None
     for E in sorted({p["eps_rel"] for p in problems}):
-        per, total = {}, 0.0
+        # dynamic programme over d: cost[N] = least total with the current d's threshold N
+        prev = {N: (0.0, []) for N in sizes}
         for d in dims:
             ps = [p for p in problems if p["d"] == d]
-            per[d] = min([None] + sizes, key=lambda N, ps=ps: log_regret(ps, E, N))
-            total += log_regret(ps, E, per[d])
-        if best is None or total < best[0] - 1e-12:
-            best = (total, E, per)
+            cur = {}
+            for N in sizes:
+                # the best predecessor with a threshold <= N; ties: the larger thresholds
+                tot, path = min((prev[M] for M in sizes if M <= N),
+                                key=lambda tp: (tp[0], [-v for v in tp[1]]))
+                cur[N] = (tot + log_regret(ps, E, N), path + [N])
+            prev = cur
+        tot, path = min(prev.values(), key=lambda tp: (round(tp[0], 12), [-v for v in tp[1]]))
+        if best is None or tot < best[0] - 1e-12:
+            best = (tot, E, dict(zip(dims, path)))
     total, E, per = best
     full = {}
     for d in range(1, dims[-1] + 1):
         above = next(k for k in dims if k >= d)
-        below = max([k for k in dims if k <= d], default=above)
-        cand = [per[above], per[below]]
-        full[d] = None if None in cand else max(cand)
+        N = per[above]
+        full[d] = None if N == inf else int(N)
     return dict(eps_rel=E, min_entries=full, regret=math.exp(total / len(problems)))
 
 
@@ -113,6 +121,52 @@ def rule_text(rule):
     return (f"multiscale when eps <= {rule['eps_rel']:g} x the squared diameter and n m >= the "
             f"threshold of its d ({ds}); geometric mean of the chosen time over the faster one "
             f"on these problems: {rule['regret']:.3f}")
+
+
+def _picks(rule, p):
+    N = rule["min_entries"].get(p["d"], rule["min_entries"].get(str(p["d"])))
+    return N is not None and p["eps_rel"] <= rule["eps_rel"] and p["n"] * p["m"] >= N
+
+
+def render(path):
+    """Markdown: exact time / multiscale time per problem (> 1: multiscale faster), in bold where
+    the rule picks multiscale, marked where that choice is the slower one; the rule (tuning) or the
+    summary of its choices (held-out); the source line."""
+    with open(path) as fh:
+        res = json.load(fh)
+    per = res["problems"]
+    tuning = res["grid"] == "tuning"
+    rule = fit_rule(per) if tuning else None
+    sizes = sorted({p["n"] for p in per})
+    keys = sorted({(p["kind"], p.get("dtype", "float32"), p["eps_rel"], p["d"]) for p in per},
+                  key=lambda k: (k[0] != "cube", k[1], -k[2], k[3]))
+    out = ["Exact time / multiscale time (above 1: multiscale faster); **bold**: method='auto' "
+           "picks multiscale; ✗: its pick is the slower one.\n",
+           "| clouds | dtype | eps_rel | d | " + " | ".join(f"n = {n:,}" for n in sizes) + " |",
+           "|---|---|---|---|" + "---|" * len(sizes)]
+    for k in keys:
+        cells = []
+        for n in sizes:
+            ps = [p for p in per if (p["kind"], p.get("dtype", "float32"), p["eps_rel"], p["d"])
+                  == k and p["n"] == n]
+            if not ps:
+                cells.append("–")
+                continue
+            p = ps[0]
+            ratio = p["exact"] / p["multiscale"]
+            ms = _picks(rule, p) if tuning else p["auto"] == "multiscale"
+            cell = f"**{ratio:.2f}**" if ms else f"{ratio:.2f}"
+            if ms != (ratio > 1):
+                cell += " ✗"
+            cells.append(cell + ("" if p["m"] == p["n"] else f" (m = {p['m']:,})"))
+        out.append(f"| {k[0]} | {k[1]} | {k[2]:g} | {k[3]} | " + " | ".join(cells) + " |")
+    out.append("")
+    if tuning:
+        out.append(f"The rule read from these problems: {rule_text(rule)}.")
+    else:
+        out += [ln for ln in res["log"] if ln.startswith(("Total time", f"{len(per)} problems"))]
+    out.append("")
+    return "\n".join(out)
 
 
 def run(grid, record):
