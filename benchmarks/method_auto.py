@@ -6,7 +6,7 @@ grid of other sizes, dimensions, eps and seeds.
     python benchmarks/method_auto.py --tuning      the grid the rule's thresholds are read from
     python benchmarks/method_auto.py --held-out    other problems: how often the rule picks the faster
     python benchmarks/method_auto.py --quick       a smoke run (two small problems, no results file)
-    python benchmarks/method_auto.py --fit FILE    the rule read from a --tuning results file
+    python benchmarks/method_auto.py --fit FILE..  the rule read from --tuning results files
 
 Each problem: two clouds (uniform in the unit cube, or "blobs": a mixture of ten Gaussians
 of standard deviation 0.05 with centres uniform in the cube, the same centres for both clouds),
@@ -128,43 +128,61 @@ def _picks(rule, p):
     return N is not None and p["eps_rel"] <= rule["eps_rel"] and p["n"] * p["m"] >= N
 
 
-def render(path):
-    """Markdown: exact time / multiscale time per problem (> 1: multiscale faster), in bold where
-    the rule picks multiscale, marked where that choice is the slower one; the rule (tuning) or the
-    summary of its choices (held-out); the source line."""
-    with open(path) as fh:
-        res = json.load(fh)
-    per = res["problems"]
-    tuning = res["grid"] == "tuning"
+def pooled(paths):
+    """The problems of several runs of a grid, one list (each run's timings kept apart)."""
+    out = []
+    for path in paths:
+        with open(path) as fh:
+            out += json.load(fh)["problems"]
+    return out
+
+
+def render(paths):
+    """Markdown: exact time / multiscale time per problem (> 1: multiscale faster; one value per
+    run of the grid), in bold where the rule picks multiscale, marked where that choice is the
+    slower one (on the runs' summed times); then the rule read from the runs' pooled problems
+    (tuning) or the summary of its choices (held-out)."""
+    runs = []
+    for path in paths:
+        with open(path) as fh:
+            runs.append(json.load(fh))
+    tuning = runs[0]["grid"] == "tuning"
+    per = [p for r in runs for p in r["problems"]]
     rule = fit_rule(per) if tuning else None
+
+    def key(p):
+        return (p["kind"], p.get("dtype", "float32"), p["eps_rel"], p["d"])
     sizes = sorted({p["n"] for p in per})
-    keys = sorted({(p["kind"], p.get("dtype", "float32"), p["eps_rel"], p["d"]) for p in per},
-                  key=lambda k: (k[0] != "cube", k[1], -k[2], k[3]))
-    out = ["Exact time / multiscale time (above 1: multiscale faster); **bold**: method='auto' "
-           "picks multiscale; ✗: its pick is the slower one.\n",
+    keys = sorted({key(p) for p in per}, key=lambda k: (k[0] != "cube", k[1], -k[2], k[3]))
+    out = ["Exact time / multiscale time (above 1: multiscale faster"
+           + ("; one value per run of the grid" if len(runs) > 1 else "")
+           + "); **bold**: method='auto' picks multiscale; ✗: its pick is the slower one"
+           + (" (summed over the runs)" if len(runs) > 1 else "") + ".\n",
            "| clouds | dtype | eps_rel | d | " + " | ".join(f"n = {n:,}" for n in sizes) + " |",
            "|---|---|---|---|" + "---|" * len(sizes)]
     for k in keys:
         cells = []
         for n in sizes:
-            ps = [p for p in per if (p["kind"], p.get("dtype", "float32"), p["eps_rel"], p["d"])
-                  == k and p["n"] == n]
+            ps = [p for p in per if key(p) == k and p["n"] == n]
             if not ps:
                 cells.append("–")
                 continue
-            p = ps[0]
-            ratio = p["exact"] / p["multiscale"]
-            ms = _picks(rule, p) if tuning else p["auto"] == "multiscale"
-            cell = f"**{ratio:.2f}**" if ms else f"{ratio:.2f}"
-            if ms != (ratio > 1):
+            ratios = " · ".join(f"{p['exact'] / p['multiscale']:.2f}" for p in ps)
+            ms = _picks(rule, ps[0]) if tuning else ps[0]["auto"] == "multiscale"
+            faster = sum(p["exact"] for p in ps) > sum(p["multiscale"] for p in ps)
+            cell = f"**{ratios}**" if ms else ratios
+            if ms != faster:
                 cell += " ✗"
-            cells.append(cell + ("" if p["m"] == p["n"] else f" (m = {p['m']:,})"))
+            cells.append(cell + ("" if ps[0]["m"] == n else f" (m = {ps[0]['m']:,})"))
         out.append(f"| {k[0]} | {k[1]} | {k[2]:g} | {k[3]} | " + " | ".join(cells) + " |")
     out.append("")
     if tuning:
-        out.append(f"The rule read from these problems: {rule_text(rule)}.")
+        out.append(f"The rule read from {'these runs' if len(runs) > 1 else 'this run'}: "
+                   f"{rule_text(rule)}.")
     else:
-        out += [ln for ln in res["log"] if ln.startswith(("Total time", f"{len(per)} problems"))]
+        for r in runs:
+            out += [ln for ln in r["log"]
+                    if ln.startswith(("Total time", f"{len(r['problems'])} problems"))]
     out.append("")
     return "\n".join(out)
 
@@ -240,12 +258,12 @@ def main(argv=None):
     g.add_argument("--tuning", action="store_true", help="the grid the thresholds are read from")
     g.add_argument("--held-out", action="store_true", help="other problems, to judge the rule")
     g.add_argument("--quick", action="store_true", help="a smoke run (no results file)")
-    g.add_argument("--fit", metavar="JSON", help="print the rule read from a --tuning results file")
+    g.add_argument("--fit", metavar="JSON", nargs="+",
+                   help="print the rule read from --tuning results files (their problems pooled)")
     ap.add_argument("--out", default=None, help="results file (default benchmarks/results/...)")
     args = ap.parse_args(argv)
     if args.fit:
-        with open(args.fit) as fh:
-            print(rule_text(fit_rule(json.load(fh)["problems"])))
+        print(rule_text(fit_rule(pooled(args.fit))))
         return 0
     grid = "tuning" if args.tuning else "held_out" if args.held_out else "quick"
     spec = GRIDS[grid]

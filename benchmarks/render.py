@@ -132,6 +132,12 @@ def render_spec(spec):
         from monge.experiments.maps import estimator_bias
 
         return estimator_bias.render(_abs(args[0]))
+    if kind == "method-auto":
+        sys.path.insert(0, HERE)
+        import method_auto
+
+        return (method_auto.render([_abs(f) for f in args]) + "\n"
+                + "\n".join(run_line(f) for f in args) + "\n")
     if kind == "sinkhorn-suite":
         sys.path.insert(0, HERE)
         import sinkhorn_suite
