@@ -77,7 +77,8 @@ def fit_rule(problems):
     per dimension the least n m (one of the grid's sizes, or never) from which the multiscale
     solver runs, non-decreasing in d (the truncation pays less as d grows: a threshold that falls
     with d would be read from noise), chosen together to minimise the geometric mean, over all
-    problems, of the chosen method's time over the faster method's; ties go to the larger n m
+    problems, of the chosen method's time over the faster method's (a run that did not converge
+    counts with its time to max_iter); ties go to the larger n m
     (the exact solve).  Dimensions between grid dimensions take the larger neighbour's
     threshold.  Returns dict(eps_rel=E, min_entries={d: n m or None for d = 1 .. max d},
     regret=the geometric mean)."""
@@ -128,6 +129,39 @@ def _picks(rule, p):
     return N is not None and p["eps_rel"] <= rule["eps_rel"] and p["n"] * p["m"] >= N
 
 
+def _time(p, method):
+    """A method's time on a problem; infinite where it did not converge (a failure is slower
+    than any time)."""
+    ok = p.get("converged", [True, True])[0 if method == "exact" else 1]
+    return p[method] if ok else float("inf")
+
+
+def summary(per, picks):
+    """Three lines: the runs that did not converge, how often the picks (one bool per problem:
+    multiscale) are the faster method (a run that did not converge is the slower) and the worst
+    slow-down among converged picks, and the total times."""
+    fails = [(p, m) for p in per for m in ("exact", "multiscale") if _time(p, m) == float("inf")]
+    chosen = [p["multiscale"] if ms else p["exact"] for p, ms in zip(per, picks)]
+    wrong = [(p, ms) for p, ms in zip(per, picks)
+             if _time(p, "multiscale" if ms else "exact") > _time(p, "exact" if ms else "multiscale")]
+    slow = [_time(p, "multiscale" if ms else "exact") / min(_time(p, "exact"),
+                                                            _time(p, "multiscale"))
+            for p, ms in wrong]
+    fin = [v for v in slow if v < float("inf")]
+    best = [min(p["exact"], p["multiscale"]) for p in per]
+    lines = [f"{len(per)} problems; auto picks the faster method on {len(per) - len(wrong)}; "
+             f"where it does not, the worst slow-down is ×{max(fin, default=1.0):.2f}"
+             + (f" and {len(slow) - len(fin)} of its picks did not converge" if len(fin) < len(slow)
+                else "") + "."]
+    lines.append("Not converged: " + ("none" if not fails else "; ".join(
+        f"{m} on {p['kind']}, d = {p['d']}, n = {p['n']:,}, m = {p['m']:,}, eps_rel "
+        f"{p['eps_rel']:g}, {p.get('dtype', 'float32')}" for p, m in fails)) + ".")
+    lines.append(f"Total time: always exact {fmt_time(sum(p['exact'] for p in per))}, auto "
+                 f"{fmt_time(sum(chosen))}, the faster of the two each time {fmt_time(sum(best))} "
+                 "(times as measured, failures included).")
+    return "\n".join(lines)
+
+
 def pooled(paths):
     """The problems of several runs of a grid, one list (each run's timings kept apart)."""
     out = []
@@ -135,6 +169,15 @@ def pooled(paths):
         with open(path) as fh:
             out += json.load(fh)["problems"]
     return out
+
+
+def _ratio_text(p):
+    te, tm = _time(p, "exact"), _time(p, "multiscale")
+    if te == tm == float("inf"):
+        return "both failed"
+    if tm == float("inf"):
+        return "ms failed"
+    return "exact failed" if te == float("inf") else f"{te / tm:.2f}"
 
 
 def render(paths):
@@ -154,7 +197,8 @@ def render(paths):
         return (p["kind"], p.get("dtype", "float32"), p["eps_rel"], p["d"])
     sizes = sorted({p["n"] for p in per})
     keys = sorted({key(p) for p in per}, key=lambda k: (k[0] != "cube", k[1], -k[2], k[3]))
-    out = ["Exact time / multiscale time (above 1: multiscale faster"
+    out = ["Exact time / multiscale time (above 1: multiscale faster; a run that did not converge "
+           "counts as infinitely slow"
            + ("; one value per run of the grid" if len(runs) > 1 else "")
            + "); **bold**: method='auto' picks multiscale; ✗: its pick is the slower one"
            + (" (summed over the runs)" if len(runs) > 1 else "") + ".\n",
@@ -167,9 +211,10 @@ def render(paths):
             if not ps:
                 cells.append("–")
                 continue
-            ratios = " · ".join(f"{p['exact'] / p['multiscale']:.2f}" for p in ps)
+            ratios = " · ".join(_ratio_text(p) for p in ps)
             ms = _picks(rule, ps[0]) if tuning else ps[0]["auto"] == "multiscale"
-            faster = sum(p["exact"] for p in ps) > sum(p["multiscale"] for p in ps)
+            faster = (sum(_time(p, "exact") for p in ps)
+                      > sum(_time(p, "multiscale") for p in ps))
             cell = f"**{ratios}**" if ms else ratios
             if ms != faster:
                 cell += " ✗"
@@ -178,11 +223,9 @@ def render(paths):
     out.append("")
     if tuning:
         out.append(f"The rule read from {'these runs' if len(runs) > 1 else 'this run'}: "
-                   f"{rule_text(rule)}.")
-    else:
-        for r in runs:
-            out += [ln for ln in r["log"]
-                    if ln.startswith(("Total time", f"{len(r['problems'])} problems"))]
+                   f"{rule_text(rule)}.\n")
+    picks = [_picks(rule, p) if tuning else p["auto"] == "multiscale" for p in per]
+    out.append(summary(per, picks))
     out.append("")
     return "\n".join(out)
 
@@ -238,15 +281,7 @@ def run(grid, record):
         print(f"\nThe rule read from these problems: {rule_text(rule)}.")
         print(f"monge {monge.__version__}; load at the end: {load_average()}")
         return
-    wrong = [p for p in per if p["regret"] > 1]
-    tot_auto = sum(min(p["exact"], p["multiscale"]) * p["regret"] for p in per)
-    tot_exact = sum(p["exact"] for p in per)
-    tot_best = sum(min(p["exact"], p["multiscale"]) for p in per)
-    print(f"\n{len(per)} problems; auto picks the faster method on {len(per) - len(wrong)}; "
-          f"where it does not, the worst slow-down is "
-          f"×{max([p['regret'] for p in wrong], default=1.0):.2f}.")
-    print(f"Total time: always exact {fmt_time(tot_exact)}, auto {fmt_time(tot_auto)}, "
-          f"the faster of the two each time {fmt_time(tot_best)}.")
+    print("\n" + summary(per, [p["auto"] == "multiscale" for p in per]))
     print(f"monge {monge.__version__}; load at the end: {load_average()}")
 
 
