@@ -5,6 +5,8 @@ grid of other sizes, dimensions, eps and seeds.
 
     python benchmarks/method_auto.py --tuning      the grid the rule's thresholds are read from
     python benchmarks/method_auto.py --held-out    other problems: how often the rule picks the faster
+    python benchmarks/method_auto.py --held-out-2  the second judgement (fresh seed, other eps)
+    python benchmarks/method_auto.py --tuning --eps-rel 3e-3    the grid at other eps only
     python benchmarks/method_auto.py --quick       a smoke run (two small problems, no results file)
     python benchmarks/method_auto.py --fit FILE..  the rule read from --tuning results files
 
@@ -15,9 +17,10 @@ diameter of the two clouds' bounding box (the max cost, up to rounding), each me
 default tol (1e-4 on the L1 marginal error for float32, 1e-6 for float64; the multiscale bound
 included), all threads.
 One timed run per method, after an untimed one of both at each new size.  Tuning: float32, seed 0,
-d in 1 2 3 4 6 8, n = m in 500 ... 8000, eps_rel in 1e-2 1e-3 1e-4.  Held-out: float32 and
-float64 (tol 1e-6), seed 1, d in 2 3 5 7, n in 1500 3000 6000 (m = n for the cube, n / 2 for the
-blobs), eps_rel in 3e-3 3e-4.
+d in 1 2 3 4 6 8, n = m in 500 ... 8000, eps_rel in 1e-2 1e-3 1e-4 (and 3e-3 by --eps-rel).
+Held-out: float32 and float64 (tol 1e-6), seed 1, d in 2 3 5 7, n in 1500 3000 6000 (m = n for the
+cube, n / 2 for the blobs), eps_rel in 3e-3 3e-4; the second held-out grid the same with seed 3
+and eps_rel in 5e-3 2e-3 5e-4.
 """
 from __future__ import annotations
 
@@ -38,6 +41,11 @@ GRIDS = {
                    eps_rel=(1e-2, 1e-3, 1e-4), half_m_blobs=False, dtypes=("float32",)),
     "held_out": dict(seed=1, dims=(2, 3, 5, 7), sizes=(1500, 3000, 6000),
                      eps_rel=(3e-3, 3e-4), half_m_blobs=True, dtypes=("float32", "float64")),
+    # the second judgement, after the first showed the eps threshold too low and 3e-3 joined the
+    # tuning grid: a fresh seed and eps values the tuning grid does not have
+    "held_out_2": dict(seed=3, dims=(2, 3, 5, 7), sizes=(1500, 3000, 6000),
+                       eps_rel=(5e-3, 2e-3, 5e-4), half_m_blobs=True,
+                       dtypes=("float32", "float64")),
     "quick": dict(seed=0, dims=(2,), sizes=(1000,), eps_rel=(1e-3,), half_m_blobs=True,
                   dtypes=("float32",)),
 }
@@ -61,8 +69,8 @@ def timed(x, y, eps, method):
     return time.perf_counter() - t, r
 
 
-def problems(grid):
-    g = GRIDS[grid]
+def problems(grid, eps_rel=None):
+    g = dict(GRIDS[grid], **({"eps_rel": tuple(eps_rel)} if eps_rel else {}))
     for kind in ("cube", "blobs"):
         for d in g["dims"]:
             for n in g["sizes"]:
@@ -230,7 +238,7 @@ def render(paths):
     return "\n".join(out)
 
 
-def run(grid, record):
+def run(grid, record, eps_rel=None):
     import warnings
 
     import monge
@@ -244,7 +252,7 @@ def run(grid, record):
     head = ["clouds", "d", "n", "m", "eps_rel", "dtype", "exact", "multiscale", "exact / multiscale",
             "value rel. diff."] + (["auto picks", "auto's choice"] if judge else [])
     rows, per, warmed = [], [], set()
-    for kind, d, n, m, er, seed, dt in problems(grid):
+    for kind, d, n, m, er, seed, dt in problems(grid, eps_rel):
         x, y = (c.astype(dt) for c in clouds(kind, n, m, d, seed))
         eps = er * squared_diameter(x, y)
         if (d, n, dt) not in warmed:   # first call at a size: page faults and thread start-up
@@ -292,20 +300,28 @@ def main(argv=None):
     g = ap.add_mutually_exclusive_group(required=True)
     g.add_argument("--tuning", action="store_true", help="the grid the thresholds are read from")
     g.add_argument("--held-out", action="store_true", help="other problems, to judge the rule")
+    g.add_argument("--held-out-2", action="store_true",
+                   help="the second judgement: a fresh seed, eps values not in the tuning grid")
     g.add_argument("--quick", action="store_true", help="a smoke run (no results file)")
     g.add_argument("--fit", metavar="JSON", nargs="+",
                    help="print the rule read from --tuning results files (their problems pooled)")
+    ap.add_argument("--eps-rel", type=float, nargs="+", metavar="E",
+                    help="run the grid at these eps_rel instead of its own (extending a grid)")
     ap.add_argument("--out", default=None, help="results file (default benchmarks/results/...)")
     args = ap.parse_args(argv)
+    if args.eps_rel and not all(e > 0 for e in args.eps_rel):
+        ap.error("--eps-rel: expected positive values")
     if args.fit:
         print(rule_text(fit_rule(pooled(args.fit))))
         return 0
-    grid = "tuning" if args.tuning else "held_out" if args.held_out else "quick"
-    spec = GRIDS[grid]
+    grid = ("tuning" if args.tuning else "held_out" if args.held_out else
+            "held_out_2" if args.held_out_2 else "quick")
+    spec = dict(GRIDS[grid], **({"eps_rel": tuple(args.eps_rel)} if args.eps_rel else {}))
     data = (f"generated (cube / ten-Gaussian blobs, seed {spec['seed']}, d in {spec['dims']}, "
             f"n in {spec['sizes']}, eps_rel in {spec['eps_rel']})")
     return recorded(f"method-auto-{grid.replace('_', '-')}", "method_auto.py", argv,
-                    ["numpy", "monge"], data, lambda record: run(grid, record), out=args.out,
+                    ["numpy", "monge"], data, lambda record: run(grid, record, args.eps_rel),
+                    out=args.out,
                     quick=args.quick)
 
 
