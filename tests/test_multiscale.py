@@ -217,7 +217,7 @@ def test_auto_picks_multiscale_only_inside_its_measured_region():
     assert abs(r.value - e.value) <= 1e-8 * abs(e.value)
     exact = [
         dict(x=x[:400], y=y[:400]),                       # n m = 160 000: too small
-        dict(eps=2e-3 * diam2),                           # eps above 1e-3 x diameter^2
+        dict(eps=5e-3 * diam2),                           # eps above 3e-3 x diameter^2
         dict(cost="euclidean"), dict(online=True), dict(kernel=False), dict(eps_scaling=False),
         dict(eps_start=float(diam2)), dict(tau=10.0),
     ]
@@ -272,8 +272,9 @@ def test_auto_rule_is_the_committed_tuning_files_choice():
     assert tuple(rule["min_entries"][d] for d in range(1, 9)) == ms.AUTO_MIN_ENTRIES
 
 
-# two runs of the grid (the machine is shared: the d >= 4 thresholds moved between runs)
-AUTO_TUNING_FILES = ("method-auto-tuning-2026-12-05.json", "method-auto-tuning-2026-12-05-2.json")
+# two runs of the grid (the machine is shared: the d >= 4 thresholds moved between runs), then two
+# at eps_rel 3e-3, which the first held-out judgement showed missing
+AUTO_TUNING_FILES = tuple(f"method-auto-tuning-2026-12-05{k}.json" for k in ("", "-2", "-3", "-4"))
 
 
 @pytest.mark.optional

@@ -82,7 +82,7 @@ class MultiscaleOptions:
 AUTO_COSTS = ("sqeuclidean",)
 AUTO_MAX_DIM = 8
 AUTO_MIN_ENTRIES = (250_000,) * 3 + (4_000_000,) * 5     # d = 1 .. 8
-AUTO_MAX_EPS_REL = 1e-3
+AUTO_MAX_EPS_REL = 3e-3
 
 
 def auto_method(x, y, eps, cost="sqeuclidean"):
