@@ -659,9 +659,8 @@ def render_tuning_pair(base, variant):
     for path in (base, variant):
         with open(path) as fh:
             res.append(json.load(fh))
-    label = [json.dumps(r["meta"]["settings"].get("sinkhorn_tuning")) or "the defaults"
-             for r in res]
-    label = ["the defaults" if lab == "null" else lab for lab in label]
+    label = ["the defaults" if t is None else json.dumps(t)
+             for t in (r["meta"]["settings"].get("sinkhorn_tuning") for r in res)]
     rows = [{(r["method"], r["regime"], r["dim"], r["seed"]): r for r in x["rows"]} for x in res]
     if set(rows[0]) != set(rows[1]):
         raise ValueError(f"{base}, {variant}: not the same problems and seeds")
@@ -876,7 +875,7 @@ def main(argv=None):
             if name not in known:
                 ap.error(f"--sinkhorn-tuning: unknown constant {name!r} (known: "
                          f"{', '.join(sorted(known))})")
-            if not isinstance(value, (int, float)) or not value > 0:
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
                 ap.error(f"--sinkhorn-tuning: {name} must be a positive number, got {value!r}")
         kw["sinkhorn_tuning"] = args.sinkhorn_tuning
     if args.entropic_eps:
