@@ -9,6 +9,7 @@ the peak memory of each run.
     python benchmarks/multiscale.py --quick            n = 2000: a smoke test
     python benchmarks/multiscale.py --tune             the defaults' sweep, on tuning clouds
     python benchmarks/multiscale.py --tune-tol         the loosest tol within the accuracy contract
+    python benchmarks/multiscale.py --tune-anneal      stage_tol x switch_ratio, clustered clouds too
     python benchmarks/multiscale.py --scaling          monge alone, n = 1e3 ... 1e6: time vs n
 
 Inputs (generated, seeded): two clouds of n points uniform in the unit cube, d = 3, float32, or
@@ -39,6 +40,13 @@ up to 1e5 (--geomloss-max).
 --tune: the sweep the solver's defaults (switch_ratio, truncation, cluster_scale and the block
 occupancy) were judged on: the transport term alone at n = 3e4 and 1e5 on tuning clouds (NumPy
 seeds 1 and 2, cube and spheres), never the benchmark's (seed 0).
+
+--tune-anneal: the annealing defaults (the stage tolerance STAGE_TOL and switch_ratio) judged
+jointly, as they act together: on the uniform tuning clouds above and on mixtures of ten Gaussian
+clusters (benchmarks/method_auto.py's generator, seeds 10 and 11, d = 2, 3, 5, eps = 1e-4, 3e-4
+and 1e-3 x the squared diameter), where mass must cross between clusters at small eps.  The
+transport term alone, float32, tol 1e-4, max_iter 4000; chosen: the pair that converges on every
+tuning problem with the least geometric mean of its time over the fastest pair's.
 """
 from __future__ import annotations
 
@@ -145,6 +153,99 @@ t = time.perf_counter() - t
 print(json.dumps(dict(time=t, n_iter=r.n_iter, converged=r.converged,
                       kept_per_row=r.kept_entries / n, truncation=r.truncation)))
 """
+
+
+_ANNEAL = r"""
+import json, sys, time, warnings
+import numpy as np
+sys.path.insert(0, {bench!r})
+from method_auto import clouds as mixture
+from monge.multiscale import MultiscaleOptions, solve, squared_diameter
+kind, n, m, d, seed, eps_rel, grid = {kind!r}, {n}, {m}, {d}, {seed}, {eps_rel!r}, {grid!r}
+if kind == "blobs":
+    x, y = mixture("blobs", n, m, d, seed)
+    eps = eps_rel * squared_diameter(x, y)
+else:
+    x, y = clouds(n, kind, seed)
+    eps = {eps}
+x, y = x.astype(np.float32), y.astype(np.float32)
+warnings.simplefilter("ignore")   # a stall is recorded, not printed
+solve(x[:500], y[:500], eps=eps)  # warm-up (thread pool, pages)
+for stage_tol, switch_ratio in grid:
+    t = time.perf_counter()
+    r = solve(x, y, eps=eps, stage_tol=stage_tol, max_iter=4000,
+              options=MultiscaleOptions(switch_ratio=switch_ratio))
+    t = time.perf_counter() - t
+    print(json.dumps(dict(stage_tol=stage_tol, switch_ratio=switch_ratio, eps=eps, time=t,
+                          n_iter=r.n_iter, converged=r.converged, error=r.error)), flush=True)
+"""
+
+ANNEAL_GRID = [(1e-2, 0.25)] + [(st, sw) for st in (3e-3, 1e-3, 1e-4)
+                                for sw in (0.25, 0.5, 1.0, 2.0)]
+
+
+def anneal_problems():
+    for kind, n, seed in (("cube", 30000, 1), ("cube", 30000, 2), ("spheres", 30000, 1),
+                          ("spheres", 30000, 2), ("cube", 100000, 1)):
+        yield kind, n, n, 3, seed, None
+    for d, n, m in ((2, 20000, 10000), (3, 20000, 10000), (5, 6000, 3000)):
+        for eps_rel in (1e-4, 3e-4, 1e-3):
+            for seed in (10, 11):
+                yield "blobs", n, m, d, seed, eps_rel
+
+
+def choose_anneal(per):
+    """The grid pair that converges on every problem with the least geometric mean, over the
+    problems, of its time over the fastest converged pair's (None when no pair converges on all)."""
+    probs = sorted({p["problem"] for p in per})
+    best = {q: min((p["time"] for p in per if p["problem"] == q and p["converged"]),
+                   default=None) for q in probs}
+    scores = {}
+    for pair in {(p["stage_tol"], p["switch_ratio"]) for p in per}:
+        rs = [p for p in per if (p["stage_tol"], p["switch_ratio"]) == pair]
+        if len(rs) == len(probs) and all(p["converged"] for p in rs):
+            scores[pair] = float(np.exp(np.mean([np.log(p["time"] / best[p["problem"]])
+                                                 for p in rs])))
+    return (min(scores, key=scores.get) if scores else None), scores
+
+
+def tune_anneal(record):
+    head = ["clouds", "d", "n", "m", "seed", "eps", "stage_tol", "switch_ratio", "time",
+            "iterations", "converged"]
+    bench = os.path.dirname(os.path.abspath(__file__))
+    rows, per = [], []
+    for kind, n, m, d, seed, eps_rel in anneal_problems():
+        code = _CLOUDS + _ANNEAL.format(bench=bench, kind=kind, n=n, m=m, d=d, seed=seed,
+                                        eps_rel=eps_rel, grid=ANNEAL_GRID, eps=EPS)
+        stdout, _ = run_with_peak_rss(code, timeout=7200)
+        name = f"{kind} d={d} n={n} m={m} seed={seed}" + (f" eps_rel={eps_rel:g}" if eps_rel else "")
+        for line in stdout.strip().splitlines():
+            rep = json.loads(line)
+            per.append(dict(problem=name, kind=kind, d=d, n=n, m=m, seed=seed, eps_rel=eps_rel,
+                            **rep))
+            row = [kind, str(d), f"{n:,}", f"{m:,}", str(seed), f"{rep['eps']:.3g}",
+                   f"{rep['stage_tol']:g}", f"{rep['switch_ratio']:g}", fmt_time(rep["time"]),
+                   str(rep["n_iter"]), "yes" if rep["converged"] else "no"]
+            rows.append(row)
+            print(markdown_table(head, [row]), flush=True)
+    pair, scores = choose_anneal(per)
+    record.update(tuning=per, grid=ANNEAL_GRID, scores={f"{k[0]:g},{k[1]:g}": v
+                                                        for k, v in scores.items()},
+                  chosen=None if pair is None else dict(stage_tol=pair[0], switch_ratio=pair[1]))
+    section("summary: pairs that converge on every tuning problem")
+    shead = ["stage_tol", "switch_ratio", "geo-mean time / fastest", "same on uniform clouds",
+             "not converged"]
+    srows = []
+    for st, sw in ANNEAL_GRID:
+        rs = [p for p in per if (p["stage_tol"], p["switch_ratio"]) == (st, sw)]
+        uni = [p for p in rs if p["kind"] != "blobs"]
+        ub = {q: min(p["time"] for p in per if p["problem"] == q) for q in {p["problem"] for p in uni}}
+        ug = float(np.exp(np.mean([np.log(p["time"] / ub[p["problem"]]) for p in uni])))
+        sc = scores.get((st, sw))
+        srows.append([f"{st:g}", f"{sw:g}", "–" if sc is None else f"{sc:.2f}", f"{ug:.2f}",
+                      str(sum(not p["converged"] for p in rs))])
+    print(markdown_table(shead, srows))
+    print(f"\nchosen: {record['chosen']}")
 
 
 def scaling(record, sizes):
@@ -258,6 +359,8 @@ def main(argv=None):
                     help="GeomLoss's eps-scaling factor (default 0.9; closer to 1: more accurate)")
     ap.add_argument("--tune-tol", action="store_true",
                     help="the loosest tol within the issue's accuracy contract, on tuning clouds")
+    ap.add_argument("--tune-anneal", action="store_true",
+                    help="stage_tol and switch_ratio jointly, on uniform and clustered clouds")
     ap.add_argument("--tols", type=float, nargs="*", default=list(TOL_GRID[1:]),
                     help="more monge rows at these float32 tols (default %(default)s)")
     ap.add_argument("--out", default=None,
@@ -272,6 +375,11 @@ def main(argv=None):
         return recorded("multiscale-tol-tuning", "multiscale.py", argv, ["numpy", "monge"],
                         "generated tuning clouds (unit cube / noisy spheres, d = 3, seed 1)",
                         tune_tol, out=args.out)
+    if args.tune_anneal:
+        return recorded("multiscale-anneal-tuning", "multiscale.py", argv, ["numpy", "monge"],
+                        "generated tuning clouds (unit cube / noisy spheres, d = 3, seeds 1, 2; "
+                        "mixtures of ten Gaussians, d = 2, 3, 5, seeds 10, 11)",
+                        tune_anneal, out=args.out)
     if args.tune:
         return recorded("multiscale-tuning", "multiscale.py", argv, ["numpy", "monge"],
                         "generated tuning clouds (unit cube / noisy spheres, d = 3, seeds 1, 2)",
