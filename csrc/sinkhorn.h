@@ -159,7 +159,7 @@ int monge_sinkhorn_apply(const monge_problem *pb, double eps, const double *f, c
  * eps; Anderson acceleration, max_iter, warm start and the callback as in monge_sinkhorn. */
 #define MONGE_MS_POINTS 2   /* default cluster_scale: the first grid level with this many points per cell */
 #define MONGE_MS_TAU 12.0   /* default truncation */
-#define MONGE_MS_SWITCH 0.25 /* default switch_ratio */
+#define MONGE_MS_SWITCH 0.5 /* default switch_ratio */
 
 typedef struct {
     double cluster_scale; /* side of the finest cells (the blocks), rounded down to the grid's powers

@@ -1,4 +1,8 @@
 """Multiscale Sinkhorn (csrc/sinkhorn/multiscale.c) against the exact online solve."""
+import importlib.util
+import json
+import os
+
 import numpy as np
 import pytest
 
@@ -253,19 +257,24 @@ def test_auto_divergence_matches_the_method_it_picks():
     assert u.value == monge.sinkhorn_divergence(x, y, eps=eps, tau=5.0).value
 
 
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def bench(name):
+    """A script of benchmarks/ as a module."""
+    spec = importlib.util.spec_from_file_location(f"bench_{name}",
+                                                  os.path.join(ROOT, "benchmarks", f"{name}.py"))
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
 def test_auto_rule_is_the_committed_tuning_files_choice():
     """The constants of method='auto' are what benchmarks/method_auto.py reads from the committed
     tuning runs (the ones docs/multiscale.md renders)."""
-    import importlib.util
-    import os
-
     from monge import multiscale as ms
-    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    spec = importlib.util.spec_from_file_location(
-        "method_auto", os.path.join(root, "benchmarks", "method_auto.py"))
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    rule = mod.fit_rule(mod.pooled([os.path.join(root, "benchmarks", "results", f)
+    mod = bench("method_auto")
+    rule = mod.fit_rule(mod.pooled([os.path.join(ROOT, "benchmarks", "results", f)
                                     for f in AUTO_TUNING_FILES]))
     assert rule["eps_rel"] == ms.AUTO_MAX_EPS_REL
     assert len(rule["min_entries"]) == ms.AUTO_MAX_DIM
@@ -289,3 +298,43 @@ def test_torch_bridge_auto():
     r = monge.sinkhorn(x, y, eps=1e-3, method="multiscale")
     assert v.item() == r.value
     np.testing.assert_array_equal(X.grad.numpy(), r.gradient("x"))
+
+
+def test_annealing_defaults_are_the_committed_tuning_choice():
+    """stage_tol and switch_ratio are the pair benchmarks/multiscale.py --tune-anneal chose in the
+    committed run: the engine's stage_tol, and a default solve equal to one given that
+    switch_ratio (and different from the old 0.25, so the check can fail)."""
+    from monge._policy import DEFAULTS
+    from monge.multiscale import MultiscaleOptions, solve
+    path = os.path.join(ROOT, "benchmarks", "results", "multiscale-anneal-tuning-2026-12-05.json")
+    with open(path) as fh:
+        rec = json.load(fh)
+    pair, _ = bench("multiscale").choose_anneal(rec["tuning"])
+    assert rec["chosen"] == dict(stage_tol=pair[0], switch_ratio=pair[1])
+    assert DEFAULTS["stage_tol"] == pair[0]
+    x, y = clouds(1500, 1200, 2, seed=8, shift=0.1)
+    r = solve(x, y, eps=1e-3)
+    same = solve(x, y, eps=1e-3, stage_tol=pair[0],
+                 options=MultiscaleOptions(switch_ratio=pair[1]))
+    old = solve(x, y, eps=1e-3, options=MultiscaleOptions(switch_ratio=0.25))
+    assert r.n_iter == same.n_iter and np.array_equal(r.f, same.f)
+    assert not np.array_equal(r.f, old.f)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_clustered_clouds_converge(dtype):
+    """Ten Gaussian clusters holding different fractions of x and of y: mass must cross between
+    clusters at small eps.  With the old annealing defaults (stage_tol 1e-2, switch_ratio 0.25)
+    this stalled at a marginal error near 1e-3 until max_iter; the marginals are checked here on
+    the kept plan itself, independently of the solver's error."""
+    from monge.multiscale import squared_diameter
+    x, y = bench("method_auto").clouds("blobs", 6000, 3000, 5, 1)
+    x, y = x.astype(dtype), y.astype(dtype)
+    eps = 3e-4 * squared_diameter(x, y)
+    r = monge.sinkhorn(x, y, eps=eps, method="multiscale", max_iter=2000)
+    assert r.converged
+    tol = 1e-4 if dtype == np.float32 else 1e-6
+    rows, cols, vals = r.plan_coo()
+    err = (np.abs(np.bincount(rows, vals, 6000) - 1 / 6000).sum()
+           + np.abs(np.bincount(cols, vals, 3000) - 1 / 3000).sum())
+    assert err <= tol

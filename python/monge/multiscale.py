@@ -22,7 +22,6 @@ from .geometry import check_cost, points_pair
 
 COSTS = ("sqeuclidean", "euclidean", "pnorm")
 MAX_DIM = 8
-STAGE_TOL = 1e-2   # the coarse resolutions' and the annealing stages' tolerance (the last: tol)
 
 
 @dataclass
@@ -40,7 +39,7 @@ class MultiscaleOptions:
         exceeds bound_frac x the tolerance)
     switch_ratio
         the solve runs on the centroids of cells of side h while eps >= switch_ratio h^2
-        (default 0.25)
+        (default 0.5)
     bound_frac
         in (0, 1), default 0.1
 
@@ -277,8 +276,8 @@ def solve(x, y, a=None, b=None, *, eps, cost="sqeuclidean", p=2.0, tau=None, tau
         check_masses(A, Bw, 1)
     if scaling_factor is None:
         scaling_factor = 0.5
-    if stage_tol is None:     # chosen on the tuning clouds: benchmarks/multiscale.py --tune
-        stage_tol = STAGE_TOL
+    # stage_tol None: the engine's 1e-4, which benchmarks/multiscale.py --tune-anneal chose with
+    # switch_ratio 0.5 on uniform and clustered tuning clouds
     opts = solver_options(x.dtype, tol, max_iter, True, scaling_factor, stage_tol, overrelax,
                           nthreads, anderson)
     opts.pop("eps_scaling", None)

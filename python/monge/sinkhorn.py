@@ -319,7 +319,7 @@ def sinkhorn(x=None, y=None, a=None, b=None, *, C=None, eps=None, cost="sqeuclid
         the stopping test includes, memory O(n + m + kept blocks); for 10^4 points and more in
         low dimension at small eps (docs/multiscale.md).  Returns a
         :class:`monge.multiscale.MultiscaleResult`; eps is annealed by `scaling_factor`
-        (default 0.5 here, `stage_tol` 1e-2) whatever `eps_scaling` says, and `online`,
+        (default 0.5 here) whatever `eps_scaling` says, and `online`,
         `kernel`, `eps_start` do not apply.
     cluster_scale, truncation : float, optional
         The multiscale knobs (:class:`monge.multiscale.MultiscaleOptions`).
