@@ -524,3 +524,23 @@ def test_transform_any_cost_and_weights_against_brute_force():
     ru = monge.sinkhorn(x, y, eps=0.05, tau=1.0)
     with pytest.raises(ValueError, match="transform: the barycentric projection is for balanced"):
         ru.transform(new)
+
+
+def test_automatic_annealing_probes_on_the_kernel_cache():
+    """A stall at the target eps while the float kernel cache runs the iterations: ten Gaussian
+    clusters with different fractions of x and y, eps = 1e-4 x the squared diameter.  The probe of
+    eps_scaling='auto' used to look only at the log-domain iterations, so this ran to max_iter on
+    the cache (marginal error ~1e-3); now it restarts annealed and converges, to the same plan as
+    an explicitly annealed solve."""
+    rng = np.random.default_rng([0, 1000, 1000, 2, True])
+    centres = rng.random((10, 2))
+    x, y = (centres[rng.integers(0, 10, 1000)] + 0.05 * rng.normal(size=(1000, 2))
+            for _ in range(2))
+    eps = 1e-4 * float(np.sum((np.maximum(x.max(0), y.max(0)) - np.minimum(x.min(0), y.min(0)))
+                              ** 2))
+    x, y = x.astype(np.float32), y.astype(np.float32)
+    r = monge.sinkhorn(x, y, eps=eps, max_iter=3000)
+    assert r.converged and r.kernel_iter > 0
+    a = monge.sinkhorn(x, y, eps=eps, eps_scaling=True, max_iter=3000)
+    assert a.converged
+    assert abs(r.value - a.value) <= 1e-3 * abs(a.value)

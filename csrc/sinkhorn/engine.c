@@ -66,10 +66,13 @@ typedef struct {
  * Stages anneal eps geometrically from eps_start (default: the max cost) down to eps, each warm
  * started from the last and run to stage_tol (the last to tol).  eps_scaling = 2 decides: it
  * anneals from the start when eps < 1e-4 x max cost, and otherwise probes the convergence rate at
- * the target eps (after 100, 200, 400, 800 iterations) and restarts annealed when the projected
- * iterations exceed AUTO_BUDGET. */
+ * the target eps (after 100, 200, 400, ... iterations, up to AUTO_LATE, on the kernel cache's
+ * iterations too) and restarts annealed when the projected iterations exceed AUTO_BUDGET (past
+ * AUTO_BUDGET / 2 iterations: when the projected remainder exceeds AUTO_BUDGET / 2, the
+ * iterations spent being sunk). */
 #define AUTO_PROBE ((int64_t)sk_tune.auto_probe)   /* iterations at the target eps before the first probe */
 #define AUTO_BUDGET ((int64_t)sk_tune.auto_budget) /* projected iterations above which annealing is used instead */
+#define AUTO_LATE ((int64_t)sk_tune.auto_late)     /* the last probe's iteration, at most */
 
 static int sched_first(const monge_sinkhorn_params *par, const monge_geom_work *gw, int nth,
                        double *eps0)
@@ -116,12 +119,18 @@ static int sched_probe(sk_engine *e, double tol, int *restart)
     const double left = theta < 1.0 ? log(tol / err) / log(theta) : INFINITY;
     e->probe_at *= 2;
     e->err_half = err; /* the next probe's half-way point is this iteration */
-    if (e->probe_at > AUTO_BUDGET / 2) e->auto_probe = 0;
-    if (err <= tol || (double)k + left <= AUTO_BUDGET) return MONGE_OK;
+    if (e->probe_at > AUTO_LATE) e->auto_probe = 0;
+    const double allowed = AUTO_BUDGET - k > AUTO_BUDGET / 2 ? AUTO_BUDGET - k : AUTO_BUDGET / 2;
+    if (err <= tol || left <= allowed) return MONGE_OK;
     e->auto_probe = 0;
     double cmax;
     int st = monge_geom_max_cost(e->c.gw, &cmax, e->c.nth);
     if (st || !(cmax > par->eps)) return st;
+    if (e->ker) { /* the annealed stages decide afresh whether to use the cache */
+        sk_kernel_close(e->ker, e->eps);
+        e->ker = NULL;
+        e->step = &e->exact;
+    }
     memset(e->c.f, 0, sizeof(double) * (size_t)e->c.s->n);
     memset(e->c.g, 0, sizeof(double) * (size_t)e->c.s->m);
     e->eps = par->eps_start > 0 ? par->eps_start : cmax;
@@ -283,12 +292,12 @@ static int stage_loop(sk_engine *e)
                 if (st) goto out;
                 continue;
             }
-            if (sp != &e->exact) continue;
-            if (e->auto_probe && last) {
+            if (e->auto_probe && last) { /* on the kernel cache's iterations too */
                 st = sched_probe(e, tol, &restart);
                 if (st) goto out;
                 if (restart) break;
             }
+            if (sp != &e->exact) continue;
             /* the cache, once per stage: after one iteration on a cold start (its columns are
                normalised, so no entry overflows), else after the first measured error, and only
                far above its float floor (a warm start at the solution stays where it is) */

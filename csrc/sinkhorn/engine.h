@@ -30,6 +30,7 @@ typedef struct {
     double relax_window;  /* over-relaxation: iterations per window (after windows of 1x, 2x first) */
     double auto_probe;    /* automatic annealing: iterations at the target eps before the first probe */
     double auto_budget;   /* projected iterations above which the solve restarts annealed */
+    double auto_late;     /* the last probe is at most this many iterations into the target eps */
     double ker_stall;     /* float-kernel iterations near its floor without progress before handing back */
     double auto_anneal;   /* automatic annealing from the start when eps < this x the max cost */
 } sk_tuning;

@@ -16,6 +16,7 @@ sk_tuning sk_tune = {
     .relax_window = 20,
     .auto_probe = 100,
     .auto_budget = 2000,
+    .auto_late = 800,
     .ker_stall = 40,
     .auto_anneal = MONGE_SINKHORN_AUTO_ANNEAL,
 };
@@ -33,6 +34,7 @@ static const struct {
     {"relax_window", offsetof(sk_tuning, relax_window), 1},
     {"auto_probe", offsetof(sk_tuning, auto_probe), 1},
     {"auto_budget", offsetof(sk_tuning, auto_budget), 1},
+    {"auto_late", offsetof(sk_tuning, auto_late), 1},
     {"ker_stall", offsetof(sk_tuning, ker_stall), 1},
     {"auto_anneal", offsetof(sk_tuning, auto_anneal), 0},
 };
