@@ -6,6 +6,7 @@ grid of other sizes, dimensions, eps and seeds.
     python benchmarks/method_auto.py --tuning      the grid the rule's thresholds are read from
     python benchmarks/method_auto.py --held-out    other problems: how often the rule picks the faster
     python benchmarks/method_auto.py --held-out-2  the second judgement (fresh seed, other eps)
+    python benchmarks/method_auto.py --held-out-3  the third, after the multiscale defaults changed
     python benchmarks/method_auto.py --tuning --eps-rel 3e-3    the grid at other eps only
     python benchmarks/method_auto.py --quick       a smoke run (two small problems, no results file)
     python benchmarks/method_auto.py --fit FILE..  the rule read from --tuning results files
@@ -17,10 +18,10 @@ diameter of the two clouds' bounding box (the max cost, up to rounding), each me
 default tol (1e-4 on the L1 marginal error for float32, 1e-6 for float64; the multiscale bound
 included), all threads.
 One timed run per method, after an untimed one of both at each new size.  Tuning: float32, seed 0,
-d in 1 2 3 4 6 8, n = m in 500 ... 8000, eps_rel in 1e-2 1e-3 1e-4 (and 3e-3 by --eps-rel).
+d in 1 2 3 4 6 8, n = m in 500 ... 8000, eps_rel in 1e-2 1e-3 1e-4 (and 3e-3, 5e-3 by --eps-rel).
 Held-out: float32 and float64 (tol 1e-6), seed 1, d in 2 3 5 7, n in 1500 3000 6000 (m = n for the
 cube, n / 2 for the blobs), eps_rel in 3e-3 3e-4; the second held-out grid the same with seed 3
-and eps_rel in 5e-3 2e-3 5e-4.
+and eps_rel in 5e-3 2e-3 5e-4; the third with seed 4 and eps_rel in 7e-3 4e-3 1.5e-3 7e-4.
 """
 from __future__ import annotations
 
@@ -45,6 +46,11 @@ GRIDS = {
     # tuning grid: a fresh seed and eps values the tuning grid does not have
     "held_out_2": dict(seed=3, dims=(2, 3, 5, 7), sizes=(1500, 3000, 6000),
                        eps_rel=(5e-3, 2e-3, 5e-4), half_m_blobs=True,
+                       dtypes=("float32", "float64")),
+    # the third, after the multiscale solver's annealing defaults changed and 5e-3 joined the tuning
+    # grid: again a fresh seed and eps values the tuning grid does not have
+    "held_out_3": dict(seed=4, dims=(2, 3, 5, 7), sizes=(1500, 3000, 6000),
+                       eps_rel=(7e-3, 4e-3, 1.5e-3, 7e-4), half_m_blobs=True,
                        dtypes=("float32", "float64")),
     "quick": dict(seed=0, dims=(2,), sizes=(1000,), eps_rel=(1e-3,), half_m_blobs=True,
                   dtypes=("float32",)),
@@ -302,6 +308,8 @@ def main(argv=None):
     g.add_argument("--held-out", action="store_true", help="other problems, to judge the rule")
     g.add_argument("--held-out-2", action="store_true",
                    help="the second judgement: a fresh seed, eps values not in the tuning grid")
+    g.add_argument("--held-out-3", action="store_true",
+                   help="the third judgement: seed 4, eps values not in the tuning grid")
     g.add_argument("--quick", action="store_true", help="a smoke run (no results file)")
     g.add_argument("--fit", metavar="JSON", nargs="+",
                    help="print the rule read from --tuning results files (their problems pooled)")
@@ -315,7 +323,7 @@ def main(argv=None):
         print(rule_text(fit_rule(pooled(args.fit))))
         return 0
     grid = ("tuning" if args.tuning else "held_out" if args.held_out else
-            "held_out_2" if args.held_out_2 else "quick")
+            "held_out_2" if args.held_out_2 else "held_out_3" if args.held_out_3 else "quick")
     spec = dict(GRIDS[grid], **({"eps_rel": tuple(args.eps_rel)} if args.eps_rel else {}))
     data = (f"generated (cube / ten-Gaussian blobs, seed {spec['seed']}, d in {spec['dims']}, "
             f"n in {spec['sizes']}, eps_rel in {spec['eps_rel']})")
