@@ -24,6 +24,7 @@ and KIND is one of
     speech FILE               monge.experiments.speech_ctc_ot.run.render
     orma FILE...              monge.experiments.orma.run.render (one run split over processes)
     sinkhorn-suite FILE...    benchmarks/sinkhorn_suite.py's tables
+    sinkhorn-suite-engines OLD NEW   the defaults of one half under two engines: what moved
 FILE paths are relative to the repository root.  tests/test_render.py runs --check.
 """
 import argparse
@@ -143,6 +144,13 @@ def render_spec(spec):
         import sinkhorn_suite
 
         return sinkhorn_suite.render(args)
+    if kind == "sinkhorn-suite-engines":
+        if len(args) != 2:
+            raise ValueError(f"sinkhorn-suite-engines: expected OLD NEW, got {spec!r}")
+        sys.path.insert(0, HERE)
+        import sinkhorn_suite
+
+        return sinkhorn_suite.compare_engines(*args)
     raise ValueError(f"unknown render kind {kind!r} in {spec!r}")
 
 

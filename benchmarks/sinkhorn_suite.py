@@ -270,6 +270,42 @@ def render(paths):
     return "\n".join(out).rstrip() + "\n"
 
 
+def compare_engines(old_path, new_path):
+    """Markdown: the defaults of two runs of the same half and eps range, made by two versions of
+    the engine (iterations are deterministic, so the problems whose count moved are the ones the
+    change touched): totals, failures, and each problem that changed."""
+    runs = []
+    for path in (old_path, new_path):
+        with open(os.path.join(os.path.dirname(HERE), path) if not os.path.isabs(path) else path) as fh:
+            runs.append(json.load(fh))
+    old, new = runs
+    if old["kind"] != new["kind"] or old.get("rel_eps") != new.get("rel_eps"):
+        raise ValueError("compare_engines: the two runs must cover the same half and eps range")
+    a = {r["seed"]: r for r in old["configs"][0]["rows"]}
+    b = {r["seed"]: r for r in new["configs"][0]["rows"]}
+    if set(a) != set(b):
+        raise ValueError("compare_engines: the two runs hold different problems")
+    moved = [s for s in sorted(a) if a[s]["n_iter"] != b[s]["n_iter"]
+             or a[s]["converged"] != b[s]["converged"]]
+    lo, hi = new.get("rel_eps", REL_EPS)
+    rows = []
+    for s in moved:
+        d = problem(s, (lo, hi))[1]
+        rows.append([str(s), f"{d['n']} x {d['m']}, d = {d['d']}", d["kind"], d["cost"],
+                     f"{d['rel_eps']:.2g}", d["dtype"] + (", unbalanced" if d["unbalanced"] else ""),
+                     f"{a[s]['n_iter']} → {b[s]['n_iter']}"
+                     + ("" if b[s]["converged"] else " (not converged)")])
+    fail = [sum(not r["converged"] for r in x.values()) for x in (a, b)]
+    out = [f"{'Tuning' if new['kind'] == 'sweep' else 'Held-out'} half, the defaults: commit "
+           f"{old['commit'][:10]} → {new['commit'][:10]}. {len(moved)} of {len(a)} problems "
+           f"change; total iterations {sum(r['n_iter'] for r in a.values())} → "
+           f"{sum(r['n_iter'] for r in b.values())}; not converged {fail[0]} → {fail[1]}.\n",
+           markdown_table(["seed", "size", "clouds", "cost", "eps / max cost", "dtype",
+                           "iterations"], rows), "",
+           f"Sources: `{os.path.basename(old_path)}` and `{os.path.basename(new_path)}`."]
+    return "\n".join(out) + "\n"
+
+
 def main(argv=None):
     argv = sys.argv[1:] if argv is None else argv
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
