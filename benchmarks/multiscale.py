@@ -9,7 +9,7 @@ the peak memory of each run.
     python benchmarks/multiscale.py --quick            n = 2000: a smoke test
     python benchmarks/multiscale.py --tune             the defaults' sweep, on tuning clouds
     python benchmarks/multiscale.py --tune-tol         the loosest tol within the accuracy contract
-    python benchmarks/multiscale.py --tune-anneal      stage_tol x switch_ratio, clustered clouds too
+    python benchmarks/multiscale.py --tune-anneal      stage_tol x switch_ratio, with clusters
     python benchmarks/multiscale.py --scaling          monge alone, n = 1e3 ... 1e6: time vs n
 
 Inputs (generated, seeded): two clouds of n points uniform in the unit cube, d = 3, float32, or
@@ -41,7 +41,7 @@ up to 1e5 (--geomloss-max).
 occupancy) were judged on: the transport term alone at n = 3e4 and 1e5 on tuning clouds (NumPy
 seeds 1 and 2, cube and spheres), never the benchmark's (seed 0).
 
---tune-anneal: the annealing defaults (the stage tolerance STAGE_TOL and switch_ratio) judged
+--tune-anneal: the annealing defaults (the stage tolerance stage_tol and switch_ratio) judged
 jointly, as they act together: on the uniform tuning clouds above and on mixtures of ten Gaussian
 clusters (benchmarks/method_auto.py's generator, seeds 10 and 11, d = 2, 3, 5, eps = 1e-4, 3e-4
 and 1e-3 x the squared diameter), where mass must cross between clusters at small eps.  The
@@ -218,7 +218,8 @@ def tune_anneal(record):
         code = _CLOUDS + _ANNEAL.format(bench=bench, kind=kind, n=n, m=m, d=d, seed=seed,
                                         eps_rel=eps_rel, grid=ANNEAL_GRID, eps=EPS)
         stdout, _ = run_with_peak_rss(code, timeout=7200)
-        name = f"{kind} d={d} n={n} m={m} seed={seed}" + (f" eps_rel={eps_rel:g}" if eps_rel else "")
+        name = f"{kind} d={d} n={n} m={m} seed={seed}"
+        name += f" eps_rel={eps_rel:g}" if eps_rel else ""
         for line in stdout.strip().splitlines():
             rep = json.loads(line)
             per.append(dict(problem=name, kind=kind, d=d, n=n, m=m, seed=seed, eps_rel=eps_rel,
@@ -239,7 +240,8 @@ def tune_anneal(record):
     for st, sw in ANNEAL_GRID:
         rs = [p for p in per if (p["stage_tol"], p["switch_ratio"]) == (st, sw)]
         uni = [p for p in rs if p["kind"] != "blobs"]
-        ub = {q: min(p["time"] for p in per if p["problem"] == q) for q in {p["problem"] for p in uni}}
+        ub = {q: min(p["time"] for p in per if p["problem"] == q)
+              for q in {p["problem"] for p in uni}}
         ug = float(np.exp(np.mean([np.log(p["time"] / ub[p["problem"]]) for p in uni])))
         sc = scores.get((st, sw))
         srows.append([f"{st:g}", f"{sw:g}", "–" if sc is None else f"{sc:.2f}", f"{ug:.2f}",

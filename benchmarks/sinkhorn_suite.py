@@ -276,7 +276,8 @@ def compare_engines(old_path, new_path):
     change touched): totals, failures, and each problem that changed."""
     runs = []
     for path in (old_path, new_path):
-        with open(os.path.join(os.path.dirname(HERE), path) if not os.path.isabs(path) else path) as fh:
+        full = path if os.path.isabs(path) else os.path.join(os.path.dirname(HERE), path)
+        with open(full) as fh:
             runs.append(json.load(fh))
     old, new = runs
     if old["kind"] != new["kind"] or old.get("rel_eps") != new.get("rel_eps"):
@@ -292,7 +293,8 @@ def compare_engines(old_path, new_path):
     for s in moved:
         d = problem(s, (lo, hi))[1]
         rows.append([str(s), f"{d['n']} x {d['m']}, d = {d['d']}", d["kind"], d["cost"],
-                     f"{d['rel_eps']:.2g}", d["dtype"] + (", unbalanced" if d["unbalanced"] else ""),
+                     f"{d['rel_eps']:.2g}",
+                     d["dtype"] + (", unbalanced" if d["unbalanced"] else ""),
                      f"{a[s]['n_iter']} → {b[s]['n_iter']}"
                      + ("" if b[s]["converged"] else " (not converged)")])
     fail = [sum(not r["converged"] for r in x.values()) for x in (a, b)]
