@@ -80,8 +80,8 @@ class MultiscaleOptions:
 # exact online solve (judged on --held-out: docs/multiscale.md).
 AUTO_COSTS = ("sqeuclidean",)
 AUTO_MAX_DIM = 8
-AUTO_MIN_ENTRIES = (250_000,) * 3 + (4_000_000,) * 5     # d = 1 .. 8
-AUTO_MAX_EPS_REL = 3e-3
+AUTO_MIN_ENTRIES = (1_000_000,) * 2 + (4_000_000,) * 6     # d = 1 .. 8
+AUTO_MAX_EPS_REL = 5e-3
 
 
 def auto_method(x, y, eps, cost="sqeuclidean"):

@@ -311,8 +311,8 @@ def sinkhorn(x=None, y=None, a=None, b=None, *, C=None, eps=None, cost="sqeuclid
     method : {'exact', 'multiscale', 'auto'}
         'auto' runs the multiscale solver where it was measured faster than the exact one
         (benchmarks/method_auto.py): one balanced pair of clouds with the sqeuclidean cost,
-        d <= 8, eps <= 3e-3 x the squared diameter of the clouds' bounding box and n m >= 250 000
-        (d <= 3) or 4 000 000 (d = 4 .. 8), with none of `online`, `kernel`, `eps_start`, a
+        d <= 8, eps <= 5e-3 x the squared diameter of the clouds' bounding box and n m >= 10^6
+        (d <= 2) or 4 x 10^6 (d = 3 .. 8), with none of `online`, `kernel`, `eps_start`, a
         boolean `eps_scaling` given; the exact solver otherwise.
         'multiscale' (one pair of point clouds, d <= 8, sqeuclidean / euclidean / pnorm costs):
         grid clusters coarse to fine and truncated kernels with a bound of the skipped mass that
