@@ -227,11 +227,16 @@ def _changed_by_cost(res):
             + markdown_table(["cost", "problems", "iterations", "seconds (one thread)"], rows))
 
 
+def _load(path):
+    """A results file, its path absolute or relative to the repository root."""
+    with open(path if os.path.isabs(path) else os.path.join(os.path.dirname(HERE), path)) as fh:
+        return json.load(fh)
+
+
 def render(paths):
     out = []
     for path in paths:
-        with open(os.path.join(os.path.dirname(HERE), path) if not os.path.isabs(path) else path) as fh:
-            res = json.load(fh)
+        res = _load(path)
         n = res["configs"][0]["summary"]["problems"]
         lo, hi = res.get("rel_eps", REL_EPS)
         if (lo, hi) != REL_EPS:
@@ -274,12 +279,7 @@ def compare_engines(old_path, new_path):
     """Markdown: the defaults of two runs of the same half and eps range, made by two versions of
     the engine (iterations are deterministic, so the problems whose count moved are the ones the
     change touched): totals, failures, and each problem that changed."""
-    runs = []
-    for path in (old_path, new_path):
-        full = path if os.path.isabs(path) else os.path.join(os.path.dirname(HERE), path)
-        with open(full) as fh:
-            runs.append(json.load(fh))
-    old, new = runs
+    old, new = _load(old_path), _load(new_path)
     if old["kind"] != new["kind"] or old.get("rel_eps") != new.get("rel_eps"):
         raise ValueError("compare_engines: the two runs must cover the same half and eps range")
     a = {r["seed"]: r for r in old["configs"][0]["rows"]}

@@ -106,6 +106,15 @@ static void probe_reset(sk_engine *e)
     e->err_half = NAN;
 }
 
+/* Back to the log-domain step: the cache's scalings folded into the potentials. */
+static void drop_cache(sk_engine *e)
+{
+    if (!e->ker) return;
+    sk_kernel_close(e->ker, e->eps);
+    e->ker = NULL;
+    e->step = &e->exact;
+}
+
 /* The automatic-annealing probe after an iteration at the target eps: *restart when the solve
  * starts over annealed (potentials zeroed, eps at the top of the schedule). */
 static int sched_probe(sk_engine *e, double tol, int *restart)
@@ -126,11 +135,7 @@ static int sched_probe(sk_engine *e, double tol, int *restart)
     double cmax;
     int st = monge_geom_max_cost(e->c.gw, &cmax, e->c.nth);
     if (st || !(cmax > par->eps)) return st;
-    if (e->ker) { /* the annealed stages decide afresh whether to use the cache */
-        sk_kernel_close(e->ker, e->eps);
-        e->ker = NULL;
-        e->step = &e->exact;
-    }
+    drop_cache(e); /* the annealed stages decide afresh whether to use the cache */
     memset(e->c.f, 0, sizeof(double) * (size_t)e->c.s->n);
     memset(e->c.g, 0, sizeof(double) * (size_t)e->c.s->m);
     e->eps = par->eps_start > 0 ? par->eps_start : cmax;
@@ -157,9 +162,7 @@ static void count_iteration(sk_engine *e, const sk_step *sp)
  * holds residuals measured in float). */
 static int leave_cache(sk_engine *e, double tol, int last, int *stage_done, double *col_err)
 {
-    sk_kernel_close(e->ker, e->eps);
-    e->ker = NULL;
-    e->step = &e->exact;
+    drop_cache(e);
     if (!e->ker_measured) return MONGE_OK;
     int st;
     if (e->err <= tol) {
@@ -317,10 +320,7 @@ static int stage_loop(sk_engine *e)
         e->eps = sched_next(par, e->eps);
     }
 out:
-    if (e->ker) {
-        sk_kernel_close(e->ker, e->eps);
-        e->ker = NULL;
-    }
+    drop_cache(e);
     return st;
 }
 
