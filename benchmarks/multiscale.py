@@ -10,6 +10,7 @@ the peak memory of each run.
     python benchmarks/multiscale.py --tune             the defaults' sweep, on tuning clouds
     python benchmarks/multiscale.py --tune-tol         the loosest tol within the accuracy contract
     python benchmarks/multiscale.py --tune-anneal      stage_tol x switch_ratio, with clusters
+    python benchmarks/multiscale.py --tune-warm        warm_tol, on the same problems
     python benchmarks/multiscale.py --scaling          monge alone, n = 1e3 ... 1e6: time vs n
 
 Inputs (generated, seeded): two clouds of n points uniform in the unit cube, d = 3, float32, or
@@ -47,6 +48,10 @@ clusters (benchmarks/method_auto.py's generator, seeds 10 and 11, d = 2, 3, 5, e
 and 1e-3 x the squared diameter), where mass must cross between clusters at small eps.  The
 transport term alone, float32, tol 1e-4, max_iter 4000; chosen: the pair that converges on every
 tuning problem with the least geometric mean of its time over the fastest pair's.
+
+--tune-warm: warm_tol, the tolerance of a coarse level that starts at the target eps (its solution
+only warm-starts the next level at that eps), on the --tune-anneal problems at the chosen pair,
+judged by the same rule.
 """
 from __future__ import annotations
 
@@ -145,7 +150,7 @@ n, kind, seed, opts = {n}, {kind!r}, {seed}, {opts!r}
 x, y = clouds(n, kind, seed)
 x, y = x.astype(np.float32), y.astype(np.float32)
 from monge.multiscale import MultiscaleOptions, solve
-knobs = ("cluster_scale", "truncation", "switch_ratio", "bound_frac")
+knobs = ("cluster_scale", "truncation", "switch_ratio", "bound_frac", "warm_tol")
 ms = MultiscaleOptions(**{{k: v for k, v in opts.items() if k in knobs}})
 t = time.perf_counter()
 r = solve(x, y, eps={eps}, options=ms, **{{k: v for k, v in opts.items() if k not in knobs}})
@@ -194,19 +199,86 @@ def anneal_problems():
                 yield "blobs", n, m, d, seed, eps_rel
 
 
-def choose_anneal(per):
-    """The grid pair that converges on every problem with the least geometric mean, over the
-    problems, of its time over the fastest converged pair's (None when no pair converges on all)."""
+def choose_anneal(per, key=lambda p: (p["stage_tol"], p["switch_ratio"])):
+    """The grid point (key of a run) that converges on every problem with the least geometric
+    mean, over the problems, of its time over the fastest converged point's (None when no point
+    converges on all)."""
     probs = sorted({p["problem"] for p in per})
     best = {q: min((p["time"] for p in per if p["problem"] == q and p["converged"]),
                    default=None) for q in probs}
     scores = {}
-    for pair in {(p["stage_tol"], p["switch_ratio"]) for p in per}:
-        rs = [p for p in per if (p["stage_tol"], p["switch_ratio"]) == pair]
+    for pair in {key(p) for p in per}:
+        rs = [p for p in per if key(p) == pair]
         if len(rs) == len(probs) and all(p["converged"] for p in rs):
             scores[pair] = float(np.exp(np.mean([np.log(p["time"] / best[p["problem"]])
                                                  for p in rs])))
     return (min(scores, key=scores.get) if scores else None), scores
+
+
+WARM_GRID = (1e-4, 1e-3, 3e-3, 1e-2, 3e-2)
+
+_WARM = r"""
+import json, sys, time, warnings
+import numpy as np
+sys.path.insert(0, {bench!r})
+from method_auto import clouds as mixture
+from monge.multiscale import MultiscaleOptions, solve, squared_diameter
+kind, n, m, d, seed, eps_rel, grid = {kind!r}, {n}, {m}, {d}, {seed}, {eps_rel!r}, {grid!r}
+if kind == "blobs":
+    x, y = mixture("blobs", n, m, d, seed)
+    eps = eps_rel * squared_diameter(x, y)
+else:
+    x, y = clouds(n, kind, seed)
+    eps = {eps}
+x, y = x.astype(np.float32), y.astype(np.float32)
+warnings.simplefilter("ignore")   # a stall is recorded, not printed
+solve(x[:500], y[:500], eps=eps)  # warm-up (thread pool, pages)
+for warm_tol in grid:
+    t = time.perf_counter()
+    r = solve(x, y, eps=eps, max_iter=4000, options=MultiscaleOptions(warm_tol=warm_tol))
+    t = time.perf_counter() - t
+    print(json.dumps(dict(warm_tol=warm_tol, eps=eps, time=t, n_iter=r.n_iter,
+                          converged=r.converged, error=r.error)), flush=True)
+"""
+
+
+def tune_warm(record):
+    head = ["clouds", "d", "n", "m", "seed", "eps", "warm_tol", "time", "iterations", "converged"]
+    bench = os.path.dirname(os.path.abspath(__file__))
+    per = []
+    for kind, n, m, d, seed, eps_rel in anneal_problems():
+        code = _CLOUDS + _WARM.format(bench=bench, kind=kind, n=n, m=m, d=d, seed=seed,
+                                      eps_rel=eps_rel, grid=WARM_GRID, eps=EPS)
+        stdout, _ = run_with_peak_rss(code, timeout=7200)
+        name = f"{kind} d={d} n={n} m={m} seed={seed}"
+        name += f" eps_rel={eps_rel:g}" if eps_rel else ""
+        for line in stdout.strip().splitlines():
+            rep = json.loads(line)
+            per.append(dict(problem=name, kind=kind, d=d, n=n, m=m, seed=seed, eps_rel=eps_rel,
+                            **rep))
+            print(markdown_table(head, [[kind, str(d), f"{n:,}", f"{m:,}", str(seed),
+                                         f"{rep['eps']:.3g}", f"{rep['warm_tol']:g}",
+                                         fmt_time(rep["time"]), str(rep["n_iter"]),
+                                         "yes" if rep["converged"] else "no"]]), flush=True)
+    best, scores = choose_anneal(per, key=lambda p: p["warm_tol"])
+    record.update(tuning=per, grid=list(WARM_GRID), scores={f"{k:g}": v for k, v in scores.items()},
+                  chosen=None if best is None else dict(warm_tol=best))
+    section("summary: warm_tol on the tuning problems")
+    shead = ["warm_tol", "geo-mean time / fastest", "same on uniform clouds", "not converged",
+             "total time"]
+    srows = []
+    for w in WARM_GRID:
+        rs = [p for p in per if p["warm_tol"] == w]
+        uni = [p for p in rs if p["kind"] != "blobs"]
+        ub = {q: min(p["time"] for p in per if p["problem"] == q)
+              for q in {p["problem"] for p in uni}}
+        ug = float(np.exp(np.mean([np.log(p["time"] / ub[p["problem"]]) for p in uni])))
+        sc = scores.get(w)
+        srows.append([f"{w:g}", "–" if sc is None else f"{sc:.2f}", f"{ug:.2f}",
+                      str(sum(not p["converged"] for p in rs)),
+                      fmt_time(sum(p["time"] for p in rs))])
+    print(markdown_table(shead, srows))
+    print(f"\nchosen: {record['chosen']}")
 
 
 def tune_anneal(record):
@@ -363,6 +435,8 @@ def main(argv=None):
                     help="the loosest tol within the issue's accuracy contract, on tuning clouds")
     ap.add_argument("--tune-anneal", action="store_true",
                     help="stage_tol and switch_ratio jointly, on uniform and clustered clouds")
+    ap.add_argument("--tune-warm", action="store_true",
+                    help="warm_tol, on the --tune-anneal problems")
     ap.add_argument("--tols", type=float, nargs="*", default=list(TOL_GRID[1:]),
                     help="more monge rows at these float32 tols (default %(default)s)")
     ap.add_argument("--out", default=None,
@@ -382,6 +456,11 @@ def main(argv=None):
                         "generated tuning clouds (unit cube / noisy spheres, d = 3, seeds 1, 2; "
                         "mixtures of ten Gaussians, d = 2, 3, 5, seeds 10, 11)",
                         tune_anneal, out=args.out)
+    if args.tune_warm:
+        return recorded("multiscale-warm-tuning", "multiscale.py", argv, ["numpy", "monge"],
+                        "generated tuning clouds (unit cube / noisy spheres, d = 3, seeds 1, 2; "
+                        "mixtures of ten Gaussians, d = 2, 3, 5, seeds 10, 11)",
+                        tune_warm, out=args.out)
     if args.tune:
         return recorded("multiscale-tuning", "multiscale.py", argv, ["numpy", "monge"],
                         "generated tuning clouds (unit cube / noisy spheres, d = 3, seeds 1, 2)",

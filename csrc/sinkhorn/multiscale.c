@@ -48,6 +48,7 @@ void monge_ms_params_init(monge_ms_params *mp)
     mp->truncation = MONGE_MS_TAU;
     mp->switch_ratio = MONGE_MS_SWITCH;
     mp->bound_frac = 0.1;
+    mp->warm_tol = MONGE_MS_WARM_TOL;
 }
 
 /* ------------------------------------------------------------------ the cell hierarchy */
@@ -373,11 +374,22 @@ typedef struct {
     ms_skip *skip;
     int64_t nskip, capskip;
     double bound;   /* E at the last measured state */
-    double E0;      /* E evaluated exactly at the block lu saved in lu0x, lu0y */
+    double E0;      /* E evaluated exactly at the item lu saved in lu0x, lu0y */
     double *lu0x, *lu0y;
     int reselect;
     int nsel;
+    int nth;
+    double logc[64]; /* log of small item counts (the per-item bound of a block pair) */
 } ms_sel;
+
+static ms_sel sel_make(const monge_geometry *g, ms_tree *tx, ms_tree *ty,
+                       const monge_ms_params *mp, int nth)
+{
+    ms_sel S = {.g = g, .tx = tx, .ty = ty, .tau = mp->truncation, .frac = mp->bound_frac,
+                .nth = nth};
+    for (int c = 0; c < 64; c++) S.logc[c] = log((double)c);
+    return S;
+}
 
 static void sel_clear(ms_sel *S)
 {
@@ -403,6 +415,32 @@ static double box_cmin(const ms_sel *S, int lev, int64_t I, int64_t J)
         c += S->g->cost == MONGE_COST_PNORM ? pow(gap, S->g->p) : gap * gap;
     }
     return S->g->cost == MONGE_COST_EUCLIDEAN ? sqrt(c) : c;
+}
+
+/* eps log of a bound of the plan mass of block pair (I, J) at the block level, tighter than
+ * LU_I + LV_J - Cmin(box I, box J): sum_{i in I, j in J} a_i b_j e^((f_i + g_j - C_ij) / eps) is at
+ * most sum_i e^((u_i - C(x_i, box J)) / eps) e^(LV_J / eps) <= |I| e^(max_i (u_i - C(x_i, box J))
+ * / eps) e^(LV_J / eps), and likewise from J's side; the smaller side.  Needs lu at level r. */
+static double pair_beta(const ms_sel *S, int64_t I, int64_t J, double eps)
+{
+    const int64_t d = S->g->d;
+    double side[2];
+    for (int tr = 0; tr < 2; tr++) {
+        const ms_tree *t = tr ? S->ty : S->tx, *o = tr ? S->tx : S->ty;
+        const int64_t c = tr ? I : J, B = tr ? J : I;
+        const int64_t *bs = tr ? S->bsy : S->bsx;
+        const ms_level *L = &t->lev[S->r];
+        const double *lo = o->lev[S->blk].lo + c * d, *hi = o->lev[S->blk].hi + c * d;
+        int64_t cnt;
+        const double mx =
+            S->g->dtype == MONGE_F32
+                ? ms_item_box_max_f32(L->pts, L->K, d, S->g->cost, S->g->p, L->lu, bs[B], bs[B + 1], lo, hi, &cnt)
+                : ms_item_box_max_f64(L->pts, L->K, d, S->g->cost, S->g->p, L->lu, bs[B], bs[B + 1], lo, hi, &cnt);
+        side[tr] = mx == -INFINITY ? -INFINITY
+                                   : mx + eps * (cnt < 64 ? S->logc[cnt] : log((double)cnt)) +
+                                         o->lev[S->blk].lu[c];
+    }
+    return side[0] < side[1] ? side[0] : side[1];
 }
 
 /* lu of every level >= r from the item potentials u (level r), and the selection thresholds. */
@@ -581,6 +619,24 @@ static int select_pairs(ms_sel *S, double eps)
             for (int64_t j = j0; j < j1; j++) stack[ns++] = (ms_skip){e.lev - 1, i, j, 0};
     }
     free(stack);
+    if (!st) { /* the pairs the per-item bound drops join the skip list (in order: deterministic) */
+        char *drop = malloc((size_t)(np > 0 ? np : 1));
+        const double *thx = S->tx->lev[blk].thr, *thy = S->ty->lev[blk].thr;
+        if (!drop) st = MONGE_ENOMEM;
+        else {
+            MONGE_PRAGMA(omp parallel for schedule(static, 4096) num_threads(S->nth))
+            for (int64_t q = 0; q < np; q++)
+                drop[q] = pair_beta(S, pr[q].I, pr[q].J, eps) <
+                          eps * (fmin(thx[pr[q].I], thy[pr[q].J]) - te);
+            int64_t w = 0;
+            for (int64_t q = 0; q < np && !st; q++) {
+                if (drop[q]) st = push_skip(S, blk, pr[q].I, pr[q].J, box_cmin(S, blk, pr[q].I, pr[q].J));
+                else pr[w++] = pr[q];
+            }
+            np = w;
+            free(drop);
+        }
+    }
     if (!st) st = sort_pairs(pr, np, S->tx->lev[blk].K);
     if (!st) {
         S->kept_blocks = np;
@@ -604,7 +660,7 @@ static int select_pairs(ms_sel *S, double eps)
     return st;
 }
 
-/* E: the bound of the skipped mass at the current lu. */
+/* E: the bound of the skipped mass at the current lu (the per-item one at the block level). */
 static double skip_bound(const ms_sel *S, double eps, int nth)
 {
     enum { CHUNK = 4096 };
@@ -618,8 +674,11 @@ static double skip_bound(const ms_sel *S, double eps, int nth)
             const int64_t q1 = (c + 1) * CHUNK < S->nskip ? (c + 1) * CHUNK : S->nskip;
             for (int64_t q = c * CHUNK; q < q1; q++) {
                 const ms_skip *k = &S->skip[q];
-                const double beta =
-                    S->tx->lev[k->lev].lu[k->I] + S->ty->lev[k->lev].lu[k->J] - k->cmin;
+                double beta = S->tx->lev[k->lev].lu[k->I] + S->ty->lev[k->lev].lu[k->J] - k->cmin;
+                if (k->lev == S->blk) {
+                    const double b2 = pair_beta(S, k->I, k->J, eps);
+                    beta = b2 < beta ? b2 : beta;
+                }
                 e += monge_exp(beta / eps);
             }
             part[c - c0] = e;
@@ -722,11 +781,11 @@ static int ms_half(ms_step *M, int tr, double eps, double omega, double *err_bef
     return finite ? MONGE_OK : MONGE_ENONFINITE;
 }
 
-/* E exactly, the block lu it was taken at kept. */
+/* E exactly, the item lu it was taken at kept. */
 static int exact_bound(ms_step *M, double eps)
 {
     ms_sel *S = &M->sel;
-    const ms_level *BX = &S->tx->lev[S->blk], *BY = &S->ty->lev[S->blk];
+    const ms_level *BX = &S->tx->lev[S->r], *BY = &S->ty->lev[S->r];
     if (!S->lu0x) {
         S->lu0x = malloc(sizeof(double) * (size_t)BX->K);
         S->lu0y = malloc(sizeof(double) * (size_t)BY->K);
@@ -739,13 +798,13 @@ static int exact_bound(ms_step *M, double eps)
     return MONGE_OK;
 }
 
-/* E at the current lu: every skipped term is exp((LU_I + LV_J - Cmin) / eps) with LU, LV at the
- * block level or log-sum-exps of it above, so it grew by at most exp((max dLU + max dLV) / eps)
- * since the exact evaluation; re-evaluated exactly when that factor exceeds 2. */
+/* E at the current lu: every skipped term is a log-sum-exp (or a max) over items of u_i + v_j
+ * minus a cost bound, so it grew by at most exp((max du + max dv) / eps) over the items since the
+ * exact evaluation; re-evaluated exactly when that factor exceeds 2. */
 static int current_bound(ms_step *M, double eps, double *E)
 {
     ms_sel *S = &M->sel;
-    const ms_level *BX = &S->tx->lev[S->blk], *BY = &S->ty->lev[S->blk];
+    const ms_level *BX = &S->tx->lev[S->r], *BY = &S->ty->lev[S->r];
     double dx = -INFINITY, dy = -INFINITY;
     for (int64_t I = 0; I < BX->K; I++) {
         const double d = BX->lu[I] == S->lu0x[I] ? 0.0 : BX->lu[I] - S->lu0x[I];
@@ -1002,6 +1061,7 @@ static int check_ms(const monge_problem *pb, const monge_ms_params *mp)
     if (!(mp->truncation > 0) || !(mp->truncation <= MS_TAU_MAX)) return MONGE_EINVAL;
     if (!(mp->switch_ratio > 0) || !isfinite(mp->switch_ratio)) return MONGE_EINVAL;
     if (!(mp->bound_frac > 0) || !(mp->bound_frac < 1)) return MONGE_EINVAL;
+    if (!(mp->warm_tol > 0) || !(mp->warm_tol < 1)) return MONGE_EINVAL;
     return MONGE_OK;
 }
 
@@ -1129,7 +1189,7 @@ static int ms_solve(const monge_problem *pb, const monge_sinkhorn_params *par,
     M.nth = nth;
     M.sym = sym;
     M.reselections = &resel;
-    M.sel = (ms_sel){.g = geo, .tx = &tx, .ty = &ty, .tau = mp->truncation, .frac = mp->bound_frac};
+    M.sel = sel_make(geo, &tx, &ty, mp, M.nth);
     /* eps at the top: the largest cost (bounding boxes), unless warm started at the target */
     double eps = par->eps;
     int r = 0;
@@ -1187,7 +1247,10 @@ static int ms_solve(const monge_problem *pb, const monge_sinkhorn_params *par,
         monge_sinkhorn_params rp = *par;
         rp.eps = eps_lo;
         rp.scaling_factor = q;
-        if (r > 0) rp.tol = rp.stage_tol > rp.tol ? rp.stage_tol : rp.tol;
+        if (r > 0) { /* a coarse level at the target eps only warm-starts the next one */
+            const double lt = eps > par->eps ? rp.stage_tol : mp->warm_tol;
+            rp.tol = lt > rp.tol ? lt : rp.tol;
+        }
         if (sym) { /* plain averaged updates, as monge_sinkhorn_symmetric */
             rp.anderson = 0;
             rp.overrelax = 1.0;
@@ -1372,7 +1435,7 @@ int monge_ms_apply(const monge_problem *pb, const monge_ms_params *mp, double ep
     st = ms_open(pb, mp, &tx, &ty, &s);
     if (st) goto done;
     M.nth = nth;
-    M.sel = (ms_sel){.g = geo, .tx = &tx, .ty = &ty, .tau = mp->truncation, .frac = mp->bound_frac};
+    M.sel = sel_make(geo, &tx, &ty, mp, M.nth);
     st = step_alloc(&M, 0);
     if (st) goto done;
     for (int64_t i = 0; i < n; i++) M.f[i] = f[tx.perm[i]];
@@ -1450,7 +1513,7 @@ int monge_ms_plan(const monge_problem *pb, const monge_ms_params *mp, double eps
     st = ms_open(pb, mp, &tx, &ty, &s);
     if (st) goto done;
     M.nth = 1;
-    M.sel = (ms_sel){.g = geo, .tx = &tx, .ty = &ty, .tau = mp->truncation, .frac = mp->bound_frac};
+    M.sel = sel_make(geo, &tx, &ty, mp, M.nth);
     st = step_alloc(&M, 0);
     if (st) goto done;
     for (int64_t i = 0; i < geo->n; i++) M.f[i] = f[tx.perm[i]];

@@ -42,6 +42,9 @@ class MultiscaleOptions:
         (default 0.5)
     bound_frac
         in (0, 1), default 0.1
+    warm_tol
+        in (0, 1): the tolerance of a coarse level that starts at the target eps, whose solution
+        only warm-starts the next level at the same eps (default 1e-2)
 
     Examples
     --------
@@ -54,6 +57,7 @@ class MultiscaleOptions:
     truncation: float | None = None
     switch_ratio: float | None = None
     bound_frac: float | None = None
+    warm_tol: float | None = None
 
     def kwargs(self):
         out = {}
@@ -71,6 +75,11 @@ class MultiscaleOptions:
             if not bf < 1:
                 raise ValueError(f"bound_frac: must be in (0, 1), got {bf}")
             out["bound_frac"] = bf
+        if self.warm_tol is not None:
+            wt = positive("warm_tol", self.warm_tol)
+            if not wt < 1:
+                raise ValueError(f"warm_tol: must be in (0, 1), got {wt}")
+            out["warm_tol"] = wt
         return out
 
 
