@@ -160,7 +160,6 @@ int monge_sinkhorn_apply(const monge_problem *pb, double eps, const double *f, c
 #define MONGE_MS_POINTS 2   /* default cluster_scale: the first grid level with this many points per cell */
 #define MONGE_MS_TAU 12.0   /* default truncation */
 #define MONGE_MS_SWITCH 0.5 /* default switch_ratio */
-#define MONGE_MS_WARM_TOL 1e-2 /* default warm_tol */
 
 typedef struct {
     double cluster_scale; /* side of the finest cells (the blocks), rounded down to the grid's powers
@@ -173,9 +172,11 @@ typedef struct {
     double switch_ratio;  /* alpha > 0: the solve runs on the centroids of cells of side h while
                              eps >= alpha h^2.  Default MONGE_MS_SWITCH. */
     double bound_frac;    /* in (0, 1); see truncation.  Default 0.1. */
-    double warm_tol;      /* in (0, 1): the tolerance of a coarse level that starts at the target
-                             eps (it only warm-starts the next level, at the same eps).  Default
-                             MONGE_MS_WARM_TOL. */
+    double warm_tol;      /* in [0, 1): the tolerance of a coarse level that starts at the target
+                             eps (it only warm-starts the next level, at the same eps); 0: the
+                             stage tolerance, as on the levels that anneal.  Default 0
+                             (benchmarks/multiscale.py --tune-warm: looser costs more on
+                             clustered clouds than it saves on uniform ones). */
 } monge_ms_params;
 
 void monge_ms_params_init(monge_ms_params *mp);

@@ -341,3 +341,68 @@ def test_clustered_clouds_converge(dtype):
     err = (np.abs(np.bincount(rows, vals, 6000) - 1 / 6000).sum()
            + np.abs(np.bincount(cols, vals, 3000) - 1 / 3000).sum())
     assert err <= tol
+
+
+@pytest.mark.parametrize("cost,p,d", [("sqeuclidean", 2.0, 1), ("sqeuclidean", 2.0, 3),
+                                      ("euclidean", 2.0, 2), ("pnorm", 1.5, 2)])
+def test_per_item_bound_is_an_upper_bound(cost, p, d):
+    """The block pairs are judged by the per-item bound (each item against the other block's box):
+    with tau = 2 many neighbouring pairs are skipped on its word, and the reported bound must
+    still exceed the mass they hold on the dense plan, for every cost the bound handles."""
+    x, y = clouds(500, 400, d, seed=5, shift=0.0)
+    eps = 3e-3
+    r = monge.sinkhorn(x, y, eps=eps, cost=cost, p=p, method="multiscale", tol=1e-2,
+                       truncation=2.0)
+    rows, cols, vals = r.plan_coo()
+    z = np.abs(x[:, None, :] - y[None, :, :])
+    C = {"sqeuclidean": (z ** 2).sum(-1), "euclidean": np.sqrt((z ** 2).sum(-1)),
+         "pnorm": (z ** p).sum(-1)}[cost]
+    P = np.exp((r.f[:, None] + r.g[None, :] - C) / eps) / (500 * 400)
+    skipped = P.sum() - vals.sum()
+    assert skipped > 0 and r.kept_entries < 500 * 400
+    assert skipped <= r.bound * (1 + 1e-9)
+    full_err = np.abs(P.sum(1) - 1 / 500).sum() + np.abs(P.sum(0) - 1 / 400).sum()
+    assert full_err <= r.error * (1 + 1e-9)
+
+
+def test_warm_tol_loosens_only_the_level_at_the_target_eps():
+    """2000 points in the unit square at eps = 1e-3: the cells of side 1/16 anneal to 1.95e-3 and
+    the cells of side 1/32 start at the target eps, where they only warm-start the points.  A loose
+    warm_tol saves iterations there; the solution is the same problem's, within tol."""
+    from monge.multiscale import MultiscaleOptions, solve
+    x, y = clouds(2000, 2000, 2, seed=9, shift=0.0)
+    loose = solve(x, y, eps=1e-3, tol=1e-8, options=MultiscaleOptions(warm_tol=3e-2))
+    tight = solve(x, y, eps=1e-3, tol=1e-8, options=MultiscaleOptions(warm_tol=1e-8))
+    assert loose.converged and tight.converged
+    assert loose.n_iter < tight.n_iter
+    assert abs(loose.value - tight.value) <= 1e-8 * abs(tight.value)
+    e = monge.sinkhorn(x, y, eps=1e-3, tol=1e-10)
+    assert abs(loose.value - e.value) <= 1e-8 * abs(e.value)
+
+
+@pytest.mark.parametrize("bad", [0.0, 1.0, -1e-3, float("nan")])
+def test_bad_warm_tol(bad):
+    from monge.multiscale import MultiscaleOptions, solve
+    x, y = clouds(50, 40, 2)
+    with pytest.raises(ValueError, match="warm_tol"):
+        solve(x, y, eps=1e-2, options=MultiscaleOptions(warm_tol=bad))
+
+
+def test_warm_tol_default_is_the_committed_tuning_choice():
+    """warm_tol's default is the value benchmarks/multiscale.py --tune-warm chose in the committed
+    run, the stage tolerance: a default solve equals one given that value (and differs from a
+    loose 3e-2, so the check can fail)."""
+    from monge._policy import DEFAULTS
+    from monge.multiscale import MultiscaleOptions, solve
+    path = os.path.join(ROOT, "benchmarks", "results", "multiscale-warm-tuning-2026-12-05.json")
+    with open(path) as fh:
+        rec = json.load(fh)
+    best, _ = bench("multiscale").choose_anneal(rec["tuning"], key=lambda p: p["warm_tol"])
+    assert rec["chosen"] == dict(warm_tol=best)
+    assert best == DEFAULTS["stage_tol"]
+    x, y = clouds(2000, 2000, 2, seed=9, shift=0.0)
+    r = solve(x, y, eps=1e-3)
+    same = solve(x, y, eps=1e-3, options=MultiscaleOptions(warm_tol=best))
+    loose = solve(x, y, eps=1e-3, options=MultiscaleOptions(warm_tol=3e-2))
+    assert r.n_iter == same.n_iter and np.array_equal(r.f, same.f)
+    assert not np.array_equal(r.f, loose.f)

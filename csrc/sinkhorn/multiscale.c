@@ -48,7 +48,7 @@ void monge_ms_params_init(monge_ms_params *mp)
     mp->truncation = MONGE_MS_TAU;
     mp->switch_ratio = MONGE_MS_SWITCH;
     mp->bound_frac = 0.1;
-    mp->warm_tol = MONGE_MS_WARM_TOL;
+    mp->warm_tol = 0.0;
 }
 
 /* ------------------------------------------------------------------ the cell hierarchy */
@@ -1061,7 +1061,7 @@ static int check_ms(const monge_problem *pb, const monge_ms_params *mp)
     if (!(mp->truncation > 0) || !(mp->truncation <= MS_TAU_MAX)) return MONGE_EINVAL;
     if (!(mp->switch_ratio > 0) || !isfinite(mp->switch_ratio)) return MONGE_EINVAL;
     if (!(mp->bound_frac > 0) || !(mp->bound_frac < 1)) return MONGE_EINVAL;
-    if (!(mp->warm_tol > 0) || !(mp->warm_tol < 1)) return MONGE_EINVAL;
+    if (!(mp->warm_tol >= 0) || !(mp->warm_tol < 1)) return MONGE_EINVAL;
     return MONGE_OK;
 }
 
@@ -1248,7 +1248,7 @@ static int ms_solve(const monge_problem *pb, const monge_sinkhorn_params *par,
         rp.eps = eps_lo;
         rp.scaling_factor = q;
         if (r > 0) { /* a coarse level at the target eps only warm-starts the next one */
-            const double lt = eps > par->eps ? rp.stage_tol : mp->warm_tol;
+            const double lt = eps > par->eps || mp->warm_tol == 0 ? rp.stage_tol : mp->warm_tol;
             rp.tol = lt > rp.tol ? lt : rp.tol;
         }
         if (sym) { /* plain averaged updates, as monge_sinkhorn_symmetric */

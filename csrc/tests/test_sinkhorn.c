@@ -566,6 +566,11 @@ static void test_multiscale(void)
     mp.truncation = 0;
     CHECK(monge_sinkhorn_multiscale(&pb, &par, &mp, f, g, &info, &mi) == MONGE_EINVAL, "tau 0");
     monge_ms_params_init(&mp);
+    mp.warm_tol = 1.0;
+    CHECK(monge_sinkhorn_multiscale(&pb, &par, &mp, f, g, &info, &mi) == MONGE_EINVAL, "warm_tol 1");
+    mp.warm_tol = NAN;
+    CHECK(monge_sinkhorn_multiscale(&pb, &par, &mp, f, g, &info, &mi) == MONGE_EINVAL, "warm_tol NaN");
+    monge_ms_params_init(&mp);
     geo.cost = MONGE_COST_COSINE;
     CHECK(monge_sinkhorn_multiscale(&pb, &par, &mp, f, g, &info, &mi) == MONGE_EINVAL, "cosine");
     geo.cost = MONGE_COST_SQEUCLIDEAN;

@@ -44,7 +44,9 @@ class MultiscaleOptions:
         in (0, 1), default 0.1
     warm_tol
         in (0, 1): the tolerance of a coarse level that starts at the target eps, whose solution
-        only warm-starts the next level at the same eps (default 1e-2)
+        only warm-starts the next level at the same eps (default: the stage tolerance, as on the
+        levels that anneal; benchmarks/multiscale.py --tune-warm measured looser values slower
+        on clustered clouds)
 
     Examples
     --------
