@@ -355,6 +355,7 @@ typedef struct {
 /* ------------------------------------------------------------------ selection */
 typedef struct {
     int lev;
+    int per_item; /* dropped by the per-item bound (its box bound passed): E takes the smaller */
     int64_t I, J;
     double cmin;
 } ms_skip;
@@ -431,11 +432,13 @@ static double pair_beta(const ms_sel *S, int64_t I, int64_t J, double eps)
         const int64_t *bs = tr ? S->bsy : S->bsx;
         const ms_level *L = &t->lev[S->r];
         const double *lo = o->lev[S->blk].lo + c * d, *hi = o->lev[S->blk].hi + c * d;
+        const int cost = S->g->cost;
         int64_t cnt;
-        const double mx =
-            S->g->dtype == MONGE_F32
-                ? ms_item_box_max_f32(L->pts, L->K, d, S->g->cost, S->g->p, L->lu, bs[B], bs[B + 1], lo, hi, &cnt)
-                : ms_item_box_max_f64(L->pts, L->K, d, S->g->cost, S->g->p, L->lu, bs[B], bs[B + 1], lo, hi, &cnt);
+        const double mx = S->g->dtype == MONGE_F32
+                              ? ms_item_box_max_f32(L->pts, L->K, d, cost, S->g->p, L->lu, bs[B],
+                                                    bs[B + 1], lo, hi, &cnt)
+                              : ms_item_box_max_f64(L->pts, L->K, d, cost, S->g->p, L->lu, bs[B],
+                                                    bs[B + 1], lo, hi, &cnt);
         side[tr] = mx == -INFINITY ? -INFINITY
                                    : mx + eps * (cnt < 64 ? S->logc[cnt] : log((double)cnt)) +
                                          o->lev[S->blk].lu[c];
@@ -475,7 +478,7 @@ static void fill_thr(ms_tree *t, int blk)
     }
 }
 
-static int push_skip(ms_sel *S, int lev, int64_t I, int64_t J, double cmin)
+static int push_skip(ms_sel *S, int lev, int64_t I, int64_t J, double cmin, int per_item)
 {
     if (S->nskip == S->capskip) {
         const int64_t cap = S->capskip ? 2 * S->capskip : 1024;
@@ -484,7 +487,7 @@ static int push_skip(ms_sel *S, int lev, int64_t I, int64_t J, double cmin)
         S->skip = ns;
         S->capskip = cap;
     }
-    S->skip[S->nskip++] = (ms_skip){lev, I, J, cmin};
+    S->skip[S->nskip++] = (ms_skip){lev, per_item, I, J, cmin};
     return MONGE_OK;
 }
 
@@ -579,7 +582,7 @@ static int select_pairs(ms_sel *S, double eps)
                 }
                 stack = n2;
             }
-            stack[ns++] = (ms_skip){top, I, J, 0};
+            stack[ns++] = (ms_skip){top, 0, I, J, 0};
         }
     while (!st && ns > 0) {
         const ms_skip e = stack[--ns];
@@ -589,7 +592,7 @@ static int select_pairs(ms_sel *S, double eps)
         const double thr = fmin(LX->thr[e.I], LY->thr[e.J]);
         const int open = beta > -INFINITY && beta >= eps * (thr - te);
         if (!open) {
-            if (beta > -INFINITY) st = push_skip(S, e.lev, e.I, e.J, cmin);
+            if (beta > -INFINITY) st = push_skip(S, e.lev, e.I, e.J, cmin, 0);
             continue;
         }
         if (e.lev == blk) {
@@ -616,7 +619,7 @@ static int select_pairs(ms_sel *S, double eps)
         }
         if (st) break;
         for (int64_t i = i0; i < i1; i++)
-            for (int64_t j = j0; j < j1; j++) stack[ns++] = (ms_skip){e.lev - 1, i, j, 0};
+            for (int64_t j = j0; j < j1; j++) stack[ns++] = (ms_skip){e.lev - 1, 0, i, j, 0};
     }
     free(stack);
     if (!st) { /* the pairs the per-item bound drops join the skip list (in order: deterministic) */
@@ -630,7 +633,8 @@ static int select_pairs(ms_sel *S, double eps)
                           eps * (fmin(thx[pr[q].I], thy[pr[q].J]) - te);
             int64_t w = 0;
             for (int64_t q = 0; q < np && !st; q++) {
-                if (drop[q]) st = push_skip(S, blk, pr[q].I, pr[q].J, box_cmin(S, blk, pr[q].I, pr[q].J));
+                if (drop[q])
+                    st = push_skip(S, blk, pr[q].I, pr[q].J, box_cmin(S, blk, pr[q].I, pr[q].J), 1);
                 else pr[w++] = pr[q];
             }
             np = w;
@@ -660,7 +664,8 @@ static int select_pairs(ms_sel *S, double eps)
     return st;
 }
 
-/* E: the bound of the skipped mass at the current lu (the per-item one at the block level). */
+/* E: the bound of the skipped mass at the current lu (the per-item one where it dropped the pair;
+ * the pairs the box bound dropped hold e^-tau of a block's mass at most, and stay with it). */
 static double skip_bound(const ms_sel *S, double eps, int nth)
 {
     enum { CHUNK = 4096 };
@@ -675,7 +680,7 @@ static double skip_bound(const ms_sel *S, double eps, int nth)
             for (int64_t q = c * CHUNK; q < q1; q++) {
                 const ms_skip *k = &S->skip[q];
                 double beta = S->tx->lev[k->lev].lu[k->I] + S->ty->lev[k->lev].lu[k->J] - k->cmin;
-                if (k->lev == S->blk) {
+                if (k->per_item) {
                     const double b2 = pair_beta(S, k->I, k->J, eps);
                     beta = b2 < beta ? b2 : beta;
                 }
