@@ -176,13 +176,14 @@ else:
 x, y = x.astype(np.float32), y.astype(np.float32)
 warnings.simplefilter("ignore")   # a stall is recorded, not printed
 solve(x[:500], y[:500], eps=eps)  # warm-up (thread pool, pages)
-for stage_tol, switch_ratio in grid:
+for point in grid:                # dicts of stage_tol and MultiscaleOptions knobs
+    opts = {{k: v for k, v in point.items() if k != "stage_tol"}}
     t = time.perf_counter()
-    r = solve(x, y, eps=eps, stage_tol=stage_tol, max_iter=4000,
-              options=MultiscaleOptions(switch_ratio=switch_ratio))
+    r = solve(x, y, eps=eps, stage_tol=point.get("stage_tol"), max_iter=4000,
+              options=MultiscaleOptions(**opts))
     t = time.perf_counter() - t
-    print(json.dumps(dict(stage_tol=stage_tol, switch_ratio=switch_ratio, eps=eps, time=t,
-                          n_iter=r.n_iter, converged=r.converged, error=r.error)), flush=True)
+    print(json.dumps(dict(**point, eps=eps, time=t, n_iter=r.n_iter, converged=r.converged,
+                          error=r.error)), flush=True)
 """
 
 ANNEAL_GRID = [(1e-2, 0.25)] + [(st, sw) for st in (3e-3, 1e-3, 1e-4)
@@ -217,38 +218,14 @@ def choose_anneal(per, key=lambda p: (p["stage_tol"], p["switch_ratio"])):
 
 WARM_GRID = (1e-4, 1e-3, 3e-3, 1e-2, 3e-2)
 
-_WARM = r"""
-import json, sys, time, warnings
-import numpy as np
-sys.path.insert(0, {bench!r})
-from method_auto import clouds as mixture
-from monge.multiscale import MultiscaleOptions, solve, squared_diameter
-kind, n, m, d, seed, eps_rel, grid = {kind!r}, {n}, {m}, {d}, {seed}, {eps_rel!r}, {grid!r}
-if kind == "blobs":
-    x, y = mixture("blobs", n, m, d, seed)
-    eps = eps_rel * squared_diameter(x, y)
-else:
-    x, y = clouds(n, kind, seed)
-    eps = {eps}
-x, y = x.astype(np.float32), y.astype(np.float32)
-warnings.simplefilter("ignore")   # a stall is recorded, not printed
-solve(x[:500], y[:500], eps=eps)  # warm-up (thread pool, pages)
-for warm_tol in grid:
-    t = time.perf_counter()
-    r = solve(x, y, eps=eps, max_iter=4000, options=MultiscaleOptions(warm_tol=warm_tol))
-    t = time.perf_counter() - t
-    print(json.dumps(dict(warm_tol=warm_tol, eps=eps, time=t, n_iter=r.n_iter,
-                          converged=r.converged, error=r.error)), flush=True)
-"""
-
-
 def tune_warm(record):
     head = ["clouds", "d", "n", "m", "seed", "eps", "warm_tol", "time", "iterations", "converged"]
     bench = os.path.dirname(os.path.abspath(__file__))
     per = []
     for kind, n, m, d, seed, eps_rel in anneal_problems():
-        code = _CLOUDS + _WARM.format(bench=bench, kind=kind, n=n, m=m, d=d, seed=seed,
-                                      eps_rel=eps_rel, grid=WARM_GRID, eps=EPS)
+        code = _CLOUDS + _ANNEAL.format(bench=bench, kind=kind, n=n, m=m, d=d, seed=seed,
+                                        eps_rel=eps_rel, grid=[dict(warm_tol=w) for w in WARM_GRID],
+                                        eps=EPS)
         stdout, _ = run_with_peak_rss(code, timeout=7200)
         name = f"{kind} d={d} n={n} m={m} seed={seed}"
         name += f" eps_rel={eps_rel:g}" if eps_rel else ""
@@ -287,8 +264,9 @@ def tune_anneal(record):
     bench = os.path.dirname(os.path.abspath(__file__))
     rows, per = [], []
     for kind, n, m, d, seed, eps_rel in anneal_problems():
+        grid = [dict(stage_tol=st, switch_ratio=sw) for st, sw in ANNEAL_GRID]
         code = _CLOUDS + _ANNEAL.format(bench=bench, kind=kind, n=n, m=m, d=d, seed=seed,
-                                        eps_rel=eps_rel, grid=ANNEAL_GRID, eps=EPS)
+                                        eps_rel=eps_rel, grid=grid, eps=EPS)
         stdout, _ = run_with_peak_rss(code, timeout=7200)
         name = f"{kind} d={d} n={n} m={m} seed={seed}"
         name += f" eps_rel={eps_rel:g}" if eps_rel else ""
