@@ -218,14 +218,15 @@ def choose_anneal(per, key=lambda p: (p["stage_tol"], p["switch_ratio"])):
 
 WARM_GRID = (1e-4, 1e-3, 3e-3, 1e-2, 3e-2)
 
-def tune_warm(record):
-    head = ["clouds", "d", "n", "m", "seed", "eps", "warm_tol", "time", "iterations", "converged"]
+def grid_runs(grid, keys):
+    """Every --tune-anneal problem solved at every grid point (dicts of stage_tol and
+    MultiscaleOptions knobs) in one fresh process per problem; a row per run, showing keys."""
+    head = ["clouds", "d", "n", "m", "seed", "eps", *keys, "time", "iterations", "converged"]
     bench = os.path.dirname(os.path.abspath(__file__))
     per = []
     for kind, n, m, d, seed, eps_rel in anneal_problems():
         code = _CLOUDS + _ANNEAL.format(bench=bench, kind=kind, n=n, m=m, d=d, seed=seed,
-                                        eps_rel=eps_rel, grid=[dict(warm_tol=w) for w in WARM_GRID],
-                                        eps=EPS)
+                                        eps_rel=eps_rel, grid=grid, eps=EPS)
         stdout, _ = run_with_peak_rss(code, timeout=7200)
         name = f"{kind} d={d} n={n} m={m} seed={seed}"
         name += f" eps_rel={eps_rel:g}" if eps_rel else ""
@@ -233,10 +234,15 @@ def tune_warm(record):
             rep = json.loads(line)
             per.append(dict(problem=name, kind=kind, d=d, n=n, m=m, seed=seed, eps_rel=eps_rel,
                             **rep))
-            print(markdown_table(head, [[kind, str(d), f"{n:,}", f"{m:,}", str(seed),
-                                         f"{rep['eps']:.3g}", f"{rep['warm_tol']:g}",
-                                         fmt_time(rep["time"]), str(rep["n_iter"]),
-                                         "yes" if rep["converged"] else "no"]]), flush=True)
+            row = [kind, str(d), f"{n:,}", f"{m:,}", str(seed), f"{rep['eps']:.3g}",
+                   *[f"{rep[k]:g}" for k in keys], fmt_time(rep["time"]), str(rep["n_iter"]),
+                   "yes" if rep["converged"] else "no"]
+            print(markdown_table(head, [row]), flush=True)
+    return per
+
+
+def tune_warm(record):
+    per = grid_runs([dict(warm_tol=w) for w in WARM_GRID], ["warm_tol"])
     best, scores = choose_anneal(per, key=lambda p: p["warm_tol"])
     record.update(tuning=per, grid=list(WARM_GRID), scores={f"{k:g}": v for k, v in scores.items()},
                   chosen=None if best is None else dict(warm_tol=best))
@@ -259,26 +265,8 @@ def tune_warm(record):
 
 
 def tune_anneal(record):
-    head = ["clouds", "d", "n", "m", "seed", "eps", "stage_tol", "switch_ratio", "time",
-            "iterations", "converged"]
-    bench = os.path.dirname(os.path.abspath(__file__))
-    rows, per = [], []
-    for kind, n, m, d, seed, eps_rel in anneal_problems():
-        grid = [dict(stage_tol=st, switch_ratio=sw) for st, sw in ANNEAL_GRID]
-        code = _CLOUDS + _ANNEAL.format(bench=bench, kind=kind, n=n, m=m, d=d, seed=seed,
-                                        eps_rel=eps_rel, grid=grid, eps=EPS)
-        stdout, _ = run_with_peak_rss(code, timeout=7200)
-        name = f"{kind} d={d} n={n} m={m} seed={seed}"
-        name += f" eps_rel={eps_rel:g}" if eps_rel else ""
-        for line in stdout.strip().splitlines():
-            rep = json.loads(line)
-            per.append(dict(problem=name, kind=kind, d=d, n=n, m=m, seed=seed, eps_rel=eps_rel,
-                            **rep))
-            row = [kind, str(d), f"{n:,}", f"{m:,}", str(seed), f"{rep['eps']:.3g}",
-                   f"{rep['stage_tol']:g}", f"{rep['switch_ratio']:g}", fmt_time(rep["time"]),
-                   str(rep["n_iter"]), "yes" if rep["converged"] else "no"]
-            rows.append(row)
-            print(markdown_table(head, [row]), flush=True)
+    per = grid_runs([dict(stage_tol=st, switch_ratio=sw) for st, sw in ANNEAL_GRID],
+                    ["stage_tol", "switch_ratio"])
     pair, scores = choose_anneal(per)
     record.update(tuning=per, grid=ANNEAL_GRID, scores={f"{k[0]:g},{k[1]:g}": v
                                                         for k, v in scores.items()},
