@@ -165,7 +165,8 @@ typedef struct {
     double cluster_scale; /* side of the finest cells (the blocks), rounded down to the grid's powers
                              of two; 0: the first level with MONGE_MS_POINTS points per cell on
                              average.  Default 0. */
-    double truncation;    /* tau > 0: a block pair is kept when the bound of its plan mass is at
+    double truncation;    /* tau > 0: a block pair is kept when the bound of its plan mass (box
+                             against box, then each item against the other block's box) is at
                              least e^-tau of its row block's or its column block's mass.  Default
                              MONGE_MS_TAU; grown by 4 (up to 60) while the skipped-mass bound
                              exceeds bound_frac x the stage's tolerance. */

@@ -31,12 +31,12 @@ class MultiscaleOptions:
     Attributes
     ----------
     cluster_scale
-        side of the finest grid cells (the blocks); None: the first grid level with 6 points per
-        cell on average
+        side of the finest grid cells; None: the first grid level with 2 points per cell on
+        average
     truncation
-        tau: a block pair is kept when the bound of its plan mass is at least e^-tau of its row
-        block's or column block's mass (default 12; grown by 4 while the skipped-mass bound
-        exceeds bound_frac x the tolerance)
+        tau: a block pair is kept when the bound of its plan mass (box against box, then item
+        against box) is at least e^-tau of its row block's or column block's mass (default 12;
+        grown by 4 while the skipped-mass bound exceeds bound_frac x the tolerance)
     switch_ratio
         the solve runs on the centroids of cells of side h while eps >= switch_ratio h^2
         (default 0.5)
