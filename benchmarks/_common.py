@@ -261,11 +261,13 @@ def versions(modules):
 
 def git_commit():
     """HEAD of the checkout the benchmarks run from, with "+uncommitted" when tracked files differ
-    from it (the numbers then belong to no commit), or "" outside a git checkout."""
+    from it (the numbers then belong to no commit), or "" outside a git checkout.  Results files
+    do not count: a run that rewrites a committed one leaves the code at HEAD."""
     try:
         head = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True,
                               cwd=ROOT).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"],
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no", "--",
+                                ".", ":!benchmarks/results"],
                                capture_output=True, text=True, cwd=ROOT).stdout.strip()
     except OSError:
         return ""
