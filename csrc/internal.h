@@ -56,15 +56,17 @@ const double *monge_geom_cost_row(const struct monge_geom_work *w, int transpose
                                   int64_t j0, int64_t len, double *buf);
 const double *monge_geom_points(const struct monge_geom_work *w, int side);
 
-MONGE_INLINE double monge_exp(double x)
+/* exp for sums of many terms: monge_exp / monge_expf without the final select, so arguments below
+ * the underflow threshold give exp(lo) (about 3e-308 / 2e-38) instead of 0; a sum that small is
+ * caught by the caller's range check anyway. */
+MONGE_INLINE double monge_exp_sum(double x)
 {
-    const double lo = -708.0, hi = 709.0;
-    double xc = x < lo ? lo : x;
-    xc = xc > hi ? hi : xc;
+    const double xc = x < -708.0 ? -708.0 : x;
     const double shifter = 0x1.8p52;
-    double t = xc * 0x1.71547652b82fep0 + shifter; /* k = round(x / ln2) in the low mantissa bits */
+    const double xh = xc > 709.0 ? 709.0 : xc;
+    double t = xh * 0x1.71547652b82fep0 + shifter; /* k = round(x / ln2) in the low mantissa bits */
     double k = t - shifter;
-    double r = xc - k * 0x1.62e42fefa3800p-1; /* ln2, high part (exact product for |k| < 2^11) */
+    double r = xh - k * 0x1.62e42fefa3800p-1; /* ln2, high part (exact product for |k| < 2^11) */
     r = r - k * 0x1.ef35793c76730p-45;        /* ln2, low part */
     double r2 = r * r, r4 = r2 * r2, r8 = r4 * r4;
     double p01 = 1.0 + r;
@@ -80,19 +82,17 @@ MONGE_INLINE double monge_exp(double x)
     bits = (bits + 1023u) << 52;
     double scale;
     memcpy(&scale, &bits, sizeof scale);
-    double res = p * scale;
-    return x < lo ? 0.0 : res;
+    return p * scale;
 }
 
-MONGE_INLINE float monge_expf(float x)
+MONGE_INLINE float monge_expf_sum(float x)
 {
-    const float lo = -87.0f, hi = 88.0f;
-    float xc = x < lo ? lo : x;
-    xc = xc > hi ? hi : xc;
+    const float xc = x < -87.0f ? -87.0f : x;
+    const float xh = xc > 88.0f ? 88.0f : xc;
     const float shifter = 0x1.8p23f;
-    float t = xc * 0x1.715476p0f + shifter;
+    float t = xh * 0x1.715476p0f + shifter;
     float k = t - shifter;
-    float r = xc - k * 0x1.62e400p-1f;
+    float r = xh - k * 0x1.62e400p-1f;
     r = r - k * 0x1.7f7d1cp-20f;
     float r2 = r * r, r4 = r2 * r2;
     float p01 = 1.0f + r;
@@ -105,8 +105,11 @@ MONGE_INLINE float monge_expf(float x)
     bits = (bits + 127u) << 23;
     float scale;
     memcpy(&scale, &bits, sizeof scale);
-    float res = p * scale;
-    return x < lo ? 0.0f : res;
+    return p * scale;
 }
+
+MONGE_INLINE double monge_exp(double x) { return x < -708.0 ? 0.0 : monge_exp_sum(x); }
+
+MONGE_INLINE float monge_expf(float x) { return x < -87.0f ? 0.0f : monge_expf_sum(x); }
 
 #endif

@@ -37,6 +37,7 @@
 
 #define MS_MAXD 8
 #define MS_TILE 256
+#define MS_DOT_TILE 1024 /* entries summed in the element type before a double add */
 #define MS_TOP 16         /* levels are added until both clouds have at most this many cells */
 #define MS_BLOCK 6.0      /* blocks: the first level above the items with this many per cell */
 #define MS_TAU_STEP 4.0   /* tau grows by this when the bound is too large */
@@ -320,6 +321,7 @@ typedef struct {
 #define T double
 #define SFX f64
 #define EXP monge_exp
+#define EXPS monge_exp_sum
 #define SQRT sqrt
 #define FABS fabs
 #define POW pow
@@ -329,6 +331,7 @@ typedef struct {
 #undef T
 #undef SFX
 #undef EXP
+#undef EXPS
 #undef SQRT
 #undef FABS
 #undef POW
@@ -337,6 +340,7 @@ typedef struct {
 #define T float
 #define SFX f32
 #define EXP monge_expf
+#define EXPS monge_expf_sum
 #define SQRT sqrtf
 #define FABS fabsf
 #define POW powf
@@ -346,6 +350,7 @@ typedef struct {
 #undef T
 #undef SFX
 #undef EXP
+#undef EXPS
 #undef SQRT
 #undef FABS
 #undef POW
