@@ -11,6 +11,7 @@ the peak memory of each run.
     python benchmarks/multiscale.py --tune-tol         the loosest tol within the accuracy contract
     python benchmarks/multiscale.py --tune-anneal      stage_tol x switch_ratio, with clusters
     python benchmarks/multiscale.py --tune-warm        warm_tol, on the same problems
+    python benchmarks/multiscale.py --tune-refine      refine_anderson, on the same problems
     python benchmarks/multiscale.py --scaling          monge alone, n = 1e3 ... 1e6: time vs n
 
 Inputs (generated, seeded): two clouds of n points uniform in the unit cube, d = 3, float32, or
@@ -52,6 +53,9 @@ tuning problem with the least geometric mean of its time over the fastest pair's
 --tune-warm: warm_tol, the tolerance of a coarse level that starts at the target eps (its solution
 only warm-starts the next level at that eps), on the --tune-anneal problems at the chosen pair,
 judged by the same rule.
+
+--tune-refine: refine_anderson, the Anderson memory of a level that starts at the target eps after
+a coarser level that ended there (it only carries the potentials to finer cells), likewise.
 """
 from __future__ import annotations
 
@@ -150,7 +154,8 @@ n, kind, seed, opts = {n}, {kind!r}, {seed}, {opts!r}
 x, y = clouds(n, kind, seed)
 x, y = x.astype(np.float32), y.astype(np.float32)
 from monge.multiscale import MultiscaleOptions, solve
-knobs = ("cluster_scale", "truncation", "switch_ratio", "bound_frac", "warm_tol")
+knobs = ("cluster_scale", "truncation", "switch_ratio", "bound_frac", "warm_tol",
+         "refine_anderson")
 ms = MultiscaleOptions(**{{k: v for k, v in opts.items() if k in knobs}})
 t = time.perf_counter()
 r = solve(x, y, eps={eps}, options=ms, **{{k: v for k, v in opts.items() if k not in knobs}})
@@ -217,6 +222,7 @@ def choose_anneal(per, key=lambda p: (p["stage_tol"], p["switch_ratio"])):
 
 
 WARM_GRID = (1e-4, 1e-3, 3e-3, 1e-2, 3e-2)
+REFINE_GRID = (0, 2, 4, 8)
 
 def grid_runs(grid, keys):
     """Every --tune-anneal problem solved at every grid point (dicts of stage_tol and
@@ -241,17 +247,19 @@ def grid_runs(grid, keys):
     return per
 
 
-def tune_warm(record):
-    per = grid_runs([dict(warm_tol=w) for w in WARM_GRID], ["warm_tol"])
-    best, scores = choose_anneal(per, key=lambda p: p["warm_tol"])
-    record.update(tuning=per, grid=list(WARM_GRID), scores={f"{k:g}": v for k, v in scores.items()},
-                  chosen=None if best is None else dict(warm_tol=best))
-    section("summary: warm_tol on the tuning problems")
-    shead = ["warm_tol", "geo-mean time / fastest", "same on uniform clouds", "not converged",
+def tune_knob(record, name, grid):
+    """One MultiscaleOptions knob over its grid on the --tune-anneal problems, judged as the
+    annealing pair is (--tune-warm, --tune-refine)."""
+    per = grid_runs([{name: w} for w in grid], [name])
+    best, scores = choose_anneal(per, key=lambda p: p[name])
+    record.update(tuning=per, grid=list(grid), scores={f"{k:g}": v for k, v in scores.items()},
+                  chosen=None if best is None else {name: best})
+    section(f"summary: {name} on the tuning problems")
+    shead = [name, "geo-mean time / fastest", "same on uniform clouds", "not converged",
              "total time"]
     srows = []
-    for w in WARM_GRID:
-        rs = [p for p in per if p["warm_tol"] == w]
+    for w in grid:
+        rs = [p for p in per if p[name] == w]
         uni = [p for p in rs if p["kind"] != "blobs"]
         ub = {q: min(p["time"] for p in per if p["problem"] == q)
               for q in {p["problem"] for p in uni}}
@@ -403,6 +411,8 @@ def main(argv=None):
                     help="stage_tol and switch_ratio jointly, on uniform and clustered clouds")
     ap.add_argument("--tune-warm", action="store_true",
                     help="warm_tol, on the --tune-anneal problems")
+    ap.add_argument("--tune-refine", action="store_true",
+                    help="refine_anderson, on the --tune-anneal problems")
     ap.add_argument("--tols", type=float, nargs="*", default=list(TOL_GRID[1:]),
                     help="more monge rows at these float32 tols (default %(default)s)")
     ap.add_argument("--out", default=None,
@@ -426,7 +436,13 @@ def main(argv=None):
         return recorded("multiscale-warm-tuning", "multiscale.py", argv, ["numpy", "monge"],
                         "generated tuning clouds (unit cube / noisy spheres, d = 3, seeds 1, 2; "
                         "mixtures of ten Gaussians, d = 2, 3, 5, seeds 10, 11)",
-                        tune_warm, out=args.out)
+                        lambda record: tune_knob(record, "warm_tol", WARM_GRID), out=args.out)
+    if args.tune_refine:
+        return recorded("multiscale-refine-tuning", "multiscale.py", argv, ["numpy", "monge"],
+                        "generated tuning clouds (unit cube / noisy spheres, d = 3, seeds 1, 2; "
+                        "mixtures of ten Gaussians, d = 2, 3, 5, seeds 10, 11)",
+                        lambda record: tune_knob(record, "refine_anderson", REFINE_GRID),
+                        out=args.out)
     if args.tune:
         return recorded("multiscale-tuning", "multiscale.py", argv, ["numpy", "monge"],
                         "generated tuning clouds (unit cube / noisy spheres, d = 3, seeds 1, 2)",

@@ -160,6 +160,7 @@ int monge_sinkhorn_apply(const monge_problem *pb, double eps, const double *f, c
 #define MONGE_MS_POINTS 2   /* default cluster_scale: the first grid level with this many points per cell */
 #define MONGE_MS_TAU 12.0   /* default truncation */
 #define MONGE_MS_SWITCH 0.5 /* default switch_ratio */
+#define MONGE_MS_REFINE_AA 0 /* default refine_anderson (benchmarks/multiscale.py --tune-refine) */
 
 typedef struct {
     double cluster_scale; /* side of the finest cells (the blocks), rounded down to the grid's powers
@@ -178,6 +179,10 @@ typedef struct {
                              stage tolerance, as on the levels that anneal.  Default 0
                              (benchmarks/multiscale.py --tune-warm: looser costs more on
                              clustered clouds than it saves on uniform ones). */
+    int refine_anderson;  /* Anderson memory (0: plain updates) on a level that starts at the
+                             target eps after a coarser level that ended there: it only refines
+                             the potentials to finer cells, from a warm start near the solution;
+                             -1: par->anderson.  Default MONGE_MS_REFINE_AA. */
 } monge_ms_params;
 
 void monge_ms_params_init(monge_ms_params *mp);

@@ -55,6 +55,13 @@ def test_sinkhorn_docstring_quotes_the_c_defaults():
     assert _quoted(doc, r"not below n \* m = ([0-9]+)") == [D["kernel_min"]]
 
 
+def test_multiscale_options_docstring_quotes_the_c_defaults():
+    from monge.multiscale import MultiscaleOptions
+    doc = MultiscaleOptions.__doc__
+    assert _quoted(doc, r"refine_anderson .*? \(default ([0-9]+), benchmarks") == [
+        D["ms_refine_anderson"]]
+
+
 def test_solver_options_docstring_quotes_the_threshold():
     doc = _flat(sk.solver_options.__doc__)
     assert "DEFAULTS['auto_anneal']" in doc and "0.01" not in doc

@@ -390,6 +390,35 @@ def test_bad_warm_tol(bad):
         solve(x, y, eps=1e-2, options=MultiscaleOptions(warm_tol=bad))
 
 
+def test_refine_anderson_acts_on_the_refining_levels_only():
+    """2000 points in the unit square at eps = 1e-3: the cells of side 1/32 start at the target
+    eps, so the points level only refines; its Anderson memory changes the iterations there, and
+    the solution stays the problem's within tol.  At eps = 2e-4 every coarse level ends above the
+    target (the cells of side 1/32 at 4.9e-4), so no level only refines: the knob leaves that
+    solve bit for bit."""
+    from monge.multiscale import MultiscaleOptions, solve
+    x, y = clouds(2000, 2000, 2, seed=9, shift=0.0)
+    plain = solve(x, y, eps=1e-3, tol=1e-8, options=MultiscaleOptions(refine_anderson=0))
+    acc = solve(x, y, eps=1e-3, tol=1e-8, options=MultiscaleOptions(refine_anderson=8))
+    assert plain.converged and acc.converged
+    assert plain.n_iter != acc.n_iter
+    e = monge.sinkhorn(x, y, eps=1e-3, tol=1e-10)
+    for r in (plain, acc):
+        assert abs(r.value - e.value) <= 1e-8 * abs(e.value)
+    a = solve(x, y, eps=2e-4, options=MultiscaleOptions(refine_anderson=0))
+    b = solve(x, y, eps=2e-4, options=MultiscaleOptions(refine_anderson=8))
+    assert a.n_iter == b.n_iter and np.array_equal(a.f, b.f)
+
+
+@pytest.mark.parametrize("bad,err", [(-1, ValueError), (33, ValueError), (1.5, TypeError),
+                                     (True, TypeError)])
+def test_bad_refine_anderson(bad, err):
+    from monge.multiscale import MultiscaleOptions, solve
+    x, y = clouds(50, 40, 2)
+    with pytest.raises(err, match="refine_anderson"):
+        solve(x, y, eps=1e-2, options=MultiscaleOptions(refine_anderson=bad))
+
+
 def test_warm_tol_default_is_the_committed_tuning_choice():
     """warm_tol's default is the value benchmarks/multiscale.py --tune-warm chose in the committed
     run, the stage tolerance: a default solve equals one given that value (and differs from a

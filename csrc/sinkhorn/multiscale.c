@@ -50,6 +50,7 @@ void monge_ms_params_init(monge_ms_params *mp)
     mp->switch_ratio = MONGE_MS_SWITCH;
     mp->bound_frac = 0.1;
     mp->warm_tol = 0.0;
+    mp->refine_anderson = MONGE_MS_REFINE_AA;
 }
 
 /* ------------------------------------------------------------------ the cell hierarchy */
@@ -1072,6 +1073,8 @@ static int check_ms(const monge_problem *pb, const monge_ms_params *mp)
     if (!(mp->switch_ratio > 0) || !isfinite(mp->switch_ratio)) return MONGE_EINVAL;
     if (!(mp->bound_frac > 0) || !(mp->bound_frac < 1)) return MONGE_EINVAL;
     if (!(mp->warm_tol >= 0) || !(mp->warm_tol < 1)) return MONGE_EINVAL;
+    if (mp->refine_anderson < -1 || mp->refine_anderson > MONGE_SINKHORN_ANDERSON_MAX)
+        return MONGE_EINVAL;
     return MONGE_OK;
 }
 
@@ -1226,6 +1229,7 @@ static int ms_solve(const monge_problem *pb, const monge_sinkhorn_params *par,
         r = tx.nlev - 2; /* blocks at the top */
         while (r > 0 && eps < mp->switch_ratio * level_side(s, r) * level_side(s, r)) r--;
     }
+    int prev_at_target = 0; /* the previous (coarser) level ended at the target eps */
     minfo->levels = tx.nlev;
     minfo->cluster_scale = s;
     for (;;) {
@@ -1261,6 +1265,8 @@ static int ms_solve(const monge_problem *pb, const monge_sinkhorn_params *par,
             const double lt = eps > par->eps || mp->warm_tol == 0 ? rp.stage_tol : mp->warm_tol;
             rp.tol = lt > rp.tol ? lt : rp.tol;
         }
+        if (prev_at_target && mp->refine_anderson >= 0) rp.anderson = mp->refine_anderson;
+        prev_at_target = eps_lo <= par->eps;
         if (sym) { /* plain averaged updates, as monge_sinkhorn_symmetric */
             rp.anderson = 0;
             rp.overrelax = 1.0;

@@ -571,6 +571,13 @@ static void test_multiscale(void)
     mp.warm_tol = NAN;
     CHECK(monge_sinkhorn_multiscale(&pb, &par, &mp, f, g, &info, &mi) == MONGE_EINVAL, "warm_tol NaN");
     monge_ms_params_init(&mp);
+    mp.refine_anderson = -2;
+    CHECK(monge_sinkhorn_multiscale(&pb, &par, &mp, f, g, &info, &mi) == MONGE_EINVAL,
+          "refine_anderson -2");
+    mp.refine_anderson = MONGE_SINKHORN_ANDERSON_MAX + 1;
+    CHECK(monge_sinkhorn_multiscale(&pb, &par, &mp, f, g, &info, &mi) == MONGE_EINVAL,
+          "refine_anderson above the largest memory");
+    monge_ms_params_init(&mp);
     geo.cost = MONGE_COST_COSINE;
     CHECK(monge_sinkhorn_multiscale(&pb, &par, &mp, f, g, &info, &mi) == MONGE_EINVAL, "cosine");
     geo.cost = MONGE_COST_SQEUCLIDEAN;

@@ -16,8 +16,9 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from . import _core
-from ._policy import check_masses, marginal_penalties, solver_options, warn_unconverged
-from ._validate import choice, positive, potentials_init, weights
+from ._policy import (ANDERSON_MAX_MEMORY, check_masses, marginal_penalties,
+                      solver_options, warn_unconverged)
+from ._validate import choice, integer, positive, potentials_init, weights
 from .geometry import check_cost, points_pair
 
 COSTS = ("sqeuclidean", "euclidean", "pnorm")
@@ -47,6 +48,11 @@ class MultiscaleOptions:
         only warm-starts the next level at the same eps (default: the stage tolerance, as on the
         levels that anneal; benchmarks/multiscale.py --tune-warm measured looser values slower
         on clustered clouds)
+    refine_anderson
+        Anderson memory (0: plain updates) on a level that starts at the target eps after a
+        coarser level that ended there, so that it only carries the potentials to finer cells
+        from a warm start near the solution (default 0, benchmarks/multiscale.py
+        --tune-refine; the other levels use the solver's `anderson`)
 
     Examples
     --------
@@ -60,6 +66,7 @@ class MultiscaleOptions:
     switch_ratio: float | None = None
     bound_frac: float | None = None
     warm_tol: float | None = None
+    refine_anderson: int | None = None
 
     def kwargs(self):
         out = {}
@@ -82,6 +89,11 @@ class MultiscaleOptions:
             if not wt < 1:
                 raise ValueError(f"warm_tol: must be in (0, 1), got {wt}")
             out["warm_tol"] = wt
+        if self.refine_anderson is not None:
+            aa = integer("refine_anderson", self.refine_anderson, 0)
+            if aa > ANDERSON_MAX_MEMORY:
+                raise ValueError(f"refine_anderson: memory at most {ANDERSON_MAX_MEMORY}, got {aa}")
+            out["refine_anderson"] = aa
         return out
 
 
