@@ -160,7 +160,8 @@ int monge_sinkhorn_apply(const monge_problem *pb, double eps, const double *f, c
 #define MONGE_MS_POINTS 2   /* default cluster_scale: the first grid level with this many points per cell */
 #define MONGE_MS_TAU 12.0   /* default truncation */
 #define MONGE_MS_SWITCH 0.5 /* default switch_ratio */
-#define MONGE_MS_REFINE_AA 0 /* default refine_anderson (benchmarks/multiscale.py --tune-refine) */
+#define MONGE_MS_REFINE_AA (-1) /* default refine_anderson: the solver's (benchmarks/multiscale.py
+                                   --tune-refine chose memory 8 over plain updates) */
 
 typedef struct {
     double cluster_scale; /* side of the finest cells (the blocks), rounded down to the grid's powers

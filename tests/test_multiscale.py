@@ -419,6 +419,27 @@ def test_bad_refine_anderson(bad, err):
         solve(x, y, eps=1e-2, options=MultiscaleOptions(refine_anderson=bad))
 
 
+def test_refine_anderson_default_is_the_committed_tuning_choice():
+    """refine_anderson's default is the memory benchmarks/multiscale.py --tune-refine chose in the
+    committed run, the solver's Anderson memory: a default solve equals one given that memory and
+    differs from plain updates there, so the check can fail."""
+    from monge._policy import DEFAULTS
+    from monge.multiscale import MultiscaleOptions, solve
+    path = os.path.join(ROOT, "benchmarks", "results", "multiscale-refine-tuning-2026-12-05.json")
+    with open(path) as fh:
+        rec = json.load(fh)
+    best, _ = bench("multiscale").choose_anneal(rec["tuning"], key=lambda p: p["refine_anderson"])
+    assert rec["chosen"] == dict(refine_anderson=best)
+    assert DEFAULTS["ms_refine_anderson"] == -1 and best == DEFAULTS["anderson"]
+    other = 0
+    x, y = clouds(2000, 2000, 2, seed=9, shift=0.0)
+    r = solve(x, y, eps=1e-3)
+    same = solve(x, y, eps=1e-3, options=MultiscaleOptions(refine_anderson=best))
+    diff = solve(x, y, eps=1e-3, options=MultiscaleOptions(refine_anderson=other))
+    assert r.n_iter == same.n_iter and np.array_equal(r.f, same.f)
+    assert not np.array_equal(r.f, diff.f)
+
+
 def test_warm_tol_default_is_the_committed_tuning_choice():
     """warm_tol's default is the value benchmarks/multiscale.py --tune-warm chose in the committed
     run, the stage tolerance: a default solve equals one given that value (and differs from a
