@@ -38,6 +38,7 @@
 #define MS_MAXD 8
 #define MS_TILE 256
 #define MS_DOT_TILE 1024 /* entries summed in the element type before a double add */
+#define MS_PAD 16         /* packed columns padded to a multiple of the widest vector */
 #define MS_TOP 16         /* levels are added until both clouds have at most this many cells */
 #define MS_BLOCK 6.0      /* blocks: the first level above the items with this many per cell */
 #define MS_TAU_STEP 4.0   /* tau grows by this when the bound is too large */
@@ -309,6 +310,12 @@ static int ms_thread(void)
 }
 
 /* ------------------------------------------------------------------ one side of a pass */
+/* Leading dimension of a packing buffer for up to maxcols columns, padding included. */
+static int64_t ms_pack_cap(int64_t maxcols)
+{
+    return ((maxcols > 0 ? maxcols : 1) + MS_PAD - 1) / MS_PAD * MS_PAD;
+}
+
 typedef struct {
     int64_t nblocks, ncols, d, ldr, ldc;
     int64_t maxcols; /* most kept columns of a row block */
@@ -740,7 +747,7 @@ static int softmin(ms_step *M, int tr, double eps)
 {
     ms_pass P = make_pass(&M->sel, tr);
     const size_t es = M->sel.g->dtype == MONGE_F32 ? sizeof(float) : sizeof(double);
-    const int64_t need = (P.maxcols > 0 ? P.maxcols : 1) * (P.d + 1);
+    const int64_t need = ms_pack_cap(P.maxcols) * (P.d + 1);
     if (!M->pack) {
         M->pack = calloc((size_t)M->nth, sizeof(void *));
         if (!M->pack) return MONGE_ENOMEM;
