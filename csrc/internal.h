@@ -59,9 +59,12 @@ const double *monge_geom_points(const struct monge_geom_work *w, int side);
 /* exp for sums of many terms: monge_exp / monge_expf without the final select, so arguments below
  * the underflow threshold give exp(lo) (about 3e-308 / 2e-38) instead of 0; a sum that small is
  * caught by the caller's range check anyway. */
+#define MONGE_EXP_LO (-708.0) /* below: monge_exp gives 0, the _sum variants exp(lo) */
+#define MONGE_EXPF_LO (-87.0f)
+
 MONGE_INLINE double monge_exp_sum(double x)
 {
-    const double xc = x < -708.0 ? -708.0 : x;
+    const double xc = x < MONGE_EXP_LO ? MONGE_EXP_LO : x;
     const double shifter = 0x1.8p52;
     const double xh = xc > 709.0 ? 709.0 : xc;
     double t = xh * 0x1.71547652b82fep0 + shifter; /* k = round(x / ln2) in the low mantissa bits */
@@ -87,7 +90,7 @@ MONGE_INLINE double monge_exp_sum(double x)
 
 MONGE_INLINE float monge_expf_sum(float x)
 {
-    const float xc = x < -87.0f ? -87.0f : x;
+    const float xc = x < MONGE_EXPF_LO ? MONGE_EXPF_LO : x;
     const float xh = xc > 88.0f ? 88.0f : xc;
     const float shifter = 0x1.8p23f;
     float t = xh * 0x1.715476p0f + shifter;
@@ -108,8 +111,8 @@ MONGE_INLINE float monge_expf_sum(float x)
     return p * scale;
 }
 
-MONGE_INLINE double monge_exp(double x) { return x < -708.0 ? 0.0 : monge_exp_sum(x); }
+MONGE_INLINE double monge_exp(double x) { return x < MONGE_EXP_LO ? 0.0 : monge_exp_sum(x); }
 
-MONGE_INLINE float monge_expf(float x) { return x < -87.0f ? 0.0f : monge_expf_sum(x); }
+MONGE_INLINE float monge_expf(float x) { return x < MONGE_EXPF_LO ? 0.0f : monge_expf_sum(x); }
 
 #endif
