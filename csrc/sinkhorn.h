@@ -203,12 +203,29 @@ int monge_sinkhorn_multiscale(const monge_problem *pb, const monge_sinkhorn_para
                               const monge_ms_params *mp, double *f, double *g,
                               monge_sinkhorn_info *info, monge_ms_info *minfo);
 
+/* monge_sinkhorn_multiscale and the point gradients of OT_eps on the final kept plan (the
+ * solve's last selection, at the final potentials): grad_x[i d + k] = sum_j P_ij d c(x_i, y_j) /
+ * d x_ik (n x d) and grad_y likewise (m x d), either NULL.  One pass each, without the trees and
+ * the selection a later monge_ms_apply rebuilds.  Left unset when the solve is interrupted. */
+int monge_sinkhorn_multiscale_grad(const monge_problem *pb, const monge_sinkhorn_params *par,
+                                   const monge_ms_params *mp, double *f, double *g,
+                                   double *grad_x, double *grad_y, monge_sinkhorn_info *info,
+                                   monge_ms_info *minfo);
+
 /* The symmetric problem OT_eps(a, a) on the cloud x of pb (y, b and tau_b are ignored): one
  * potential p = f = g and the averaged update p <- (p + T(p)) / 2, as monge_sinkhorn_symmetric
  * (a few iterations: the self-terms of the Sinkhorn divergence); info->value is OT_eps(a, a). */
 int monge_sinkhorn_multiscale_symmetric(const monge_problem *pb, const monge_sinkhorn_params *par,
                                         const monge_ms_params *mp, double *p,
                                         monge_sinkhorn_info *info, monge_ms_info *minfo);
+
+/* monge_sinkhorn_multiscale_symmetric and grad[i d + k] = sum_j P_ij d c(x_i, x_j) / d x_ik (the
+ * first argument only, n x d; NULL: none) on the final kept plan, as
+ * monge_sinkhorn_multiscale_grad. */
+int monge_sinkhorn_multiscale_symmetric_grad(const monge_problem *pb,
+                                             const monge_sinkhorn_params *par,
+                                             const monge_ms_params *mp, double *p, double *grad,
+                                             monge_sinkhorn_info *info, monge_ms_info *minfo);
 
 /* Passes over the truncated plan of given potentials (the blocks selected from them with
  * mp->truncation and mp->cluster_scale, e.g. a solve's final values): with

@@ -112,6 +112,35 @@ def test_divergence_and_gradients_match_exact():
         np.testing.assert_allclose(got - got.mean(), ref - ref.mean(), atol=1e-7)
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_solve_gradients_match_the_plan_pass(dtype):
+    # the gradients of the solve's final pass (solve(grads=...), the divergence's) against
+    # gradient(), which selects the kept pairs anew, and the dense plan of the same potentials
+    x, y = clouds(700, 500, 3, seed=21, dtype=dtype)
+    from monge.multiscale import solve
+    stol = 1e-5 if dtype == np.float32 else 1e-8
+    r = solve(x, y, eps=2e-3, tol=stol, grads=("x", "y"))
+    s = solve(x, x, eps=2e-3, tol=stol, grads=("x",), symmetric=True)
+    x64, y64 = x.astype(np.float64), y.astype(np.float64)
+    C = ((x64[:, None, :] - y64[None, :, :]) ** 2).sum(-1)
+    P = np.exp((r.f[:, None] + r.g[None, :] - C) / r.eps) / (len(x) * len(y))
+    dense_x = 2 * (P.sum(1)[:, None] * x64 - P @ y64)
+    dense_y = 2 * (P.sum(0)[:, None] * y64 - P.T @ x64)
+    tol = 1e-4 if dtype == np.float32 else 1e-9
+    for got, plan_pass, ref in ((r._grads["x"], r.gradient("x"), dense_x),
+                                (r._grads["y"], r.gradient("y"), dense_y)):
+        scale = np.abs(ref).max()
+        assert np.abs(got - ref).max() <= tol * scale
+        assert np.abs(got - plan_pass).max() <= tol * scale
+    ps = r.__class__(0.5 * (s.f + s.g), 0.5 * (s.f + s.g), *[getattr(s, k) for k in (
+        "value", "cost", "mass", "error", "n_iter", "converged", "eps", "bound", "truncation",
+        "cluster_scale", "kept_entries", "kept_blocks", "levels")], 0, s._problem)
+    ref = ps.gradient("x")
+    assert np.abs(s._grads["x"] - ref).max() <= tol * np.abs(ref).max()
+    with pytest.raises(ValueError, match="grad_y"):
+        solve(x, x, eps=2e-3, grads=("y",), symmetric=True)
+
+
 def test_divergence_gradient_by_finite_differences():
     x, y = clouds(300, 250, 2, seed=9)
     kw = dict(eps=1e-2, method="multiscale", tol=1e-11)

@@ -41,7 +41,7 @@ static PyObject *py_sinkhorn_multiscale(PyObject *self, PyObject *args, PyObject
                              "max_iter", "scaling_factor", "stage_tol", "overrelax", "anderson",
                              "f0", "g0", "compute_cost", "nthreads", "callback", "cluster_scale",
                              "truncation", "switch_ratio", "bound_frac", "symmetric", "warm_tol",
-                             "refine_anderson", NULL};
+                             "refine_anderson", "grad_x", "grad_y", NULL};
     PyObject *x, *y, *a, *b, *f0 = Py_None, *g0 = Py_None, *callback = Py_None;
     const char *cost = "sqeuclidean";
     monge_sinkhorn_params par;
@@ -52,29 +52,37 @@ static PyObject *py_sinkhorn_multiscale(PyObject *self, PyObject *args, PyObject
     monge_ms_params_init(&mp);
     bind_sk_options o = {0};
     double p = 2.0, eps = par.eps, tau_a = INFINITY, tau_b = INFINITY;
-    int compute_cost = 1, nthreads = 0, symmetric = 0;
-    if (!PyArg_ParseTupleAndKeywords(args, kw, "OOOO|sddddOOOOOOOOpiOddddpdi", kwlist, &x, &y, &a,
+    int compute_cost = 1, nthreads = 0, symmetric = 0, want_gx = 0, want_gy = 0;
+    if (!PyArg_ParseTupleAndKeywords(args, kw, "OOOO|sddddOOOOOOOOpiOddddpdipp", kwlist, &x, &y, &a,
                                      &b, &cost, &p, &eps, &tau_a, &tau_b, &o.tol, &o.max_iter,
                                      &o.scaling_factor, &o.stage_tol, &o.overrelax, &o.anderson,
                                      &f0, &g0, &compute_cost, &nthreads, &callback,
                                      &mp.cluster_scale, &mp.truncation, &mp.switch_ratio,
                                      &mp.bound_frac, &symmetric, &mp.warm_tol,
-                                     &mp.refine_anderson))
+                                     &mp.refine_anderson, &want_gx, &want_gy))
         return NULL;
     if (bind_sinkhorn_options(&o, &par)) return NULL;
     if (symmetric) { /* OT_eps(a, a) on x: y and b are x and a */
         y = x;
         b = a;
         tau_b = tau_a;
+        if (want_gy) {
+            PyErr_SetString(PyExc_ValueError, "grad_y: the symmetric problem has grad_x only");
+            return NULL;
+        }
     }
     if (callback != Py_None && !PyCallable_Check(callback)) {
         PyErr_SetString(PyExc_TypeError, "callback: must be callable");
         return NULL;
     }
     ms_problem s;
-    PyArrayObject *fa = NULL, *ga = NULL;
+    PyArrayObject *fa = NULL, *ga = NULL, *gx = NULL, *gy = NULL;
     PyObject *result = NULL;
     if (msp_parse(x, y, a, b, cost, p, tau_a, tau_b, &s)) goto out;
+    npy_intp dx[2] = {s.bg.n, s.bg.d}, dy[2] = {s.bg.m, s.bg.d};
+    if (want_gx && !(gx = (PyArrayObject *)PyArray_ZEROS(2, dx, NPY_FLOAT64, 0))) goto out;
+    if (want_gy && !(gy = (PyArrayObject *)PyArray_ZEROS(2, dy, NPY_FLOAT64, 0))) goto out;
+    double *pgx = gx ? (double *)PyArray_DATA(gx) : NULL, *pgy = gy ? (double *)PyArray_DATA(gy) : NULL;
     if (bind_potentials(f0, g0, 1, 1, s.bg.n, s.bg.m, &fa, &ga, &par.warm_start)) goto out;
     par.eps = eps;
     par.compute_cost = compute_cost;
@@ -87,12 +95,13 @@ static PyObject *py_sinkhorn_multiscale(PyObject *self, PyObject *args, PyObject
     int st;
     Py_BEGIN_ALLOW_THREADS
     if (symmetric) {
-        st = monge_sinkhorn_multiscale_symmetric(&s.pb, &par, &mp, PyArray_DATA(fa), &info, &mi);
+        st = monge_sinkhorn_multiscale_symmetric_grad(&s.pb, &par, &mp, PyArray_DATA(fa), pgx,
+                                                      &info, &mi);
         if (st == MONGE_OK || st == MONGE_ENOCONV || st == MONGE_EINTR)
             memcpy(PyArray_DATA(ga), PyArray_DATA(fa), sizeof(double) * (size_t)s.bg.n);
     } else {
-        st = monge_sinkhorn_multiscale(&s.pb, &par, &mp, PyArray_DATA(fa), PyArray_DATA(ga), &info,
-                                       &mi);
+        st = monge_sinkhorn_multiscale_grad(&s.pb, &par, &mp, PyArray_DATA(fa), PyArray_DATA(ga),
+                                            pgx, pgy, &info, &mi);
     }
     Py_END_ALLOW_THREADS
     if (st == MONGE_EINTR && !pctx.user_stop) {
@@ -113,10 +122,15 @@ static PyObject *py_sinkhorn_multiscale(PyObject *self, PyObject *args, PyObject
         (long long)mi.kept_blocks, "kept_entries", (long long)mi.kept_entries, "blocks_x",
         (long long)mi.blocks_x, "blocks_y", (long long)mi.blocks_y, "reselections",
         (long long)mi.reselections, "levels", mi.levels);
+    if (result && (PyDict_SetItemString(result, "grad_x", gx ? (PyObject *)gx : Py_None) ||
+                   PyDict_SetItemString(result, "grad_y", gy ? (PyObject *)gy : Py_None)))
+        Py_CLEAR(result);
 out:
     msp_free(&s);
     Py_XDECREF(fa);
     Py_XDECREF(ga);
+    Py_XDECREF(gx);
+    Py_XDECREF(gy);
     return result;
 }
 

@@ -366,12 +366,26 @@ typedef struct {
 #undef SAFE_HI
 
 /* ------------------------------------------------------------------ selection */
+/* A cell pair (lev, I, J) left out of the kept set, with the least cost between the boxes rounded
+ * down to float (still a lower bound). */
 typedef struct {
-    int lev;
-    int per_item; /* dropped by the per-item bound (its box bound passed): E takes the smaller */
-    int64_t I, J;
-    double cmin;
+    uint32_t I, J;
+    float cmin;
+    uint8_t lev, per_item; /* per_item: dropped by the per-item bound (E takes the smaller) */
 } ms_skip;
+
+typedef struct {
+    uint32_t I, J;
+} ms_pair;
+
+/* One task of the descent: the kept block pairs and skips of its part of the frontier. */
+typedef struct {
+    ms_pair *pr;
+    ms_skip *sk;
+    int64_t np, capp, ns, caps;
+} ms_part;
+
+#define MS_TASKS 256 /* the descent's frontier is split in this many tasks (not per thread) */
 
 typedef struct {
     const monge_geometry *g;
@@ -385,8 +399,8 @@ typedef struct {
     int64_t *rptr, *rrng, *cptr, *crng;
     int64_t rmax, cmax; /* most kept columns of a row block / rows of a column block */
     int64_t kept_blocks, kept_entries;
-    ms_skip *skip;
-    int64_t nskip, capskip;
+    ms_part parts[MS_TASKS + 1]; /* the skip list: parts[0] from the frontier, then the tasks' */
+    int64_t nskip;
     double bound;   /* E at the last measured state */
     double E0;      /* E evaluated exactly at the item lu saved in lu0x, lu0y */
     double *lu0x, *lu0y;
@@ -412,6 +426,11 @@ static void sel_clear(ms_sel *S)
     free(S->cptr);
     free(S->crng);
     S->rptr = S->rrng = S->cptr = S->crng = NULL;
+    for (int t = 0; t <= MS_TASKS; t++) {
+        free(S->parts[t].pr);
+        free(S->parts[t].sk);
+        memset(&S->parts[t], 0, sizeof S->parts[t]);
+    }
     S->nskip = 0;
 }
 
@@ -491,54 +510,115 @@ static void fill_thr(ms_tree *t, int blk)
     }
 }
 
-static int push_skip(ms_sel *S, int lev, int64_t I, int64_t J, double cmin, int per_item)
+/* Grows *buf (elements of size es) to hold one more than *n; 0 on failure. */
+static int grow(void **buf, int64_t n, int64_t *cap, size_t es)
 {
-    if (S->nskip == S->capskip) {
-        const int64_t cap = S->capskip ? 2 * S->capskip : 1024;
-        ms_skip *ns = realloc(S->skip, sizeof(ms_skip) * (size_t)cap);
-        if (!ns) return MONGE_ENOMEM;
-        S->skip = ns;
-        S->capskip = cap;
+    if (n < *cap) return 1;
+    const int64_t c = *cap ? 2 * *cap : 256;
+    void *q = realloc(*buf, es * (size_t)c);
+    if (!q) return 0;
+    *buf = q;
+    *cap = c;
+    return 1;
+}
+
+static float floor_float(double c)
+{
+    float f = (float)c;
+    return (double)f > c ? nextafterf(f, -INFINITY) : f;
+}
+
+/* The descent's test of the cell pair (lev, I, J): 1 open (a kept pair at the block level, else
+ * its children are tested), 0 skipped (into *sk), -1 no mass (dropped). */
+static int pair_test(const ms_sel *S, int lev, int64_t I, int64_t J, double eps, ms_skip *sk)
+{
+    const ms_level *LX = &S->tx->lev[lev], *LY = &S->ty->lev[lev];
+    const double cmin = box_cmin(S, lev, I, J);
+    const double beta = LX->lu[I] + LY->lu[J] - cmin;
+    if (!(beta > -INFINITY)) return -1;
+    const double thr = eps * (fmin(LX->thr[I], LY->thr[J]) - S->tau);
+    int keep = beta >= thr, per_item = 0;
+    if (keep && lev == S->blk) { /* the tighter per-item bound of a block pair */
+        keep = !(pair_beta(S, I, J, eps) < thr);
+        per_item = !keep;
     }
-    S->skip[S->nskip++] = (ms_skip){lev, per_item, I, J, cmin};
-    return MONGE_OK;
+    if (keep) return 1;
+    *sk = (ms_skip){(uint32_t)I, (uint32_t)J, floor_float(cmin), (uint8_t)lev, (uint8_t)per_item};
+    return 0;
 }
 
 typedef struct {
-    int64_t I, J;
-} ms_pair;
+    uint32_t I, J;
+    int lev;
+} ms_cand;
 
-static int i64_cmp(const void *a, const void *b)
+/* Tests candidates cand[0, nc) and their descendants depth first into part P. */
+static int descend(const ms_sel *S, const ms_cand *cand, int64_t nc, double eps, ms_part *Pout)
 {
-    const int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
-    return x < y ? -1 : (x > y);
+    ms_part Q = *Pout, *P = &Q; /* a local copy: the parts share cache lines */
+    int64_t ns = 0, cap = 0;
+    ms_cand *stack = NULL;
+    for (int64_t c = nc - 1; c >= 0; c--) {
+        if (!grow((void **)&stack, ns, &cap, sizeof *stack)) goto fail;
+        stack[ns++] = cand[c];
+    }
+    while (ns > 0) {
+        const ms_cand e = stack[--ns];
+        ms_skip sk;
+        const int t = pair_test(S, e.lev, e.I, e.J, eps, &sk);
+        if (t == 0) {
+            if (!grow((void **)&P->sk, P->ns, &P->caps, sizeof sk)) goto fail;
+            P->sk[P->ns++] = sk;
+        } else if (t == 1 && e.lev == S->blk) {
+            if (!grow((void **)&P->pr, P->np, &P->capp, sizeof(ms_pair))) goto fail;
+            P->pr[P->np++] = (ms_pair){e.I, e.J};
+        } else if (t == 1) {
+            const ms_level *LX = &S->tx->lev[e.lev], *LY = &S->ty->lev[e.lev];
+            for (int64_t i = LX->child[e.I + 1] - 1; i >= LX->child[e.I]; i--)
+                for (int64_t j = LY->child[e.J + 1] - 1; j >= LY->child[e.J]; j--) {
+                    if (!grow((void **)&stack, ns, &cap, sizeof *stack)) goto fail;
+                    stack[ns++] = (ms_cand){(uint32_t)i, (uint32_t)j, e.lev - 1};
+                }
+        }
+    }
+    free(stack);
+    if (P->ns < P->caps && P->ns > 0) { /* the skip list stays: its slack goes */
+        ms_skip *q = realloc(P->sk, sizeof(ms_skip) * (size_t)P->ns);
+        if (q) {
+            P->sk = q;
+            P->caps = P->ns;
+        }
+    }
+    *Pout = Q;
+    return MONGE_OK;
+fail:
+    free(stack);
+    *Pout = Q;
+    return MONGE_ENOMEM;
 }
 
-/* Sorts pairs by (I, J): a counting sort on I, then each row's J in order. */
-static int sort_pairs(ms_pair *pr, int64_t np, int64_t K)
+/* Stable counting sort of pairs by I (by J with byj) into out; the input as parts or an array. */
+static int count_sort(const ms_part *parts, int nparts, const ms_pair *in, int64_t np, int64_t K,
+                      int byj, ms_pair *out)
 {
     int64_t *cnt = calloc((size_t)(K + 1), sizeof(int64_t));
-    int64_t *js = malloc(sizeof(int64_t) * (size_t)(np > 0 ? np : 1));
-    if (!cnt || !js) {
-        free(cnt);
-        free(js);
-        return MONGE_ENOMEM;
+    if (!cnt) return MONGE_ENOMEM;
+    for (int t = 0; t < (in ? 1 : nparts); t++) {
+        const ms_pair *p = in ? in : parts[t].pr;
+        const int64_t c = in ? np : parts[t].np;
+        for (int64_t q = 0; q < c; q++) cnt[(byj ? p[q].J : p[q].I) + 1]++;
     }
-    for (int64_t q = 0; q < np; q++) cnt[pr[q].I + 1]++;
-    for (int64_t I = 0; I < K; I++) cnt[I + 1] += cnt[I];
-    for (int64_t q = 0; q < np; q++) js[cnt[pr[q].I]++] = pr[q].J;
-    for (int64_t I = K; I > 0; I--) cnt[I] = cnt[I - 1];
-    cnt[0] = 0;
-    for (int64_t I = 0; I < K; I++) {
-        qsort(js + cnt[I], (size_t)(cnt[I + 1] - cnt[I]), sizeof(int64_t), i64_cmp);
-        for (int64_t q = cnt[I]; q < cnt[I + 1]; q++) pr[q] = (ms_pair){I, js[q]};
+    for (int64_t k = 0; k < K; k++) cnt[k + 1] += cnt[k];
+    for (int t = 0; t < (in ? 1 : nparts); t++) {
+        const ms_pair *p = in ? in : parts[t].pr;
+        const int64_t c = in ? np : parts[t].np;
+        for (int64_t q = 0; q < c; q++) out[cnt[byj ? p[q].J : p[q].I]++] = p[q];
     }
     free(cnt);
-    free(js);
     return MONGE_OK;
 }
 
-/* Row block -> merged column item ranges, from pairs sorted by (I, J). */
+/* Row block -> merged column item ranges, from pairs sorted by (I, J) (by (J, I) with swap). */
 static int to_ranges(const ms_pair *pr, int64_t np, int64_t nb, const int64_t *cchild,
                      int64_t **ptr_out, int64_t **rng_out, int swap, int64_t *maxc)
 {
@@ -553,7 +633,7 @@ static int to_ranges(const ms_pair *pr, int64_t np, int64_t nb, const int64_t *c
     for (int64_t q = 0; q < np; q++) {
         const int64_t I = swap ? pr[q].J : pr[q].I, J = swap ? pr[q].I : pr[q].J;
         const int64_t j0 = cchild[J], j1 = cchild[J + 1];
-        const int64_t Ip = q ? (swap ? pr[q - 1].J : pr[q - 1].I) : -1;
+        const int64_t Ip = q ? (int64_t)(swap ? pr[q - 1].J : pr[q - 1].I) : -1;
         if (q && Ip == I && rng[2 * nr - 1] == j0) rng[2 * nr - 1] = j1;
         else {
             rng[2 * nr] = j0;
@@ -569,140 +649,121 @@ static int to_ranges(const ms_pair *pr, int64_t np, int64_t nb, const int64_t *c
         for (int64_t t = ptr[B]; t < ptr[B + 1]; t++) L += rng[2 * t + 1] - rng[2 * t];
         *maxc = L > *maxc ? L : *maxc;
     }
+    int64_t *r2 = realloc(rng, sizeof(int64_t) * 2 * (size_t)(nr > 0 ? nr : 1));
     *ptr_out = ptr;
-    *rng_out = rng;
+    *rng_out = r2 ? r2 : rng;
     return MONGE_OK;
 }
 
-/* The dual-tree descent at the current lu: kept block pairs and the skip list. */
+/* The dual-tree descent at the current lu: kept block pairs and the skip list.  The top levels
+ * are tested breadth first until the frontier holds MS_TASKS pairs; its parts then descend in
+ * parallel, each into its own part of the skip list (the order: thread-independent). */
 static int select_pairs(ms_sel *S, double eps)
 {
     sel_clear(S);
     S->nsel++;
     const int top = S->tx->nlev - 1, blk = S->blk;
-    const double te = S->tau;
-    int64_t cap = 1024, np = 0, cs = 1024, ns = 0;
-    ms_pair *pr = malloc(sizeof(ms_pair) * (size_t)cap);
-    ms_skip *stack = malloc(sizeof(ms_skip) * (size_t)cs);
-    int st = pr && stack ? MONGE_OK : MONGE_ENOMEM;
-    for (int64_t I = 0; !st && I < S->tx->lev[top].K; I++)
-        for (int64_t J = 0; !st && J < S->ty->lev[top].K; J++) {
-            if (ns == cs) {
-                ms_skip *n2 = realloc(stack, sizeof(ms_skip) * (size_t)(cs *= 2));
-                if (!n2) {
-                    st = MONGE_ENOMEM;
-                    break;
-                }
-                stack = n2;
+    const int64_t KX = S->tx->lev[blk].K, KY = S->ty->lev[blk].K;
+    if (S->tx->lev[S->r].K > (int64_t)UINT32_MAX || S->ty->lev[S->r].K > (int64_t)UINT32_MAX)
+        return MONGE_ENOMEM; /* beyond the 32-bit cell indices */
+    int64_t nf = 0, capf = 0;
+    ms_cand *fr = NULL;
+    int st = MONGE_OK;
+    for (int64_t I = 0; I < S->tx->lev[top].K && !st; I++)
+        for (int64_t J = 0; J < S->ty->lev[top].K && !st; J++) {
+            if (!grow((void **)&fr, nf, &capf, sizeof *fr)) st = MONGE_ENOMEM;
+            else fr[nf++] = (ms_cand){(uint32_t)I, (uint32_t)J, top};
+        }
+    ms_part *P0 = &S->parts[0];
+    for (int lev = top; !st && lev > blk && nf < MS_TASKS; lev--) { /* breadth first */
+        int64_t n2 = 0, cap2 = 0;
+        ms_cand *f2 = NULL;
+        for (int64_t c = 0; c < nf && !st; c++) {
+            ms_skip sk;
+            const int t = pair_test(S, lev, fr[c].I, fr[c].J, eps, &sk);
+            if (t == 0) {
+                if (!grow((void **)&P0->sk, P0->ns, &P0->caps, sizeof sk)) st = MONGE_ENOMEM;
+                else P0->sk[P0->ns++] = sk;
+            } else if (t == 1) {
+                const ms_level *LX = &S->tx->lev[lev], *LY = &S->ty->lev[lev];
+                for (int64_t i = LX->child[fr[c].I]; i < LX->child[fr[c].I + 1] && !st; i++)
+                    for (int64_t j = LY->child[fr[c].J]; j < LY->child[fr[c].J + 1] && !st; j++) {
+                        if (!grow((void **)&f2, n2, &cap2, sizeof *f2)) st = MONGE_ENOMEM;
+                        else f2[n2++] = (ms_cand){(uint32_t)i, (uint32_t)j, lev - 1};
+                    }
             }
-            stack[ns++] = (ms_skip){top, 0, I, J, 0};
         }
-    while (!st && ns > 0) {
-        const ms_skip e = stack[--ns];
-        const ms_level *LX = &S->tx->lev[e.lev], *LY = &S->ty->lev[e.lev];
-        const double cmin = box_cmin(S, e.lev, e.I, e.J);
-        const double beta = LX->lu[e.I] + LY->lu[e.J] - cmin;
-        const double thr = fmin(LX->thr[e.I], LY->thr[e.J]);
-        const int open = beta > -INFINITY && beta >= eps * (thr - te);
-        if (!open) {
-            if (beta > -INFINITY) st = push_skip(S, e.lev, e.I, e.J, cmin, 0);
-            continue;
-        }
-        if (e.lev == blk) {
-            if (np == cap) {
-                ms_pair *n2 = realloc(pr, sizeof(ms_pair) * (size_t)(cap *= 2));
-                if (!n2) {
-                    st = MONGE_ENOMEM;
-                    break;
-                }
-                pr = n2;
-            }
-            pr[np++] = (ms_pair){e.I, e.J};
-            continue;
-        }
-        const int64_t i0 = LX->child[e.I], i1 = LX->child[e.I + 1];
-        const int64_t j0 = LY->child[e.J], j1 = LY->child[e.J + 1];
-        while (ns + (i1 - i0) * (j1 - j0) > cs) {
-            ms_skip *n2 = realloc(stack, sizeof(ms_skip) * (size_t)(cs *= 2));
-            if (!n2) {
-                st = MONGE_ENOMEM;
-                break;
-            }
-            stack = n2;
-        }
-        if (st) break;
-        for (int64_t i = i0; i < i1; i++)
-            for (int64_t j = j0; j < j1; j++) stack[ns++] = (ms_skip){e.lev - 1, 0, i, j, 0};
+        free(fr);
+        fr = f2;
+        nf = n2;
     }
-    free(stack);
-    if (!st) { /* the pairs the per-item bound drops join the skip list (in order: deterministic) */
-        char *drop = malloc((size_t)(np > 0 ? np : 1));
-        const double *thx = S->tx->lev[blk].thr, *thy = S->ty->lev[blk].thr;
-        if (!drop) st = MONGE_ENOMEM;
-        else {
-            MONGE_PRAGMA(omp parallel for schedule(static, 4096) num_threads(S->nth))
-            for (int64_t q = 0; q < np; q++)
-                drop[q] = pair_beta(S, pr[q].I, pr[q].J, eps) <
-                          eps * (fmin(thx[pr[q].I], thy[pr[q].J]) - te);
-            int64_t w = 0;
-            for (int64_t q = 0; q < np && !st; q++) {
-                if (drop[q])
-                    st = push_skip(S, blk, pr[q].I, pr[q].J, box_cmin(S, blk, pr[q].I, pr[q].J), 1);
-                else pr[w++] = pr[q];
+    int fail = 0;
+    if (!st) {
+        MONGE_PRAGMA(omp parallel for schedule(dynamic, 1) num_threads(S->nth))
+        for (int t = 0; t < MS_TASKS; t++) {
+            const int64_t c0 = nf * t / MS_TASKS, c1 = nf * (t + 1) / MS_TASKS;
+            if (descend(S, fr + c0, c1 - c0, eps, &S->parts[t + 1])) {
+                MONGE_PRAGMA(omp atomic write)
+                fail = 1;
             }
-            np = w;
-            free(drop);
         }
     }
-    if (!st) st = sort_pairs(pr, np, S->tx->lev[blk].K);
+    free(fr);
+    if (fail) st = MONGE_ENOMEM;
+    int64_t np = 0;
+    for (int t = 0; t <= MS_TASKS; t++) {
+        np += S->parts[t].np;
+        S->nskip += S->parts[t].ns;
+    }
+    /* by (I, J) for the rows, then by (J, I) for the transposed pass: stable counting sorts */
+    ms_pair *A = st ? NULL : malloc(sizeof(ms_pair) * (size_t)(np > 0 ? np : 1));
+    ms_pair *B = st ? NULL : malloc(sizeof(ms_pair) * (size_t)(np > 0 ? np : 1));
+    if (!st && (!A || !B)) st = MONGE_ENOMEM;
+    if (!st) st = count_sort(S->parts, MS_TASKS + 1, NULL, np, KY, 1, A);
+    for (int t = 0; t <= MS_TASKS; t++) { /* the pairs are in A now */
+        free(S->parts[t].pr);
+        S->parts[t].pr = NULL;
+        S->parts[t].np = S->parts[t].capp = 0;
+    }
+    if (!st) st = count_sort(NULL, 0, A, np, KX, 0, B);
     if (!st) {
         S->kept_blocks = np;
         int64_t ent = 0;
         const int64_t *xc = S->bsx, *yc = S->bsy;
         for (int64_t q = 0; q < np; q++)
-            ent += (xc[pr[q].I + 1] - xc[pr[q].I]) * (yc[pr[q].J + 1] - yc[pr[q].J]);
+            ent += (xc[B[q].I + 1] - xc[B[q].I]) * (yc[B[q].J + 1] - yc[B[q].J]);
         S->kept_entries = ent;
-        st = to_ranges(pr, np, S->tx->lev[blk].K, yc, &S->rptr, &S->rrng, 0, &S->rmax);
-        if (!st) {
-            for (int64_t q = 0; q < np; q++) { /* by (J, I) for the transposed pass */
-                const int64_t t = pr[q].I;
-                pr[q].I = pr[q].J;
-                pr[q].J = t;
-            }
-            st = sort_pairs(pr, np, S->ty->lev[blk].K);
-            if (!st) st = to_ranges(pr, np, S->ty->lev[blk].K, xc, &S->cptr, &S->crng, 0, &S->cmax);
-        }
+        st = to_ranges(B, np, KX, yc, &S->rptr, &S->rrng, 0, &S->rmax);
+        if (!st) st = count_sort(NULL, 0, B, np, KY, 1, A);
+        if (!st) st = to_ranges(A, np, KY, xc, &S->cptr, &S->crng, 1, &S->cmax);
     }
-    free(pr);
+    free(A);
+    free(B);
     return st;
 }
 
 /* E: the bound of the skipped mass at the current lu (the per-item one where it dropped the pair;
- * the pairs the box bound dropped hold e^-tau of a block's mass at most, and stay with it). */
+ * the pairs the box bound dropped hold e^-tau of a block's mass at most, and stay with it).  Each
+ * part is summed in order and the parts in order: thread-independent. */
 static double skip_bound(const ms_sel *S, double eps, int nth)
 {
-    enum { CHUNK = 4096 };
-    const int64_t nc = (S->nskip + CHUNK - 1) / CHUNK;
-    double part[256], E = 0;
-    for (int64_t c0 = 0; c0 < nc; c0 += 256) { /* fixed chunks summed in order: thread-independent */
-        const int64_t c1 = nc - c0 < 256 ? nc : c0 + 256;
-        MONGE_PRAGMA(omp parallel for schedule(static) num_threads(nth))
-        for (int64_t c = c0; c < c1; c++) {
-            double e = 0;
-            const int64_t q1 = (c + 1) * CHUNK < S->nskip ? (c + 1) * CHUNK : S->nskip;
-            for (int64_t q = c * CHUNK; q < q1; q++) {
-                const ms_skip *k = &S->skip[q];
-                double beta = S->tx->lev[k->lev].lu[k->I] + S->ty->lev[k->lev].lu[k->J] - k->cmin;
-                if (k->per_item) {
-                    const double b2 = pair_beta(S, k->I, k->J, eps);
-                    beta = b2 < beta ? b2 : beta;
-                }
-                e += monge_exp(beta / eps);
+    double part[MS_TASKS + 1], E = 0;
+    MONGE_PRAGMA(omp parallel for schedule(dynamic, 1) num_threads(nth))
+    for (int t = 0; t <= MS_TASKS; t++) {
+        double e = 0;
+        const ms_part *P = &S->parts[t];
+        for (int64_t q = 0; q < P->ns; q++) {
+            const ms_skip *k = &P->sk[q];
+            double beta = S->tx->lev[k->lev].lu[k->I] + S->ty->lev[k->lev].lu[k->J] - (double)k->cmin;
+            if (k->per_item) {
+                const double b2 = pair_beta(S, k->I, k->J, eps);
+                beta = b2 < beta ? b2 : beta;
             }
-            part[c - c0] = e;
+            e += monge_exp(beta / eps);
         }
-        for (int64_t c = c0; c < c1; c++) E += part[c - c0];
+        part[t] = e;
     }
+    for (int t = 0; t <= MS_TASKS; t++) E += part[t];
     return E;
 }
 
@@ -1160,8 +1221,8 @@ static void prolong(const ms_tree *t, int l, monge_dtype dt, int64_t d, const do
 static double level_side(double s, int r) { return r == 0 ? 0.0 : s * ldexp(1.0, r - 1); }
 
 static int ms_solve(const monge_problem *pb, const monge_sinkhorn_params *par,
-                    const monge_ms_params *mp, double *f, double *g, monge_sinkhorn_info *info,
-                    monge_ms_info *minfo, int sym)
+                    const monge_ms_params *mp, double *f, double *g, double *gx, double *gy,
+                    monge_sinkhorn_info *info, monge_ms_info *minfo, int sym)
 {
     monge_sinkhorn_params dpar;
     monge_ms_params dmp;
@@ -1202,7 +1263,7 @@ static int ms_solve(const monge_problem *pb, const monge_sinkhorn_params *par,
     double s;
     st = ms_open(pb, mp, &tx, &ty, &s);
     int64_t resel = 0;
-    double *fprev = NULL, *gprev = NULL, *sxp = NULL, *syp = NULL;
+    double *fprev = NULL, *gprev = NULL, *sxp = NULL, *syp = NULL, *gsort = NULL;
     const int64_t dd = geo->d;
     if (st) goto done;
     M.pb = pb;
@@ -1354,11 +1415,31 @@ finish:
         minfo->blocks_y = ty.lev[M.sel.blk].K;
         minfo->reselections = resel;
         if (st == MONGE_EINTR) goto done;
+        const double e2 = info->eps_reached;
+        double *u = M.h, *v = M.hint;
+        weighted_pot(&tx.lev[0], M.f, e2, u);
+        weighted_pot(&ty.lev[0], M.g, e2, v);
+        for (int tr = 0; tr < 2; tr++) { /* the gradients on the final kept plan */
+            double *go = tr ? gy : gx;
+            if (!go) continue;
+            const ms_pass P = make_pass(&M.sel, tr);
+            const ms_tree *R = tr ? &ty : &tx;
+            const int64_t nr = tr ? m : n;
+            gsort = gsort ? gsort : malloc(sizeof(double) * (size_t)((n > m ? n : m) * dd));
+            if (!gsort) {
+                st = MONGE_ENOMEM;
+                goto done;
+            }
+            const double *pu = tr ? v : u, *pv = tr ? u : v;
+            st = geo->dtype == MONGE_F32
+                     ? ms_apply_f32(&P, e2, pu, pv, NULL, 0, NULL, NULL, NULL, gsort, M.scratch, nth)
+                     : ms_apply_f64(&P, e2, pu, pv, NULL, 0, NULL, NULL, NULL, gsort, M.scratch, nth);
+            if (st) goto done;
+            for (int64_t i = 0; i < nr; i++)
+                memcpy(go + R->perm[i] * dd, gsort + i * dd, sizeof(double) * (size_t)dd);
+        }
         if (par->compute_cost) {
-            const double e2 = info->eps_reached;
-            double *u = M.h, *v = M.hint, *rs = M.out, *rc = M.fbest;
-            weighted_pot(&tx.lev[0], M.f, e2, u);
-            weighted_pot(&ty.lev[0], M.g, e2, v);
+            double *rs = M.out, *rc = M.fbest;
             const ms_pass P = make_pass(&M.sel, 0);
             st = geo->dtype == MONGE_F32
                      ? ms_apply_f32(&P, e2, u, v, NULL, 0, NULL, rs, rc, NULL, M.scratch, nth)
@@ -1395,9 +1476,9 @@ done:
     free(gprev);
     free(sxp);
     free(syp);
+    free(gsort);
     step_free(&M);
     sel_clear(&M.sel);
-    free(M.sel.skip);
     tree_free(&tx);
     tree_free(&ty);
     return st;
@@ -1407,12 +1488,28 @@ int monge_sinkhorn_multiscale(const monge_problem *pb, const monge_sinkhorn_para
                               const monge_ms_params *mp, double *f, double *g,
                               monge_sinkhorn_info *info, monge_ms_info *minfo)
 {
-    return ms_solve(pb, par, mp, f, g, info, minfo, 0);
+    return ms_solve(pb, par, mp, f, g, NULL, NULL, info, minfo, 0);
+}
+
+int monge_sinkhorn_multiscale_grad(const monge_problem *pb, const monge_sinkhorn_params *par,
+                                   const monge_ms_params *mp, double *f, double *g,
+                                   double *grad_x, double *grad_y, monge_sinkhorn_info *info,
+                                   monge_ms_info *minfo)
+{
+    return ms_solve(pb, par, mp, f, g, grad_x, grad_y, info, minfo, 0);
 }
 
 int monge_sinkhorn_multiscale_symmetric(const monge_problem *pb, const monge_sinkhorn_params *par,
                                         const monge_ms_params *mp, double *p,
                                         monge_sinkhorn_info *info, monge_ms_info *minfo)
+{
+    return monge_sinkhorn_multiscale_symmetric_grad(pb, par, mp, p, NULL, info, minfo);
+}
+
+int monge_sinkhorn_multiscale_symmetric_grad(const monge_problem *pb,
+                                             const monge_sinkhorn_params *par,
+                                             const monge_ms_params *mp, double *p, double *grad,
+                                             monge_sinkhorn_info *info, monge_ms_info *minfo)
 {
     if (!pb || !pb->geom || !p) return MONGE_EINVAL;
     monge_geometry geo = *pb->geom;
@@ -1425,7 +1522,7 @@ int monge_sinkhorn_multiscale_symmetric(const monge_problem *pb, const monge_sin
     double *q = malloc(sizeof(double) * (size_t)(geo.n > 0 ? geo.n : 1));
     if (!q) return MONGE_ENOMEM;
     if (par && par->warm_start) memcpy(q, p, sizeof(double) * (size_t)geo.n);
-    int st = ms_solve(&sym, par, mp, p, q, info, minfo, 1);
+    int st = ms_solve(&sym, par, mp, p, q, grad, NULL, info, minfo, 1);
     free(q);
     return st;
 }
@@ -1506,7 +1603,6 @@ done:
     free(rc);
     step_free(&M);
     sel_clear(&M.sel);
-    free(M.sel.skip);
     tree_free(&tx);
     tree_free(&ty);
     return st;
@@ -1578,7 +1674,6 @@ int monge_ms_plan(const monge_problem *pb, const monge_ms_params *mp, double eps
 done:
     step_free(&M);
     sel_clear(&M.sel);
-    free(M.sel.skip);
     tree_free(&tx);
     tree_free(&ty);
     return st;

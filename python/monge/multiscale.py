@@ -217,6 +217,7 @@ class MultiscaleResult:
     levels: int
     anderson_iter: int = 0
     _problem: tuple | None = field(repr=False, default=None)
+    _grads: dict | None = field(repr=False, default=None)  # the solve's own, see solve(grads=)
 
     def _kw(self):
         x, y, a, b, cost, p = self._problem
@@ -283,9 +284,11 @@ class MultiscaleResult:
 def solve(x, y, a=None, b=None, *, eps, cost="sqeuclidean", p=2.0, tau=None, tau_a=None,
           tau_b=None, tol=None, max_iter=None, scaling_factor=None, stage_tol=None,
           overrelax="auto", anderson=None, init=None, callback=None, nthreads=None,
-          options=None, warn=True, symmetric=False):
+          options=None, warn=True, symmetric=False, grads=()):
     """The multiscale solve behind ``monge.sinkhorn(..., method='multiscale')`` (symmetric: the
-    problem OT_eps(a, a) on x, y and b being x and a, solved by averaged updates)."""
+    problem OT_eps(a, a) on x, y and b being x and a, solved by averaged updates).  grads: any of
+    'x', 'y' ('x' only when symmetric): the point gradients on the solve's final kept plan, into
+    the result's ``_grads``, one pass each without the new selection of :meth:`gradient`."""
     eps = positive("eps", eps)
     x, y, batched = points_pair(x, y)
     if batched:
@@ -316,7 +319,7 @@ def solve(x, y, a=None, b=None, *, eps, cost="sqeuclidean", p=2.0, tau=None, tau
     b1 = None if Bw is None else Bw[0]
     out = _core.sinkhorn_multiscale(x, y, a1, b1, cost=cost, p=p, eps=eps, tau_a=ta, tau_b=tb,
                                     f0=f0, g0=g0, callback=callback, symmetric=bool(symmetric),
-                                    **opts, **ms)
+                                    grad_x="x" in grads, grad_y="y" in grads, **opts, **ms)
     if warn and not out["stopped"]:
         warn_unconverged("sinkhorn (multiscale)", np.array([out["converged"]]),
                          np.array([out["error"]]), np.array([out["n_iter"]]), opts["tol"], False,
@@ -325,7 +328,8 @@ def solve(x, y, a=None, b=None, *, eps, cost="sqeuclidean", p=2.0, tau=None, tau
                             out["error"], out["n_iter"], bool(out["converged"]),
                             float(out["eps_reached"]), out["bound"], out["truncation"],
                             out["cluster_scale"], out["kept_entries"], out["kept_blocks"],
-                            out["levels"], out["anderson_iter"], (x, y, a1, b1, cost, p))
+                            out["levels"], out["anderson_iter"], (x, y, a1, b1, cost, p),
+                            {k: out["grad_" + k] for k in ("x", "y") if out["grad_" + k] is not None})
 
 
 def divergence(x, y, a=None, b=None, *, eps, cost="sqeuclidean", p=2.0, grad=(), static_b=False,
@@ -336,28 +340,21 @@ def divergence(x, y, a=None, b=None, *, eps, cost="sqeuclidean", p=2.0, grad=(),
     kw = dict(eps=eps, cost=cost, p=p, tol=tol, max_iter=max_iter, scaling_factor=scaling_factor,
               stage_tol=stage_tol, overrelax=overrelax, anderson=anderson, nthreads=nthreads,
               options=options, warn=False)
-    ab = solve(x, y, a, b, **kw)
-    aa = solve(x, x, a, a, symmetric=True, **kw)
-    bb = None if static_b else solve(y, y, b, b, symmetric=True, **kw)
+    # the point gradients come from each solve's final pass (no second tree and selection)
+    ab = solve(x, y, a, b, grads=tuple(k for k in ("x", "y") if k in grad), **kw)
+    aa = solve(x, x, a, a, symmetric=True, grads=("x",) if "x" in grad else (), **kw)
+    bb = None if static_b else solve(y, y, b, b, symmetric=True,
+                                     grads=("x",) if "y" in grad else (), **kw)
     value = ab.value - 0.5 * aa.value - (0.0 if bb is None else 0.5 * bb.value)
     grads = {}
-
-    def sym(r):   # the symmetric problem's potential and its plan pass (f = g = p)
-        pot = 0.5 * (r.f + r.g)
-        return MultiscaleResult(pot, pot, r.value, r.cost, r.mass, r.error, r.n_iter, r.converged,
-                                r.eps, r.bound, r.truncation, r.cluster_scale, r.kept_entries,
-                                r.kept_blocks, r.levels, 0, r._problem)
-
-    saa = sym(aa) if {"x", "a"} & set(grad) else None
-    sbb = sym(bb) if bb is not None and {"y", "b"} & set(grad) else None
     if "x" in grad:
-        grads["x"] = ab.gradient("x") - saa.gradient("x")
+        grads["x"] = ab._grads["x"] - aa._grads["x"]
     if "y" in grad:
-        grads["y"] = ab.gradient("y") - sbb.gradient("x")
-    if "a" in grad:
-        grads["a"] = ab.f - saa.f
+        grads["y"] = ab._grads["y"] - bb._grads["x"]
+    if "a" in grad:   # the symmetric potential p = f = g
+        grads["a"] = ab.f - 0.5 * (aa.f + aa.g)
     if "b" in grad:
-        grads["b"] = ab.g - sbb.f
+        grads["b"] = ab.g - 0.5 * (bb.f + bb.g)
     runs = [r for r in (ab, aa, bb) if r is not None]
     conv = all(r.converged for r in runs)
     err = max(r.error for r in runs)
