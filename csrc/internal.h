@@ -111,6 +111,29 @@ MONGE_INLINE float monge_expf_sum(float x)
     return p * scale;
 }
 
+/* monge_expf_sum with a degree-5 polynomial fitted for the least relative error on
+ * [-ln2/2, ln2/2] (2e-7 in float, about 2 ulp, against monge_expf's 1 ulp): for long float sums,
+ * whose own rounding is larger, at three fewer operations per term. */
+MONGE_INLINE float monge_expf5_sum(float x)
+{
+    const float xc = x < MONGE_EXPF_LO ? MONGE_EXPF_LO : x;
+    const float xh = xc > 88.0f ? 88.0f : xc;
+    const float shifter = 0x1.8p23f;
+    float t = xh * 0x1.715476p0f + shifter;
+    float k = t - shifter;
+    float r = xh - k * 0x1.62e400p-1f;
+    r = r - k * 0x1.7f7d1cp-20f;
+    const float r2 = r * r;
+    const float q = (0x1.fffdfcp-2f + r * 0x1.5557aep-3f) + r2 * (0x1.5729f0p-5f + r * 0x1.106284p-7f);
+    const float p = (1.0f + r) + r2 * q;
+    uint32_t bits;
+    memcpy(&bits, &t, sizeof bits);
+    bits = (bits + 127u) << 23;
+    float scale;
+    memcpy(&scale, &bits, sizeof scale);
+    return p * scale;
+}
+
 MONGE_INLINE double monge_exp(double x) { return x < MONGE_EXP_LO ? 0.0 : monge_exp_sum(x); }
 
 MONGE_INLINE float monge_expf(float x) { return x < MONGE_EXPF_LO ? 0.0f : monge_expf_sum(x); }

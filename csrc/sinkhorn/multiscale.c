@@ -348,7 +348,7 @@ typedef struct {
 #define T float
 #define SFX f32
 #define EXP monge_expf
-#define EXPS monge_expf_sum
+#define EXPS monge_expf5_sum
 #define SQRT sqrtf
 #define FABS fabsf
 #define POW powf
@@ -1419,7 +1419,9 @@ finish:
         double *u = M.h, *v = M.hint;
         weighted_pot(&tx.lev[0], M.f, e2, u);
         weighted_pot(&ty.lev[0], M.g, e2, v);
-        for (int tr = 0; tr < 2; tr++) { /* the gradients on the final kept plan */
+        double *rs = par->compute_cost ? M.out : NULL, *rc = par->compute_cost ? M.fbest : NULL;
+        for (int tr = 0; tr < 2; tr++) { /* the gradients on the final kept plan (grad_x with the
+                                            value's row sums and costs, in one pass) */
             double *go = tr ? gy : gx;
             if (!go) continue;
             const ms_pass P = make_pass(&M.sel, tr);
@@ -1431,19 +1433,20 @@ finish:
                 goto done;
             }
             const double *pu = tr ? v : u, *pv = tr ? u : v;
+            double *rs1 = tr ? NULL : rs, *rc1 = tr ? NULL : rc;
             st = geo->dtype == MONGE_F32
-                     ? ms_apply_f32(&P, e2, pu, pv, NULL, 0, NULL, NULL, NULL, gsort, M.scratch, nth)
-                     : ms_apply_f64(&P, e2, pu, pv, NULL, 0, NULL, NULL, NULL, gsort, M.scratch, nth);
+                     ? ms_apply_f32(&P, e2, pu, pv, NULL, 0, NULL, rs1, rc1, gsort, M.scratch, nth)
+                     : ms_apply_f64(&P, e2, pu, pv, NULL, 0, NULL, rs1, rc1, gsort, M.scratch, nth);
             if (st) goto done;
             for (int64_t i = 0; i < nr; i++)
                 memcpy(go + R->perm[i] * dd, gsort + i * dd, sizeof(double) * (size_t)dd);
         }
         if (par->compute_cost) {
-            double *rs = M.out, *rc = M.fbest;
             const ms_pass P = make_pass(&M.sel, 0);
-            st = geo->dtype == MONGE_F32
-                     ? ms_apply_f32(&P, e2, u, v, NULL, 0, NULL, rs, rc, NULL, M.scratch, nth)
-                     : ms_apply_f64(&P, e2, u, v, NULL, 0, NULL, rs, rc, NULL, M.scratch, nth);
+            if (!gx)
+                st = geo->dtype == MONGE_F32
+                         ? ms_apply_f32(&P, e2, u, v, NULL, 0, NULL, rs, rc, NULL, M.scratch, nth)
+                         : ms_apply_f64(&P, e2, u, v, NULL, 0, NULL, rs, rc, NULL, M.scratch, nth);
             if (st) goto done;
             double mass = 0, cost = 0, ma = 0, mb = 0, dual = 0;
             for (int64_t i = 0; i < n; i++) {
