@@ -88,7 +88,9 @@ MONGE_INLINE double monge_exp_sum(double x)
     return p * scale;
 }
 
-MONGE_INLINE float monge_expf_sum(float x)
+/* The float exp's argument reduction: x clamped to the range, x = k ln2 + r with |r| <= ln2/2;
+ * returns r and 2^k in *scale. */
+MONGE_INLINE float monge_expf_reduce(float x, float *scale)
 {
     const float xc = x < MONGE_EXPF_LO ? MONGE_EXPF_LO : x;
     const float xh = xc > 88.0f ? 88.0f : xc;
@@ -97,17 +99,23 @@ MONGE_INLINE float monge_expf_sum(float x)
     float k = t - shifter;
     float r = xh - k * 0x1.62e400p-1f;
     r = r - k * 0x1.7f7d1cp-20f;
+    uint32_t bits;
+    memcpy(&bits, &t, sizeof bits);
+    bits = (bits + 127u) << 23;
+    memcpy(scale, &bits, sizeof *scale);
+    return r;
+}
+
+MONGE_INLINE float monge_expf_sum(float x)
+{
+    float scale;
+    const float r = monge_expf_reduce(x, &scale);
     float r2 = r * r, r4 = r2 * r2;
     float p01 = 1.0f + r;
     float p23 = 0.5f + r * (1.0f / 6.0f);
     float p45 = 1.0f / 24.0f + r * (1.0f / 120.0f);
     float p67 = 1.0f / 720.0f + r * (1.0f / 5040.0f);
     float p = (p01 + r2 * p23) + r4 * (p45 + r2 * p67);
-    uint32_t bits;
-    memcpy(&bits, &t, sizeof bits);
-    bits = (bits + 127u) << 23;
-    float scale;
-    memcpy(&scale, &bits, sizeof scale);
     return p * scale;
 }
 
@@ -116,21 +124,11 @@ MONGE_INLINE float monge_expf_sum(float x)
  * whose own rounding is larger, at three fewer operations per term. */
 MONGE_INLINE float monge_expf5_sum(float x)
 {
-    const float xc = x < MONGE_EXPF_LO ? MONGE_EXPF_LO : x;
-    const float xh = xc > 88.0f ? 88.0f : xc;
-    const float shifter = 0x1.8p23f;
-    float t = xh * 0x1.715476p0f + shifter;
-    float k = t - shifter;
-    float r = xh - k * 0x1.62e400p-1f;
-    r = r - k * 0x1.7f7d1cp-20f;
+    float scale;
+    const float r = monge_expf_reduce(x, &scale);
     const float r2 = r * r;
     const float q = (0x1.fffdfcp-2f + r * 0x1.5557aep-3f) + r2 * (0x1.5729f0p-5f + r * 0x1.106284p-7f);
     const float p = (1.0f + r) + r2 * q;
-    uint32_t bits;
-    memcpy(&bits, &t, sizeof bits);
-    bits = (bits + 127u) << 23;
-    float scale;
-    memcpy(&scale, &bits, sizeof scale);
     return p * scale;
 }
 
