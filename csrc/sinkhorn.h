@@ -206,7 +206,8 @@ int monge_sinkhorn_multiscale(const monge_problem *pb, const monge_sinkhorn_para
 /* monge_sinkhorn_multiscale and the point gradients of OT_eps on the final kept plan (the
  * solve's last selection, at the final potentials): grad_x[i d + k] = sum_j P_ij d c(x_i, y_j) /
  * d x_ik (n x d) and grad_y likewise (m x d), either NULL.  One pass each, without the trees and
- * the selection a later monge_ms_apply rebuilds.  Left unset when the solve is interrupted. */
+ * the selection a later monge_ms_apply rebuilds.  Left unset when the solve is interrupted;
+ * MONGE_ENONFINITE when they overflow (an unconverged plan beyond double's range). */
 int monge_sinkhorn_multiscale_grad(const monge_problem *pb, const monge_sinkhorn_params *par,
                                    const monge_ms_params *mp, double *f, double *g,
                                    double *grad_x, double *grad_y, monge_sinkhorn_info *info,

@@ -1472,6 +1472,10 @@ finish:
             if (!isfinite(f[i])) st = MONGE_ENONFINITE;
         for (int64_t j = 0; j < m && st != MONGE_ENONFINITE; j++)
             if (!isfinite(g[j])) st = MONGE_ENONFINITE;
+        for (int64_t q = 0; gx && q < n * dd && st != MONGE_ENONFINITE; q++)
+            if (!isfinite(gx[q])) st = MONGE_ENONFINITE; /* e.g. a plan beyond double's range */
+        for (int64_t q = 0; gy && q < m * dd && st != MONGE_ENONFINITE; q++)
+            if (!isfinite(gy[q])) st = MONGE_ENONFINITE;
         if (st == MONGE_OK && !info->converged) st = MONGE_ENOCONV;
     }
 done:

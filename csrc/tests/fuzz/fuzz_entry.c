@@ -118,18 +118,23 @@ static void fz_sinkhorn(src *s, int divergence)
         mp.truncation = taus2[u8(s) % 5];
         par.scaling_factor = 0.5;
         monge_ms_info mi;
-        st = monge_sinkhorn_multiscale(&pb, &par, &mp, f, gg, &info, &mi);
+        double *gx = calloc((size_t)(n * d), sizeof(double)), *gy = calloc((size_t)(m * d), sizeof(double));
+        st = monge_sinkhorn_multiscale_grad(&pb, &par, &mp, f, gg, gx, gy, &info, &mi);
         expect(known(st), "multiscale status");
         if (st == MONGE_OK || st == MONGE_ENOCONV)
             expect(all_finite(f, n) && all_finite(gg, m) && isfinite(info.value) &&
-                       isfinite(info.cost) && mi.bound >= 0,
+                       isfinite(info.cost) && mi.bound >= 0 && all_finite(gx, n * d) &&
+                       all_finite(gy, m * d),
                    "multiscale result non-finite");
-        st = monge_sinkhorn_multiscale_symmetric(&pb, &par, &mp, f, &info, &mi);
+        st = monge_sinkhorn_multiscale_symmetric_grad(&pb, &par, &mp, f, gx, &info, &mi);
         expect(known(st), "multiscale symmetric status");
         if (st == MONGE_OK || st == MONGE_ENOCONV)
-            expect(all_finite(f, n) && isfinite(info.value), "multiscale symmetric non-finite");
+            expect(all_finite(f, n) && isfinite(info.value) && all_finite(gx, n * d),
+                   "multiscale symmetric non-finite");
         free(f);
         free(gg);
+        free(gx);
+        free(gy);
     } else {
         monge_divergence_params dp;
         monge_divergence_params_init(&dp);
