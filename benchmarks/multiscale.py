@@ -12,6 +12,7 @@ the peak memory of each run.
     python benchmarks/multiscale.py --tune-anneal      stage_tol x switch_ratio, with clusters
     python benchmarks/multiscale.py --tune-warm        warm_tol, on the same problems
     python benchmarks/multiscale.py --tune-refine      refine_anderson, on the same problems
+    python benchmarks/multiscale.py --tune-stall       refine_stall, on the same problems
     python benchmarks/multiscale.py --scaling          monge alone, n = 1e3 ... 1e6: time vs n
 
 Inputs (generated, seeded): two clouds of n points uniform in the unit cube, d = 3, float32, or
@@ -56,6 +57,9 @@ judged by the same rule.
 
 --tune-refine: refine_anderson, the Anderson memory of a level that starts at the target eps after
 a coarser level that ended there (it only carries the potentials to finer cells), likewise.
+
+--tune-stall: refine_stall, on such levels the iterations without a 10% better error after which
+Anderson hands the level to the adaptive over-relaxation (0: the solver's limit), likewise.
 """
 from __future__ import annotations
 
@@ -155,7 +159,7 @@ x, y = clouds(n, kind, seed)
 x, y = x.astype(np.float32), y.astype(np.float32)
 from monge.multiscale import MultiscaleOptions, solve
 knobs = ("cluster_scale", "truncation", "switch_ratio", "bound_frac", "warm_tol",
-         "refine_anderson")
+         "refine_anderson", "refine_stall")
 ms = MultiscaleOptions(**{{k: v for k, v in opts.items() if k in knobs}})
 t = time.perf_counter()
 r = solve(x, y, eps={eps}, options=ms, **{{k: v for k, v in opts.items() if k not in knobs}})
@@ -223,6 +227,7 @@ def choose_anneal(per, key=lambda p: (p["stage_tol"], p["switch_ratio"])):
 
 WARM_GRID = (1e-4, 1e-3, 3e-3, 1e-2, 3e-2)
 REFINE_GRID = (0, 2, 4, 8)
+STALL_GRID = (0, 2, 3, 5, 10)
 
 def grid_runs(grid, keys):
     """Every --tune-anneal problem solved at every grid point (dicts of stage_tol and
@@ -413,6 +418,8 @@ def main(argv=None):
                     help="warm_tol, on the --tune-anneal problems")
     ap.add_argument("--tune-refine", action="store_true",
                     help="refine_anderson, on the --tune-anneal problems")
+    ap.add_argument("--tune-stall", action="store_true",
+                    help="refine_stall, on the --tune-anneal problems")
     ap.add_argument("--tols", type=float, nargs="*", default=list(TOL_GRID[1:]),
                     help="more monge rows at these float32 tols (default %(default)s)")
     ap.add_argument("--out", default=None,
@@ -442,6 +449,12 @@ def main(argv=None):
                         "generated tuning clouds (unit cube / noisy spheres, d = 3, seeds 1, 2; "
                         "mixtures of ten Gaussians, d = 2, 3, 5, seeds 10, 11)",
                         lambda record: tune_knob(record, "refine_anderson", REFINE_GRID),
+                        out=args.out)
+    if args.tune_stall:
+        return recorded("multiscale-stall-tuning", "multiscale.py", argv, ["numpy", "monge"],
+                        "generated tuning clouds (unit cube / noisy spheres, d = 3, seeds 1, 2; "
+                        "mixtures of ten Gaussians, d = 2, 3, 5, seeds 10, 11)",
+                        lambda record: tune_knob(record, "refine_stall", STALL_GRID),
                         out=args.out)
     if args.tune:
         return recorded("multiscale-tuning", "multiscale.py", argv, ["numpy", "monge"],

@@ -162,6 +162,7 @@ int monge_sinkhorn_apply(const monge_problem *pb, double eps, const double *f, c
 #define MONGE_MS_SWITCH 0.5 /* default switch_ratio */
 #define MONGE_MS_REFINE_AA (-1) /* default refine_anderson: the solver's (benchmarks/multiscale.py
                                    --tune-refine chose memory 8 over plain updates) */
+#define MONGE_MS_REFINE_STALL 3 /* default refine_stall (benchmarks/multiscale.py --tune-stall) */
 
 typedef struct {
     double cluster_scale; /* side of the finest cells (the blocks), rounded down to the grid's powers
@@ -184,6 +185,11 @@ typedef struct {
                              target eps after a coarser level that ended there: it only refines
                              the potentials to finer cells, from a warm start near the solution;
                              -1: par->anderson.  Default MONGE_MS_REFINE_AA. */
+    int refine_stall;     /* on such a level, the iterations without a 10% better error after
+                             which Anderson hands the stage to the adaptive over-relaxation (its
+                             fast start kept, its stall near the solution cut short); 0: the
+                             engine's limit (MONGE_SINKHORN_ANDERSON_STALL), as on the other
+                             levels.  Default MONGE_MS_REFINE_STALL. */
 } monge_ms_params;
 
 void monge_ms_params_init(monge_ms_params *mp);

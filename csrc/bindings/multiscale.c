@@ -41,7 +41,7 @@ static PyObject *py_sinkhorn_multiscale(PyObject *self, PyObject *args, PyObject
                              "max_iter", "scaling_factor", "stage_tol", "overrelax", "anderson",
                              "f0", "g0", "compute_cost", "nthreads", "callback", "cluster_scale",
                              "truncation", "switch_ratio", "bound_frac", "symmetric", "warm_tol",
-                             "refine_anderson", "grad_x", "grad_y", NULL};
+                             "refine_anderson", "grad_x", "grad_y", "refine_stall", NULL};
     PyObject *x, *y, *a, *b, *f0 = Py_None, *g0 = Py_None, *callback = Py_None;
     const char *cost = "sqeuclidean";
     monge_sinkhorn_params par;
@@ -53,13 +53,13 @@ static PyObject *py_sinkhorn_multiscale(PyObject *self, PyObject *args, PyObject
     bind_sk_options o = {0};
     double p = 2.0, eps = par.eps, tau_a = INFINITY, tau_b = INFINITY;
     int compute_cost = 1, nthreads = 0, symmetric = 0, want_gx = 0, want_gy = 0;
-    if (!PyArg_ParseTupleAndKeywords(args, kw, "OOOO|sddddOOOOOOOOpiOddddpdipp", kwlist, &x, &y, &a,
+    if (!PyArg_ParseTupleAndKeywords(args, kw, "OOOO|sddddOOOOOOOOpiOddddpdippi", kwlist, &x, &y, &a,
                                      &b, &cost, &p, &eps, &tau_a, &tau_b, &o.tol, &o.max_iter,
                                      &o.scaling_factor, &o.stage_tol, &o.overrelax, &o.anderson,
                                      &f0, &g0, &compute_cost, &nthreads, &callback,
                                      &mp.cluster_scale, &mp.truncation, &mp.switch_ratio,
                                      &mp.bound_frac, &symmetric, &mp.warm_tol,
-                                     &mp.refine_anderson, &want_gx, &want_gy))
+                                     &mp.refine_anderson, &want_gx, &want_gy, &mp.refine_stall))
         return NULL;
     if (bind_sinkhorn_options(&o, &par)) return NULL;
     if (symmetric) { /* OT_eps(a, a) on x: y and b are x and a */

@@ -361,6 +361,7 @@ int sk_engine_run_stages(sk_step *exact, const monge_sinkhorn_params *par, doubl
     e.exact = *exact;
     e.step = &e.exact;
     int st = sk_accel_init(&e.ac, par->anderson, par->overrelax, m, b, balanced);
+    e.ac.stall = exact->aa_stall;
     if (st) return st;
     st = stage_loop(&e);
     info->n_iter = iter0 + e.iter;

@@ -108,6 +108,8 @@ struct sk_step {
     /* optional (may be NULL): called at the start of every stage with its eps and tolerance */
     int (*stage)(sk_step *st, double eps, double tol);
     void *self;
+    int aa_stall; /* iterations without a 10% better error before Anderson hands the stage to the
+                     over-relaxation (sk_engine_run_stages); 0: the engine's (sk_tune.aa_stall) */
 };
 
 /* The exact log-domain step on (ctx->f, ctx->g). */
@@ -170,6 +172,7 @@ typedef struct {
     int64_t accepted;     /* of them, accepted (diagnostic) */
     double best;          /* lowest measured error of the stage, and iterations since */
     int64_t since_best;
+    int stall;            /* the stall limit (0: sk_tune.aa_stall) */
     int last_mixed;       /* the current iterate is an extrapolation */
     double plain_col_err; /* column error of the plain image, where a rejection returns */
 } sk_accel;

@@ -52,6 +52,7 @@ void monge_ms_params_init(monge_ms_params *mp)
     mp->bound_frac = 0.1;
     mp->warm_tol = 0.0;
     mp->refine_anderson = MONGE_MS_REFINE_AA;
+    mp->refine_stall = MONGE_MS_REFINE_STALL;
 }
 
 /* ------------------------------------------------------------------ the cell hierarchy */
@@ -1143,6 +1144,7 @@ static int check_ms(const monge_problem *pb, const monge_ms_params *mp)
     if (!(mp->warm_tol >= 0) || !(mp->warm_tol < 1)) return MONGE_EINVAL;
     if (mp->refine_anderson < -1 || mp->refine_anderson > MONGE_SINKHORN_ANDERSON_MAX)
         return MONGE_EINVAL;
+    if (mp->refine_stall < 0) return MONGE_EINVAL;
     return MONGE_OK;
 }
 
@@ -1333,7 +1335,8 @@ static int ms_solve(const monge_problem *pb, const monge_sinkhorn_params *par,
             const double lt = eps > par->eps || mp->warm_tol == 0 ? rp.stage_tol : mp->warm_tol;
             rp.tol = lt > rp.tol ? lt : rp.tol;
         }
-        if (prev_at_target && mp->refine_anderson >= 0) rp.anderson = mp->refine_anderson;
+        const int refining = prev_at_target;
+        if (refining && mp->refine_anderson >= 0) rp.anderson = mp->refine_anderson;
         prev_at_target = eps_lo <= par->eps;
         if (sym) { /* plain averaged updates, as monge_sinkhorn_symmetric */
             rp.anderson = 0;
@@ -1341,6 +1344,7 @@ static int ms_solve(const monge_problem *pb, const monge_sinkhorn_params *par,
         }
         sk_step step;
         make_step(&step, &M);
+        step.aa_stall = refining ? mp->refine_stall : 0;
         st = sk_engine_run_stages(&step, &rp, eps, M.sel.m, M.b, balanced, info);
         if (st == MONGE_EINTR || (st && st != MONGE_ENOCONV)) {
             if (r == 0) goto finish; /* return the state reached */

@@ -54,6 +54,11 @@ class MultiscaleOptions:
         from a warm start near the solution (default: the solver's `anderson`, as on the other
         levels; benchmarks/multiscale.py --tune-refine measured plain updates faster on uniform
         clouds of 10^5 points and slower on surfaces and clustered clouds)
+    refine_stall
+        on such a level, the iterations without a 10% better error after which Anderson hands
+        the level to the adaptive over-relaxation: its fast start is kept and its stall near the
+        solution cut short (0: the solver's limit, as on the other levels; default 3, which
+        benchmarks/multiscale.py --tune-stall chose on its tuning problems)
 
     Examples
     --------
@@ -68,6 +73,7 @@ class MultiscaleOptions:
     bound_frac: float | None = None
     warm_tol: float | None = None
     refine_anderson: int | None = None
+    refine_stall: int | None = None
 
     def kwargs(self):
         out = {}
@@ -95,6 +101,11 @@ class MultiscaleOptions:
             if aa > ANDERSON_MAX_MEMORY:
                 raise ValueError(f"refine_anderson: memory at most {ANDERSON_MAX_MEMORY}, got {aa}")
             out["refine_anderson"] = aa
+        if self.refine_stall is not None:
+            rs = integer("refine_stall", self.refine_stall, 0)
+            if rs > 1_000_000_000:
+                raise ValueError(f"refine_stall: at most 1e9 iterations, got {rs}")
+            out["refine_stall"] = rs
         return out
 
 
