@@ -162,7 +162,9 @@ int monge_sinkhorn_apply(const monge_problem *pb, double eps, const double *f, c
 #define MONGE_MS_SWITCH 0.5 /* default switch_ratio */
 #define MONGE_MS_REFINE_AA (-1) /* default refine_anderson: the solver's (benchmarks/multiscale.py
                                    --tune-refine chose memory 8 over plain updates) */
-#define MONGE_MS_REFINE_STALL 3 /* default refine_stall (benchmarks/multiscale.py --tune-stall) */
+#define MONGE_MS_REFINE_STALL 0 /* default refine_stall: the engine's limit (benchmarks/multiscale.py
+                                      --tune-stall: 3 halves the cube's time at 1e5, but clustered
+                                      clouds lose more) */
 
 typedef struct {
     double cluster_scale; /* side of the finest cells (the blocks), rounded down to the grid's powers

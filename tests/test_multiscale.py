@@ -469,6 +469,54 @@ def test_refine_anderson_default_is_the_committed_tuning_choice():
     assert not np.array_equal(r.f, diff.f)
 
 
+def test_refine_stall_acts_on_the_refining_levels_only():
+    """The problem of test_refine_anderson_acts_on_the_refining_levels_only: on its refining
+    points level, a stall limit of 2 hands Anderson's stage to the over-relaxation early and
+    changes the iterations, and both solves stay the problem's within tol; at eps = 2e-4 no level
+    only refines, and the knob leaves the solve bit for bit."""
+    from monge.multiscale import MultiscaleOptions, solve
+    x, y = clouds(2000, 2000, 2, seed=9, shift=0.0)
+    late = solve(x, y, eps=1e-3, tol=1e-8, options=MultiscaleOptions(refine_stall=0))
+    early = solve(x, y, eps=1e-3, tol=1e-8, options=MultiscaleOptions(refine_stall=2))
+    assert late.converged and early.converged
+    assert late.n_iter != early.n_iter
+    e = monge.sinkhorn(x, y, eps=1e-3, tol=1e-10)
+    for r in (late, early):
+        assert abs(r.value - e.value) <= 1e-8 * abs(e.value)
+    a = solve(x, y, eps=2e-4, options=MultiscaleOptions(refine_stall=0))
+    b = solve(x, y, eps=2e-4, options=MultiscaleOptions(refine_stall=2))
+    assert a.n_iter == b.n_iter and np.array_equal(a.f, b.f)
+
+
+@pytest.mark.parametrize("bad,err", [(-1, ValueError), (10**10, ValueError), (1.5, TypeError),
+                                     (True, TypeError)])
+def test_bad_refine_stall(bad, err):
+    from monge.multiscale import MultiscaleOptions, solve
+    x, y = clouds(50, 40, 2)
+    with pytest.raises(err, match="refine_stall"):
+        solve(x, y, eps=1e-2, options=MultiscaleOptions(refine_stall=bad))
+
+
+def test_refine_stall_default_is_the_committed_tuning_choice():
+    """refine_stall's default is the limit benchmarks/multiscale.py --tune-stall chose in the
+    committed run: a default solve equals one given that limit and differs from the solver's
+    limit (0) on a refining level, so the check can fail."""
+    from monge._policy import DEFAULTS
+    from monge.multiscale import MultiscaleOptions, solve
+    path = os.path.join(ROOT, "benchmarks", "results", "multiscale-stall-tuning-2026-12-06.json")
+    with open(path) as fh:
+        rec = json.load(fh)
+    best, _ = bench("multiscale").choose_anneal(rec["tuning"], key=lambda p: p["refine_stall"])
+    assert rec["chosen"] == dict(refine_stall=best)
+    assert DEFAULTS["ms_refine_stall"] == best
+    x, y = clouds(2000, 2000, 2, seed=9, shift=0.0)
+    r = solve(x, y, eps=1e-3, tol=1e-8)
+    same = solve(x, y, eps=1e-3, tol=1e-8, options=MultiscaleOptions(refine_stall=best))
+    other = solve(x, y, eps=1e-3, tol=1e-8, options=MultiscaleOptions(refine_stall=0 if best else 2))
+    assert r.n_iter == same.n_iter and np.array_equal(r.f, same.f)
+    assert not np.array_equal(r.f, other.f)
+
+
 def test_warm_tol_default_is_the_committed_tuning_choice():
     """warm_tol's default is the value benchmarks/multiscale.py --tune-warm chose in the committed
     run, the stage tolerance: a default solve equals one given that value (and differs from a

@@ -599,6 +599,10 @@ static void test_multiscale(void)
     CHECK(monge_sinkhorn_multiscale(&pb, &par, &mp, f, g, &info, &mi) == MONGE_EINVAL,
           "refine_anderson above the largest memory");
     monge_ms_params_init(&mp);
+    mp.refine_stall = -1;
+    CHECK(monge_sinkhorn_multiscale(&pb, &par, &mp, f, g, &info, &mi) == MONGE_EINVAL,
+          "refine_stall -1");
+    monge_ms_params_init(&mp);
     geo.cost = MONGE_COST_COSINE;
     CHECK(monge_sinkhorn_multiscale(&pb, &par, &mp, f, g, &info, &mi) == MONGE_EINVAL, "cosine");
     geo.cost = MONGE_COST_SQEUCLIDEAN;
