@@ -59,7 +59,9 @@ judged by the same rule.
 a coarser level that ended there (it only carries the potentials to finer cells), likewise.
 
 --tune-stall: refine_stall, on such levels the iterations without a 10% better error after which
-Anderson hands the level to the adaptive over-relaxation (0: the solver's limit), likewise.
+Anderson hands the level to the adaptive over-relaxation (0: the solver's limit), jointly with the
+engine's aa_stall_near (the limit counts only at errors within that factor of the tolerance),
+likewise.
 """
 from __future__ import annotations
 
@@ -174,6 +176,7 @@ import json, sys, time, warnings
 import numpy as np
 sys.path.insert(0, {bench!r})
 from method_auto import clouds as mixture
+from monge import _core
 from monge.multiscale import MultiscaleOptions, solve, squared_diameter
 kind, n, m, d, seed, eps_rel, grid = {kind!r}, {n}, {m}, {d}, {seed}, {eps_rel!r}, {grid!r}
 if kind == "blobs":
@@ -185,8 +188,10 @@ else:
 x, y = x.astype(np.float32), y.astype(np.float32)
 warnings.simplefilter("ignore")   # a stall is recorded, not printed
 solve(x[:500], y[:500], eps=eps)  # warm-up (thread pool, pages)
-for point in grid:                # dicts of stage_tol and MultiscaleOptions knobs
-    opts = {{k: v for k, v in point.items() if k != "stage_tol"}}
+for point in grid:                # dicts of stage_tol, stall_near and MultiscaleOptions knobs
+    opts = {{k: v for k, v in point.items() if k not in ("stage_tol", "stall_near")}}
+    if "stall_near" in point:     # the engine's aa_stall_near (a refining level's stall window)
+        _core.sinkhorn_tuning("aa_stall_near", float(point["stall_near"]))
     t = time.perf_counter()
     r = solve(x, y, eps=eps, stage_tol=point.get("stage_tol"), max_iter=4000,
               options=MultiscaleOptions(**opts))
@@ -227,7 +232,8 @@ def choose_anneal(per, key=lambda p: (p["stage_tol"], p["switch_ratio"])):
 
 WARM_GRID = (1e-4, 1e-3, 3e-3, 1e-2, 3e-2)
 REFINE_GRID = (0, 2, 4, 8)
-STALL_GRID = (0, 2, 3, 5, 10)
+# (refine_stall, the engine's aa_stall_near): 0 is the engine's limit at any error
+STALL_GRID = [(0, 10)] + [(s, k) for s in (3, 5) for k in (10, 30)]
 
 def grid_runs(grid, keys):
     """Every --tune-anneal problem solved at every grid point (dicts of stage_tol and
@@ -272,6 +278,31 @@ def tune_knob(record, name, grid):
         sc = scores.get(w)
         srows.append([f"{w:g}", "–" if sc is None else f"{sc:.2f}", f"{ug:.2f}",
                       str(sum(not p["converged"] for p in rs)),
+                      fmt_time(sum(p["time"] for p in rs))])
+    print(markdown_table(shead, srows))
+    print(f"\nchosen: {record['chosen']}")
+
+
+def tune_stall(record):
+    keys = ["refine_stall", "stall_near"]
+    per = grid_runs([dict(refine_stall=s, stall_near=k) for s, k in STALL_GRID], keys)
+    best, scores = choose_anneal(per, key=lambda p: (p["refine_stall"], p["stall_near"]))
+    record.update(tuning=per, grid=STALL_GRID, scores={f"{k[0]:g},{k[1]:g}": v
+                                                       for k, v in scores.items()},
+                  chosen=None if best is None else dict(refine_stall=best[0], stall_near=best[1]))
+    section("summary: refine_stall and aa_stall_near on the tuning problems")
+    shead = [*keys, "geo-mean time / fastest", "same on uniform clouds", "iterations",
+             "not converged", "total time"]
+    srows = []
+    for s, k in STALL_GRID:
+        rs = [p for p in per if (p["refine_stall"], p["stall_near"]) == (s, k)]
+        uni = [p for p in rs if p["kind"] != "blobs"]
+        ub = {q: min(p["time"] for p in per if p["problem"] == q)
+              for q in {p["problem"] for p in uni}}
+        ug = float(np.exp(np.mean([np.log(p["time"] / ub[p["problem"]]) for p in uni])))
+        sc = scores.get((s, k))
+        srows.append([f"{s:g}", f"{k:g}", "–" if sc is None else f"{sc:.2f}", f"{ug:.2f}",
+                      str(sum(p["n_iter"] for p in rs)), str(sum(not p["converged"] for p in rs)),
                       fmt_time(sum(p["time"] for p in rs))])
     print(markdown_table(shead, srows))
     print(f"\nchosen: {record['chosen']}")
@@ -454,8 +485,7 @@ def main(argv=None):
         return recorded("multiscale-stall-tuning", "multiscale.py", argv, ["numpy", "monge"],
                         "generated tuning clouds (unit cube / noisy spheres, d = 3, seeds 1, 2; "
                         "mixtures of ten Gaussians, d = 2, 3, 5, seeds 10, 11)",
-                        lambda record: tune_knob(record, "refine_stall", STALL_GRID),
-                        out=args.out)
+                        tune_stall, out=args.out)
     if args.tune:
         return recorded("multiscale-tuning", "multiscale.py", argv, ["numpy", "monge"],
                         "generated tuning clouds (unit cube / noisy spheres, d = 3, seeds 1, 2)",

@@ -156,7 +156,8 @@ static int aa_reject(sk_accel *ac, double err)
     if (err < 0.9 * ac->best) {
         ac->best = err;
         ac->since_best = 0;
-    } else if (++ac->since_best > (ac->stall > 0 ? ac->stall : AA_STALL)) {
+    } else if (++ac->since_best >
+               (ac->stall > 0 && err <= ac->stall_err ? ac->stall : AA_STALL)) {
         ac->on = 0; /* stagnating: the over-relaxation takes the rest of the stage */
         ac->last_mixed = 0;
         ac->rs.automatic = ac->fixed == 0;

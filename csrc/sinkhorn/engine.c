@@ -213,6 +213,7 @@ static int stage_loop(sk_engine *e)
             if (st) goto out;
         }
         sk_accel_begin(&e->ac);
+        e->ac.stall_err = sk_tune.aa_stall_near * tol;
         int have_col = e->exact.self_check;
         double col_err = have_col ? 0.0 : INFINITY;
         while (!stage_done) {

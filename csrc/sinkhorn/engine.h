@@ -26,6 +26,8 @@ typedef struct {
     double aa_damp;       /* their Tikhonov term then, x the trace of the Gram matrix */
     double aa_restart;    /* an extrapolation this much worse than the best clears the history */
     double aa_stall;      /* iterations without a 10% better error before Anderson hands over */
+    double aa_stall_near; /* a step's own shorter limit (sk_step.aa_stall) counts only at errors
+                             within this factor of the stage's tolerance */
     double relax_first;   /* over-relaxation: iterations of transient before the first window */
     double relax_window;  /* over-relaxation: iterations per window (after windows of 1x, 2x first) */
     double auto_probe;    /* automatic annealing: iterations at the target eps before the first probe */
@@ -109,7 +111,9 @@ struct sk_step {
     int (*stage)(sk_step *st, double eps, double tol);
     void *self;
     int aa_stall; /* iterations without a 10% better error before Anderson hands the stage to the
-                     over-relaxation (sk_engine_run_stages); 0: the engine's (sk_tune.aa_stall) */
+                     over-relaxation (sk_engine_run_stages), once the error is within
+                     sk_tune.aa_stall_near x the stage's tolerance; 0: the engine's limit
+                     (sk_tune.aa_stall) at any error */
 };
 
 /* The exact log-domain step on (ctx->f, ctx->g). */
@@ -173,6 +177,7 @@ typedef struct {
     double best;          /* lowest measured error of the stage, and iterations since */
     int64_t since_best;
     int stall;            /* the stall limit (0: sk_tune.aa_stall) */
+    double stall_err;     /* ... applied at errors at most this (aa_stall_near x the stage's tol) */
     int last_mixed;       /* the current iterate is an extrapolation */
     double plain_col_err; /* column error of the plain image, where a rejection returns */
 } sk_accel;
