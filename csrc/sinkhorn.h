@@ -162,9 +162,7 @@ int monge_sinkhorn_apply(const monge_problem *pb, double eps, const double *f, c
 #define MONGE_MS_SWITCH 0.5 /* default switch_ratio */
 #define MONGE_MS_REFINE_AA (-1) /* default refine_anderson: the solver's (benchmarks/multiscale.py
                                    --tune-refine chose memory 8 over plain updates) */
-#define MONGE_MS_REFINE_STALL 0 /* default refine_stall: the engine's limit (benchmarks/multiscale.py
-                                      --tune-stall: 3 halves the cube's time at 1e5, but clustered
-                                      clouds lose more) */
+#define MONGE_MS_REFINE_STALL 5 /* default refine_stall (benchmarks/multiscale.py --tune-stall) */
 
 typedef struct {
     double cluster_scale; /* side of the finest cells (the blocks), rounded down to the grid's powers
@@ -188,9 +186,10 @@ typedef struct {
                              the potentials to finer cells, from a warm start near the solution;
                              -1: par->anderson.  Default MONGE_MS_REFINE_AA. */
     int refine_stall;     /* on such a level, the iterations without a 10% better error after
-                             which Anderson hands the stage to the adaptive over-relaxation (its
-                             fast start kept, its stall near the solution cut short); 0: the
-                             engine's limit (MONGE_SINKHORN_ANDERSON_STALL), as on the other
+                             which Anderson hands the stage to the adaptive over-relaxation, once
+                             the error is within 10x the stage's tolerance (its fast start kept,
+                             its stall near the solution cut short); 0: the engine's limit
+                             (MONGE_SINKHORN_ANDERSON_STALL) at any error, as on the other
                              levels.  Default MONGE_MS_REFINE_STALL. */
 } monge_ms_params;
 

@@ -60,7 +60,7 @@ def test_multiscale_options_docstring_quotes_the_c_defaults():
     doc = MultiscaleOptions.__doc__
     assert "(default: the solver's `anderson`, as on the other levels;" in _flat(doc)
     assert D["ms_refine_anderson"] == -1
-    assert _quoted(doc, r"limit, as on the other levels; default ([0-9]+),") == [D["ms_refine_stall"]]
+    assert _quoted(doc, r"limit at any error, as on the other levels; default ([0-9]+),") == [D["ms_refine_stall"]]
 
 
 def test_solver_options_docstring_quotes_the_threshold():

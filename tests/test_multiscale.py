@@ -499,20 +499,24 @@ def test_bad_refine_stall(bad, err):
 
 def test_refine_stall_default_is_the_committed_tuning_choice():
     """refine_stall's default is the limit benchmarks/multiscale.py --tune-stall chose in the
-    committed run: a default solve equals one given that limit and differs from the solver's
-    limit (0) on a refining level, so the check can fail."""
+    committed run, and the engine's aa_stall_near the factor it chose with it: a default solve
+    equals one given that limit and differs from the solver's limit (0) on a refining level, so
+    the check can fail."""
     from monge._policy import DEFAULTS
     from monge.multiscale import MultiscaleOptions, solve
-    path = os.path.join(ROOT, "benchmarks", "results", "multiscale-stall-tuning-2026-12-06.json")
+    path = os.path.join(ROOT, "benchmarks", "results", "multiscale-stall-tuning-2026-12-06-2.json")
     with open(path) as fh:
         rec = json.load(fh)
-    best, _ = bench("multiscale").choose_anneal(rec["tuning"], key=lambda p: p["refine_stall"])
-    assert rec["chosen"] == dict(refine_stall=best)
+    pair, _ = bench("multiscale").choose_anneal(
+        rec["tuning"], key=lambda p: (p["refine_stall"], p["stall_near"]))
+    assert rec["chosen"] == dict(refine_stall=pair[0], stall_near=pair[1])
+    best = pair[0]
     assert DEFAULTS["ms_refine_stall"] == best
+    assert monge._core.sinkhorn_tuning("aa_stall_near") == pair[1]
     x, y = clouds(2000, 2000, 2, seed=9, shift=0.0)
-    r = solve(x, y, eps=1e-3, tol=1e-8)
-    same = solve(x, y, eps=1e-3, tol=1e-8, options=MultiscaleOptions(refine_stall=best))
-    other = solve(x, y, eps=1e-3, tol=1e-8, options=MultiscaleOptions(refine_stall=0 if best else 2))
+    r = solve(x, y, eps=2e-3, tol=1e-8)
+    same = solve(x, y, eps=2e-3, tol=1e-8, options=MultiscaleOptions(refine_stall=best))
+    other = solve(x, y, eps=2e-3, tol=1e-8, options=MultiscaleOptions(refine_stall=0 if best else 2))
     assert r.n_iter == same.n_iter and np.array_equal(r.f, same.f)
     assert not np.array_equal(r.f, other.f)
 

@@ -15,7 +15,8 @@ import sinkhorn_suite as suite  # noqa: E402
 
 def test_tuning_table_reads_sets_and_rejects():
     table = _core.sinkhorn_tuning()
-    assert set(table) == set(suite.GRIDS)
+    assert set(table) == set(suite.GRIDS) | set(suite.ELSEWHERE)
+    assert not set(suite.GRIDS) & set(suite.ELSEWHERE)
     for name, grid in suite.GRIDS.items():
         assert table[name] == grid[2], name        # each grid is centred on the C default
     old = _core.sinkhorn_tuning("aa_stall", 7)

@@ -56,10 +56,10 @@ class MultiscaleOptions:
         clouds of 10^5 points and slower on surfaces and clustered clouds)
     refine_stall
         on such a level, the iterations without a 10% better error after which Anderson hands
-        the level to the adaptive over-relaxation: its fast start is kept and its stall near the
-        solution cut short (0: the solver's limit, as on the other levels; default 0, which
-        benchmarks/multiscale.py --tune-stall chose on its tuning problems: 3 halved the time of
-        uniform clouds of 10^5 points and cost more on clustered clouds)
+        the level to the adaptive over-relaxation, once the error is within 10 x the tolerance:
+        its fast start is kept and its stall near the solution cut short (0: the solver's limit
+        at any error, as on the other levels; default 5, which benchmarks/multiscale.py
+        --tune-stall chose on its tuning problems, where it never took more iterations)
 
     Examples
     --------
