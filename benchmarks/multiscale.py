@@ -283,53 +283,40 @@ def tune_knob(record, name, grid):
     print(f"\nchosen: {record['chosen']}")
 
 
-def tune_stall(record):
-    keys = ["refine_stall", "stall_near"]
-    per = grid_runs([dict(refine_stall=s, stall_near=k) for s, k in STALL_GRID], keys)
-    best, scores = choose_anneal(per, key=lambda p: (p["refine_stall"], p["stall_near"]))
-    record.update(tuning=per, grid=STALL_GRID, scores={f"{k[0]:g},{k[1]:g}": v
-                                                       for k, v in scores.items()},
-                  chosen=None if best is None else dict(refine_stall=best[0], stall_near=best[1]))
-    section("summary: refine_stall and aa_stall_near on the tuning problems")
-    shead = [*keys, "geo-mean time / fastest", "same on uniform clouds", "iterations",
+def tune_pair(record, names, grid, title):
+    """Two knobs jointly (grid: pairs of values; stage_tol, stall_near and MultiscaleOptions
+    knobs) on the --tune-anneal problems, judged by choose_anneal."""
+    per = grid_runs([dict(zip(names, g)) for g in grid], names)
+    best, scores = choose_anneal(per, key=lambda p: (p[names[0]], p[names[1]]))
+    record.update(tuning=per, grid=grid, scores={f"{k[0]:g},{k[1]:g}": v
+                                                 for k, v in scores.items()},
+                  chosen=None if best is None else dict(zip(names, best)))
+    section(title)
+    shead = [*names, "geo-mean time / fastest", "same on uniform clouds", "iterations",
              "not converged", "total time"]
     srows = []
-    for s, k in STALL_GRID:
-        rs = [p for p in per if (p["refine_stall"], p["stall_near"]) == (s, k)]
+    for g in grid:
+        rs = [p for p in per if (p[names[0]], p[names[1]]) == tuple(g)]
         uni = [p for p in rs if p["kind"] != "blobs"]
         ub = {q: min(p["time"] for p in per if p["problem"] == q)
               for q in {p["problem"] for p in uni}}
         ug = float(np.exp(np.mean([np.log(p["time"] / ub[p["problem"]]) for p in uni])))
-        sc = scores.get((s, k))
-        srows.append([f"{s:g}", f"{k:g}", "–" if sc is None else f"{sc:.2f}", f"{ug:.2f}",
+        sc = scores.get(tuple(g))
+        srows.append([f"{g[0]:g}", f"{g[1]:g}", "–" if sc is None else f"{sc:.2f}", f"{ug:.2f}",
                       str(sum(p["n_iter"] for p in rs)), str(sum(not p["converged"] for p in rs)),
                       fmt_time(sum(p["time"] for p in rs))])
     print(markdown_table(shead, srows))
     print(f"\nchosen: {record['chosen']}")
 
 
+def tune_stall(record):
+    tune_pair(record, ["refine_stall", "stall_near"], STALL_GRID,
+              "summary: refine_stall and aa_stall_near on the tuning problems")
+
+
 def tune_anneal(record):
-    per = grid_runs([dict(stage_tol=st, switch_ratio=sw) for st, sw in ANNEAL_GRID],
-                    ["stage_tol", "switch_ratio"])
-    pair, scores = choose_anneal(per)
-    record.update(tuning=per, grid=ANNEAL_GRID, scores={f"{k[0]:g},{k[1]:g}": v
-                                                        for k, v in scores.items()},
-                  chosen=None if pair is None else dict(stage_tol=pair[0], switch_ratio=pair[1]))
-    section("summary: pairs that converge on every tuning problem")
-    shead = ["stage_tol", "switch_ratio", "geo-mean time / fastest", "same on uniform clouds",
-             "not converged"]
-    srows = []
-    for st, sw in ANNEAL_GRID:
-        rs = [p for p in per if (p["stage_tol"], p["switch_ratio"]) == (st, sw)]
-        uni = [p for p in rs if p["kind"] != "blobs"]
-        ub = {q: min(p["time"] for p in per if p["problem"] == q)
-              for q in {p["problem"] for p in uni}}
-        ug = float(np.exp(np.mean([np.log(p["time"] / ub[p["problem"]]) for p in uni])))
-        sc = scores.get((st, sw))
-        srows.append([f"{st:g}", f"{sw:g}", "–" if sc is None else f"{sc:.2f}", f"{ug:.2f}",
-                      str(sum(not p["converged"] for p in rs))])
-    print(markdown_table(shead, srows))
-    print(f"\nchosen: {record['chosen']}")
+    tune_pair(record, ["stage_tol", "switch_ratio"], ANNEAL_GRID,
+              "summary: pairs that converge on every tuning problem")
 
 
 def scaling(record, sizes):

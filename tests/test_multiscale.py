@@ -419,23 +419,24 @@ def test_bad_warm_tol(bad):
         solve(x, y, eps=1e-2, options=MultiscaleOptions(warm_tol=bad))
 
 
-def test_refine_anderson_acts_on_the_refining_levels_only():
+@pytest.mark.parametrize("knob,one,other", [("refine_anderson", 0, 8), ("refine_stall", 0, 2)])
+def test_refining_knobs_act_on_the_refining_levels_only(knob, one, other):
     """2000 points in the unit square at eps = 1e-3: the cells of side 1/32 start at the target
-    eps, so the points level only refines; its Anderson memory changes the iterations there, and
-    the solution stays the problem's within tol.  At eps = 2e-4 every coarse level ends above the
-    target (the cells of side 1/32 at 4.9e-4), so no level only refines: the knob leaves that
-    solve bit for bit."""
+    eps, so the points level only refines; its Anderson memory (refine_anderson) or Anderson's
+    stall limit there (refine_stall) changes the iterations, and the solution stays the problem's
+    within tol.  At eps = 2e-4 every coarse level ends above the target (the cells of side 1/32
+    at 4.9e-4), so no level only refines: the knob leaves that solve bit for bit."""
     from monge.multiscale import MultiscaleOptions, solve
     x, y = clouds(2000, 2000, 2, seed=9, shift=0.0)
-    plain = solve(x, y, eps=1e-3, tol=1e-8, options=MultiscaleOptions(refine_anderson=0))
-    acc = solve(x, y, eps=1e-3, tol=1e-8, options=MultiscaleOptions(refine_anderson=8))
-    assert plain.converged and acc.converged
-    assert plain.n_iter != acc.n_iter
+    r1 = solve(x, y, eps=1e-3, tol=1e-8, options=MultiscaleOptions(**{knob: one}))
+    r2 = solve(x, y, eps=1e-3, tol=1e-8, options=MultiscaleOptions(**{knob: other}))
+    assert r1.converged and r2.converged
+    assert r1.n_iter != r2.n_iter
     e = monge.sinkhorn(x, y, eps=1e-3, tol=1e-10)
-    for r in (plain, acc):
+    for r in (r1, r2):
         assert abs(r.value - e.value) <= 1e-8 * abs(e.value)
-    a = solve(x, y, eps=2e-4, options=MultiscaleOptions(refine_anderson=0))
-    b = solve(x, y, eps=2e-4, options=MultiscaleOptions(refine_anderson=8))
+    a = solve(x, y, eps=2e-4, options=MultiscaleOptions(**{knob: one}))
+    b = solve(x, y, eps=2e-4, options=MultiscaleOptions(**{knob: other}))
     assert a.n_iter == b.n_iter and np.array_equal(a.f, b.f)
 
 
@@ -467,25 +468,6 @@ def test_refine_anderson_default_is_the_committed_tuning_choice():
     diff = solve(x, y, eps=1e-3, options=MultiscaleOptions(refine_anderson=other))
     assert r.n_iter == same.n_iter and np.array_equal(r.f, same.f)
     assert not np.array_equal(r.f, diff.f)
-
-
-def test_refine_stall_acts_on_the_refining_levels_only():
-    """The problem of test_refine_anderson_acts_on_the_refining_levels_only: on its refining
-    points level, a stall limit of 2 hands Anderson's stage to the over-relaxation early and
-    changes the iterations, and both solves stay the problem's within tol; at eps = 2e-4 no level
-    only refines, and the knob leaves the solve bit for bit."""
-    from monge.multiscale import MultiscaleOptions, solve
-    x, y = clouds(2000, 2000, 2, seed=9, shift=0.0)
-    late = solve(x, y, eps=1e-3, tol=1e-8, options=MultiscaleOptions(refine_stall=0))
-    early = solve(x, y, eps=1e-3, tol=1e-8, options=MultiscaleOptions(refine_stall=2))
-    assert late.converged and early.converged
-    assert late.n_iter != early.n_iter
-    e = monge.sinkhorn(x, y, eps=1e-3, tol=1e-10)
-    for r in (late, early):
-        assert abs(r.value - e.value) <= 1e-8 * abs(e.value)
-    a = solve(x, y, eps=2e-4, options=MultiscaleOptions(refine_stall=0))
-    b = solve(x, y, eps=2e-4, options=MultiscaleOptions(refine_stall=2))
-    assert a.n_iter == b.n_iter and np.array_equal(a.f, b.f)
 
 
 @pytest.mark.parametrize("bad,err", [(-1, ValueError), (10**10, ValueError), (1.5, TypeError),
