@@ -36,6 +36,7 @@ GRIDS = {
     "aa_damp": [3e-5, 1e-4, 3e-4, 1e-3, 3e-3],
     "aa_restart": [1e1, 1e2, 1e3, 1e4, 1e5],
     "aa_stall": [50, 100, 200, 400, 800],
+    "aa_plain_near": [0.25, 0.5, 1, 2, 4],
     "relax_first": [2, 3, 5, 8, 12],
     "relax_window": [5, 10, 20, 40, 80],
     "auto_probe": [25, 50, 100, 200, 400],

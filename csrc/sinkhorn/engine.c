@@ -280,7 +280,9 @@ static int stage_loop(sk_engine *e)
             }
             st = sp->cols(sp, e->eps, sk_accel_omega(&e->ac), e->ac.on, &col_err);
             if (st) goto out;
-            if (!leave && have_col && sk_accel_propose(&e->ac, sp->xprev, sp->xnew, col_err)) {
+            const int near = e->err <= sk_tune.aa_plain_near * tol;
+            if (!leave && have_col &&
+                sk_accel_propose(&e->ac, sp->xprev, sp->xnew, col_err, near)) {
                 col_err = sp->adopt(sp, e->eps);
                 info->anderson_iter++;
             }
