@@ -36,7 +36,6 @@ GRIDS = {
     "aa_damp": [3e-5, 1e-4, 3e-4, 1e-3, 3e-3],
     "aa_restart": [1e1, 1e2, 1e3, 1e4, 1e5],
     "aa_stall": [50, 100, 200, 400, 800],
-    "aa_plain_near": [0.25, 0.5, 1, 2, 4],
     "relax_first": [2, 3, 5, 8, 12],
     "relax_window": [5, 10, 20, 40, 80],
     "auto_probe": [25, 50, 100, 200, 400],
@@ -45,9 +44,10 @@ GRIDS = {
     "ker_stall": [10, 20, 40, 80, 160],
     "auto_anneal": [1e-5, 3e-5, 1e-4, 3e-4, 1e-3],
 }
-# constants of the table that act only where a step sets its own stall limit (the multiscale
-# solver's refining levels), judged by the benchmark named here instead of this suite
-ELSEWHERE = {"aa_stall_near": "benchmarks/multiscale.py --tune-stall"}
+# constants of the table that act only where a step asks for them (the multiscale solver's
+# levels), judged by the benchmark named here instead of this suite
+ELSEWHERE = {"aa_stall_near": "benchmarks/multiscale.py --tune-stall",
+             "aa_plain_near": "benchmarks/multiscale.py --tune-plain"}
 # eps / max cost is drawn log-uniformly from this range; --rel-eps widens it (the annealing threshold
 # sits at its lower end, so judging it needs problems below it)
 REL_EPS = (1e-4, 1e-1)

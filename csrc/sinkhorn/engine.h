@@ -28,8 +28,9 @@ typedef struct {
     double aa_stall;      /* iterations without a 10% better error before Anderson hands over */
     double aa_stall_near; /* a step's own shorter limit (sk_step.aa_stall) counts only at errors
                              within this factor of the stage's tolerance */
-    double aa_plain_near; /* within this factor of the stage's tolerance every other iteration is
-                             left plain (an extrapolated iterate measures above its plain image) */
+    double aa_plain_near; /* where a step asks (sk_step.aa_plain), within this factor of the
+                             stage's tolerance every other iteration is left plain (an
+                             extrapolated iterate measures above its plain image) */
     double relax_first;   /* over-relaxation: iterations of transient before the first window */
     double relax_window;  /* over-relaxation: iterations per window (after windows of 1x, 2x first) */
     double auto_probe;    /* automatic annealing: iterations at the target eps before the first probe */
@@ -116,6 +117,8 @@ struct sk_step {
                      over-relaxation (sk_engine_run_stages), once the error is within
                      sk_tune.aa_stall_near x the stage's tolerance; 0: the engine's limit
                      (sk_tune.aa_stall) at any error */
+    int aa_plain; /* 1: within sk_tune.aa_plain_near x the stage's tolerance, every other
+                     iteration is left plain (sk_accel_propose) */
 };
 
 /* The exact log-domain step on (ctx->f, ctx->g). */
