@@ -13,7 +13,6 @@ the peak memory of each run.
     python benchmarks/multiscale.py --tune-warm        warm_tol, on the same problems
     python benchmarks/multiscale.py --tune-refine      refine_anderson, on the same problems
     python benchmarks/multiscale.py --tune-stall       refine_stall, on the same problems
-    python benchmarks/multiscale.py --tune-plain       aa_plain_near with refine_stall, likewise
     python benchmarks/multiscale.py --scaling          monge alone, n = 1e3 ... 1e6: time vs n
 
 Inputs (generated, seeded): two clouds of n points uniform in the unit cube, d = 3, float32, or
@@ -63,10 +62,6 @@ a coarser level that ended there (it only carries the potentials to finer cells)
 Anderson hands the level to the adaptive over-relaxation (0: the solver's limit), jointly with the
 engine's aa_stall_near (the limit counts only at errors within that factor of the tolerance),
 likewise.
-
---tune-plain: the engine's aa_plain_near (once a level's error is within that factor of its
-tolerance, every other iteration is left plain, without Anderson's extrapolation: 1 never acts),
-jointly with refine_stall, likewise.
 """
 from __future__ import annotations
 
@@ -194,11 +189,9 @@ x, y = x.astype(np.float32), y.astype(np.float32)
 warnings.simplefilter("ignore")   # a stall is recorded, not printed
 solve(x[:500], y[:500], eps=eps)  # warm-up (thread pool, pages)
 for point in grid:                # dicts of stage_tol, stall_near and MultiscaleOptions knobs
-    opts = {{k: v for k, v in point.items() if k not in ("stage_tol", "stall_near", "plain_near")}}
+    opts = {{k: v for k, v in point.items() if k not in ("stage_tol", "stall_near")}}
     if "stall_near" in point:     # the engine's aa_stall_near (a refining level's stall window)
         _core.sinkhorn_tuning("aa_stall_near", float(point["stall_near"]))
-    if "plain_near" in point:     # the engine's aa_plain_near (plain iterations near the tol)
-        _core.sinkhorn_tuning("aa_plain_near", float(point["plain_near"]))
     t = time.perf_counter()
     r = solve(x, y, eps=eps, stage_tol=point.get("stage_tol"), max_iter=4000,
               options=MultiscaleOptions(**opts))
@@ -241,8 +234,6 @@ WARM_GRID = (1e-4, 1e-3, 3e-3, 1e-2, 3e-2)
 REFINE_GRID = (0, 2, 4, 8)
 # (refine_stall, the engine's aa_stall_near): 0 is the engine's limit at any error
 STALL_GRID = [(0, 10)] + [(s, k) for s in (3, 5) for k in (10, 30)]
-# (the engine's aa_plain_near, refine_stall): 1 never leaves an iteration plain
-PLAIN_GRID = [(1, 5)] + [(k, 5) for k in (10, 30, 100)] + [(k, 0) for k in (30, 100)]
 
 def grid_runs(grid, keys):
     """Every --tune-anneal problem solved at every grid point (dicts of stage_tol and
@@ -321,11 +312,6 @@ def tune_pair(record, names, grid, title):
 def tune_stall(record):
     tune_pair(record, ["refine_stall", "stall_near"], STALL_GRID,
               "summary: refine_stall and aa_stall_near on the tuning problems")
-
-
-def tune_plain(record):
-    tune_pair(record, ["plain_near", "refine_stall"], PLAIN_GRID,
-              "summary: aa_plain_near and refine_stall on the tuning problems")
 
 
 def tune_anneal(record):
@@ -452,8 +438,6 @@ def main(argv=None):
                     help="refine_anderson, on the --tune-anneal problems")
     ap.add_argument("--tune-stall", action="store_true",
                     help="refine_stall, on the --tune-anneal problems")
-    ap.add_argument("--tune-plain", action="store_true",
-                    help="aa_plain_near with refine_stall, on the --tune-anneal problems")
     ap.add_argument("--tols", type=float, nargs="*", default=list(TOL_GRID[1:]),
                     help="more monge rows at these float32 tols (default %(default)s)")
     ap.add_argument("--out", default=None,
@@ -489,11 +473,6 @@ def main(argv=None):
                         "generated tuning clouds (unit cube / noisy spheres, d = 3, seeds 1, 2; "
                         "mixtures of ten Gaussians, d = 2, 3, 5, seeds 10, 11)",
                         tune_stall, out=args.out)
-    if args.tune_plain:
-        return recorded("multiscale-plain-tuning", "multiscale.py", argv, ["numpy", "monge"],
-                        "generated tuning clouds (unit cube / noisy spheres, d = 3, seeds 1, 2; "
-                        "mixtures of ten Gaussians, d = 2, 3, 5, seeds 10, 11)",
-                        tune_plain, out=args.out)
     if args.tune:
         return recorded("multiscale-tuning", "multiscale.py", argv, ["numpy", "monge"],
                         "generated tuning clouds (unit cube / noisy spheres, d = 3, seeds 1, 2)",

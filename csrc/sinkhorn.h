@@ -162,7 +162,7 @@ int monge_sinkhorn_apply(const monge_problem *pb, double eps, const double *f, c
 #define MONGE_MS_SWITCH 0.5 /* default switch_ratio */
 #define MONGE_MS_REFINE_AA (-1) /* default refine_anderson: the solver's (benchmarks/multiscale.py
                                    --tune-refine chose memory 8 over plain updates) */
-#define MONGE_MS_REFINE_STALL 0 /* default refine_stall (benchmarks/multiscale.py --tune-plain) */
+#define MONGE_MS_REFINE_STALL 5 /* default refine_stall (benchmarks/multiscale.py --tune-stall) */
 
 typedef struct {
     double cluster_scale; /* side of the finest cells (the blocks), rounded down to the grid's powers

@@ -419,32 +419,24 @@ def test_bad_warm_tol(bad):
         solve(x, y, eps=1e-2, options=MultiscaleOptions(warm_tol=bad))
 
 
-@pytest.mark.parametrize("knob,one,other,plain_near", [("refine_anderson", 0, 8, None),
-                                                      ("refine_stall", 0, 2, 1.0)])
-def test_refining_knobs_act_on_the_refining_levels_only(knob, one, other, plain_near):
+@pytest.mark.parametrize("knob,one,other", [("refine_anderson", 0, 8), ("refine_stall", 0, 2)])
+def test_refining_knobs_act_on_the_refining_levels_only(knob, one, other):
     """2000 points in the unit square at eps = 1e-3: the cells of side 1/32 start at the target
     eps, so the points level only refines; its Anderson memory (refine_anderson) or Anderson's
     stall limit there (refine_stall) changes the iterations, and the solution stays the problem's
     within tol.  At eps = 2e-4 every coarse level ends above the target (the cells of side 1/32
-    at 4.9e-4), so no level only refines: the knob leaves that solve bit for bit.  The stall
-    limit is seen with the engine's plain iterations near the tol off (aa_plain_near = 1): with
-    them this problem never stalls."""
+    at 4.9e-4), so no level only refines: the knob leaves that solve bit for bit."""
     from monge.multiscale import MultiscaleOptions, solve
     x, y = clouds(2000, 2000, 2, seed=9, shift=0.0)
-    old = None if plain_near is None else monge._core.sinkhorn_tuning("aa_plain_near", plain_near)
-    try:
-        r1 = solve(x, y, eps=1e-3, tol=1e-8, options=MultiscaleOptions(**{knob: one}))
-        r2 = solve(x, y, eps=1e-3, tol=1e-8, options=MultiscaleOptions(**{knob: other}))
-        a = solve(x, y, eps=2e-4, options=MultiscaleOptions(**{knob: one}))
-        b = solve(x, y, eps=2e-4, options=MultiscaleOptions(**{knob: other}))
-    finally:
-        if old is not None:
-            monge._core.sinkhorn_tuning("aa_plain_near", old)
+    r1 = solve(x, y, eps=1e-3, tol=1e-8, options=MultiscaleOptions(**{knob: one}))
+    r2 = solve(x, y, eps=1e-3, tol=1e-8, options=MultiscaleOptions(**{knob: other}))
     assert r1.converged and r2.converged
     assert r1.n_iter != r2.n_iter
     e = monge.sinkhorn(x, y, eps=1e-3, tol=1e-10)
     for r in (r1, r2):
         assert abs(r.value - e.value) <= 1e-8 * abs(e.value)
+    a = solve(x, y, eps=2e-4, options=MultiscaleOptions(**{knob: one}))
+    b = solve(x, y, eps=2e-4, options=MultiscaleOptions(**{knob: other}))
     assert a.n_iter == b.n_iter and np.array_equal(a.f, b.f)
 
 
@@ -487,35 +479,28 @@ def test_bad_refine_stall(bad, err):
         solve(x, y, eps=1e-2, options=MultiscaleOptions(refine_stall=bad))
 
 
-def test_plain_and_stall_defaults_are_the_committed_tuning_choices():
-    """The engine's aa_plain_near and refine_stall's default are the pair benchmarks/multiscale.py
-    --tune-plain chose in the committed run (aa_stall_near, which acts only with a refine_stall,
-    the factor --tune-stall chose with it): a default solve equals one given that limit, and
-    differs from one without plain iterations (aa_plain_near = 1), so the check can fail."""
+def test_refine_stall_default_is_the_committed_tuning_choice():
+    """refine_stall's default is the limit benchmarks/multiscale.py --tune-stall chose in the
+    committed run, and the engine's aa_stall_near the factor it chose with it: a default solve
+    equals one given that limit and differs from the solver's limit (0) on a refining level, so
+    the check can fail."""
     from monge._policy import DEFAULTS
     from monge.multiscale import MultiscaleOptions, solve
-    res = os.path.join(ROOT, "benchmarks", "results")
-    ms = bench("multiscale")
-    with open(os.path.join(res, "multiscale-plain-tuning-2026-12-06.json")) as fh:
+    path = os.path.join(ROOT, "benchmarks", "results", "multiscale-stall-tuning-2026-12-06-2.json")
+    with open(path) as fh:
         rec = json.load(fh)
-    pair, _ = ms.choose_anneal(rec["tuning"], key=lambda p: (p["plain_near"], p["refine_stall"]))
-    assert rec["chosen"] == dict(plain_near=pair[0], refine_stall=pair[1])
-    assert monge._core.sinkhorn_tuning("aa_plain_near") == pair[0]
-    assert DEFAULTS["ms_refine_stall"] == pair[1]
-    with open(os.path.join(res, "multiscale-stall-tuning-2026-12-06-2.json")) as fh:
-        rec = json.load(fh)
-    stall, _ = ms.choose_anneal(rec["tuning"], key=lambda p: (p["refine_stall"], p["stall_near"]))
-    assert monge._core.sinkhorn_tuning("aa_stall_near") == stall[1]
+    pair, _ = bench("multiscale").choose_anneal(
+        rec["tuning"], key=lambda p: (p["refine_stall"], p["stall_near"]))
+    assert rec["chosen"] == dict(refine_stall=pair[0], stall_near=pair[1])
+    best = pair[0]
+    assert DEFAULTS["ms_refine_stall"] == best
+    assert monge._core.sinkhorn_tuning("aa_stall_near") == pair[1]
     x, y = clouds(2000, 2000, 2, seed=9, shift=0.0)
     r = solve(x, y, eps=2e-3, tol=1e-8)
-    same = solve(x, y, eps=2e-3, tol=1e-8, options=MultiscaleOptions(refine_stall=pair[1]))
-    old = monge._core.sinkhorn_tuning("aa_plain_near", 1.0)
-    try:
-        other = solve(x, y, eps=2e-3, tol=1e-8)
-    finally:
-        monge._core.sinkhorn_tuning("aa_plain_near", old)
+    same = solve(x, y, eps=2e-3, tol=1e-8, options=MultiscaleOptions(refine_stall=best))
+    other = solve(x, y, eps=2e-3, tol=1e-8, options=MultiscaleOptions(refine_stall=0 if best else 2))
     assert r.n_iter == same.n_iter and np.array_equal(r.f, same.f)
-    assert r.n_iter < other.n_iter
+    assert not np.array_equal(r.f, other.f)
 
 
 def test_warm_tol_default_is_the_committed_tuning_choice():

@@ -121,7 +121,6 @@ void sk_accel_begin(sk_accel *ac)
     ac->last_mixed = 0;
     ac->best = INFINITY;
     ac->since_best = 0;
-    ac->plain_turn = 0;
     ac->aa.reg = 0.0;
     if (ac->on) monge_aa_reset(&ac->aa);
     relax_reset(&ac->rs, ac->on ? 1.0 : ac->fixed);
@@ -141,18 +140,9 @@ double sk_accel_omega(const sk_accel *ac)
     return ac->rs.omega;
 }
 
-int sk_accel_propose(sk_accel *ac, const double *x, double *gx, double plain_err, int near)
+int sk_accel_propose(sk_accel *ac, const double *x, double *gx, double plain_err)
 {
-    if (!ac->on) return 0;
-    /* near the tolerance an extrapolated iterate's marginals measure well above those of its
-       plain image, so the stopping test could miss a converged stage: every other one is plain
-       (the history keeps its pairs across it) */
-    if (near && !ac->plain_turn) {
-        ac->plain_turn = 1;
-        return 0;
-    }
-    ac->plain_turn = 0;
-    if (!monge_aa_step(&ac->aa, x, gx, gx)) return 0;
+    if (!ac->on || !monge_aa_step(&ac->aa, x, gx, gx)) return 0;
     if (++ac->mixed == AA_DAMP_AFTER) ac->aa.reg = AA_DAMP;
     ac->last_mixed = 1;
     ac->plain_col_err = plain_err;

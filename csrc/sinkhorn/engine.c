@@ -280,9 +280,7 @@ static int stage_loop(sk_engine *e)
             }
             st = sp->cols(sp, e->eps, sk_accel_omega(&e->ac), e->ac.on, &col_err);
             if (st) goto out;
-            const int near = sp->aa_plain && e->err <= sk_tune.aa_plain_near * tol;
-            if (!leave && have_col &&
-                sk_accel_propose(&e->ac, sp->xprev, sp->xnew, col_err, near)) {
+            if (!leave && have_col && sk_accel_propose(&e->ac, sp->xprev, sp->xnew, col_err)) {
                 col_err = sp->adopt(sp, e->eps);
                 info->anderson_iter++;
             }

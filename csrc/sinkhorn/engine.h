@@ -28,9 +28,6 @@ typedef struct {
     double aa_stall;      /* iterations without a 10% better error before Anderson hands over */
     double aa_stall_near; /* a step's own shorter limit (sk_step.aa_stall) counts only at errors
                              within this factor of the stage's tolerance */
-    double aa_plain_near; /* where a step asks (sk_step.aa_plain), within this factor of the
-                             stage's tolerance every other iteration is left plain (an
-                             extrapolated iterate measures above its plain image) */
     double relax_first;   /* over-relaxation: iterations of transient before the first window */
     double relax_window;  /* over-relaxation: iterations per window (after windows of 1x, 2x first) */
     double auto_probe;    /* automatic annealing: iterations at the target eps before the first probe */
@@ -117,8 +114,6 @@ struct sk_step {
                      over-relaxation (sk_engine_run_stages), once the error is within
                      sk_tune.aa_stall_near x the stage's tolerance; 0: the engine's limit
                      (sk_tune.aa_stall) at any error */
-    int aa_plain; /* 1: within sk_tune.aa_plain_near x the stage's tolerance, every other
-                     iteration is left plain (sk_accel_propose) */
 };
 
 /* The exact log-domain step on (ctx->f, ctx->g). */
@@ -185,7 +180,6 @@ typedef struct {
     double stall_err;     /* ... applied at errors at most this (aa_stall_near x the stage's tol) */
     int last_mixed;       /* the current iterate is an extrapolation */
     double plain_col_err; /* column error of the plain image, where a rejection returns */
-    int plain_turn;       /* near the tolerance: the last iteration was left plain */
 } sk_accel;
 
 enum { SK_KEEP, SK_BACK_TO_PLAIN, SK_BACK_TO_BEST };
@@ -200,9 +194,8 @@ void sk_accel_begin(sk_accel *ac);
 void sk_accel_restart(sk_accel *ac);
 double sk_accel_omega(const sk_accel *ac);
 /* Anderson on the column potentials: 1 when gx was replaced by an extrapolation (the plain
- * image, with column error plain_err, is kept for a rejection).  near: the error measured is
- * within sk_tune.aa_plain_near x the tolerance, where every other iterate stays plain. */
-int sk_accel_propose(sk_accel *ac, const double *x, double *gx, double plain_err, int near);
+ * image, with column error plain_err, is kept for a rejection). */
+int sk_accel_propose(sk_accel *ac, const double *x, double *gx, double plain_err);
 /* The verdict on the measured error of the current iterate (met: it meets the stopping test;
  * learn: the over-relaxation may learn from it).  *improved: below the best of the stage. */
 int sk_accel_judge(sk_accel *ac, double err, int met, int learn, int *improved);

@@ -1345,7 +1345,6 @@ static int ms_solve(const monge_problem *pb, const monge_sinkhorn_params *par,
         sk_step step;
         make_step(&step, &M);
         step.aa_stall = refining ? mp->refine_stall : 0;
-        step.aa_plain = 1;
         st = sk_engine_run_stages(&step, &rp, eps, M.sel.m, M.b, balanced, info);
         if (st == MONGE_EINTR || (st && st != MONGE_ENOCONV)) {
             if (r == 0) goto finish; /* return the state reached */

@@ -58,9 +58,8 @@ class MultiscaleOptions:
         on such a level, the iterations without a 10% better error after which Anderson hands
         the level to the adaptive over-relaxation, once the error is within 10 x the tolerance:
         its fast start is kept and its stall near the solution cut short (0: the solver's limit
-        at any error, as on the other levels; default 0, which benchmarks/multiscale.py
-        --tune-plain chose with the solver's plain iterations near the tolerance, under which a
-        refining level rarely stalls)
+        at any error, as on the other levels; default 5, which benchmarks/multiscale.py
+        --tune-stall chose on its tuning problems, where it never took more iterations)
 
     Examples
     --------
