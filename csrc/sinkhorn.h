@@ -175,7 +175,8 @@ typedef struct {
                              exceeds bound_frac x the stage's tolerance. */
     double switch_ratio;  /* alpha > 0: the solve runs on the centroids of cells of side h while
                              eps >= alpha h^2.  Default MONGE_MS_SWITCH. */
-    double bound_frac;    /* in (0, 1); see truncation.  Default 0.1. */
+    double bound_frac;    /* in (0, 0.5); see truncation (the stopping test adds 2E, so E must
+                             stay under half the tolerance).  Default 0.1. */
     double warm_tol;      /* in [0, 1): the tolerance of a coarse level that starts at the target
                              eps (it only warm-starts the next level, at the same eps); 0: the
                              stage tolerance, as on the levels that anneal.  Default 0

@@ -172,6 +172,38 @@ def test_max_iter_reports_non_convergence():
     assert not r.converged
 
 
+@pytest.mark.parametrize("max_iter", [3, 30])
+def test_max_iter_above_the_points_returns_the_state_reached(max_iter):
+    """Out of iterations on a level of cells: the potentials are carried down to the points
+    unsolved, and the result is that stage's state at its eps (it was zero potentials and a NaN
+    value): value and plan against the dense plan of the returned potentials."""
+    x, y = clouds(1500, 1200, 3, seed=13, shift=0.0)
+    with pytest.warns(monge.ConvergenceWarning):
+        r = monge.sinkhorn(x, y, eps=1e-3, method="multiscale", max_iter=max_iter, tol=1e-12)
+    assert not r.converged and r.n_iter == max_iter and r.eps > 1e-3
+    assert np.isfinite(r.f).all() and np.isfinite(r.g).all() and np.isfinite(r.bound)
+    assert r.kept_entries > 0 and np.abs(r.f).max() > 0
+    C = ((x[:, None, :] - y[None, :, :]) ** 2).sum(-1)
+    a, b = 1.0 / 1500, 1.0 / 1200
+    P = a * b * np.exp((r.f[:, None] + r.g[None, :] - C) / r.eps)
+    dual = a * r.f.sum() + b * r.g.sum() - r.eps * (P.sum() - 1.0)
+    assert abs(r.value - dual) <= r.eps * r.bound + 1e-12 * abs(dual)
+    v = np.random.default_rng(3).uniform(-1, 1, size=1200)
+    assert np.abs(r.apply(v) - P @ v).sum() <= 2 * r.bound + 1e-12
+
+
+@pytest.mark.parametrize("scaling", [0.1, 0.05])
+def test_strong_annealing_jumps_over_levels(scaling):
+    """A scaling factor below 1/4 leaves some levels of cells an empty eps range: the
+    potentials are carried across them (this returned 'converged' with a value of 1e265)."""
+    x, y = clouds(3000, 3000, 3, seed=14, shift=0.0)
+    r = monge.sinkhorn(x, y, eps=1e-3, method="multiscale", scaling_factor=scaling, tol=1e-9)
+    e = monge.sinkhorn(x, y, eps=1e-3, tol=1e-11)
+    assert r.converged
+    assert abs(r.value - e.value) <= 1e-9 * abs(e.value)
+    assert np.abs(r.f - e.f).max() < 1e-8 and np.abs(r.g - e.g).max() < 1e-8
+
+
 @pytest.mark.parametrize("kwargs,match", [
     (dict(cost="cosine"), "cost"),
     (dict(truncation=80.0), "truncation"),
@@ -409,6 +441,18 @@ def test_warm_tol_loosens_only_the_level_at_the_target_eps():
     assert abs(loose.value - tight.value) <= 1e-8 * abs(tight.value)
     e = monge.sinkhorn(x, y, eps=1e-3, tol=1e-10)
     assert abs(loose.value - e.value) <= 1e-8 * abs(e.value)
+
+
+@pytest.mark.parametrize("bad", [0.5, 0.9, 0.0, float("nan")])
+def test_bad_bound_frac(bad):
+    """E may reach bound_frac x tol and the stopping test adds 2E: from 1/2 on, it could never
+    converge (0.99 ran all 10,000 iterations)."""
+    from monge.multiscale import MultiscaleOptions, solve
+    x, y = clouds(50, 40, 2)
+    with pytest.raises(ValueError, match="bound_frac"):
+        solve(x, y, eps=1e-2, options=MultiscaleOptions(bound_frac=bad))
+    with pytest.raises(ValueError, match="invalid"):     # the C core's own check
+        _core.sinkhorn_multiscale(x, y, None, None, eps=1e-2, bound_frac=0.5)
 
 
 @pytest.mark.parametrize("bad", [0.0, 1.0, -1e-3, float("nan")])

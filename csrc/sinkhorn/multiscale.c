@@ -1140,7 +1140,7 @@ static int check_ms(const monge_problem *pb, const monge_ms_params *mp)
     if (!(mp->cluster_scale >= 0) || !isfinite(mp->cluster_scale)) return MONGE_EINVAL;
     if (!(mp->truncation > 0) || !(mp->truncation <= MS_TAU_MAX)) return MONGE_EINVAL;
     if (!(mp->switch_ratio > 0) || !isfinite(mp->switch_ratio)) return MONGE_EINVAL;
-    if (!(mp->bound_frac > 0) || !(mp->bound_frac < 1)) return MONGE_EINVAL;
+    if (!(mp->bound_frac > 0) || !(mp->bound_frac < 0.5)) return MONGE_EINVAL;
     if (!(mp->warm_tol >= 0) || !(mp->warm_tol < 1)) return MONGE_EINVAL;
     if (mp->refine_anderson < -1 || mp->refine_anderson > MONGE_SINKHORN_ANDERSON_MAX)
         return MONGE_EINVAL;
@@ -1313,6 +1313,11 @@ static int ms_solve(const monge_problem *pb, const monge_sinkhorn_params *par,
             free(sxp);
             free(syp);
             fprev = gprev = sxp = syp = NULL;
+            if (info->n_iter >= par->max_iter) { /* carried down unsolved: the points' plan */
+                st = reselect(&M, info->eps_reached);
+                if (st) goto done;
+                goto finish;
+            }
         } else if (par->warm_start) {
             for (int64_t i = 0; i < geo->n; i++) M.f[i] = f[tx.perm[i]];
             for (int64_t j = 0; j < geo->m; j++) M.g[j] = g[ty.perm[j]];
@@ -1351,11 +1356,10 @@ static int ms_solve(const monge_problem *pb, const monge_sinkhorn_params *par,
             goto done;
         }
         if (r == 0) break;
-        if (info->n_iter >= par->max_iter) { /* out of iterations above the points */
-            st = MONGE_ENOCONV;
-            info->converged = 0;
-            goto done;
-        }
+        /* out of iterations above the points: the state reached is carried down to them
+         * unsolved (potentials and slopes, level by level) and returned at its eps */
+        const int exhausted = info->n_iter >= par->max_iter;
+        if (exhausted) info->converged = 0;
         sxp = malloc(sizeof(double) * (size_t)(M.sel.n * dd));
         syp = malloc(sizeof(double) * (size_t)(M.sel.m * dd));
         st = sxp && syp ? slopes(&M, info->eps_reached, sxp, syp) : MONGE_ENOMEM;
@@ -1367,9 +1371,10 @@ static int ms_solve(const monge_problem *pb, const monge_sinkhorn_params *par,
         sel_clear(&M.sel);
         eps = eps_lo * q > par->eps ? eps_lo * q : par->eps;
         r--;
-        while (r > 0 && eps < mp->switch_ratio * level_side(s, r) * level_side(s, r)) {
+        while (r > 0 &&
+               (exhausted || eps < mp->switch_ratio * level_side(s, r) * level_side(s, r))) {
             /* a level skipped entirely: potentials and slopes passed down once more */
-            const int64_t kx = tx.lev[r - 1].K, ky = ty.lev[r - 1].K;
+            const int64_t kx = tx.lev[r].K, ky = ty.lev[r].K;
             double *f2 = malloc(sizeof(double) * (size_t)kx);
             double *g2 = malloc(sizeof(double) * (size_t)ky);
             double *sx2 = malloc(sizeof(double) * (size_t)(kx * dd));
@@ -1382,8 +1387,8 @@ static int ms_solve(const monge_problem *pb, const monge_sinkhorn_params *par,
                 st = MONGE_ENOMEM;
                 goto done;
             }
-            prolong(&tx, r, geo->dtype, dd, fprev, sxp, f2, sx2);
-            prolong(&ty, r, geo->dtype, dd, gprev, syp, g2, sy2);
+            prolong(&tx, r + 1, geo->dtype, dd, fprev, sxp, f2, sx2);
+            prolong(&ty, r + 1, geo->dtype, dd, gprev, syp, g2, sy2);
             free(fprev);
             free(gprev);
             free(sxp);

@@ -546,6 +546,18 @@ static void test_multiscale(void)
         }
     CHECK(st == MONGE_OK && gmax > 0 && gerr <= 1e-9 * gmax, "multiscale grad vs dense: %g of %g",
           gerr, gmax);
+    /* out of iterations on a coarse level: the state reached, carried down to the points */
+    const int64_t max_iter0 = par.max_iter;
+    par.max_iter = 4;
+    st = monge_sinkhorn_multiscale(&pb, &par, &mp, f1, g, &info, &mi);
+    int fin = isfinite(info.value) && isfinite(mi.bound) && mi.kept_entries > 0;
+    for (int i = 0; i < N; i++) fin &= isfinite(f1[i]);
+    for (int j = 0; j < M; j++) fin &= isfinite(g[j]);
+    CHECK(st == MONGE_ENOCONV && !info.converged && info.n_iter == 4 && info.eps_reached > par.eps &&
+              fin,
+          "multiscale out of iterations above the points: status %d iter %lld eps %g value %g",
+          st, (long long)info.n_iter, info.eps_reached, info.value);
+    par.max_iter = max_iter0;
     /* aggressive truncation: the bound holds the mass skipped */
     mp.truncation = 1.0;
     par.tol = 1e-2; /* loose on purpose: stops early, so tau stays small and blocks are skipped */
@@ -591,6 +603,10 @@ static void test_multiscale(void)
     CHECK(monge_sinkhorn_multiscale(&pb, &par, &mp, f, g, &info, &mi) == MONGE_EINVAL, "warm_tol 1");
     mp.warm_tol = NAN;
     CHECK(monge_sinkhorn_multiscale(&pb, &par, &mp, f, g, &info, &mi) == MONGE_EINVAL, "warm_tol NaN");
+    monge_ms_params_init(&mp);
+    mp.bound_frac = 0.5; /* the stopping test adds 2E: E must stay under tol / 2 */
+    CHECK(monge_sinkhorn_multiscale(&pb, &par, &mp, f, g, &info, &mi) == MONGE_EINVAL,
+          "bound_frac 0.5");
     monge_ms_params_init(&mp);
     mp.refine_anderson = -2;
     CHECK(monge_sinkhorn_multiscale(&pb, &par, &mp, f, g, &info, &mi) == MONGE_EINVAL,

@@ -42,7 +42,8 @@ class MultiscaleOptions:
         the solve runs on the centroids of cells of side h while eps >= switch_ratio h^2
         (default 0.5)
     bound_frac
-        in (0, 1), default 0.1
+        in (0, 0.5), default 0.1 (the stopping test adds twice the skipped-mass bound to the
+        marginal error, so the bound must stay under half the tolerance)
     warm_tol
         in (0, 1): the tolerance of a coarse level that starts at the target eps, whose solution
         only warm-starts the next level at the same eps (default: the stage tolerance, as on the
@@ -89,8 +90,9 @@ class MultiscaleOptions:
             out["switch_ratio"] = positive("switch_ratio", self.switch_ratio)
         if self.bound_frac is not None:
             bf = positive("bound_frac", self.bound_frac)
-            if not bf < 1:
-                raise ValueError(f"bound_frac: must be in (0, 1), got {bf}")
+            if not bf < 0.5:
+                raise ValueError(f"bound_frac: must be in (0, 0.5) (the stopping test adds twice "
+                                 f"the skipped-mass bound), got {bf}")
             out["bound_frac"] = bf
         if self.warm_tol is not None:
             wt = positive("warm_tol", self.warm_tol)
