@@ -192,6 +192,23 @@ def test_max_iter_above_the_points_returns_the_state_reached(max_iter):
     assert np.abs(r.apply(v) - P @ v).sum() <= 2 * r.bound + 1e-12
 
 
+@pytest.mark.parametrize("tau", [0.1, 1.0])
+@pytest.mark.parametrize("truncation", [4.0, 12.0])
+def test_unbalanced_far_point(tau, truncation):
+    """An unbalanced problem with one point far from the rest: the selection keeps no entry of
+    its row, whose potential then could never move (every run ended at max_iter); such a row now
+    takes its softmin over every column, and its mass shows in the bound."""
+    rng = np.random.default_rng(5)
+    x, y = rng.random((800, 2)), rng.random((700, 2))
+    x[0] = 50.0
+    r = monge.sinkhorn(x, y, eps=0.5, tau=tau, method="multiscale", truncation=truncation,
+                       tol=1e-8, max_iter=3000)
+    e = monge.sinkhorn(x, y, eps=0.5, tau=tau, tol=1e-10)
+    assert r.converged and e.converged
+    assert abs(r.value - e.value) <= 1e-9 * abs(e.value)
+    assert np.abs(r.f - e.f).max() < 1e-7 and np.abs(r.g - e.g).max() < 1e-7
+
+
 @pytest.mark.parametrize("scaling", [0.1, 0.05])
 def test_strong_annealing_jumps_over_levels(scaling):
     """A scaling factor below 1/4 leaves some levels of cells an empty eps range: the

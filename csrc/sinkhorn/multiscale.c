@@ -805,6 +805,44 @@ typedef struct {
     int sym; /* the symmetric problem OT_eps(a, a): one potential f = g, averaged updates */
 } ms_step;
 
+static double item_coord(const ms_level *L, monge_dtype dt, int64_t i, int64_t k)
+{
+    return dt == MONGE_F32 ? (double)((const float *)L->pts)[k * L->K + i]
+                           : ((const double *)L->pts)[k * L->K + i];
+}
+
+/* Rows of positive weight left without a kept entry (e.g. a far point whose potential is still
+ * far from its value): their softmin over every column, so that the potential can move.  Their
+ * plan mass then shows in the skip list's bound E, which grows tau and re-selects. */
+static void orphan_rows(ms_step *M, int tr, double eps)
+{
+    const ms_sel *S = &M->sel;
+    const ms_level *R = tr ? &S->ty->lev[S->r] : &S->tx->lev[S->r];
+    const ms_level *C = tr ? &S->tx->lev[S->r] : &S->ty->lev[S->r];
+    const double *w = tr ? M->b : M->a;
+    const monge_geometry *g = S->g;
+    const int64_t d = g->d;
+    for (int64_t i = 0; i < R->K; i++) {
+        if (!(w[i] > 0) || isfinite(M->out[i])) continue;
+        double mx = -INFINITY, sum = 0;
+        for (int pass = 0; pass < 2; pass++)
+            for (int64_t j = 0; j < C->K; j++) {
+                if (!(M->h[j] > -INFINITY)) continue;
+                double c = 0;
+                for (int64_t k = 0; k < d; k++) {
+                    const double z = fabs(item_coord(R, g->dtype, i, k) - item_coord(C, g->dtype, j, k));
+                    c += g->cost == MONGE_COST_PNORM ? pow(z, g->p) : z * z;
+                }
+                if (g->cost == MONGE_COST_EUCLIDEAN) c = sqrt(c);
+                const double t = (M->h[j] - c) / eps;
+                if (pass == 0) mx = t > mx ? t : mx;
+                else sum += exp(t - mx);
+            }
+        if (mx > -INFINITY) M->out[i] = eps * (mx + log(sum));
+        if (!isfinite(M->out[i])) M->out[i] = -INFINITY;
+    }
+}
+
 static int softmin(ms_step *M, int tr, double eps)
 {
     ms_pass P = make_pass(&M->sel, tr);
@@ -823,9 +861,11 @@ static int softmin(ms_step *M, int tr, double eps)
         M->packcap = need;
     }
     P.pack = M->pack;
-    if (M->sel.g->dtype == MONGE_F32)
-        return ms_softmin_f32(&P, eps, M->h, M->hint, M->out, M->scratch, M->nth);
-    return ms_softmin_f64(&P, eps, M->h, M->hint, M->out, M->scratch, M->nth);
+    const int st = M->sel.g->dtype == MONGE_F32
+                       ? ms_softmin_f32(&P, eps, M->h, M->hint, M->out, M->scratch, M->nth)
+                       : ms_softmin_f64(&P, eps, M->h, M->hint, M->out, M->scratch, M->nth);
+    if (!st) orphan_rows(M, tr, eps);
+    return st;
 }
 
 static int ms_half(ms_step *M, int tr, double eps, double omega, double *err_before,
@@ -1196,12 +1236,6 @@ static int slopes(ms_step *M, double eps, double *sx, double *sy)
         }
     }
     return MONGE_OK;
-}
-
-static double item_coord(const ms_level *L, monge_dtype dt, int64_t i, int64_t k)
-{
-    return dt == MONGE_F32 ? (double)((const float *)L->pts)[k * L->K + i]
-                           : ((const double *)L->pts)[k * L->K + i];
 }
 
 /* Potentials (and slopes) of level l - 1 from those of level l: linear in each cell. */
