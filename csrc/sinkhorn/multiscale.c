@@ -811,6 +811,14 @@ static double item_coord(const ms_level *L, monge_dtype dt, int64_t i, int64_t k
                            : ((const double *)L->pts)[k * L->K + i];
 }
 
+/* The cost from the per-axis distances z_k = |x_k - y_k| (sqeuclidean, euclidean, pnorm). */
+static double axis_cost(const monge_geometry *g, const double *z)
+{
+    double c = 0;
+    for (int64_t k = 0; k < g->d; k++) c += g->cost == MONGE_COST_PNORM ? pow(z[k], g->p) : z[k] * z[k];
+    return g->cost == MONGE_COST_EUCLIDEAN ? sqrt(c) : c;
+}
+
 /* Rows of positive weight left without a kept entry (e.g. a far point whose potential is still
  * far from its value): their softmin over every column, so that the potential can move.  Their
  * plan mass then shows in the skip list's bound E, which grows tau and re-selects. */
@@ -828,13 +836,10 @@ static void orphan_rows(ms_step *M, int tr, double eps)
         for (int pass = 0; pass < 2; pass++)
             for (int64_t j = 0; j < C->K; j++) {
                 if (!(M->h[j] > -INFINITY)) continue;
-                double c = 0;
-                for (int64_t k = 0; k < d; k++) {
-                    const double z = fabs(item_coord(R, g->dtype, i, k) - item_coord(C, g->dtype, j, k));
-                    c += g->cost == MONGE_COST_PNORM ? pow(z, g->p) : z * z;
-                }
-                if (g->cost == MONGE_COST_EUCLIDEAN) c = sqrt(c);
-                const double t = (M->h[j] - c) / eps;
+                double z[MS_MAXD];
+                for (int64_t k = 0; k < d; k++)
+                    z[k] = fabs(item_coord(R, g->dtype, i, k) - item_coord(C, g->dtype, j, k));
+                const double t = (M->h[j] - axis_cost(g, z)) / eps;
                 if (pass == 0) mx = t > mx ? t : mx;
                 else sum += exp(t - mx);
             }
@@ -1318,14 +1323,13 @@ static int ms_solve(const monge_problem *pb, const monge_sinkhorn_params *par,
             for (int64_t J = 0; J < ty.lev[top].K; J++) {
                 /* the largest cost between the boxes bounds every cost */
                 const int64_t d = geo->d;
-                double c = 0;
+                double z[MS_MAXD];
                 for (int64_t k = 0; k < d; k++) {
                     const double z1 = fabs(tx.lev[top].hi[I * d + k] - ty.lev[top].lo[J * d + k]);
                     const double z2 = fabs(ty.lev[top].hi[J * d + k] - tx.lev[top].lo[I * d + k]);
-                    const double z = z1 > z2 ? z1 : z2;
-                    c += geo->cost == MONGE_COST_PNORM ? pow(z, geo->p) : z * z;
+                    z[k] = z1 > z2 ? z1 : z2;
                 }
-                if (geo->cost == MONGE_COST_EUCLIDEAN) c = sqrt(c);
+                const double c = axis_cost(geo, z);
                 cmax = c > cmax ? c : cmax;
             }
         eps = par->eps_start > 0 ? par->eps_start : cmax;
@@ -1708,12 +1712,10 @@ int monge_ms_plan(const monge_problem *pb, const monge_ms_params *mp, double eps
             for (int64_t k = 0; k < d; k++) xi[k] = get_coord(tx.lev[0].pts, geo->dtype, 0, 1, k * geo->n + i);
             for (int64_t t = M.sel.rptr[I]; t < M.sel.rptr[I + 1]; t++)
                 for (int64_t j = M.sel.rrng[2 * t]; j < M.sel.rrng[2 * t + 1]; j++) {
-                    double c = 0;
-                    for (int64_t k = 0; k < d; k++) {
-                        const double z = fabs(xi[k] - get_coord(ty.lev[0].pts, geo->dtype, 0, 1, k * geo->m + j));
-                        c += geo->cost == MONGE_COST_PNORM ? pow(z, geo->p) : z * z;
-                    }
-                    if (geo->cost == MONGE_COST_EUCLIDEAN) c = sqrt(c);
+                    double z[MS_MAXD];
+                    for (int64_t k = 0; k < d; k++)
+                        z[k] = fabs(xi[k] - get_coord(ty.lev[0].pts, geo->dtype, 0, 1, k * geo->m + j));
+                    const double c = axis_cost(geo, z);
                     rows[q] = tx.perm[i];
                     cols[q] = ty.perm[j];
                     vals[q] = exp((ui + M.g[j] + eps * ty.lev[0].lw[j] - c) / eps);
