@@ -14,6 +14,7 @@ the peak memory of each run.
     python benchmarks/multiscale.py --tune-refine      refine_anderson, on the same problems
     python benchmarks/multiscale.py --tune-stall       refine_stall, on the same problems
     python benchmarks/multiscale.py --tune-equal       refine_stall by time to equal accuracy
+    python benchmarks/multiscale.py --tune-equal --grid '[{}, {"coarse_correction": false}]'
     python benchmarks/multiscale.py --scaling          monge alone, n = 1e3 ... 1e6: time vs n
 
 Inputs (generated, seeded): two clouds of n points uniform in the unit cube, d = 3, float32, or
@@ -328,8 +329,8 @@ x, y = clouds(n, kind, seed)
 x, y = x.astype(np.float32), y.astype(np.float32)
 warnings.simplefilter("ignore")
 divergence(x[:2000], y[:2000], eps={eps}, grad=("x",))   # warm-up (thread pool, pages)
-for c, point in enumerate(grid):
-    for tol in tols:
+for tol in tols:   # the configurations interleaved: the host's drift spreads over all of them
+    for c, point in enumerate(grid):
         times = []
         for rep in range(2):
             t = time.perf_counter()
@@ -343,7 +344,7 @@ for c, point in enumerate(grid):
 
 # configurations of --tune-equal (MultiscaleOptions knobs; {} the defaults)
 EQUAL_GRID = [{}, {"refine_stall": 0}, {"refine_stall": 2}]
-EQUAL_TOLS = (1e-4, 1.5e-4, 2e-4, 3e-4, 5e-4, 7e-4, 1e-3)
+EQUAL_TOLS = (5e-5, 1e-4, 1.5e-4, 2e-4, 3e-4, 5e-4, 7e-4, 1e-3)
 
 
 def tune_equal(record, grid=None):
@@ -536,6 +537,9 @@ def main(argv=None):
                     help="refine_anderson, on the --tune-anneal problems")
     ap.add_argument("--tune-stall", action="store_true",
                     help="refine_stall, on the --tune-anneal problems")
+    ap.add_argument("--grid", default=None, metavar="JSON",
+                    help="--tune-equal's configurations, a JSON list of MultiscaleOptions knobs "
+                         "({} the defaults; default %s)" % json.dumps(EQUAL_GRID).replace("%", "%%"))
     ap.add_argument("--tune-equal", action="store_true",
                     help="refine_stall by time to equal accuracy, on tuning clouds")
     ap.add_argument("--tols", type=float, nargs="*", default=list(TOL_GRID[1:]),
@@ -576,7 +580,9 @@ def main(argv=None):
     if args.tune_equal:
         return recorded("multiscale-equal-tuning", "multiscale.py", argv, ["numpy", "monge"],
                         "generated tuning clouds (unit cube / noisy spheres, d = 3, seed 1)",
-                        tune_equal, out=args.out)
+                        lambda record: tune_equal(record, None if args.grid is None
+                                                  else json.loads(args.grid)),
+                        out=args.out)
     if args.tune:
         return recorded("multiscale-tuning", "multiscale.py", argv, ["numpy", "monge"],
                         "generated tuning clouds (unit cube / noisy spheres, d = 3, seeds 1, 2)",

@@ -163,6 +163,7 @@ int monge_sinkhorn_apply(const monge_problem *pb, double eps, const double *f, c
 #define MONGE_MS_REFINE_AA (-1) /* default refine_anderson: the solver's (benchmarks/multiscale.py
                                    --tune-refine chose memory 8 over plain updates) */
 #define MONGE_MS_REFINE_STALL 5 /* default refine_stall (benchmarks/multiscale.py --tune-stall) */
+#define MONGE_MS_COARSE 1 /* default coarse_correction */
 
 typedef struct {
     double cluster_scale; /* side of the finest cells (the blocks), rounded down to the grid's powers
@@ -192,6 +193,12 @@ typedef struct {
                              its stall near the solution cut short); 0: the engine's limit
                              (MONGE_SINKHORN_ANDERSON_STALL) at any error, as on the other
                              levels.  Default MONGE_MS_REFINE_STALL. */
+    int coarse_correction; /* 1: on the points level when it only refines (balanced transport,
+                             not the symmetric problem, tol >= 1e-4), after two iterations the potentials are
+                             shifted by the best correction constant on the finest cells (the
+                             scaling problem of the kept plan summed over cell pairs), then plain
+                             updates run to the tolerance; skipped when that plan would exceed 2^26
+                             entries.  0: off.  Default MONGE_MS_COARSE. */
 } monge_ms_params;
 
 void monge_ms_params_init(monge_ms_params *mp);
@@ -205,6 +212,8 @@ typedef struct {
     int64_t blocks_x, blocks_y; /* finest cells of each cloud */
     int64_t reselections; /* times tau grew */
     int levels;           /* levels of the hierarchy, the points included */
+    int64_t coarse_iterations; /* iterations of the coarse correction's scaling problem; -1: not
+                                  applied (too large, or no better than the start); 0: not run */
 } monge_ms_info;
 
 int monge_sinkhorn_multiscale(const monge_problem *pb, const monge_sinkhorn_params *par,

@@ -41,7 +41,8 @@ static PyObject *py_sinkhorn_multiscale(PyObject *self, PyObject *args, PyObject
                              "max_iter", "scaling_factor", "stage_tol", "overrelax", "anderson",
                              "f0", "g0", "compute_cost", "nthreads", "callback", "cluster_scale",
                              "truncation", "switch_ratio", "bound_frac", "symmetric", "warm_tol",
-                             "refine_anderson", "grad_x", "grad_y", "refine_stall", NULL};
+                             "refine_anderson", "grad_x", "grad_y", "refine_stall",
+                             "coarse_correction", NULL};
     PyObject *x, *y, *a, *b, *f0 = Py_None, *g0 = Py_None, *callback = Py_None;
     const char *cost = "sqeuclidean";
     monge_sinkhorn_params par;
@@ -53,13 +54,14 @@ static PyObject *py_sinkhorn_multiscale(PyObject *self, PyObject *args, PyObject
     bind_sk_options o = {0};
     double p = 2.0, eps = par.eps, tau_a = INFINITY, tau_b = INFINITY;
     int compute_cost = 1, nthreads = 0, symmetric = 0, want_gx = 0, want_gy = 0;
-    if (!PyArg_ParseTupleAndKeywords(args, kw, "OOOO|sddddOOOOOOOOpiOddddpdippi", kwlist, &x, &y, &a,
+    if (!PyArg_ParseTupleAndKeywords(args, kw, "OOOO|sddddOOOOOOOOpiOddddpdippii", kwlist, &x, &y, &a,
                                      &b, &cost, &p, &eps, &tau_a, &tau_b, &o.tol, &o.max_iter,
                                      &o.scaling_factor, &o.stage_tol, &o.overrelax, &o.anderson,
                                      &f0, &g0, &compute_cost, &nthreads, &callback,
                                      &mp.cluster_scale, &mp.truncation, &mp.switch_ratio,
                                      &mp.bound_frac, &symmetric, &mp.warm_tol,
-                                     &mp.refine_anderson, &want_gx, &want_gy, &mp.refine_stall))
+                                     &mp.refine_anderson, &want_gx, &want_gy, &mp.refine_stall,
+                                     &mp.coarse_correction))
         return NULL;
     if (bind_sinkhorn_options(&o, &par)) return NULL;
     if (symmetric) { /* OT_eps(a, a) on x: y and b are x and a */
@@ -113,7 +115,7 @@ static PyObject *py_sinkhorn_multiscale(PyObject *self, PyObject *args, PyObject
         goto out;
     }
     result = Py_BuildValue(
-        "{s:O,s:O,s:d,s:d,s:d,s:d,s:L,s:O,s:O,s:L,s:d,s:d,s:d,s:d,s:L,s:L,s:L,s:L,s:L,s:i}", "f", fa,
+        "{s:O,s:O,s:d,s:d,s:d,s:d,s:L,s:O,s:O,s:L,s:d,s:d,s:d,s:d,s:L,s:L,s:L,s:L,s:L,s:i,s:L}", "f", fa,
         "g", ga, "value", info.value, "cost", info.cost, "mass", info.mass, "error", info.error,
         "n_iter", (long long)info.n_iter, "converged", info.converged ? Py_True : Py_False,
         "stopped", pctx.user_stop ? Py_True : Py_False, "anderson_iter",
@@ -121,7 +123,8 @@ static PyObject *py_sinkhorn_multiscale(PyObject *self, PyObject *args, PyObject
         "truncation", mi.truncation, "cluster_scale", mi.cluster_scale, "kept_blocks",
         (long long)mi.kept_blocks, "kept_entries", (long long)mi.kept_entries, "blocks_x",
         (long long)mi.blocks_x, "blocks_y", (long long)mi.blocks_y, "reselections",
-        (long long)mi.reselections, "levels", mi.levels);
+        (long long)mi.reselections, "levels", mi.levels, "coarse_iterations",
+        (long long)mi.coarse_iterations);
     if (result && (PyDict_SetItemString(result, "grad_x", gx ? (PyObject *)gx : Py_None) ||
                    PyDict_SetItemString(result, "grad_y", gy ? (PyObject *)gy : Py_None)))
         Py_CLEAR(result);

@@ -27,6 +27,7 @@
  * Every row is computed by one thread in a fixed order and the reductions are serial, so results
  * do not depend on the thread count. */
 #include "engine.h"
+#include "../anderson.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -53,6 +54,7 @@ void monge_ms_params_init(monge_ms_params *mp)
     mp->warm_tol = 0.0;
     mp->refine_anderson = MONGE_MS_REFINE_AA;
     mp->refine_stall = MONGE_MS_REFINE_STALL;
+    mp->coarse_correction = MONGE_MS_COARSE;
 }
 
 /* ------------------------------------------------------------------ the cell hierarchy */
@@ -1119,6 +1121,313 @@ static int64_t *block_starts(const ms_tree *t, int l, int r)
     return out;
 }
 
+/* ------------------------------------------------------------------ the coarse correction */
+#define MS_GAL_MAX ((int64_t)1 << 26) /* most entries of the cell-pair plan Q (floats) */
+#define MS_GAL_ITER 200               /* most iterations of its scaling problem */
+#define MS_GAL_BEFORE 2               /* points iterations before it */
+#define MS_GAL_TOL 0.1                /* its tolerance, x the level's */
+#define MS_GAL_MIN_TOL 1e-4           /* used at this tolerance and looser only */
+#define MS_GAL_CHUNKS 16              /* Q^T u summed in this many fixed parts (any thread count) */
+
+/* Q stored per row block (blocks hold whole cells): the rows of its cells over the column-cell
+ * runs of its kept ranges (a column cell cut by two ranges has two slots). */
+typedef struct {
+    const ms_step *M;
+    int64_t nb, cap, maxq, maxc;
+    const int64_t *off, *cptr, *csy;
+    const int32_t *cellx, *celly, *cols;
+    float *q;
+    double eps;
+} ms_gal;
+
+/* Q at the step's potentials: each row block by one thread, its kept columns packed in double
+ * (coordinates, then v_j = g_j + eps log b_j); the rows of a cell add their entries into one
+ * buffer, whose runs of column cells are summed once. */
+MONGE_HOT static int gal_build(const ms_gal *G)
+{
+    const ms_step *M = G->M;
+    const ms_sel *S = &M->sel;
+    const monge_geometry *geo = S->g;
+    const ms_level *PX = &S->tx->lev[0], *PY = &S->ty->lev[0];
+    const int64_t d = geo->d, cap = G->cap;
+    const double eps = G->eps, ie = 1.0 / eps;
+    int fail = 0;
+    MONGE_PRAGMA(omp parallel num_threads(M->nth))
+    {
+        double *pk = malloc(sizeof(double) * (size_t)(cap * (d + 1)));
+        double *buf = malloc(sizeof(double) * (size_t)cap);
+        double *cb = malloc(sizeof(double) * (size_t)cap);
+        double *acc = malloc(sizeof(double) * (size_t)(G->maxq > 0 ? G->maxq : 1));
+        int32_t *re = malloc(sizeof(int32_t) * (size_t)(cap + 1));
+        const int ok = pk && buf && cb && acc && re;
+        if (!ok) {
+            MONGE_PRAGMA(omp atomic write)
+            fail = 1;
+        }
+        MONGE_PRAGMA(omp for schedule(dynamic, 1))
+        for (int64_t B = 0; B < G->nb; B++) {
+            if (!ok) continue;
+            const int64_t i0 = S->bsx[B], i1 = S->bsx[B + 1], ncc = G->cptr[B + 1] - G->cptr[B];
+            int64_t L = 0, nrun = 0;
+            for (int64_t p = S->rptr[B]; p < S->rptr[B + 1]; p++) {
+                const int64_t j0 = S->rrng[2 * p], j1 = S->rrng[2 * p + 1];
+                for (int64_t j = j0; j < j1; j++) {
+                    for (int64_t k = 0; k < d; k++) pk[k * cap + L + j - j0] = item_coord(PY, geo->dtype, j, k);
+                    pk[d * cap + L + j - j0] = M->g[j] + eps * M->lb[j];
+                }
+                for (int64_t t = j0; t < j1;) { /* the ends of the runs of one column cell */
+                    const int64_t e = G->csy[G->celly[t] + 1] < j1 ? G->csy[G->celly[t] + 1] : j1;
+                    re[nrun++] = (int32_t)(L + e - j0);
+                    t = e;
+                }
+                L += j1 - j0;
+            }
+            memset(acc, 0, sizeof(double) * (size_t)(G->off[B + 1] - G->off[B]));
+            memset(cb, 0, sizeof(double) * (size_t)L);
+            const double *pv = pk + d * cap;
+            for (int64_t i = i0; i < i1; i++) {
+                if (M->a[i] > 0) {
+                    const double ui = M->f[i] + eps * M->la[i];
+                    double xi[MS_MAXD];
+                    for (int64_t k = 0; k < d; k++) xi[k] = item_coord(PX, geo->dtype, i, k);
+                    if (geo->cost == MONGE_COST_PNORM) {
+                        for (int64_t t = 0; t < L; t++) {
+                            double cst = 0;
+                            for (int64_t k = 0; k < d; k++) cst += pow(fabs(xi[k] - pk[k * cap + t]), geo->p);
+                            buf[t] = cst;
+                        }
+                    } else {
+                        memset(buf, 0, sizeof(double) * (size_t)L);
+                        for (int64_t k = 0; k < d; k++) {
+                            const double xk = xi[k], *pc = pk + k * cap;
+                            MONGE_SIMD
+                            for (int64_t t = 0; t < L; t++) buf[t] += (xk - pc[t]) * (xk - pc[t]);
+                        }
+                        if (geo->cost == MONGE_COST_EUCLIDEAN) {
+                            MONGE_SIMD
+                            for (int64_t t = 0; t < L; t++) buf[t] = sqrt(buf[t]);
+                        }
+                    }
+                    MONGE_SIMD
+                    for (int64_t t = 0; t < L; t++) cb[t] += monge_exp((ui + pv[t] - buf[t]) * ie);
+                }
+                if (i + 1 == i1 || G->cellx[i + 1] != G->cellx[i]) {
+                    double *row = acc + (G->cellx[i] - G->cellx[i0]) * ncc;
+                    int64_t t = 0;
+                    for (int64_t s = 0; s < nrun; s++) {
+                        double sum = 0;
+                        for (; t < re[s]; t++) sum += cb[t];
+                        row[s] += sum;
+                    }
+                    memset(cb, 0, sizeof(double) * (size_t)L);
+                }
+            }
+            float *qb = G->q + G->off[B];
+            for (int64_t e = 0; e < G->off[B + 1] - G->off[B]; e++) qb[e] = (float)acc[e];
+        }
+        free(pk);
+        free(buf);
+        free(cb);
+        free(acc);
+        free(re);
+    }
+    return fail ? MONGE_ENOMEM : MONGE_OK;
+}
+
+/* out_I = A_I / (Q ev)_I (0 where either is 0), or eps log of it with tolog */
+MONGE_HOT static void gal_rows(const ms_gal *G, const double *ev, const double *A, double *out,
+                               double *loc, int tolog)
+{
+    const ms_sel *S = &G->M->sel;
+    MONGE_PRAGMA(omp parallel for schedule(dynamic, 16) num_threads(G->M->nth))
+    for (int64_t B = 0; B < G->nb; B++) {
+        const int64_t i0 = S->bsx[B], i1 = S->bsx[B + 1], ncc = G->cptr[B + 1] - G->cptr[B];
+        if (i1 <= i0) continue;
+        const int32_t *cl = G->cols + G->cptr[B];
+        double *el = loc + (size_t)ms_thread() * (size_t)G->maxc;
+        for (int64_t s = 0; s < ncc; s++) el[s] = ev[cl[s]];
+        for (int64_t I = G->cellx[i0]; I <= G->cellx[i1 - 1]; I++) {
+            const float *row = G->q + G->off[B] + (I - G->cellx[i0]) * ncc;
+            double sv = 0;
+            MONGE_SIMD_SUM(sv)
+            for (int64_t s = 0; s < ncc; s++) sv += (double)row[s] * el[s];
+            const double r = A[I] > 0 && sv > 0 ? A[I] / sv : 0.0;
+            out[I] = tolog ? (r > 0 ? G->eps * log(r) : 0.0) : r;
+        }
+    }
+}
+
+/* Q^T u, in MS_GAL_CHUNKS fixed parts of the row blocks (part: MS_GAL_CHUNKS x KY) */
+MONGE_HOT static void gal_cols(const ms_gal *G, const double *u, double *part, double *loc,
+                               int64_t KY)
+{
+    const ms_sel *S = &G->M->sel;
+    MONGE_PRAGMA(omp parallel for schedule(static, 1) num_threads(G->M->nth))
+    for (int c = 0; c < MS_GAL_CHUNKS; c++) {
+        double *pt = part + (size_t)c * (size_t)KY;
+        memset(pt, 0, sizeof(double) * (size_t)KY);
+        double *el = loc + (size_t)c * (size_t)G->maxc;
+        for (int64_t B = G->nb * c / MS_GAL_CHUNKS; B < G->nb * (c + 1) / MS_GAL_CHUNKS; B++) {
+            const int64_t i0 = S->bsx[B], i1 = S->bsx[B + 1], ncc = G->cptr[B + 1] - G->cptr[B];
+            if (i1 <= i0) continue;
+            const int32_t *cl = G->cols + G->cptr[B];
+            memset(el, 0, sizeof(double) * (size_t)ncc);
+            for (int64_t I = G->cellx[i0]; I <= G->cellx[i1 - 1]; I++) {
+                const float *row = G->q + G->off[B] + (I - G->cellx[i0]) * ncc;
+                const double uI = u[I];
+                if (uI == 0) continue;
+                MONGE_SIMD
+                for (int64_t s = 0; s < ncc; s++) el[s] += (double)row[s] * uI;
+            }
+            for (int64_t s = 0; s < ncc; s++) pt[cl[s]] += el[s];
+        }
+    }
+}
+
+/* The best correction of the points' potentials that is constant on the cells of level L: with
+ * Q_IJ the kept plan summed over the points of cell I of x and cell J of y, shifts dF_I, dG_J
+ * scale Q exactly (P_ij e^((dF_I + dG_J) / eps)), so the scaling problem of Q with the cells'
+ * masses as marginals gives the shift that removes every cell-summed marginal error at once: the
+ * smooth part of the error that the points' iterations remove slowly.  Solved by
+ * Anderson-accelerated fixed-point iterations on lv = dG / eps to ctol.  *applied = 0 when Q would
+ * not fit in MS_GAL_MAX entries (or L is not below the blocks), or its solve did not improve on
+ * the start; *iters: the scaling problem's iterations. */
+static int galerkin(ms_step *M, int L, double eps, double ctol, int *applied, int64_t *iters)
+{
+    const ms_sel *S = &M->sel;
+    const ms_tree *tx = S->tx, *ty = S->ty;
+    const int64_t n = S->n, m = S->m, nb = tx->lev[S->blk].K;
+    *applied = 0;
+    *iters = 0;
+    if (S->r != 0 || L >= S->blk || L < 1) return MONGE_OK;
+    const int64_t KX = tx->lev[L].K, KY = ty->lev[L].K;
+    int st = MONGE_ENOMEM;
+    int64_t *csx = block_starts(tx, L, 0), *csy = block_starts(ty, L, 0);
+    int32_t *cellx = malloc(sizeof(int32_t) * (size_t)n), *celly = malloc(sizeof(int32_t) * (size_t)m);
+    int64_t *off = malloc(sizeof(int64_t) * (size_t)(nb + 1));
+    int64_t *cptr = malloc(sizeof(int64_t) * (size_t)(nb + 1));
+    int32_t *cols = NULL;
+    float *q = NULL;
+    double *lv = NULL, *gx = NULL, *ev = NULL, *u = NULL, *part = NULL, *best = NULL, *loc = NULL;
+    monge_aa aa;
+    memset(&aa, 0, sizeof aa);
+    if (!csx || !csy || !cellx || !celly || !off || !cptr) goto out;
+    if (KX > INT32_MAX || KY > INT32_MAX) {
+        st = MONGE_OK;
+        goto out;
+    }
+    for (int64_t c = 0; c < KX; c++)
+        for (int64_t i = csx[c]; i < csx[c + 1]; i++) cellx[i] = (int32_t)c;
+    for (int64_t c = 0; c < KY; c++)
+        for (int64_t j = csy[c]; j < csy[c + 1]; j++) celly[j] = (int32_t)c;
+    ms_gal G = {.M = M, .nb = nb, .off = off, .cptr = cptr, .csy = csy, .cellx = cellx,
+                .celly = celly, .eps = eps};
+    off[0] = cptr[0] = 0;
+    int64_t maxcols = 0;
+    for (int64_t B = 0; B < nb; B++) {
+        const int64_t i0 = S->bsx[B], i1 = S->bsx[B + 1];
+        const int64_t nrc = i1 > i0 ? cellx[i1 - 1] - cellx[i0] + 1 : 0;
+        int64_t ncc = 0, cols_b = 0;
+        for (int64_t p = S->rptr[B]; p < S->rptr[B + 1]; p++) {
+            const int64_t j0 = S->rrng[2 * p], j1 = S->rrng[2 * p + 1];
+            if (j1 > j0) ncc += celly[j1 - 1] - celly[j0] + 1;
+            cols_b += j1 - j0;
+        }
+        cptr[B + 1] = cptr[B] + ncc;
+        off[B + 1] = off[B] + nrc * ncc;
+        maxcols = cols_b > maxcols ? cols_b : maxcols;
+        G.maxq = nrc * ncc > G.maxq ? nrc * ncc : G.maxq;
+        G.maxc = ncc > G.maxc ? ncc : G.maxc;
+    }
+    if (off[nb] > MS_GAL_MAX) { /* too large for the memory it would take: no correction */
+        st = MONGE_OK;
+        goto out;
+    }
+    G.cap = maxcols > 0 ? maxcols : 1;
+    G.maxc = G.maxc > 0 ? G.maxc : 1;
+    cols = malloc(sizeof(int32_t) * (size_t)(cptr[nb] > 0 ? cptr[nb] : 1));
+    q = malloc(sizeof(float) * (size_t)(off[nb] > 0 ? off[nb] : 1));
+    lv = calloc((size_t)KY, sizeof(double));
+    gx = malloc(sizeof(double) * (size_t)KY);
+    best = calloc((size_t)KY, sizeof(double));
+    ev = malloc(sizeof(double) * (size_t)KY);
+    u = malloc(sizeof(double) * (size_t)KX);
+    part = malloc(sizeof(double) * (size_t)KY * MS_GAL_CHUNKS);
+    const int nloc = M->nth > MS_GAL_CHUNKS ? M->nth : MS_GAL_CHUNKS;
+    loc = malloc(sizeof(double) * (size_t)G.maxc * (size_t)nloc);
+    if (!cols || !q || !lv || !gx || !best || !ev || !u || !part || !loc) goto out;
+    G.cols = cols;
+    G.q = q;
+    for (int64_t B = 0; B < nb; B++) {
+        int64_t s = cptr[B];
+        for (int64_t p = S->rptr[B]; p < S->rptr[B + 1]; p++) {
+            const int64_t j0 = S->rrng[2 * p], j1 = S->rrng[2 * p + 1];
+            if (j1 > j0)
+                for (int64_t J = celly[j0]; J <= celly[j1 - 1]; J++) cols[s++] = (int32_t)J;
+        }
+    }
+    st = gal_build(&G);
+    if (st) goto out;
+    /* the scaling problem: lv = dG / eps; u_I = A_I / (Q e^lv)_I; lv <- log(B / Q^T u) */
+    const double *A = tx->lev[L].w, *Bm = ty->lev[L].w;
+    st = monge_aa_init(&aa, 8, KY, Bm, 1);
+    if (st) goto out;
+    double e0 = INFINITY, ebest = INFINITY;
+    int64_t it = 0;
+    for (;; it++) {
+        for (int64_t J = 0; J < KY; J++) ev[J] = exp(lv[J]);
+        gal_rows(&G, ev, A, u, loc, 0);
+        gal_cols(&G, u, part, loc, KY);
+        double err = 0;
+        for (int64_t J = 0; J < KY; J++) {
+            double qt = 0;
+            for (int c = 0; c < MS_GAL_CHUNKS; c++) qt += part[(size_t)c * (size_t)KY + J];
+            err += fabs(ev[J] * qt - Bm[J]);
+            gx[J] = Bm[J] > 0 && qt > 0 ? log(Bm[J] / qt) : lv[J];
+        }
+        if (it == 0) e0 = err;
+        if (err < ebest) {
+            ebest = err;
+            memcpy(best, lv, sizeof(double) * (size_t)KY);
+        }
+        if (!(err > ctol) || it >= MS_GAL_ITER || !isfinite(err)) break;
+        memcpy(ev, gx, sizeof(double) * (size_t)KY);
+        monge_aa_step(&aa, lv, gx, gx);
+        for (int64_t J = 0; J < KY; J++) /* a step out of range: the plain one */
+            lv[J] = isfinite(gx[J]) ? gx[J] : ev[J];
+    }
+    *iters = it;
+    if (!(ebest < e0)) {
+        st = MONGE_OK;
+        goto out;
+    }
+    /* dG = eps lv at the best iterate, dF = eps log(A / Q e^lv) there */
+    for (int64_t J = 0; J < KY; J++) ev[J] = exp(best[J]);
+    gal_rows(&G, ev, A, u, loc, 1);
+    for (int64_t i = 0; i < n; i++) M->f[i] += u[cellx[i]];
+    for (int64_t j = 0; j < m; j++) M->g[j] += eps * best[celly[j]];
+    *applied = 1;
+    st = MONGE_OK;
+out:
+    monge_aa_free(&aa);
+    free(csx);
+    free(csy);
+    free(cellx);
+    free(celly);
+    free(off);
+    free(cptr);
+    free(cols);
+    free(q);
+    free(lv);
+    free(gx);
+    free(best);
+    free(ev);
+    free(u);
+    free(part);
+    free(loc);
+    return st;
+}
+
 /* Work arrays of resolution r; the potentials are left to the caller. */
 static int step_alloc(ms_step *M, int r)
 {
@@ -1190,6 +1499,7 @@ static int check_ms(const monge_problem *pb, const monge_ms_params *mp)
     if (mp->refine_anderson < -1 || mp->refine_anderson > MONGE_SINKHORN_ANDERSON_MAX)
         return MONGE_EINVAL;
     if (mp->refine_stall < 0) return MONGE_EINVAL;
+    if (mp->coarse_correction != 0 && mp->coarse_correction != 1) return MONGE_EINVAL;
     return MONGE_OK;
 }
 
@@ -1388,7 +1698,28 @@ static int ms_solve(const monge_problem *pb, const monge_sinkhorn_params *par,
         sk_step step;
         make_step(&step, &M);
         step.aa_stall = refining ? mp->refine_stall : 0;
-        st = sk_engine_run_stages(&step, &rp, eps, M.sel.m, M.b, balanced, info);
+        if (r == 0 && refining && mp->coarse_correction && balanced && !sym &&
+            rp.tol >= MS_GAL_MIN_TOL) {
+            /* a few iterations on the points, the cell-constant correction, then plain updates
+             * (Anderson's extrapolation from the corrected state only delays it at these
+             * tolerances; below MS_GAL_MIN_TOL the plain tail is the slower) */
+            monge_sinkhorn_params r1 = rp;
+            r1.max_iter = par->max_iter - info->n_iter > MS_GAL_BEFORE ? info->n_iter + MS_GAL_BEFORE
+                                                                       : par->max_iter;
+            st = sk_engine_run_stages(&step, &r1, eps, M.sel.m, M.b, balanced, info);
+            if (st == MONGE_OK && !info->converged && info->n_iter < par->max_iter) {
+                int applied = 0;
+                int64_t cit = 0;
+                st = galerkin(&M, 1, eps, MS_GAL_TOL * rp.tol, &applied, &cit);
+                if (st) goto done;
+                minfo->coarse_iterations = applied ? cit : -1;
+                rp.anderson = 0;
+                make_step(&step, &M);
+                st = sk_engine_run_stages(&step, &rp, eps, M.sel.m, M.b, balanced, info);
+            }
+        } else {
+            st = sk_engine_run_stages(&step, &rp, eps, M.sel.m, M.b, balanced, info);
+        }
         if (st == MONGE_EINTR || (st && st != MONGE_ENOCONV)) {
             if (r == 0) goto finish; /* return the state reached */
             goto done;

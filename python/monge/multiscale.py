@@ -61,6 +61,13 @@ class MultiscaleOptions:
         its fast start is kept and its stall near the solution cut short (0: the solver's limit
         at any error, as on the other levels; default 5, which benchmarks/multiscale.py
         --tune-stall chose on its tuning problems, where it never took more iterations)
+    coarse_correction
+        on the points level when it only refines (balanced transport at tol >= 1e-4, such as
+        float32's default; not the divergence's self-terms), after two iterations shift the potentials by the best correction constant on
+        the finest cells (the scaling problem of the kept plan summed over cell pairs, which
+        removes the smooth part of the error the points' iterations remove slowly), then run
+        plain updates to the tolerance (default True; skipped when that summed plan would exceed
+        2^26 entries, as at 10^6 points in the unit cube)
 
     Examples
     --------
@@ -76,6 +83,7 @@ class MultiscaleOptions:
     warm_tol: float | None = None
     refine_anderson: int | None = None
     refine_stall: int | None = None
+    coarse_correction: bool | None = None
 
     def kwargs(self):
         out = {}
@@ -109,6 +117,11 @@ class MultiscaleOptions:
             if rs > 1_000_000_000:
                 raise ValueError(f"refine_stall: at most 1e9 iterations, got {rs}")
             out["refine_stall"] = rs
+        if self.coarse_correction is not None:
+            if not isinstance(self.coarse_correction, (bool, np.bool_)):
+                raise TypeError(f"coarse_correction: expected True or False, got "
+                                f"{self.coarse_correction!r}")
+            out["coarse_correction"] = int(bool(self.coarse_correction))
         return out
 
 
@@ -198,6 +211,10 @@ class MultiscaleResult:
         entries and block pairs of the truncated plan (the work of one half-step)
     levels
         levels of the grid hierarchy, the points included
+    coarse_iterations
+        iterations of the coarse correction's scaling problem (see
+        :class:`MultiscaleOptions`); 0: not run, -1: run but not applied (its plan too large,
+        or no better than the start)
 
     The plan is available as products (:meth:`apply`, :meth:`apply_transpose`), gradients
     (:meth:`gradient`) and its kept entries (:meth:`plan_coo`), all on the truncated kernel
@@ -232,6 +249,7 @@ class MultiscaleResult:
     anderson_iter: int = 0
     _problem: tuple | None = field(repr=False, default=None)
     _grads: dict | None = field(repr=False, default=None)  # the solve's own, see solve(grads=)
+    coarse_iterations: int = 0
 
     def _kw(self):
         x, y, a, b, cost, p = self._problem
@@ -343,7 +361,8 @@ def solve(x, y, a=None, b=None, *, eps, cost="sqeuclidean", p=2.0, tau=None, tau
                             float(out["eps_reached"]), out["bound"], out["truncation"],
                             out["cluster_scale"], out["kept_entries"], out["kept_blocks"],
                             out["levels"], out["anderson_iter"], (x, y, a1, b1, cost, p),
-                            {k: out["grad_" + k] for k in ("x", "y") if out["grad_" + k] is not None})
+                            {k: out["grad_" + k] for k in ("x", "y") if out["grad_" + k] is not None},
+                            int(out["coarse_iterations"]))
 
 
 def divergence(x, y, a=None, b=None, *, eps, cost="sqeuclidean", p=2.0, grad=(), static_b=False,
