@@ -638,3 +638,46 @@ def test_random_problems_match_the_dense_plan(seed):
     assert np.abs(r.apply_transpose(u) - P.T @ u).sum() <= 2 * r.bound + 1e-9
     rows, cols, vals = r.plan_coo()
     np.testing.assert_allclose(vals, P[rows, cols], rtol=1e-9, atol=1e-300)
+
+
+def test_coarse_correction_on_the_refining_level():
+    """3000 points in the unit square at eps = 1e-3 and tol 1e-4: the points level only refines,
+    so after two iterations the potentials take the cell-constant correction (its scaling
+    problem's iterations are reported) and plain updates finish.  The result stays the problem's:
+    the value against the exact solve, and the full (dense) plan's L1 marginal violation within
+    the reported error.  Without the correction, or at a tol below 1e-4, none runs."""
+    from monge.multiscale import MultiscaleOptions, solve
+    n, eps = 3000, 1e-3
+    x, y = clouds(n, n, 2, seed=9, shift=0.0)
+    r = solve(x, y, eps=eps, tol=1e-4)
+    assert r.converged and r.coarse_iterations > 0
+    e = monge.sinkhorn(x, y, eps=eps, tol=1e-10)
+    assert abs(r.value - e.value) <= 1e-6 * abs(e.value)
+    C = ((x[:, None, :] - y[None, :, :]) ** 2).sum(-1)
+    P = np.exp((r.f[:, None] + r.g[None, :] - C) / eps) / (n * n)
+    full_err = np.abs(P.sum(1) - 1 / n).sum() + np.abs(P.sum(0) - 1 / n).sum()
+    assert full_err <= r.error * (1 + 1e-9)
+    off = solve(x, y, eps=eps, tol=1e-4, options=MultiscaleOptions(coarse_correction=False))
+    assert off.converged and off.coarse_iterations == 0
+    assert abs(off.value - e.value) <= 1e-6 * abs(e.value)
+    tight = solve(x, y, eps=eps, tol=5e-5)
+    assert tight.converged and tight.coarse_iterations == 0
+
+
+def test_coarse_correction_threads_do_not_change_the_result():
+    from monge.multiscale import solve
+    x, y = clouds(3000, 3000, 2, seed=9, shift=0.0, dtype=np.float32)
+    r1 = solve(x, y, eps=1e-3, nthreads=1)
+    r2 = solve(x, y, eps=1e-3, nthreads=2)
+    assert r1.coarse_iterations > 0
+    assert np.array_equal(r1.f, r2.f) and np.array_equal(r1.g, r2.g) and r1.value == r2.value
+
+
+@pytest.mark.parametrize("bad", [1, 0, "yes", 2.5])
+def test_bad_coarse_correction(bad):
+    from monge.multiscale import MultiscaleOptions, solve
+    x, y = clouds(50, 40, 2)
+    with pytest.raises(TypeError, match="coarse_correction"):
+        solve(x, y, eps=1e-2, options=MultiscaleOptions(coarse_correction=bad))
+    with pytest.raises(ValueError, match="invalid argument"):   # the C core's own check
+        _core.sinkhorn_multiscale(x, y, None, None, eps=1e-2, coarse_correction=2)

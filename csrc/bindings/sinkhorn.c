@@ -379,7 +379,7 @@ static PyObject *py_sinkhorn_defaults(PyObject *self, PyObject *noargs)
     PyObject *omega = par.overrelax == 0 ? PyUnicode_FromString("auto") : PyFloat_FromDouble(par.overrelax);
     if (!omega) return NULL;
     return Py_BuildValue(
-        "{s:d,s:d,s:d,s:L,s:s,s:d,s:d,s:d,s:N,s:s,s:i,s:i,s:d,s:L,s:L,s:i,s:O,s:i,s:i}", "eps",
+        "{s:d,s:d,s:d,s:L,s:s,s:d,s:d,s:d,s:N,s:s,s:i,s:i,s:d,s:L,s:L,s:i,s:O,s:i,s:i,s:i}", "eps",
         par.eps,
         "tol", par.tol, "tol_float32", MONGE_SINKHORN_TOL_F32, "max_iter", (long long)par.max_iter,
         "eps_scaling", bind_eps_scaling_names[par.eps_scaling], "eps_start", par.eps_start,
@@ -389,7 +389,8 @@ static PyObject *py_sinkhorn_defaults(PyObject *self, PyObject *noargs)
         (long long)MONGE_SINKHORN_KERNEL_MIN, "kernel_online_max",
         (long long)MONGE_SINKHORN_KERNEL_ONLINE_MAX, "anderson_stall", MONGE_SINKHORN_ANDERSON_STALL,
         "compute_cost", par.compute_cost ? Py_True : Py_False, "ms_refine_anderson",
-        MONGE_MS_REFINE_AA, "ms_refine_stall", MONGE_MS_REFINE_STALL);
+        MONGE_MS_REFINE_AA, "ms_refine_stall", MONGE_MS_REFINE_STALL, "ms_coarse_correction",
+        MONGE_MS_COARSE);
 }
 
 /* sinkhorn_tuning() -> {name: value} of the engine's heuristic constants; sinkhorn_tuning(name,

@@ -619,11 +619,53 @@ static void test_multiscale(void)
     CHECK(monge_sinkhorn_multiscale(&pb, &par, &mp, f, g, &info, &mi) == MONGE_EINVAL,
           "refine_stall -1");
     monge_ms_params_init(&mp);
+    mp.coarse_correction = 2;
+    CHECK(monge_sinkhorn_multiscale(&pb, &par, &mp, f, g, &info, &mi) == MONGE_EINVAL,
+          "coarse_correction 2");
+    monge_ms_params_init(&mp);
     geo.cost = MONGE_COST_COSINE;
     CHECK(monge_sinkhorn_multiscale(&pb, &par, &mp, f, g, &info, &mi) == MONGE_EINVAL, "cosine");
     geo.cost = MONGE_COST_SQEUCLIDEAN;
     x[5] = NAN;
     CHECK(monge_sinkhorn_multiscale(&pb, &par, &mp, f, g, &info, &mi) == MONGE_EINVAL, "NaN point");
+}
+
+/* The coarse correction: 3000 points in the unit square at eps = 1e-3 and tol 1e-4, where the
+ * points level only refines; the correction runs, and the value and potentials stay the exact
+ * solve's within what tol allows; without it none runs. */
+static void test_multiscale_coarse_correction(void)
+{
+    enum { N = 3000, D = 2 };
+    static double x[N * D], y[N * D], f[N], g[N], f2[N], g2[N];
+    for (int i = 0; i < N * D; i++) x[i] = urand();
+    for (int i = 0; i < N * D; i++) y[i] = urand();
+    monge_geometry geo = {.n = N, .m = N, .dtype = MONGE_F64, .x = x, .y = y, .d = D,
+                          .cost = MONGE_COST_SQEUCLIDEAN};
+    monge_problem pb = {.geom = &geo, .tau_a = INFINITY, .tau_b = INFINITY};
+    monge_sinkhorn_params par;
+    monge_sinkhorn_params_init(&par);
+    par.eps = 1e-3;
+    par.tol = 1e-4;
+    par.scaling_factor = 0.5;
+    monge_ms_params mp;
+    monge_ms_params_init(&mp);
+    monge_sinkhorn_info info, einfo;
+    monge_ms_info mi;
+    int st = monge_sinkhorn_multiscale(&pb, &par, &mp, f, g, &info, &mi);
+    CHECK(st == MONGE_OK && info.converged && info.error <= 1e-4 && mi.coarse_iterations > 0,
+          "coarse correction: status %d err %g coarse iterations %lld", st, info.error,
+          (long long)mi.coarse_iterations);
+    par.eps_scaling = MONGE_EPS_SCALING_AUTO;
+    par.tol = 1e-10;
+    st = monge_sinkhorn(&pb, &par, f2, g2, &einfo);
+    CHECK(st == MONGE_OK && fabs(info.value - einfo.value) < 1e-6 * fabs(einfo.value),
+          "coarse correction vs exact: values %.12g %.12g", info.value, einfo.value);
+    mp.coarse_correction = 0;
+    par.tol = 1e-4;
+    st = monge_sinkhorn_multiscale(&pb, &par, &mp, f, g, &info, &mi);
+    CHECK(st == MONGE_OK && info.converged && mi.coarse_iterations == 0,
+          "no coarse correction: status %d coarse iterations %lld", st,
+          (long long)mi.coarse_iterations);
 }
 
 /* Regression (a libFuzzer timeout): costs that overflow gave an infinite first eps, and the
@@ -684,6 +726,7 @@ int main(void)
     test_kernel_path();
     test_anderson();
     test_multiscale();
+    test_multiscale_coarse_correction();
     test_schedule_terminates();
     return REPORT();
 }
