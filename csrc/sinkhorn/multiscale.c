@@ -1129,7 +1129,7 @@ static int64_t *block_starts(const ms_tree *t, int l, int r)
 #define MS_GAL_MIN_TOL 1e-4           /* used at this tolerance and looser only */
 #define MS_GAL_CHUNKS 16              /* Q^T u summed in this many fixed parts (any thread count) */
 
-/* Q stored per row block (blocks hold whole cells): the rows of its cells over the column-cell
+/* Q stored per row block (blocks hold whole cells, L <= blk): the rows of its cells over the column-cell
  * runs of its kept ranges (a column cell cut by two ranges has two slots). */
 typedef struct {
     const ms_step *M;
@@ -1290,8 +1290,8 @@ MONGE_HOT static void gal_cols(const ms_gal *G, const double *u, double *part, d
  * masses as marginals gives the shift that removes every cell-summed marginal error at once: the
  * smooth part of the error that the points' iterations remove slowly.  Solved by
  * Anderson-accelerated fixed-point iterations on lv = dG / eps to ctol.  *applied = 0 when Q would
- * not fit in MS_GAL_MAX entries (or L is not below the blocks), or its solve did not improve on
- * the start; *iters: the scaling problem's iterations. */
+ * not fit in MS_GAL_MAX entries (or L is above the blocks), or its solve did not improve on the
+ * start; *iters: the scaling problem's iterations. */
 static int galerkin(ms_step *M, int L, double eps, double ctol, int *applied, int64_t *iters)
 {
     const ms_sel *S = &M->sel;
@@ -1299,7 +1299,7 @@ static int galerkin(ms_step *M, int L, double eps, double ctol, int *applied, in
     const int64_t n = S->n, m = S->m, nb = tx->lev[S->blk].K;
     *applied = 0;
     *iters = 0;
-    if (S->r != 0 || L >= S->blk || L < 1) return MONGE_OK;
+    if (S->r != 0 || L > S->blk || L < 1) return MONGE_OK;
     const int64_t KX = tx->lev[L].K, KY = ty->lev[L].K;
     int st = MONGE_ENOMEM;
     int64_t *csx = block_starts(tx, L, 0), *csy = block_starts(ty, L, 0);
@@ -1713,7 +1713,7 @@ static int ms_solve(const monge_problem *pb, const monge_sinkhorn_params *par,
                 st = galerkin(&M, 1, eps, MS_GAL_TOL * rp.tol, &applied, &cit);
                 if (st) goto done;
                 minfo->coarse_iterations = applied ? cit : -1;
-                rp.anderson = 0;
+                if (applied) rp.anderson = 0; /* else the level goes on as without it */
                 make_step(&step, &M);
                 st = sk_engine_run_stages(&step, &rp, eps, M.sel.m, M.b, balanced, info);
                 if (st == MONGE_OK && info->converged && applied && info->n_iter < par->max_iter) {
