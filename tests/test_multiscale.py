@@ -681,3 +681,25 @@ def test_bad_coarse_correction(bad):
         solve(x, y, eps=1e-2, options=MultiscaleOptions(coarse_correction=bad))
     with pytest.raises(ValueError, match="invalid argument"):   # the C core's own check
         _core.sinkhorn_multiscale(x, y, None, None, eps=1e-2, coarse_correction=2)
+
+
+def test_coarse_correction_default_is_the_committed_tuning_choice():
+    """coarse_correction's default is the configuration benchmarks/multiscale.py --tune-equal
+    chose in the committed run (time to the issue's accuracy contract, checked against the
+    float64 solve): a default solve equals one with the correction asked for and differs from
+    one without it on a refining level, so the check can fail."""
+    from monge._policy import DEFAULTS
+    from monge.multiscale import MultiscaleOptions, solve
+    path = os.path.join(ROOT, "benchmarks", "results", "multiscale-equal-tuning-2026-12-06-4.json")
+    with open(path) as fh:
+        rec = json.load(fh)
+    assert rec["grid"] == [{}, {"coarse_correction": False}]
+    scores = rec["scores"]
+    assert min(scores, key=scores.get) == json.dumps({}) and rec["chosen"] == {}
+    assert DEFAULTS["ms_coarse_correction"] == 1
+    x, y = clouds(3000, 3000, 2, seed=9, shift=0.0, dtype=np.float32)
+    r = solve(x, y, eps=1e-3)
+    same = solve(x, y, eps=1e-3, options=MultiscaleOptions(coarse_correction=True))
+    other = solve(x, y, eps=1e-3, options=MultiscaleOptions(coarse_correction=False))
+    assert r.n_iter == same.n_iter and np.array_equal(r.f, same.f)
+    assert not np.array_equal(r.f, other.f)
