@@ -1711,10 +1711,12 @@ static int ms_solve(const monge_problem *pb, const monge_sinkhorn_params *par,
                 int applied = 0;
                 int64_t cit = 0;
                 st = galerkin(&M, 1, eps, MS_GAL_TOL * rp.tol, &applied, &cit);
+                if (st == MONGE_ENOMEM) st = MONGE_OK; /* an optimisation: without it, as before */
                 if (st) goto done;
                 minfo->coarse_iterations = applied ? cit : -1;
                 if (applied) rp.anderson = 0; /* else the level goes on as without it */
                 make_step(&step, &M);
+                step.aa_stall = mp->refine_stall;
                 st = sk_engine_run_stages(&step, &rp, eps, M.sel.m, M.b, balanced, info);
                 if (st == MONGE_OK && info->converged && applied && info->n_iter < par->max_iter) {
                     /* once more at the end: plain updates leave their error in the smooth modes,
@@ -1722,6 +1724,7 @@ static int ms_solve(const monge_problem *pb, const monge_sinkhorn_params *par,
                      * gradients); the same correction removes it, one iteration measures it */
                     int64_t cit2 = 0;
                     st = galerkin(&M, 1, eps, MS_GAL_TOL * rp.tol, &applied, &cit2);
+                    if (st == MONGE_ENOMEM) st = MONGE_OK;
                     if (st) goto done;
                     if (applied) minfo->coarse_iterations += cit2;
                     make_step(&step, &M);
