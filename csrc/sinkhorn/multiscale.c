@@ -1188,26 +1188,9 @@ MONGE_HOT static int gal_build(const ms_gal *G)
             for (int64_t i = i0; i < i1; i++) {
                 if (M->a[i] > 0) {
                     const double ui = M->f[i] + eps * M->la[i];
-                    double xi[MS_MAXD];
+                    double xi[MS_MAXD] = {0};
                     for (int64_t k = 0; k < d; k++) xi[k] = item_coord(PX, geo->dtype, i, k);
-                    if (geo->cost == MONGE_COST_PNORM) {
-                        for (int64_t t = 0; t < L; t++) {
-                            double cst = 0;
-                            for (int64_t k = 0; k < d; k++) cst += pow(fabs(xi[k] - pk[k * cap + t]), geo->p);
-                            buf[t] = cst;
-                        }
-                    } else {
-                        memset(buf, 0, sizeof(double) * (size_t)L);
-                        for (int64_t k = 0; k < d; k++) {
-                            const double xk = xi[k], *pc = pk + k * cap;
-                            MONGE_SIMD
-                            for (int64_t t = 0; t < L; t++) buf[t] += (xk - pc[t]) * (xk - pc[t]);
-                        }
-                        if (geo->cost == MONGE_COST_EUCLIDEAN) {
-                            MONGE_SIMD
-                            for (int64_t t = 0; t < L; t++) buf[t] = sqrt(buf[t]);
-                        }
-                    }
+                    ms_cost_f64(geo->cost, geo->p, xi, pk, cap, d, L, buf);
                     MONGE_SIMD
                     for (int64_t t = 0; t < L; t++) cb[t] += monge_exp((ui + pv[t] - buf[t]) * ie);
                 }
