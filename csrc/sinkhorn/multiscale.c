@@ -803,6 +803,7 @@ typedef struct {
     void **pack;             /* per thread packing buffers of the softmin, packcap elements */
     int64_t packcap;
     double stage_tol;
+    int keep_sel; /* the next stage keeps the selection: the level is split around a correction */
     int64_t *reselections;
     int sym; /* the symmetric problem OT_eps(a, a): one potential f = g, averaged updates */
 } ms_step;
@@ -964,6 +965,10 @@ static int ms_stage(sk_step *st, double eps, double tol)
 {
     ms_step *M = st->self;
     M->stage_tol = tol;
+    if (M->keep_sel) { /* as if the level were not split (ms_rows still checks the bound) */
+        M->keep_sel = 0;
+        return MONGE_OK;
+    }
     return reselect(M, eps);
 }
 
@@ -1137,12 +1142,14 @@ typedef struct {
     const int64_t *off, *cptr, *csy;
     const int32_t *cellx, *celly, *cols;
     float *q;
+    const double *u, *v; /* the points' potentials with their log weights (-inf at zero mass) */
     double eps;
 } ms_gal;
 
-/* Q at the step's potentials: each row block by one thread, its kept columns packed in double
- * (coordinates, then v_j = g_j + eps log b_j); the rows of a cell add their entries into one
- * buffer, whose runs of column cells are summed once. */
+/* Q at the step's potentials: each row block by one thread.  The squared euclidean cost runs in
+ * the element type in dot form (ms_gal_block); the other costs pack the columns in double
+ * (coordinates, then v_j) and take the cost and the exp in one vector loop.  The rows of a cell
+ * add their entries into one buffer, whose runs of column cells are summed once. */
 MONGE_HOT static int gal_build(const ms_gal *G)
 {
     const ms_step *M = G->M;
@@ -1151,15 +1158,18 @@ MONGE_HOT static int gal_build(const ms_gal *G)
     const ms_level *PX = &S->tx->lev[0], *PY = &S->ty->lev[0];
     const int64_t d = geo->d, cap = G->cap;
     const double eps = G->eps, ie = 1.0 / eps;
+    const int sq = geo->cost == MONGE_COST_SQEUCLIDEAN;
+    const size_t es = geo->dtype == MONGE_F32 ? sizeof(float) : sizeof(double);
+    const ms_pass P = make_pass(S, 0);
     int fail = 0;
     MONGE_PRAGMA(omp parallel num_threads(M->nth))
     {
-        double *pk = malloc(sizeof(double) * (size_t)(cap * (d + 1)));
-        double *buf = malloc(sizeof(double) * (size_t)cap);
-        double *cb = malloc(sizeof(double) * (size_t)cap);
+        void *pk = malloc((sq ? es : sizeof(double)) * (size_t)(cap * (d + 1)));
+        void *cb = malloc((sq ? es : sizeof(double)) * (size_t)cap);
+        double *buf = sq ? NULL : malloc(sizeof(double) * (size_t)cap);
         double *acc = malloc(sizeof(double) * (size_t)(G->maxq > 0 ? G->maxq : 1));
         int32_t *re = malloc(sizeof(int32_t) * (size_t)(cap + 1));
-        const int ok = pk && buf && cb && acc && re;
+        const int ok = pk && cb && (sq || buf) && acc && re;
         if (!ok) {
             MONGE_PRAGMA(omp atomic write)
             fail = 1;
@@ -1171,10 +1181,6 @@ MONGE_HOT static int gal_build(const ms_gal *G)
             int64_t L = 0, nrun = 0;
             for (int64_t p = S->rptr[B]; p < S->rptr[B + 1]; p++) {
                 const int64_t j0 = S->rrng[2 * p], j1 = S->rrng[2 * p + 1];
-                for (int64_t j = j0; j < j1; j++) {
-                    for (int64_t k = 0; k < d; k++) pk[k * cap + L + j - j0] = item_coord(PY, geo->dtype, j, k);
-                    pk[d * cap + L + j - j0] = M->g[j] + eps * M->lb[j];
-                }
                 for (int64_t t = j0; t < j1;) { /* the ends of the runs of one column cell */
                     const int64_t e = G->csy[G->celly[t] + 1] < j1 ? G->csy[G->celly[t] + 1] : j1;
                     re[nrun++] = (int32_t)(L + e - j0);
@@ -1183,43 +1189,59 @@ MONGE_HOT static int gal_build(const ms_gal *G)
                 L += j1 - j0;
             }
             memset(acc, 0, sizeof(double) * (size_t)(G->off[B + 1] - G->off[B]));
-            memset(cb, 0, sizeof(double) * (size_t)L);
-            const double *pv = pk + d * cap;
-            for (int64_t i = i0; i < i1; i++) {
-                if (M->a[i] > 0) {
-                    const double ui = M->f[i] + eps * M->la[i];
-                    double xi[MS_MAXD] = {0};
-                    for (int64_t k = 0; k < d; k++) xi[k] = item_coord(PX, geo->dtype, i, k);
-                    ms_cost_f64(geo->cost, geo->p, xi, pk, cap, d, L, buf);
-                    MONGE_SIMD
-                    for (int64_t t = 0; t < L; t++) cb[t] += monge_exp((ui + pv[t] - buf[t]) * ie);
-                }
-                if (i + 1 == i1 || G->cellx[i + 1] != G->cellx[i]) {
-                    double *row = acc + (G->cellx[i] - G->cellx[i0]) * ncc;
-                    int64_t t = 0;
-                    for (int64_t s = 0; s < nrun; s++) {
-                        double sum = 0;
-                        for (; t < re[s]; t++) sum += cb[t];
-                        row[s] += sum;
+            if (sq) {
+                if (geo->dtype == MONGE_F32)
+                    ms_gal_block_f32(&P, B, eps, G->u, G->v, G->cellx, re, nrun, ncc, acc, pk, cap, cb);
+                else
+                    ms_gal_block_f64(&P, B, eps, G->u, G->v, G->cellx, re, nrun, ncc, acc, pk, cap, cb);
+            } else {
+                double *pd = pk, *cd = cb;
+                L = 0;
+                for (int64_t p = S->rptr[B]; p < S->rptr[B + 1]; p++) {
+                    const int64_t j0 = S->rrng[2 * p], j1 = S->rrng[2 * p + 1];
+                    for (int64_t j = j0; j < j1; j++) {
+                        for (int64_t k = 0; k < d; k++) pd[k * cap + L + j - j0] = item_coord(PY, geo->dtype, j, k);
+                        pd[d * cap + L + j - j0] = G->v[j];
                     }
-                    memset(cb, 0, sizeof(double) * (size_t)L);
+                    L += j1 - j0;
+                }
+                memset(cd, 0, sizeof(double) * (size_t)L);
+                const double *pv = pd + d * cap;
+                for (int64_t i = i0; i < i1; i++) {
+                    if (G->u[i] > -INFINITY) {
+                        double xi[MS_MAXD] = {0};
+                        for (int64_t k = 0; k < d; k++) xi[k] = item_coord(PX, geo->dtype, i, k);
+                        ms_cost_f64(geo->cost, geo->p, xi, pd, cap, d, L, buf);
+                        MONGE_SIMD
+                        for (int64_t t = 0; t < L; t++) cd[t] += monge_exp((G->u[i] + pv[t] - buf[t]) * ie);
+                    }
+                    if (i + 1 == i1 || G->cellx[i + 1] != G->cellx[i]) {
+                        double *row = acc + (G->cellx[i] - G->cellx[i0]) * ncc;
+                        int64_t t = 0;
+                        for (int64_t s = 0; s < nrun; s++) {
+                            double sum = 0;
+                            for (; t < re[s]; t++) sum += cd[t];
+                            row[s] += sum;
+                        }
+                        memset(cd, 0, sizeof(double) * (size_t)L);
+                    }
                 }
             }
             float *qb = G->q + G->off[B];
             for (int64_t e = 0; e < G->off[B + 1] - G->off[B]; e++) qb[e] = (float)acc[e];
         }
         free(pk);
-        free(buf);
         free(cb);
+        free(buf);
         free(acc);
         free(re);
     }
     return fail ? MONGE_ENOMEM : MONGE_OK;
 }
 
-/* out_I = A_I / (Q ev)_I (0 where either is 0), or eps log of it with tolog */
+/* out_I = eps log(A_I / (Q ev)_I) (0 where either is 0) */
 MONGE_HOT static void gal_rows(const ms_gal *G, const double *ev, const double *A, double *out,
-                               double *loc, int tolog)
+                               double *loc)
 {
     const ms_sel *S = &G->M->sel;
     MONGE_PRAGMA(omp parallel for schedule(dynamic, 16) num_threads(G->M->nth))
@@ -1235,34 +1257,43 @@ MONGE_HOT static void gal_rows(const ms_gal *G, const double *ev, const double *
             MONGE_SIMD_SUM(sv)
             for (int64_t s = 0; s < ncc; s++) sv += (double)row[s] * el[s];
             const double r = A[I] > 0 && sv > 0 ? A[I] / sv : 0.0;
-            out[I] = tolog ? (r > 0 ? G->eps * log(r) : 0.0) : r;
+            out[I] = r > 0 ? G->eps * log(r) : 0.0;
         }
     }
 }
 
-/* Q^T u, in MS_GAL_CHUNKS fixed parts of the row blocks (part: MS_GAL_CHUNKS x KY) */
-MONGE_HOT static void gal_cols(const ms_gal *G, const double *u, double *part, double *loc,
-                               int64_t KY)
+/* One sweep of Q: u_I = A_I / (Q ev)_I (0 where either is 0) and Q^T u, each row read once
+ * while it is in cache; Q^T u summed in MS_GAL_CHUNKS fixed parts of the row blocks (part:
+ * MS_GAL_CHUNKS x KY), so the result does not depend on the thread count. */
+MONGE_HOT static void gal_sweep(const ms_gal *G, const double *ev, const double *A, double *u,
+                                double *part, double *loc, int64_t KY)
 {
     const ms_sel *S = &G->M->sel;
     MONGE_PRAGMA(omp parallel for schedule(static, 1) num_threads(G->M->nth))
     for (int c = 0; c < MS_GAL_CHUNKS; c++) {
         double *pt = part + (size_t)c * (size_t)KY;
         memset(pt, 0, sizeof(double) * (size_t)KY);
-        double *el = loc + (size_t)c * (size_t)G->maxc;
+        double *el = loc + (size_t)c * 2 * (size_t)G->maxc, *ac = el + G->maxc;
         for (int64_t B = G->nb * c / MS_GAL_CHUNKS; B < G->nb * (c + 1) / MS_GAL_CHUNKS; B++) {
             const int64_t i0 = S->bsx[B], i1 = S->bsx[B + 1], ncc = G->cptr[B + 1] - G->cptr[B];
             if (i1 <= i0) continue;
             const int32_t *cl = G->cols + G->cptr[B];
-            memset(el, 0, sizeof(double) * (size_t)ncc);
+            for (int64_t s = 0; s < ncc; s++) {
+                el[s] = ev[cl[s]];
+                ac[s] = 0;
+            }
             for (int64_t I = G->cellx[i0]; I <= G->cellx[i1 - 1]; I++) {
                 const float *row = G->q + G->off[B] + (I - G->cellx[i0]) * ncc;
-                const double uI = u[I];
+                double sv = 0;
+                MONGE_SIMD_SUM(sv)
+                for (int64_t s = 0; s < ncc; s++) sv += (double)row[s] * el[s];
+                const double uI = A[I] > 0 && sv > 0 ? A[I] / sv : 0.0;
+                u[I] = uI;
                 if (uI == 0) continue;
                 MONGE_SIMD
-                for (int64_t s = 0; s < ncc; s++) el[s] += (double)row[s] * uI;
+                for (int64_t s = 0; s < ncc; s++) ac[s] += (double)row[s] * uI;
             }
-            for (int64_t s = 0; s < ncc; s++) pt[cl[s]] += el[s];
+            for (int64_t s = 0; s < ncc; s++) pt[cl[s]] += ac[s];
         }
     }
 }
@@ -1326,7 +1357,7 @@ static int galerkin(ms_step *M, int L, double eps, double ctol, int *applied, in
         st = MONGE_OK;
         goto out;
     }
-    G.cap = maxcols > 0 ? maxcols : 1;
+    G.cap = ms_pack_cap(maxcols);
     G.maxc = G.maxc > 0 ? G.maxc : 1;
     cols = malloc(sizeof(int32_t) * (size_t)(cptr[nb] > 0 ? cptr[nb] : 1));
     q = malloc(sizeof(float) * (size_t)(off[nb] > 0 ? off[nb] : 1));
@@ -1337,7 +1368,7 @@ static int galerkin(ms_step *M, int L, double eps, double ctol, int *applied, in
     u = malloc(sizeof(double) * (size_t)KX);
     part = malloc(sizeof(double) * (size_t)KY * MS_GAL_CHUNKS);
     const int nloc = M->nth > MS_GAL_CHUNKS ? M->nth : MS_GAL_CHUNKS;
-    loc = malloc(sizeof(double) * (size_t)G.maxc * (size_t)nloc);
+    loc = malloc(sizeof(double) * (size_t)G.maxc * 2 * (size_t)nloc);
     if (!cols || !q || !lv || !gx || !best || !ev || !u || !part || !loc) goto out;
     G.cols = cols;
     G.q = q;
@@ -1349,7 +1380,16 @@ static int galerkin(ms_step *M, int L, double eps, double ctol, int *applied, in
                 for (int64_t J = celly[j0]; J <= celly[j1 - 1]; J++) cols[s++] = (int32_t)J;
         }
     }
-    st = gal_build(&G);
+    double *wu = malloc(sizeof(double) * (size_t)n), *wv = malloc(sizeof(double) * (size_t)m);
+    if (wu && wv) {
+        weighted_pot(&tx->lev[0], M->f, eps, wu);
+        weighted_pot(&ty->lev[0], M->g, eps, wv);
+        G.u = wu;
+        G.v = wv;
+        st = gal_build(&G);
+    }
+    free(wu);
+    free(wv);
     if (st) goto out;
     /* the scaling problem: lv = dG / eps; u_I = A_I / (Q e^lv)_I; lv <- log(B / Q^T u) */
     const double *A = tx->lev[L].w, *Bm = ty->lev[L].w;
@@ -1359,8 +1399,7 @@ static int galerkin(ms_step *M, int L, double eps, double ctol, int *applied, in
     int64_t it = 0;
     for (;; it++) {
         for (int64_t J = 0; J < KY; J++) ev[J] = exp(lv[J]);
-        gal_rows(&G, ev, A, u, loc, 0);
-        gal_cols(&G, u, part, loc, KY);
+        gal_sweep(&G, ev, A, u, part, loc, KY);
         double err = 0;
         for (int64_t J = 0; J < KY; J++) {
             double qt = 0;
@@ -1386,7 +1425,7 @@ static int galerkin(ms_step *M, int L, double eps, double ctol, int *applied, in
     }
     /* dG = eps lv at the best iterate, dF = eps log(A / Q e^lv) there */
     for (int64_t J = 0; J < KY; J++) ev[J] = exp(best[J]);
-    gal_rows(&G, ev, A, u, loc, 1);
+    gal_rows(&G, ev, A, u, loc);
     for (int64_t i = 0; i < n; i++) M->f[i] += u[cellx[i]];
     for (int64_t j = 0; j < m; j++) M->g[j] += eps * best[celly[j]];
     *applied = 1;
@@ -1700,6 +1739,7 @@ static int ms_solve(const monge_problem *pb, const monge_sinkhorn_params *par,
                 if (applied) rp.anderson = 0; /* else the level goes on as without it */
                 make_step(&step, &M);
                 step.aa_stall = mp->refine_stall;
+                M.keep_sel = 1;
                 st = sk_engine_run_stages(&step, &rp, eps, M.sel.m, M.b, balanced, info);
                 if (st == MONGE_OK && info->converged && applied && info->n_iter < par->max_iter) {
                     /* once more at the end: plain updates leave their error in the smooth modes,
@@ -1711,6 +1751,7 @@ static int ms_solve(const monge_problem *pb, const monge_sinkhorn_params *par,
                     if (st) goto done;
                     if (applied) minfo->coarse_iterations += cit2;
                     make_step(&step, &M);
+                    M.keep_sel = 1;
                     st = sk_engine_run_stages(&step, &rp, eps, M.sel.m, M.b, balanced, info);
                 }
             }
