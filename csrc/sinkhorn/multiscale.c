@@ -1215,16 +1215,8 @@ MONGE_HOT static int gal_build(const ms_gal *G)
                         MONGE_SIMD
                         for (int64_t t = 0; t < L; t++) cd[t] += monge_exp((G->u[i] + pv[t] - buf[t]) * ie);
                     }
-                    if (i + 1 == i1 || G->cellx[i + 1] != G->cellx[i]) {
-                        double *row = acc + (G->cellx[i] - G->cellx[i0]) * ncc;
-                        int64_t t = 0;
-                        for (int64_t s = 0; s < nrun; s++) {
-                            double sum = 0;
-                            for (; t < re[s]; t++) sum += cd[t];
-                            row[s] += sum;
-                        }
-                        memset(cd, 0, sizeof(double) * (size_t)L);
-                    }
+                    if (i + 1 == i1 || G->cellx[i + 1] != G->cellx[i])
+                        ms_gal_flush_f64(cd, re, nrun, L, acc + (G->cellx[i] - G->cellx[i0]) * ncc);
                 }
             }
             float *qb = G->q + G->off[B];
