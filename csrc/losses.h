@@ -2,7 +2,7 @@
  *
  * Sinkhorn divergence (Genevay et al. 2018; Feydy et al. 2019; unbalanced: Sejourne et al. 2019)
  *   S_eps(a, b) = OT_eps(a, b) - 1/2 OT_eps(a, a) - 1/2 OT_eps(b, b) + eps/2 (m(a) - m(b))^2
- * with the self-terms solved by symmetric averaged updates.  Gradients by the envelope theorem
+ * with the self-terms solved by the symmetric update of monge_sinkhorn_symmetric.  Gradients by the envelope theorem
  * (no differentiation through the iterations), from the potentials f, g of (a, b) and p, q of the
  * self-terms:
  *   dS/dx_i = sum_j P_ij d1 c(x_i, y_j) - sum_k Q^aa_ik d1 c(x_i, x_k)      (and likewise for y)

@@ -125,10 +125,12 @@ int monge_sinkhorn_batch(int64_t B, const monge_problem *pbs, const monge_sinkho
                          double *f, double *g, monge_sinkhorn_info *info, int *status);
 
 /* Symmetric problem OT_eps(a, a) on a geometry whose two sides are the same points (n = m, C
- * symmetric): its potentials coincide, f = g = p, and the averaged update
- *     p <- (p + T(p)) / 2,   T(p)_i = -lam eps log sum_j a_j exp((p_j - C_ij) / eps)
- * converges in a few iterations (the self-terms of the Sinkhorn divergence).  Uses pb->a and
- * pb->tau_a only; honours eps-scaling, warm start (p on entry), tol, max_iter and the callback.
+ * symmetric): its potentials coincide, f = g = p, and the update
+ *     p <- (1 - w) p + w T(p) + beta (p - p_prev),
+ *     T(p)_i = -lam eps log sum_j a_j exp((p_j - C_ij) / eps)
+ * (a relaxed fixed-point step with a small momentum, w and beta set by the spectrum of T's
+ * Jacobian) converges in a few iterations (the self-terms of the Sinkhorn divergence).  Uses pb->a
+ * and pb->tau_a only; honours eps-scaling, warm start (p on entry), tol, max_iter and the callback.
  * info->value is OT_eps(a, a). */
 int monge_sinkhorn_symmetric(const monge_problem *pb, const monge_sinkhorn_params *par, double *p,
                              monge_sinkhorn_info *info);
@@ -231,7 +233,7 @@ int monge_sinkhorn_multiscale_grad(const monge_problem *pb, const monge_sinkhorn
                                    monge_ms_info *minfo);
 
 /* The symmetric problem OT_eps(a, a) on the cloud x of pb (y, b and tau_b are ignored): one
- * potential p = f = g and the averaged update p <- (p + T(p)) / 2, as monge_sinkhorn_symmetric
+ * potential p = f = g and the update of monge_sinkhorn_symmetric
  * (a few iterations: the self-terms of the Sinkhorn divergence); info->value is OT_eps(a, a). */
 int monge_sinkhorn_multiscale_symmetric(const monge_problem *pb, const monge_sinkhorn_params *par,
                                         const monge_ms_params *mp, double *p,

@@ -1,6 +1,6 @@
 /* The exact steps of the Sinkhorn engine: log-domain half-steps on any geometry (one softmin pass
  * of the geometry per half-step, the marginal error falling out of the same pass), and the
- * averaged update of the symmetric problem.  Also the work arrays and the one-pass verification
+ * relaxed update of the symmetric problem.  Also the work arrays and the one-pass verification
  * of a state the float cache reached. */
 #include "engine.h"
 
@@ -160,9 +160,10 @@ void sk_logdomain_step(sk_step *st, sk_ctx *ctx)
 }
 
 /* ------------------------------------------------------------------ the symmetric step
- * OT_eps(a, a): f = g = p, and the averaged update p <- (p + T(p)) / 2 with
- * T(p)_i = -lam eps log sum_j a_j exp((p_j - C_ij) / eps).  rows() measures p (its plan is
- * symmetric: both marginals have the same violation) and cols() applies the update. */
+ * OT_eps(a, a): f = g = p, and the update p <- (1 - w) p + w T(p) + beta (p - p_prev) with
+ * T(p)_i = -lam eps log sum_j a_j exp((p_j - C_ij) / eps), w and beta from sk_sym_update.  rows()
+ * measures p (its plan is symmetric: both marginals have the same violation) and cols() applies
+ * the update. */
 static int sym_rows(sk_step *st, double eps, double omega, double *err)
 {
     (void)omega;
@@ -192,14 +193,25 @@ static int sym_cols(sk_step *st, double eps, double omega, int keep, double *err
     (void)keep;
     sk_ctx *c = st->self;
     const double tau = c->pb->tau_a, lam = isinf(tau) ? 1.0 : tau / (tau + eps);
-    double *p = c->f;
+    double w, beta;
+    sk_sym_update(lam, c->stage_it++, &w, &beta);
+    double *p = c->f, *prev = c->s->fsave; /* p before the last update */
     int finite = 1;
     for (int64_t i = 0; i < c->s->n; i++) {
-        p[i] = 0.5 * (p[i] - lam * c->s->out[i]);
+        const double old = p[i];
+        p[i] = (1.0 - w) * old - w * lam * c->s->out[i] + (beta > 0 ? beta * (old - prev[i]) : 0.0);
+        prev[i] = old;
         if (!isfinite(p[i])) finite = 0;
     }
     *err = 0.0; /* measured by the next rows() */
     return finite ? MONGE_OK : MONGE_ENONFINITE;
+}
+
+static int sym_stage(sk_step *st, double eps, double tol)
+{
+    (void)eps, (void)tol;
+    ((sk_ctx *)st->self)->stage_it = 0;
+    return MONGE_OK;
 }
 
 static int sym_restore(sk_step *st, int what, const double *plain, double eps)
@@ -223,6 +235,7 @@ void sk_symmetric_step(sk_step *st, sk_ctx *ctx)
     st->restore = sym_restore;
     st->note = sym_note;
     st->after = no_after;
+    st->stage = sym_stage;
     st->self = ctx;
 }
 

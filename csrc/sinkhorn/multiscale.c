@@ -23,7 +23,7 @@
  * stopping test sees.  When E exceeds bound_frac x the stage's tolerance, tau grows by 4 and the
  * pairs are re-selected; they are also re-selected at every stage (eps) start.
  * The symmetric problem OT(a, a) (the divergence's self-terms) runs the same step with one
- * potential and averaged updates.
+ * potential and the relaxed update of monge_sinkhorn_symmetric (sk_sym_update).
  * Every row is computed by one thread in a fixed order and the reductions are serial, so results
  * do not depend on the thread count. */
 #include "engine.h"
@@ -805,7 +805,8 @@ typedef struct {
     double stage_tol;
     int keep_sel; /* the next stage keeps the selection: the level is split around a correction */
     int64_t *reselections;
-    int sym; /* the symmetric problem OT_eps(a, a): one potential f = g, averaged updates */
+    int sym_it; /* the symmetric step: updates made in the current stage */
+    int sym; /* the symmetric problem OT_eps(a, a): one potential f = g */
 } ms_step;
 
 static double item_coord(const ms_level *L, monge_dtype dt, int64_t i, int64_t k)
@@ -965,6 +966,7 @@ static int ms_stage(sk_step *st, double eps, double tol)
 {
     ms_step *M = st->self;
     M->stage_tol = tol;
+    M->sym_it = 0;
     if (M->keep_sel) { /* as if the level were not split (ms_rows still checks the bound) */
         M->keep_sel = 0;
         return MONGE_OK;
@@ -1022,11 +1024,17 @@ static int ms_rows(sk_step *st, double eps, double omega, double *err)
 static int ms_cols(sk_step *st, double eps, double omega, int keep, double *err)
 {
     ms_step *M = st->self;
-    if (M->sym) { /* p <- (p + T(p)) / 2 from the pass rows() made */
+    if (M->sym) { /* the update of sk_sym_update from the pass rows() made; gsave: p_prev */
         const double tau = M->pb->tau_a, lam = isinf(tau) ? 1.0 : tau / (tau + eps);
+        double w, beta;
+        sk_sym_update(lam, M->sym_it++, &w, &beta);
         int finite = 1;
         for (int64_t i = 0; i < M->sel.n; i++) {
-            if (M->a[i] > 0 && isfinite(M->out[i])) M->f[i] = 0.5 * (M->f[i] - lam * M->out[i]);
+            const double old = M->f[i];
+            if (M->a[i] > 0 && isfinite(M->out[i]))
+                M->f[i] = (1.0 - w) * old - w * lam * M->out[i] +
+                          (beta > 0 ? beta * (old - M->gsave[i]) : 0.0);
+            M->gsave[i] = old;
             if (!isfinite(M->f[i])) finite = 0;
         }
         memcpy(M->g, M->f, sizeof(double) * (size_t)M->sel.n);
@@ -1705,7 +1713,7 @@ static int ms_solve(const monge_problem *pb, const monge_sinkhorn_params *par,
         const int refining = prev_at_target;
         if (refining && mp->refine_anderson >= 0) rp.anderson = mp->refine_anderson;
         prev_at_target = eps_lo <= par->eps;
-        if (sym) { /* plain averaged updates, as monge_sinkhorn_symmetric */
+        if (sym) { /* its own update, no acceleration, as monge_sinkhorn_symmetric */
             rp.anderson = 0;
             rp.overrelax = 1.0;
         }

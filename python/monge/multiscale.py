@@ -318,7 +318,7 @@ def solve(x, y, a=None, b=None, *, eps, cost="sqeuclidean", p=2.0, tau=None, tau
           overrelax="auto", anderson=None, init=None, callback=None, nthreads=None,
           options=None, warn=True, symmetric=False, grads=()):
     """The multiscale solve behind ``monge.sinkhorn(..., method='multiscale')`` (symmetric: the
-    problem OT_eps(a, a) on x, y and b being x and a, solved by averaged updates).  grads: any of
+    problem OT_eps(a, a) on x, y and b being x and a, solved by the symmetric update).  grads: any of
     'x', 'y' ('x' only when symmetric): the point gradients on the solve's final kept plan, into
     the result's ``_grads``, one pass each without the new selection of :meth:`gradient`."""
     eps = positive("eps", eps)
