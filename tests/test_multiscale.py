@@ -127,16 +127,26 @@ def test_solve_gradients_match_the_plan_pass(dtype):
     dense_x = 2 * (P.sum(1)[:, None] * x64 - P @ y64)
     dense_y = 2 * (P.sum(0)[:, None] * y64 - P.T @ x64)
     tol = 1e-4 if dtype == np.float32 else 1e-9
-    for got, plan_pass, ref in ((r._grads["x"], r.gradient("x"), dense_x),
-                                (r._grads["y"], r.gradient("y"), dense_y)):
+    # gradient() selects anew at the final potentials: its plan misses at most its reported
+    # bound of mass, each entry's cost gradient at most 2 |x - y| (the solve's own pass is held
+    # to tol; its selection kept more at the potentials it was made at)
+    gmax = 2 * np.sqrt(C.max())
+    for k, got, ref in (("x", r._grads["x"], dense_x), ("y", r._grads["y"], dense_y)):
+        plan_pass = r._pass(grad=True, transpose=k == "y")   # what r.gradient(k) returns
         scale = np.abs(ref).max()
         assert np.abs(got - ref).max() <= tol * scale
-        assert np.abs(got - plan_pass).max() <= tol * scale
+        assert np.abs(plan_pass["grad"] - ref).max() <= tol * scale + plan_pass["bound"] * gmax
     ps = r.__class__(0.5 * (s.f + s.g), 0.5 * (s.f + s.g), *[getattr(s, k) for k in (
         "value", "cost", "mass", "error", "n_iter", "converged", "eps", "bound", "truncation",
         "cluster_scale", "kept_entries", "kept_blocks", "levels")], 0, s._problem)
-    ref = ps.gradient("x")
-    assert np.abs(s._grads["x"] - ref).max() <= tol * np.abs(ref).max()
+    Cs = ((x64[:, None, :] - x64[None, :, :]) ** 2).sum(-1)
+    p = 0.5 * (s.f + s.g)
+    Ps = np.exp((p[:, None] + p[None, :] - Cs) / s.eps) / len(x) ** 2
+    ref = 2 * (Ps.sum(1)[:, None] * x64 - Ps @ x64)
+    fresh = ps._pass(grad=True)   # what ps.gradient("x") returns
+    scale = np.abs(ref).max()
+    assert np.abs(s._grads["x"] - ref).max() <= tol * scale
+    assert np.abs(fresh["grad"] - ref).max() <= tol * scale + fresh["bound"] * 2 * np.sqrt(Cs.max())
     with pytest.raises(ValueError, match="grad_y"):
         solve(x, x, eps=2e-3, grads=("y",), symmetric=True)
 

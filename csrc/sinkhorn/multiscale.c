@@ -410,7 +410,6 @@ typedef struct {
     int reselect;
     int nsel;
     int nth;
-    double logc[64]; /* log of small item counts (the per-item bound of a block pair) */
 } ms_sel;
 
 static ms_sel sel_make(const monge_geometry *g, ms_tree *tx, ms_tree *ty,
@@ -418,7 +417,6 @@ static ms_sel sel_make(const monge_geometry *g, ms_tree *tx, ms_tree *ty,
 {
     ms_sel S = {.g = g, .tx = tx, .ty = ty, .tau = mp->truncation, .frac = mp->bound_frac,
                 .nth = nth};
-    for (int c = 0; c < 64; c++) S.logc[c] = log((double)c);
     return S;
 }
 
@@ -455,8 +453,8 @@ static double box_cmin(const ms_sel *S, int lev, int64_t I, int64_t J)
 
 /* eps log of a bound of the plan mass of block pair (I, J) at the block level, tighter than
  * LU_I + LV_J - Cmin(box I, box J): sum_{i in I, j in J} a_i b_j e^((f_i + g_j - C_ij) / eps) is at
- * most sum_i e^((u_i - C(x_i, box J)) / eps) e^(LV_J / eps) <= |I| e^(max_i (u_i - C(x_i, box J))
- * / eps) e^(LV_J / eps), and likewise from J's side; the smaller side.  Needs lu at level r. */
+ * most sum_i e^((u_i - C(x_i, box J)) / eps) e^(LV_J / eps), and likewise from J's side; the
+ * smaller side.  Needs lu at level r. */
 static double pair_beta(const ms_sel *S, int64_t I, int64_t J, double eps)
 {
     const int64_t d = S->g->d;
@@ -468,15 +466,12 @@ static double pair_beta(const ms_sel *S, int64_t I, int64_t J, double eps)
         const ms_level *L = &t->lev[S->r];
         const double *lo = o->lev[S->blk].lo + c * d, *hi = o->lev[S->blk].hi + c * d;
         const int cost = S->g->cost;
-        int64_t cnt;
-        const double mx = S->g->dtype == MONGE_F32
-                              ? ms_item_box_max_f32(L->pts, L->K, d, cost, S->g->p, L->lu, bs[B],
-                                                    bs[B + 1], lo, hi, &cnt)
-                              : ms_item_box_max_f64(L->pts, L->K, d, cost, S->g->p, L->lu, bs[B],
-                                                    bs[B + 1], lo, hi, &cnt);
-        side[tr] = mx == -INFINITY ? -INFINITY
-                                   : mx + eps * (cnt < 64 ? S->logc[cnt] : log((double)cnt)) +
-                                         o->lev[S->blk].lu[c];
+        const double lse = S->g->dtype == MONGE_F32
+                               ? ms_item_box_lse_f32(L->pts, L->K, d, cost, S->g->p, L->lu, bs[B],
+                                                     bs[B + 1], lo, hi, eps)
+                               : ms_item_box_lse_f64(L->pts, L->K, d, cost, S->g->p, L->lu, bs[B],
+                                                     bs[B + 1], lo, hi, eps);
+        side[tr] = lse == -INFINITY ? -INFINITY : lse + o->lev[S->blk].lu[c];
     }
     return side[0] < side[1] ? side[0] : side[1];
 }
