@@ -451,27 +451,41 @@ static double box_cmin(const ms_sel *S, int lev, int64_t I, int64_t J)
     return S->g->cost == MONGE_COST_EUCLIDEAN ? sqrt(c) : c;
 }
 
+/* One side of pair_beta: eps log sum_{i in block B} e^((u_i - C(x_i, box of cell c)) / eps) +
+ * LV_c (tr: the transposed side); with cnt, the max over the items in place of the sum (see
+ * ms_item_box_lse). */
+static double beta_side(const ms_sel *S, int tr, int64_t B, int64_t c, double eps, int64_t *cnt)
+{
+    const int64_t d = S->g->d;
+    const ms_tree *t = tr ? S->ty : S->tx, *o = tr ? S->tx : S->ty;
+    const int64_t *bs = tr ? S->bsy : S->bsx;
+    const ms_level *L = &t->lev[S->r];
+    const double *lo = o->lev[S->blk].lo + c * d, *hi = o->lev[S->blk].hi + c * d;
+    const double v = S->g->dtype == MONGE_F32
+                         ? ms_item_box_lse_f32(L->pts, L->K, d, S->g->cost, S->g->p, L->lu, bs[B],
+                                               bs[B + 1], lo, hi, eps, cnt)
+                         : ms_item_box_lse_f64(L->pts, L->K, d, S->g->cost, S->g->p, L->lu, bs[B],
+                                               bs[B + 1], lo, hi, eps, cnt);
+    return v == -INFINITY ? -INFINITY : v + o->lev[S->blk].lu[c];
+}
+
 /* eps log of a bound of the plan mass of block pair (I, J) at the block level, tighter than
  * LU_I + LV_J - Cmin(box I, box J): sum_{i in I, j in J} a_i b_j e^((f_i + g_j - C_ij) / eps) is at
  * most sum_i e^((u_i - C(x_i, box J)) / eps) e^(LV_J / eps), and likewise from J's side; the
- * smaller side.  Needs lu at level r. */
-static double pair_beta(const ms_sel *S, int64_t I, int64_t J, double eps)
+ * smaller side.  Needs lu at level r.  With a finite thr only its side of thr is exact: the sums
+ * are taken only where the bracket [max, max + eps log count] of a side straddles thr. */
+static double pair_beta(const ms_sel *S, int64_t I, int64_t J, double eps, double thr)
 {
-    const int64_t d = S->g->d;
     double side[2];
     for (int tr = 0; tr < 2; tr++) {
-        const ms_tree *t = tr ? S->ty : S->tx, *o = tr ? S->tx : S->ty;
-        const int64_t c = tr ? I : J, B = tr ? J : I;
-        const int64_t *bs = tr ? S->bsy : S->bsx;
-        const ms_level *L = &t->lev[S->r];
-        const double *lo = o->lev[S->blk].lo + c * d, *hi = o->lev[S->blk].hi + c * d;
-        const int cost = S->g->cost;
-        const double lse = S->g->dtype == MONGE_F32
-                               ? ms_item_box_lse_f32(L->pts, L->K, d, cost, S->g->p, L->lu, bs[B],
-                                                     bs[B + 1], lo, hi, eps)
-                               : ms_item_box_lse_f64(L->pts, L->K, d, cost, S->g->p, L->lu, bs[B],
-                                                     bs[B + 1], lo, hi, eps);
-        side[tr] = lse == -INFINITY ? -INFINITY : lse + o->lev[S->blk].lu[c];
+        const int64_t B = tr ? J : I, c = tr ? I : J;
+        int64_t cnt = 0;
+        const double mx = isfinite(thr) ? beta_side(S, tr, B, c, eps, &cnt) : NAN;
+        const double top = cnt > 0 ? mx + eps * log((double)cnt) : mx;
+        if (isfinite(thr) && (mx == -INFINITY || mx >= thr)) side[tr] = mx;
+        else if (isfinite(thr) && top < thr) side[tr] = top;
+        else side[tr] = beta_side(S, tr, B, c, eps, NULL);
+        if (side[tr] < thr) return side[tr]; /* below thr whatever the other side */
     }
     return side[0] < side[1] ? side[0] : side[1];
 }
@@ -537,7 +551,7 @@ static int pair_test(const ms_sel *S, int lev, int64_t I, int64_t J, double eps,
     const double thr = eps * (fmin(LX->thr[I], LY->thr[J]) - S->tau);
     int keep = beta >= thr, per_item = 0;
     if (keep && lev == S->blk) { /* the tighter per-item bound of a block pair */
-        keep = !(pair_beta(S, I, J, eps) < thr);
+        keep = !(pair_beta(S, I, J, eps, thr) < thr);
         per_item = !keep;
     }
     if (keep) return 1;
@@ -754,7 +768,7 @@ static double skip_bound(const ms_sel *S, double eps, int nth)
             const ms_skip *k = &P->sk[q];
             double beta = S->tx->lev[k->lev].lu[k->I] + S->ty->lev[k->lev].lu[k->J] - (double)k->cmin;
             if (k->per_item) {
-                const double b2 = pair_beta(S, k->I, k->J, eps);
+                const double b2 = pair_beta(S, k->I, k->J, eps, -INFINITY);
                 beta = b2 < beta ? b2 : beta;
             }
             e += monge_exp(beta / eps);
