@@ -88,12 +88,10 @@ MONGE_INLINE double monge_exp_sum(double x)
     return p * scale;
 }
 
-/* The float exp's argument reduction: x clamped to the range, x = k ln2 + r with |r| <= ln2/2;
- * returns r and 2^k in *scale. */
-MONGE_INLINE float monge_expf_reduce(float x, float *scale)
+/* The float exp's argument reduction of xh in [MONGE_EXPF_LO, 88]: xh = k ln2 + r with
+ * |r| <= ln2/2; returns r and 2^k in *scale. */
+MONGE_INLINE float monge_expf_reduce_in(float xh, float *scale)
 {
-    const float xc = x < MONGE_EXPF_LO ? MONGE_EXPF_LO : x;
-    const float xh = xc > 88.0f ? 88.0f : xc;
     const float shifter = 0x1.8p23f;
     float t = xh * 0x1.715476p0f + shifter;
     float k = t - shifter;
@@ -104,6 +102,31 @@ MONGE_INLINE float monge_expf_reduce(float x, float *scale)
     bits = (bits + 127u) << 23;
     memcpy(scale, &bits, sizeof *scale);
     return r;
+}
+
+/* ... of x clamped to the range first (NaN stays NaN). */
+MONGE_INLINE float monge_expf_reduce(float x, float *scale)
+{
+    const float xc = x < MONGE_EXPF_LO ? MONGE_EXPF_LO : x;
+    return monge_expf_reduce_in(xc > 88.0f ? 88.0f : xc, scale);
+}
+
+/* The same clamp on the bits, for the hottest loop (monge_expf5_sum): two integer minimums where
+ * the float clamp costs compares and blends.  Negative floats order as unsigned integers, the
+ * others as signed ones, so it equals the float clamp for every x but NaN, which it maps into
+ * the range: only for inputs checked finite (and -inf) beforehand. */
+MONGE_INLINE float monge_expf_reduce_finite(float x, float *scale)
+{
+    uint32_t xb;
+    memcpy(&xb, &x, sizeof xb);
+    const uint32_t lob = 0xC2AE0000u; /* the bits of MONGE_EXPF_LO, -87.0f */
+    xb = xb < lob ? xb : lob;
+    int32_t sb = (int32_t)xb;
+    const int32_t hib = 0x42B00000; /* 88.0f */
+    sb = sb < hib ? sb : hib;
+    float xh;
+    memcpy(&xh, &sb, sizeof xh);
+    return monge_expf_reduce_in(xh, scale);
 }
 
 MONGE_INLINE float monge_expf_sum(float x)
@@ -121,11 +144,12 @@ MONGE_INLINE float monge_expf_sum(float x)
 
 /* monge_expf_sum with a degree-5 polynomial fitted for the least relative error on
  * [-ln2/2, ln2/2] (2e-7 in float, about 2 ulp, against monge_expf's 1 ulp): for long float sums,
- * whose own rounding is larger, at three fewer operations per term. */
+ * whose own rounding is larger, at three fewer operations per term.  x must not be NaN (see
+ * monge_expf_reduce_finite). */
 MONGE_INLINE float monge_expf5_sum(float x)
 {
     float scale;
-    const float r = monge_expf_reduce(x, &scale);
+    const float r = monge_expf_reduce_finite(x, &scale);
     const float r2 = r * r;
     const float q = (0x1.fffdfcp-2f + r * 0x1.5557aep-3f) + r2 * (0x1.5729f0p-5f + r * 0x1.106284p-7f);
     const float p = (1.0f + r) + r2 * q;

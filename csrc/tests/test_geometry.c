@@ -3,8 +3,11 @@
  *  - the dense column softmin (row-streamed, with a hint, its exact fallback, no hint);
  *  - the one-pass marginals (row sums, column sums, row costs), dense and online, with potentials
  *    large enough that their rounding to float would show without the compensation;
- *  - the in-place softmax of the entropic map's weights (monge_softmax_rows), and its errors. */
+ *  - the in-place softmax of the entropic map's weights (monge_softmax_rows), and its errors;
+ *  - the float exps (internal.h) against exp, and their clamps to [MONGE_EXPF_LO, 88] at the ends
+ *    (on the floats, and on the bits in monge_expf5_sum), infinities included. */
 #include "../geometry.h"
+#include "../internal.h"
 #include "check.h"
 
 #include <math.h>
@@ -330,9 +333,44 @@ static void test_softmax_rows(monge_dtype dt, int64_t k, int64_t m)
     free(rs);
 }
 
+/* Inside the range: within a few float ulps of exp (double).  Below it: exp(lo) from the _sum
+ * variants and 0 from monge_expf; above it: exp(88), through +inf; NaN stays NaN but in
+ * monge_expf5_sum. */
+static void test_expf(void)
+{
+    double worst = 0, worst5 = 0;
+    for (int k = 0; k <= 200000; k++) {
+        const float x = (float)(MONGE_EXPF_LO + (88.0 - MONGE_EXPF_LO) * k / 200000.0);
+        const double ref = exp((double)x);
+        const double e1 = fabs(monge_expf_sum(x) - ref) / ref, e5 = fabs(monge_expf5_sum(x) - ref) / ref;
+        worst = e1 > worst ? e1 : worst;
+        worst5 = e5 > worst5 ? e5 : worst5;
+    }
+    CHECK(worst < 2.5e-7, "expf_sum: relative error %g in range", worst);
+    CHECK(worst5 < 5e-7, "expf5_sum: relative error %g in range", worst5);
+    const float lo = monge_expf_sum(MONGE_EXPF_LO), lo5 = monge_expf5_sum(MONGE_EXPF_LO);
+    const float hi = monge_expf_sum(88.0f), hi5 = monge_expf5_sum(88.0f);
+    const float below[] = {-INFINITY, -3.4e38f, -1e30f, -1e6f, -1000.0f, -88.0f, -87.00001f};
+    const float above[] = {88.00001f, 88.5f, 89.0f, 1000.0f, 1e6f, 1e30f, 3.4e38f, INFINITY};
+    for (size_t k = 0; k < sizeof below / sizeof below[0]; k++) {
+        CHECK(monge_expf_sum(below[k]) == lo && monge_expf5_sum(below[k]) == lo5,
+              "exp_sum(%g) is not exp(lo)", (double)below[k]);
+        CHECK(monge_expf(below[k]) == 0.0f, "expf(%g) = %g, not 0", (double)below[k],
+              (double)monge_expf(below[k]));
+    }
+    for (size_t k = 0; k < sizeof above / sizeof above[0]; k++)
+        CHECK(monge_expf_sum(above[k]) == hi && monge_expf5_sum(above[k]) == hi5,
+              "exp_sum(%g) is not exp(88)", (double)above[k]);
+    CHECK(isfinite(hi) && fabs(hi - exp(88.0)) < 1e-6 * exp(88.0), "exp(88) = %g", (double)hi);
+    CHECK(monge_expf_sum(0.0f) == 1.0f && monge_expf_sum(-0.0f) == 1.0f, "exp(+-0) is not 1");
+    CHECK(monge_expf_sum(1e-40f) == 1.0f && monge_expf5_sum(-1e-40f) == 1.0f, "exp(denormal) is not 1");
+    CHECK(isnan(monge_expf_sum(NAN)) && isnan(monge_expf(NAN)), "exp(NaN) is not NaN");
+}
+
 int main(void)
 {
     rng_seed(7);
+    test_expf();
     /* sizes below and above the 32 row blocks, with a ragged last block, and one large enough
        for the kernels to run on 2 threads (>= 262144 entries) */
     const int64_t sizes[][2] = {{5, 7}, {33, 300}, {257, 129}, {700, 90}, {1001, 300}};
