@@ -111,18 +111,17 @@ MONGE_INLINE float monge_expf_reduce(float x, float *scale)
     return monge_expf_reduce_in(xc > 88.0f ? 88.0f : xc, scale);
 }
 
-/* The same clamp on the bits, for the hottest loop (monge_expf5_sum): two integer minimums where
- * the float clamp costs compares and blends.  Negative floats order as unsigned integers, the
- * others as signed ones, so it equals the float clamp for every x but NaN, which it maps into
- * the range: only for inputs checked finite (and -inf) beforehand. */
-MONGE_INLINE float monge_expf_reduce_finite(float x, float *scale)
+/* The same clamp with its upper end on the bits, for the hottest loop (monge_expf5_sum): one
+ * integer minimum where the float compare costs a compare and a blend.  Positive floats order as
+ * signed integers and every negative one is below them, so it equals the float clamp for every
+ * x but a NaN with the sign bit clear, which it maps to 88: the NaNs that invalid operations make
+ * on x86 have the sign bit set and stay NaN; NaN inputs must be refused beforehand. */
+MONGE_INLINE float monge_expf_reduce_fast(float x, float *scale)
 {
-    uint32_t xb;
-    memcpy(&xb, &x, sizeof xb);
-    const uint32_t lob = 0xC2AE0000u; /* the bits of MONGE_EXPF_LO, -87.0f */
-    xb = xb < lob ? xb : lob;
-    int32_t sb = (int32_t)xb;
-    const int32_t hib = 0x42B00000; /* 88.0f */
+    const float xc = x < MONGE_EXPF_LO ? MONGE_EXPF_LO : x;
+    int32_t sb;
+    memcpy(&sb, &xc, sizeof sb);
+    const int32_t hib = 0x42B00000; /* the bits of 88.0f */
     sb = sb < hib ? sb : hib;
     float xh;
     memcpy(&xh, &sb, sizeof xh);
@@ -144,12 +143,12 @@ MONGE_INLINE float monge_expf_sum(float x)
 
 /* monge_expf_sum with a degree-5 polynomial fitted for the least relative error on
  * [-ln2/2, ln2/2] (2e-7 in float, about 2 ulp, against monge_expf's 1 ulp): for long float sums,
- * whose own rounding is larger, at three fewer operations per term.  x must not be NaN (see
- * monge_expf_reduce_finite). */
+ * whose own rounding is larger, at three fewer operations per term.  x must not be a positive NaN
+ * (see monge_expf_reduce_fast). */
 MONGE_INLINE float monge_expf5_sum(float x)
 {
     float scale;
-    const float r = monge_expf_reduce_finite(x, &scale);
+    const float r = monge_expf_reduce_fast(x, &scale);
     const float r2 = r * r;
     const float q = (0x1.fffdfcp-2f + r * 0x1.5557aep-3f) + r2 * (0x1.5729f0p-5f + r * 0x1.106284p-7f);
     const float p = (1.0f + r) + r2 * q;
