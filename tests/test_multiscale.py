@@ -736,3 +736,22 @@ def test_coarse_correction_default_is_the_committed_tuning_choice():
     other = solve(x, y, eps=1e-3, options=MultiscaleOptions(coarse_correction=False))
     assert r.n_iter == same.n_iter and np.array_equal(r.f, same.f)
     assert not np.array_equal(r.f, other.f)
+
+
+def test_multiscale_ab_times_trees_interleaved(tmp_path):
+    """benchmarks/multiscale_ab.py on the same checkout twice: both rows compute the same value
+    with the same iterations, and the record names each tree's commit."""
+    mod = bench("multiscale_ab")
+    out = tmp_path / "ab.json"
+    mod.main(["--trees", ROOT, ROOT, "--sizes", "3000", "--reps", "1", "--out", str(out)])
+    rec = json.loads(out.read_text())
+    a, b = rec["ab"]
+    assert a["value"] == b["value"] and a["n_iter"] == b["n_iter"] and a["n"] == 3000
+    assert a["commit"] == b["commit"] == rec["trees"][0]["commit"]
+    assert len(a["times"]) == 1 and a["median"] > 0
+
+
+def test_multiscale_ab_refuses_a_directory_without_monge(tmp_path):
+    mod = bench("multiscale_ab")
+    with pytest.raises(SystemExit, match="--trees: .* has no python/monge"):
+        mod.main(["--trees", str(tmp_path), ROOT, "--out", str(tmp_path / "x.json")])
