@@ -46,7 +46,8 @@ GRIDS = {
 }
 # constants of the table that act only where a step sets its own stall limit (the multiscale
 # solver's refining levels), judged by the benchmark named here instead of this suite
-ELSEWHERE = {"aa_stall_near": "benchmarks/multiscale.py --tune-stall"}
+ELSEWHERE = {"aa_stall_near": "benchmarks/multiscale.py --tune-stall",
+             "ms_gal_max": "a memory limit of the multiscale correction, not a heuristic"}
 # eps / max cost is drawn log-uniformly from this range; --rel-eps widens it (the annealing threshold
 # sits at its lower end, so judging it needs problems below it)
 REL_EPS = (1e-4, 1e-1)

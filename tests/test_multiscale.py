@@ -755,3 +755,26 @@ def test_multiscale_ab_refuses_a_directory_without_monge(tmp_path):
     mod = bench("multiscale_ab")
     with pytest.raises(SystemExit, match="--trees: .* has no python/monge"):
         mod.main(["--trees", str(tmp_path), ROOT, "--out", str(tmp_path / "x.json")])
+
+
+def test_coarse_correction_falls_back_to_coarser_cells_when_q_is_too_large():
+    """The correction runs on the level-1 cells; when their Q would exceed ms_gal_max entries
+    (its memory limit, 2^26 by default: the 10^6 cube needs this), on the first coarser level
+    whose Q fits, and with none fitting not at all.  Each still converges to the same value."""
+    from monge import multiscale as ms
+    rng = np.random.default_rng(1)
+    x, y = rng.random((6000, 2)), rng.random((6000, 2))
+    runs = {}
+    for limit in (None, 50000, 1000):  # default; level 1's Q too large, level 2's fits; neither
+        old = _core.sinkhorn_tuning("ms_gal_max", limit) if limit else None
+        try:
+            runs[limit] = ms.solve(x, y, eps=1e-3, tol=1e-4, warn=False)
+        finally:
+            if old is not None:
+                _core.sinkhorn_tuning("ms_gal_max", old)
+    full, coarser, none = runs[None], runs[50000], runs[1000]
+    assert full.coarse_iterations > 0 and coarser.coarse_iterations > 0
+    assert coarser.coarse_iterations != full.coarse_iterations   # another Q: another solve
+    assert none.coarse_iterations == -1
+    for r in (full, coarser, none):
+        assert r.converged and abs(r.value - full.value) <= 1e-6 * abs(full.value)

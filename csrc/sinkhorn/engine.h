@@ -35,6 +35,7 @@ typedef struct {
     double auto_late;     /* the last probe is at most this many iterations into the target eps */
     double ker_stall;     /* float-kernel iterations near its floor without progress before handing back */
     double auto_anneal;   /* automatic annealing from the start when eps < this x the max cost */
+    double ms_gal_max;    /* multiscale: most entries of the coarse correction's Q (its memory) */
 } sk_tuning;
 extern sk_tuning sk_tune;
 

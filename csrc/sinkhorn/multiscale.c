@@ -1144,7 +1144,7 @@ static int64_t *block_starts(const ms_tree *t, int l, int r)
 }
 
 /* ------------------------------------------------------------------ the coarse correction */
-#define MS_GAL_MAX ((int64_t)1 << 26) /* most entries of the cell-pair plan Q (floats) */
+#define MS_GAL_MAX ((int64_t)sk_tune.ms_gal_max) /* most entries of Q (floats): 2^26 */
 #define MS_GAL_ITER 200               /* most iterations of its scaling problem */
 #define MS_GAL_BEFORE 2               /* points iterations before it */
 #define MS_GAL_TOL 0.1                /* its tolerance, x the level's */
@@ -1315,13 +1315,15 @@ MONGE_HOT static void gal_sweep(const ms_gal *G, const double *ev, const double 
  * Anderson-accelerated fixed-point iterations on lv = dG / eps to ctol.  *applied = 0 when Q would
  * not fit in MS_GAL_MAX entries (or L is above the blocks), or its solve did not improve on the
  * start; *iters: the scaling problem's iterations. */
-static int galerkin(ms_step *M, int L, double eps, double ctol, int *applied, int64_t *iters)
+static int galerkin(ms_step *M, int L, double eps, double ctol, int *applied, int64_t *iters,
+                    int *fits)
 {
     const ms_sel *S = &M->sel;
     const ms_tree *tx = S->tx, *ty = S->ty;
     const int64_t n = S->n, m = S->m, nb = tx->lev[S->blk].K;
     *applied = 0;
     *iters = 0;
+    *fits = 1;
     if (S->r != 0 || L > S->blk || L < 1) return MONGE_OK;
     const int64_t KX = tx->lev[L].K, KY = ty->lev[L].K;
     int st = MONGE_ENOMEM;
@@ -1363,6 +1365,7 @@ static int galerkin(ms_step *M, int L, double eps, double ctol, int *applied, in
         G.maxc = ncc > G.maxc ? ncc : G.maxc;
     }
     if (off[nb] > MS_GAL_MAX) { /* too large for the memory it would take: no correction */
+        *fits = 0;
         st = MONGE_OK;
         goto out;
     }
@@ -1456,6 +1459,18 @@ out:
     free(u);
     free(part);
     free(loc);
+    return st;
+}
+
+/* The correction on the cells of level *L, or else of the first coarser level up to the blocks'
+ * whose Q fits in MS_GAL_MAX entries; *L: the level tried last. */
+static int galerkin_fit(ms_step *M, int *L, double eps, double ctol, int *applied, int64_t *iters)
+{
+    int st = MONGE_OK, fits = 0;
+    for (; *L <= M->sel.blk; (*L)++) {
+        st = galerkin(M, *L, eps, ctol, applied, iters, &fits);
+        if (st || fits) break;
+    }
     return st;
 }
 
@@ -1741,7 +1756,8 @@ static int ms_solve(const monge_problem *pb, const monge_sinkhorn_params *par,
             if (st == MONGE_OK && !info->converged && info->n_iter < par->max_iter) {
                 int applied = 0;
                 int64_t cit = 0;
-                st = galerkin(&M, 1, eps, MS_GAL_TOL * rp.tol, &applied, &cit);
+                int lg = 1; /* the cells of level 1, or the first coarser level whose Q fits */
+                st = galerkin_fit(&M, &lg, eps, MS_GAL_TOL * rp.tol, &applied, &cit);
                 if (st == MONGE_ENOMEM) st = MONGE_OK; /* an optimisation: without it, as before */
                 if (st) goto done;
                 minfo->coarse_iterations = applied ? cit : -1;
@@ -1755,7 +1771,8 @@ static int ms_solve(const monge_problem *pb, const monge_sinkhorn_params *par,
                      * where a small marginal error hides a larger one in the potentials (and the
                      * gradients); the same correction removes it, one iteration measures it */
                     int64_t cit2 = 0;
-                    st = galerkin(&M, 1, eps, MS_GAL_TOL * rp.tol, &applied, &cit2);
+                    int fits;
+                    st = galerkin(&M, lg, eps, MS_GAL_TOL * rp.tol, &applied, &cit2, &fits);
                     if (st == MONGE_ENOMEM) st = MONGE_OK;
                     if (st) goto done;
                     if (applied) minfo->coarse_iterations += cit2;

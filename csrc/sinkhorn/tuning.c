@@ -20,6 +20,7 @@ sk_tuning sk_tune = {
     .auto_late = 800,
     .ker_stall = 40,
     .auto_anneal = MONGE_SINKHORN_AUTO_ANNEAL,
+    .ms_gal_max = 67108864, /* 2^26 floats: 256 MiB */
 };
 
 static const struct {
@@ -39,6 +40,7 @@ static const struct {
     {"auto_late", offsetof(sk_tuning, auto_late), 1},
     {"ker_stall", offsetof(sk_tuning, ker_stall), 1},
     {"auto_anneal", offsetof(sk_tuning, auto_anneal), 0},
+    {"ms_gal_max", offsetof(sk_tuning, ms_gal_max), 1},
 };
 
 const char *monge_sinkhorn_tuning_name(int i)
