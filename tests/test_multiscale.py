@@ -455,6 +455,26 @@ def test_per_item_bound_is_an_upper_bound(cost, p, d):
     assert full_err <= r.error * (1 + 1e-9)
 
 
+@pytest.mark.parametrize("dtype,d", [(np.float64, 2), (np.float32, 3)])
+def test_two_sided_bound_holds_across_separated_boxes(dtype, d):
+    """For the squared euclidean cost a skipped pair's bound also takes off, on the other block's
+    side, each item's distance to its box's face (with twice the gap between the boxes): exact
+    only if the boxes contain their items in float32 as well.  Shifted clouds separate the blocks
+    along every axis; with tau = 2 many pairs are dropped on that bound, and the reported bound
+    must still exceed the mass they hold on the dense plan."""
+    x, y = clouds(500, 400, d, seed=6, dtype=dtype, shift=0.15)
+    eps = 3e-3
+    # a loose solver tol on purpose (see test_per_item_bound_is_an_upper_bound)
+    r = monge.sinkhorn(x, y, eps=eps, method="multiscale", tol=1e-2, truncation=2.0)
+    rows, cols, vals = r.plan_coo()
+    xd, yd = x.astype(np.float64), y.astype(np.float64)
+    C = ((xd[:, None, :] - yd[None, :, :]) ** 2).sum(-1)
+    P = np.exp((r.f[:, None] + r.g[None, :] - C) / eps) / (500 * 400)
+    skipped = P.sum() - vals.sum()
+    assert skipped > 0 and r.kept_entries < 500 * 400 // 2
+    assert skipped <= r.bound * (1 + 1e-9)
+
+
 def test_warm_tol_loosens_only_the_level_at_the_target_eps():
     """2000 points in the unit square at eps = 1e-3: the cells of side 1/16 anneal to 1.95e-3 and
     the cells of side 1/32 start at the target eps, where they only warm-start the points.  A loose

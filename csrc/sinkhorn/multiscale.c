@@ -374,7 +374,8 @@ typedef struct {
 typedef struct {
     uint32_t I, J;
     float cmin;
-    uint8_t lev, per_item; /* per_item: dropped by the per-item bound (E takes the smaller) */
+    uint8_t lev, per_item; /* per_item: dropped by the per-item bound (1 + its side for the
+                              squared euclidean cost; E takes the smaller of it and the box's) */
 } ms_skip;
 
 typedef struct {
@@ -396,6 +397,7 @@ typedef struct {
     int r;          /* resolution: items at level r */
     int blk;        /* blocks at level blk > r */
     int64_t *bsx, *bsy; /* block -> first item (level r) of each cloud, K_blk + 1 */
+    double *lcx, *lcy;  /* log of each block's count of items with mass (pair_beta_sq) */
     double tau, frac;
     int64_t n, m;   /* items */
     /* kept pairs as ranges of column items per row block (and transposed) */
@@ -469,13 +471,87 @@ static double beta_side(const ms_sel *S, int tr, int64_t B, int64_t c, double ep
     return v == -INFINITY ? -INFINITY : v + o->lev[S->blk].lu[c];
 }
 
+/* One side of the block pair (ms_item_box2: B its block, c the other's; want as there). */
+static void beta_side2(const ms_sel *S, int tr, int64_t B, int64_t c, double eps, double *out,
+                       int want)
+{
+    const int64_t d = S->g->d;
+    const ms_tree *t = tr ? S->ty : S->tx, *o = tr ? S->tx : S->ty;
+    const int64_t *bs = tr ? S->bsy : S->bsx;
+    const ms_level *L = &t->lev[S->r];
+    const double *lo = o->lev[S->blk].lo + c * d, *hi = o->lev[S->blk].hi + c * d;
+    const double *olo = t->lev[S->blk].lo + B * d, *ohi = t->lev[S->blk].hi + B * d;
+    if (S->g->dtype == MONGE_F32)
+        ms_item_box2_f32(L->pts, L->K, d, L->lu, bs[B], bs[B + 1], lo, hi, olo, ohi, eps, out,
+                         want);
+    else
+        ms_item_box2_f64(L->pts, L->K, d, L->lu, bs[B], bs[B + 1], lo, hi, olo, ohi, eps, out,
+                         want);
+}
+
+/* One of pair_beta_sq's two bounds exactly: side 0 the rows' costs to the column box with the
+ * columns' E terms, side 1 the other way round. */
+static double pair_side_sq(const ms_sel *S, int64_t I, int64_t J, double eps, int side)
+{
+    double A[2], B[2];
+    beta_side2(S, side, side ? J : I, side ? I : J, eps, A, 1);
+    if (!(A[0] > -INFINITY)) return -INFINITY;
+    beta_side2(S, !side, side ? I : J, side ? J : I, eps, B, 2);
+    return A[0] + B[1];
+}
+
+/* pair_beta_sq's bracket [*lo, return value] from the maxes (-inf: no mass), the smaller side in
+ * *side; with an upper end below thr the column side may be left out (*lo = -inf). */
+static double pair_bracket_sq(const ms_sel *S, int64_t I, int64_t J, double eps, double thr,
+                              double *lo, int *side)
+{
+    double A[2], B[2];
+    *side = 0;
+    *lo = -INFINITY;
+    beta_side2(S, 0, I, J, eps, A, 0);
+    if (!(A[0] > -INFINITY)) return -INFINITY;
+    const double li = eps * S->lcx[I], up0 = A[0] + li + S->ty->lev[S->blk].lu[J];
+    if (up0 < thr) return up0; /* below even with the column block's whole mass */
+    beta_side2(S, 1, J, I, eps, B, 0);
+    if (!(B[0] > -INFINITY)) return -INFINITY;
+    const double lo0 = A[0] + B[1], lo1 = B[0] + A[1];
+    *side = lo1 < lo0;
+    *lo = *side ? lo1 : lo0;
+    return *lo + li + eps * S->lcy[J];
+}
+
+/* pair_beta for the squared euclidean cost: the cost is at least C(x_i, box J) + E_j and at least
+ * C(y_j, box I) + E_i (ms_item_box2), so the mass is at most both products of a side's two sums
+ * (pair_side_sq); the smaller, its side in *side.  With a finite thr, first from the maxes (each
+ * sum lies in [max, max + eps log n], n the block's items with mass: lcx, lcy), the exact sums
+ * only where that bracket straddles thr, and the second side only when the first is not below. */
+static double pair_beta_sq(const ms_sel *S, int64_t I, int64_t J, double eps, double thr,
+                           int *side)
+{
+    *side = 0;
+    if (isfinite(thr)) {
+        double lo;
+        const double hi = pair_bracket_sq(S, I, J, eps, thr, &lo, side);
+        if (!(hi > -INFINITY) || hi < thr || lo >= thr) return hi < thr ? hi : lo;
+    }
+    const double s0 = pair_side_sq(S, I, J, eps, *side);
+    if (s0 < thr) return s0;
+    const double s1 = pair_side_sq(S, I, J, eps, !*side);
+    if (s1 < s0) *side = !*side;
+    return s0 < s1 ? s0 : s1;
+}
+
 /* eps log of a bound of the plan mass of block pair (I, J) at the block level, tighter than
  * LU_I + LV_J - Cmin(box I, box J): sum_{i in I, j in J} a_i b_j e^((f_i + g_j - C_ij) / eps) is at
  * most sum_i e^((u_i - C(x_i, box J)) / eps) e^(LV_J / eps), and likewise from J's side; the
  * smaller side.  Needs lu at level r.  With a finite thr only its side of thr is exact: the sums
- * are taken only where the bracket [max, max + eps log count] of a side straddles thr. */
-static double pair_beta(const ms_sel *S, int64_t I, int64_t J, double eps, double thr)
+ * are taken only where the bracket [max, max + eps log count] of a side straddles thr.  The
+ * squared euclidean cost has its own, tighter (pair_beta_sq; its side in *sq_side). */
+static double pair_beta(const ms_sel *S, int64_t I, int64_t J, double eps, double thr,
+                        int *sq_side)
 {
+    if (S->g->cost == MONGE_COST_SQEUCLIDEAN) return pair_beta_sq(S, I, J, eps, thr, sq_side);
+    *sq_side = 0;
     double side[2];
     for (int tr = 0; tr < 2; tr++) {
         const int64_t B = tr ? J : I, c = tr ? I : J;
@@ -551,8 +627,9 @@ static int pair_test(const ms_sel *S, int lev, int64_t I, int64_t J, double eps,
     const double thr = eps * (fmin(LX->thr[I], LY->thr[J]) - S->tau);
     int keep = beta >= thr, per_item = 0;
     if (keep && lev == S->blk) { /* the tighter per-item bound of a block pair */
-        keep = !(pair_beta(S, I, J, eps, thr) < thr);
-        per_item = !keep;
+        int side;
+        keep = !(pair_beta(S, I, J, eps, thr, &side) < thr);
+        per_item = keep ? 0 : 1 + side;
     }
     if (keep) return 1;
     *sk = (ms_skip){(uint32_t)I, (uint32_t)J, floor_float(cmin), (uint8_t)lev, (uint8_t)per_item};
@@ -767,8 +844,11 @@ static double skip_bound(const ms_sel *S, double eps, int nth)
         for (int64_t q = 0; q < P->ns; q++) {
             const ms_skip *k = &P->sk[q];
             double beta = S->tx->lev[k->lev].lu[k->I] + S->ty->lev[k->lev].lu[k->J] - (double)k->cmin;
-            if (k->per_item) {
-                const double b2 = pair_beta(S, k->I, k->J, eps, -INFINITY);
+            if (k->per_item) { /* squared euclidean: the side that dropped it */
+                int side;
+                const double b2 = S->g->cost == MONGE_COST_SQEUCLIDEAN
+                                      ? pair_side_sq(S, k->I, k->J, eps, k->per_item - 1)
+                                      : pair_beta(S, k->I, k->J, eps, -INFINITY, &side);
                 beta = b2 < beta ? b2 : beta;
             }
             e += monge_exp(beta / eps);
@@ -1117,8 +1197,11 @@ static void step_free(ms_step *M)
     free(M->sel.lu0y);
     free(M->sel.bsx);
     free(M->sel.bsy);
+    free(M->sel.lcx);
+    free(M->sel.lcy);
     M->sel.lu0x = M->sel.lu0y = NULL;
     M->sel.bsx = M->sel.bsy = NULL;
+    M->sel.lcx = M->sel.lcy = NULL;
     if (M->pack)
         for (int t = 0; t < M->nth; t++) free(M->pack[t]);
     free(M->pack);
@@ -1127,6 +1210,21 @@ static void step_free(ms_step *M)
     M->f = M->g = NULL;
     M->h = M->hint = M->out = M->fsave = M->gsave = M->fbest = M->gbest = NULL;
     M->scratch = NULL;
+}
+
+/* log of the count of level-r items with mass in each cell of level l (bs: its block_starts). */
+static double *log_counts(const ms_tree *t, int l, int r, const int64_t *bs)
+{
+    const int64_t K = t->lev[l].K;
+    double *out = bs ? malloc(sizeof(double) * (size_t)(K > 0 ? K : 1)) : NULL;
+    if (!out) return NULL;
+    const double *w = t->lev[r].w;
+    for (int64_t c = 0; c < K; c++) {
+        int64_t n = 0;
+        for (int64_t i = bs[c]; i < bs[c + 1]; i++) n += w[i] > 0;
+        out[c] = n > 0 ? log((double)n) : 0.0;
+    }
+    return out;
 }
 
 /* First level-r item of every cell of level l > r (K_l + 1 entries): children composed. */
@@ -1505,10 +1603,12 @@ static int step_alloc(ms_step *M, int r)
         S->blk++;
     S->bsx = block_starts(S->tx, S->blk, r);
     S->bsy = block_starts(S->ty, S->blk, r);
+    S->lcx = log_counts(S->tx, S->blk, r, S->bsx);
+    S->lcy = log_counts(S->ty, S->blk, r, S->bsy);
     fill_thr(S->tx, S->blk);
     fill_thr(S->ty, S->blk);
     return M->f && M->g && M->h && M->hint && M->out && M->fsave && M->gsave && M->fbest &&
-                   M->gbest && M->scratch && S->bsx && S->bsy
+                   M->gbest && M->scratch && S->bsx && S->bsy && S->lcx && S->lcy
                ? MONGE_OK
                : MONGE_ENOMEM;
 }
