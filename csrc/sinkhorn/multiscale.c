@@ -17,8 +17,9 @@
  * mass (a coarser pair is opened when it could hold such a pair); every pair not opened goes to a
  * skip list.  Half-steps run over the kept pairs only (each row block's kept columns packed once
  * per pass, so every row is one vector loop); each also bounds the mass on the skip list at the
- * current potentials, E: the sum over the list, evaluated exactly when the block LU, LV have moved
- * by more than eps log 2 since the last evaluation and scaled by that growth in between.  The full
+ * current potentials, E: the sum over the list, evaluated exactly at each selection and scaled by
+ * the items' growth since then (by its maximum while that is at most 2, else each term by its own
+ * blocks'; exactly again when that exceeds the budget below).  The full
  * plan's L1 marginal violation is at most the truncated one plus 2E: that is the error the
  * stopping test sees.  When E exceeds bound_frac x the stage's tolerance, tau grows by 4 and the
  * pairs are re-selected; they are also re-selected at every stage (eps) start.
@@ -44,6 +45,8 @@
 #define MS_BLOCK 6.0      /* blocks: the first level above the items with this many per cell */
 #define MS_TAU_STEP 4.0   /* tau grows by this when the bound is too large */
 #define MS_TAU_MAX 60.0
+#define MS_GRID 16  /* children a side the batched block test takes (grid_test; more: pair_test) */
+#define MS_LANES 8  /* its vector loop's width (doubles) */
 
 void monge_ms_params_init(monge_ms_params *mp)
 {
@@ -369,13 +372,14 @@ typedef struct {
 #undef SAFE_HI
 
 /* ------------------------------------------------------------------ selection */
-/* A cell pair (lev, I, J) left out of the kept set, with the least cost between the boxes rounded
- * down to float (still a lower bound). */
+/* A cell pair (lev, I, J) left out of the kept set.  c: the least cost between the boxes rounded
+ * down to float (still a lower bound); for a pair the per-item bound dropped, that bound (at
+ * most the box's) at E's last exact evaluation rounded up, or inf before one. */
 typedef struct {
     uint32_t I, J;
-    float cmin;
+    float c;
     uint8_t lev, per_item; /* per_item: dropped by the per-item bound (1 + its side for the
-                              squared euclidean cost; E takes the smaller of it and the box's) */
+                              squared euclidean cost) */
 } ms_skip;
 
 typedef struct {
@@ -409,6 +413,8 @@ typedef struct {
     double bound;   /* E at the last measured state */
     double E0;      /* E evaluated exactly at the item lu saved in lu0x, lu0y */
     double *lu0x, *lu0y;
+    double *dx, *dy; /* per block: the most its items' lu grew since then (current_bound) */
+    int fresh;       /* the skip list's b0 are at the current lu (select_pairs) */
     int reselect;
     int nsel;
     int nth;
@@ -500,24 +506,27 @@ static double pair_side_sq(const ms_sel *S, int64_t I, int64_t J, double eps, in
     return A[0] + B[1];
 }
 
-/* pair_beta_sq's bracket [*lo, return value] from the maxes (-inf: no mass), the smaller side in
- * *side; with an upper end below thr the column side may be left out (*lo = -inf). */
-static double pair_bracket_sq(const ms_sel *S, int64_t I, int64_t J, double eps, double thr,
-                              double *lo, int *side)
+/* pair_beta_sq from the maxes of both sides (A: the rows', B: the columns', as ms_item_box2's
+ * want 0) at a thr the upper end up0 did not decide: the bracket [lo, lo + eps log of both
+ * counts] of the smaller product, then the exact sums where it straddles thr. */
+static double pair_finish_sq(const ms_sel *S, int64_t I, int64_t J, double eps, double thr,
+                             const double *A, const double *B, int *side)
 {
-    double A[2], B[2];
-    *side = 0;
-    *lo = -INFINITY;
-    beta_side2(S, 0, I, J, eps, A, 0);
-    if (!(A[0] > -INFINITY)) return -INFINITY;
-    const double li = eps * S->lcx[I], up0 = A[0] + li + S->ty->lev[S->blk].lu[J];
-    if (up0 < thr) return up0; /* below even with the column block's whole mass */
-    beta_side2(S, 1, J, I, eps, B, 0);
-    if (!(B[0] > -INFINITY)) return -INFINITY;
     const double lo0 = A[0] + B[1], lo1 = B[0] + A[1];
     *side = lo1 < lo0;
-    *lo = *side ? lo1 : lo0;
-    return *lo + li + eps * S->lcy[J];
+    const double lo = *side ? lo1 : lo0, hi = lo + eps * (S->lcx[I] + S->lcy[J]);
+    if (!(hi > -INFINITY) || hi < thr || lo >= thr) return hi < thr ? hi : lo;
+    const double s0 = pair_side_sq(S, I, J, eps, *side);
+    if (s0 < thr) return s0;
+    const double s1 = pair_side_sq(S, I, J, eps, !*side);
+    if (s1 < s0) *side = !*side;
+    return s0 < s1 ? s0 : s1;
+}
+
+/* The bracket's upper end from the rows' max alone (the column block's whole mass). */
+static double pair_up0_sq(const ms_sel *S, int64_t I, int64_t J, double eps, const double *A)
+{
+    return A[0] + eps * S->lcx[I] + S->ty->lev[S->blk].lu[J];
 }
 
 /* pair_beta for the squared euclidean cost: the cost is at least C(x_i, box J) + E_j and at least
@@ -530,14 +539,16 @@ static double pair_beta_sq(const ms_sel *S, int64_t I, int64_t J, double eps, do
 {
     *side = 0;
     if (isfinite(thr)) {
-        double lo;
-        const double hi = pair_bracket_sq(S, I, J, eps, thr, &lo, side);
-        if (!(hi > -INFINITY) || hi < thr || lo >= thr) return hi < thr ? hi : lo;
+        double A[2], B[2];
+        beta_side2(S, 0, I, J, eps, A, 0);
+        const double up0 = pair_up0_sq(S, I, J, eps, A);
+        if (!(up0 >= thr)) return up0; /* below even with the column block's whole mass */
+        beta_side2(S, 1, J, I, eps, B, 0);
+        return pair_finish_sq(S, I, J, eps, thr, A, B, side);
     }
-    const double s0 = pair_side_sq(S, I, J, eps, *side);
-    if (s0 < thr) return s0;
-    const double s1 = pair_side_sq(S, I, J, eps, !*side);
-    if (s1 < s0) *side = !*side;
+    const double s0 = pair_side_sq(S, I, J, eps, 0);
+    const double s1 = pair_side_sq(S, I, J, eps, 1);
+    *side = s1 < s0;
     return s0 < s1 ? s0 : s1;
 }
 
@@ -616,6 +627,12 @@ static float floor_float(double c)
     return (double)f > c ? nextafterf(f, -INFINITY) : f;
 }
 
+static float ceil_float(double c)
+{
+    float f = (float)c;
+    return (double)f < c ? nextafterf(f, INFINITY) : f;
+}
+
 /* The descent's test of the cell pair (lev, I, J): 1 open (a kept pair at the block level, else
  * its children are tested), 0 skipped (into *sk), -1 no mass (dropped). */
 static int pair_test(const ms_sel *S, int lev, int64_t I, int64_t J, double eps, ms_skip *sk)
@@ -632,8 +649,128 @@ static int pair_test(const ms_sel *S, int lev, int64_t I, int64_t J, double eps,
         per_item = keep ? 0 : 1 + side;
     }
     if (keep) return 1;
-    *sk = (ms_skip){(uint32_t)I, (uint32_t)J, floor_float(cmin), (uint8_t)lev, (uint8_t)per_item};
+    *sk = (ms_skip){(uint32_t)I, (uint32_t)J, per_item ? INFINITY : floor_float(cmin),
+                    (uint8_t)lev, (uint8_t)per_item};
     return 0;
+}
+
+/* One side of grid_test: for each child a in [a0, a1) of the own tree (tr as beta_side2) with
+ * need[a - a0] set, the maxes of ms_item_box2 (want 0) against every child in [c0, c1) of the
+ * other, into m0, m1[(a - a0) * MS_GRID + (c - c0)]; with l0, from those maxes the log-sum-exps
+ * (out[0] of want 1, out[1] of want 2) into l0, l1 instead. */
+static void grid_side(const ms_sel *S, int tr, int64_t a0, int64_t a1, int64_t c0, int64_t c1,
+                      const unsigned char *need, double eps, double *m0, double *m1, double *l0,
+                      double *l1)
+{
+    const int64_t d = S->g->d, q = c1 - c0, qp = (q + MS_LANES - 1) / MS_LANES * MS_LANES;
+    const ms_tree *t = tr ? S->ty : S->tx, *o = tr ? S->tx : S->ty;
+    const int64_t *bs = tr ? S->bsy : S->bsx;
+    const ms_level *L = &t->lev[S->r], *Bt = &t->lev[S->blk], *Bo = &o->lev[S->blk];
+    double gb[5 * MS_MAXD * MS_GRID];
+    for (int64_t a = a0; a < a1; a++) {
+        if (!need[a - a0]) continue;
+        for (int64_t b = 0; b < qp; b++) { /* the padding repeats the first box */
+            const int64_t c = b < q ? c0 + b : c0;
+            double face[MS_MAXD], sg[MS_MAXD], gap2[MS_MAXD];
+            ms_box2_axes_f64(d, Bo->lo + c * d, Bo->hi + c * d, Bt->lo + a * d, Bt->hi + a * d,
+                             face, sg, gap2);
+            for (int64_t k = 0; k < d; k++) {
+                double *g = gb + 5 * k * MS_GRID;
+                g[b] = Bo->lo[c * d + k];
+                g[MS_GRID + b] = Bo->hi[c * d + k];
+                g[2 * MS_GRID + b] = face[k];
+                g[3 * MS_GRID + b] = sg[k];
+                g[4 * MS_GRID + b] = gap2[k];
+            }
+        }
+        const int64_t o = (a - a0) * MS_GRID;
+        double *s0 = l0 ? l0 + o : NULL, *s1 = l0 ? l1 + o : NULL;
+        if (S->g->dtype == MONGE_F32)
+            ms_grid_max_f32(L->pts, L->K, d, L->lu, bs[a], bs[a + 1], qp, gb, m0 + o, m1 + o, eps,
+                            s0, s1);
+        else
+            ms_grid_max_f64(L->pts, L->K, d, L->lu, bs[a], bs[a + 1], qp, gb, m0 + o, m1 + o, eps,
+                            s0, s1);
+    }
+}
+
+/* The children of the opened cell pair (blk + 1, I, J) tested at once for the squared euclidean
+ * cost (at most MS_GRID children a side): pair_test's decisions in the descent's order.  The
+ * per-item maxes and, where a pair is dropped or its bracket straddles thr, the sums come from one
+ * vector loop per item across the other side's children (grid_side); a pair dropped per item
+ * keeps that bound in its skip entry (exact_bound takes it from there). */
+static int grid_test(const ms_sel *S, int64_t I, int64_t J, double eps, ms_part *P)
+{
+    const int blk = S->blk;
+    const ms_level *LX = &S->tx->lev[blk], *LY = &S->ty->lev[blk];
+    const int64_t a0 = S->tx->lev[blk + 1].child[I], a1 = S->tx->lev[blk + 1].child[I + 1];
+    const int64_t b0 = S->ty->lev[blk + 1].child[J], b1 = S->ty->lev[blk + 1].child[J + 1];
+    enum { NONE, SKIP, CAND, DROP, KEEP, SUMS };
+    enum { G2 = MS_GRID * MS_GRID };
+    unsigned char st[G2], side[G2], na[MS_GRID] = {0}, nb[MS_GRID] = {0};
+    unsigned char sa[MS_GRID] = {0}, sb[MS_GRID] = {0};
+    float cm[G2];
+    double thr[G2], bnd[G2], A0[G2], A1[G2], B0[G2], B1[G2], SA0[G2], SA1[G2], SB0[G2], SB1[G2];
+    for (int64_t a = a0; a < a1; a++) /* the box bound first, as pair_test */
+        for (int64_t b = b0; b < b1; b++) {
+            const int64_t e = (a - a0) * MS_GRID + (b - b0);
+            const double cmin = box_cmin(S, blk, a, b), beta = LX->lu[a] + LY->lu[b] - cmin;
+            cm[e] = floor_float(cmin);
+            side[e] = 0;
+            st[e] = NONE;
+            if (!(beta > -INFINITY)) continue;
+            thr[e] = eps * (fmin(LX->thr[a], LY->thr[b]) - S->tau);
+            st[e] = beta >= thr[e] ? CAND : SKIP;
+            na[a - a0] |= st[e] == CAND;
+        }
+    grid_side(S, 0, a0, a1, b0, b1, na, eps, A0, A1, NULL, NULL);
+    for (int64_t a = a0; a < a1; a++)
+        for (int64_t b = b0; b < b1; b++) {
+            const int64_t e = (a - a0) * MS_GRID + (b - b0);
+            if (st[e] != CAND) continue;
+            const double A[2] = {A0[e], A1[e]};
+            if (!(pair_up0_sq(S, a, b, eps, A) >= thr[e])) st[e] = DROP; /* side 0 */
+            nb[b - b0] = 1;
+        }
+    grid_side(S, 1, b0, b1, a0, a1, nb, eps, B0, B1, NULL, NULL);
+    for (int64_t a = a0; a < a1; a++) /* the brackets (pair_finish_sq) */
+        for (int64_t b = b0; b < b1; b++) {
+            const int64_t e = (a - a0) * MS_GRID + (b - b0), f = (b - b0) * MS_GRID + (a - a0);
+            if (st[e] == CAND) {
+                const double lo0 = A0[e] + B1[f], lo1 = B0[f] + A1[e];
+                side[e] = lo1 < lo0;
+                const double lo = side[e] ? lo1 : lo0, hi = lo + eps * (S->lcx[a] + S->lcy[b]);
+                st[e] = !(hi > -INFINITY) || hi < thr[e] ? DROP : lo >= thr[e] ? KEEP : SUMS;
+            }
+            if (st[e] == DROP || st[e] == SUMS) sa[a - a0] = sb[b - b0] = 1;
+        }
+    grid_side(S, 0, a0, a1, b0, b1, sa, eps, A0, A1, SA0, SA1);
+    grid_side(S, 1, b0, b1, a0, a1, sb, eps, B0, B1, SB0, SB1);
+    for (int64_t a = a0; a < a1; a++)
+        for (int64_t b = b0; b < b1; b++) {
+            const int64_t e = (a - a0) * MS_GRID + (b - b0), f = (b - b0) * MS_GRID + (a - a0);
+            if (st[e] == DROP || st[e] == SUMS) { /* pair_side_sq's sides from the sums */
+                const double v[2] = {SA0[e] + SB1[f], SB0[f] + SA1[e]};
+                const double s0 = v[side[e]], s1 = v[!side[e]];
+                bnd[e] = s0;
+                if (st[e] == SUMS && !(s0 < thr[e])) {
+                    if (s1 < s0) side[e] = !side[e];
+                    bnd[e] = s0 < s1 ? s0 : s1;
+                    st[e] = bnd[e] < thr[e] ? DROP : KEEP;
+                }
+                if (st[e] == SUMS) st[e] = DROP;
+            }
+            if (st[e] == SKIP || st[e] == DROP) {
+                if (!grow((void **)&P->sk, P->ns, &P->caps, sizeof(ms_skip))) return MONGE_ENOMEM;
+                P->sk[P->ns++] = (ms_skip){(uint32_t)a, (uint32_t)b,
+                                           st[e] == DROP ? ceil_float(bnd[e]) : cm[e],
+                                           (uint8_t)blk, (uint8_t)(st[e] == DROP ? 1 + side[e] : 0)};
+            } else if (st[e] == KEEP) {
+                if (!grow((void **)&P->pr, P->np, &P->capp, sizeof(ms_pair))) return MONGE_ENOMEM;
+                P->pr[P->np++] = (ms_pair){(uint32_t)a, (uint32_t)b};
+            }
+        }
+    return MONGE_OK;
 }
 
 typedef struct {
@@ -661,6 +798,10 @@ static int descend(const ms_sel *S, const ms_cand *cand, int64_t nc, double eps,
         } else if (t == 1 && e.lev == S->blk) {
             if (!grow((void **)&P->pr, P->np, &P->capp, sizeof(ms_pair))) goto fail;
             P->pr[P->np++] = (ms_pair){e.I, e.J};
+        } else if (t == 1 && e.lev == S->blk + 1 && S->g->cost == MONGE_COST_SQEUCLIDEAN &&
+                   S->tx->lev[e.lev].child[e.I + 1] - S->tx->lev[e.lev].child[e.I] <= MS_GRID &&
+                   S->ty->lev[e.lev].child[e.J + 1] - S->ty->lev[e.lev].child[e.J] <= MS_GRID) {
+            if (grid_test(S, e.I, e.J, eps, P)) goto fail;
         } else if (t == 1) {
             const ms_level *LX = &S->tx->lev[e.lev], *LY = &S->ty->lev[e.lev];
             for (int64_t i = LX->child[e.I + 1] - 1; i >= LX->child[e.I]; i--)
@@ -828,28 +969,37 @@ static int select_pairs(ms_sel *S, double eps)
     }
     free(A);
     free(B);
+    S->fresh = !st;
     return st;
 }
 
 /* E: the bound of the skipped mass at the current lu (the per-item one where it dropped the pair;
- * the pairs the box bound dropped hold e^-tau of a block's mass at most, and stay with it).  Each
- * part is summed in order and the parts in order: thread-independent. */
-static double skip_bound(const ms_sel *S, double eps, int nth)
+ * the pairs the box bound dropped hold e^-tau of a block's mass at most, and stay with it).
+ * Exactly (dx NULL): the per-item bounds summed over the items into the entries' c, or taken from
+ * there when the selection just left them (fresh).  Else from c and the blocks' growth dx, dy
+ * since: each per-item bound is a log-sum-exp of its items' u_i (v_j) plus terms that do not
+ * move.  Each part is summed in order and the parts in order: thread-independent. */
+static double skip_bound(ms_sel *S, double eps, int nth, const double *dx, const double *dy,
+                         int fresh)
 {
     double part[MS_TASKS + 1], E = 0;
+    const int sq = S->g->cost == MONGE_COST_SQEUCLIDEAN;
     MONGE_PRAGMA(omp parallel for schedule(dynamic, 1) num_threads(nth))
     for (int t = 0; t <= MS_TASKS; t++) {
         double e = 0;
-        const ms_part *P = &S->parts[t];
+        ms_part *P = &S->parts[t];
         for (int64_t q = 0; q < P->ns; q++) {
-            const ms_skip *k = &P->sk[q];
-            double beta = S->tx->lev[k->lev].lu[k->I] + S->ty->lev[k->lev].lu[k->J] - (double)k->cmin;
-            if (k->per_item) { /* squared euclidean: the side that dropped it */
+            ms_skip *k = &P->sk[q];
+            double beta;
+            if (!k->per_item)
+                beta = S->tx->lev[k->lev].lu[k->I] + S->ty->lev[k->lev].lu[k->J] - (double)k->c;
+            else if (dx || (fresh && k->c < INFINITY))
+                beta = (double)k->c + (dx ? dx[k->I] + dy[k->J] : 0.0);
+            else { /* squared euclidean: the side that dropped it */
                 int side;
-                const double b2 = S->g->cost == MONGE_COST_SQEUCLIDEAN
-                                      ? pair_side_sq(S, k->I, k->J, eps, k->per_item - 1)
-                                      : pair_beta(S, k->I, k->J, eps, -INFINITY, &side);
-                beta = b2 < beta ? b2 : beta;
+                beta = sq ? pair_side_sq(S, k->I, k->J, eps, k->per_item - 1)
+                          : pair_beta(S, k->I, k->J, eps, -INFINITY, &side);
+                k->c = ceil_float(beta);
             }
             e += monge_exp(beta / eps);
         }
@@ -1011,34 +1161,53 @@ static int exact_bound(ms_step *M, double eps)
     }
     memcpy(S->lu0x, BX->lu, sizeof(double) * (size_t)BX->K);
     memcpy(S->lu0y, BY->lu, sizeof(double) * (size_t)BY->K);
-    S->E0 = skip_bound(S, eps, M->nth);
+    S->E0 = skip_bound(S, eps, M->nth, NULL, NULL, S->fresh);
+    S->fresh = 0;
     S->bound = S->E0;
     return MONGE_OK;
 }
 
+/* The most the items' lu grew since E's exact evaluation, per block into d (blocks bs of t) and
+ * overall (the return value). */
+static double lu_growth(const ms_sel *S, const ms_tree *t, const int64_t *bs, const double *lu0,
+                        double *d)
+{
+    const ms_level *L = &t->lev[S->r];
+    double all = -INFINITY;
+    for (int64_t B = 0; B < t->lev[S->blk].K; B++) {
+        double m = -INFINITY;
+        for (int64_t i = bs[B]; i < bs[B + 1]; i++) {
+            const double g = L->lu[i] == lu0[i] ? 0.0 : L->lu[i] - lu0[i];
+            m = g > m ? g : m;
+        }
+        d[B] = m;
+        all = m > all ? m : all;
+    }
+    return all;
+}
+
 /* E at the current lu: every skipped term is a log-sum-exp (or a max) over items of u_i + v_j
  * minus a cost bound, so it grew by at most exp((max du + max dv) / eps) over the items since the
- * exact evaluation; re-evaluated exactly when that factor exceeds 2. */
+ * exact evaluation: E0 scaled by that while it is at most 2, else each term from its own blocks'
+ * growth (skip_bound); ms_rows evaluates exactly when that is too large. */
 static int current_bound(ms_step *M, double eps, double *E)
 {
     ms_sel *S = &M->sel;
-    const ms_level *BX = &S->tx->lev[S->r], *BY = &S->ty->lev[S->r];
-    double dx = -INFINITY, dy = -INFINITY;
-    for (int64_t I = 0; I < BX->K; I++) {
-        const double d = BX->lu[I] == S->lu0x[I] ? 0.0 : BX->lu[I] - S->lu0x[I];
-        dx = d > dx ? d : dx;
+    if (!S->dx) {
+        S->dx = malloc(sizeof(double) * (size_t)S->tx->lev[S->blk].K);
+        S->dy = malloc(sizeof(double) * (size_t)S->ty->lev[S->blk].K);
+        if (!S->dx || !S->dy) return MONGE_ENOMEM;
     }
-    for (int64_t J = 0; J < BY->K; J++) {
-        const double d = BY->lu[J] == S->lu0y[J] ? 0.0 : BY->lu[J] - S->lu0y[J];
-        dy = d > dy ? d : dy;
-    }
-    const double grow = exp((dx + dy) / eps);
-    if (S->E0 == 0 || !(grow <= 2.0)) {
-        int st = exact_bound(M, eps);
+    const double gx = lu_growth(S, S->tx, S->bsx, S->lu0x, S->dx);
+    const double gy = lu_growth(S, S->ty, S->bsy, S->lu0y, S->dy);
+    const double grow = exp((gx + gy) / eps);
+    if (S->E0 == 0) {
+        const int st = exact_bound(M, eps);
         *E = S->E0;
         return st;
     }
-    *E = S->E0 * (grow > 1.0 ? grow : 1.0);
+    *E = grow <= 2.0 ? S->E0 * (grow > 1.0 ? grow : 1.0)
+                     : skip_bound(S, eps, M->nth, S->dx, S->dy, 0);
     return MONGE_OK;
 }
 
@@ -1195,11 +1364,13 @@ static void step_free(ms_step *M)
     free(M->scratch);
     free(M->sel.lu0x);
     free(M->sel.lu0y);
+    free(M->sel.dx);
+    free(M->sel.dy);
     free(M->sel.bsx);
     free(M->sel.bsy);
     free(M->sel.lcx);
     free(M->sel.lcy);
-    M->sel.lu0x = M->sel.lu0y = NULL;
+    M->sel.lu0x = M->sel.lu0y = M->sel.dx = M->sel.dy = NULL;
     M->sel.bsx = M->sel.bsy = NULL;
     M->sel.lcx = M->sel.lcy = NULL;
     if (M->pack)
@@ -1949,6 +2120,16 @@ finish:
         }
         for (int64_t i = 0; i < n; i++) f[tx.perm[i]] = M.f[i];
         for (int64_t j = 0; j < m; j++) g[ty.perm[j]] = M.g[j];
+        if (st != MONGE_EINTR && M.sel.lu0x) { /* E at the potentials returned, not the last
+                                                   measured (a half-step before them) */
+            fill_lu(&tx, 0, info->eps_reached, M.f);
+            fill_lu(&ty, 0, info->eps_reached, M.g);
+            const int sb = current_bound(&M, info->eps_reached, &M.sel.bound);
+            if (sb) {
+                st = sb;
+                goto done;
+            }
+        }
         minfo->bound = M.sel.bound;
         minfo->truncation = M.sel.tau;
         minfo->kept_blocks = M.sel.kept_blocks;
