@@ -475,6 +475,24 @@ def test_two_sided_bound_holds_across_separated_boxes(dtype, d):
     assert skipped <= r.bound * (1 + 1e-9)
 
 
+@pytest.mark.parametrize("d,tau,shift", [(1, 4.0, 0.1), (2, 2.0, 0.0), (3, 4.0, 0.0), (3, 8.0, 0.2)])
+def test_reported_bound_holds_the_solves_own_skipped_mass(d, tau, shift):
+    """r.bound is E at the potentials the solve returns, over its own skipped pairs: the dense
+    plan at r.f, r.g less the kept plan's mass there (r.mass) must lie below it.  Between
+    selections E grows each dropped pair's stored bound by its blocks' rise, and at a loose tol
+    the last selection lies well behind the potentials returned (float64: the difference of two
+    sums near 1 is exact to ~1e-15)."""
+    x, y = clouds(500, 400, d, seed=12, shift=shift)
+    eps = 1e-3
+    # a loose solver tol on purpose (see test_per_item_bound_is_an_upper_bound)
+    r = monge.sinkhorn(x, y, eps=eps, method="multiscale", tol=1e-3, truncation=tau)
+    C = ((x[:, None, :] - y[None, :, :]) ** 2).sum(-1)
+    P = np.exp((r.f[:, None] + r.g[None, :] - C) / eps) / (500 * 400)
+    skipped = P.sum() - r.mass
+    assert skipped > 1e-12 and r.kept_entries < 500 * 400 // 2
+    assert skipped <= r.bound * (1 + 1e-9)
+
+
 def test_warm_tol_loosens_only_the_level_at_the_target_eps():
     """2000 points in the unit square at eps = 1e-3: the cells of side 1/16 anneal to 1.95e-3 and
     the cells of side 1/32 start at the target eps, where they only warm-start the points.  A loose
