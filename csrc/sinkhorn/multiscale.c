@@ -414,7 +414,7 @@ typedef struct {
     double E0;      /* E evaluated exactly at the item lu saved in lu0x, lu0y */
     double *lu0x, *lu0y;
     double *dx, *dy; /* per block: the most its items' lu grew since then (current_bound) */
-    int fresh;       /* the skip list's b0 are at the current lu (select_pairs) */
+    int fresh;       /* the per-item entries' c are at the current lu (select_pairs) */
     int reselect;
     int nsel;
     int nth;
