@@ -509,12 +509,22 @@ static double pair_side_sq(const ms_sel *S, int64_t I, int64_t J, double eps, in
 /* pair_beta_sq from the maxes of both sides (A: the rows', B: the columns', as ms_item_box2's
  * want 0) at a thr the upper end up0 did not decide: the bracket [lo, lo + eps log of both
  * counts] of the smaller product, then the exact sums where it straddles thr. */
-static double pair_finish_sq(const ms_sel *S, int64_t I, int64_t J, double eps, double thr,
-                             const double *A, const double *B, int *side)
+/* The bracket [*lo, return value] of the smaller product from both sides' maxes, its side in
+ * *side (pair_finish_sq, grid_test). */
+static double pair_bracket_sq(const ms_sel *S, int64_t I, int64_t J, double eps, const double *A,
+                              const double *B, double *lo, int *side)
 {
     const double lo0 = A[0] + B[1], lo1 = B[0] + A[1];
     *side = lo1 < lo0;
-    const double lo = *side ? lo1 : lo0, hi = lo + eps * (S->lcx[I] + S->lcy[J]);
+    *lo = *side ? lo1 : lo0;
+    return *lo + eps * (S->lcx[I] + S->lcy[J]);
+}
+
+static double pair_finish_sq(const ms_sel *S, int64_t I, int64_t J, double eps, double thr,
+                             const double *A, const double *B, int *side)
+{
+    double lo;
+    const double hi = pair_bracket_sq(S, I, J, eps, A, B, &lo, side);
     if (!(hi > -INFINITY) || hi < thr || lo >= thr) return hi < thr ? hi : lo;
     const double s0 = pair_side_sq(S, I, J, eps, *side);
     if (s0 < thr) return s0;
@@ -737,9 +747,11 @@ static int grid_test(const ms_sel *S, int64_t I, int64_t J, double eps, ms_part 
         for (int64_t b = b0; b < b1; b++) {
             const int64_t e = (a - a0) * MS_GRID + (b - b0), f = (b - b0) * MS_GRID + (a - a0);
             if (st[e] == CAND) {
-                const double lo0 = A0[e] + B1[f], lo1 = B0[f] + A1[e];
-                side[e] = lo1 < lo0;
-                const double lo = side[e] ? lo1 : lo0, hi = lo + eps * (S->lcx[a] + S->lcy[b]);
+                const double A[2] = {A0[e], A1[e]}, B[2] = {B0[f], B1[f]};
+                double lo;
+                int sd;
+                const double hi = pair_bracket_sq(S, a, b, eps, A, B, &lo, &sd);
+                side[e] = (unsigned char)sd;
                 st[e] = !(hi > -INFINITY) || hi < thr[e] ? DROP : lo >= thr[e] ? KEEP : SUMS;
             }
             if (st[e] == DROP || st[e] == SUMS) sa[a - a0] = sb[b - b0] = 1;
