@@ -112,6 +112,21 @@ def test_divergence_and_gradients_match_exact():
         np.testing.assert_allclose(got - got.mean(), ref - ref.mean(), atol=1e-7)
 
 
+def test_block_grid_path_matches_exact():
+    # from about this size (2-D) the descent's frontier stops above the blocks' parents, so the
+    # opened parents go through the grid test, and in the self-terms through its mirrored half
+    # (a pair I < J stands for J, I); the 800-point tests above never reach it
+    x, y = clouds(2000, 2000, 2, seed=3, shift=0.1)
+    d = monge.sinkhorn_divergence(x, y, eps=5e-3, grad=True, method="multiscale", tol=1e-9)
+    e = monge.sinkhorn_divergence(x, y, eps=5e-3, grad=True, tol=1e-11)
+    assert d.converged
+    assert abs(d.value - e.value) <= 1e-9 * abs(e.value)
+    assert abs(d.ot_aa - e.ot_aa) <= 1e-9 * abs(e.ot_aa)
+    assert abs(d.ot_bb - e.ot_bb) <= 1e-9 * abs(e.ot_bb)
+    for got, ref in ((d.grad_x, e.grad_x), (d.grad_y, e.grad_y)):
+        np.testing.assert_allclose(got, ref, atol=1e-8 * np.abs(ref).max())
+
+
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_solve_gradients_match_the_plan_pass(dtype):
     # the gradients of the solve's final pass (solve(grads=...), the divergence's) against

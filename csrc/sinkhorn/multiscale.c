@@ -418,6 +418,8 @@ typedef struct {
     int reselect;
     int nsel;
     int nth;
+    int mirror; /* the trees are equal and so are lu (the symmetric problem): a pair I < J is
+                   tested once and its result also stands for J, I */
 } ms_sel;
 
 static ms_sel sel_make(const monge_geometry *g, ms_tree *tx, ms_tree *ty,
@@ -631,6 +633,28 @@ static int grow(void **buf, int64_t n, int64_t *cap, size_t es)
     return 1;
 }
 
+/* Appends a skip entry to P, with its mirror image when mirror and I != J (the side swaps). */
+static int put_skip(ms_part *P, ms_skip k, int mirror)
+{
+    if (!grow((void **)&P->sk, P->ns, &P->caps, sizeof k)) return MONGE_ENOMEM;
+    P->sk[P->ns++] = k;
+    if (!mirror || k.I == k.J) return MONGE_OK;
+    if (!grow((void **)&P->sk, P->ns, &P->caps, sizeof k)) return MONGE_ENOMEM;
+    P->sk[P->ns++] = (ms_skip){k.J, k.I, k.c, k.lev, (uint8_t)(k.per_item ? 3 - k.per_item : 0)};
+    return MONGE_OK;
+}
+
+/* Appends a kept pair to P, with its mirror image when mirror and I != J. */
+static int put_pair(ms_part *P, uint32_t I, uint32_t J, int mirror)
+{
+    if (!grow((void **)&P->pr, P->np, &P->capp, sizeof(ms_pair))) return MONGE_ENOMEM;
+    P->pr[P->np++] = (ms_pair){I, J};
+    if (!mirror || I == J) return MONGE_OK;
+    if (!grow((void **)&P->pr, P->np, &P->capp, sizeof(ms_pair))) return MONGE_ENOMEM;
+    P->pr[P->np++] = (ms_pair){J, I};
+    return MONGE_OK;
+}
+
 static float floor_float(double c)
 {
     float f = (float)c;
@@ -711,7 +735,7 @@ static void grid_side(const ms_sel *S, int tr, int64_t a0, int64_t a1, int64_t c
  * keeps that bound in its skip entry (exact_bound takes it from there). */
 static int grid_test(const ms_sel *S, int64_t I, int64_t J, double eps, ms_part *P)
 {
-    const int blk = S->blk;
+    const int blk = S->blk, mirror = S->mirror && I != J; /* I = J: all its pairs are tested */
     const ms_level *LX = &S->tx->lev[blk], *LY = &S->ty->lev[blk];
     const int64_t a0 = S->tx->lev[blk + 1].child[I], a1 = S->tx->lev[blk + 1].child[I + 1];
     const int64_t b0 = S->ty->lev[blk + 1].child[J], b1 = S->ty->lev[blk + 1].child[J + 1];
@@ -772,15 +796,16 @@ static int grid_test(const ms_sel *S, int64_t I, int64_t J, double eps, ms_part 
                 }
                 if (st[e] == SUMS) st[e] = DROP;
             }
-            if (st[e] == SKIP || st[e] == DROP) {
-                if (!grow((void **)&P->sk, P->ns, &P->caps, sizeof(ms_skip))) return MONGE_ENOMEM;
-                P->sk[P->ns++] = (ms_skip){(uint32_t)a, (uint32_t)b,
-                                           st[e] == DROP ? ceil_float(bnd[e]) : cm[e],
-                                           (uint8_t)blk, (uint8_t)(st[e] == DROP ? 1 + side[e] : 0)};
-            } else if (st[e] == KEEP) {
-                if (!grow((void **)&P->pr, P->np, &P->capp, sizeof(ms_pair))) return MONGE_ENOMEM;
-                P->pr[P->np++] = (ms_pair){(uint32_t)a, (uint32_t)b};
-            }
+            int rc = MONGE_OK;
+            if (st[e] == SKIP || st[e] == DROP)
+                rc = put_skip(P,
+                              (ms_skip){(uint32_t)a, (uint32_t)b,
+                                        st[e] == DROP ? ceil_float(bnd[e]) : cm[e], (uint8_t)blk,
+                                        (uint8_t)(st[e] == DROP ? 1 + side[e] : 0)},
+                              mirror);
+            else if (st[e] == KEEP)
+                rc = put_pair(P, (uint32_t)a, (uint32_t)b, mirror);
+            if (rc) return rc;
         }
     return MONGE_OK;
 }
@@ -805,19 +830,18 @@ static int descend(const ms_sel *S, const ms_cand *cand, int64_t nc, double eps,
         ms_skip sk;
         const int t = pair_test(S, e.lev, e.I, e.J, eps, &sk);
         if (t == 0) {
-            if (!grow((void **)&P->sk, P->ns, &P->caps, sizeof sk)) goto fail;
-            P->sk[P->ns++] = sk;
+            if (put_skip(P, sk, S->mirror)) goto fail;
         } else if (t == 1 && e.lev == S->blk) {
-            if (!grow((void **)&P->pr, P->np, &P->capp, sizeof(ms_pair))) goto fail;
-            P->pr[P->np++] = (ms_pair){e.I, e.J};
+            if (put_pair(P, e.I, e.J, S->mirror)) goto fail;
         } else if (t == 1 && e.lev == S->blk + 1 && S->g->cost == MONGE_COST_SQEUCLIDEAN &&
                    S->tx->lev[e.lev].child[e.I + 1] - S->tx->lev[e.lev].child[e.I] <= MS_GRID &&
                    S->ty->lev[e.lev].child[e.J + 1] - S->ty->lev[e.lev].child[e.J] <= MS_GRID) {
             if (grid_test(S, e.I, e.J, eps, P)) goto fail;
         } else if (t == 1) {
             const ms_level *LX = &S->tx->lev[e.lev], *LY = &S->ty->lev[e.lev];
+            const int half = S->mirror && e.I == e.J; /* (j, i) stands for (i, j) */
             for (int64_t i = LX->child[e.I + 1] - 1; i >= LX->child[e.I]; i--)
-                for (int64_t j = LY->child[e.J + 1] - 1; j >= LY->child[e.J]; j--) {
+                for (int64_t j = LY->child[e.J + 1] - 1; j >= (half ? i : LY->child[e.J]); j--) {
                     if (!grow((void **)&stack, ns, &cap, sizeof *stack)) goto fail;
                     stack[ns++] = (ms_cand){(uint32_t)i, (uint32_t)j, e.lev - 1};
                 }
@@ -912,7 +936,7 @@ static int select_pairs(ms_sel *S, double eps)
     ms_cand *fr = NULL;
     int st = MONGE_OK;
     for (int64_t I = 0; I < S->tx->lev[top].K && !st; I++)
-        for (int64_t J = 0; J < S->ty->lev[top].K && !st; J++) {
+        for (int64_t J = S->mirror ? I : 0; J < S->ty->lev[top].K && !st; J++) {
             if (!grow((void **)&fr, nf, &capf, sizeof *fr)) st = MONGE_ENOMEM;
             else fr[nf++] = (ms_cand){(uint32_t)I, (uint32_t)J, top};
         }
@@ -924,12 +948,13 @@ static int select_pairs(ms_sel *S, double eps)
             ms_skip sk;
             const int t = pair_test(S, lev, fr[c].I, fr[c].J, eps, &sk);
             if (t == 0) {
-                if (!grow((void **)&P0->sk, P0->ns, &P0->caps, sizeof sk)) st = MONGE_ENOMEM;
-                else P0->sk[P0->ns++] = sk;
+                st = put_skip(P0, sk, S->mirror);
             } else if (t == 1) {
                 const ms_level *LX = &S->tx->lev[lev], *LY = &S->ty->lev[lev];
+                const int half = S->mirror && fr[c].I == fr[c].J;
                 for (int64_t i = LX->child[fr[c].I]; i < LX->child[fr[c].I + 1] && !st; i++)
-                    for (int64_t j = LY->child[fr[c].J]; j < LY->child[fr[c].J + 1] && !st; j++) {
+                    for (int64_t j = half ? i : LY->child[fr[c].J]; j < LY->child[fr[c].J + 1] && !st;
+                         j++) {
                         if (!grow((void **)&f2, n2, &cap2, sizeof *f2)) st = MONGE_ENOMEM;
                         else f2[n2++] = (ms_cand){(uint32_t)i, (uint32_t)j, lev - 1};
                     }
@@ -1200,8 +1225,8 @@ static double lu_growth(const ms_sel *S, const ms_tree *t, const int64_t *bs, co
 
 /* E at the current lu: every skipped term is a log-sum-exp (or a max) over items of u_i + v_j
  * minus a cost bound, so it grew by at most exp((max du + max dv) / eps) over the items since the
- * exact evaluation: E0 scaled by that while it is at most 2, else each term from its own blocks'
- * growth (skip_bound); ms_rows evaluates exactly when that is too large. */
+ * exact evaluation: E0 scaled by that while it is at most 2 and within the budget, else each term
+ * from its own blocks' growth (skip_bound); ms_rows evaluates exactly when that is too large. */
 static int current_bound(ms_step *M, double eps, double *E)
 {
     ms_sel *S = &M->sel;
@@ -1218,8 +1243,9 @@ static int current_bound(ms_step *M, double eps, double *E)
         *E = S->E0;
         return st;
     }
-    *E = grow <= 2.0 ? S->E0 * (grow > 1.0 ? grow : 1.0)
-                     : skip_bound(S, eps, M->nth, S->dx, S->dy, 0);
+    const double Eg = S->E0 * (grow > 1.0 ? grow : 1.0);
+    *E = grow <= 2.0 && Eg <= S->frac * M->stage_tol ? Eg
+                                                      : skip_bound(S, eps, M->nth, S->dx, S->dy, 0);
     return MONGE_OK;
 }
 
@@ -1951,6 +1977,7 @@ static int ms_solve(const monge_problem *pb, const monge_sinkhorn_params *par,
     M.sym = sym;
     M.reselections = &resel;
     M.sel = sel_make(geo, &tx, &ty, mp, M.nth);
+    M.sel.mirror = sym;
     /* eps at the top: the largest cost (bounding boxes), unless warm started at the target */
     double eps = par->eps;
     int r = 0;
