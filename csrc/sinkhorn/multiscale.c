@@ -411,7 +411,8 @@ typedef struct {
     ms_part parts[MS_TASKS + 1]; /* the skip list: parts[0] from the frontier, then the tasks' */
     int64_t nskip;
     double bound;   /* E at the last measured state */
-    double E0;      /* E evaluated exactly at the item lu saved in lu0x, lu0y */
+    double E0;      /* E at the item lu saved in lu0x, lu0y */
+    int e0_exact;   /* E0 is the exact evaluation there (else the blocks' drift bound) */
     double *lu0x, *lu0y;
     double *dx, *dy; /* per block: the most its items' lu grew since then (current_bound) */
     int fresh;       /* the per-item entries' c are at the current lu (select_pairs) */
@@ -1015,7 +1016,8 @@ static int select_pairs(ms_sel *S, double eps)
  * Exactly (dx NULL): the per-item bounds summed over the items into the entries' c, or taken from
  * there when the selection just left them (fresh).  Else from c and the blocks' growth dx, dy
  * since: each per-item bound is a log-sum-exp of its items' u_i (v_j) plus terms that do not
- * move.  Each part is summed in order and the parts in order: thread-independent. */
+ * move; the grown bounds are written back to c (current_bound rebases on them).  Each part is
+ * summed in order and the parts in order: thread-independent. */
 static double skip_bound(ms_sel *S, double eps, int nth, const double *dx, const double *dy,
                          int fresh)
 {
@@ -1030,8 +1032,11 @@ static double skip_bound(ms_sel *S, double eps, int nth, const double *dx, const
             double beta;
             if (!k->per_item)
                 beta = S->tx->lev[k->lev].lu[k->I] + S->ty->lev[k->lev].lu[k->J] - (double)k->c;
-            else if (dx || (fresh && k->c < INFINITY))
-                beta = (double)k->c + (dx ? dx[k->I] + dy[k->J] : 0.0);
+            else if (dx) {
+                beta = (double)k->c + dx[k->I] + dy[k->J];
+                k->c = ceil_float(beta);
+            } else if (fresh && k->c < INFINITY)
+                beta = (double)k->c;
             else { /* squared euclidean: the side that dropped it */
                 int side;
                 beta = sq ? pair_side_sq(S, k->I, k->J, eps, k->per_item - 1)
@@ -1199,6 +1204,7 @@ static int exact_bound(ms_step *M, double eps)
     memcpy(S->lu0x, BX->lu, sizeof(double) * (size_t)BX->K);
     memcpy(S->lu0y, BY->lu, sizeof(double) * (size_t)BY->K);
     S->E0 = skip_bound(S, eps, M->nth, NULL, NULL, S->fresh);
+    S->e0_exact = 1;
     S->fresh = 0;
     S->bound = S->E0;
     return MONGE_OK;
@@ -1224,9 +1230,10 @@ static double lu_growth(const ms_sel *S, const ms_tree *t, const int64_t *bs, co
 }
 
 /* E at the current lu: every skipped term is a log-sum-exp (or a max) over items of u_i + v_j
- * minus a cost bound, so it grew by at most exp((max du + max dv) / eps) over the items since the
- * exact evaluation: E0 scaled by that while it is at most 2 and within the budget, else each term
- * from its own blocks' growth (skip_bound); ms_rows evaluates exactly when that is too large. */
+ * minus a cost bound, so it grew by at most exp((max du + max dv) / eps) over the items since E0
+ * was taken: E0 scaled by that while it is at most 2 and within the budget, else each term from
+ * its own blocks' growth (skip_bound), which becomes the new E0 at the current lu (a drift bound,
+ * not exact: ms_rows evaluates exactly when it is too large). */
 static int current_bound(ms_step *M, double eps, double *E)
 {
     ms_sel *S = &M->sel;
@@ -1244,8 +1251,15 @@ static int current_bound(ms_step *M, double eps, double *E)
         return st;
     }
     const double Eg = S->E0 * (grow > 1.0 ? grow : 1.0);
-    *E = grow <= 2.0 && Eg <= S->frac * M->stage_tol ? Eg
-                                                      : skip_bound(S, eps, M->nth, S->dx, S->dy, 0);
+    if (grow <= 2.0 && Eg <= S->frac * M->stage_tol) {
+        *E = Eg;
+        return MONGE_OK;
+    }
+    *E = skip_bound(S, eps, M->nth, S->dx, S->dy, 0);
+    memcpy(S->lu0x, S->tx->lev[S->r].lu, sizeof(double) * (size_t)S->tx->lev[S->r].K);
+    memcpy(S->lu0y, S->ty->lev[S->r].lu, sizeof(double) * (size_t)S->ty->lev[S->r].K);
+    S->E0 = *E;
+    S->e0_exact = 0;
     return MONGE_OK;
 }
 
@@ -1278,7 +1292,7 @@ static int ms_rows(sk_step *st, double eps, double omega, double *err)
     double E;
     int rc = current_bound(M, eps, &E);
     if (rc) return rc;
-    if (E > M->sel.frac * M->stage_tol && E != M->sel.E0) { /* the drift estimate: exactly */
+    if (E > M->sel.frac * M->stage_tol && !(E == M->sel.E0 && M->sel.e0_exact)) { /* exactly */
         rc = exact_bound(M, eps);
         if (rc) return rc;
         E = M->sel.E0;
