@@ -159,4 +159,8 @@ MONGE_INLINE double monge_exp(double x) { return x < MONGE_EXP_LO ? 0.0 : monge_
 
 MONGE_INLINE float monge_expf(float x) { return x < MONGE_EXPF_LO ? 0.0f : monge_expf_sum(x); }
 
+/* The multiscale solver's test hook (sinkhorn/multiscale.c, drift_check): set by the C tests. */
+extern int monge_ms_check_drift;
+extern int64_t monge_ms_drift_checked, monge_ms_drift_below;
+
 #endif

@@ -2,6 +2,7 @@
  * `make test`).  Each CHECK prints what failed; the exit code is the number of failures. */
 #include "../monge.h"
 #include "../anderson.h"
+#include "../internal.h"
 
 #include <math.h>
 #include <stdio.h>
@@ -633,6 +634,45 @@ static void test_multiscale(void)
 /* The coarse correction: 3000 points in the unit square at eps = 1e-3 and tol 1e-4, where the
  * points level only refines; the correction runs, and the value and potentials stay the exact
  * solve's within what tol allows; without it none runs. */
+/* E's drift bounds between exact evaluations (each skipped pair's bound grown by its blocks'
+ * largest rise, or E0 by the overall one) against the exact per-item bounds at the same
+ * potentials: a loose tol and a small tau keep E large and the last selection far behind.
+ * Halving the blocks' rise fails it (640 entries below), and so does leaving out the overall
+ * one; its square root does not (the overall rise is far above any pair's). */
+static void test_multiscale_drift_bound(void)
+{
+    enum { N = 3000, D = 2 };
+    static double x[N * D], y[N * D], f[N], g[N];
+    for (int i = 0; i < N * D; i++) x[i] = urand();
+    for (int j = 0; j < N * D; j++) y[j] = 0.8 * urand() + 0.15;
+    monge_geometry geo = {.n = N, .m = N, .dtype = MONGE_F64, .x = x, .y = y, .d = D,
+                          .cost = MONGE_COST_SQEUCLIDEAN};
+    monge_problem pb = {.geom = &geo, .tau_a = INFINITY, .tau_b = INFINITY};
+    monge_sinkhorn_params par;
+    monge_sinkhorn_params_init(&par);
+    par.eps = 2e-3;
+    monge_ms_params mp;
+    monge_ms_params_init(&mp);
+    monge_sinkhorn_info info;
+    monge_ms_info mi;
+    const double tols[2] = {1e-3, 1e-2}, taus[2] = {4.0, 8.0};
+    monge_ms_check_drift = 1;
+    monge_ms_drift_checked = monge_ms_drift_below = 0;
+    for (int a = 0; a < 2; a++)
+        for (int b = 0; b < 2; b++) {
+            par.tol = tols[a];
+            mp.truncation = taus[b];
+            const int st = monge_sinkhorn_multiscale(&pb, &par, &mp, f, g, &info, &mi);
+            CHECK(st == MONGE_OK, "drift bound run: status %d", st);
+            const int st2 = monge_sinkhorn_multiscale_symmetric(&pb, &par, &mp, f, &info, &mi);
+            CHECK(st2 == MONGE_OK, "drift bound symmetric run: status %d", st2);
+        }
+    monge_ms_check_drift = 0;
+    CHECK(monge_ms_drift_checked > 1000 && monge_ms_drift_below == 0,
+          "drift bounds: %lld checked, %lld below the exact bound",
+          (long long)monge_ms_drift_checked, (long long)monge_ms_drift_below);
+}
+
 static void test_multiscale_coarse_correction(void)
 {
     enum { N = 3000, D = 2 };
@@ -726,6 +766,7 @@ int main(void)
     test_kernel_path();
     test_anderson();
     test_multiscale();
+    test_multiscale_drift_bound();
     test_multiscale_coarse_correction();
     test_schedule_terminates();
     return REPORT();
