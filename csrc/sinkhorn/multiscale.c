@@ -2080,6 +2080,9 @@ static int ms_solve(const monge_problem *pb, const monge_sinkhorn_params *par,
             memset(M.f, 0, sizeof(double) * (size_t)M.sel.n);
             memset(M.g, 0, sizeof(double) * (size_t)M.sel.m);
         }
+        if (sym) /* one potential: the mirrored selection relies on f = g exactly (the slopes of
+                    the two sides may differ in the last bits) */
+            memcpy(M.g, M.f, sizeof(double) * (size_t)M.sel.m);
         const double side = level_side(s, r);
         double eps_lo = r > 0 ? mp->switch_ratio * side * side : par->eps;
         if (eps_lo < par->eps) eps_lo = par->eps;
