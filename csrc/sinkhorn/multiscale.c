@@ -1018,11 +1018,23 @@ static int select_pairs(ms_sel *S, double eps)
  * since: each per-item bound is a log-sum-exp of its items' u_i (v_j) plus terms that do not
  * move; the grown bounds are written back to c (current_bound rebases on them).  Each part is
  * summed in order and the parts in order: thread-independent. */
+/* A skip entry's term of E at the current lu: from the blocks' lu (box entries), or the
+ * per-item bound summed over the items (for the squared euclidean cost, on the side that dropped
+ * it). */
+static double skip_term(const ms_sel *S, const ms_skip *k, double eps)
+{
+    int side;
+    if (!k->per_item)
+        return S->tx->lev[k->lev].lu[k->I] + S->ty->lev[k->lev].lu[k->J] - (double)k->c;
+    return S->g->cost == MONGE_COST_SQEUCLIDEAN
+               ? pair_side_sq(S, k->I, k->J, eps, k->per_item - 1)
+               : pair_beta(S, k->I, k->J, eps, -INFINITY, &side);
+}
+
 static double skip_bound(ms_sel *S, double eps, int nth, const double *dx, const double *dy,
                          int fresh)
 {
     double part[MS_TASKS + 1], E = 0;
-    const int sq = S->g->cost == MONGE_COST_SQEUCLIDEAN;
     MONGE_PRAGMA(omp parallel for schedule(dynamic, 1) num_threads(nth))
     for (int t = 0; t <= MS_TASKS; t++) {
         double e = 0;
@@ -1030,18 +1042,14 @@ static double skip_bound(ms_sel *S, double eps, int nth, const double *dx, const
         for (int64_t q = 0; q < P->ns; q++) {
             ms_skip *k = &P->sk[q];
             double beta;
-            if (!k->per_item)
-                beta = S->tx->lev[k->lev].lu[k->I] + S->ty->lev[k->lev].lu[k->J] - (double)k->c;
-            else if (dx) {
+            if (k->per_item && dx) {
                 beta = (double)k->c + dx[k->I] + dy[k->J];
                 k->c = ceil_float(beta);
-            } else if (fresh && k->c < INFINITY)
+            } else if (k->per_item && fresh && k->c < INFINITY)
                 beta = (double)k->c;
-            else { /* squared euclidean: the side that dropped it */
-                int side;
-                beta = sq ? pair_side_sq(S, k->I, k->J, eps, k->per_item - 1)
-                          : pair_beta(S, k->I, k->J, eps, -INFINITY, &side);
-                k->c = ceil_float(beta);
+            else {
+                beta = skip_term(S, k, eps);
+                if (k->per_item) k->c = ceil_float(beta);
             }
             e += monge_exp(beta / eps);
         }
@@ -1241,22 +1249,14 @@ int64_t monge_ms_drift_checked = 0, monge_ms_drift_below = 0;
 
 static void drift_check(ms_sel *S, double eps, double Eg, int entries)
 {
-    const int sq = S->g->cost == MONGE_COST_SQEUCLIDEAN;
     double E = 0;
     for (int t = 0; t <= MS_TASKS; t++)
         for (int64_t q = 0; q < S->parts[t].ns; q++) {
             const ms_skip *k = &S->parts[t].sk[q];
-            double beta;
-            int side;
-            if (!k->per_item)
-                beta = S->tx->lev[k->lev].lu[k->I] + S->ty->lev[k->lev].lu[k->J] - (double)k->c;
-            else {
-                beta = sq ? pair_side_sq(S, k->I, k->J, eps, k->per_item - 1)
-                          : pair_beta(S, k->I, k->J, eps, -INFINITY, &side);
-                if (entries) {
-                    monge_ms_drift_checked++;
-                    monge_ms_drift_below += beta > (double)k->c;
-                }
+            const double beta = skip_term(S, k, eps);
+            if (k->per_item && entries) {
+                monge_ms_drift_checked++;
+                monge_ms_drift_below += beta > (double)k->c;
             }
             E += monge_exp(beta / eps);
         }
